@@ -1,0 +1,47 @@
+# Glimpse — make run | make test | make bench
+#
+#   make run     build, start a private ClickHouse (if none answers), fetch the
+#                demo geo database, write a demo glimpse.yaml, migrate, serve
+#   make test    gofmt/vet, unit tests, integration tests on a private
+#                ClickHouse (started and stopped by PID if none was running)
+#   make bench   benchmarks (ratios against a baseline in the same run)
+
+SHELL := /bin/bash
+GO ?= go
+GLIMPSE_CH_PORT ?= 9000
+export GLIMPSE_CH_PORT
+LISTEN ?= 127.0.0.1:8080
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: run build test check unit integration bench clickhouse-start clickhouse-stop clean
+
+build:
+	@scripts/ensure-go
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/glimpse ./cmd/glimpse
+
+run: build
+	@scripts/clickhouse start
+	@geo=$$(scripts/geoip) && \
+	if [ ! -f glimpse.yaml ]; then cp scripts/demo.yaml glimpse.yaml && echo "wrote demo glimpse.yaml"; fi && \
+	echo "" && \
+	echo "  collector:  http://$(LISTEN)/" && \
+	echo "  health:     http://$(LISTEN)/healthz   readiness: http://$(LISTEN)/readyz" && \
+	echo "  metrics:    http://$(LISTEN)/metrics" && \
+	echo "" && \
+	exec bin/glimpse serve --config glimpse.yaml --listen $(LISTEN) \
+		--clickhouse clickhouse://127.0.0.1:$(GLIMPSE_CH_PORT)/glimpse --geoip "$$geo"
+
+test:
+	@scripts/test
+
+bench:
+	@scripts/bench
+
+clickhouse-start:
+	@scripts/clickhouse start
+
+clickhouse-stop:
+	@scripts/clickhouse stop
+
+clean:
+	rm -rf bin .bench

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/glimpse-analytics/glimpse/migrations"
+)
+
+func migrateCommand() *command {
+	var cluster string
+	var print bool
+	return &command{
+		name:  "migrate",
+		usage: "apply the ClickHouse schema migrations (--cluster NAME for a cluster, --print to show the SQL)",
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&cluster, "cluster", "", "render for a ClickHouse cluster: ON CLUSTER NAME, Replicated*/Distributed engines")
+			fs.BoolVar(&print, "print", false, "print the rendered SQL of every migration instead of applying it")
+		},
+		run: func(ctx context.Context, o *Options, _ *flag.FlagSet, _ []string, stdout io.Writer, log *slog.Logger) error {
+			opts, err := migrations.ParseDSN(o.ClickHouse)
+			if err != nil {
+				return err
+			}
+			target := migrations.Target{Database: opts.Auth.Database, Cluster: cluster}
+			if print {
+				return printMigrations(stdout, target)
+			}
+			conn, err := migrations.Open(ctx, o.ClickHouse)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			done, err := migrations.NewRunner(conn, target, nil, log).Apply(ctx)
+			if err != nil {
+				return err
+			}
+			if len(done) == 0 {
+				fmt.Fprintln(stdout, "schema is current; nothing to apply")
+			}
+			for _, m := range done {
+				fmt.Fprintf(stdout, "applied %s\n", m.Name)
+			}
+			return nil
+		},
+	}
+}
+
+func printMigrations(w io.Writer, t migrations.Target) error {
+	ms, err := migrations.Load(migrations.Files())
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		stmts, err := m.Statements(t)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "-- %s\n%s;\n\n", m.Name, strings.Join(stmts, ";\n\n"))
+	}
+	return nil
+}

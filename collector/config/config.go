@@ -1,0 +1,368 @@
+// Package config loads and validates the sites file (glimpse.yaml): the
+// sites Glimpse collects for, their privacy settings, and the Stats API
+// keys. Errors name the file, the line and the field.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// File is a parsed and validated sites file.
+type File struct {
+	Sites   []Site   `yaml:"sites"`
+	APIKeys []APIKey `yaml:"api_keys"`
+
+	byHost map[string]*Site // domains and aliases without "www."
+}
+
+// Site is one tracked web site.
+type Site struct {
+	// Domain identifies the site; events whose domain or page host is not a
+	// site's domain or alias are dropped. Lower-case host name, no scheme.
+	Domain  string   `yaml:"domain"`
+	Aliases []string `yaml:"aliases"`
+	// Timezone is an IANA zone for reports (default UTC).
+	Timezone string `yaml:"timezone"`
+	// QueryAllow lists extra URL query keys kept on stored page URLs, beside
+	// utm_*, ref and source.
+	QueryAllow []string `yaml:"query_allow"`
+	Privacy    Privacy  `yaml:"privacy"`
+
+	// Location is Timezone loaded.
+	Location *time.Location `yaml:"-"`
+}
+
+// Privacy modes.
+const (
+	ModeStrict    = "strict"    // no identifiers beyond the daily-salted hash
+	ModeAggregate = "aggregate" // opted-out visits counted with no identifier
+	ModeConsented = "consented" // the site may send a consented user id
+)
+
+// Geo precisions.
+const (
+	GeoCountry = "country"
+	GeoRegion  = "region"
+	GeoCity    = "city"
+)
+
+// Privacy holds a site's privacy settings; defaults are applied by Load.
+type Privacy struct {
+	Mode            string `yaml:"mode"`             // default strict
+	HonorGPC        *bool  `yaml:"honor_gpc"`        // default true
+	HonorDNT        *bool  `yaml:"honor_dnt"`        // default false
+	KAnonymity      int    `yaml:"k_anonymity"`      // default 5, at least 2
+	RetentionMonths int    `yaml:"retention_months"` // default 25
+	Geo             string `yaml:"geo"`              // default region
+}
+
+// GPC reports whether Sec-GPC: 1 opts a visitor out.
+func (p Privacy) GPC() bool { return p.HonorGPC == nil || *p.HonorGPC }
+
+// DNT reports whether DNT: 1 opts a visitor out.
+func (p Privacy) DNT() bool { return p.HonorDNT != nil && *p.HonorDNT }
+
+// APIKey grants Stats API access to some sites. Only the key's SHA-256 is
+// stored.
+type APIKey struct {
+	Name   string   `yaml:"name"`
+	SHA256 string   `yaml:"sha256"`
+	Sites  []string `yaml:"sites"`
+}
+
+// Defaults.
+const (
+	DefaultK               = 5
+	DefaultRetentionMonths = 25
+)
+
+// Error is a validation error at a place in the file.
+type Error struct {
+	File  string
+	Line  int
+	Field string // e.g. sites[0].privacy.mode
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteString(":" + strconv.Itoa(e.Line))
+	}
+	b.WriteString(": ")
+	if e.Field != "" {
+		b.WriteString(e.Field + ": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Load reads and validates the sites file at path.
+func Load(path string) (*File, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read sites file: %w (set --config or GLIMPSE_CONFIG)", err)
+	}
+	return Parse(path, b)
+}
+
+var yamlLine = regexp.MustCompile(`^line (\d+): (.*)$`)
+var unknownField = regexp.MustCompile(`^field (\S+) not found in type config\.(\w+)$`)
+
+// Parse validates the sites file content b; name is used in errors.
+func Parse(name string, b []byte) (*File, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return nil, typeError(name, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	var f File
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+		var te *yaml.TypeError
+		if errors.As(err, &te) && len(te.Errors) > 0 {
+			var errs []error
+			for _, msg := range te.Errors {
+				errs = append(errs, typeError(name, msg))
+			}
+			return nil, errors.Join(errs...)
+		}
+		return nil, &Error{File: name, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	v := validator{name: name, root: &root}
+	v.file(&f)
+	if len(v.errs) > 0 {
+		return nil, errors.Join(v.errs...)
+	}
+	f.byHost = make(map[string]*Site)
+	for i := range f.Sites {
+		s := &f.Sites[i]
+		f.byHost[strings.TrimPrefix(s.Domain, "www.")] = s
+		for _, a := range s.Aliases {
+			f.byHost[strings.TrimPrefix(a, "www.")] = s
+		}
+	}
+	return &f, nil
+}
+
+func typeError(name, msg string) error {
+	m := yamlLine.FindStringSubmatch(msg)
+	if m == nil {
+		return &Error{File: name, Msg: msg}
+	}
+	line, _ := strconv.Atoi(m[1])
+	text := m[2]
+	if u := unknownField.FindStringSubmatch(text); u != nil {
+		text = fmt.Sprintf("unknown field %q in %s", u[1], strings.ToLower(u[2]))
+	}
+	return &Error{File: name, Line: line, Msg: text}
+}
+
+type validator struct {
+	name string
+	root *yaml.Node
+	errs []error
+}
+
+// fail records an error at the YAML node found by path (keys and indexes).
+func (v *validator) fail(path []any, format string, args ...any) {
+	v.errs = append(v.errs, &Error{File: v.name, Line: lineOf(v.root, path), Field: fieldName(path), Msg: fmt.Sprintf(format, args...)})
+}
+
+func fieldName(path []any) string {
+	var b strings.Builder
+	for _, p := range path {
+		switch p := p.(type) {
+		case string:
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(p)
+		case int:
+			b.WriteString("[" + strconv.Itoa(p) + "]")
+		}
+	}
+	return b.String()
+}
+
+// lineOf finds the line of the deepest node on path that exists.
+func lineOf(root *yaml.Node, path []any) int {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := n.Line
+	for _, p := range path {
+		var next *yaml.Node
+		switch p := p.(type) {
+		case string:
+			if n.Kind == yaml.MappingNode {
+				for i := 0; i+1 < len(n.Content); i += 2 {
+					if n.Content[i].Value == p {
+						line = n.Content[i].Line
+						next = n.Content[i+1]
+					}
+				}
+			}
+		case int:
+			if n.Kind == yaml.SequenceNode && p < len(n.Content) {
+				next = n.Content[p]
+				line = next.Line
+			}
+		}
+		if next == nil {
+			return line
+		}
+		n = next
+	}
+	if n.Kind == yaml.ScalarNode {
+		return n.Line
+	}
+	return line
+}
+
+var hostLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// validHost reports whether s is a lower-case host name without scheme,
+// port or path.
+func validHost(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(s, ".") {
+		if !hostLabel.MatchString(l) {
+			return false
+		}
+	}
+	return true
+}
+
+func (v *validator) file(f *File) {
+	if len(f.Sites) == 0 {
+		v.fail([]any{"sites"}, "no sites configured; add at least one site with a domain")
+	}
+	seen := map[string]string{}
+	for i := range f.Sites {
+		v.site(f, i, seen)
+	}
+	for i, k := range f.APIKeys {
+		at := []any{"api_keys", i}
+		if k.Name == "" {
+			v.fail(append(at, "name"), "missing; name each key (it appears in logs)")
+		}
+		if len(k.SHA256) != 64 || strings.Trim(strings.ToLower(k.SHA256), "0123456789abcdef") != "" {
+			v.fail(append(at, "sha256"), "want the 64 hex digits of the key's SHA-256 (e.g. printf %%s KEY | sha256sum), not the key")
+		}
+		if len(k.Sites) == 0 {
+			v.fail(append(at, "sites"), "list the site domains this key may read")
+		}
+		for j, s := range k.Sites {
+			if _, ok := seen[s]; !ok {
+				v.fail(append(at, "sites", j), "%q is not a configured site domain", s)
+			}
+		}
+	}
+}
+
+func (v *validator) site(f *File, i int, seen map[string]string) {
+	s := &f.Sites[i]
+	at := []any{"sites", i}
+	if !validHost(s.Domain) {
+		v.fail(append(at, "domain"), "%q is not a bare lower-case host name like example.com (no scheme, port or path)", s.Domain)
+	} else if prev, dup := seen[s.Domain]; dup {
+		v.fail(append(at, "domain"), "%q is already used by %s", s.Domain, prev)
+	} else {
+		seen[s.Domain] = fieldName(at)
+	}
+	for j, a := range s.Aliases {
+		if !validHost(a) {
+			v.fail(append(at, "aliases", j), "%q is not a bare lower-case host name", a)
+		} else if prev, dup := seen[a]; dup {
+			v.fail(append(at, "aliases", j), "%q is already used by %s", a, prev)
+		} else {
+			seen[a] = fieldName(at)
+		}
+	}
+	if s.Timezone == "" {
+		s.Timezone = "UTC"
+	}
+	loc, err := time.LoadLocation(s.Timezone)
+	if err != nil || strings.ContainsAny(s.Timezone, " ") {
+		v.fail(append(at, "timezone"), "unknown time zone %q; use an IANA name like Europe/Berlin", s.Timezone)
+	}
+	s.Location = loc
+	p := &s.Privacy
+	pat := append(at, "privacy")
+	switch p.Mode {
+	case "":
+		p.Mode = ModeStrict
+	case ModeStrict, ModeAggregate, ModeConsented:
+	default:
+		v.fail(append(pat, "mode"), "unknown privacy mode %q (want strict, aggregate or consented)", p.Mode)
+	}
+	switch {
+	case p.KAnonymity == 0:
+		p.KAnonymity = DefaultK
+	case p.KAnonymity < 2:
+		v.fail(append(pat, "k_anonymity"), "%d is below 2; k-anonymity needs groups of at least 2 visitors", p.KAnonymity)
+	}
+	switch {
+	case p.RetentionMonths == 0:
+		p.RetentionMonths = DefaultRetentionMonths
+	case p.RetentionMonths < 1:
+		v.fail(append(pat, "retention_months"), "%d must be at least 1", p.RetentionMonths)
+	}
+	switch p.Geo {
+	case "":
+		p.Geo = GeoRegion
+	case GeoCountry, GeoRegion, GeoCity:
+	default:
+		v.fail(append(pat, "geo"), "unknown geo precision %q (want country, region or city)", p.Geo)
+	}
+	for j, k := range s.QueryAllow {
+		if k == "" || strings.ContainsAny(k, "&=?# ") {
+			v.fail(append(at, "query_allow", j), "%q is not a query parameter name", k)
+		}
+	}
+}
+
+// Lookup finds the site for a domain or alias (case-insensitive, a leading
+// "www." folded). It allocates nothing.
+func (f *File) Lookup(host []byte) *Site {
+	if len(host) > 253 {
+		return nil
+	}
+	var buf [253]byte
+	h := buf[:len(host)]
+	for i, c := range host {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		h[i] = c
+	}
+	if len(h) > 4 && string(h[:4]) == "www." {
+		h = h[4:]
+	}
+	return f.byHost[string(h)]
+}
+
+// Site returns the site with exactly this domain, or nil.
+func (f *File) Site(domain string) *Site {
+	for i := range f.Sites {
+		if f.Sites[i].Domain == domain {
+			return &f.Sites[i]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,138 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const good = `sites:
+  - domain: example.com
+    aliases: [www.example.com, example.org]
+    timezone: Europe/Berlin
+    privacy:
+      mode: strict
+      honor_gpc: true
+      honor_dnt: false
+      k_anonymity: 5
+      retention_months: 25
+      geo: region
+  - domain: shop.example
+api_keys:
+  - name: grafana
+    sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+    sites: [example.com]
+`
+
+func TestParseGood(t *testing.T) {
+	f, err := Parse("glimpse.yaml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Sites) != 2 {
+		t.Fatalf("got %d sites", len(f.Sites))
+	}
+	s := f.Sites[1]
+	if s.Timezone != "UTC" || s.Location == nil || s.Privacy.Mode != ModeStrict || s.Privacy.KAnonymity != DefaultK ||
+		s.Privacy.RetentionMonths != DefaultRetentionMonths || s.Privacy.Geo != GeoRegion || !s.Privacy.GPC() || s.Privacy.DNT() {
+		t.Errorf("defaults not applied: %+v", s)
+	}
+	if f.Sites[0].Location.String() != "Europe/Berlin" {
+		t.Errorf("location %v", f.Sites[0].Location)
+	}
+}
+
+func TestLookup(t *testing.T) {
+	f, err := Parse("glimpse.yaml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		host string
+		want string
+	}{
+		{"example.com", "example.com"},
+		{"EXAMPLE.com", "example.com"},
+		{"www.example.com", "example.com"},
+		{"example.org", "example.com"},
+		{"www.example.org", "example.com"},
+		{"shop.example", "shop.example"},
+		{"www.shop.example", "shop.example"},
+		{"evil.com", ""},
+		{"xample.com", ""},
+		{"", ""},
+		{strings.Repeat("a", 300), ""},
+	}
+	for _, tt := range tests {
+		got := ""
+		if s := f.Lookup([]byte(tt.host)); s != nil {
+			got = s.Domain
+		}
+		if got != tt.want {
+			t.Errorf("Lookup(%q) = %q, want %q", tt.host, got, tt.want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { f.Lookup([]byte("WWW.Example.com")) }); n != 0 {
+		t.Errorf("Lookup allocates %v times", n)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want string // substring of the error
+	}{
+		{"unknown top key", "sites:\n  - domain: a.com\nsitez: []\n", `glimpse.yaml:3: unknown field "sitez" in file`},
+		{"unknown site key", "sites:\n  - domain: a.com\n    domian: b.com\n", `glimpse.yaml:3: unknown field "domian" in site`},
+		{"unknown privacy key", "sites:\n  - domain: a.com\n    privacy:\n      k: 3\n", `glimpse.yaml:4: unknown field "k" in privacy`},
+		{"bad domain scheme", "sites:\n  - domain: https://a.com\n", `glimpse.yaml:2: sites[0].domain: "https://a.com" is not a bare lower-case host name`},
+		{"bad domain upper", "sites:\n  - domain: A.com\n", `sites[0].domain`},
+		{"bad domain port", "sites:\n  - domain: a.com:8080\n", `sites[0].domain`},
+		{"duplicate domain", "sites:\n  - domain: a.com\n  - domain: a.com\n", `glimpse.yaml:3: sites[1].domain: "a.com" is already used by sites[0]`},
+		{"bad alias", "sites:\n  - domain: a.com\n    aliases: [ok.com, \"bad alias\"]\n", `glimpse.yaml:3: sites[0].aliases[1]`},
+		{"bad timezone", "sites:\n  - domain: a.com\n    timezone: Mars/Olympus\n", `glimpse.yaml:3: sites[0].timezone: unknown time zone "Mars/Olympus"`},
+		{"bad mode", "sites:\n  - domain: a.com\n    privacy:\n      mode: stricter\n", `glimpse.yaml:4: sites[0].privacy.mode: unknown privacy mode "stricter"`},
+		{"k below 2", "sites:\n  - domain: a.com\n    privacy:\n      k_anonymity: 1\n", `glimpse.yaml:4: sites[0].privacy.k_anonymity: 1 is below 2`},
+		{"k negative", "sites:\n  - domain: a.com\n    privacy:\n      k_anonymity: -3\n", `sites[0].privacy.k_anonymity`},
+		{"bad geo", "sites:\n  - domain: a.com\n    privacy:\n      geo: street\n", `sites[0].privacy.geo: unknown geo precision "street"`},
+		{"bad retention", "sites:\n  - domain: a.com\n    privacy:\n      retention_months: -1\n", `sites[0].privacy.retention_months`},
+		{"wrong type", "sites:\n  - domain: a.com\n    privacy:\n      k_anonymity: five\n", `glimpse.yaml:4: cannot unmarshal`},
+		{"no sites", "sites: []\n", `sites: no sites configured`},
+		{"empty file", "", `no sites configured`},
+		{"bad yaml", "sites:\n  - domain: [\n", `glimpse.yaml:2: did not find expected node content`},
+		{"key not hex", "sites:\n  - domain: a.com\napi_keys:\n  - name: k\n    sha256: secret\n    sites: [a.com]\n", `glimpse.yaml:5: api_keys[0].sha256`},
+		{"key unknown site", "sites:\n  - domain: a.com\napi_keys:\n  - name: k\n    sha256: \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\n    sites: [b.com]\n", `glimpse.yaml:6: api_keys[0].sites[0]: "b.com" is not a configured site`},
+		{"bad query key", "sites:\n  - domain: a.com\n    query_allow: [\"a=b\"]\n", `sites[0].query_allow[0]`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("glimpse.yaml", []byte(tt.yaml))
+			if err == nil {
+				t.Fatalf("no error for:\n%s", tt.yaml)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q\ndoes not contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	if err == nil || !strings.Contains(err.Error(), "--config") {
+		t.Fatalf("err = %v, want a hint about --config", err)
+	}
+}
+
+func TestLoadFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "g.yaml")
+	if err := os.WriteFile(p, []byte("sites:\n  - domain: a.com\n    privacy: {mode: nope}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(p)
+	if err == nil || !strings.HasPrefix(err.Error(), p+":3: sites[0].privacy.mode") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -1,0 +1,249 @@
+package migrations_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/glimpse-analytics/glimpse/migrations"
+	"github.com/glimpse-analytics/glimpse/migrations/chtest"
+)
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return c
+}
+
+func TestLoadRejectsBadNames(t *testing.T) {
+	tests := []struct {
+		name  string
+		files fstest.MapFS
+		want  string
+	}{
+		{"bad name", fstest.MapFS{"1_x.sql": {Data: []byte("SELECT 1;")}}, "name must look like"},
+		{"duplicate", fstest.MapFS{
+			"0001_a.sql": {Data: []byte("SELECT 1;")},
+			"0001_b.sql": {Data: []byte("SELECT 1;")},
+		}, "share version 1"},
+		{"zero", fstest.MapFS{"0000_a.sql": {Data: []byte("SELECT 1;")}}, "start at 0001"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := migrations.Load(tt.files)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Load: err = %v, want it to mention %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestEmbeddedAreOrderedAndRender(t *testing.T) {
+	ms, err := migrations.Load(migrations.Files())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) < 3 {
+		t.Fatalf("want at least 3 embedded migrations, got %d", len(ms))
+	}
+	for i, m := range ms {
+		if m.Version != i+1 {
+			t.Errorf("migration %d has version %d; versions must be consecutive", i, m.Version)
+		}
+		stmts, err := m.Statements(migrations.Target{Database: "glimpse"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(stmts) == 0 {
+			t.Errorf("%s renders no statement", m.Name)
+		}
+		for _, s := range stmts {
+			for _, bad := range []string{"CODEC(", " TTL ", "LowCardinality", "IPv4", "IPv6", "DateTime64", "ON CLUSTER", "Replicated"} {
+				if strings.Contains(s, bad) {
+					t.Errorf("%s uses %q, which ClickHouse 18.16 or single-server mode rejects:\n%s", m.Name, bad, s)
+				}
+			}
+		}
+	}
+}
+
+func TestClusterRendering(t *testing.T) {
+	ms, err := migrations.Load(migrations.Files())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	for _, m := range ms {
+		stmts, err := m.Statements(migrations.Target{Database: "glimpse", Cluster: "analytics"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, stmts...)
+	}
+	text := strings.Join(all, ";\n")
+	for _, s := range all {
+		if !strings.Contains(s, " ON CLUSTER analytics") {
+			t.Errorf("statement without ON CLUSTER:\n%s", s)
+		}
+		if strings.HasPrefix(s, "CREATE TABLE") && strings.Contains(s, "ENGINE = ") &&
+			!strings.Contains(s, "ENGINE = Replicated") && !strings.Contains(s, "ENGINE = Distributed(") {
+			t.Errorf("table without a Replicated or Distributed engine:\n%s", s)
+		}
+	}
+	for _, want := range []string{
+		"CREATE TABLE IF NOT EXISTS events_local ON CLUSTER analytics (",
+		"ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/glimpse/events_local', '{replica}')",
+		"ENGINE = ReplicatedVersionedCollapsingMergeTree('/clickhouse/tables/{shard}/glimpse/sessions_local', '{replica}', sign, version)",
+		"CREATE TABLE IF NOT EXISTS events ON CLUSTER analytics AS events_local ENGINE = Distributed(analytics, glimpse, events_local, visitor_id)",
+		"CREATE MATERIALIZED VIEW IF NOT EXISTS events_hourly_mv ON CLUSTER analytics\nTO events_hourly_local",
+		"FROM events_local",
+		"ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/glimpse/sessions_hourly_local', '{replica}', (visits,",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("cluster rendering lacks %q", want)
+		}
+	}
+}
+
+func TestApplyTwiceIsNoop(t *testing.T) {
+	db := chtest.New(t)
+	r := migrations.NewRunner(db.Conn, migrations.Target{Database: db.Database}, nil, nil)
+	first, err := r.Apply(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, _ := migrations.Load(migrations.Files())
+	if len(first) != len(all) {
+		t.Fatalf("first run applied %d migrations, want %d", len(first), len(all))
+	}
+	second, err := r.Apply(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(second) != 0 {
+		t.Fatalf("second run applied %v, want nothing", second)
+	}
+	var n uint64
+	if err := db.Conn.QueryRow(ctx(t), "SELECT count() FROM schema_migrations").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if int(n) != len(all) {
+		t.Fatalf("schema_migrations has %d rows, want %d", n, len(all))
+	}
+	ok, err := migrations.Current(ctx(t), db.Conn)
+	if err != nil || !ok {
+		t.Fatalf("Current = %v, %v; want true", ok, err)
+	}
+}
+
+func TestFailedMigrationIsNotRecorded(t *testing.T) {
+	db := chtest.New(t)
+	files := fstest.MapFS{
+		"0001_ok.sql":     {Data: []byte("CREATE TABLE IF NOT EXISTS a (x UInt8) ENGINE = {{engine \"MergeTree\" \"a\"}} ORDER BY x;\n")},
+		"0002_broken.sql": {Data: []byte("CREATE TABLE IF NOT EXISTS b (x UInt8) ENGINE = MergeTree() ORDER BY x;\nCREATE TABLE c (x NoSuchType) ENGINE = Memory;\n")},
+		"0003_later.sql":  {Data: []byte("CREATE TABLE IF NOT EXISTS d (x UInt8) ENGINE = Memory;\n")},
+	}
+	r := migrations.NewRunner(db.Conn, migrations.Target{Database: db.Database}, files, nil)
+	done, err := r.Apply(ctx(t))
+	if err == nil {
+		t.Fatal("Apply succeeded over a broken migration")
+	}
+	for _, want := range []string{"0002_broken", "statement 2 of 2", "nothing recorded"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	if len(done) != 1 || done[0].Version != 1 {
+		t.Fatalf("applied %v before the failure, want only 0001", done)
+	}
+	applied, err := r.Applied(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !applied[1] || applied[2] || applied[3] {
+		t.Fatalf("recorded %v, want only version 1", applied)
+	}
+	// Fixed, the migration applies on the next run along with the rest.
+	files["0002_broken.sql"] = &fstest.MapFile{Data: []byte("CREATE TABLE IF NOT EXISTS b (x UInt8) ENGINE = MergeTree() ORDER BY x;\nCREATE TABLE IF NOT EXISTS c (x UInt8) ENGINE = Memory;\n")}
+	done, err = r.Apply(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(done) != 2 {
+		t.Fatalf("after the fix applied %d migrations, want 2", len(done))
+	}
+}
+
+// TestNoColumnHoldsFullIPOrUserAgent inspects the real schema: only
+// ip_prefix (a text CIDR) may mention an IP, no column may hold an address
+// type, and nothing may hold the raw User-Agent.
+func TestNoColumnHoldsFullIPOrUserAgent(t *testing.T) {
+	db := chtest.Migrated(t)
+	rows, err := db.Conn.Query(ctx(t), "SELECT table, name, type FROM system.columns WHERE database = currentDatabase()")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var table, name, typ string
+		if err := rows.Scan(&table, &name, &typ); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		lname := strings.ToLower(name)
+		if strings.Contains(lname, "ip") && name != "ip_prefix" && !strings.Contains(lname, "recipient") {
+			t.Errorf("%s.%s (%s) looks like an IP column; only ip_prefix may exist", table, name, typ)
+		}
+		if strings.Contains(typ, "IPv") || typ == "FixedString(16)" || typ == "FixedString(4)" {
+			t.Errorf("%s.%s has type %s, which can hold a full address", table, name, typ)
+		}
+		if lname == "ua" || strings.Contains(lname, "user_agent") || strings.Contains(lname, "useragent") {
+			t.Errorf("%s.%s looks like a raw User-Agent column", table, name)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n < 40 {
+		t.Fatalf("only %d columns in the schema; migrations did not run?", n)
+	}
+}
+
+// TestRollupsFollowInserts checks the materialized views on the real server:
+// sessions' -1/+1 pairs cancel in sessions_hourly, and events_hourly counts
+// visitors and page views.
+func TestRollupsFollowInserts(t *testing.T) {
+	db := chtest.Migrated(t)
+	c := ctx(t)
+	for _, q := range []string{
+		`INSERT INTO events (site_id, event_id, ts, type, visitor_id, pathname) SELECT 'a.com', generateUUIDv4(), toDateTime('2026-01-02 10:15:00'), 'pageview', 1, '/x'`,
+		`INSERT INTO events (site_id, event_id, ts, type, visitor_id, pathname) SELECT 'a.com', generateUUIDv4(), toDateTime('2026-01-02 10:20:00'), 'pageview', 2, '/x'`,
+		`INSERT INTO events (site_id, event_id, ts, type, visitor_id, name) SELECT 'a.com', generateUUIDv4(), toDateTime('2026-01-02 10:25:00'), 'custom', 2, 'Signup'`,
+		`INSERT INTO sessions (site_id, session_id, visitor_id, sign, version, start, ts, duration, pageviews, is_bounce) SELECT 'a.com', 9, 2, 1, 1, toDateTime('2026-01-02 10:20:00'), toDateTime('2026-01-02 10:20:00'), 0, 1, 1`,
+		`INSERT INTO sessions (site_id, session_id, visitor_id, sign, version, start, ts, duration, pageviews, is_bounce) SELECT 'a.com', 9, 2, -1, 1, toDateTime('2026-01-02 10:20:00'), toDateTime('2026-01-02 10:20:00'), 0, 1, 1`,
+		`INSERT INTO sessions (site_id, session_id, visitor_id, sign, version, start, ts, duration, pageviews, is_bounce) SELECT 'a.com', 9, 2, 1, 2, toDateTime('2026-01-02 10:20:00'), toDateTime('2026-01-02 10:25:00'), 300, 1, 0`,
+	} {
+		if err := db.Conn.Exec(c, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	var visitors, pageviews, events uint64
+	if err := db.Conn.QueryRow(c, `SELECT uniqMerge(visitors), sumMerge(pageviews), sumMerge(events) FROM events_hourly WHERE site_id = 'a.com'`).
+		Scan(&visitors, &pageviews, &events); err != nil {
+		t.Fatal(err)
+	}
+	if visitors != 2 || pageviews != 2 || events != 3 {
+		t.Errorf("events_hourly: visitors %d pageviews %d events %d, want 2 2 3", visitors, pageviews, events)
+	}
+	var visits, bounces, dur int64
+	if err := db.Conn.QueryRow(c, `SELECT sum(visits), sum(bounces), sum(duration_sum) FROM sessions_hourly WHERE site_id = 'a.com'`).
+		Scan(&visits, &bounces, &dur); err != nil {
+		t.Fatal(err)
+	}
+	if visits != 1 || bounces != 0 || dur != 300 {
+		t.Errorf("sessions_hourly: visits %d bounces %d duration %d, want 1 0 300", visits, bounces, dur)
+	}
+}
