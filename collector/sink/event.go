@@ -1,0 +1,233 @@
+package sink
+
+import (
+	"time"
+	"unsafe"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/google/uuid"
+)
+
+// Event types, as the events.type Enum8 numbers them (0001_events.sql).
+const (
+	TypePageview   int8 = 1
+	TypeCustom     int8 = 2
+	TypeOutbound   int8 = 3
+	TypeDownload   int8 = 4
+	TypeEngagement int8 = 5
+	TypeImpression int8 = 6
+	TypeEmailOpen  int8 = 7
+	TypeEmailClick int8 = 8
+)
+
+// Event is one row of the events table. Events are pooled: the collector
+// takes one with GetEvent, fills it, and hands it to Writer.Enqueue, which
+// owns it from then on and returns it to the pool after the insert. Byte
+// fields are buffers reused across events (append into them with [:0]);
+// string fields must point at immutable values (site domains, cached UA and
+// geo answers, constant tables) so filling an event allocates nothing.
+type Event struct {
+	SiteID          string
+	EventID         uuid.UUID
+	TS              time.Time
+	Type            int8
+	Name            []byte
+	VisitorID       uint64
+	SessionID       uint64
+	SubjectID       []byte
+	Hostname        []byte
+	Pathname        []byte
+	Referrer        []byte
+	ReferrerSource  string
+	Channel         string
+	UTMSource       []byte
+	UTMMedium       []byte
+	UTMCampaign     []byte
+	UTMContent      []byte
+	UTMTerm         []byte
+	TargetURL       []byte
+	CountryCode     string
+	Region          string
+	City            string
+	IPPrefix        []byte
+	Browser         string
+	BrowserVersion  string
+	OS              string
+	OSVersion       string
+	Device          string
+	Screen          string
+	ConnectionType  string
+	Downlink        float32
+	RTT             uint16
+	SaveData        uint8
+	EngagementMS    uint32
+	ScrollDepth     uint8
+	Interactive     uint8
+	PropKeys        [][]byte
+	PropValues      [][]byte
+	RevenueMicros   int64
+	RevenueCurrency []byte
+	EmailCampaign   []byte
+	EmailRecipient  []byte
+	EmailVerdict    string
+	EmailReason     string
+}
+
+// Reset clears e for reuse, keeping its buffers.
+func (e *Event) Reset() {
+	keys, vals := e.PropKeys[:0], e.PropValues[:0]
+	*e = Event{
+		Name: e.Name[:0], SubjectID: e.SubjectID[:0], Hostname: e.Hostname[:0], Pathname: e.Pathname[:0],
+		Referrer: e.Referrer[:0], UTMSource: e.UTMSource[:0], UTMMedium: e.UTMMedium[:0],
+		UTMCampaign: e.UTMCampaign[:0], UTMContent: e.UTMContent[:0], UTMTerm: e.UTMTerm[:0],
+		TargetURL: e.TargetURL[:0], IPPrefix: e.IPPrefix[:0], PropKeys: keys, PropValues: vals,
+		RevenueCurrency: e.RevenueCurrency[:0], EmailCampaign: e.EmailCampaign[:0], EmailRecipient: e.EmailRecipient[:0],
+	}
+}
+
+// AddProp appends a property, reusing the event's buffers.
+func (e *Event) AddProp(k, v []byte) {
+	n := len(e.PropKeys)
+	if n < cap(e.PropKeys) {
+		e.PropKeys = e.PropKeys[:n+1]
+		e.PropValues = e.PropValues[:n+1]
+		e.PropKeys[n] = append(e.PropKeys[n][:0], k...)
+		e.PropValues[n] = append(e.PropValues[n][:0], v...)
+		return
+	}
+	e.PropKeys = append(e.PropKeys, append([]byte(nil), k...))
+	e.PropValues = append(e.PropValues, append([]byte(nil), v...))
+}
+
+// eventColumns lists the columns in the order eventBatch appends them.
+const eventColumns = "site_id, event_id, ts, type, name, visitor_id, session_id, subject_id, hostname, pathname, " +
+	"referrer, referrer_source, channel, utm_source, utm_medium, utm_campaign, utm_content, utm_term, target_url, " +
+	"country_code, region, city, ip_prefix, browser, browser_version, os, os_version, device, screen, " +
+	"connection_type, downlink, rtt, save_data, engagement_ms, scroll_depth, interactive, prop_keys, prop_values, " +
+	"revenue_micros, revenue_currency, email_campaign, email_recipient, email_verdict, email_reason"
+
+// str views b as a string without copying. The rows stay alive and
+// unmodified until the batch is sent, and the driver copies the bytes into
+// its own buffer on Append, so the view never outlives its bytes.
+func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// eventBatch holds column slices reused from one flush to the next.
+type eventBatch struct {
+	strs    [][]string // one slice per String-like column, in strCols order
+	ids     []uuid.UUID
+	ts      []time.Time
+	types   []int8
+	u64     [2][]uint64
+	f32     []float32
+	u16     []uint16
+	u8      [4][]uint8
+	u32     []uint32
+	i64     []int64
+	arrs    [2][][]string
+	arrPool []string
+}
+
+// appendTo appends rows to b column by column.
+func (c *eventBatch) appendTo(b driver.Batch, rows []*Event) error {
+	c.reset()
+	for _, r := range rows {
+		c.ids = append(c.ids, r.EventID)
+		c.ts = append(c.ts, r.TS)
+		c.types = append(c.types, r.Type)
+		c.u64[0] = append(c.u64[0], r.VisitorID)
+		c.u64[1] = append(c.u64[1], r.SessionID)
+		c.f32 = append(c.f32, r.Downlink)
+		c.u16 = append(c.u16, r.RTT)
+		c.u8[0] = append(c.u8[0], r.SaveData)
+		c.u8[1] = append(c.u8[1], r.ScrollDepth)
+		c.u8[2] = append(c.u8[2], r.Interactive)
+		c.u32 = append(c.u32, r.EngagementMS)
+		c.i64 = append(c.i64, r.RevenueMicros)
+		start := len(c.arrPool)
+		for _, k := range r.PropKeys {
+			c.arrPool = append(c.arrPool, str(k))
+		}
+		mid := len(c.arrPool)
+		for _, v := range r.PropValues {
+			c.arrPool = append(c.arrPool, str(v))
+		}
+		c.arrs[0] = append(c.arrs[0], c.arrPool[start:mid:mid])
+		c.arrs[1] = append(c.arrs[1], c.arrPool[mid:len(c.arrPool):len(c.arrPool)])
+	}
+	s := func(i int, f func(*Event) string) []string {
+		col := c.strs[i][:0]
+		for _, r := range rows {
+			col = append(col, f(r))
+		}
+		c.strs[i] = col
+		return col
+	}
+	cols := []any{
+		s(0, func(r *Event) string { return r.SiteID }),
+		c.ids, c.ts, c.types,
+		s(1, func(r *Event) string { return str(r.Name) }),
+		c.u64[0], c.u64[1],
+		s(2, func(r *Event) string { return str(r.SubjectID) }),
+		s(3, func(r *Event) string { return str(r.Hostname) }),
+		s(4, func(r *Event) string { return str(r.Pathname) }),
+		s(5, func(r *Event) string { return str(r.Referrer) }),
+		s(6, func(r *Event) string { return r.ReferrerSource }),
+		s(7, func(r *Event) string { return r.Channel }),
+		s(8, func(r *Event) string { return str(r.UTMSource) }),
+		s(9, func(r *Event) string { return str(r.UTMMedium) }),
+		s(10, func(r *Event) string { return str(r.UTMCampaign) }),
+		s(11, func(r *Event) string { return str(r.UTMContent) }),
+		s(12, func(r *Event) string { return str(r.UTMTerm) }),
+		s(13, func(r *Event) string { return str(r.TargetURL) }),
+		s(14, func(r *Event) string { return r.CountryCode }),
+		s(15, func(r *Event) string { return r.Region }),
+		s(16, func(r *Event) string { return r.City }),
+		s(17, func(r *Event) string { return str(r.IPPrefix) }),
+		s(18, func(r *Event) string { return r.Browser }),
+		s(19, func(r *Event) string { return r.BrowserVersion }),
+		s(20, func(r *Event) string { return r.OS }),
+		s(21, func(r *Event) string { return r.OSVersion }),
+		s(22, func(r *Event) string { return r.Device }),
+		s(23, func(r *Event) string { return r.Screen }),
+		s(24, func(r *Event) string { return r.ConnectionType }),
+		c.f32, c.u16, c.u8[0], c.u32, c.u8[1], c.u8[2],
+		c.arrs[0], c.arrs[1],
+		c.i64,
+		s(25, func(r *Event) string { return str(r.RevenueCurrency) }),
+		s(26, func(r *Event) string { return str(r.EmailCampaign) }),
+		s(27, func(r *Event) string { return str(r.EmailRecipient) }),
+		s(28, func(r *Event) string { return r.EmailVerdict }),
+		s(29, func(r *Event) string { return r.EmailReason }),
+	}
+	for i, col := range cols {
+		if err := b.Column(i).Append(col); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *eventBatch) reset() {
+	if c.strs == nil {
+		c.strs = make([][]string, 30)
+	}
+	c.ids, c.ts, c.types = c.ids[:0], c.ts[:0], c.types[:0]
+	c.u64[0], c.u64[1] = c.u64[0][:0], c.u64[1][:0]
+	c.f32, c.u16, c.u32, c.i64 = c.f32[:0], c.u16[:0], c.u32[:0], c.i64[:0]
+	for i := range c.u8 {
+		c.u8[i] = c.u8[i][:0]
+	}
+	c.arrs[0], c.arrs[1] = c.arrs[0][:0], c.arrs[1][:0]
+	c.arrPool = c.arrPool[:0]
+}
+
+// release zeroes the string views after a flush so they do not pin the
+// released rows' buffers.
+func (c *eventBatch) release() {
+	for i := range c.strs {
+		clear(c.strs[i])
+	}
+	clear(c.arrPool)
+	clear(c.arrs[0])
+	clear(c.arrs[1])
+}

@@ -1,0 +1,310 @@
+// Package sink is the batch writer between the collector and ClickHouse: a
+// bounded queue per table, one goroutine owning each table's batch, flushes
+// on size or interval with PrepareBatch and explicit columns, and bounded
+// retries with backoff.
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// Options configure a Writer. Zero values take the documented defaults.
+type Options struct {
+	Conn driver.Conn // nil only with Discard
+	// Discard drops rows after dequeuing them instead of inserting them; for
+	// benchmarks that measure the collector without ClickHouse.
+	Discard bool
+	// BatchSize flushes a table's batch when it has this many rows (default 10,000).
+	BatchSize int
+	// Interval flushes a non-empty batch at least this often (default 1 s).
+	Interval time.Duration
+	// QueueSize bounds each table's queue (default 2×BatchSize). A full
+	// queue makes Enqueue fail at once; it never blocks.
+	QueueSize int
+	// Attempts bounds the tries of one insert (default 5), with backoff from
+	// 250 ms doubling to 8 s between them.
+	Attempts int
+	// InsertTimeout bounds one insert attempt (default 30 s).
+	InsertTimeout time.Duration
+	Metrics       *metrics.Set
+	Log           *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.BatchSize <= 0 {
+		o.BatchSize = 10000
+	}
+	if o.Interval <= 0 {
+		o.Interval = time.Second
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = 2 * o.BatchSize
+	}
+	if o.Attempts <= 0 {
+		o.Attempts = 5
+	}
+	if o.InsertTimeout <= 0 {
+		o.InsertTimeout = 30 * time.Second
+	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.NewSet()
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+}
+
+// ErrQueueFull and ErrClosed are what Enqueue reports instead of blocking.
+var (
+	ErrQueueFull = errors.New("queue full")
+	ErrClosed    = errors.New("writer closed")
+)
+
+// Writer owns the queues and the goroutines that flush them.
+type Writer struct {
+	opts     Options
+	events   *table[*Event]
+	sessions *table[SessionRow]
+
+	mu     sync.RWMutex // held for reading while enqueuing; Close takes it to close the queues
+	closed bool
+	wg     sync.WaitGroup
+	stop   chan struct{}                   // closed when Close's deadline passes: abandon retries
+	final  atomic.Pointer[context.Context] // the final flush's context, set by Close
+	pool   sync.Pool                       // of *Event
+}
+
+// New starts a Writer; Close stops it.
+func New(o Options) *Writer {
+	o.defaults()
+	w := &Writer{opts: o, stop: make(chan struct{})}
+	w.pool.New = func() any { return new(Event) }
+	var eb eventBatch
+	w.events = newTable(w, "events", "INSERT INTO events ("+eventColumns+")",
+		func(b driver.Batch, rows []*Event) error { return eb.appendTo(b, rows) },
+		func(rows []*Event) {
+			eb.release()
+			for _, r := range rows {
+				w.Release(r)
+			}
+		})
+	var sb sessionBatch
+	w.sessions = newTable(w, "sessions", "INSERT INTO sessions ("+sessionColumns+")",
+		func(b driver.Batch, rows []SessionRow) error { return sb.appendTo(b, rows) },
+		func([]SessionRow) { sb.release() })
+	o.Metrics.NewGauge("glimpse_queue_depth", func() float64 {
+		return float64(len(w.events.queue) + len(w.sessions.queue))
+	})
+	w.wg.Add(2)
+	go w.events.run()
+	go w.sessions.run()
+	return w
+}
+
+// Enqueue hands e to the writer, which owns it from then on. It never
+// blocks: a full queue or a closed writer returns an error and e goes back
+// to the pool.
+func (w *Writer) Enqueue(e *Event) error {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed {
+		w.Release(e)
+		return ErrClosed
+	}
+	select {
+	case w.events.queue <- e:
+		return nil
+	default:
+		w.Release(e)
+		return ErrQueueFull
+	}
+}
+
+// EnqueueSessions hands session rows (a -1 and/or a +1 row of one update)
+// to the writer. Both are queued or neither.
+func (w *Writer) EnqueueSessions(rows ...SessionRow) error {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed {
+		return ErrClosed
+	}
+	q := w.sessions.queue
+	if cap(q)-len(q) < len(rows) {
+		return ErrQueueFull
+	}
+	for _, r := range rows {
+		select {
+		case q <- r:
+		default:
+			return ErrQueueFull
+		}
+	}
+	return nil
+}
+
+// Close stops accepting rows, drains the queues and flushes what is left
+// under ctx (use a fresh context with a deadline, not a cancelled one). It
+// returns how many rows could not be stored.
+func (w *Writer) Close(ctx context.Context) (lost int64, err error) {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return 0, nil
+	}
+	w.closed = true
+	w.final.Store(&ctx)
+	close(w.events.queue)
+	close(w.sessions.queue)
+	w.mu.Unlock()
+	done := make(chan struct{})
+	go func() { w.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		close(w.stop)
+		<-done
+		err = fmt.Errorf("final flush did not finish: %w", ctx.Err())
+	}
+	lost = w.events.lost.Load() + w.sessions.lost.Load()
+	return lost, err
+}
+
+// table is one table's queue and the goroutine that owns its batch.
+type table[T any] struct {
+	w       *Writer
+	name    string
+	insert  string
+	queue   chan T
+	appendB func(driver.Batch, []T) error
+	release func([]T)
+	lost    atomic.Int64
+
+	stored  *metrics.Counter
+	errors  *metrics.Counter
+	dropped *metrics.Counter
+	flushes *metrics.Histogram
+	rows    *metrics.Histogram
+}
+
+func newTable[T any](w *Writer, name, insert string, appendB func(driver.Batch, []T) error, release func([]T)) *table[T] {
+	m := w.opts.Metrics
+	return &table[T]{
+		w: w, name: name, insert: insert,
+		queue:   make(chan T, w.opts.QueueSize),
+		appendB: appendB, release: release,
+		stored:  m.NewCounter(fmt.Sprintf(`glimpse_rows_stored_total{table=%q}`, name)),
+		errors:  m.NewCounter(fmt.Sprintf(`glimpse_insert_errors_total{table=%q}`, name)),
+		dropped: m.NewCounter(fmt.Sprintf(`glimpse_rows_lost_total{table=%q}`, name)),
+		flushes: m.NewHistogram(fmt.Sprintf(`glimpse_flush_seconds{table=%q}`, name)),
+		rows:    m.NewHistogram(fmt.Sprintf(`glimpse_flush_rows{table=%q}`, name)),
+	}
+}
+
+func (t *table[T]) run() {
+	defer t.w.wg.Done()
+	size := t.w.opts.BatchSize
+	rows := make([]T, 0, size)
+	tick := time.NewTicker(t.w.opts.Interval)
+	defer tick.Stop()
+	flush := func(ctx context.Context) {
+		if len(rows) > 0 {
+			t.flush(ctx, rows)
+			clear(rows)
+			rows = rows[:0]
+		}
+	}
+	for {
+		select {
+		case r, ok := <-t.queue:
+			if !ok {
+				flush(*t.w.final.Load())
+				return
+			}
+			rows = append(rows, r)
+			if len(rows) >= size {
+				flush(context.Background())
+			}
+		case <-tick.C:
+			flush(context.Background())
+		}
+	}
+}
+
+// flush inserts rows, retrying with backoff; rows it cannot insert are
+// counted as lost. It releases the rows either way.
+func (t *table[T]) flush(ctx context.Context, rows []T) {
+	defer t.release(rows)
+	if t.w.opts.Discard {
+		return
+	}
+	start := time.Now()
+	backoff := 250 * time.Millisecond
+	var err error
+	for attempt := 1; attempt <= t.w.opts.Attempts; attempt++ {
+		if err = t.insert1(ctx, rows); err == nil {
+			t.stored.Add(len(rows))
+			if t.name == "events" {
+				t.w.eventsStored().Add(len(rows))
+			}
+			t.flushes.UpdateDuration(start)
+			t.rows.Update(float64(len(rows)))
+			return
+		}
+		t.errors.Inc()
+		t.w.opts.Log.Warn("insert failed", "table", t.name, "rows", len(rows), "attempt", attempt, "err", err)
+		if attempt == t.w.opts.Attempts {
+			break
+		}
+		select {
+		case <-time.After(backoff):
+		case <-t.w.stop:
+			attempt = t.w.opts.Attempts
+		case <-ctx.Done():
+			attempt = t.w.opts.Attempts
+		}
+		backoff = min(2*backoff, 8*time.Second)
+	}
+	t.lost.Add(int64(len(rows)))
+	t.dropped.Add(len(rows))
+	t.w.opts.Log.Error("rows lost after failed inserts", "table", t.name, "rows", len(rows), "err", err)
+}
+
+func (t *table[T]) insert1(ctx context.Context, rows []T) error {
+	ctx, cancel := context.WithTimeout(ctx, t.w.opts.InsertTimeout)
+	defer cancel()
+	b, err := t.w.opts.Conn.PrepareBatch(ctx, t.insert)
+	if err != nil {
+		return fmt.Errorf("cannot prepare insert into %s: %w", t.name, err)
+	}
+	if err := t.appendB(b, rows); err != nil {
+		_ = b.Abort()
+		return fmt.Errorf("cannot append %d rows to %s: %w", len(rows), t.name, err)
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("cannot insert %d rows into %s: %w", len(rows), t.name, err)
+	}
+	return nil
+}
+
+func (w *Writer) eventsStored() *metrics.Counter {
+	return w.opts.Metrics.GetOrCreateCounter("glimpse_events_stored_total")
+}
+
+// NewEvent returns an empty event from the writer's pool. Hand it to
+// Enqueue, or back with Release if it is not to be stored.
+func (w *Writer) NewEvent() *Event { return w.pool.Get().(*Event) }
+
+// Release returns an event that was not enqueued to the pool.
+func (w *Writer) Release(e *Event) {
+	e.Reset()
+	w.pool.Put(e)
+}
