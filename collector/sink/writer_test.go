@@ -82,11 +82,11 @@ func TestWriterStoresEveryColumn(t *testing.T) {
 	}
 	var (
 		site, name, host, path, ref, src, ch, camp, cc, region, prefix, browser, conn, cur string
-		keys, vals                                                                       []string
-		visitor                                                                          uint64
-		scroll                                                                           uint8
-		rev                                                                              int64
-		when                                                                             time.Time
+		keys, vals                                                                         []string
+		visitor                                                                            uint64
+		scroll                                                                             uint8
+		rev                                                                                int64
+		when                                                                               time.Time
 	)
 	ctx := context.Background()
 	err := db.Conn.QueryRow(ctx, `SELECT site_id, name, hostname, pathname, referrer, referrer_source, channel, utm_campaign,
