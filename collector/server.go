@@ -1,53 +1,340 @@
 // Package collector is Glimpse's ingest side: the fasthttp handlers that
-// take page views, events and email hits, the privacy gate, enrichment, and
-// the hand-off to the batch writer.
+// take page views and events, the privacy gate, enrichment, sessions, and
+// the hand-off to the batch writer (collector/sink).
 package collector
 
 import (
+	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
 	"github.com/glimpse-analytics/glimpse/collector/config"
+	"github.com/glimpse-analytics/glimpse/collector/enrich"
+	"github.com/glimpse-analytics/glimpse/collector/locate"
+	"github.com/glimpse-analytics/glimpse/collector/sink"
+	"github.com/glimpse-analytics/glimpse/collector/visitor"
 )
 
-// Options configure a Server.
+// Options configure a Server. Sites and Writer are required.
 type Options struct {
-	Sites *config.File
-	Conn  driver.Conn
-	Log   *slog.Logger
+	Sites  *config.File
+	Writer *sink.Writer
+	// Conn is checked by /readyz; nil makes the server never ready.
+	Conn driver.Conn
+	// Geo may be nil: no geo is stored.
+	Geo *locate.Geo
+	// Proxies whose X-Forwarded-For is believed; the zero value trusts none.
+	Proxies locate.TrustedProxies
+	// Salts and Sessions default to in-memory ones with default settings.
+	Salts    *visitor.Salts
+	Sessions *visitor.Cache
+	// UACacheSize bounds the parsed User-Agent cache (default 8192).
+	UACacheSize int
+	// MaxBody bounds an event body (default 8 KiB): larger is 413.
+	MaxBody int
+	Metrics *metrics.Set
+	Log     *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Routes adds handlers by exact path (the beacon script, the opt-out
+	// page, ...). They cannot replace the collector's own endpoints.
+	Routes map[string]fasthttp.RequestHandler
 }
 
 // Server routes the collector's HTTP endpoints.
 type Server struct {
-	sites *config.File
-	log   *slog.Logger
-	ready readiness
+	sites      *config.File
+	siteStates map[*config.Site]*siteState
+	writer     *sink.Writer
+	geo        *locate.Geo
+	proxies    locate.TrustedProxies
+	salts      *visitor.Salts
+	sessions   *visitor.Cache
+	ua         *enrich.UAParser
+	maxBody    int
+	metrics    *collectorMetrics
+	log        *slog.Logger
+	now        func() time.Time
+	ready      readiness
+	hits       sync.Pool
+	routes     map[string]fasthttp.RequestHandler
 }
 
+// DefaultMaxSessions bounds the session cache in serve: about 0.5 KiB a
+// session keeps the cache near 50 MiB when full, inside the 150 MB budget.
+const DefaultMaxSessions = 100_000
+
 // New returns a Server.
-func New(o Options) *Server {
-	log := o.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+func New(o Options) (*Server, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{
-		sites: o.Sites,
-		log:   log.With("component", "collector"),
-		ready: readiness{conn: o.Conn, timeout: 2 * time.Second},
+	if o.Metrics == nil {
+		o.Metrics = metrics.NewSet()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.MaxBody <= 0 {
+		o.MaxBody = 8 << 10
+	}
+	if o.UACacheSize <= 0 {
+		o.UACacheSize = enrich.DefaultUACacheSize
+	}
+	if o.Salts == nil {
+		salts, err := visitor.NewSalts(context.Background(), visitor.SaltsConfig{Now: o.Now})
+		if err != nil {
+			return nil, err
+		}
+		o.Salts = salts
+	}
+	if o.Sessions == nil {
+		o.Sessions = visitor.NewCache(visitor.CacheConfig{MaxSessions: DefaultMaxSessions})
+	}
+	s := &Server{
+		sites:      o.Sites,
+		siteStates: map[*config.Site]*siteState{},
+		writer:     o.Writer,
+		geo:        o.Geo,
+		proxies:    o.Proxies,
+		salts:      o.Salts,
+		sessions:   o.Sessions,
+		ua:         enrich.NewUAParser(o.UACacheSize),
+		maxBody:    o.MaxBody,
+		metrics:    newCollectorMetrics(o.Metrics),
+		log:        o.Log.With("component", "collector"),
+		now:        o.Now,
+		ready:      readiness{conn: o.Conn, timeout: 2 * time.Second},
+		routes:     o.Routes,
+	}
+	s.hits.New = func() any { return new(hit) }
+	for i := range o.Sites.Sites {
+		site := &o.Sites.Sites[i]
+		prec, err := locate.ParsePrecision(site.Privacy.Geo)
+		if err != nil {
+			return nil, err
+		}
+		s.siteStates[site] = &siteState{
+			cfg:       site,
+			policy:    enrich.URLPolicy{Allow: site.QueryAllow},
+			precision: prec,
+			hosts:     append([]string{site.Domain}, site.Aliases...),
+			aggregate: site.Privacy.Mode == config.ModeAggregate,
+		}
+	}
+	return s, nil
+}
+
+// Run does the background work until ctx ends: salt rotation and session
+// sweeping.
+func (s *Server) Run(ctx context.Context) {
+	go func() {
+		if err := s.salts.Run(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("salt rotation stopped", "err", err)
+		}
+	}()
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.sessions.Sweep(s.now())
+		}
 	}
 }
 
 // Handler is the fasthttp request handler.
 func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	switch string(ctx.Path()) {
+	case "/api/event":
+		s.serveEvent(ctx)
+	case "/p.gif":
+		s.servePixel(ctx)
+	case "/metrics":
+		s.serveMetrics(ctx)
 	case "/healthz":
 		s.serveHealthz(ctx)
 	case "/readyz":
 		s.serveReadyz(ctx)
 	default:
+		if h, ok := s.routes[string(ctx.Path())]; ok {
+			h(ctx)
+			return
+		}
+		s.metrics.reject(rejectNotFound)
 		ctx.Error("not found", fasthttp.StatusNotFound)
 	}
+}
+
+// ErrorHandler answers requests fasthttp could not parse (a body over the
+// server's limit, a malformed request line) and counts them.
+func (s *Server) ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
+	if _, ok := err.(*fasthttp.ErrSmallBuffer); ok {
+		s.metrics.reject(rejectTooLarge)
+		ctx.Error("request header too large", fasthttp.StatusRequestHeaderFieldsTooLarge)
+		return
+	}
+	if err == fasthttp.ErrBodyTooLarge {
+		s.metrics.reject(rejectTooLarge)
+		ctx.Error("request body too large", fasthttp.StatusRequestEntityTooLarge)
+		return
+	}
+	s.metrics.reject(rejectMethod)
+	ctx.Error("bad request", fasthttp.StatusBadRequest)
+}
+
+func (s *Server) serveMetrics(ctx *fasthttp.RequestCtx) {
+	ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
+	s.metrics.set.WritePrometheus(ctx)
+}
+
+func cors(ctx *fasthttp.RequestCtx) {
+	h := &ctx.Response.Header
+	h.Set("Access-Control-Allow-Origin", "*")
+}
+
+// serveEvent answers POST /api/event.
+func (s *Server) serveEvent(ctx *fasthttp.RequestCtx) {
+	cors(ctx)
+	switch {
+	case ctx.IsPost():
+	case ctx.IsOptions():
+		h := &ctx.Response.Header
+		h.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
+		h.Set("Access-Control-Allow-Headers", "Content-Type")
+		h.Set("Access-Control-Max-Age", "86400")
+		ctx.SetStatusCode(fasthttp.StatusNoContent)
+		return
+	default:
+		s.metrics.reject(rejectMethod)
+		ctx.Response.Header.Set("Allow", "POST, OPTIONS")
+		s.jsonError(ctx, fasthttp.StatusMethodNotAllowed, "use POST")
+		return
+	}
+	body := ctx.PostBody()
+	if len(body) > s.maxBody {
+		s.metrics.reject(rejectTooLarge)
+		s.jsonError(ctx, fasthttp.StatusRequestEntityTooLarge, "event body too large")
+		return
+	}
+	if !jsonContentType(ctx.Request.Header.ContentType()) {
+		s.metrics.reject(rejectContentType)
+		s.jsonError(ctx, fasthttp.StatusUnsupportedMediaType, "send application/json or text/plain")
+		return
+	}
+	h := s.getHit()
+	defer s.putHit(h)
+	if err := h.dec.DecodeJSON(&h.ev, body); err != nil {
+		s.rejectDecode(ctx, err)
+		return
+	}
+	o := s.ingest(ctx, h)
+	s.answer(ctx, o)
+}
+
+// servePixel answers GET /p.gif: the event in query parameters, and always
+// the 1×1 GIF (with 400 for a malformed event).
+func (s *Server) servePixel(ctx *fasthttp.RequestCtx) {
+	if !ctx.IsGet() && !ctx.IsHead() {
+		s.metrics.reject(rejectMethod)
+		ctx.Response.Header.Set("Allow", "GET, HEAD")
+		ctx.Error("use GET", fasthttp.StatusMethodNotAllowed)
+		return
+	}
+	writeGIF(ctx)
+	h := s.getHit()
+	defer s.putHit(h)
+	if err := h.dec.DecodeQuery(&h.ev, ctx.QueryArgs()); err != nil {
+		code := "bad_request"
+		if de, ok := err.(*decodeError); ok {
+			code = de.Code
+		}
+		s.metrics.reject(code)
+		ctx.SetStatusCode(fasthttp.StatusBadRequest)
+		ctx.Response.Header.Set("X-Glimpse-Error", err.Error())
+		return
+	}
+	o := s.ingest(ctx, h)
+	switch {
+	case o.status == fasthttp.StatusBadRequest:
+		s.metrics.reject(o.reason)
+		ctx.SetStatusCode(fasthttp.StatusBadRequest)
+		ctx.Response.Header.Set("X-Glimpse-Error", o.msg)
+	case o.reason != "":
+		s.metrics.drop(o.reason)
+		ctx.Response.Header.Set("X-Glimpse-Dropped", o.reason)
+		if o.status == fasthttp.StatusServiceUnavailable {
+			ctx.SetStatusCode(o.status)
+		}
+	}
+}
+
+// answer writes the response to an ingested JSON event.
+func (s *Server) answer(ctx *fasthttp.RequestCtx, o outcome) {
+	switch {
+	case o.status == fasthttp.StatusBadRequest:
+		s.metrics.reject(o.reason)
+		s.jsonError(ctx, o.status, o.msg)
+	case o.reason != "":
+		s.metrics.drop(o.reason)
+		ctx.Response.Header.Set("X-Glimpse-Dropped", o.reason)
+		if o.status == fasthttp.StatusServiceUnavailable {
+			ctx.Response.Header.Set("Retry-After", "1")
+		}
+		ctx.SetStatusCode(o.status)
+	default:
+		ctx.SetStatusCode(fasthttp.StatusAccepted)
+	}
+}
+
+func (s *Server) rejectDecode(ctx *fasthttp.RequestCtx, err error) {
+	code, msg := "bad_request", "bad request"
+	if de, ok := err.(*decodeError); ok {
+		code, msg = de.Code, de.Msg
+	}
+	s.metrics.reject(code)
+	s.jsonError(ctx, fasthttp.StatusBadRequest, msg)
+}
+
+func (s *Server) jsonError(ctx *fasthttp.RequestCtx, status int, msg string) {
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.Response.SetBodyRaw(appendJSONError(ctx.Response.Body()[:0], msg))
+}
+
+// jsonContentType accepts application/json and text/plain (what
+// sendBeacon sends), with any parameters, and an absent header.
+func jsonContentType(ct []byte) bool {
+	if len(ct) == 0 {
+		return true
+	}
+	for _, p := range [...]string{"application/json", "text/plain"} {
+		if len(ct) >= len(p) && string(ct[:len(p)]) == p && (len(ct) == len(p) || ct[len(p)] == ';' || ct[len(p)] == ' ') {
+			return true
+		}
+	}
+	return false
+}
+
+// gif is a transparent 1×1 GIF, 43 bytes.
+var gif = [...]byte{
+	0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
+	0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
+	0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+}
+
+func writeGIF(ctx *fasthttp.RequestCtx) {
+	h := &ctx.Response.Header
+	h.SetContentType("image/gif")
+	h.Set("Cache-Control", "no-cache, no-store, must-revalidate")
+	h.Set("Pragma", "no-cache")
+	h.Set("Expires", "0")
+	ctx.Response.SetBodyRaw(gif[:])
 }
