@@ -1,0 +1,60 @@
+//go:build !race
+
+package visitor
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+// The race detector allocates, so these run only without it.
+
+func TestVisitorIDAllocs(t *testing.T) {
+	c := &clock{t: at("2025-03-01T23:59:00Z")}
+	s := newTestSalts(t, c)
+	ip6 := netip.MustParseAddr("2001:db8:1::7")
+	for _, now := range []time.Time{at("2025-03-01T23:59:00Z"), at("2025-03-02T00:01:00Z")} { // without and with previous
+		s.VisitorID(now, "example.com", ip6, testUA) // rotate outside the measurement
+		if n := testing.AllocsPerRun(100, func() { s.VisitorID(now, "example.com", ip6, testUA) }); n != 0 {
+			t.Errorf("VisitorID at %s allocates %v times", now.Format(time.TimeOnly), n)
+		}
+	}
+}
+
+func TestTouchAllocs(t *testing.T) {
+	c := NewCache(CacheConfig{})
+	attrs := &Attrs{Referrer: "https://news.example/", Country: "DE"}
+	now := t0
+	c.Touch("example.com", 42, now, Touch{Pageview: true, Path: "/", Attrs: attrs})
+	ev := Touch{Pageview: true, Path: "/next", Attrs: attrs}
+	if n := testing.AllocsPerRun(100, func() {
+		now = now.Add(time.Second)
+		c.Touch("example.com", 42, now, ev)
+	}); n != 0 {
+		t.Errorf("Touch of an existing session allocates %v times", n)
+	}
+	// Paths seen before are interned: moving between pages allocates
+	// nothing either, even when the path is a view of a reused buffer.
+	buf := []byte("/a")
+	for _, p := range []string{"/a", "/b", "/c"} {
+		c.Touch("example.com", 42, now, Touch{Pageview: true, Path: p})
+	}
+	i := 0
+	if n := testing.AllocsPerRun(100, func() {
+		now = now.Add(time.Second)
+		buf[1] = 'a' + byte(i%3)
+		i++
+		c.Touch("example.com", 42, now, Touch{Pageview: true, Path: unsafe.String(&buf[0], len(buf))})
+	}); n != 0 {
+		t.Errorf("Touch moving between pages allocates %v times", n)
+	}
+	c.Touch("example.com", 43, now, ev)
+	if n := testing.AllocsPerRun(100, func() {
+		now = now.Add(time.Second)
+		c.TouchFallback("example.com", 43, 44, now, ev)
+	}); n != 0 {
+		t.Errorf("TouchFallback of an existing session allocates %v times", n)
+	}
+}

@@ -1,0 +1,102 @@
+package visitor
+
+import (
+	"hash/maphash"
+	"strings"
+	"sync"
+)
+
+// internTable hands out immutable copies of strings, the same copy for
+// equal strings. The session cache keeps paths and attribution for up to a
+// day, while callers build them in buffers they reuse for the next request;
+// interning lets callers pass views of those buffers, costs no allocation
+// for values seen before (paths and attribution repeat heavily), and
+// stores each value once however many sessions hold it.
+//
+// The table is bounded: when a shard is full, an arbitrary entry makes
+// room, so values that stop being used age out. Safe for concurrent use.
+type internTable struct {
+	seed   maphash.Seed
+	shards [internShards]internShard
+}
+
+const (
+	internShards = 16
+	// defaultInternSize bounds the distinct strings interned, about 6 MiB
+	// with typical lengths.
+	defaultInternSize = 1 << 16
+	// maxInternLen is the longest string interned; longer ones (rare
+	// paths, long referrers) are copied for each use.
+	maxInternLen = 256
+)
+
+type internShard struct {
+	mu  sync.RWMutex
+	m   map[string]string
+	max int
+	_   [24]byte // pad to 64 bytes so shards do not share cache lines
+}
+
+func (t *internTable) init(size int) {
+	t.seed = maphash.MakeSeed()
+	per := max(1, (size+internShards-1)/internShards)
+	for i := range t.shards {
+		t.shards[i].m = make(map[string]string)
+		t.shards[i].max = per
+	}
+}
+
+// get returns an immutable string equal to s, which may alias a buffer the
+// caller will reuse. It does not allocate when s was interned before.
+func (t *internTable) get(s string) string {
+	if s == "" {
+		return ""
+	}
+	if len(s) > maxInternLen {
+		return strings.Clone(s)
+	}
+	sh := &t.shards[maphash.String(t.seed, s)%internShards]
+	sh.mu.RLock()
+	v, ok := sh.m[s]
+	sh.mu.RUnlock()
+	if ok {
+		return v
+	}
+	v = strings.Clone(s)
+	sh.mu.Lock()
+	if w, ok := sh.m[v]; ok {
+		v = w
+	} else {
+		if len(sh.m) >= sh.max {
+			for k := range sh.m {
+				delete(sh.m, k)
+				break
+			}
+		}
+		sh.m[v] = v
+	}
+	sh.mu.Unlock()
+	return v
+}
+
+// attrs returns a copy of a whose strings are all interned.
+func (t *internTable) attrs(a *Attrs) Attrs {
+	return Attrs{
+		Referrer:       t.get(a.Referrer),
+		Source:         t.get(a.Source),
+		Channel:        t.get(a.Channel),
+		UTMSource:      t.get(a.UTMSource),
+		UTMMedium:      t.get(a.UTMMedium),
+		UTMCampaign:    t.get(a.UTMCampaign),
+		UTMTerm:        t.get(a.UTMTerm),
+		UTMContent:     t.get(a.UTMContent),
+		Country:        t.get(a.Country),
+		Region:         t.get(a.Region),
+		City:           t.get(a.City),
+		Browser:        t.get(a.Browser),
+		OS:             t.get(a.OS),
+		Device:         t.get(a.Device),
+		Screen:         t.get(a.Screen),
+		ConnectionType: t.get(a.ConnectionType),
+	}
+}

@@ -1,0 +1,345 @@
+// Package visitor turns requests into visitors and sessions without
+// storing who the visitor is: a visitor id is a keyed hash under a salt that
+// changes every day and is destroyed soon after, and sessions live only in
+// memory.
+//
+// Salts: every UTC day has its own random salt. At 00:00 UTC the current
+// salt becomes the previous one and a new current salt is made. The
+// previous salt is kept only for a short window after midnight (by default
+// 30 minutes, the session idle timeout), so that a session active at
+// midnight can be found under its old visitor id and continue; then its
+// bytes are overwritten with zeros. After that, nobody — including
+// Glimpse — can compute yesterday's visitor ids again (in shared mode, once
+// the Store has deleted the day too; see Store).
+package visitor
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// SaltSize is the size of a generated salt. The first 16 bytes of a salt
+// are the SipHash key.
+const SaltSize = 16
+
+// DefaultWindow is how long after midnight UTC the previous day's salt is
+// kept: the session idle timeout, so the last session that can still
+// continue across midnight (last seen just before 00:00) has expired when
+// the salt is destroyed at 00:30.
+const DefaultWindow = 30 * time.Minute
+
+const oneDay = 24 * time.Hour
+
+// Store lets several collector instances share their daily salts, so one
+// person gets the same visitor id whichever instance answers. Without a
+// Store each instance keeps its own salts in memory only, which is the
+// default and the most private mode.
+//
+// The intended implementation is a ClickHouse table (this shape also runs
+// on ClickHouse 18.16, which has no TTL)
+//
+//	CREATE TABLE salts (day Date, salt String, created DateTime)
+//	ENGINE = MergeTree ORDER BY day
+//
+// where LoadOrStore inserts (day, candidate, now()) and then returns the
+// salt of the earliest row for day (ORDER BY created, salt LIMIT 1), and a
+// periodic job deletes rows older than 48 hours
+// (ALTER TABLE salts DELETE WHERE day < today() - 1). "Earliest insert
+// wins" is only racy among instances inserting at the same moment;
+// Salts.Run fetches each day's salt about a day before it is needed, so
+// every instance has read the settled winner long before midnight.
+type Store struct {
+	// LoadOrStore returns the salt stored for the UTC day starting at day,
+	// storing candidate first if the day has none. Every caller must get the
+	// same bytes for the same day. Salts shorter than 16 bytes are rejected.
+	// The Store may keep candidate; Salts copies the result.
+	LoadOrStore func(ctx context.Context, day time.Time, candidate []byte) ([]byte, error)
+}
+
+// SaltsConfig configures NewSalts. The zero value is valid.
+type SaltsConfig struct {
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Window is how long after midnight UTC the previous day's salt is kept.
+	// Default DefaultWindow; at most 24 hours.
+	Window time.Duration
+	// Store, if set, shares salts between instances. Default nil: salts are
+	// random and in memory only.
+	Store *Store
+	// Logger receives Store errors from Run. Default: discard.
+	Logger *slog.Logger
+}
+
+// Salts holds the current day's salt and, during the window after
+// midnight, the previous day's. It is safe for concurrent use.
+//
+// Rotation happens lazily in VisitorID, so a Salts works without a
+// background goroutine; Run additionally destroys the previous salt on
+// time when no requests arrive and, with a Store, fetches salts ahead.
+type Salts struct {
+	now    func() time.Time
+	window time.Duration
+	store  *Store
+	log    *slog.Logger
+
+	mu   sync.RWMutex
+	cur  daySalt
+	prev daySalt // empty outside the window
+	next daySalt // with a Store: tomorrow's salt, fetched ahead
+}
+
+// daySalt is one day's salt and the SipHash key derived from it. The zero
+// value is "none".
+type daySalt struct {
+	day    int64 // UTC days since the Unix epoch
+	salt   []byte
+	k0, k1 uint64
+}
+
+func newDaySalt(d int64, salt []byte) daySalt {
+	return daySalt{
+		day:  d,
+		salt: salt,
+		k0:   binary.LittleEndian.Uint64(salt[0:8]),
+		k1:   binary.LittleEndian.Uint64(salt[8:16]),
+	}
+}
+
+func (d *daySalt) ok() bool { return d.salt != nil }
+
+// destroy overwrites the salt and the key derived from it.
+func (d *daySalt) destroy() {
+	clear(d.salt)
+	*d = daySalt{}
+}
+
+func randomSalt() []byte {
+	b := make([]byte, SaltSize)
+	rand.Read(b) // never fails; see crypto/rand.Read
+	return b
+}
+
+// dayOf returns the UTC day of t as days since the Unix epoch.
+func dayOf(t time.Time) int64 {
+	s := t.Unix()
+	d := s / 86400
+	if s%86400 < 0 {
+		d--
+	}
+	return d
+}
+
+// dayStart returns 00:00 UTC of day d.
+func dayStart(d int64) time.Time {
+	return time.Unix(d*86400, 0).UTC()
+}
+
+// NewSalts returns Salts for the current day. Without a Store it cannot
+// fail. With one, it loads today's salt from the Store (using ctx) and
+// fails if it cannot, as an instance with a private salt would split every
+// visitor in two. After a restart no previous salt exists: in-memory
+// sessions did not survive the restart either.
+func NewSalts(ctx context.Context, cfg SaltsConfig) (*Salts, error) {
+	s := &Salts{
+		now:    cfg.Now,
+		window: cfg.Window,
+		store:  cfg.Store,
+		log:    cfg.Logger,
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.window == 0 {
+		s.window = DefaultWindow
+	}
+	if s.window < 0 || s.window > oneDay {
+		return nil, fmt.Errorf("cannot use salt window %s: it must be between 0 and 24h", cfg.Window)
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.store != nil && s.store.LoadOrStore == nil {
+		return nil, errors.New("cannot share salts: Store.LoadOrStore is nil")
+	}
+	today := dayOf(s.now())
+	if s.store != nil {
+		salt, err := s.load(ctx, today)
+		if err != nil {
+			return nil, err
+		}
+		s.cur = newDaySalt(today, salt)
+	} else {
+		s.cur = newDaySalt(today, randomSalt())
+	}
+	return s, nil
+}
+
+// load gets day d's salt from the Store. The candidate and the returned
+// slice belong to the Store and are never modified; Salts keeps, and later
+// destroys, its own copy.
+func (s *Salts) load(ctx context.Context, d int64) ([]byte, error) {
+	date := dayStart(d).Format(time.DateOnly)
+	salt, err := s.store.LoadOrStore(ctx, dayStart(d), randomSalt())
+	if err != nil {
+		return nil, fmt.Errorf("cannot load the shared salt for %s: %w", date, err)
+	}
+	if len(salt) < 16 {
+		return nil, fmt.Errorf("cannot use the shared salt for %s: it has %d bytes, want at least 16", date, len(salt))
+	}
+	return bytes.Clone(salt), nil
+}
+
+// Rotate brings the salts up to date with the clock: it rotates at
+// midnight UTC and destroys the previous salt once the window has passed.
+// VisitorID does the same lazily; Rotate is for callers that want the
+// previous salt gone on time even when no requests arrive (Run calls it).
+func (s *Salts) Rotate() {
+	now := s.now()
+	s.mu.Lock()
+	s.rotateLocked(now)
+	s.mu.Unlock()
+}
+
+// stale reports whether rotateLocked(now) would change anything.
+func (s *Salts) stale(now time.Time) bool {
+	return dayOf(now) > s.cur.day || (s.prev.ok() && !now.Before(s.windowEnd()))
+}
+
+// windowEnd is when the previous salt must be gone.
+func (s *Salts) windowEnd() time.Time {
+	return dayStart(s.cur.day).Add(s.window)
+}
+
+func (s *Salts) rotateLocked(now time.Time) {
+	if d := dayOf(now); d > s.cur.day {
+		s.prev.destroy()
+		if d == s.cur.day+1 {
+			s.prev = s.cur // the bytes move; no copy is left behind
+		} else {
+			s.cur.destroy() // older than yesterday: useless
+		}
+		if s.next.ok() && s.next.day == d {
+			s.cur = s.next
+			s.next = daySalt{}
+		} else {
+			if s.next.ok() && s.next.day < d {
+				s.next.destroy()
+			}
+			if s.store != nil {
+				// Run could not fetch today's shared salt in the whole
+				// previous day; a private salt keeps ingest going.
+				s.log.Error("using a private salt for today: the shared salt was not fetched in time", "day", dayStart(d).Format(time.DateOnly))
+			}
+			s.cur = newDaySalt(d, randomSalt())
+		}
+	}
+	if s.prev.ok() && !now.Before(s.windowEnd()) {
+		s.prev.destroy()
+	}
+}
+
+// keys returns the SipHash keys to use at now, rotating first if needed.
+func (s *Salts) keys(now time.Time) (ck0, ck1, pk0, pk1 uint64, hasPrev bool) {
+	s.mu.RLock()
+	if s.stale(now) {
+		s.mu.RUnlock()
+		s.mu.Lock()
+		s.rotateLocked(now)
+		s.mu.Unlock()
+		s.mu.RLock()
+	}
+	ck0, ck1 = s.cur.k0, s.cur.k1
+	if s.prev.ok() && now.Before(s.windowEnd()) {
+		pk0, pk1, hasPrev = s.prev.k0, s.prev.k1, true
+	}
+	s.mu.RUnlock()
+	return ck0, ck1, pk0, pk1, hasPrev
+}
+
+// Run keeps the salts up to date until ctx is done: it rotates at
+// midnight, destroys the previous salt when the window ends and, with a
+// Store, fetches tomorrow's shared salt ahead of time (retrying every
+// minute on errors). It sleeps on runtime timers, so tests drive it with
+// testing/synctest rather than an injected clock. Run returns ctx.Err().
+func (s *Salts) Run(ctx context.Context) error {
+	for {
+		s.Rotate()
+		wait := s.untilNextChange()
+		if s.store != nil {
+			if err := s.prefetch(ctx); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				s.log.Warn("cannot fetch tomorrow's shared salt; retrying in a minute", "err", err)
+				wait = min(wait, time.Minute)
+			}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// untilNextChange returns the time until the next midnight or the end of
+// the window, whichever is first, but at most an hour so that a clock
+// step is noticed.
+func (s *Salts) untilNextChange() time.Duration {
+	now := s.now()
+	s.mu.RLock()
+	next := dayStart(s.cur.day + 1)
+	if s.prev.ok() {
+		next = s.windowEnd()
+	}
+	s.mu.RUnlock()
+	return min(max(next.Sub(now), 0)+time.Millisecond, time.Hour)
+}
+
+// prefetch loads tomorrow's shared salt unless it is already here.
+func (s *Salts) prefetch(ctx context.Context) error {
+	s.mu.RLock()
+	tomorrow := s.cur.day + 1
+	have := s.next.ok() && s.next.day == tomorrow
+	s.mu.RUnlock()
+	if have {
+		return nil
+	}
+	salt, err := s.load(ctx, tomorrow)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur.day+1 != tomorrow || (s.next.ok() && s.next.day == tomorrow) {
+		clear(salt) // the day moved on, or another Run got there first
+		return nil
+	}
+	s.next.destroy()
+	s.next = newDaySalt(tomorrow, salt)
+	return nil
+}
+
+// current returns the current salt itself (not a copy), for tests.
+func (s *Salts) current() []byte {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.cur.salt
+}
+
+// previous returns the previous salt itself (not a copy) and whether it is
+// still kept, for tests. It does not rotate.
+func (s *Salts) previous() ([]byte, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.prev.salt, s.prev.ok()
+}

@@ -1,0 +1,382 @@
+package visitor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// clock is a settable clock for Salts.Now.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) set(t time.Time) {
+	c.mu.Lock()
+	c.t = t
+	c.mu.Unlock()
+}
+
+func at(s string) time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+func newTestSalts(t *testing.T, c *clock) *Salts {
+	t.Helper()
+	s, err := NewSalts(context.Background(), SaltsConfig{Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+var (
+	testIP = netip.MustParseAddr("203.0.113.7")
+	testUA = []byte("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
+)
+
+func isZero(b []byte) bool {
+	return len(b) > 0 && bytes.Count(b, []byte{0}) == len(b)
+}
+
+func TestNewSalts(t *testing.T) {
+	c := &clock{t: at("2025-03-01T12:00:00Z")}
+	s := newTestSalts(t, c)
+	cur := s.current()
+	if len(cur) != SaltSize || isZero(cur) {
+		t.Fatalf("current salt = %x", cur)
+	}
+	if _, ok := s.previous(); ok {
+		t.Error("a fresh Salts has a previous salt")
+	}
+	other := newTestSalts(t, c)
+	if bytes.Equal(cur, other.current()) {
+		t.Error("two instances drew the same salt")
+	}
+	for _, w := range []time.Duration{-time.Second, 25 * time.Hour} {
+		if _, err := NewSalts(context.Background(), SaltsConfig{Window: w}); err == nil || !strings.Contains(err.Error(), "cannot use salt window") {
+			t.Errorf("window %s: err = %v", w, err)
+		}
+	}
+}
+
+func TestSaltRotation(t *testing.T) {
+	type check struct {
+		at          string
+		sameCurrent bool // current id equals the one of the step before
+		hasPrevious bool
+		prevIsOld   bool // previous id equals the current id before midnight
+	}
+	tests := []struct {
+		name   string
+		window time.Duration
+		steps  []check
+	}{
+		{
+			name: "same day is stable",
+			steps: []check{
+				{at: "2025-03-01T00:00:00Z"},
+				{at: "2025-03-01T12:00:00Z", sameCurrent: true},
+				{at: "2025-03-01T23:59:59.999Z", sameCurrent: true},
+			},
+		},
+		{
+			name: "midnight rotates and keeps previous for the window",
+			steps: []check{
+				{at: "2025-03-01T23:59:00Z"},
+				{at: "2025-03-02T00:00:00Z", hasPrevious: true, prevIsOld: true},
+				{at: "2025-03-02T00:29:59Z", sameCurrent: true, hasPrevious: true, prevIsOld: true},
+				{at: "2025-03-02T00:30:00Z", sameCurrent: true},
+				{at: "2025-03-02T00:10:00Z", sameCurrent: true}, // clock stepped back: previous stays gone
+			},
+		},
+		{
+			name:   "custom window",
+			window: 5 * time.Minute,
+			steps: []check{
+				{at: "2025-03-01T23:59:00Z"},
+				{at: "2025-03-02T00:04:59Z", hasPrevious: true, prevIsOld: true},
+				{at: "2025-03-02T00:05:00Z", sameCurrent: true},
+			},
+		},
+		{
+			name: "first request after the window gets no previous",
+			steps: []check{
+				{at: "2025-03-01T22:00:00Z"},
+				{at: "2025-03-02T01:00:00Z"},
+			},
+		},
+		{
+			name: "skipped day gets no previous",
+			steps: []check{
+				{at: "2025-03-01T23:59:00Z"},
+				{at: "2025-03-03T00:01:00Z"},
+			},
+		},
+		{
+			name: "earlier time uses the current salt",
+			steps: []check{
+				{at: "2025-03-02T10:00:00Z"},
+				{at: "2025-03-01T23:00:00Z", sameCurrent: true},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &clock{t: at(tt.steps[0].at)}
+			s, err := NewSalts(context.Background(), SaltsConfig{Now: c.now, Window: tt.window})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var last, beforeMidnight uint64
+			lastDay := dayOf(at(tt.steps[0].at))
+			for i, st := range tt.steps {
+				now := at(st.at)
+				c.set(now)
+				cur, prev, hasPrev := s.VisitorID(now, "example.com", testIP, testUA)
+				if cur == 0 || (hasPrev && prev == 0) {
+					t.Fatalf("step %d: zero id", i)
+				}
+				if i > 0 && (cur == last) != st.sameCurrent {
+					t.Errorf("step %d (%s): current same as before = %v, want %v", i, st.at, cur == last, st.sameCurrent)
+				}
+				if hasPrev != st.hasPrevious {
+					t.Errorf("step %d (%s): hasPrevious = %v, want %v", i, st.at, hasPrev, st.hasPrevious)
+				}
+				if st.prevIsOld && prev != beforeMidnight {
+					t.Errorf("step %d (%s): previous id is not the id from before midnight", i, st.at)
+				}
+				if _, ok := s.previous(); ok != st.hasPrevious {
+					t.Errorf("step %d (%s): previous salt kept = %v, want %v", i, st.at, ok, st.hasPrevious)
+				}
+				if d := dayOf(now); d == lastDay || i == 0 {
+					beforeMidnight = cur
+				}
+				lastDay = max(lastDay, dayOf(now))
+				last = cur
+			}
+		})
+	}
+}
+
+func TestPreviousSaltIsZeroed(t *testing.T) {
+	c := &clock{t: at("2025-03-01T23:59:00Z")}
+	s := newTestSalts(t, c)
+	old := s.current()
+	oldCopy := bytes.Clone(old)
+
+	c.set(at("2025-03-02T00:00:01Z"))
+	s.Rotate()
+	prev, ok := s.previous()
+	if !ok || !bytes.Equal(prev, oldCopy) {
+		t.Fatalf("after midnight previous = %x, %v; want the old current salt", prev, ok)
+	}
+	if &prev[0] != &old[0] {
+		t.Error("rotation copied the salt instead of moving it")
+	}
+
+	c.set(at("2025-03-02T00:30:00Z"))
+	s.Rotate() // no VisitorID call: Rotate alone must destroy it
+	if _, ok := s.previous(); ok {
+		t.Fatal("previous salt kept after the window")
+	}
+	if !isZero(old) {
+		t.Errorf("destroyed salt still holds %x", old)
+	}
+	if s.prev.k0 != 0 || s.prev.k1 != 0 {
+		t.Error("destroyed key not cleared")
+	}
+}
+
+func TestSkippedDayZeroesOldSalt(t *testing.T) {
+	c := &clock{t: at("2025-03-01T10:00:00Z")}
+	s := newTestSalts(t, c)
+	old := s.current()
+	c.set(at("2025-03-03T00:00:01Z"))
+	s.Rotate()
+	if !isZero(old) {
+		t.Errorf("salt from two days ago still holds %x", old)
+	}
+	if _, ok := s.previous(); ok {
+		t.Error("previous kept after a skipped day")
+	}
+}
+
+func TestSaltsRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// The bubble's clock starts at 2000-01-01T00:00:00Z.
+		time.Sleep(23*time.Hour + 59*time.Minute)
+		ctx, cancel := context.WithCancel(t.Context())
+		s, err := NewSalts(ctx, SaltsConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error)
+		go func() { done <- s.Run(ctx) }()
+		old := s.current()
+
+		time.Sleep(2 * time.Minute) // 00:01
+		synctest.Wait()
+		if prev, ok := s.previous(); !ok || &prev[0] != &old[0] {
+			t.Fatal("Run did not rotate at midnight")
+		}
+		time.Sleep(29*time.Minute + time.Second) // 00:30:01
+		synctest.Wait()
+		if _, ok := s.previous(); ok || !isZero(old) {
+			t.Fatal("Run did not destroy the previous salt at 00:30")
+		}
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("Run returned %v", err)
+		}
+	})
+}
+
+// memStore is a Store shared by several Salts, like a ClickHouse table.
+type memStore struct {
+	mu    sync.Mutex
+	salts map[time.Time][]byte
+	fail  bool
+	calls int
+}
+
+func (m *memStore) store() *Store {
+	return &Store{LoadOrStore: func(ctx context.Context, day time.Time, candidate []byte) ([]byte, error) {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.calls++
+		if m.fail {
+			return nil, errors.New("connection refused")
+		}
+		if day.Hour() != 0 || day.Location() != time.UTC {
+			return nil, errors.New("day is not a UTC midnight")
+		}
+		if m.salts == nil {
+			m.salts = make(map[time.Time][]byte)
+		}
+		if s, ok := m.salts[day]; ok {
+			return s, nil
+		}
+		m.salts[day] = candidate
+		return candidate, nil
+	}}
+}
+
+func (m *memStore) setFail(f bool) {
+	m.mu.Lock()
+	m.fail = f
+	m.mu.Unlock()
+}
+
+func TestSharedSalts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		time.Sleep(12 * time.Hour)
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		st := &memStore{}
+		a, err := NewSalts(ctx, SaltsConfig{Store: st.store()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := NewSalts(ctx, SaltsConfig{Store: st.store()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		same := func(when string) {
+			t.Helper()
+			now := time.Now()
+			ac, ap, aok := a.VisitorID(now, "example.com", testIP, testUA)
+			bc, bp, bok := b.VisitorID(now, "example.com", testIP, testUA)
+			if ac != bc || ap != bp || aok != bok {
+				t.Errorf("%s: instances disagree: %x/%x/%v vs %x/%x/%v", when, ac, ap, aok, bc, bp, bok)
+			}
+		}
+		same("noon")
+		go a.Run(ctx)
+		go b.Run(ctx)
+		time.Sleep(12*time.Hour + time.Minute) // 00:01 next day
+		synctest.Wait()
+		same("after midnight")
+		if _, ok := a.previous(); !ok {
+			t.Error("no previous salt after midnight")
+		}
+
+		// Salts copies what the Store returns: destroying its copy must not
+		// touch the Store's.
+		time.Sleep(30 * time.Minute)
+		synctest.Wait()
+		st.mu.Lock()
+		for day, salt := range st.salts {
+			if isZero(salt) {
+				t.Errorf("salt of %s in the store was zeroed", day)
+			}
+		}
+		st.mu.Unlock()
+
+		// If the store is down for a whole day, each instance falls back to
+		// a private salt rather than stop.
+		st.setFail(true)
+		st.mu.Lock()
+		clear(st.salts)
+		st.mu.Unlock()
+		a.mu.Lock()
+		a.next.destroy()
+		a.mu.Unlock()
+		time.Sleep(24 * time.Hour)
+		synctest.Wait()
+		now := time.Now()
+		ac, _, _ := a.VisitorID(now, "example.com", testIP, testUA)
+		bc, _, _ := b.VisitorID(now, "example.com", testIP, testUA)
+		if ac == 0 || ac == bc {
+			t.Errorf("store down: ids %x and %x, want a private salt on the instance that missed the prefetch", ac, bc)
+		}
+	})
+}
+
+func TestSharedSaltsErrors(t *testing.T) {
+	st := &memStore{fail: true}
+	if _, err := NewSalts(context.Background(), SaltsConfig{Store: st.store()}); err == nil || !strings.Contains(err.Error(), "cannot load the shared salt for") {
+		t.Errorf("store down: err = %v", err)
+	}
+	short := &Store{LoadOrStore: func(context.Context, time.Time, []byte) ([]byte, error) { return []byte("short"), nil }}
+	if _, err := NewSalts(context.Background(), SaltsConfig{Store: short}); err == nil || !strings.Contains(err.Error(), "has 5 bytes, want at least 16") {
+		t.Errorf("short salt: err = %v", err)
+	}
+	if _, err := NewSalts(context.Background(), SaltsConfig{Store: &Store{}}); err == nil {
+		t.Error("empty Store accepted")
+	}
+}
+
+func TestDayOf(t *testing.T) {
+	for _, tt := range []struct {
+		at   string
+		want int64
+	}{
+		{"1970-01-01T00:00:00Z", 0},
+		{"1970-01-01T23:59:59Z", 0},
+		{"1970-01-02T00:00:00Z", 1},
+		{"1969-12-31T23:59:59Z", -1},
+		{"2025-03-02T00:30:00+02:00", dayOf(at("2025-03-01T22:30:00Z"))},
+	} {
+		if got := dayOf(at(tt.at)); got != tt.want {
+			t.Errorf("dayOf(%s) = %d, want %d", tt.at, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,424 @@
+package visitor
+
+import (
+	"math/bits"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Session defaults. A session ends after IdleTimeout without a touch or
+// once it is MaxLength old, whichever is first; the next touch starts a
+// new one.
+const (
+	DefaultIdleTimeout = 30 * time.Minute
+	DefaultMaxLength   = 24 * time.Hour
+	// DefaultMaxSessions bounds the cache. A session costs about 0.5 KiB
+	// (its strings are interned and shared), so the default is about
+	// 250 MiB when full.
+	DefaultMaxSessions = 500_000
+)
+
+// Attrs is a session's attribution, taken from the touch that starts it.
+// The caller fills it from the enriched request. Its strings may be views
+// of buffers the caller reuses: the cache keeps interned copies.
+type Attrs struct {
+	Referrer       string
+	Source         string
+	Channel        string
+	UTMSource      string
+	UTMMedium      string
+	UTMCampaign    string
+	UTMTerm        string
+	UTMContent     string
+	Country        string
+	Region         string
+	City           string
+	Browser        string
+	OS             string
+	Device         string
+	Screen         string
+	ConnectionType string
+}
+
+// Touch is one event as the session cache sees it.
+type Touch struct {
+	// Pageview marks a page view. Page views are always interactive.
+	Pageview bool
+	// Path is the page's path. It may be a view of a buffer the caller
+	// reuses: the cache keeps an interned copy.
+	Path string
+	// Interactive marks a custom event that shows the visitor engaged,
+	// such as a click; non-interactive events (scroll depth, an outbound
+	// link opened in the background) do not clear the bounce flag.
+	Interactive bool
+	// EngagementMS is engaged time reported with this touch, in
+	// milliseconds. A touch that is neither a page view nor interactive and
+	// carries engagement is an engagement report (the beacon's ping when a
+	// page is hidden or left); see Session.DurationSec.
+	EngagementMS uint32
+	// Attrs is copied into a session that this touch starts, and ignored
+	// otherwise. It may be nil, and it is not retained.
+	Attrs *Attrs
+}
+
+func (t *Touch) isReport() bool {
+	return !t.Pageview && !t.Interactive && t.EngagementMS > 0
+}
+
+// Session is one version of a session: the row written to the sessions
+// table (a VersionedCollapsingMergeTree on Version). Its strings are
+// immutable and owned by the cache, so a Session may be kept as long as
+// needed (for example until its row is flushed).
+type Session struct {
+	// ID is random and never 0; a zero ID means "no session".
+	ID uint64
+	// VisitorID is the visitor id that started the session. It stays the
+	// same when the session continues across midnight under a new id, so
+	// every version of the session has the same key.
+	VisitorID uint64
+	Site      string
+	Start     time.Time
+	LastSeen  time.Time
+	// Version starts at 1 and grows by one with every touch.
+	Version uint32
+	// Pageviews counts page views; Events counts page views and custom
+	// events, but not engagement reports.
+	Pageviews uint32
+	Events    uint32
+	// Bounce holds until the second interactive touch (page views count).
+	Bounce bool
+	// DurationSec is the time from the first to the last page view or
+	// event, plus the engagement reported after that last one: reports
+	// arrive when a page is left, so earlier reports are already inside
+	// the first-to-last span and adding them again would count them twice.
+	DurationSec uint32
+	// EngagementMS is all engagement reported in the session.
+	EngagementMS uint64
+	// EntryPage is the path of the touch that started the session (or of
+	// the first page view, if that touch had none); ExitPage is the path of
+	// the last page view (until there is one, the starting touch's path).
+	EntryPage string
+	ExitPage  string
+	// Attrs is the attribution of the touch that started the session. It
+	// is shared by all versions of the session and must not be modified.
+	Attrs *Attrs
+}
+
+// CacheConfig configures NewCache. The zero value gives the defaults.
+type CacheConfig struct {
+	// MaxSessions bounds the number of sessions held. Default
+	// DefaultMaxSessions. When full, a session that starts evicts an
+	// expired or the least recently seen of a few sampled sessions.
+	MaxSessions int
+	// IdleTimeout, default DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// MaxLength, default DefaultMaxLength.
+	MaxLength time.Duration
+}
+
+// Cache holds live sessions in memory, keyed by site and visitor id. It is
+// safe for concurrent use; locks are sharded by visitor id. Cache starts no
+// goroutine: call Sweep periodically (say every minute) to free expired
+// sessions; Touch never continues an expired one either way.
+type Cache struct {
+	idle      time.Duration
+	maxLength time.Duration
+	shards    []sessionShard
+	shift     uint // visitor hash >> shift is the shard index
+	evicted   atomic.Uint64
+	strs      internTable
+}
+
+type sessionKey struct {
+	site    string
+	visitor uint64
+}
+
+// entry is a cached session and what is needed to update it.
+type entry struct {
+	s           Session
+	interactive uint32    // interactive touches so far
+	lastEventAt time.Time // last touch that was not an engagement report
+	tailMS      uint64    // engagement reported since lastEventAt
+	attrs       Attrs     // s.Attrs points here
+}
+
+type sessionShard struct {
+	mu  sync.Mutex
+	m   map[sessionKey]*entry
+	max int
+	_   [40]byte // pad to 64 bytes so shards do not share cache lines
+}
+
+// maxShards bounds the lock shards; minPerShard keeps small caches in few
+// shards so that MaxSessions stays close to exact.
+const (
+	maxShards   = 64
+	minPerShard = 1024
+)
+
+// NewCache returns an empty session cache.
+func NewCache(cfg CacheConfig) *Cache {
+	c := &Cache{idle: cfg.IdleTimeout, maxLength: cfg.MaxLength}
+	if c.idle <= 0 {
+		c.idle = DefaultIdleTimeout
+	}
+	if c.maxLength <= 0 {
+		c.maxLength = DefaultMaxLength
+	}
+	maxSessions := cfg.MaxSessions
+	if maxSessions <= 0 {
+		maxSessions = DefaultMaxSessions
+	}
+	n := 1
+	for n < maxShards && maxSessions/(n*2) >= minPerShard {
+		n *= 2
+	}
+	c.strs.init(defaultInternSize)
+	c.shards = make([]sessionShard, n)
+	c.shift = uint(64 - bits.TrailingZeros(uint(n)))
+	per := (maxSessions + n - 1) / n
+	for i := range c.shards {
+		c.shards[i].m = make(map[sessionKey]*entry)
+		c.shards[i].max = per
+	}
+	return c
+}
+
+func (c *Cache) shardIndex(visitor uint64) int {
+	if c.shift == 64 {
+		return 0
+	}
+	// Visitor ids are hashes already; the multiply spreads test ids too.
+	return int((visitor * 0x9E3779B97F4A7C15) >> c.shift)
+}
+
+// Touch records an event of visitor on site at now and returns the
+// session before (prev) and after (cur) it. hadPrev is false when the
+// touch started a new session; otherwise the caller writes prev with sign
+// -1 and cur with sign +1. A touch after the idle timeout or the maximum
+// length starts a new session; the old one keeps its last written version.
+//
+// A zero visitor, or an engagement report that finds no live session
+// (engagement arriving after the session ended), creates nothing: cur.ID
+// is 0 and nothing is to be written.
+//
+// Touch does not allocate when it continues a session.
+func (c *Cache) Touch(site string, visitor uint64, now time.Time, ev Touch) (prev, cur Session, hadPrev bool) {
+	return c.TouchFallback(site, visitor, 0, now, ev)
+}
+
+// TouchFallback is Touch for the window after midnight, when a visitor has
+// a current and a previous-day id (see Salts.VisitorID). If no live session
+// is held under visitor but one is held under previous, that session
+// continues and is re-keyed to visitor, so later touches find it directly.
+// previous 0 means none.
+func (c *Cache) TouchFallback(site string, visitor, previous uint64, now time.Time, ev Touch) (prev, cur Session, hadPrev bool) {
+	if visitor == 0 {
+		return Session{}, Session{}, false
+	}
+	if previous == visitor {
+		previous = 0
+	}
+	k := sessionKey{site, visitor}
+	si := c.shardIndex(visitor)
+	sh := &c.shards[si]
+	var old *sessionShard // the previous id's shard, if it differs
+	oi := si
+	if previous != 0 {
+		if oi = c.shardIndex(previous); oi != si {
+			old = &c.shards[oi]
+		}
+	}
+	// Two shards are locked in index order, so concurrent fallbacks cannot
+	// deadlock.
+	if old != nil && oi < si {
+		old.mu.Lock()
+	}
+	sh.mu.Lock()
+	if old != nil && oi > si {
+		old.mu.Lock()
+	}
+	defer func() {
+		sh.mu.Unlock()
+		if old != nil {
+			old.mu.Unlock()
+		}
+	}()
+
+	e := sh.m[k]
+	if e != nil && !c.live(e, now) {
+		delete(sh.m, k)
+		e = nil
+	}
+	if e == nil && previous != 0 {
+		src := sh
+		if old != nil {
+			src = old
+		}
+		pk := sessionKey{site, previous}
+		if pe := src.m[pk]; pe != nil {
+			delete(src.m, pk)
+			if c.live(pe, now) {
+				e = pe
+				k.site = e.s.Site
+				c.insertLocked(sh, k, e, now)
+			}
+		}
+	}
+	if e == nil {
+		if ev.isReport() {
+			return Session{}, Session{}, false
+		}
+		e = c.start(site, visitor, now, &ev)
+		k.site = e.s.Site // the key must not alias the caller's buffer either
+		c.insertLocked(sh, k, e, now)
+		return Session{}, e.s, false
+	}
+	prev = e.s
+	c.update(e, now, &ev)
+	return prev, e.s, true
+}
+
+// live reports whether e may continue at now.
+func (c *Cache) live(e *entry, now time.Time) bool {
+	return now.Sub(e.s.LastSeen) < c.idle && now.Sub(e.s.Start) < c.maxLength
+}
+
+// start makes the entry of a session started by ev.
+func (c *Cache) start(site string, visitor uint64, now time.Time, ev *Touch) *entry {
+	e := &entry{lastEventAt: now}
+	if ev.Attrs != nil {
+		e.attrs = c.strs.attrs(ev.Attrs)
+	}
+	path := c.strs.get(ev.Path)
+	id := rand.Uint64()
+	for id == 0 {
+		id = rand.Uint64()
+	}
+	e.s = Session{
+		ID:           id,
+		VisitorID:    visitor,
+		Site:         c.strs.get(site),
+		Start:        now,
+		LastSeen:     now,
+		Version:      1,
+		Events:       1,
+		Bounce:       true,
+		EngagementMS: uint64(ev.EngagementMS),
+		EntryPage:    path,
+		ExitPage:     path,
+		Attrs:        &e.attrs,
+	}
+	if ev.Pageview {
+		e.s.Pageviews = 1
+	}
+	if ev.Pageview || ev.Interactive {
+		e.interactive = 1
+	}
+	return e
+}
+
+// update applies a touch to the live session e.
+func (c *Cache) update(e *entry, now time.Time, ev *Touch) {
+	s := &e.s
+	if now.Before(s.LastSeen) {
+		now = s.LastSeen // out of order: never move backwards
+	}
+	s.LastSeen = now
+	s.Version++
+	s.EngagementMS += uint64(ev.EngagementMS)
+	if ev.isReport() {
+		e.tailMS += uint64(ev.EngagementMS)
+	} else {
+		s.Events++
+		e.lastEventAt = now
+		e.tailMS = 0
+		if ev.Pageview {
+			s.Pageviews++
+			if ev.Path != s.ExitPage {
+				s.ExitPage = c.strs.get(ev.Path)
+			}
+			if s.EntryPage == "" {
+				s.EntryPage = s.ExitPage
+			}
+		}
+		if ev.Pageview || ev.Interactive {
+			e.interactive++
+		}
+	}
+	s.Bounce = e.interactive < 2
+	ms := uint64(e.lastEventAt.Sub(s.Start).Milliseconds()) + e.tailMS
+	s.DurationSec = uint32(min(ms/1000, 1<<32-1))
+}
+
+// insertLocked adds e under k, evicting when the shard is full.
+func (c *Cache) insertLocked(sh *sessionShard, k sessionKey, e *entry, now time.Time) {
+	if len(sh.m) >= sh.max {
+		c.evictLocked(sh, now)
+	}
+	sh.m[k] = e
+}
+
+// evictSamples is how many sessions eviction looks at; map iteration
+// starts at a random place, so this approximates least-recently-seen.
+const evictSamples = 5
+
+func (c *Cache) evictLocked(sh *sessionShard, now time.Time) {
+	var victim sessionKey
+	var oldest time.Time
+	found, n := false, 0
+	for k, e := range sh.m {
+		if !c.live(e, now) {
+			delete(sh.m, k)
+			return // expired: no live session lost
+		}
+		if !found || e.s.LastSeen.Before(oldest) {
+			victim, oldest, found = k, e.s.LastSeen, true
+		}
+		if n++; n == evictSamples {
+			break
+		}
+	}
+	if found {
+		delete(sh.m, victim)
+		c.evicted.Add(1)
+	}
+}
+
+// Sweep removes sessions that have expired at now and returns how many.
+func (c *Cache) Sweep(now time.Time) int {
+	removed := 0
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		for k, e := range sh.m {
+			if !c.live(e, now) {
+				delete(sh.m, k)
+				removed++
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return removed
+}
+
+// Len returns the number of sessions held, live or not yet swept.
+func (c *Cache) Len() int {
+	n := 0
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		n += len(sh.m)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// Evictions returns how many live sessions were dropped because the cache
+// was full. A growing count means MaxSessions is too small.
+func (c *Cache) Evictions() uint64 {
+	return c.evicted.Load()
+}

@@ -1,0 +1,83 @@
+package visitor
+
+import (
+	"context"
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func BenchmarkVisitorID(b *testing.B) {
+	ip := netip.MustParseAddr("203.0.113.7")
+	for _, bm := range []struct {
+		name string
+		now  time.Time
+	}{
+		{"day", at("2025-03-01T23:59:00Z")},
+		{"window", at("2025-03-02T00:01:00Z")}, // two hashes
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			s, err := NewSalts(context.Background(), SaltsConfig{Now: func() time.Time { return at("2025-03-01T23:59:00Z") }})
+			if err != nil {
+				b.Fatal(err)
+			}
+			s.VisitorID(bm.now, "example.com", ip, testUA)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					s.VisitorID(bm.now, "example.com", ip, testUA)
+				}
+			})
+		})
+	}
+}
+
+func BenchmarkVisitorIDSerial(b *testing.B) {
+	ip := netip.MustParseAddr("203.0.113.7")
+	s, err := NewSalts(context.Background(), SaltsConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		s.VisitorID(now, "example.com", ip, testUA)
+	}
+}
+
+func BenchmarkTouch(b *testing.B) {
+	attrs := &Attrs{Referrer: "https://news.example/", Country: "DE"}
+	b.Run("existing", func(b *testing.B) {
+		c := NewCache(CacheConfig{})
+		const visitors = 10_000
+		for v := uint64(1); v <= visitors; v++ {
+			c.Touch("example.com", v*0x9E3779B97F4A7C15, t0, Touch{Pageview: true, Path: "/", Attrs: attrs})
+		}
+		var next atomic.Uint64
+		b.ReportAllocs()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			v := next.Add(1) * 7919
+			now := t0
+			ev := Touch{Pageview: true, Path: "/next"}
+			for pb.Next() {
+				v++
+				now = now.Add(time.Millisecond)
+				c.Touch("example.com", (v%visitors+1)*0x9E3779B97F4A7C15, now, ev)
+			}
+		})
+	})
+	b.Run("new", func(b *testing.B) {
+		c := NewCache(CacheConfig{MaxSessions: 100_000})
+		var next atomic.Uint64
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			ev := Touch{Pageview: true, Path: "/", Attrs: attrs}
+			for pb.Next() {
+				c.Touch("example.com", next.Add(1)*0x9E3779B97F4A7C15, t0, ev)
+			}
+		})
+	})
+}
