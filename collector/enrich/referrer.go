@@ -1,0 +1,426 @@
+package enrich
+
+import (
+	"bytes"
+	_ "embed"
+	"fmt"
+	"strings"
+)
+
+// Channel is the acquisition channel of a visit.
+type Channel string
+
+// Channels, in the vocabulary stored in ClickHouse.
+const (
+	ChannelDirect   Channel = "direct"
+	ChannelSearch   Channel = "search"
+	ChannelSocial   Channel = "social"
+	ChannelEmail    Channel = "email"
+	ChannelPaid     Channel = "paid"
+	ChannelReferral Channel = "referral"
+)
+
+// Referrer receives a cleaned and classified referrer. Host and Path are
+// appended into the struct's own buffers, so a caller that keeps a
+// Referrer in a pooled struct and calls Reset between requests allocates
+// nothing once the buffers have grown.
+type Referrer struct {
+	// Host is the lower-cased referrer host without port or userinfo, or
+	// the package name of an android-app:// referrer. Empty for no
+	// referrer, a self-referral or an unusable referrer.
+	Host []byte
+	// Path is the referrer path, cleaned like a page path (decoded where
+	// safe, e-mail addresses and tokens redacted), without query or
+	// fragment. Empty when Host is empty or for app referrers.
+	Path []byte
+	// Source is a readable source name ("Google", "Facebook", "Gmail",
+	// "Google Ads", ...) from sources.txt or the click-identifier table, or
+	// "" when the source is not a known one (display Host then).
+	Source string
+	// Channel is never empty: ChannelDirect when nothing points elsewhere.
+	Channel Channel
+
+	scratch []byte
+}
+
+// Reset clears r for reuse, keeping its buffers.
+func (r *Referrer) Reset() {
+	*r = Referrer{Host: r.Host[:0], Path: r.Path[:0], scratch: r.scratch[:0]}
+}
+
+// ClassifyReferrer cleans the raw referrer (document.referrer or the
+// Referer header) and classifies the visit's source and channel into dst,
+// which it resets first.
+//
+// page is the visit's cleaned page URL (it may be nil): its host, UTM
+// fields, ref and click identifier take part in the decision. site lists
+// the site's domain and aliases; a referrer on the page host or any of them
+// ("www." folded) is a self-referral and yields no referrer.
+//
+// Channel precedence: a recognised utm_medium (cpc/ppc/paid*/display →
+// paid, email/newsletter → email, social → social, organic → search),
+// then a click identifier, then the referrer host in sources.txt, then
+// "referral" for any other external referrer, then a known utm_source or
+// ref name, then "direct".
+//
+// ClassifyReferrer allocates nothing once dst's buffers have grown.
+func ClassifyReferrer(dst *Referrer, raw []byte, page *PageURL, site []string) {
+	dst.Reset()
+	var src *source
+	if dst.parse(raw) {
+		switch {
+		case len(dst.Path) == 0 && isAppReferrer(raw):
+			src = defaultSources.apps[string(dst.Host)]
+		case isSelfReferral(dst.Host, page, site):
+			dst.Host, dst.Path = dst.Host[:0], dst.Path[:0]
+		default:
+			src = defaultSources.lookupHost(dst.Host)
+		}
+	}
+
+	var medium Channel
+	var named *source
+	if page != nil {
+		medium = mediumChannel(page.UTMMedium)
+		named = defaultSources.lookupName(page.UTMSource)
+		if named == nil {
+			named = defaultSources.lookupName(page.Ref)
+		}
+	}
+
+	// A paid click identifier names the campaign's network even when the
+	// referrer is the network's organic host (gclid from google.com is
+	// "Google Ads"); an organic one (fbclid) only fills a gap.
+	click := ""
+	if page != nil {
+		click = page.ClickSource
+	}
+	switch {
+	case click != "" && page.ClickChannel == ChannelPaid:
+		dst.Source = click
+	case src != nil:
+		dst.Source = src.name
+	case click != "":
+		dst.Source = click
+	case named != nil:
+		dst.Source = named.name
+	}
+
+	switch {
+	case medium != "":
+		dst.Channel = medium
+	case page != nil && page.ClickChannel != "":
+		dst.Channel = page.ClickChannel
+	case src != nil:
+		dst.Channel = src.channel
+	case len(dst.Host) > 0:
+		dst.Channel = ChannelReferral
+	case named != nil:
+		dst.Channel = named.channel
+	case page != nil && (len(page.UTMSource) > 0 || len(page.Ref) > 0):
+		dst.Channel = ChannelReferral
+	default:
+		dst.Channel = ChannelDirect
+	}
+}
+
+func isAppReferrer(raw []byte) bool {
+	return hasPrefixFold(trimSpace(raw), "android-app://")
+}
+
+// parse fills Host and Path from an http(s) or android-app referrer and
+// reports whether it found a usable one.
+func (r *Referrer) parse(raw []byte) bool {
+	if len(raw) > MaxURLLength {
+		return false
+	}
+	raw = trimSpace(raw)
+	var rest []byte
+	switch {
+	case hasPrefixFold(raw, "https://"):
+		rest = raw[len("https://"):]
+	case hasPrefixFold(raw, "http://"):
+		rest = raw[len("http://"):]
+	case hasPrefixFold(raw, "android-app://"):
+		pkg := raw[len("android-app://"):]
+		if i := bytes.IndexAny(pkg, "/?#"); i >= 0 {
+			pkg = pkg[:i]
+		}
+		if !validPackage(pkg) {
+			return false
+		}
+		r.Host = appendLower(r.Host, pkg)
+		return true
+	default:
+		return false
+	}
+	host, rest, ok := splitAuthority(rest)
+	if !ok {
+		return false
+	}
+	r.Host = appendLower(r.Host, host)
+	path, _, _ := splitPathQueryFragment(rest)
+	r.scratch = appendDecodedPath(r.scratch[:0], path)
+	if len(r.scratch) == 0 || r.scratch[0] != '/' {
+		r.Path = append(r.Path, '/')
+	}
+	r.Path = appendRedacted(r.Path, r.scratch)
+	return true
+}
+
+// validPackage accepts Android application ids ("com.google.android.gm").
+func validPackage(p []byte) bool {
+	if len(p) == 0 || len(p) > 255 {
+		return false
+	}
+	for _, c := range p {
+		if !isAlnum(c) && c != '.' && c != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+// isSelfReferral reports whether host is the page host or one of the site
+// names, ignoring a leading "www." on either side and ASCII case.
+func isSelfReferral(host []byte, page *PageURL, site []string) bool {
+	h := stripWWW(host)
+	if page != nil && len(page.Host) > 0 && equalFold(h, string(stripWWW(page.Host))) {
+		return true
+	}
+	for _, s := range site {
+		if equalFold(h, stripWWWString(s)) {
+			return true
+		}
+	}
+	return false
+}
+
+func stripWWW(h []byte) []byte {
+	if hasPrefixFold(h, "www.") {
+		return h[len("www."):]
+	}
+	return h
+}
+
+func stripWWWString(h string) string {
+	if hasPrefixFold(h, "www.") {
+		return h[len("www."):]
+	}
+	return h
+}
+
+// maxMediumLength bounds the utm_medium values that are classified.
+const maxMediumLength = 32
+
+// mediumChannel maps a utm_medium value to a channel, or "" if the value
+// is not a recognised one (Google Analytics' default channel rules).
+func mediumChannel(m []byte) Channel {
+	m = trimSpace(m)
+	if len(m) == 0 || len(m) > maxMediumLength {
+		return ""
+	}
+	var buf [maxMediumLength]byte
+	l := appendLower(buf[:0], m)
+	switch string(l) {
+	case "cpc", "ppc", "cpm", "cpv", "cpa", "cpp", "display", "banner", "retargeting", "remarketing", "ad", "ads", "sem":
+		return ChannelPaid
+	case "email", "e-mail", "e_mail", "e mail", "newsletter", "mail":
+		return ChannelEmail
+	case "social", "social-network", "social_network", "social network", "social-media", "social_media",
+		"social media", "sm", "organic_social", "organic-social", "social-organic":
+		return ChannelSocial
+	case "organic", "seo":
+		return ChannelSearch
+	case "referral":
+		return ChannelReferral
+	}
+	if hasPrefixFold(l, "paid") || len(l) > 3 && string(l[len(l)-3:]) == "cpc" {
+		return ChannelPaid
+	}
+	return ""
+}
+
+// source is one entry of the sources table. Entries are immutable.
+type source struct {
+	name    string
+	channel Channel
+}
+
+// sourceTable is the immutable lookup structure built from sources.txt.
+type sourceTable struct {
+	hosts map[string]*source // host suffix → source
+	wild  map[string]*source // "google" for "google.*": any ccTLD-like suffix
+	apps  map[string]*source // Android application id → source
+	names map[string]*source // lower-case name or alias → source, for utm_source/ref
+}
+
+//go:embed sources.txt
+var sourcesTxt string
+
+// defaultSources is the immutable table built from sources.txt at init.
+var defaultSources = mustParseSources(sourcesTxt)
+
+func mustParseSources(src string) *sourceTable {
+	t, err := parseSources(src)
+	if err != nil {
+		panic("enrich: cannot parse embedded sources.txt: " + err.Error())
+	}
+	return t
+}
+
+// parseSources parses the sources.txt format (see the file's header).
+func parseSources(src string) (*sourceTable, error) {
+	t := &sourceTable{
+		hosts: map[string]*source{},
+		wild:  map[string]*source{},
+		apps:  map[string]*source{},
+		names: map[string]*source{},
+	}
+	var channel Channel
+	for n, line := range strings.Split(src, "\n") {
+		if i := strings.Index(line, "#"); i >= 0 {
+			line = line[:i]
+		}
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		if line[0] == '[' && line[len(line)-1] == ']' {
+			switch c := Channel(line[1 : len(line)-1]); c {
+			case ChannelSearch, ChannelSocial, ChannelEmail, ChannelPaid, ChannelReferral:
+				channel = c
+			default:
+				return nil, fmt.Errorf("line %d: unknown channel %q", n+1, c)
+			}
+			continue
+		}
+		if channel == "" {
+			return nil, fmt.Errorf("line %d: entry before the first [channel] header", n+1)
+		}
+		name, list, ok := strings.Cut(line, ":")
+		name = strings.TrimSpace(name)
+		if !ok || name == "" {
+			return nil, fmt.Errorf("line %d: want \"Name: host ...\"", n+1)
+		}
+		s := &source{name: name, channel: channel}
+		if _, dup := t.names[strings.ToLower(name)]; !dup {
+			t.names[strings.ToLower(name)] = s
+		}
+		fields := strings.Fields(list)
+		if len(fields) == 0 {
+			return nil, fmt.Errorf("line %d: %s has no hosts", n+1, name)
+		}
+		for _, f := range fields {
+			if f != strings.ToLower(f) {
+				return nil, fmt.Errorf("line %d: %q is not lower case", n+1, f)
+			}
+			var m map[string]*source
+			key, alias := f, false
+			switch {
+			case strings.HasPrefix(f, "="):
+				m, key, alias = t.names, f[1:], true
+			case strings.HasPrefix(f, "app:"):
+				m, key = t.apps, f[len("app:"):]
+			case strings.HasSuffix(f, ".*"):
+				m, key = t.wild, strings.TrimSuffix(f, ".*")
+			default:
+				m = t.hosts
+			}
+			if key == "" || strings.ContainsAny(key, "/:*") {
+				return nil, fmt.Errorf("line %d: malformed entry %q", n+1, f)
+			}
+			if _, dup := m[key]; dup {
+				if alias {
+					continue // an alias may repeat a name; the first wins
+				}
+				return nil, fmt.Errorf("line %d: %q is listed twice", n+1, f)
+			}
+			m[key] = s
+		}
+	}
+	return t, nil
+}
+
+// lookupHost finds the source for a lower-case host by its longest
+// listed suffix on a label boundary, trying "name.*" wildcards at each
+// label as well.
+func (t *sourceTable) lookupHost(host []byte) *source {
+	for i := 0; i < len(host); {
+		suffix := host[i:]
+		if s := t.hosts[string(suffix)]; s != nil {
+			return s
+		}
+		dot := bytes.IndexByte(suffix, '.')
+		if dot < 0 {
+			return nil
+		}
+		if isPublicSuffixLike(suffix[dot+1:]) {
+			if s := t.wild[string(suffix[:dot])]; s != nil {
+				return s
+			}
+		}
+		i += dot + 1
+	}
+	return nil
+}
+
+// secondLevels are the common second-level labels under country codes
+// ("co.uk", "com.au", "ne.jp").
+var secondLevels = [...]string{"co", "com", "net", "org", "ac", "gov", "edu", "ne", "or", "go", "gob", "gen", "ltd", "plc"}
+
+// isPublicSuffixLike reports whether s looks like a top-level domain ("de",
+// "com") or a country-code second level ("co.uk", "com.br"), so that
+// "google.*" matches google.de and google.co.uk but not google.evil.com.
+func isPublicSuffixLike(s []byte) bool {
+	dot := bytes.IndexByte(s, '.')
+	if dot < 0 {
+		return allAlpha(s) && len(s) >= 2 && len(s) <= 24
+	}
+	first, rest := s[:dot], s[dot+1:]
+	if len(rest) != 2 || !allAlpha(rest) {
+		return false
+	}
+	for _, l := range secondLevels {
+		if string(first) == l {
+			return true
+		}
+	}
+	return false
+}
+
+func allAlpha(b []byte) bool {
+	for _, c := range b {
+		if !isAlpha(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// maxNameLength bounds utm_source/ref values looked up by name.
+const maxNameLength = 64
+
+// lookupName finds a source by its name or alias, case-insensitively, for
+// utm_source and ref values ("google", "Facebook", "fb"), then as a listed
+// host ("reddit.com") or a bare name under .com ("producthunt").
+func (t *sourceTable) lookupName(v []byte) *source {
+	v = trimSpace(v)
+	if len(v) == 0 || len(v) > maxNameLength {
+		return nil
+	}
+	var buf [maxNameLength + len(".com")]byte
+	l := appendLower(buf[:0], v)
+	if s := t.names[string(l)]; s != nil {
+		return s
+	}
+	h := stripWWW(l)
+	if s := t.hosts[string(h)]; s != nil {
+		return s
+	}
+	if bytes.IndexByte(h, '.') < 0 {
+		// "producthunt" → producthunt.com
+		return t.hosts[string(append(h, ".com"...))]
+	}
+	return nil
+}

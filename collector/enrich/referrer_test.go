@@ -1,0 +1,172 @@
+package enrich
+
+import (
+	"strings"
+	"testing"
+)
+
+func mustClean(t testing.TB, raw string) *PageURL {
+	t.Helper()
+	var u PageURL
+	if err := (*URLPolicy)(nil).Clean(&u, []byte(raw)); err != nil {
+		t.Fatalf("Clean(%q): %v", raw, err)
+	}
+	return &u
+}
+
+func TestClassifyReferrer(t *testing.T) {
+	site := []string{"example.com", "www.example.com", "Example.ORG"}
+	plain := mustClean(t, "https://www.example.com/pricing")
+	type want struct {
+		host, path, source string
+		channel            Channel
+	}
+	tests := []struct {
+		name string
+		ref  string
+		page *PageURL
+		want want
+	}{
+		{"none", "", plain, want{channel: ChannelDirect}},
+		{"blank", "  ", plain, want{channel: ChannelDirect}},
+
+		{"self same host", "https://www.example.com/other", plain, want{channel: ChannelDirect}},
+		{"self www folded", "https://example.com/other", plain, want{channel: ChannelDirect}},
+		{"self case and port", "https://WWW.Example.COM:443/x", plain, want{channel: ChannelDirect}},
+		{"self alias", "http://example.org/", plain, want{channel: ChannelDirect}},
+		{"self www alias", "http://www.example.org/", plain, want{channel: ChannelDirect}},
+		{"self page host without site list", "https://example.net/a", mustClean(t, "https://www.example.net/"), want{channel: ChannelDirect}},
+		{"subdomain is not self", "https://blog.example.com/post", plain, want{host: "blog.example.com", path: "/post", channel: ChannelReferral}},
+		{"lookalike is not self", "https://example.com.evil.io/", plain, want{host: "example.com.evil.io", path: "/", channel: ChannelReferral}},
+
+		{"google", "https://www.google.com/", plain, want{"www.google.com", "/", "Google", ChannelSearch}},
+		{"google ccTLD, query stripped", "https://www.google.co.uk/search?q=secret", plain, want{"www.google.co.uk", "/search", "Google", ChannelSearch}},
+		{"google de", "https://google.de/", plain, want{"google.de", "/", "Google", ChannelSearch}},
+		{"google lookalike", "https://google.evil.com/", plain, want{"google.evil.com", "/", "", ChannelReferral}},
+		{"bing", "https://www.bing.com/search?q=x", plain, want{"www.bing.com", "/search", "Bing", ChannelSearch}},
+		{"duckduckgo", "https://duckduckgo.com/", plain, want{"duckduckgo.com", "/", "DuckDuckGo", ChannelSearch}},
+		{"yandex ru", "https://yandex.ru/search/?text=x", plain, want{"yandex.ru", "/search/", "Yandex", ChannelSearch}},
+		{"facebook l.", "https://l.facebook.com/l.php?u=https%3A%2F%2Fexample.com", plain, want{"l.facebook.com", "/l.php", "Facebook", ChannelSocial}},
+		{"twitter t.co", "https://t.co/AbC123", plain, want{"t.co", "/AbC123", "X", ChannelSocial}},
+		{"x.com", "https://x.com/someone/status/1", plain, want{"x.com", "/someone/status/1", "X", ChannelSocial}},
+		{"linkedin", "https://www.linkedin.com/feed/", plain, want{"www.linkedin.com", "/feed/", "LinkedIn", ChannelSocial}},
+		{"reddit", "https://old.reddit.com/r/golang/", plain, want{"old.reddit.com", "/r/golang/", "Reddit", ChannelSocial}},
+		{"youtube", "https://m.youtube.com/watch?v=1", plain, want{"m.youtube.com", "/watch", "YouTube", ChannelSocial}},
+		{"instagram", "https://l.instagram.com/", plain, want{"l.instagram.com", "/", "Instagram", ChannelSocial}},
+		{"hacker news", "https://news.ycombinator.com/item?id=1", plain, want{"news.ycombinator.com", "/item", "Hacker News", ChannelSocial}},
+		{"gmail", "https://mail.google.com/mail/u/0/", plain, want{"mail.google.com", "/mail/u/0/", "Gmail", ChannelEmail}},
+		{"outlook", "https://outlook.live.com/mail/0/", plain, want{"outlook.live.com", "/mail/0/", "Outlook", ChannelEmail}},
+		{"google docs is referral", "https://docs.google.com/document/d/1kGcCjdaigfoo5CMJ-gcBnf4_zdPfCBSk_iabtMZPN6s/edit", plain,
+			want{"docs.google.com", "/document/d/[token]/edit", "Google", ChannelReferral}},
+		{"github", "https://github.com/glimpse-analytics/glimpse", plain, want{"github.com", "/glimpse-analytics/glimpse", "GitHub", ChannelReferral}},
+		{"ad host", "https://www.googleadservices.com/pagead/aclk?sa=L", plain, want{"www.googleadservices.com", "/pagead/aclk", "Google Ads", ChannelPaid}},
+
+		{"android gmail", "android-app://com.google.android.gm/", plain, want{"com.google.android.gm", "", "Gmail", ChannelEmail}},
+		{"android google app", "android-app://com.google.android.googlequicksearchbox/https/www.google.com", plain,
+			want{"com.google.android.googlequicksearchbox", "", "Google", ChannelSearch}},
+		{"android facebook", "android-app://com.facebook.katana", plain, want{"com.facebook.katana", "", "Facebook", ChannelSocial}},
+		{"android unknown app", "android-app://org.example.reader", plain, want{"org.example.reader", "", "", ChannelReferral}},
+		{"android bad package", "android-app://a b/", plain, want{channel: ChannelDirect}},
+
+		{"referral with userinfo, port, query, fragment", "https://user:pass@Blog.Someone.NET:8080/post/1?utm=1#frag", plain,
+			want{"blog.someone.net", "/post/1", "", ChannelReferral}},
+		{"referral path redacted", "https://app.other.io/invite/jane%40example.com/550e8400-e29b-41d4-a716-446655440000", plain,
+			want{"app.other.io", "/invite/[email]/[token]", "", ChannelReferral}},
+		{"referral empty path", "https://other.io", plain, want{"other.io", "/", "", ChannelReferral}},
+		{"unsupported scheme", "file:///etc/passwd", plain, want{channel: ChannelDirect}},
+		{"chrome extension", "chrome-extension://abc/page.html", plain, want{channel: ChannelDirect}},
+		{"malformed host", "https://exa mple.com/", plain, want{channel: ChannelDirect}},
+
+		{"utm email without referrer", "", mustClean(t, "https://example.com/?utm_source=newsletter&utm_medium=email"), want{channel: ChannelEmail}},
+		{"utm newsletter medium", "", mustClean(t, "https://example.com/?utm_medium=Newsletter"), want{channel: ChannelEmail}},
+		{"utm social medium beats referrer", "https://t.co/x", mustClean(t, "https://example.com/?utm_medium=social"), want{"t.co", "/x", "X", ChannelSocial}},
+		{"utm cpc with bing", "https://www.bing.com/", mustClean(t, "https://example.com/?utm_medium=cpc&utm_source=bing"), want{"www.bing.com", "/", "Bing", ChannelPaid}},
+		{"utm paid_social", "", mustClean(t, "https://example.com/?utm_medium=paid_social&utm_source=fb"), want{"", "", "Facebook", ChannelPaid}},
+		{"utm display", "", mustClean(t, "https://example.com/?utm_medium=display"), want{channel: ChannelPaid}},
+		{"utm medium on self referral", "https://example.com/", mustClean(t, "https://example.com/?utm_medium=email"), want{channel: ChannelEmail}},
+		{"unknown utm medium ignored", "https://www.google.com/", mustClean(t, "https://example.com/?utm_medium=banana"), want{"www.google.com", "/", "Google", ChannelSearch}},
+		{"utm source name", "", mustClean(t, "https://example.com/?utm_source=Facebook"), want{"", "", "Facebook", ChannelSocial}},
+		{"ref name via .com", "", mustClean(t, "https://example.com/?ref=producthunt"), want{"", "", "Product Hunt", ChannelSocial}},
+		{"unknown ref", "", mustClean(t, "https://example.com/?ref=some-blog"), want{channel: ChannelReferral}},
+
+		{"gclid without referrer", "", mustClean(t, "https://example.com/?gclid=x"), want{"", "", "Google Ads", ChannelPaid}},
+		{"gclid from google", "https://www.google.com/", mustClean(t, "https://example.com/?gclid=x"), want{"www.google.com", "/", "Google Ads", ChannelPaid}},
+		{"msclkid", "https://www.bing.com/", mustClean(t, "https://example.com/?msclkid=x"), want{"www.bing.com", "/", "Microsoft Ads", ChannelPaid}},
+		{"fbclid keeps referrer source", "https://t.co/x", mustClean(t, "https://example.com/?fbclid=x"), want{"t.co", "/x", "X", ChannelSocial}},
+		{"fbclid alone", "", mustClean(t, "https://example.com/?fbclid=x"), want{"", "", "Facebook", ChannelSocial}},
+		{"utm medium beats click id", "", mustClean(t, "https://example.com/?gclid=x&utm_medium=email"), want{"", "", "Google Ads", ChannelEmail}},
+
+		{"nil page", "https://t.co/x", nil, want{"t.co", "/x", "X", ChannelSocial}},
+		{"nil page none", "", nil, want{channel: ChannelDirect}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var r Referrer
+			ClassifyReferrer(&r, []byte(tt.ref), tt.page, site)
+			got := want{string(r.Host), string(r.Path), r.Source, r.Channel}
+			if got != tt.want {
+				t.Errorf("ClassifyReferrer(%q)\n got %+v\nwant %+v", tt.ref, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestReferrerReuse(t *testing.T) {
+	var r Referrer
+	ClassifyReferrer(&r, []byte("https://www.google.com/search"), nil, nil)
+	ClassifyReferrer(&r, []byte(""), nil, nil)
+	if len(r.Host) != 0 || len(r.Path) != 0 || r.Source != "" || r.Channel != ChannelDirect {
+		t.Errorf("stale fields after reuse: %+v", r)
+	}
+}
+
+func TestSourcesTable(t *testing.T) {
+	tab, err := parseSources(sourcesTxt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tab.hosts) < 80 {
+		t.Errorf("sources.txt has only %d hosts", len(tab.hosts))
+	}
+	// A host listed under the same source as one of its own suffixes is
+	// redundant; keep the file minimal.
+	for h, s := range tab.hosts {
+		for rest := h; ; {
+			i := strings.IndexByte(rest, '.')
+			if i < 0 {
+				break
+			}
+			rest = rest[i+1:]
+			if p := tab.hosts[rest]; p != nil && *p == *s {
+				t.Errorf("sources.txt: %q is redundant with %q", h, rest)
+			}
+		}
+	}
+	for _, bad := range []string{
+		"Google: google.com",           // no section
+		"[search]\nGoogle:",            // no hosts
+		"[search]\nGoogle: Google.com", // upper case
+		"[search]\nA: a.com\nB: a.com", // duplicate
+		"[nonsense]\nA: a.com",         // unknown channel
+		"[search]\nA a.com",            // no colon
+		"[search]\nA: a.com/path",      // malformed
+		"[search]\nA: app:",            // empty app id
+	} {
+		if _, err := parseSources(bad); err == nil {
+			t.Errorf("parseSources(%q) accepted a malformed file", bad)
+		}
+	}
+}
+
+func TestMediumChannel(t *testing.T) {
+	for in, want := range map[string]Channel{
+		"cpc": ChannelPaid, "PPC": ChannelPaid, "paidsearch": ChannelPaid, "paid-social": ChannelPaid,
+		"display": ChannelPaid, "google_cpc": ChannelPaid, "email": ChannelEmail, " Newsletter ": ChannelEmail,
+		"social": ChannelSocial, "social-network": ChannelSocial, "organic": ChannelSearch,
+		"referral": ChannelReferral, "": "", "banana": "", strings.Repeat("x", 100): "",
+	} {
+		if got := mediumChannel([]byte(in)); got != want {
+			t.Errorf("mediumChannel(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,458 @@
+package enrich
+
+import (
+	"unicode/utf8"
+)
+
+// Byte-level text helpers shared by url.go and referrer.go. They all append
+// into a destination slice and never allocate once the destination has
+// enough capacity.
+
+const (
+	// redactedEmail replaces an e-mail address in a path or kept value.
+	redactedEmail = "[email]"
+	// redactedToken replaces a long random-looking token or a UUID.
+	redactedToken = "[token]"
+
+	// minTokenLen is the shortest run of [A-Za-z0-9_.-] that can be
+	// redacted as a random token (UUIDs are matched separately).
+	minTokenLen = 20
+	// longTokenLen is the length from which any run mixing letters and
+	// digits is treated as a token without further heuristics.
+	longTokenLen = 40
+)
+
+const hexDigits = "0123456789ABCDEF"
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	default:
+		return c - 'A' + 10
+	}
+}
+
+func isAlpha(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+func isAlnum(c byte) bool { return isAlpha(c) || isDigit(c) }
+
+func toLower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// equalFold reports whether b equals s under ASCII case folding.
+func equalFold[B []byte | string](b B, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		if toLower(b[i]) != toLower(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// hasPrefixFold reports whether b starts with s under ASCII case folding.
+func hasPrefixFold[B []byte | string](b B, s string) bool {
+	return len(b) >= len(s) && equalFold(b[:len(s)], s)
+}
+
+// appendLower appends s lower-cased (ASCII only).
+func appendLower(dst, s []byte) []byte {
+	for _, c := range s {
+		dst = append(dst, toLower(c))
+	}
+	return dst
+}
+
+// trimSpace trims ASCII white space and control bytes from both ends.
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && b[0] <= ' ' {
+		b = b[1:]
+	}
+	for len(b) > 0 && b[len(b)-1] <= ' ' {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func appendPctByte(dst []byte, c byte) []byte {
+	return append(dst, '%', hexDigits[c>>4], hexDigits[c&15])
+}
+
+// keepEscapedInPath reports whether a percent-decoded byte must stay
+// escaped in a stored path because decoding it would change the path's
+// structure or make it unreadable.
+func keepEscapedInPath(c byte) bool {
+	return c <= ' ' || c == 0x7f || c == '/' || c == '?' || c == '#' || c == '%'
+}
+
+// appendDecodedPath appends the path or fragment s with percent-escapes
+// decoded where that is safe, in a canonical form:
+//
+//   - delimiters ('/', '?', '#'), '%', space and control bytes stay or
+//     become escaped (upper-case hex); a stray '%' becomes "%25";
+//   - a byte sequence, raw or escaped, that forms a valid UTF-8 rune is
+//     stored raw, except C1 controls (U+0080–U+009F), which stay escaped;
+//   - every byte that is not part of a valid rune is escaped.
+//
+// The decision is made per rune, so the output is valid UTF-8 and cleaning
+// it again yields it unchanged.
+func appendDecodedPath(dst, s []byte) []byte {
+	for i := 0; i < len(s); {
+		b, n, esc := decodePathByte(s, i)
+		switch {
+		case esc:
+			dst = appendPctByte(dst, b)
+			i += n
+			continue
+		case b < utf8.RuneSelf:
+			dst = append(dst, b)
+			i += n
+			continue
+		}
+		// Gather the bytes of one rune, decoding escapes as we go.
+		var buf [utf8.UTFMax]byte
+		buf[0] = b
+		k, j := 1, i+n
+		for k < utf8.UTFMax && j < len(s) && !utf8.FullRune(buf[:k]) {
+			b2, n2, esc2 := decodePathByte(s, j)
+			if esc2 || b2 < utf8.RuneSelf {
+				break
+			}
+			buf[k] = b2
+			k++
+			j += n2
+		}
+		r, size := utf8.DecodeRune(buf[:k])
+		if r == utf8.RuneError && size <= 1 || r < 0xa0 {
+			// Invalid (or a C1 control): escape this byte, go on
+			// with the next.
+			dst = appendPctByte(dst, b)
+			i += n
+			continue
+		}
+		dst = append(dst, buf[:size]...)
+		// Skip the input that produced size decoded bytes.
+		for ; size > 0; size-- {
+			_, n, _ = decodePathByte(s, i)
+			i += n
+		}
+	}
+	return dst
+}
+
+// decodePathByte decodes the byte at s[i]: a percent-escape or a raw byte.
+// It returns the byte, the input length consumed, and whether the byte must
+// be stored escaped.
+func decodePathByte(s []byte, i int) (b byte, n int, esc bool) {
+	c := s[i]
+	if c == '%' {
+		if i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			d := unhex(s[i+1])<<4 | unhex(s[i+2])
+			return d, 3, keepEscapedInPath(d)
+		}
+		return '%', 1, true // stray '%'
+	}
+	return c, 1, keepEscapedInPath(c) && c != '/'
+}
+
+// appendDecodedValue appends the query component s fully decoded:
+// percent-escapes are decoded and '+' becomes a space.
+func appendDecodedValue(dst, s []byte) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '+':
+			dst = append(dst, ' ')
+		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			dst = append(dst, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
+
+// appendSanitized appends s with control characters (C0 and C1) dropped,
+// white space collapsed to a single space, invalid UTF-8 replaced by
+// U+FFFD, and leading/trailing spaces trimmed.
+func appendSanitized(dst, s []byte) []byte {
+	start := len(dst)
+	space := false
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			i++
+			switch {
+			case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+				space = true
+			case c < ' ' || c == 0x7f:
+				// Dropped.
+			default:
+				if space && len(dst) > start {
+					dst = append(dst, ' ')
+				}
+				space = false
+				dst = append(dst, c)
+			}
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		if space && len(dst) > start {
+			dst = append(dst, ' ')
+		}
+		space = false
+		switch {
+		case r == utf8.RuneError && size == 1:
+			dst = utf8.AppendRune(dst, utf8.RuneError)
+		case r < 0xa0:
+			// C1 control: dropped.
+		default:
+			dst = append(dst, s[i:i+size]...)
+		}
+		i += size
+	}
+	return dst
+}
+
+// truncateUTF8 shortens b to at most n bytes without splitting a rune.
+func truncateUTF8(b []byte, n int) []byte {
+	if len(b) <= n {
+		return b
+	}
+	for n > 0 && !utf8.RuneStart(b[n]) {
+		n--
+	}
+	return b[:n]
+}
+
+// appendQueryEscaped appends s escaped for use as a query value. ASCII
+// letters, digits, "-._~[]:/," and non-ASCII bytes (s must be valid UTF-8)
+// are kept; everything else is percent-encoded.
+func appendQueryEscaped(dst, s []byte) []byte {
+	for _, c := range s {
+		switch {
+		case isAlnum(c), c >= utf8.RuneSelf:
+			dst = append(dst, c)
+		case c == '-' || c == '.' || c == '_' || c == '~' || c == '[' || c == ']' || c == ':' || c == '/' || c == ',':
+			dst = append(dst, c)
+		default:
+			dst = appendPctByte(dst, c)
+		}
+	}
+	return dst
+}
+
+// isEmailLocal reports whether c may appear in the local part of an e-mail
+// address as this package recognises it.
+func isEmailLocal(c byte) bool {
+	return isAlnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-'
+}
+
+// isEmailDomain reports whether c may appear in an e-mail domain. Non-ASCII
+// bytes are accepted so that internationalised domains are redacted too.
+func isEmailDomain(c byte) bool {
+	return isAlnum(c) || c == '.' || c == '-' || c >= utf8.RuneSelf
+}
+
+// emailDomainEnd returns the end of the e-mail domain starting at s[i], or -1
+// if there is none. A domain is a run of domain bytes that contains a dot
+// directly followed by two ASCII letters (".com", ".co.uk", ".museum").
+func emailDomainEnd(s []byte, i int) int {
+	j := i
+	for j < len(s) && isEmailDomain(s[j]) {
+		j++
+	}
+	for j > i && (s[j-1] == '.' || s[j-1] == '-') {
+		j--
+	}
+	for k := i; k+2 < j; k++ {
+		if s[k] == '.' && isAlpha(s[k+1]) && isAlpha(s[k+2]) {
+			return j
+		}
+	}
+	return -1
+}
+
+// atSignLen returns the length of an '@' at s[i]: 1 for '@', 3 for a
+// still-encoded "%40" (double-encoded input), else 0.
+func atSignLen(s []byte, i int) int {
+	switch {
+	case s[i] == '@':
+		return 1
+	case s[i] == '%' && i+2 < len(s) && s[i+1] == '4' && s[i+2] == '0':
+		return 3
+	}
+	return 0
+}
+
+// appendRedacted appends s with e-mail addresses replaced by "[email]" and
+// UUIDs and long random-looking tokens replaced by "[token]". s should be
+// decoded text; an '@' still encoded as "%40" counts as well.
+func appendRedacted(dst, s []byte) []byte {
+	start := 0 // first byte of s not yet appended
+	for i := 0; i < len(s); i++ {
+		at := atSignLen(s, i)
+		if at == 0 {
+			continue
+		}
+		l := i
+		for l > start && isEmailLocal(s[l-1]) {
+			l--
+		}
+		if l == i {
+			continue
+		}
+		r := emailDomainEnd(s, i+at)
+		if r < 0 {
+			continue
+		}
+		dst = appendTokensRedacted(dst, s[start:l])
+		dst = append(dst, redactedEmail...)
+		start = r
+		i = r - 1
+	}
+	return appendTokensRedacted(dst, s[start:])
+}
+
+// isTokenByte reports bytes of a token run: base64url plus '.', which
+// joins the parts of a JWT.
+func isTokenByte(c byte) bool { return isAlnum(c) || c == '-' || c == '_' || c == '.' }
+
+// appendTokensRedacted appends s with UUIDs and random-looking tokens
+// replaced by "[token]". A percent-escape ("%20") is copied whole and ends
+// a run, so that redaction never splits one.
+func appendTokensRedacted(dst, s []byte) []byte {
+	for i := 0; i < len(s); {
+		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			dst = append(dst, s[i:i+3]...)
+			i += 3
+			continue
+		}
+		if !isTokenByte(s[i]) {
+			dst = append(dst, s[i])
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(s) && isTokenByte(s[j]) {
+			j++
+		}
+		if run := s[i:j]; isRandomToken(run) {
+			dst = append(dst, redactedToken...)
+		} else {
+			dst = appendUUIDsRedacted(dst, run)
+		}
+		i = j
+	}
+	return dst
+}
+
+// isRandomToken reports whether run (bytes of [A-Za-z0-9_.-]) looks like a
+// machine-generated identifier rather than words: at least 20 bytes, both
+// letters and digits, few separators, and either all hexadecimal, very
+// long, or switching between lower case, upper case and digits often
+// (random base64/base36 switches on most bytes; slugs and words rarely do).
+func isRandomToken(run []byte) bool {
+	if len(run) < minTokenLen {
+		return false
+	}
+	var digits, upper, lower, seps, changes int
+	allHex := true
+	prev := byte(0)
+	for _, c := range run {
+		var class byte
+		switch {
+		case c == '-' || c == '_' || c == '.':
+			seps++
+			continue
+		case isDigit(c):
+			digits++
+			class = 'd'
+		case 'a' <= c && c <= 'z':
+			lower++
+			class = 'l'
+		default:
+			upper++
+			class = 'u'
+		}
+		if !isHex(c) {
+			allHex = false
+		}
+		if prev != 0 && class != prev {
+			changes++
+		}
+		prev = class
+	}
+	alnum := len(run) - seps
+	switch {
+	case digits == 0 || upper+lower == 0, seps*8 > len(run), alnum < minTokenLen/2:
+		return false
+	case allHex && alnum >= minTokenLen, alnum >= longTokenLen:
+		return true
+	case upper > 0 && lower > 0:
+		return changes*3 >= alnum
+	default:
+		return changes*4 >= alnum
+	}
+}
+
+// uuidLen is the length of the textual form 8-4-4-4-12.
+const uuidLen = 36
+
+func isUUIDAt(s []byte, i int) bool {
+	if i+uuidLen > len(s) {
+		return false
+	}
+	for k := 0; k < uuidLen; k++ {
+		c := s[i+k]
+		switch k {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !isHex(c) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// appendUUIDsRedacted appends s with every UUID not glued to other hex
+// digits replaced by "[token]".
+func appendUUIDsRedacted(dst, s []byte) []byte {
+	if len(s) < uuidLen {
+		return append(dst, s...)
+	}
+	start := 0
+	for i := 0; i+uuidLen <= len(s); i++ {
+		if (i > 0 && isHex(s[i-1])) || !isUUIDAt(s, i) {
+			continue
+		}
+		if end := i + uuidLen; end < len(s) && isHex(s[end]) {
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		dst = append(dst, redactedToken...)
+		start = i + uuidLen
+		i = start - 1
+	}
+	return append(dst, s[start:]...)
+}
