@@ -6,7 +6,6 @@ package collector
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -61,9 +60,13 @@ type Server struct {
 	log        *slog.Logger
 	now        func() time.Time
 	ready      readiness
-	hits       sync.Pool
+	hits       chan *hit // free list of request state
 	routes     map[string]fasthttp.RequestHandler
 }
+
+// maxFreeHits bounds the request states kept for reuse: enough for every
+// request in flight on a busy collector.
+const maxFreeHits = 1024
 
 // DefaultMaxSessions bounds the session cache in serve: about 0.5 KiB a
 // session keeps the cache near 50 MiB when full, inside the 150 MB budget.
@@ -112,7 +115,7 @@ func New(o Options) (*Server, error) {
 		ready:      readiness{conn: o.Conn, timeout: 2 * time.Second},
 		routes:     o.Routes,
 	}
-	s.hits.New = func() any { return new(hit) }
+	s.hits = make(chan *hit, maxFreeHits)
 	for i := range o.Sites.Sites {
 		site := &o.Sites.Sites[i]
 		prec, err := locate.ParsePrecision(site.Privacy.Geo)

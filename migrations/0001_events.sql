@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS {{table "events"}}{{onCluster}} (
     utm_content      String,
     utm_term         String,
     target_url       String,
-    country_code     FixedString(2),
+    country_code     String,
     region           String,
     city             String,
     ip_prefix        String,

@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS {{table "sessions"}}{{onCluster}} (
     utm_campaign     String,
     utm_content      String,
     utm_term         String,
-    country_code     FixedString(2),
+    country_code     String,
     region           String,
     city             String,
     browser          String,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +11,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -296,4 +299,68 @@ func TestReadyzFlipsWhenClickHouseStops(t *testing.T) {
 		t.Fatalf("/healthz = %d while ClickHouse is down; the process is alive", code)
 	}
 	s.stop(t)
+}
+
+// TestSIGTERMUnderLoadLosesNothing drives `glimpse serve` with concurrent
+// senders, sends SIGTERM in the middle, and checks that every event answered
+// 202 (without a drop header) is in ClickHouse after the process exits.
+func TestSIGTERMUnderLoadLosesNothing(t *testing.T) {
+	db := chtest.New(t)
+	cfg := writeConfig(t, siteYAML)
+	s := startServe(t, nil, "--config", cfg, "--clickhouse", db.DSN, "--trusted-proxies", "127.0.0.1/32",
+		"--batch-size", "500", "--flush-interval", "200ms")
+	var accepted, answered atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := http.Client{Timeout: 5 * time.Second}
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				body := fmt.Sprintf(`{"n":"pageview","u":"https://example.com/w%d/%d","d":"example.com"}`, w, i)
+				req, _ := http.NewRequest("POST", "http://"+s.addr+"/api/event", strings.NewReader(body))
+				req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0")
+				req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i%250+1))
+				resp, err := c.Do(req)
+				if err != nil {
+					return // the listener is gone
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				answered.Add(1)
+				if resp.StatusCode == 202 && resp.Header.Get("X-Glimpse-Dropped") == "" {
+					accepted.Add(1)
+				}
+			}
+		}()
+	}
+	time.Sleep(1500 * time.Millisecond)
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, s.out)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no exit after SIGTERM:\n%s", s.out)
+	}
+	close(stop)
+	wg.Wait()
+	if accepted.Load() < 100 {
+		t.Fatalf("only %d events accepted of %d answered; the load did not run", accepted.Load(), answered.Load())
+	}
+	var n uint64
+	if err := db.Conn.QueryRow(context.Background(), "SELECT count() FROM events").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != uint64(accepted.Load()) {
+		t.Fatalf("%d rows in ClickHouse, but %d events were answered 202\n%s", n, accepted.Load(), s.out)
+	}
+	t.Logf("%d events accepted before and during shutdown, all stored", n)
 }

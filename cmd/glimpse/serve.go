@@ -7,27 +7,61 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"runtime/debug"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
 	"github.com/glimpse-analytics/glimpse/collector"
 	"github.com/glimpse-analytics/glimpse/collector/config"
+	"github.com/glimpse-analytics/glimpse/collector/locate"
+	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/migrations"
 )
 
 func serveCommand() *command {
-	var noMigrate bool
+	var (
+		noMigrate bool
+		sinkMode  string
+		batchSize int
+		interval  time.Duration
+		queueSize int
+		memLimit  int
+	)
 	return &command{
 		name:  "serve",
-		usage: "run the collector: ingest endpoints, health and readiness",
+		usage: "run the collector: ingest endpoints, metrics, health and readiness",
 		flags: func(fs *flag.FlagSet) {
 			fs.BoolVar(&noMigrate, "no-migrate", false, "do not apply pending migrations at start-up")
+			fs.StringVar(&sinkMode, "sink", "clickhouse", "where events go: clickhouse, or discard (for benchmarks: dequeued and dropped)")
+			fs.IntVar(&batchSize, "batch-size", 10000, "rows per insert: a batch is flushed when it has this many")
+			fs.DurationVar(&interval, "flush-interval", time.Second, "a non-empty batch is flushed at least this often")
+			fs.IntVar(&queueSize, "queue-size", 20000, "events waiting for the writer; when full, events are answered 503")
+			fs.IntVar(&memLimit, "memory-limit-mb", 120, "soft memory limit for the Go heap in MiB (the GC works harder near it); 0: none. GOMEMLIMIT wins when set")
 		},
 		run: func(ctx context.Context, o *Options, _ *flag.FlagSet, _ []string, stdout io.Writer, log *slog.Logger) error {
+			if sinkMode != "clickhouse" && sinkMode != "discard" {
+				return fmt.Errorf("--sink %q: want clickhouse or discard", sinkMode)
+			}
+			if _, set := os.LookupEnv("GOMEMLIMIT"); !set && memLimit > 0 {
+				debug.SetMemoryLimit(int64(memLimit) << 20)
+			}
 			sites, err := config.Load(o.Config)
 			if err != nil {
 				return err
+			}
+			proxies, err := locate.ParseTrustedProxies(o.proxies())
+			if err != nil {
+				return fmt.Errorf("--trusted-proxies: %w", err)
+			}
+			var geo *locate.Geo
+			if o.GeoIP != "" {
+				if geo, err = locate.Open(o.GeoIP); err != nil {
+					return fmt.Errorf("--geoip: %w", err)
+				}
+				defer geo.Close()
 			}
 			conn, err := migrations.Open(ctx, o.ClickHouse)
 			if err != nil {
@@ -40,13 +74,29 @@ func serveCommand() *command {
 					return err
 				}
 			}
-			srv := collector.New(collector.Options{Sites: sites, Conn: conn, Log: log})
+			set := metrics.NewSet()
+			writer := sink.New(sink.Options{
+				Conn: conn, Discard: sinkMode == "discard", BatchSize: batchSize, Interval: interval, QueueSize: queueSize,
+				Metrics: set, Log: log.With("component", "sink"),
+			})
+			srv, err := collector.New(collector.Options{
+				Sites: sites, Writer: writer, Conn: conn, Geo: geo, Proxies: proxies, Metrics: set, Log: log,
+			})
+			if err != nil {
+				return err
+			}
+			bg, stopBG := context.WithCancel(context.Background())
+			defer stopBG()
+			go srv.Run(bg)
+
 			ln, err := net.Listen("tcp", o.Listen)
 			if err != nil {
 				return fmt.Errorf("cannot listen on %s (set --listen): %w", o.Listen, err)
 			}
 			hs := &fasthttp.Server{
 				Handler:                      srv.Handler,
+				ErrorHandler:                 srv.ErrorHandler,
+				Logger:                       collector.HTTPLogger{Log: log},
 				Name:                         "glimpse",
 				ReadTimeout:                  10 * time.Second,
 				WriteTimeout:                 10 * time.Second,
@@ -58,21 +108,33 @@ func serveCommand() *command {
 			}
 			errc := make(chan error, 1)
 			go func() { errc <- hs.Serve(ln) }()
-			log.Info("serving", "listen", ln.Addr().String(), "sites", len(sites.Sites))
+			log.Info("serving", "listen", ln.Addr().String(), "sites", len(sites.Sites), "sink", sinkMode, "geo", geo != nil)
 			fmt.Fprintf(stdout, "glimpse is serving on http://%s\n", ln.Addr())
+			var serveErr error
 			select {
-			case err := <-errc:
-				return fmt.Errorf("listener failed: %w", err)
+			case serveErr = <-errc:
+				serveErr = fmt.Errorf("listener failed: %w", serveErr)
 			case <-ctx.Done():
 			}
+			// Shutdown in order: stop the listener and wait for handlers,
+			// then close the queues, drain and flush under a fresh deadline.
 			log.Info("stopping: closing the listener")
 			sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownWait)
 			defer cancel()
 			if err := hs.ShutdownWithContext(sctx); err != nil {
 				log.Warn("listener did not stop cleanly", "err", err)
 			}
-			log.Info("stopped")
-			return nil
+			fctx, fcancel := context.WithTimeout(context.Background(), o.ShutdownWait)
+			defer fcancel()
+			lost, err := writer.Close(fctx)
+			if err != nil {
+				log.Error("final flush incomplete", "err", err)
+			}
+			if lost > 0 {
+				log.Error("rows lost at shutdown", "rows", lost)
+			}
+			log.Info("stopped", "rows_lost", lost)
+			return serveErr
 		},
 	}
 }

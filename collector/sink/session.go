@@ -109,3 +109,48 @@ func (c *sessionBatch) release() {
 		clear(c.strs[i])
 	}
 }
+
+// SessionUpdate is one change of a session: Cur is written with sign +1,
+// and Prev, when HasPrev, is cancelled with sign -1. Signs are set by the
+// writer.
+type SessionUpdate struct {
+	Prev, Cur SessionRow
+	HasPrev   bool
+}
+
+// sessionCoalescer folds updates of one session that arrive while a batch
+// is collecting: when an update cancels a +1 row that is still in the
+// batch, the cancel is dropped and the new state takes that row's place.
+// After VersionedCollapsingMergeTree collapses, the table holds the same as
+// without folding — the last state written cancelled and the newest one —
+// from fewer rows: a busy visitor's updates within one flush cost at most
+// two rows, not two per event.
+type sessionCoalescer struct {
+	pending map[uint64]pendingSession // session id → its +1 row in the batch
+}
+
+type pendingSession struct {
+	idx     int    // index of the +1 row in the batch
+	version uint32 // its version
+}
+
+func (c *sessionCoalescer) add(rows []SessionRow, u SessionUpdate) []SessionRow {
+	if c.pending == nil {
+		c.pending = make(map[uint64]pendingSession)
+	}
+	u.Cur.Sign = 1
+	id := u.Cur.SessionID
+	if p, ok := c.pending[id]; ok && u.HasPrev && u.Prev.SessionID == id && p.version == u.Prev.Version {
+		rows[p.idx] = u.Cur
+		c.pending[id] = pendingSession{idx: p.idx, version: u.Cur.Version}
+		return rows
+	}
+	if u.HasPrev {
+		u.Prev.Sign = -1
+		rows = append(rows, u.Prev)
+	}
+	c.pending[id] = pendingSession{idx: len(rows), version: u.Cur.Version}
+	return append(rows, u.Cur)
+}
+
+func (c *sessionCoalescer) reset() { clear(c.pending) }

@@ -72,24 +72,28 @@ var (
 // Writer owns the queues and the goroutines that flush them.
 type Writer struct {
 	opts     Options
-	events   *table[*Event]
-	sessions *table[SessionRow]
+	events   *table[*Event, *Event]
+	sessions *table[SessionUpdate, SessionRow]
 
 	mu     sync.RWMutex // held for reading while enqueuing; Close takes it to close the queues
 	closed bool
 	wg     sync.WaitGroup
 	stop   chan struct{}                   // closed when Close's deadline passes: abandon retries
 	final  atomic.Pointer[context.Context] // the final flush's context, set by Close
-	pool   sync.Pool                       // of *Event
+	// free is the pool of events: a channel rather than a sync.Pool, so
+	// that events survive garbage collections and the steady state
+	// allocates nothing. It holds at most as many as can be in flight.
+	free chan *Event
 }
 
 // New starts a Writer; Close stops it.
 func New(o Options) *Writer {
 	o.defaults()
 	w := &Writer{opts: o, stop: make(chan struct{})}
-	w.pool.New = func() any { return new(Event) }
+	w.free = make(chan *Event, o.QueueSize+o.BatchSize)
 	var eb eventBatch
 	w.events = newTable(w, "events", "INSERT INTO events ("+eventColumns+")",
+		func(rows []*Event, e *Event) []*Event { return append(rows, e) },
 		func(b driver.Batch, rows []*Event) error { return eb.appendTo(b, rows) },
 		func(rows []*Event) {
 			eb.release()
@@ -98,17 +102,20 @@ func New(o Options) *Writer {
 			}
 		})
 	var sb sessionBatch
-	w.sessions = newTable(w, "sessions", "INSERT INTO sessions ("+sessionColumns+")",
+	var co sessionCoalescer
+	w.sessions = newTable(w, "sessions", "INSERT INTO sessions ("+sessionColumns+")", co.add,
 		func(b driver.Batch, rows []SessionRow) error { return sb.appendTo(b, rows) },
 		func([]SessionRow) { sb.release() })
-	o.Metrics.NewGauge("glimpse_queue_depth", func() float64 {
-		return float64(len(w.events.queue) + len(w.sessions.queue))
-	})
+	w.sessions.reset = co.reset
+	o.Metrics.NewGauge("glimpse_queue_depth", func() float64 { return float64(w.QueueDepth()) })
 	w.wg.Add(2)
 	go w.events.run()
 	go w.sessions.run()
 	return w
 }
+
+// QueueDepth is the number of rows waiting in the queues.
+func (w *Writer) QueueDepth() int { return len(w.events.queue) + len(w.sessions.queue) }
 
 // Enqueue hands e to the writer, which owns it from then on. It never
 // blocks: a full queue or a closed writer returns an error and e goes back
@@ -129,26 +136,22 @@ func (w *Writer) Enqueue(e *Event) error {
 	}
 }
 
-// EnqueueSessions hands session rows (a -1 and/or a +1 row of one update)
-// to the writer. Both are queued or neither.
-func (w *Writer) EnqueueSessions(rows ...SessionRow) error {
+// EnqueueSessions hands one session update to the writer: the new state,
+// and the previous state to cancel when the session already had one. The
+// two travel as one queue item, so they are stored together or not at all.
+// It never blocks.
+func (w *Writer) EnqueueSessions(u SessionUpdate) error {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	if w.closed {
 		return ErrClosed
 	}
-	q := w.sessions.queue
-	if cap(q)-len(q) < len(rows) {
+	select {
+	case w.sessions.queue <- u:
+		return nil
+	default:
 		return ErrQueueFull
 	}
-	for _, r := range rows {
-		select {
-		case q <- r:
-		default:
-			return ErrQueueFull
-		}
-	}
-	return nil
 }
 
 // Close stops accepting rows, drains the queues and flushes what is left
@@ -179,14 +182,18 @@ func (w *Writer) Close(ctx context.Context) (lost int64, err error) {
 }
 
 // table is one table's queue and the goroutine that owns its batch.
-type table[T any] struct {
+type table[Q, T any] struct {
 	w       *Writer
 	name    string
 	insert  string
-	queue   chan T
+	queue   chan Q
 	appendB func(driver.Batch, []T) error
 	release func([]T)
-	lost    atomic.Int64
+	// add puts a queued item into the collecting batch (sessions coalesce
+	// updates there); reset, if set, runs when a batch is handed off.
+	add   func([]T, Q) []T
+	reset func()
+	lost  atomic.Int64
 
 	stored  *metrics.Counter
 	errors  *metrics.Counter
@@ -195,12 +202,12 @@ type table[T any] struct {
 	rows    *metrics.Histogram
 }
 
-func newTable[T any](w *Writer, name, insert string, appendB func(driver.Batch, []T) error, release func([]T)) *table[T] {
+func newTable[Q, T any](w *Writer, name, insert string, add func([]T, Q) []T, appendB func(driver.Batch, []T) error, release func([]T)) *table[Q, T] {
 	m := w.opts.Metrics
-	return &table[T]{
+	return &table[Q, T]{
 		w: w, name: name, insert: insert,
-		queue:   make(chan T, w.opts.QueueSize),
-		appendB: appendB, release: release,
+		queue:   make(chan Q, w.opts.QueueSize),
+		add:     add, appendB: appendB, release: release,
 		stored:  m.NewCounter(fmt.Sprintf(`glimpse_rows_stored_total{table=%q}`, name)),
 		errors:  m.NewCounter(fmt.Sprintf(`glimpse_insert_errors_total{table=%q}`, name)),
 		dropped: m.NewCounter(fmt.Sprintf(`glimpse_rows_lost_total{table=%q}`, name)),
@@ -209,39 +216,64 @@ func newTable[T any](w *Writer, name, insert string, appendB func(driver.Batch, 
 	}
 }
 
-func (t *table[T]) run() {
+// run collects rows into a batch and hands full batches to a flusher
+// goroutine, so that one batch is being inserted while the next fills: a
+// slow insert costs queue room only after a whole batch has piled up
+// behind it. Ownership of a batch moves with it; no batch is shared.
+func (t *table[Q, T]) run() {
 	defer t.w.wg.Done()
 	size := t.w.opts.BatchSize
+	type batch struct {
+		rows []T
+		ctx  context.Context
+	}
+	full := make(chan batch)
+	free := make(chan []T, 1)
+	free <- make([]T, 0, size)
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		for b := range full {
+			t.flush(b.ctx, b.rows)
+			clear(b.rows)
+			free <- b.rows[:0]
+		}
+	}()
 	rows := make([]T, 0, size)
-	tick := time.NewTicker(t.w.opts.Interval)
-	defer tick.Stop()
-	flush := func(ctx context.Context) {
-		if len(rows) > 0 {
-			t.flush(ctx, rows)
-			clear(rows)
-			rows = rows[:0]
+	handoff := func(ctx context.Context) {
+		if len(rows) == 0 {
+			return
+		}
+		full <- batch{rows, ctx}
+		rows = <-free
+		if t.reset != nil {
+			t.reset()
 		}
 	}
+	tick := time.NewTicker(t.w.opts.Interval)
+	defer tick.Stop()
 	for {
 		select {
 		case r, ok := <-t.queue:
 			if !ok {
-				flush(*t.w.final.Load())
+				handoff(*t.w.final.Load())
+				close(full)
+				<-flushed
 				return
 			}
-			rows = append(rows, r)
+			rows = t.add(rows, r)
 			if len(rows) >= size {
-				flush(context.Background())
+				handoff(context.Background())
 			}
 		case <-tick.C:
-			flush(context.Background())
+			handoff(context.Background())
 		}
 	}
 }
 
 // flush inserts rows, retrying with backoff; rows it cannot insert are
 // counted as lost. It releases the rows either way.
-func (t *table[T]) flush(ctx context.Context, rows []T) {
+func (t *table[Q, T]) flush(ctx context.Context, rows []T) {
 	defer t.release(rows)
 	if t.w.opts.Discard {
 		return
@@ -278,7 +310,7 @@ func (t *table[T]) flush(ctx context.Context, rows []T) {
 	t.w.opts.Log.Error("rows lost after failed inserts", "table", t.name, "rows", len(rows), "err", err)
 }
 
-func (t *table[T]) insert1(ctx context.Context, rows []T) error {
+func (t *table[Q, T]) insert1(ctx context.Context, rows []T) error {
 	ctx, cancel := context.WithTimeout(ctx, t.w.opts.InsertTimeout)
 	defer cancel()
 	b, err := t.w.opts.Conn.PrepareBatch(ctx, t.insert)
@@ -301,10 +333,20 @@ func (w *Writer) eventsStored() *metrics.Counter {
 
 // NewEvent returns an empty event from the writer's pool. Hand it to
 // Enqueue, or back with Release if it is not to be stored.
-func (w *Writer) NewEvent() *Event { return w.pool.Get().(*Event) }
+func (w *Writer) NewEvent() *Event {
+	select {
+	case e := <-w.free:
+		return e
+	default:
+		return new(Event)
+	}
+}
 
 // Release returns an event that was not enqueued to the pool.
 func (w *Writer) Release(e *Event) {
 	e.Reset()
-	w.pool.Put(e)
+	select {
+	case w.free <- e:
+	default: // the pool is full: let the collector have it
+	}
 }

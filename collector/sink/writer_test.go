@@ -201,12 +201,10 @@ func TestSessionsCollapse(t *testing.T) {
 	second := first
 	second.Version, second.TS, second.Pageviews, second.Events, second.IsBounce, second.ExitPage, second.Duration =
 		2, start.Add(90*time.Second), 2, 2, 0, "/pricing", 90
-	cancelFirst := first
-	cancelFirst.Sign = -1
-	if err := w.EnqueueSessions(first); err != nil {
+	if err := w.EnqueueSessions(sink.SessionUpdate{Cur: first}); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.EnqueueSessions(cancelFirst, second); err != nil {
+	if err := w.EnqueueSessions(sink.SessionUpdate{Prev: first, Cur: second, HasPrev: true}); err != nil {
 		t.Fatal(err)
 	}
 	closeWriter(t, w)
@@ -224,4 +222,59 @@ func TestSessionsCollapse(t *testing.T) {
 	if got := count(t, db, "SELECT toUInt64(sum(visits)) FROM sessions_hourly WHERE site_id = 'example.com'"); got != 1 {
 		t.Fatalf("sessions_hourly visits = %d, want 1", got)
 	}
+}
+
+// TestSessionUpdatesCoalesce sends many updates of one session: within one
+// batch they fold into one row; across batches each flush writes at most a
+// cancel and a new state, and the collapsed result is the newest state.
+func TestSessionUpdatesCoalesce(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		batch     int
+		wantRows  uint64 // rows written before merges
+		updatesOf int
+	}{
+		{"one batch", 1000, 1, 50},
+		{"batch of 10", 10, 0, 50}, // rows depend on flush timing; checked by bound below
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			db := chtest.Migrated(t)
+			w := sink.New(sink.Options{Conn: db.Conn, BatchSize: tt.batch, QueueSize: 1000, Interval: time.Hour})
+			start := time.Date(2026, 3, 4, 5, 0, 0, 0, time.UTC)
+			var prev sink.SessionRow
+			for i := 1; i <= tt.updatesOf; i++ {
+				cur := sink.SessionRow{SiteID: "example.com", SessionID: 42, VisitorID: 7, Version: uint32(i), Start: start,
+					TS: start.Add(time.Duration(i) * time.Second), Pageviews: uint32(i), Events: uint32(i), IsBounce: b2u(i == 1),
+					Duration: uint32(i - 1), EntryPage: "/", ExitPage: fmt.Sprintf("/p%d", i)}
+				if err := w.EnqueueSessions(sink.SessionUpdate{Prev: prev, Cur: cur, HasPrev: i > 1}); err != nil {
+					t.Fatal(err)
+				}
+				prev = cur
+			}
+			closeWriter(t, w)
+			rows := count(t, db, "SELECT count() FROM sessions")
+			if tt.wantRows != 0 && rows != tt.wantRows {
+				t.Errorf("%d rows written, want %d", rows, tt.wantRows)
+			}
+			if rows > uint64(2*tt.updatesOf/tt.batch+2) {
+				t.Errorf("%d rows written for %d updates in batches of %d; updates did not fold", rows, tt.updatesOf, tt.batch)
+			}
+			var visits, pageviews int64
+			var exit string
+			if err := db.Conn.QueryRow(context.Background(), `SELECT sum(sign), sum(sign*pageviews), argMax(exit_page, version) FROM sessions`).
+				Scan(&visits, &pageviews, &exit); err != nil {
+				t.Fatal(err)
+			}
+			if visits != 1 || pageviews != int64(tt.updatesOf) || exit != fmt.Sprintf("/p%d", tt.updatesOf) {
+				t.Fatalf("collapsed to visits %d pageviews %d exit %q", visits, pageviews, exit)
+			}
+		})
+	}
+}
+
+func b2u(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -1,0 +1,368 @@
+// Command glimpse-bench measures the collector against a bare fasthttp
+// handler on loopback, interleaving the contestants in one run so that the
+// ratios hold on a shared, noisy machine:
+//
+//	(a) bare     a fasthttp handler answering 202 (this binary, "bare" mode)
+//	(b) discard  glimpse serve with the writer discarding rows
+//	(c) store    glimpse serve writing to ClickHouse
+//
+// For each it prints requests/s, p50/p99 latency, server CPU µs per event
+// and peak RSS, then the ratios b/a and c/a, and checks that every event (c)
+// accepted is in ClickHouse. `make bench` runs it.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/glimpse-analytics/glimpse/migrations"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "bare" {
+		bare(os.Args[2:])
+		return
+	}
+	if err := bench(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "glimpse-bench:", err)
+		os.Exit(1)
+	}
+}
+
+// bare serves a handler that answers 202 to everything, with the same
+// server settings glimpse uses.
+func bare(args []string) {
+	fs := flag.NewFlagSet("bare", flag.ExitOnError)
+	listen := fs.String("listen", "127.0.0.1:0", "address")
+	_ = fs.Parse(args)
+	s := &fasthttp.Server{
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			ctx.Response.Header.Set("Access-Control-Allow-Origin", "*")
+			ctx.SetStatusCode(fasthttp.StatusAccepted)
+		},
+		Name: "bare", NoDefaultDate: true, NoDefaultContentType: true, MaxRequestBodySize: 64 << 10,
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	go func() { _ = s.Serve(ln) }()
+	<-ctx.Done()
+	_ = s.Shutdown()
+}
+
+type contestant struct {
+	name string
+	args []string // command line; the listen address is appended
+	env  []string
+	proc *exec.Cmd
+	addr string
+	stat []result
+}
+
+type result struct {
+	requests, accepted, errors int64
+	seconds                    float64
+	cpu                        float64 // server CPU seconds
+	p50, p99                   time.Duration
+}
+
+func bench(args []string) error {
+	fs := flag.NewFlagSet("glimpse-bench", flag.ExitOnError)
+	glimpse := fs.String("glimpse", "bin/glimpse", "the glimpse binary")
+	dsn := fs.String("clickhouse", "clickhouse://127.0.0.1:9000/glimpse_bench", "ClickHouse DSN for (c); the database is dropped first")
+	rounds := fs.Int("rounds", 3, "interleaved rounds")
+	dur := fs.Duration("duration", 5*time.Second, "load duration per contestant and round")
+	conns := fs.Int("connections", 32, "concurrent client connections")
+	geo := fs.String("geoip", "", "GeoIP .mmdb passed to glimpse (optional)")
+	_ = fs.Parse(args)
+
+	tmp, err := os.MkdirTemp("", "glimpse-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	cfg := filepath.Join(tmp, "glimpse.yaml")
+	if err := os.WriteFile(cfg, []byte("sites:\n  - domain: bench.example\n"), 0o600); err != nil {
+		return err
+	}
+	if err := resetDB(*dsn); err != nil {
+		return err
+	}
+	self, _ := os.Executable()
+	common := []string{"serve", "--config", cfg, "--trusted-proxies", "127.0.0.1/32"}
+	if *geo != "" {
+		common = append(common, "--geoip", *geo)
+	}
+	cs := []*contestant{
+		{name: "bare", args: []string{self, "bare"}},
+		{name: "discard", args: append(append([]string{*glimpse}, common...), "--sink", "discard", "--clickhouse", *dsn)},
+		{name: "store", args: append(append([]string{*glimpse}, common...), "--clickhouse", *dsn)},
+	}
+	for _, c := range cs {
+		if err := c.start(); err != nil {
+			return err
+		}
+		defer c.stop()
+	}
+	bodies := payloads(512)
+	for r := 0; r < *rounds; r++ {
+		for _, c := range cs {
+			res, err := load(c, *dur, *conns, bodies)
+			if err != nil {
+				return fmt.Errorf("%s: %w", c.name, err)
+			}
+			c.stat = append(c.stat, res)
+			fmt.Printf("round %d %-8s %8.0f req/s  p99 %6.2f ms  cpu %6.1f µs/event  errors %d\n",
+				r+1, c.name, float64(res.requests)/res.seconds, ms(res.p99), res.cpu/float64(res.requests)*1e6, res.errors)
+		}
+	}
+	// Peak RSS is read before stopping; then the store contestant is stopped
+	// gracefully so its last batch is flushed, and its rows are counted.
+	rss := map[string]int64{}
+	for _, c := range cs {
+		rss[c.name] = peakRSS(c.proc.Process.Pid)
+	}
+	store := cs[2]
+	store.stop()
+	var accepted int64
+	for _, s := range store.stat {
+		accepted += s.accepted
+	}
+	stored, err := countRows(*dsn)
+	if err != nil {
+		return err
+	}
+
+	fmt.Println()
+	fmt.Printf("%-8s %10s %9s %9s %12s %9s\n", "", "req/s", "p50 ms", "p99 ms", "cpu µs/ev", "peak RSS")
+	med := map[string]float64{}
+	cpu := map[string]float64{}
+	for _, c := range cs {
+		rps := median(c.stat, func(r result) float64 { return float64(r.requests) / r.seconds })
+		us := median(c.stat, func(r result) float64 { return r.cpu / float64(r.requests) * 1e6 })
+		med[c.name], cpu[c.name] = rps, us
+		fmt.Printf("%-8s %10.0f %9.2f %9.2f %12.1f %8.1fM\n", c.name, rps,
+			median(c.stat, func(r result) float64 { return ms(r.p50) }),
+			median(c.stat, func(r result) float64 { return ms(r.p99) }), us, float64(rss[c.name])/(1<<20))
+	}
+	fmt.Println()
+	fmt.Printf("throughput b/a = %.2f (target >= 0.85)   c/a = %.2f (target >= 0.6)\n", med["discard"]/med["bare"], med["store"]/med["bare"])
+	fmt.Printf("cpu per event  b/a = %.2f   c/a = %.2f (target <= 2)\n", cpu["discard"]/cpu["bare"], cpu["store"]/cpu["bare"])
+	fmt.Printf("peak RSS store = %.1f MB (target <= 150)\n", float64(rss["store"])/(1<<20))
+	fmt.Printf("store: answered 202 %d, rows in ClickHouse %d\n", accepted, stored)
+	if stored != uint64(accepted) {
+		return fmt.Errorf("ClickHouse holds %d rows but %d events were answered 202", stored, accepted)
+	}
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func median(rs []result, f func(result) float64) float64 {
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
+	}
+	sort.Float64s(v)
+	return v[len(v)/2]
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func (c *contestant) start() error {
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	c.addr = addr
+	c.proc = exec.Command(c.args[0], append(c.args[1:], "--listen", addr)...)
+	c.proc.Env = append(os.Environ(), c.env...)
+	var out bytes.Buffer
+	c.proc.Stdout, c.proc.Stderr = &out, &out
+	if err := c.proc.Start(); err != nil {
+		return err
+	}
+	for i := 0; i < 300; i++ {
+		if conn, err := net.Dial("tcp", addr); err == nil {
+			conn.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("%s did not start:\n%s", c.name, out.String())
+}
+
+func (c *contestant) stop() {
+	if c.proc == nil || c.proc.ProcessState != nil {
+		return
+	}
+	_ = c.proc.Process.Signal(syscall.SIGTERM)
+	_ = c.proc.Wait()
+}
+
+// cpuSeconds reads utime+stime of pid from /proc.
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ is 100 on Linux
+}
+
+func peakRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+var uas = []string{
+	"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+	"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15",
+	"Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
+	"Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+	"Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36",
+}
+
+type payload struct{ body, ua, xff []byte }
+
+// payloads makes varied page views: paths, referrers, UTM tags, visitors.
+func payloads(n int) []payload {
+	refs := []string{"", "https://www.google.com/", "https://news.ycombinator.com/item?id=1", "https://t.co/abc"}
+	out := make([]payload, n)
+	for i := range out {
+		url := fmt.Sprintf("https://bench.example/blog/post-%d", i%40)
+		if i%7 == 0 {
+			url += "?utm_source=newsletter&utm_medium=email&utm_campaign=nov"
+		}
+		out[i] = payload{
+			body: fmt.Appendf(nil, `{"n":"pageview","u":%q,"d":"bench.example","r":%q,"w":%d}`, url, refs[i%len(refs)], 360+i%1600),
+			ua:   []byte(uas[i%len(uas)]),
+			xff:  fmt.Appendf(nil, "198.51.%d.%d", i/250%250, i%250+1),
+		}
+	}
+	return out
+}
+
+func load(c *contestant, d time.Duration, conns int, bodies []payload) (result, error) {
+	client := &fasthttp.HostClient{Addr: c.addr, MaxConns: conns, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
+	var requests, accepted, errs atomic.Int64
+	lat := make([][]time.Duration, conns)
+	cpu0 := cpuSeconds(c.proc.Process.Pid)
+	start := time.Now()
+	deadline := start.Add(d)
+	var wg sync.WaitGroup
+	for w := 0; w < conns; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			for i := w; time.Now().Before(deadline); i += conns {
+				p := bodies[i%len(bodies)]
+				req.Reset()
+				req.SetRequestURI("http://" + c.addr + "/api/event")
+				req.Header.SetMethod("POST")
+				req.Header.SetContentType("text/plain")
+				req.Header.SetUserAgentBytes(p.ua)
+				req.Header.SetBytesV("X-Forwarded-For", p.xff)
+				req.SetBody(p.body)
+				t0 := time.Now()
+				err := client.Do(req, resp)
+				lat[w] = append(lat[w], time.Since(t0))
+				requests.Add(1)
+				switch {
+				case err != nil:
+					errs.Add(1)
+				case resp.StatusCode() == fasthttp.StatusAccepted && len(resp.Header.Peek("X-Glimpse-Dropped")) == 0:
+					accepted.Add(1)
+				case resp.StatusCode() != fasthttp.StatusAccepted:
+					errs.Add(1)
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	secs := time.Since(start).Seconds()
+	cpu := cpuSeconds(c.proc.Process.Pid) - cpu0
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	if len(all) == 0 {
+		return result{}, errors.New("no request completed")
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	return result{
+		requests: requests.Load(), accepted: accepted.Load(), errors: errs.Load(), seconds: secs, cpu: cpu,
+		p50: all[len(all)/2], p99: all[len(all)*99/100],
+	}, nil
+}
+
+func resetDB(dsn string) error {
+	opts, err := migrations.ParseDSN(dsn)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := migrations.Open(ctx, strings.Replace(dsn, "/"+opts.Auth.Database, "/default", 1))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Exec(ctx, "DROP DATABASE IF EXISTS "+opts.Auth.Database)
+}
+
+func countRows(dsn string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := migrations.Open(ctx, dsn)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	var n uint64
+	err = conn.QueryRow(ctx, "SELECT count() FROM events").Scan(&n)
+	return n, err
+}

@@ -1,0 +1,335 @@
+package collector
+
+import (
+	"bytes"
+	"crypto/rand"
+	"math"
+	"net/netip"
+	"strconv"
+	"time"
+	"unsafe"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/glimpse-analytics/glimpse/collector/config"
+	"github.com/glimpse-analytics/glimpse/collector/decode"
+	"github.com/glimpse-analytics/glimpse/collector/enrich"
+	"github.com/glimpse-analytics/glimpse/collector/locate"
+	"github.com/glimpse-analytics/glimpse/collector/sink"
+	"github.com/glimpse-analytics/glimpse/collector/visitor"
+)
+
+// OptOutCookie is the cookie /optout sets; its presence with value "1"
+// opts the browser out of every site this collector serves.
+const OptOutCookie = "glimpse_optout"
+
+// hit is the per-request state, pooled so that a request allocates nothing
+// once the buffers have grown. Nothing in it outlives the request except
+// what is copied into the sink.Event.
+type hit struct {
+	ev     decode.Event
+	dec    decode.Decoder
+	page   enrich.PageURL
+	target enrich.PageURL
+	ref    enrich.Referrer
+	attrs  visitor.Attrs
+}
+
+// getHit takes request state from the free list. A channel rather than a
+// sync.Pool: pooled state survives garbage collections, so a warm
+// collector allocates nothing per request.
+func (s *Server) getHit() *hit {
+	select {
+	case h := <-s.hits:
+		return h
+	default:
+		return new(hit)
+	}
+}
+
+func (s *Server) putHit(h *hit) {
+	select {
+	case s.hits <- h:
+	default: // more requests in flight than the free list keeps
+	}
+}
+
+// siteState is what the collector derives once from a configured site.
+type siteState struct {
+	cfg       *config.Site
+	policy    enrich.URLPolicy
+	precision locate.Precision
+	hosts     []string // domain and aliases, for self-referrals
+	aggregate bool     // privacy mode aggregate: opted-out events counted anonymously
+}
+
+// outcome of one event through the pipeline.
+type outcome struct {
+	status int    // HTTP status to answer
+	reason string // drop reason, or rejection code when status is 4xx
+	msg    string // rejection message for the body
+}
+
+var accepted = outcome{status: fasthttp.StatusAccepted}
+
+func dropped(reason string) outcome {
+	return outcome{status: fasthttp.StatusAccepted, reason: reason}
+}
+
+// ingest runs a decoded event through the privacy gate and enrichment and
+// hands it to the writer. Order matters: nothing about the visitor is
+// computed before the site is known and opt-outs are checked, and the full
+// client IP is dropped right after geo, truncation and hashing.
+func (s *Server) ingest(ctx *fasthttp.RequestCtx, h *hit) outcome {
+	ev := &h.ev
+	// 1. Site.
+	var st *siteState
+	for d := range ev.Domains() {
+		if site := s.sites.Lookup(d); site != nil {
+			st = s.siteStates[site]
+			break
+		}
+	}
+	if st == nil {
+		return dropped(dropUnknownSite)
+	}
+	// 2. Opt-outs.
+	anonymous := false
+	if reason := s.optedOut(ctx, st.cfg); reason != "" {
+		if !st.aggregate {
+			return dropped(reason)
+		}
+		anonymous = true
+	}
+	// 3. Bots.
+	req := &ctx.Request.Header
+	uaBytes := req.UserAgent()
+	ua := s.ua.Parse(uaBytes, enrich.ClientHints{
+		UA:              req.Peek("Sec-CH-UA"),
+		Mobile:          req.Peek("Sec-CH-UA-Mobile"),
+		Platform:        req.Peek("Sec-CH-UA-Platform"),
+		PlatformVersion: req.Peek("Sec-CH-UA-Platform-Version"),
+	})
+	if ua.Bot {
+		return dropped(dropBot)
+	}
+	// 4. URL and referrer.
+	policy := st.policy
+	policy.HashMode = ev.HashMode
+	if err := policy.Clean(&h.page, ev.URL); err != nil {
+		return outcome{status: fasthttp.StatusBadRequest, reason: rejectBadURL, msg: err.Error()}
+	}
+	enrich.ClassifyReferrer(&h.ref, ev.Referrer, &h.page, st.hosts)
+
+	now := s.now().UTC().Truncate(time.Second)
+	e := s.writer.NewEvent()
+	e.SiteID = st.cfg.Domain
+	_, _ = rand.Read(e.EventID[:])
+	e.EventID[6] = e.EventID[6]&0x0f | 0x40 // UUID version 4
+	e.EventID[8] = e.EventID[8]&0x3f | 0x80 // RFC 4122 variant
+	e.TS = now
+	e.Type = sinkType(ev.Type)
+	e.Name = append(e.Name, ev.Name...)
+
+	// 5. Client IP → geo → truncation → visitor id. The address lives only
+	// in this block's locals.
+	var visitorID, previousID uint64
+	{
+		peer, _ := netip.AddrFromSlice(ctx.RemoteIP())
+		client := s.proxies.ClientIP(peer.Unmap(), req.Peek("X-Forwarded-For"))
+		place := s.geo.Lookup(client, st.precision)
+		e.CountryCode = place.CountryCode
+		if !anonymous {
+			e.Region, e.City = place.Region, place.City
+			e.IPPrefix = locate.AppendPrefix(e.IPPrefix, client)
+			var hasPrev bool
+			visitorID, previousID, hasPrev = s.salts.VisitorID(now, st.cfg.Domain, client, uaBytes)
+			if !hasPrev {
+				previousID = 0
+			}
+		}
+	}
+	e.Hostname = append(e.Hostname, h.page.Host...)
+	e.Pathname = append(e.Pathname, h.page.Path...)
+	if len(h.page.Query) > 0 {
+		e.Pathname = append(append(e.Pathname, '?'), h.page.Query...)
+	}
+	if anonymous {
+		s.metrics.anon.Inc()
+		return s.enqueue(e)
+	}
+	e.VisitorID = visitorID
+	e.Referrer = append(append(e.Referrer, h.ref.Host...), h.ref.Path...)
+	e.ReferrerSource, e.Channel = h.ref.Source, string(h.ref.Channel)
+	e.UTMSource = append(e.UTMSource, h.page.UTMSource...)
+	e.UTMMedium = append(e.UTMMedium, h.page.UTMMedium...)
+	e.UTMCampaign = append(e.UTMCampaign, h.page.UTMCampaign...)
+	e.UTMContent = append(e.UTMContent, h.page.UTMContent...)
+	e.UTMTerm = append(e.UTMTerm, h.page.UTMTerm...)
+	if len(ev.TargetURL) > 0 && st.policy.Clean(&h.target, ev.TargetURL) == nil {
+		e.TargetURL = append(append(e.TargetURL, h.target.Host...), h.target.Path...)
+	}
+	e.Browser, e.BrowserVersion, e.OS, e.OSVersion, e.Device = ua.Browser, ua.BrowserVersion, ua.OS, ua.OSVersion, ua.Device
+	e.Screen = screenClass(ev.ScreenWidth)
+	e.ConnectionType = connectionType(ev.ConnType)
+	e.Downlink, e.RTT = ev.Downlink, ev.RTT
+	e.SaveData = b2u8(ev.SaveData)
+	e.EngagementMS, e.ScrollDepth = ev.EngagementMS, ev.ScrollDepth
+	e.Interactive = b2u8(ev.Interactive)
+	link := ev.Type == decode.TypeOutbound || ev.Type == decode.TypeDownload
+	for i, k := range ev.PropKeys {
+		if link && string(k) == "url" {
+			continue // the link target is stored cleaned in target_url, not raw
+		}
+		e.AddProp(k, ev.PropValues[i])
+	}
+	if ev.HasRevenue {
+		e.RevenueMicros = int64(math.Round(ev.RevenueAmount * 1e6))
+		e.RevenueCurrency = append(e.RevenueCurrency, ev.RevenueCurrency...)
+	}
+
+	// 6. Session.
+	h.attrs = visitor.Attrs{
+		Referrer: view(e.Referrer), Source: e.ReferrerSource, Channel: e.Channel,
+		UTMSource: view(e.UTMSource), UTMMedium: view(e.UTMMedium), UTMCampaign: view(e.UTMCampaign),
+		UTMTerm: view(e.UTMTerm), UTMContent: view(e.UTMContent),
+		Country: e.CountryCode, Region: e.Region, City: e.City,
+		Browser: e.Browser, OS: e.OS, Device: e.Device, Screen: e.Screen, ConnectionType: e.ConnectionType,
+	}
+	touch := visitor.Touch{
+		Pageview:     ev.Type == decode.TypePageview,
+		Path:         view(h.page.Path),
+		Interactive:  ev.Interactive && ev.Type != decode.TypeEngagement,
+		EngagementMS: ev.EngagementMS,
+		Attrs:        &h.attrs,
+	}
+	prev, cur, hadPrev := s.sessions.TouchFallback(st.cfg.Domain, visitorID, previousID, now, touch)
+	e.SessionID = cur.ID
+	if o := s.enqueue(e); o.status != fasthttp.StatusAccepted || o.reason != "" {
+		return o
+	}
+	if cur.ID != 0 {
+		u := sink.SessionUpdate{Cur: sessionRow(&cur), HasPrev: hadPrev}
+		if hadPrev {
+			u.Prev = sessionRow(&prev)
+		}
+		if err := s.writer.EnqueueSessions(u); err != nil {
+			s.metrics.sessLost.Inc()
+		}
+	}
+	return accepted
+}
+
+// enqueue hands e to the writer; a full queue is answered 503 so the client
+// knows the event was not taken (sendBeacon does not retry, but a server
+// sender can).
+func (s *Server) enqueue(e *sink.Event) outcome {
+	switch err := s.writer.Enqueue(e); err {
+	case nil:
+		s.metrics.accepted.Inc()
+		return accepted
+	case sink.ErrClosed:
+		return outcome{status: fasthttp.StatusServiceUnavailable, reason: dropShutdown}
+	default:
+		return outcome{status: fasthttp.StatusServiceUnavailable, reason: dropQueueFull}
+	}
+}
+
+// optedOut returns the opt-out that applies to this request, or "".
+func (s *Server) optedOut(ctx *fasthttp.RequestCtx, site *config.Site) string {
+	req := &ctx.Request.Header
+	if string(req.Cookie(OptOutCookie)) == "1" {
+		return dropOptOut
+	}
+	if site.Privacy.GPC() && string(bytes.TrimSpace(req.Peek("Sec-GPC"))) == "1" {
+		return dropGPC
+	}
+	if site.Privacy.DNT() && string(bytes.TrimSpace(req.Peek("DNT"))) == "1" {
+		return dropDNT
+	}
+	return ""
+}
+
+func sessionRow(s *visitor.Session) sink.SessionRow {
+	r := sink.SessionRow{
+		SiteID: s.Site, SessionID: s.ID, VisitorID: s.VisitorID, Version: s.Version,
+		Start: s.Start, TS: s.LastSeen, Duration: s.DurationSec, Pageviews: s.Pageviews, Events: s.Events,
+		IsBounce: b2u8(s.Bounce), EngagementMS: s.EngagementMS, EntryPage: s.EntryPage, ExitPage: s.ExitPage,
+	}
+	if a := s.Attrs; a != nil {
+		r.Referrer, r.ReferrerSource, r.Channel = a.Referrer, a.Source, a.Channel
+		r.UTMSource, r.UTMMedium, r.UTMCampaign, r.UTMContent, r.UTMTerm = a.UTMSource, a.UTMMedium, a.UTMCampaign, a.UTMContent, a.UTMTerm
+		r.CountryCode, r.Region, r.City = a.Country, a.Region, a.City
+		r.Browser, r.OS, r.Device, r.Screen, r.ConnectionType = a.Browser, a.OS, a.Device, a.Screen, a.ConnectionType
+	}
+	return r
+}
+
+func sinkType(t decode.Type) int8 {
+	switch t {
+	case decode.TypePageview:
+		return sink.TypePageview
+	case decode.TypeOutbound:
+		return sink.TypeOutbound
+	case decode.TypeDownload:
+		return sink.TypeDownload
+	case decode.TypeEngagement:
+		return sink.TypeEngagement
+	case decode.TypeImpression:
+		return sink.TypeImpression
+	default:
+		return sink.TypeCustom
+	}
+}
+
+// screenClass buckets a screen width the way Plausible does; the width
+// itself is not stored (it narrows down a device).
+func screenClass(w uint16) string {
+	switch {
+	case w == 0:
+		return ""
+	case w < 576:
+		return "mobile"
+	case w < 992:
+		return "tablet"
+	case w < 1440:
+		return "laptop"
+	default:
+		return "desktop"
+	}
+}
+
+// connectionType maps the decoder's validated effective type to a constant.
+func connectionType(b []byte) string {
+	switch string(b) {
+	case "slow-2g":
+		return "slow-2g"
+	case "2g":
+		return "2g"
+	case "3g":
+		return "3g"
+	case "4g":
+		return "4g"
+	}
+	return ""
+}
+
+func b2u8(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// view is a string over b without copying. The session cache clones what
+// it keeps, so views of request buffers are safe to pass to it.
+func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// appendJSONError writes {"error":"msg"}.
+func appendJSONError(dst []byte, msg string) []byte {
+	dst = append(dst, `{"error":`...)
+	dst = strconv.AppendQuote(dst, msg)
+	return append(dst, '}')
+}
+
+type decodeError = decode.Error
