@@ -33,7 +33,7 @@ func newAllocServer(t testing.TB) *Server {
 	t.Cleanup(func() { geo.Close() })
 	w := sink.New(sink.Options{Discard: true, BatchSize: 16, QueueSize: 100000, Interval: time.Hour})
 	t.Cleanup(func() { w.Close(context.Background()) })
-	s, err := New(Options{Sites: sites, Writer: w, Geo: geo})
+	s, err := New(Options{Sites: sites, Writer: w, Geo: geo, RateLimit: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

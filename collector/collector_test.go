@@ -75,6 +75,13 @@ func (s *syncBuffer) String() string {
 
 func start(t *testing.T, trusted ...string) *testServer {
 	t.Helper()
+	return startWith(t, collector.Options{}, trusted...)
+}
+
+// startWith starts a test server; o's Sites, Writer, Conn, Geo, Proxies,
+// Metrics and Log are filled in, the rest is taken as given.
+func startWith(t *testing.T, o collector.Options, trusted ...string) *testServer {
+	t.Helper()
 	db := chtest.Migrated(t)
 	sites, err := config.Parse("test.yaml", []byte(sitesYAML))
 	if err != nil {
@@ -96,7 +103,8 @@ func start(t *testing.T, trusted ...string) *testServer {
 	ts := &testServer{db: db, metrics: metrics.NewSet(), logs: &syncBuffer{}}
 	log := slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ts.writer = sink.New(sink.Options{Conn: db.Conn, BatchSize: 1000, Interval: 50 * time.Millisecond, Metrics: ts.metrics, Log: log})
-	srv, err := collector.New(collector.Options{Sites: sites, Writer: ts.writer, Conn: db.Conn, Geo: geo, Proxies: proxies, Metrics: ts.metrics, Log: log})
+	o.Sites, o.Writer, o.Conn, o.Geo, o.Proxies, o.Metrics, o.Log = sites, ts.writer, db.Conn, geo, proxies, ts.metrics, log
+	srv, err := collector.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -542,5 +550,28 @@ func TestSessionAcrossPageviews(t *testing.T) {
 	}
 	if got := ts.count(t, "SELECT uniqExact(session_id) FROM events"); got != 1 {
 		t.Fatalf("events carry %d session ids, want 1", got)
+	}
+}
+
+func TestRateLimitPerVisitor(t *testing.T) {
+	now := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
+	ts := startWith(t, collector.Options{RateLimit: 5, Now: func() time.Time { return now }}, "127.0.0.1/32")
+	limited := 0
+	for i := range 8 {
+		r := ts.do(t, req{body: pageview("example.com", fmt.Sprintf("https://example.com/%d", i)), header: map[string]string{"X-Forwarded-For": "203.0.113.1"}})
+		if r.dropped == "rate-limit" {
+			limited++
+		}
+	}
+	// Another visitor in the same second is not limited.
+	if r := ts.do(t, req{body: pageview("example.com", "https://example.com/other"), header: map[string]string{"X-Forwarded-For": "203.0.113.2"}}); r.dropped != "" {
+		t.Fatalf("second visitor dropped: %q", r.dropped)
+	}
+	ts.stop(t)
+	if limited != 3 {
+		t.Fatalf("%d of 8 events in one second rate-limited, want 3 over the limit of 5", limited)
+	}
+	if got := ts.count(t, "SELECT count() FROM events"); got != 6 {
+		t.Fatalf("%d rows, want 6", got)
 	}
 }

@@ -158,6 +158,10 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, h *hit) outcome {
 		s.metrics.anon.Inc()
 		return s.enqueue(e)
 	}
+	if !s.limiter.allow(visitorID, now) {
+		s.writer.Release(e)
+		return dropped(dropRateLimit)
+	}
 	e.VisitorID = visitorID
 	e.Referrer = append(append(e.Referrer, h.ref.Host...), h.ref.Path...)
 	e.ReferrerSource, e.Channel = h.ref.Source, string(h.ref.Channel)

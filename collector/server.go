@@ -36,6 +36,9 @@ type Options struct {
 	UACacheSize int
 	// MaxBody bounds an event body (default 8 KiB): larger is 413.
 	MaxBody int
+	// RateLimit caps the events one visitor may send per second (default
+	// DefaultRateLimit; negative: no limit).
+	RateLimit int
 	Metrics *metrics.Set
 	Log     *slog.Logger
 	// Now is the clock (default time.Now).
@@ -62,6 +65,7 @@ type Server struct {
 	ready      readiness
 	hits       chan *hit // free list of request state
 	routes     map[string]fasthttp.RequestHandler
+	limiter    *rateLimiter
 }
 
 // maxFreeHits bounds the request states kept for reuse: enough for every
@@ -85,6 +89,12 @@ func New(o Options) (*Server, error) {
 	}
 	if o.MaxBody <= 0 {
 		o.MaxBody = 8 << 10
+	}
+	switch {
+	case o.RateLimit == 0:
+		o.RateLimit = DefaultRateLimit
+	case o.RateLimit < 0:
+		o.RateLimit = 0
 	}
 	if o.UACacheSize <= 0 {
 		o.UACacheSize = enrich.DefaultUACacheSize
@@ -114,6 +124,7 @@ func New(o Options) (*Server, error) {
 		now:        o.Now,
 		ready:      readiness{conn: o.Conn, timeout: 2 * time.Second},
 		routes:     o.Routes,
+		limiter:    &rateLimiter{limit: uint32(o.RateLimit)},
 	}
 	s.hits = make(chan *hit, maxFreeHits)
 	for i := range o.Sites.Sites {

@@ -263,9 +263,10 @@ var uas = []string{
 	"Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36",
 }
 
-type payload struct{ body, ua, xff []byte }
+type payload struct{ body, ua []byte }
 
-// payloads makes varied page views: paths, referrers, UTM tags, visitors.
+// payloads makes varied page views: paths, referrers, UTM tags. Visitors
+// vary by client address, set per request (see load).
 func payloads(n int) []payload {
 	refs := []string{"", "https://www.google.com/", "https://news.ycombinator.com/item?id=1", "https://t.co/abc"}
 	out := make([]payload, n)
@@ -277,7 +278,6 @@ func payloads(n int) []payload {
 		out[i] = payload{
 			body: fmt.Appendf(nil, `{"n":"pageview","u":%q,"d":"bench.example","r":%q,"w":%d}`, url, refs[i%len(refs)], 360+i%1600),
 			ua:   []byte(uas[i%len(uas)]),
-			xff:  fmt.Appendf(nil, "198.51.%d.%d", i/250%250, i%250+1),
 		}
 	}
 	return out
@@ -298,6 +298,7 @@ func load(c *contestant, d time.Duration, conns int, bodies []payload) (result, 
 			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 			defer fasthttp.ReleaseRequest(req)
 			defer fasthttp.ReleaseResponse(resp)
+			var xff []byte
 			for i := w; time.Now().Before(deadline); i += conns {
 				p := bodies[i%len(bodies)]
 				req.Reset()
@@ -305,7 +306,11 @@ func load(c *contestant, d time.Duration, conns int, bodies []payload) (result, 
 				req.Header.SetMethod("POST")
 				req.Header.SetContentType("text/plain")
 				req.Header.SetUserAgentBytes(p.ua)
-				req.Header.SetBytesV("X-Forwarded-For", p.xff)
+				// About 50,000 visitors, each sending a few events a second
+				// at most: realistic sessions, under the per-visitor limit.
+				v := i % 50000
+				xff = fmt.Appendf(xff[:0], "81.%d.%d.%d", 2+v>>16, v>>8&255, v&255)
+				req.Header.SetBytesV("X-Forwarded-For", xff)
 				req.SetBody(p.body)
 				t0 := time.Now()
 				err := client.Do(req, resp)

@@ -15,6 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/glimpse-analytics/glimpse/collector"
+	"github.com/glimpse-analytics/glimpse/collector/beacon"
 	"github.com/glimpse-analytics/glimpse/collector/config"
 	"github.com/glimpse-analytics/glimpse/collector/locate"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
@@ -29,6 +30,7 @@ func serveCommand() *command {
 		interval  time.Duration
 		queueSize int
 		memLimit  int
+		rateLimit int
 	)
 	return &command{
 		name:  "serve",
@@ -39,6 +41,7 @@ func serveCommand() *command {
 			fs.IntVar(&batchSize, "batch-size", 10000, "rows per insert: a batch is flushed when it has this many")
 			fs.DurationVar(&interval, "flush-interval", time.Second, "a non-empty batch is flushed at least this often")
 			fs.IntVar(&queueSize, "queue-size", 20000, "events waiting for the writer; when full, events are answered 503")
+			fs.IntVar(&rateLimit, "rate-limit", collector.DefaultRateLimit, "events one visitor may send per second; more are dropped (reason rate-limit); -1: no limit")
 			fs.IntVar(&memLimit, "memory-limit-mb", 120, "soft memory limit for the Go heap in MiB (the GC works harder near it); 0: none. GOMEMLIMIT wins when set")
 		},
 		run: func(ctx context.Context, o *Options, _ *flag.FlagSet, _ []string, stdout io.Writer, log *slog.Logger) error {
@@ -49,6 +52,10 @@ func serveCommand() *command {
 				debug.SetMemoryLimit(int64(memLimit) << 20)
 			}
 			sites, err := config.Load(o.Config)
+			if err != nil {
+				return err
+			}
+			optOut, err := beacon.NewOptOut(beacon.OptOutOptions{PublicURL: o.publicURL(), Sites: sites})
 			if err != nil {
 				return err
 			}
@@ -81,6 +88,10 @@ func serveCommand() *command {
 			})
 			srv, err := collector.New(collector.Options{
 				Sites: sites, Writer: writer, Conn: conn, Geo: geo, Proxies: proxies, Metrics: set, Log: log,
+				Routes: map[string]fasthttp.RequestHandler{
+					beacon.ScriptPath: beacon.NewScript().Handler,
+					beacon.OptOutPath: optOut.Handler,
+				},
 			})
 			if err != nil {
 				return err
