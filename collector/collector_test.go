@@ -137,7 +137,7 @@ func (ts *testServer) stop(t *testing.T) {
 
 type req struct {
 	method, path, body, ua, ctype string
-	header                         map[string]string
+	header                        map[string]string
 }
 
 type resp struct {

@@ -39,8 +39,8 @@ type Options struct {
 	// RateLimit caps the events one visitor may send per second (default
 	// DefaultRateLimit; negative: no limit).
 	RateLimit int
-	Metrics *metrics.Set
-	Log     *slog.Logger
+	Metrics   *metrics.Set
+	Log       *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Routes adds handlers by exact path (the beacon script, the opt-out

@@ -206,8 +206,8 @@ func newTable[Q, T any](w *Writer, name, insert string, add func([]T, Q) []T, ap
 	m := w.opts.Metrics
 	return &table[Q, T]{
 		w: w, name: name, insert: insert,
-		queue:   make(chan Q, w.opts.QueueSize),
-		add:     add, appendB: appendB, release: release,
+		queue: make(chan Q, w.opts.QueueSize),
+		add:   add, appendB: appendB, release: release,
 		stored:  m.NewCounter(fmt.Sprintf(`glimpse_rows_stored_total{table=%q}`, name)),
 		errors:  m.NewCounter(fmt.Sprintf(`glimpse_insert_errors_total{table=%q}`, name)),
 		dropped: m.NewCounter(fmt.Sprintf(`glimpse_rows_lost_total{table=%q}`, name)),
