@@ -213,11 +213,7 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, h *hit) outcome {
 		return o
 	}
 	if cur.ID != 0 {
-		u := sink.SessionUpdate{Cur: sessionRow(&cur), HasPrev: hadPrev}
-		if hadPrev {
-			u.Prev = sessionRow(&prev)
-		}
-		if err := s.writer.EnqueueSessions(u); err != nil {
+		if err := s.writer.EnqueueSessions(sink.SessionUpdate{Prev: prev, Cur: cur, HasPrev: hadPrev}); err != nil {
 			s.metrics.sessLost.Inc()
 		}
 	}
@@ -252,21 +248,6 @@ func (s *Server) optedOut(ctx *fasthttp.RequestCtx, site *config.Site) string {
 		return dropDNT
 	}
 	return ""
-}
-
-func sessionRow(s *visitor.Session) sink.SessionRow {
-	r := sink.SessionRow{
-		SiteID: s.Site, SessionID: s.ID, VisitorID: s.VisitorID, Version: s.Version,
-		Start: s.Start, TS: s.LastSeen, Duration: s.DurationSec, Pageviews: s.Pageviews, Events: s.Events,
-		IsBounce: b2u8(s.Bounce), EngagementMS: s.EngagementMS, EntryPage: s.EntryPage, ExitPage: s.ExitPage,
-	}
-	if a := s.Attrs; a != nil {
-		r.Referrer, r.ReferrerSource, r.Channel = a.Referrer, a.Source, a.Channel
-		r.UTMSource, r.UTMMedium, r.UTMCampaign, r.UTMContent, r.UTMTerm = a.UTMSource, a.UTMMedium, a.UTMCampaign, a.UTMContent, a.UTMTerm
-		r.CountryCode, r.Region, r.City = a.Country, a.Region, a.City
-		r.Browser, r.OS, r.Device, r.Screen, r.ConnectionType = a.Browser, a.OS, a.Device, a.Screen, a.ConnectionType
-	}
-	return r
 }
 
 func sinkType(t decode.Type) int8 {

@@ -95,6 +95,8 @@ func bench(args []string) error {
 	dur := fs.Duration("duration", 5*time.Second, "load duration per contestant and round")
 	conns := fs.Int("connections", 32, "concurrent client connections")
 	geo := fs.String("geoip", "", "GeoIP .mmdb passed to glimpse (optional)")
+	only := fs.String("only", "", "run only this contestant (bare, discard or store), e.g. to profile it")
+	extra := fs.String("serve-args", "", "extra arguments for glimpse serve, space-separated")
 	_ = fs.Parse(args)
 
 	tmp, err := os.MkdirTemp("", "glimpse-bench")
@@ -119,6 +121,21 @@ func bench(args []string) error {
 		{name: "discard", args: append(append([]string{*glimpse}, common...), "--sink", "discard", "--clickhouse", *dsn)},
 		{name: "store", args: append(append([]string{*glimpse}, common...), "--clickhouse", *dsn)},
 	}
+	if *extra != "" {
+		for _, c := range cs[1:] {
+			c.args = append(c.args, strings.Fields(*extra)...)
+		}
+	}
+	if *only != "" {
+		for _, c := range cs {
+			if c.name == *only {
+				cs = []*contestant{c}
+			}
+		}
+		if len(cs) != 1 {
+			return fmt.Errorf("--only %q: want bare, discard or store", *only)
+		}
+	}
 	for _, c := range cs {
 		if err := c.start(); err != nil {
 			return err
@@ -142,6 +159,13 @@ func bench(args []string) error {
 	rss := map[string]int64{}
 	for _, c := range cs {
 		rss[c.name] = peakRSS(c.proc.Process.Pid)
+	}
+	if len(cs) == 1 {
+		c := cs[0]
+		fmt.Printf("%s: %.0f req/s, cpu %.1f µs/event, peak RSS %.1f MB\n", c.name,
+			median(c.stat, func(r result) float64 { return float64(r.requests) / r.seconds }),
+			median(c.stat, func(r result) float64 { return r.cpu / float64(r.requests) * 1e6 }), float64(rss[c.name])/(1<<20))
+		return nil
 	}
 	store := cs[2]
 	store.stop()
@@ -263,7 +287,7 @@ var uas = []string{
 	"Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36",
 }
 
-type payload struct{ body, ua []byte }
+type payload struct{ body []byte }
 
 // payloads makes varied page views: paths, referrers, UTM tags. Visitors
 // vary by client address, set per request (see load).
@@ -277,7 +301,6 @@ func payloads(n int) []payload {
 		}
 		out[i] = payload{
 			body: fmt.Appendf(nil, `{"n":"pageview","u":%q,"d":"bench.example","r":%q,"w":%d}`, url, refs[i%len(refs)], 360+i%1600),
-			ua:   []byte(uas[i%len(uas)]),
 		}
 	}
 	return out
@@ -305,10 +328,10 @@ func load(c *contestant, d time.Duration, conns int, bodies []payload) (result, 
 				req.SetRequestURI("http://" + c.addr + "/api/event")
 				req.Header.SetMethod("POST")
 				req.Header.SetContentType("text/plain")
-				req.Header.SetUserAgentBytes(p.ua)
+				v := i % 50000
+				req.Header.SetUserAgent(uas[v%len(uas)]) // a visitor keeps its browser
 				// About 50,000 visitors, each sending a few events a second
 				// at most: realistic sessions, under the per-visitor limit.
-				v := i % 50000
 				xff = fmt.Appendf(xff[:0], "81.%d.%d.%d", 2+v>>16, v>>8&255, v&255)
 				req.Header.SetBytesV("X-Forwarded-For", xff)
 				req.SetBody(p.body)

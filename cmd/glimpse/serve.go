@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	_ "net/http/pprof" // profiles on --debug-listen only
 	"os"
 	"runtime/debug"
 	"time"
@@ -14,6 +16,8 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
+	"github.com/glimpse-analytics/glimpse/aggregator"
+	"github.com/glimpse-analytics/glimpse/aggregator/api"
 	"github.com/glimpse-analytics/glimpse/collector"
 	"github.com/glimpse-analytics/glimpse/collector/beacon"
 	"github.com/glimpse-analytics/glimpse/collector/config"
@@ -28,9 +32,11 @@ func serveCommand() *command {
 		sinkMode  string
 		batchSize int
 		interval  time.Duration
+		sessEvery time.Duration
 		queueSize int
 		memLimit  int
 		rateLimit int
+		debugAddr string
 	)
 	return &command{
 		name:  "serve",
@@ -40,7 +46,9 @@ func serveCommand() *command {
 			fs.StringVar(&sinkMode, "sink", "clickhouse", "where events go: clickhouse, or discard (for benchmarks: dequeued and dropped)")
 			fs.IntVar(&batchSize, "batch-size", 10000, "rows per insert: a batch is flushed when it has this many")
 			fs.DurationVar(&interval, "flush-interval", time.Second, "a non-empty batch is flushed at least this often")
+			fs.DurationVar(&sessEvery, "session-flush-interval", 10*time.Second, "session updates are written at least this often; updates of one session in between fold into one")
 			fs.IntVar(&queueSize, "queue-size", 20000, "events waiting for the writer; when full, events are answered 503")
+			fs.StringVar(&debugAddr, "debug-listen", "", "address for Go's pprof profiles (keep it on loopback); empty: off")
 			fs.IntVar(&rateLimit, "rate-limit", collector.DefaultRateLimit, "events one visitor may send per second; more are dropped (reason rate-limit); -1: no limit")
 			fs.IntVar(&memLimit, "memory-limit-mb", 120, "soft memory limit for the Go heap in MiB (the GC works harder near it); 0: none. GOMEMLIMIT wins when set")
 		},
@@ -84,17 +92,35 @@ func serveCommand() *command {
 			set := metrics.NewSet()
 			writer := sink.New(sink.Options{
 				Conn: conn, Discard: sinkMode == "discard", BatchSize: batchSize, Interval: interval, QueueSize: queueSize,
-				Metrics: set, Log: log.With("component", "sink"),
+				SessionInterval: sessEvery,
+				Metrics:         set, Log: log.With("component", "sink"),
 			})
+			stats, err := api.New(api.Options{Engine: aggregator.New(aggregator.Options{Conn: conn}), Sites: sites, Log: log.With("component", "stats-api")})
+			if err != nil {
+				return err
+			}
+			statsRoutes := stats.Routes()
 			srv, err := collector.New(collector.Options{
 				Sites: sites, Writer: writer, Conn: conn, Geo: geo, Proxies: proxies, Metrics: set, Log: log,
 				Routes: map[string]fasthttp.RequestHandler{
 					beacon.ScriptPath: beacon.NewScript().Handler,
 					beacon.OptOutPath: optOut.Handler,
+
+					api.PathRealtime:   statsRoutes[api.PathRealtime],
+					api.PathAggregate:  statsRoutes[api.PathAggregate],
+					api.PathTimeseries: statsRoutes[api.PathTimeseries],
+					api.PathBreakdown:  statsRoutes[api.PathBreakdown],
 				},
 			})
 			if err != nil {
 				return err
+			}
+			if debugAddr != "" {
+				go func() {
+					if err := http.ListenAndServe(debugAddr, nil); err != nil {
+						log.Error("debug listener failed", "err", err)
+					}
+				}()
 			}
 			bg, stopBG := context.WithCancel(context.Background())
 			defer stopBG()

@@ -4,45 +4,23 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/glimpse-analytics/glimpse/collector/visitor"
 )
 
-// SessionRow is one row of the sessions table (0002_sessions.sql): a
-// session's state with Sign +1, or a previous state cancelled with Sign -1.
-// Strings must be immutable (they are shared with the session cache).
-type SessionRow struct {
-	SiteID         string
-	SessionID      uint64
-	VisitorID      uint64
-	Sign           int8
-	Version        uint32
-	Start          time.Time
-	TS             time.Time
-	Duration       uint32
-	Pageviews      uint32
-	Events         uint32
-	IsBounce       uint8
-	EngagementMS   uint64
-	EntryPage      string
-	ExitPage       string
-	Hostname       string
-	Referrer       string
-	ReferrerSource string
-	Channel        string
-	UTMSource      string
-	UTMMedium      string
-	UTMCampaign    string
-	UTMContent     string
-	UTMTerm        string
-	CountryCode    string
-	Region         string
-	City           string
-	Browser        string
-	BrowserVersion string
-	OS             string
-	OSVersion      string
-	Device         string
-	Screen         string
-	ConnectionType string
+// SessionUpdate is one change of a session: Cur is written with sign +1,
+// and Prev, when HasPrev, is cancelled with sign -1 (sessions is a
+// VersionedCollapsingMergeTree, 0002_sessions.sql). The sessions are the
+// cache's immutable values, so an update is small and copies no strings.
+type SessionUpdate struct {
+	Prev, Cur visitor.Session
+	HasPrev   bool
+}
+
+// sessionRow is a session state with its sign.
+type sessionRow struct {
+	s    visitor.Session
+	sign int8
 }
 
 const sessionColumns = "site_id, session_id, visitor_id, sign, version, start, ts, duration, pageviews, events, " +
@@ -60,7 +38,9 @@ type sessionBatch struct {
 	u8    []uint8
 }
 
-func (c *sessionBatch) appendTo(b driver.Batch, rows []SessionRow) error {
+var noAttrs visitor.Attrs
+
+func (c *sessionBatch) appendTo(b driver.Batch, rows []sessionRow) error {
 	for i := range c.strs {
 		c.strs[i] = c.strs[i][:0]
 	}
@@ -72,21 +52,31 @@ func (c *sessionBatch) appendTo(b driver.Batch, rows []SessionRow) error {
 	}
 	c.times[0], c.times[1], c.signs, c.u8 = c.times[0][:0], c.times[1][:0], c.signs[:0], c.u8[:0]
 	for i := range rows {
-		r := &rows[i]
-		c.u64[0] = append(c.u64[0], r.SessionID)
+		r := &rows[i].s
+		a := r.Attrs
+		if a == nil {
+			a = &noAttrs
+		}
+		c.u64[0] = append(c.u64[0], r.ID)
 		c.u64[1] = append(c.u64[1], r.VisitorID)
 		c.u64[2] = append(c.u64[2], r.EngagementMS)
-		c.signs = append(c.signs, r.Sign)
+		c.signs = append(c.signs, rows[i].sign)
 		c.u32[0] = append(c.u32[0], r.Version)
-		c.u32[1] = append(c.u32[1], r.Duration)
+		c.u32[1] = append(c.u32[1], r.DurationSec)
 		c.u32[2] = append(c.u32[2], r.Pageviews)
 		c.u32[3] = append(c.u32[3], r.Events)
 		c.times[0] = append(c.times[0], r.Start)
-		c.times[1] = append(c.times[1], r.TS)
-		c.u8 = append(c.u8, r.IsBounce)
-		for j, v := range [...]string{r.SiteID, r.EntryPage, r.ExitPage, r.Hostname, r.Referrer, r.ReferrerSource,
-			r.Channel, r.UTMSource, r.UTMMedium, r.UTMCampaign, r.UTMContent, r.UTMTerm, r.CountryCode,
-			r.Region, r.City, r.Browser, r.BrowserVersion, r.OS, r.OSVersion, r.Device, r.Screen, r.ConnectionType} {
+		c.times[1] = append(c.times[1], r.LastSeen)
+		var bounce uint8
+		if r.Bounce {
+			bounce = 1
+		}
+		c.u8 = append(c.u8, bounce)
+		// hostname and the browser/OS versions are not part of a session's
+		// attribution; the columns stay empty.
+		for j, v := range [...]string{r.Site, r.EntryPage, r.ExitPage, "", a.Referrer, a.Source,
+			a.Channel, a.UTMSource, a.UTMMedium, a.UTMCampaign, a.UTMContent, a.UTMTerm, a.Country,
+			a.Region, a.City, a.Browser, "", a.OS, "", a.Device, a.Screen, a.ConnectionType} {
 			c.strs[j] = append(c.strs[j], v)
 		}
 	}
@@ -110,14 +100,6 @@ func (c *sessionBatch) release() {
 	}
 }
 
-// SessionUpdate is one change of a session: Cur is written with sign +1,
-// and Prev, when HasPrev, is cancelled with sign -1. Signs are set by the
-// writer.
-type SessionUpdate struct {
-	Prev, Cur SessionRow
-	HasPrev   bool
-}
-
 // sessionCoalescer folds updates of one session that arrive while a batch
 // is collecting: when an update cancels a +1 row that is still in the
 // batch, the cancel is dropped and the new state takes that row's place.
@@ -134,23 +116,21 @@ type pendingSession struct {
 	version uint32 // its version
 }
 
-func (c *sessionCoalescer) add(rows []SessionRow, u SessionUpdate) []SessionRow {
+func (c *sessionCoalescer) add(rows []sessionRow, u SessionUpdate) []sessionRow {
 	if c.pending == nil {
 		c.pending = make(map[uint64]pendingSession)
 	}
-	u.Cur.Sign = 1
-	id := u.Cur.SessionID
-	if p, ok := c.pending[id]; ok && u.HasPrev && u.Prev.SessionID == id && p.version == u.Prev.Version {
-		rows[p.idx] = u.Cur
+	id := u.Cur.ID
+	if p, ok := c.pending[id]; ok && u.HasPrev && u.Prev.ID == id && p.version == u.Prev.Version {
+		rows[p.idx] = sessionRow{u.Cur, 1}
 		c.pending[id] = pendingSession{idx: p.idx, version: u.Cur.Version}
 		return rows
 	}
 	if u.HasPrev {
-		u.Prev.Sign = -1
-		rows = append(rows, u.Prev)
+		rows = append(rows, sessionRow{u.Prev, -1})
 	}
 	c.pending[id] = pendingSession{idx: len(rows), version: u.Cur.Version}
-	return append(rows, u.Cur)
+	return append(rows, sessionRow{u.Cur, 1})
 }
 
 func (c *sessionCoalescer) reset() { clear(c.pending) }

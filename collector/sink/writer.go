@@ -27,6 +27,14 @@ type Options struct {
 	BatchSize int
 	// Interval flushes a non-empty batch at least this often (default 1 s).
 	Interval time.Duration
+	// SessionInterval and SessionBatchSize are the same for the sessions
+	// table (defaults 10 s and 50,000 rows). Updates of one session within
+	// a batch fold into one cancel and one new state, so the interval is a
+	// checkpoint period: an active session costs at most two rows per
+	// interval, not two per event, and a crash loses at most one interval
+	// of session updates (never events).
+	SessionInterval  time.Duration
+	SessionBatchSize int
 	// QueueSize bounds each table's queue (default 2×BatchSize). A full
 	// queue makes Enqueue fail at once; it never blocks.
 	QueueSize int
@@ -45,6 +53,12 @@ func (o *Options) defaults() {
 	}
 	if o.Interval <= 0 {
 		o.Interval = time.Second
+	}
+	if o.SessionInterval <= 0 {
+		o.SessionInterval = 10 * time.Second
+	}
+	if o.SessionBatchSize <= 0 {
+		o.SessionBatchSize = 50000
 	}
 	if o.QueueSize <= 0 {
 		o.QueueSize = 2 * o.BatchSize
@@ -73,7 +87,7 @@ var (
 type Writer struct {
 	opts     Options
 	events   *table[*Event, *Event]
-	sessions *table[SessionUpdate, SessionRow]
+	sessions *table[SessionUpdate, sessionRow]
 
 	mu     sync.RWMutex // held for reading while enqueuing; Close takes it to close the queues
 	closed bool
@@ -92,7 +106,7 @@ func New(o Options) *Writer {
 	w := &Writer{opts: o, stop: make(chan struct{})}
 	w.free = make(chan *Event, o.QueueSize+o.BatchSize)
 	var eb eventBatch
-	w.events = newTable(w, "events", "INSERT INTO events ("+eventColumns+")",
+	w.events = newTable(w, "events", "INSERT INTO events ("+eventColumns+")", o.BatchSize, o.Interval,
 		func(rows []*Event, e *Event) []*Event { return append(rows, e) },
 		func(b driver.Batch, rows []*Event) error { return eb.appendTo(b, rows) },
 		func(rows []*Event) {
@@ -103,9 +117,9 @@ func New(o Options) *Writer {
 		})
 	var sb sessionBatch
 	var co sessionCoalescer
-	w.sessions = newTable(w, "sessions", "INSERT INTO sessions ("+sessionColumns+")", co.add,
-		func(b driver.Batch, rows []SessionRow) error { return sb.appendTo(b, rows) },
-		func([]SessionRow) { sb.release() })
+	w.sessions = newTable(w, "sessions", "INSERT INTO sessions ("+sessionColumns+")", o.SessionBatchSize, o.SessionInterval, co.add,
+		func(b driver.Batch, rows []sessionRow) error { return sb.appendTo(b, rows) },
+		func([]sessionRow) { sb.release() })
 	w.sessions.reset = co.reset
 	o.Metrics.NewGauge("glimpse_queue_depth", func() float64 { return float64(w.QueueDepth()) })
 	w.wg.Add(2)
@@ -183,12 +197,14 @@ func (w *Writer) Close(ctx context.Context) (lost int64, err error) {
 
 // table is one table's queue and the goroutine that owns its batch.
 type table[Q, T any] struct {
-	w       *Writer
-	name    string
-	insert  string
-	queue   chan Q
-	appendB func(driver.Batch, []T) error
-	release func([]T)
+	w        *Writer
+	name     string
+	insert   string
+	size     int           // rows that make a batch full
+	interval time.Duration // a non-empty batch is flushed at least this often
+	queue    chan Q
+	appendB  func(driver.Batch, []T) error
+	release  func([]T)
 	// add puts a queued item into the collecting batch (sessions coalesce
 	// updates there); reset, if set, runs when a batch is handed off.
 	add   func([]T, Q) []T
@@ -202,10 +218,11 @@ type table[Q, T any] struct {
 	rows    *metrics.Histogram
 }
 
-func newTable[Q, T any](w *Writer, name, insert string, add func([]T, Q) []T, appendB func(driver.Batch, []T) error, release func([]T)) *table[Q, T] {
+func newTable[Q, T any](w *Writer, name, insert string, size int, interval time.Duration,
+	add func([]T, Q) []T, appendB func(driver.Batch, []T) error, release func([]T)) *table[Q, T] {
 	m := w.opts.Metrics
 	return &table[Q, T]{
-		w: w, name: name, insert: insert,
+		w: w, name: name, insert: insert, size: size, interval: interval,
 		queue: make(chan Q, w.opts.QueueSize),
 		add:   add, appendB: appendB, release: release,
 		stored:  m.NewCounter(fmt.Sprintf(`glimpse_rows_stored_total{table=%q}`, name)),
@@ -222,24 +239,28 @@ func newTable[Q, T any](w *Writer, name, insert string, add func([]T, Q) []T, ap
 // behind it. Ownership of a batch moves with it; no batch is shared.
 func (t *table[Q, T]) run() {
 	defer t.w.wg.Done()
-	size := t.w.opts.BatchSize
+	size := t.size
+	size0 := min(size, t.w.opts.BatchSize)
 	type batch struct {
 		rows []T
 		ctx  context.Context
 	}
 	full := make(chan batch)
 	free := make(chan []T, 1)
-	free <- make([]T, 0, size)
+	free <- make([]T, 0, size0)
 	flushed := make(chan struct{})
 	go func() {
 		defer close(flushed)
 		for b := range full {
 			t.flush(b.ctx, b.rows)
 			clear(b.rows)
+			if cap(b.rows) > 4*size0 {
+				b.rows = make([]T, 0, size0) // a burst's capacity is not kept
+			}
 			free <- b.rows[:0]
 		}
 	}()
-	rows := make([]T, 0, size)
+	rows := make([]T, 0, size0)
 	handoff := func(ctx context.Context) {
 		if len(rows) == 0 {
 			return
@@ -250,7 +271,7 @@ func (t *table[Q, T]) run() {
 			t.reset()
 		}
 	}
-	tick := time.NewTicker(t.w.opts.Interval)
+	tick := time.NewTicker(t.interval)
 	defer tick.Stop()
 	for {
 		select {
@@ -271,13 +292,23 @@ func (t *table[Q, T]) run() {
 	}
 }
 
-// flush inserts rows, retrying with backoff; rows it cannot insert are
-// counted as lost. It releases the rows either way.
+// flush inserts rows in inserts of at most BatchSize rows (a long session
+// window can collect more; bigger inserts would only cost memory), retrying
+// each with backoff; rows it cannot insert are counted as lost. It releases
+// the rows either way.
 func (t *table[Q, T]) flush(ctx context.Context, rows []T) {
 	defer t.release(rows)
 	if t.w.opts.Discard {
 		return
 	}
+	for len(rows) > 0 {
+		n := min(len(rows), t.w.opts.BatchSize)
+		t.insertRetry(ctx, rows[:n])
+		rows = rows[n:]
+	}
+}
+
+func (t *table[Q, T]) insertRetry(ctx context.Context, rows []T) {
 	start := time.Now()
 	backoff := 250 * time.Millisecond
 	var err error

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/glimpse-analytics/glimpse/collector/sink"
+	"github.com/glimpse-analytics/glimpse/collector/visitor"
 	"github.com/glimpse-analytics/glimpse/migrations/chtest"
 )
 
@@ -196,11 +197,12 @@ func TestSessionsCollapse(t *testing.T) {
 	db := chtest.Migrated(t)
 	w := sink.New(sink.Options{Conn: db.Conn, BatchSize: 100, Interval: time.Hour})
 	start := time.Date(2026, 3, 4, 5, 0, 0, 0, time.UTC)
-	first := sink.SessionRow{SiteID: "example.com", SessionID: 7, VisitorID: 9, Sign: 1, Version: 1, Start: start, TS: start,
-		Pageviews: 1, Events: 1, IsBounce: 1, EntryPage: "/", ExitPage: "/", Browser: "Firefox", CountryCode: "DE", ConnectionType: "4g"}
+	attrs := &visitor.Attrs{Browser: "Firefox", Country: "DE", ConnectionType: "4g"}
+	first := visitor.Session{Site: "example.com", ID: 7, VisitorID: 9, Version: 1, Start: start, LastSeen: start,
+		Pageviews: 1, Events: 1, Bounce: true, EntryPage: "/", ExitPage: "/", Attrs: attrs}
 	second := first
-	second.Version, second.TS, second.Pageviews, second.Events, second.IsBounce, second.ExitPage, second.Duration =
-		2, start.Add(90*time.Second), 2, 2, 0, "/pricing", 90
+	second.Version, second.LastSeen, second.Pageviews, second.Events, second.Bounce, second.ExitPage, second.DurationSec =
+		2, start.Add(90*time.Second), 2, 2, false, "/pricing", 90
 	if err := w.EnqueueSessions(sink.SessionUpdate{Cur: first}); err != nil {
 		t.Fatal(err)
 	}
@@ -239,13 +241,13 @@ func TestSessionUpdatesCoalesce(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			db := chtest.Migrated(t)
-			w := sink.New(sink.Options{Conn: db.Conn, BatchSize: tt.batch, QueueSize: 1000, Interval: time.Hour})
+			w := sink.New(sink.Options{Conn: db.Conn, SessionBatchSize: tt.batch, QueueSize: 1000, SessionInterval: time.Hour})
 			start := time.Date(2026, 3, 4, 5, 0, 0, 0, time.UTC)
-			var prev sink.SessionRow
+			var prev visitor.Session
 			for i := 1; i <= tt.updatesOf; i++ {
-				cur := sink.SessionRow{SiteID: "example.com", SessionID: 42, VisitorID: 7, Version: uint32(i), Start: start,
-					TS: start.Add(time.Duration(i) * time.Second), Pageviews: uint32(i), Events: uint32(i), IsBounce: b2u(i == 1),
-					Duration: uint32(i - 1), EntryPage: "/", ExitPage: fmt.Sprintf("/p%d", i)}
+				cur := visitor.Session{Site: "example.com", ID: 42, VisitorID: 7, Version: uint32(i), Start: start,
+					LastSeen: start.Add(time.Duration(i) * time.Second), Pageviews: uint32(i), Events: uint32(i), Bounce: i == 1,
+					DurationSec: uint32(i - 1), EntryPage: "/", ExitPage: fmt.Sprintf("/p%d", i), Attrs: &visitor.Attrs{}}
 				if err := w.EnqueueSessions(sink.SessionUpdate{Prev: prev, Cur: cur, HasPrev: i > 1}); err != nil {
 					t.Fatal(err)
 				}
@@ -270,11 +272,4 @@ func TestSessionUpdatesCoalesce(t *testing.T) {
 			}
 		})
 	}
-}
-
-func b2u(b bool) uint8 {
-	if b {
-		return 1
-	}
-	return 0
 }

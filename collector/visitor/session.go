@@ -101,8 +101,9 @@ type Session struct {
 	// the last page view (until there is one, the starting touch's path).
 	EntryPage string
 	ExitPage  string
-	// Attrs is the attribution of the touch that started the session. It
-	// is shared by all versions of the session and must not be modified.
+	// Attrs is the attribution of the touch that started the session; never
+	// nil. It is shared by all versions of the session, and by other
+	// sessions with the same attribution, and must not be modified.
 	Attrs *Attrs
 }
 
@@ -142,7 +143,6 @@ type entry struct {
 	interactive uint32    // interactive touches so far
 	lastEventAt time.Time // last touch that was not an engagement report
 	tailMS      uint64    // engagement reported since lastEventAt
-	attrs       Attrs     // s.Attrs points here
 }
 
 type sessionShard struct {
@@ -290,9 +290,11 @@ func (c *Cache) live(e *entry, now time.Time) bool {
 // start makes the entry of a session started by ev.
 func (c *Cache) start(site string, visitor uint64, now time.Time, ev *Touch) *entry {
 	e := &entry{lastEventAt: now}
-	if ev.Attrs != nil {
-		e.attrs = c.strs.attrs(ev.Attrs)
+	a := ev.Attrs
+	if a == nil {
+		a = &Attrs{}
 	}
+	attrs := c.strs.sharedAttrs(a)
 	path := c.strs.get(ev.Path)
 	id := rand.Uint64()
 	for id == 0 {
@@ -310,7 +312,7 @@ func (c *Cache) start(site string, visitor uint64, now time.Time, ev *Touch) *en
 		EngagementMS: uint64(ev.EngagementMS),
 		EntryPage:    path,
 		ExitPage:     path,
-		Attrs:        &e.attrs,
+		Attrs:        attrs,
 	}
 	if ev.Pageview {
 		e.s.Pageviews = 1

@@ -281,6 +281,12 @@ func TestSessionAttrsFromFirstTouch(t *testing.T) {
 	if cur3.Attrs == nil || *cur3.Attrs != (Attrs{}) {
 		t.Errorf("nil attrs gave %+v", cur3.Attrs)
 	}
+	// Sessions with the same attribution share one copy of it.
+	same := Attrs{Referrer: "https://news.example/", Source: "News", Channel: "Referral", UTMCampaign: "spring", Country: "DE", Region: "DE-BE", Browser: "Firefox"}
+	_, cur4, _ := c.Touch("example.com", 3, t0, Touch{Pageview: true, Path: "/", Attrs: &same})
+	if cur4.Attrs != cur.Attrs {
+		t.Error("two sessions with equal attribution hold separate copies")
+	}
 }
 
 func TestSessionSitesAreSeparate(t *testing.T) {
