@@ -47,7 +47,7 @@ func serveCommand() *command {
 			fs.IntVar(&batchSize, "batch-size", 10000, "rows per insert: a batch is flushed when it has this many")
 			fs.DurationVar(&interval, "flush-interval", time.Second, "a non-empty batch is flushed at least this often")
 			fs.DurationVar(&sessEvery, "session-flush-interval", 10*time.Second, "session updates are written at least this often; updates of one session in between fold into one")
-			fs.IntVar(&queueSize, "queue-size", 20000, "events waiting for the writer; when full, events are answered 503")
+			fs.IntVar(&queueSize, "queue-size", 10000, "events waiting for the writer; when full, events are answered 503")
 			fs.StringVar(&debugAddr, "debug-listen", "", "address for Go's pprof profiles (keep it on loopback); empty: off")
 			fs.IntVar(&rateLimit, "rate-limit", collector.DefaultRateLimit, "events one visitor may send per second; more are dropped (reason rate-limit); -1: no limit")
 			fs.IntVar(&memLimit, "memory-limit-mb", 120, "soft memory limit for the Go heap in MiB (the GC works harder near it); 0: none. GOMEMLIMIT wins when set")

@@ -104,7 +104,7 @@ type Writer struct {
 func New(o Options) *Writer {
 	o.defaults()
 	w := &Writer{opts: o, stop: make(chan struct{})}
-	w.free = make(chan *Event, o.QueueSize+o.BatchSize)
+	w.free = make(chan *Event, o.QueueSize+2*o.BatchSize) // queued, collecting, being inserted
 	var eb eventBatch
 	w.events = newTable(w, "events", "INSERT INTO events ("+eventColumns+")", o.BatchSize, o.Interval,
 		func(rows []*Event, e *Event) []*Event { return append(rows, e) },
