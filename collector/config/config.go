@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"regexp"
 	"strconv"
@@ -37,6 +38,10 @@ type Site struct {
 	// utm_*, ref and source.
 	QueryAllow []string `yaml:"query_allow"`
 	Privacy    Privacy  `yaml:"privacy"`
+	// OptOutFrameAncestors lists the origins (https://example.com, or
+	// https://*.example.com) whose pages may embed the collector's opt-out
+	// page in an iframe. Default none: the page cannot be framed.
+	OptOutFrameAncestors []string `yaml:"optout_frame_ancestors"`
 
 	// Location is Timezone loaded.
 	Location *time.Location `yaml:"-"`
@@ -335,6 +340,56 @@ func (v *validator) site(f *File, i int, seen map[string]string) {
 			v.fail(append(at, "query_allow", j), "%q is not a query parameter name", k)
 		}
 	}
+	for j, o := range s.OptOutFrameAncestors {
+		if !validFrameAncestor(o) {
+			v.fail(append(at, "optout_frame_ancestors", j),
+				"%q is not an origin like https://example.com or https://*.example.com (lower-case scheme and host, an optional port, no path)", o)
+		}
+	}
+}
+
+// validFrameAncestor reports whether s is an origin usable as a CSP
+// frame-ancestors source: http or https, a host name (optionally starting
+// with "*." for its subdomains) or an IP literal, an optional port, nothing
+// else. Keywords such as 'self' and a bare * are refused: the list names
+// the sites that may frame the page.
+func validFrameAncestor(s string) bool {
+	rest, ok := strings.CutPrefix(s, "https://")
+	if !ok {
+		if rest, ok = strings.CutPrefix(s, "http://"); !ok {
+			return false
+		}
+	}
+	host, port, hasPort := strings.Cut(rest, ":")
+	if strings.HasPrefix(host, "[") { // IPv6 literal
+		end := strings.IndexByte(rest, ']')
+		if end < 0 {
+			return false
+		}
+		if _, err := netip.ParseAddr(rest[1:end]); err != nil {
+			return false
+		}
+		host, port, hasPort = "", "", false
+		switch after := rest[end+1:]; {
+		case after == "":
+		case strings.HasPrefix(after, ":"):
+			port, hasPort = after[1:], true
+		default:
+			return false
+		}
+	} else {
+		host = strings.TrimPrefix(host, "*.")
+		if !validHost(host) {
+			return false
+		}
+	}
+	if hasPort {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
+			return false
+		}
+	}
+	return true
 }
 
 // Lookup finds the site for a domain or alias (case-insensitive, a leading

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -134,5 +135,56 @@ func TestLoadFile(t *testing.T) {
 	_, err := Load(p)
 	if err == nil || !strings.HasPrefix(err.Error(), p+":3: sites[0].privacy.mode") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestOptOutFrameAncestors(t *testing.T) {
+	tests := []struct {
+		origin string
+		ok     bool
+	}{
+		{"https://example.com", true},
+		{"http://example.com", true},
+		{"https://www.example.com:8443", true},
+		{"https://*.example.com", true},
+		{"http://127.0.0.1:8080", true},
+		{"https://[2001:db8::1]", true},
+		{"https://[2001:db8::1]:443", true},
+		{"example.com", false},
+		{"https://example.com/", false},
+		{"https://example.com/page", false},
+		{"https://Example.com", false},
+		{"https://example.com:0", false},
+		{"https://example.com:99999", false},
+		{"https://example.com:080", false},
+		{"https://example.com:", false},
+		{"ftp://example.com", false},
+		{"'self'", false},
+		{"*", false},
+		{"https://*", false},
+		{"https://a.*.example.com", false},
+		{"https://[nope]", false},
+		{"https://[2001:db8::1]x", false},
+		{"https://example.com?x=1", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.origin, func(t *testing.T) {
+			text := "sites:\n  - domain: a.com\n    optout_frame_ancestors:\n      - " + strconv.Quote(tt.origin) + "\n"
+			f, err := Parse("glimpse.yaml", []byte(text))
+			if tt.ok {
+				if err != nil {
+					t.Fatalf("rejected: %v", err)
+				}
+				if got := f.Sites[0].OptOutFrameAncestors; len(got) != 1 || got[0] != tt.origin {
+					t.Fatalf("parsed as %q", got)
+				}
+				return
+			}
+			want := `glimpse.yaml:4: sites[0].optout_frame_ancestors[0]: ` + strconv.Quote(tt.origin) + ` is not an origin`
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("err = %v, want %q", err, want)
+			}
+		})
 	}
 }

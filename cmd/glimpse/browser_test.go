@@ -1,0 +1,903 @@
+package main
+
+// Browser tests: the real beacon script in real headless Chromium, driven
+// with chromedp, against `glimpse serve` on a fresh ClickHouse database.
+// A test site on another loopback port embeds the script.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/glimpse-analytics/glimpse/migrations/chtest"
+)
+
+// envChromium names the Chromium binary; scripts/test sets it.
+const envChromium = "GLIMPSE_TEST_CHROMIUM"
+
+// browserUA is what the test browser says it is. Headless Chromium calls
+// itself HeadlessChrome in its User-Agent, which the collector rightly drops
+// as a bot, so the browser is started with a desktop User-Agent (its client
+// hints already name plain Chromium). It is set for the whole browser, not
+// per tab: beacons sent while a page unloads carry the browser's own.
+const browserUA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/139.0.0.0 Safari/537.36"
+
+// site is the test site: pages that embed the script, on their own port.
+type site struct {
+	addr      string // 127.0.0.1:port
+	collector string // the collector's 127.0.0.1:port
+	mu        sync.Mutex
+	gpcSeen   int // requests that carried Sec-GPC: 1
+}
+
+// page kinds, by the first path segment.
+//
+//	/app/...    data-api and data-allow-local, the pre-load queue, links, an impression
+//	/hash/...   data-hash, data-allow-local, the endpoint derived from the script's src
+//	/dnt/...    data-respect-dnt, data-allow-local
+//	/local/...  no data-allow-local: silent on 127.0.0.1
+//	/blank      no script
+//	/embed      the opt-out page in two iframes: one allowed, one not
+func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Sec-GPC") == "1" {
+		s.mu.Lock()
+		s.gpcSeen++
+		s.mu.Unlock()
+	}
+	c := "http://" + s.collector
+	var tag string
+	switch first, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/"); first {
+	case "app":
+		tag = fmt.Sprintf(`<script defer data-domain="browser.test" data-api="%s/api/event" data-allow-local src="%s/js/glimpse.js"></script>`, c, c)
+	case "hash":
+		tag = fmt.Sprintf(`<script defer data-domain="browser.test" data-hash data-allow-local src="%s/js/glimpse.js"></script>`, c)
+	case "dnt":
+		tag = fmt.Sprintf(`<script defer data-domain="browser.test" data-respect-dnt data-allow-local src="%s/js/glimpse.js"></script>`, c)
+	case "local":
+		tag = fmt.Sprintf(`<script defer data-domain="browser.test" src="%s/js/glimpse.js"></script>`, c)
+	case "blank":
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, "<!doctype html><title>blank</title><p>blank</p>")
+		return
+	case "embed":
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><title>embed</title>
+<iframe id="allowed" src="%s/optout?site=browser.test" title="Analytics opt-out"></iframe>
+<iframe id="refused" src="%s/optout?site=other.test" title="Analytics opt-out"></iframe>`, c, c)
+		return
+	case "files":
+		w.Header().Set("Content-Type", "application/pdf")
+		io.WriteString(w, "%PDF-1.4\n%%EOF\n")
+		return
+	case "favicon.ico":
+		w.WriteHeader(http.StatusNoContent)
+		return
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	fmt.Fprintf(w, `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Test site</title>
+<script>
+window.glimpse = window.glimpse || function () { (glimpse.q = glimpse.q || []).push(arguments) };
+glimpse('Queued', {props: {early: 'yes'}});
+</script>
+%s
+</head>
+<body style="margin:0">
+<p><a id="out" href="https://example.org/elsewhere">elsewhere</a> <a id="dl" href="/files/report.pdf">report</a></p>
+<div style="height:3000px">content</div>
+<div id="banner" data-glimpse-impression="pricing-banner" style="height:200px">banner</div>
+<div style="height:1000px">footer</div>
+<script>
+// The links would leave the test site; the beacon still sees the clicks.
+document.addEventListener('click', function (e) { if (e.target.closest('a')) e.preventDefault() });
+</script>
+</body></html>`, tag)
+}
+
+// browser is one headless Chromium for the whole test.
+type browser struct {
+	ctx  context.Context
+	site *site
+	mu   sync.Mutex
+	reqs []*request // every request any tab made, in order
+	byID map[network.RequestID]*request
+}
+
+// request is one request of a tab, as the DevTools protocol reports it.
+type request struct {
+	tab, url, method, body string
+	status                 int64  // 0 until answered
+	dropped                string // X-Glimpse-Dropped
+	failed                 string // the network error, if it failed
+}
+
+func (r *request) done() bool { return r.status != 0 || r.failed != "" }
+
+func newBrowser(t *testing.T, exe string, s *site) *browser {
+	t.Helper()
+	alloc, cancel := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(exe),
+		chromedp.UserDataDir(t.TempDir()), // a fresh profile
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("hide-scrollbars", true),
+		chromedp.WindowSize(1280, 800),
+		chromedp.UserAgent(browserUA),
+	)
+	t.Cleanup(cancel)
+	ctx, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil { // starts the browser
+		t.Fatalf("cannot start %s: %v", exe, err)
+	}
+	return &browser{ctx: ctx, site: s, byID: map[network.RequestID]*request{}}
+}
+
+// tab opens a tab in a fresh browser context (its own cookies and
+// storage) and records its requests.
+func (b *browser) tab(t *testing.T, name string) context.Context {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sent := chromedp.Events(ctx, network.RequestWillBeSent)
+	received := chromedp.Events(ctx, network.ResponseReceived)
+	failed := chromedp.Events(ctx, network.LoadingFailed)
+	go func() {
+		for ev, err := range sent {
+			if err != nil {
+				return
+			}
+			r := &request{tab: name, url: ev.Request.URL, method: ev.Request.Method}
+			for _, e := range ev.Request.PostDataEntries {
+				r.body += string(e.Bytes)
+			}
+			b.mu.Lock()
+			b.reqs = append(b.reqs, r)
+			b.byID[ev.RequestID] = r // a redirect reuses the id: the last hop wins
+			b.mu.Unlock()
+		}
+	}()
+	go func() {
+		for ev, err := range received {
+			if err != nil {
+				return
+			}
+			b.mu.Lock()
+			if r := b.byID[ev.RequestID]; r != nil {
+				r.status = ev.Response.Status
+				for k, v := range ev.Response.Headers {
+					if strings.EqualFold(k, "X-Glimpse-Dropped") {
+						r.dropped, _ = v.(string)
+					}
+				}
+			}
+			b.mu.Unlock()
+		}
+	}()
+	go func() {
+		for ev, err := range failed {
+			if err != nil {
+				return
+			}
+			b.mu.Lock()
+			if r := b.byID[ev.RequestID]; r != nil {
+				r.failed = ev.ErrorText
+			}
+			b.mu.Unlock()
+		}
+	}()
+	return ctx
+}
+
+// requests returns copies of a tab's requests.
+func (b *browser) requests(tab string) []request {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []request
+	for _, r := range b.reqs {
+		if r.tab == tab {
+			out = append(out, *r)
+		}
+	}
+	return out
+}
+
+// navigate loads u and waits for its load event; a referrer may be given.
+func navigate(t *testing.T, ctx context.Context, u, referrer string) {
+	t.Helper()
+	nav := chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		params := page.NavigateParams{URL: u}
+		if referrer != "" {
+			// The whole referrer, as a link from that page would send it
+			// (an https referrer is otherwise cut on the way to http).
+			params.Referrer, params.ReferrerPolicy = referrer, page.ReferrerPolicyUnsafeURL
+		}
+		res, err := cdp.Call(ctx, tg, page.Navigate, params)
+		if err == nil && res.ErrorText != "" {
+			err = fmt.Errorf("%s", res.ErrorText)
+		}
+		return err
+	})
+	if _, err := chromedp.Run(ctx, chromedp.WaitEvent(page.LoadEventFired, nil, nav)); err != nil {
+		t.Fatalf("navigate %s: %v", u, err)
+	}
+}
+
+// eval runs JavaScript in the page.
+func eval(t *testing.T, ctx context.Context, js string) {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](js)); err != nil {
+		t.Fatalf("%s: %v", js, err)
+	}
+}
+
+// scriptReady waits until the beacon has replaced the pre-load stub.
+func scriptReady(t *testing.T, ctx context.Context) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		// Evaluate, not Poll: right after a navigation the page's execution
+		// context may still be changing, and one failed try is no answer.
+		ready, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`typeof glimpse == 'function' && !glimpse.q`))
+		if err == nil && ready {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the beacon script did not start: ready %v, %v", ready, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// counts reads the collector's event counters from /metrics: accepted,
+// dropped by reason, and rejected (4xx) in all. The DevTools protocol does
+// not report beacons sent while a page unloads, so the collector's own
+// counters tell when a tab's events have all arrived.
+type counts struct {
+	accepted, rejected int
+	dropped            map[string]int
+}
+
+func (c counts) handled() int {
+	n := c.accepted + c.rejected
+	for _, d := range c.dropped {
+		n += d
+	}
+	return n
+}
+
+func collectorCounts(t *testing.T, addr string) counts {
+	t.Helper()
+	code, body := get(addr, "/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics: %d %s", code, body)
+	}
+	c := counts{dropped: map[string]int{}}
+	for _, line := range strings.Split(body, "\n") {
+		name, value, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(line, "#") {
+			continue
+		}
+		var n int
+		if _, err := fmt.Sscan(value, &n); err != nil {
+			continue
+		}
+		switch {
+		case name == "glimpse_events_accepted_total":
+			c.accepted = n
+		case strings.HasPrefix(name, `glimpse_events_dropped_total{reason="`):
+			c.dropped[strings.TrimSuffix(strings.TrimPrefix(name, `glimpse_events_dropped_total{reason="`), `"}`)] = n
+		case strings.HasPrefix(name, "glimpse_requests_rejected_total"):
+			c.rejected += n
+		}
+	}
+	return c
+}
+
+// waitCounts polls the collector's counters until ok says they are there.
+func waitCounts(t *testing.T, addr string, ok func(counts) bool) counts {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c := collectorCounts(t, addr)
+		if ok(c) {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("collector counters: %+v", c)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// event is one stored row, with what the assertions look at.
+type event struct {
+	Type, Name, Path, Referrer, Source        string
+	UTMSource, UTMMedium, UTMCampaign, Target string
+	Conn, Screen, Browser                     string
+	Downlink                                  float32
+	RTT                                       uint16
+	EngagementMS                              uint32
+	ScrollDepth                               uint8
+	PropKeys, PropValues                      []string
+	RevenueMicros                             int64
+	Currency                                  string
+}
+
+func (e event) prop(k string) string {
+	if i := slices.Index(e.PropKeys, k); i >= 0 {
+		return e.PropValues[i]
+	}
+	return ""
+}
+
+func storedEvents(t *testing.T, db *chtest.DB) []event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rows, err := db.Conn.Query(ctx, `SELECT toString(type), name, pathname, referrer, referrer_source,
+		utm_source, utm_medium, utm_campaign, target_url, connection_type, screen, browser,
+		downlink, rtt, engagement_ms, scroll_depth, prop_keys, prop_values, revenue_micros, revenue_currency
+		FROM events WHERE site_id = 'browser.test' ORDER BY ts`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []event
+	for rows.Next() {
+		var e event
+		if err := rows.Scan(&e.Type, &e.Name, &e.Path, &e.Referrer, &e.Source, &e.UTMSource, &e.UTMMedium, &e.UTMCampaign,
+			&e.Target, &e.Conn, &e.Screen, &e.Browser, &e.Downlink, &e.RTT, &e.EngagementMS, &e.ScrollDepth,
+			&e.PropKeys, &e.PropValues, &e.RevenueMicros, &e.Currency); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// waitEvents polls ClickHouse until check finds what it wants (returns "")
+// or a deadline passes; the writer flushes every 100 ms here.
+func waitEvents(t *testing.T, db *chtest.DB, check func([]event) string) []event {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		evs := storedEvents(t, db)
+		missing := check(evs)
+		if missing == "" {
+			return evs
+		}
+		if time.Now().After(deadline) {
+			var b strings.Builder
+			for _, e := range evs {
+				fmt.Fprintf(&b, "  %+v\n", e)
+			}
+			t.Fatalf("%s\nstored events:\n%s", missing, b.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func find(evs []event, match func(event) bool) []event {
+	var out []event
+	for _, e := range evs {
+		if match(e) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func TestBrowser(t *testing.T) {
+	exe := os.Getenv(envChromium)
+	if exe == "" {
+		t.Skipf("browser test skipped: set %s to a Chromium binary (make test installs Debian's chromium and sets it)", envChromium)
+	}
+	if testing.Short() {
+		t.Skip("starts Chromium")
+	}
+	db := chtest.New(t)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &site{addr: ln.Addr().String()}
+	hs := &http.Server{Handler: st, ReadHeaderTimeout: 10 * time.Second}
+	t.Cleanup(func() { hs.Close(); ln.Close() })
+
+	cfg := writeConfig(t, fmt.Sprintf(`sites:
+  - domain: browser.test
+    optout_frame_ancestors: [http://%s]
+  - domain: other.test
+`, st.addr))
+	srv := startServe(t, nil, "--config", cfg, "--clickhouse", db.DSN, "--flush-interval", "100ms")
+	st.collector = srv.addr
+	go hs.Serve(ln) //nolint:errcheck // ends with Close
+	siteURL, collectorURL := "http://"+st.addr, "http://"+srv.addr
+
+	b := newBrowser(t, exe, st)
+	start := time.Now()
+
+	// quiet runs browse, then sends a barrier event and waits until the
+	// collector has counted it: the events the browser sent before it
+	// have been counted too. It returns what the collector counted meanwhile,
+	// the barrier included.
+	quiet := func(t *testing.T, tab string, browse func()) counts {
+		t.Helper()
+		before := collectorCounts(t, srv.addr)
+		browse()
+		postBarrier(t, collectorURL, "/barrier/"+tab)
+		after := waitCounts(t, srv.addr, func(c counts) bool { return c.accepted > before.accepted })
+		d := counts{accepted: after.accepted - before.accepted, rejected: after.rejected - before.rejected, dropped: map[string]int{}}
+		for k, v := range after.dropped {
+			if v != before.dropped[k] {
+				d.dropped[k] = v - before.dropped[k]
+			}
+		}
+		if d.accepted != 1 || d.rejected != 0 {
+			t.Errorf("while %s browsed, the collector accepted %d events and rejected %d; want only the barrier", tab, d.accepted-1, d.rejected)
+		}
+		return d
+	}
+
+	t.Run("tracking", func(t *testing.T) {
+		ctx := b.tab(t, "tracking")
+		navigate(t, ctx, siteURL+"/app/?utm_source=newsletter&utm_medium=email&utm_campaign=spring", "https://duckduckgo.com/")
+		scriptReady(t, ctx)
+		eval(t, ctx, `glimpse('Signup', {props: {plan: 'pro', seats: 3}, revenue: {amount: 12.5, currency: 'EUR'}})`)
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("out")), chromedp.Click(chromedp.ID("dl"))); err != nil {
+			t.Fatal(err)
+		}
+		// The banner comes into view, leaves, and comes back: one impression.
+		b.waitBeacons(t, "tracking", 5) // pageview, queued, custom, outbound, download
+		n := b.beacons("tracking")
+		eval(t, ctx, `window.scrollTo(0, 2900)`)
+		b.waitBeacons(t, "tracking", n+1) // the impression
+		eval(t, ctx, `window.scrollTo(0, 0)`)
+		eval(t, ctx, `window.scrollTo(0, 2900)`)
+		// Client-side navigation: a new path is a view, the same path is not.
+		eval(t, ctx, `history.pushState({}, '', '/app/page2')`)
+		eval(t, ctx, `history.pushState({}, '', '/app/page2')`)
+		eval(t, ctx, `history.replaceState({}, '', '/app/page2?tab=1')`)
+		eval(t, ctx, `history.pushState({}, '', '/app/page3')`)
+		eval(t, ctx, `history.back()`) // popstate back to /app/page2
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`location.pathname == '/app/page2'`)); err != nil {
+			t.Fatal(err)
+		}
+		// Scroll to the end and leave the page: its engagement is sent.
+		eval(t, ctx, `window.scrollTo(0, document.documentElement.scrollHeight)`)
+		time.Sleep(50 * time.Millisecond) // some visible time to measure
+		navigate(t, ctx, siteURL+"/blank", "")
+		// Hash routing.
+		navigate(t, ctx, siteURL+"/hash/", "")
+		scriptReady(t, ctx)
+		n = b.beacons("tracking")
+		eval(t, ctx, `location.hash = '#/settings'`)
+		b.waitBeacons(t, "tracking", n+2) // engagement of /hash/, pageview
+		eval(t, ctx, `location.hash = '#/settings'`)
+		eval(t, ctx, `location.hash = '#/profile'`)
+		b.waitBeacons(t, "tracking", n+4)
+		navigate(t, ctx, siteURL+"/blank", "")
+
+		views := func(evs []event, path string) int {
+			return len(find(evs, func(e event) bool { return e.Type == "pageview" && e.Path == path }))
+		}
+		evs := waitEvents(t, db, func(evs []event) string {
+			for path, n := range map[string]int{"/app/": 1, "/app/page2": 2, "/app/page3": 1, "/hash/": 1, "/hash/#/settings": 1, "/hash/#/profile": 1} {
+				if got := views(evs, path); got < n {
+					return fmt.Sprintf("%d pageviews of %s, want %d", got, path, n)
+				}
+			}
+			for _, typ := range []string{"outbound", "download", "impression"} {
+				if len(find(evs, func(e event) bool { return e.Type == typ })) == 0 {
+					return "no " + typ + " event"
+				}
+			}
+			if len(find(evs, func(e event) bool { return e.Type == "custom" })) < 3 {
+				return "fewer than 3 custom events"
+			}
+			if n := len(find(evs, func(e event) bool { return e.Type == "engagement" })); n < 7 {
+				return fmt.Sprintf("%d engagement events, want 7 (one per page view)", n)
+			}
+			return ""
+		})
+		t.Logf("%d events stored", len(evs))
+		if c := collectorCounts(t, srv.addr); c.handled() != c.accepted || c.accepted != len(evs) {
+			t.Errorf("collector counters %+v: want all %d events accepted, none dropped or rejected", c, len(evs))
+		}
+
+		// Exactly: a repeated path is not a view, and nothing is doubled.
+		for path, n := range map[string]int{"/app/": 1, "/app/page2": 2, "/app/page3": 1, "/hash/": 1, "/hash/#/settings": 1, "/hash/#/profile": 1} {
+			if got := views(evs, path); got != n {
+				t.Errorf("%d pageviews of %s, want %d", got, path, n)
+			}
+		}
+		if n := len(find(evs, func(e event) bool { return e.Type == "pageview" })); n != 7 {
+			t.Errorf("%d pageviews in all, want 7", n)
+		}
+
+		first := find(evs, func(e event) bool { return e.Type == "pageview" && e.Path == "/app/" })[0]
+		if !strings.HasPrefix(first.Referrer, "duckduckgo.com") || first.Source != "DuckDuckGo" {
+			t.Errorf("first pageview: referrer %q, source %q; want duckduckgo.com, DuckDuckGo", first.Referrer, first.Source)
+		}
+		if first.UTMSource != "newsletter" || first.UTMMedium != "email" || first.UTMCampaign != "spring" {
+			t.Errorf("first pageview: utm %q %q %q", first.UTMSource, first.UTMMedium, first.UTMCampaign)
+		}
+		for _, e := range find(evs, func(e event) bool { return e.Type == "pageview" }) {
+			if e.Conn == "" || e.Screen == "" || e.Browser != "Chromium" && e.Browser != "Chrome" {
+				t.Errorf("pageview %s: connection %q, screen %q, browser %q", e.Path, e.Conn, e.Screen, e.Browser)
+			}
+		}
+		t.Logf("connection: type %q, downlink %v Mbit/s, rtt %d ms, screen %q", first.Conn, first.Downlink, first.RTT, first.Screen)
+
+		out := find(evs, func(e event) bool { return e.Type == "outbound" })
+		if len(out) != 1 || out[0].Target != "example.org/elsewhere" || out[0].Path != "/app/" {
+			t.Errorf("outbound: %+v", out)
+		}
+		dl := find(evs, func(e event) bool { return e.Type == "download" })
+		if len(dl) != 1 || !strings.HasSuffix(dl[0].Target, "/files/report.pdf") {
+			t.Errorf("download: %+v", dl)
+		}
+
+		// Each page queues one call before the script loads; /app/ also
+		// sends one with props and revenue.
+		custom := find(evs, func(e event) bool { return e.Type == "custom" })
+		byName := map[string]event{}
+		for _, e := range custom {
+			byName[e.Name+" "+e.Path] = e
+		}
+		for _, path := range []string{"/app/", "/hash/"} {
+			if e, ok := byName["Queued "+path]; !ok || e.prop("early") != "yes" {
+				t.Errorf("the call queued before the script loaded on %s: %+v", path, e)
+			}
+		}
+		if e, ok := byName["Signup /app/"]; !ok || e.prop("plan") != "pro" || e.prop("seats") != "3" || e.RevenueMicros != 12_500_000 || e.Currency != "EUR" {
+			t.Errorf("custom event with props and revenue: %+v", e)
+		}
+		if len(custom) != 3 {
+			t.Errorf("%d custom events, want 3", len(custom))
+		}
+
+		imp := find(evs, func(e event) bool { return e.Type == "impression" })
+		if len(imp) != 1 || imp[0].Name != "pricing-banner" {
+			t.Errorf("impressions: %+v, want one pricing-banner", imp)
+		}
+
+		// Engagement: once per page view, with visible time and scroll depth.
+		eng := find(evs, func(e event) bool { return e.Type == "engagement" })
+		if len(eng) != 7 {
+			t.Errorf("%d engagement events, want 7", len(eng))
+		}
+		perPath := map[string]int{}
+		for _, e := range eng {
+			perPath[e.Path]++
+		}
+		if perPath["/app/page2"] != 2 || perPath["/app/"] != 1 || perPath["/app/page3"] != 1 {
+			t.Errorf("engagement events per page: %v", perPath)
+		}
+		// Left by navigating to another document, after scrolling to the end.
+		left := find(eng, func(e event) bool { return e.Path == "/app/page2" && e.ScrollDepth == 100 })
+		if len(left) != 1 || left[0].EngagementMS == 0 {
+			t.Errorf("want one engagement of /app/page2 with visible time and scroll depth 100 after leaving it: %+v", eng)
+		}
+		// Left by a client-side navigation, after scrolling to the banner.
+		firstEng := find(eng, func(e event) bool { return e.Path == "/app/" })
+		if len(firstEng) != 1 || firstEng[0].EngagementMS == 0 || firstEng[0].ScrollDepth < 50 {
+			t.Errorf("want one engagement of /app/ with visible time and scroll depth of at least 50: %+v", firstEng)
+		}
+	})
+
+	t.Run("gpc", func(t *testing.T) {
+		ctx := b.tab(t, "gpc")
+		if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Sec-GPC": "1"}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+			Source: `Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', {get: () => true, configurable: true})`,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		d := quiet(t, "gpc", func() { browseSilently(t, b, ctx, siteURL+"/app/gpc/") })
+		if d.handled() != 1 {
+			t.Errorf("the collector got %d events besides the barrier: %+v", d.handled()-1, d)
+		}
+		st.mu.Lock()
+		seen := st.gpcSeen
+		st.mu.Unlock()
+		if seen == 0 {
+			t.Error("the test site never saw Sec-GPC: 1")
+		}
+		assertNoBeacon(t, b, "gpc")
+	})
+
+	t.Run("localStorage", func(t *testing.T) {
+		ctx := b.tab(t, "storage")
+		navigate(t, ctx, siteURL+"/blank", "")
+		eval(t, ctx, `localStorage.glimpse_ignore = 'true'`)
+		d := quiet(t, "storage", func() { browseSilently(t, b, ctx, siteURL+"/app/ls/") })
+		if d.handled() != 1 {
+			t.Errorf("the collector got %d events besides the barrier: %+v", d.handled()-1, d)
+		}
+		assertNoBeacon(t, b, "storage")
+	})
+
+	t.Run("dnt", func(t *testing.T) {
+		// With data-respect-dnt, Do-Not-Track silences the script.
+		ctx := b.tab(t, "dnt")
+		if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+			Source: `Object.defineProperty(Navigator.prototype, 'doNotTrack', {get: () => '1', configurable: true})`,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		d := quiet(t, "dnt", func() { browseSilently(t, b, ctx, siteURL+"/dnt/") })
+		if d.handled() != 1 {
+			t.Errorf("the collector got %d events besides the barrier: %+v", d.handled()-1, d)
+		}
+		assertNoBeacon(t, b, "dnt")
+	})
+
+	t.Run("local guard", func(t *testing.T) {
+		// Without data-allow-local the script stays silent on 127.0.0.1.
+		ctx := b.tab(t, "local")
+		d := quiet(t, "local", func() { browseSilently(t, b, ctx, siteURL+"/local/") })
+		if d.handled() != 1 {
+			t.Errorf("the collector got %d events besides the barrier: %+v", d.handled()-1, d)
+		}
+		assertNoBeacon(t, b, "local")
+	})
+
+	t.Run("optout", func(t *testing.T) {
+		ctx := b.tab(t, "optout")
+		navigate(t, ctx, collectorURL+"/optout?site=browser.test", "")
+		state := func() string {
+			s, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("state")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+		if s := state(); s != "Your visits are counted, without cookies." {
+			t.Fatalf("opt-out page state %q", s)
+		}
+		saveScreenshot(t, ctx, "optout.png", "/tmp/optout.png")
+		click := chromedp.Click(chromedp.CSS("form button"))
+		if _, err := chromedp.Run(ctx, chromedp.WaitEvent(page.LoadEventFired, nil, click)); err != nil {
+			t.Fatal(err)
+		}
+		if s := state(); s != "You are opted out of Glimpse analytics." {
+			t.Fatalf("after clicking the button the page says %q", s)
+		}
+		if loc, err := chromedp.Run(ctx, chromedp.Location()); err != nil || loc != collectorURL+"/optout?site=browser.test" {
+			t.Errorf("after the POST the browser is at %q (%v), want the page again", loc, err)
+		}
+		saveScreenshot(t, ctx, "optout-done.png", "/tmp/optout-done.png")
+
+		// Browsing the test site now: the script sends, the collector drops.
+		d := quiet(t, "optout", func() { browseSilently(t, b, ctx, siteURL+"/app/optedout/") })
+		sent := 0
+		for _, r := range b.requests("optout") {
+			if strings.HasSuffix(r.url, "/api/event") {
+				sent++
+				if r.status != 0 && r.dropped != "opt-out" {
+					t.Errorf("beacon answered %d without X-Glimpse-Dropped: opt-out (%q): %s", r.status, r.dropped, r.body)
+				}
+			}
+		}
+		if sent < 7 || d.dropped["opt-out"] < sent || d.handled() != d.dropped["opt-out"]+1 {
+			t.Errorf("the opted-out browser sent %d events (DevTools saw %d); want all dropped as opt-out", d.handled()-1, sent)
+		}
+
+		// And back in: the cookie is removed and visits count again.
+		navigate(t, ctx, collectorURL+"/optout?site=browser.test", "")
+		if _, err := chromedp.Run(ctx, chromedp.WaitEvent(page.LoadEventFired, nil, click)); err != nil {
+			t.Fatal(err)
+		}
+		if s := state(); s != "Your visits are counted, without cookies." {
+			t.Fatalf("after opting back in the page says %q", s)
+		}
+		navigate(t, ctx, siteURL+"/app/optedin/", "")
+		scriptReady(t, ctx)
+		waitEvents(t, db, func(evs []event) string {
+			if len(find(evs, func(e event) bool { return e.Path == "/app/optedin/" })) == 0 {
+				return "no pageview after opting back in"
+			}
+			return ""
+		})
+	})
+
+	t.Run("embed", func(t *testing.T) {
+		// The opt-out page may be framed by the configured ancestors only.
+		ctx := b.tab(t, "embed")
+		navigate(t, ctx, siteURL+"/embed", "")
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			tree, err := chromedp.Call(ctx, page.GetFrameTree, cdp.Empty{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			urls := map[string]string{}
+			for _, f := range tree.FrameTree.ChildFrames {
+				urls[f.Frame.Name+f.Frame.URL] = f.Frame.URL
+			}
+			var allowed, refused bool
+			for _, u := range urls {
+				allowed = allowed || u == collectorURL+"/optout?site=browser.test"
+				refused = refused || strings.HasPrefix(u, "chrome-error:")
+			}
+			if allowed && refused {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("frames %v: want the browser.test page shown and the other.test page refused", urls)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+
+	// Nothing from the silent tabs is stored. The barrier events are sent
+	// after them: once the last is in ClickHouse, so is anything before it.
+	evs := waitEvents(t, db, func(evs []event) string {
+		if len(find(evs, func(e event) bool { return e.Path == "/barrier/optout" })) == 0 {
+			return "the last barrier event is not stored"
+		}
+		return ""
+	})
+	for _, e := range evs {
+		for _, silent := range []string{"/app/gpc/", "/app/ls/", "/dnt/", "/local/", "/app/optedout/"} {
+			if strings.HasPrefix(e.Path, silent) {
+				t.Errorf("stored an event that should not exist: %+v", e)
+			}
+		}
+	}
+
+	// The test site's pages talked to no host but itself and the collector.
+	b.mu.Lock()
+	var reqs []request
+	for _, r := range b.reqs {
+		reqs = append(reqs, *r)
+	}
+	b.mu.Unlock()
+	hosts := map[string]int{}
+	for _, r := range reqs {
+		u, err := url.Parse(r.url)
+		if err != nil {
+			t.Errorf("request to %q", r.url)
+			continue
+		}
+		switch u.Scheme {
+		case "data", "about", "chrome-error":
+			continue
+		}
+		hosts[u.Host]++
+		if u.Host != st.addr && u.Host != srv.addr {
+			t.Errorf("tab %s requested %s: neither the test site nor the collector", r.tab, r.url)
+		}
+	}
+	t.Logf("requests by host: %v; browser part took %v", hosts, time.Since(start).Round(time.Millisecond))
+}
+
+// beacons counts the events a tab has sent to the collector.
+func (b *browser) beacons(tab string) int {
+	n := 0
+	for _, r := range b.requests(tab) {
+		if strings.HasSuffix(r.url, "/api/event") {
+			n++
+		}
+	}
+	return n
+}
+
+// waitBeacons waits until a tab has sent at least n events.
+func (b *browser) waitBeacons(t *testing.T, tab string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for b.beacons(tab) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("tab %s sent %d events, want at least %d", tab, b.beacons(tab), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// browseSilently does everything the tracking tab does that would send an
+// event, on a page that must stay silent, and leaves the page.
+func browseSilently(t *testing.T, b *browser, ctx context.Context, u string) {
+	t.Helper()
+	navigate(t, ctx, u, "https://duckduckgo.com/")
+	scriptReady(t, ctx)
+	eval(t, ctx, `glimpse('Signup', {props: {plan: 'pro'}})`)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("out")), chromedp.Click(chromedp.ID("dl"))); err != nil {
+		t.Fatal(err)
+	}
+	eval(t, ctx, `window.scrollTo(0, 2900)`)
+	p := strings.TrimPrefix(u, "http://"+b.site.addr)
+	eval(t, ctx, `history.pushState({}, '', '`+p+`next')`)
+	navigate(t, ctx, "http://"+b.site.addr+"/blank", "")
+}
+
+// assertNoBeacon fails if a tab sent anything to the event endpoint.
+func assertNoBeacon(t *testing.T, b *browser, tab string) {
+	t.Helper()
+	script := false
+	for _, r := range b.requests(tab) {
+		if strings.HasSuffix(r.url, "/api/event") {
+			t.Errorf("tab %s sent a beacon: %+v", tab, r)
+		}
+		script = script || strings.HasSuffix(r.url, "/js/glimpse.js")
+	}
+	if !script {
+		t.Errorf("tab %s never loaded the script", tab)
+	}
+}
+
+func saveScreenshot(t *testing.T, ctx context.Context, name string, also ...string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Kept with `go test -artifacts` (under -outputdir), or in
+	// $GLIMPSE_TEST_ARTIFACTS; a temporary directory otherwise.
+	dir := os.Getenv("GLIMPSE_TEST_ARTIFACTS")
+	if dir == "" {
+		dir = t.ArtifactDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range append([]string{filepath.Join(dir, name)}, also...) {
+		if err := os.WriteFile(p, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s", p)
+	}
+}
+
+// postBarrier sends one pageview of path straight to the collector.
+func postBarrier(t *testing.T, collectorURL, path string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", collectorURL+"/api/event",
+		strings.NewReader(`{"n":"pageview","u":"http://browser.test`+path+`","d":"browser.test"}`))
+	req.Header.Set("User-Agent", browserUA)
+	req.Header.Set("Content-Type", "text/plain")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 202 || resp.Header.Get("X-Glimpse-Dropped") != "" {
+		t.Fatalf("barrier event: %d %q", resp.StatusCode, resp.Header.Get("X-Glimpse-Dropped"))
+	}
+}
