@@ -24,12 +24,13 @@ run: build
 	@geo=$$(scripts/geoip) && \
 	if [ ! -f glimpse.yaml ]; then cp scripts/demo.yaml glimpse.yaml && echo "wrote demo glimpse.yaml"; fi && \
 	echo "" && \
-	echo "  collector:  http://$(LISTEN)/" && \
+	echo "  demo site:  http://$(LISTEN)/demo/" && \
+	echo "  opt-out:    http://$(LISTEN)/optout" && \
 	echo "  health:     http://$(LISTEN)/healthz   readiness: http://$(LISTEN)/readyz" && \
 	echo "  metrics:    http://$(LISTEN)/metrics" && \
 	echo "" && \
 	exec bin/glimpse serve --config glimpse.yaml --listen $(LISTEN) \
-		--clickhouse clickhouse://127.0.0.1:$(GLIMPSE_CH_PORT)/glimpse --geoip "$$geo"
+		--clickhouse clickhouse://127.0.0.1:$(GLIMPSE_CH_PORT)/glimpse --geoip "$$geo" --demo
 
 test:
 	@scripts/test

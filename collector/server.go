@@ -6,6 +6,7 @@ package collector
 import (
 	"context"
 	"log/slog"
+	"sort"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -46,6 +47,9 @@ type Options struct {
 	// Routes adds handlers by exact path (the beacon script, the opt-out
 	// page, ...). They cannot replace the collector's own endpoints.
 	Routes map[string]fasthttp.RequestHandler
+	// Prefixes adds handlers by path prefix (paths with a parameter, like
+	// /e/c/{token}); the longest matching prefix wins, after exact routes.
+	Prefixes map[string]fasthttp.RequestHandler
 }
 
 // Server routes the collector's HTTP endpoints.
@@ -65,6 +69,7 @@ type Server struct {
 	ready      readiness
 	hits       chan *hit // free list of request state
 	routes     map[string]fasthttp.RequestHandler
+	prefixes   []prefixRoute // longest first
 	limiter    *rateLimiter
 }
 
@@ -127,6 +132,7 @@ func New(o Options) (*Server, error) {
 		limiter:    &rateLimiter{limit: uint32(o.RateLimit)},
 	}
 	s.hits = make(chan *hit, maxFreeHits)
+	s.prefixes = sortPrefixes(o.Prefixes)
 	for i := range o.Sites.Sites {
 		site := &o.Sites.Sites[i]
 		prec, err := locate.ParsePrecision(site.Privacy.Geo)
@@ -142,6 +148,17 @@ func New(o Options) (*Server, error) {
 		}
 	}
 	return s, nil
+}
+
+// AddRoutes adds handlers by exact path, like Options.Routes. Call it
+// before serving.
+func (s *Server) AddRoutes(routes map[string]fasthttp.RequestHandler) {
+	if s.routes == nil {
+		s.routes = map[string]fasthttp.RequestHandler{}
+	}
+	for p, h := range routes {
+		s.routes[p] = h
+	}
 }
 
 // Run does the background work until ctx ends: salt rotation and session
@@ -182,9 +199,42 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 			h(ctx)
 			return
 		}
+		if h := s.prefixHandler(ctx.Path()); h != nil {
+			h(ctx)
+			return
+		}
 		s.metrics.reject(rejectNotFound)
 		ctx.Error("not found", fasthttp.StatusNotFound)
 	}
+}
+
+type prefixRoute struct {
+	prefix string
+	h      fasthttp.RequestHandler
+}
+
+func sortPrefixes(m map[string]fasthttp.RequestHandler) []prefixRoute {
+	var rs []prefixRoute
+	for p, h := range m {
+		rs = append(rs, prefixRoute{p, h})
+	}
+	sort.Slice(rs, func(i, j int) bool {
+		if len(rs[i].prefix) != len(rs[j].prefix) {
+			return len(rs[i].prefix) > len(rs[j].prefix)
+		}
+		return rs[i].prefix < rs[j].prefix
+	})
+	return rs
+}
+
+// prefixHandler returns the handler of the longest prefix of path, or nil.
+func (s *Server) prefixHandler(path []byte) fasthttp.RequestHandler {
+	for _, r := range s.prefixes {
+		if len(path) >= len(r.prefix) && string(path[:len(r.prefix)]) == r.prefix {
+			return r.h
+		}
+	}
+	return nil
 }
 
 // ErrorHandler answers requests fasthttp could not parse (a body over the

@@ -364,3 +364,21 @@ func TestSIGTERMUnderLoadLosesNothing(t *testing.T) {
 	}
 	t.Logf("%d events accepted before and during shutdown, all stored", n)
 }
+
+func TestDemoSite(t *testing.T) {
+	db := chtest.New(t)
+	cfg := writeConfig(t, siteYAML)
+	s := startServe(t, nil, "--config", cfg, "--clickhouse", db.DSN, "--demo")
+	for path, want := range map[string]string{
+		"/demo/":                   `data-domain="example.com"`,
+		"/demo/pricing":            `src="/js/glimpse.js"`,
+		"/demo/demo.js":            `glimpse("Signup"`,
+		"/demo/files/brochure.pdf": "%PDF",
+	} {
+		code, body := get(s.addr, path)
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("%s: %d, want 200 with %q", path, code, want)
+		}
+	}
+	s.stop(t)
+}

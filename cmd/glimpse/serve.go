@@ -35,6 +35,7 @@ func serveCommand() *command {
 		memLimit  int
 		rateLimit int
 		debugAddr string
+		demo      bool
 	)
 	return &command{
 		name:  "serve",
@@ -46,6 +47,7 @@ func serveCommand() *command {
 			fs.DurationVar(&interval, "flush-interval", time.Second, "a non-empty batch is flushed at least this often")
 			fs.DurationVar(&sessEvery, "session-flush-interval", 10*time.Second, "session updates are written at least this often; updates of one session in between fold into one")
 			fs.IntVar(&queueSize, "queue-size", 10000, "events waiting for the writer; when full, events are answered 503")
+			fs.BoolVar(&demo, "demo", false, "also serve a demo site under /demo/ that embeds the beacon for the first configured site (make run uses it)")
 			fs.StringVar(&debugAddr, "debug-listen", "", "address for Go's pprof profiles (keep it on loopback); empty: off")
 			fs.IntVar(&rateLimit, "rate-limit", collector.DefaultRateLimit, "events one visitor may send per second; more are dropped (reason rate-limit); -1: no limit")
 			fs.IntVar(&memLimit, "memory-limit-mb", 120, "soft memory limit for the Go heap in MiB (the GC works harder near it); 0: none. GOMEMLIMIT wins when set")
@@ -103,6 +105,13 @@ func serveCommand() *command {
 			})
 			if err != nil {
 				return err
+			}
+			if demo {
+				pages, err := demoRoutes(sites.Sites[0].Domain)
+				if err != nil {
+					return err
+				}
+				srv.AddRoutes(pages)
 			}
 			if debugAddr != "" {
 				go func() {

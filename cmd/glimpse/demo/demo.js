@@ -1,0 +1,3 @@
+document.getElementById("signup").addEventListener("click", function () {
+  window.glimpse && window.glimpse("Signup", { props: { plan: "demo" } });
+});
