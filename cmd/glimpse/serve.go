@@ -16,6 +16,8 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
+	"github.com/glimpse-analytics/glimpse/aggregator"
+	"github.com/glimpse-analytics/glimpse/aggregator/api"
 	"github.com/glimpse-analytics/glimpse/collector"
 	"github.com/glimpse-analytics/glimpse/collector/beacon"
 	"github.com/glimpse-analytics/glimpse/collector/config"
@@ -95,12 +97,22 @@ func serveCommand() *command {
 				SessionInterval: sessEvery,
 				Metrics:         set, Log: log.With("component", "sink"),
 			})
+			stats, err := api.New(api.Options{Engine: aggregator.New(aggregator.Options{Conn: conn}), Sites: sites, Log: log.With("component", "stats-api")})
+			if err != nil {
+				return err
+			}
+			statsRoutes := stats.Routes()
 			srv, err := collector.New(collector.Options{
 				Sites: sites, Writer: writer, Conn: conn, Geo: geo, Proxies: proxies, Metrics: set, Log: log,
 				RateLimit: rateLimit,
 				Routes: map[string]fasthttp.RequestHandler{
 					beacon.ScriptPath: beacon.NewScript().Handler,
 					beacon.OptOutPath: optOut.Handler,
+
+					api.PathRealtime:   statsRoutes[api.PathRealtime],
+					api.PathAggregate:  statsRoutes[api.PathAggregate],
+					api.PathTimeseries: statsRoutes[api.PathTimeseries],
+					api.PathBreakdown:  statsRoutes[api.PathBreakdown],
 				},
 			})
 			if err != nil {

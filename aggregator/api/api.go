@@ -1,0 +1,289 @@
+// Package api serves Glimpse's Stats API, compatible with Plausible's
+// Stats API v1: GET /api/v1/stats/{realtime/visitors, aggregate,
+// timeseries, breakdown} with Authorization: Bearer <key>.
+//
+// Keys are checked against the SHA-256 hashes in the sites file in
+// constant time; a key reads only its sites. Every handler goes through
+// one wrapper that authenticates, rate-limits per key, maps errors to
+// status codes and writes JSON; errors are {"error": "..."}.
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/glimpse-analytics/glimpse/aggregator"
+	"github.com/glimpse-analytics/glimpse/collector/config"
+)
+
+// Paths of the Stats API.
+const (
+	PathRealtime   = "/api/v1/stats/realtime/visitors"
+	PathAggregate  = "/api/v1/stats/aggregate"
+	PathTimeseries = "/api/v1/stats/timeseries"
+	PathBreakdown  = "/api/v1/stats/breakdown"
+)
+
+// Options configure the API.
+type Options struct {
+	Engine *aggregator.Engine
+	Sites  *config.File
+	// RateLimit is each key's budget of requests per hour (default 600,
+	// Plausible's), refilled continuously; a key may spend it in a burst.
+	RateLimit int
+	// Timeout bounds one request's queries (default 60 s).
+	Timeout time.Duration
+	Now     func() time.Time // default time.Now
+	Log     *slog.Logger
+}
+
+// API is the Stats API.
+type API struct {
+	opts Options
+	keys []apiKey
+	mu   sync.Mutex
+	// buckets are the keys' rate-limit token buckets, by key index.
+	buckets []bucket
+}
+
+type apiKey struct {
+	name  string
+	hash  [sha256.Size]byte
+	sites map[string]bool
+}
+
+type bucket struct {
+	tokens float64
+	at     time.Time
+}
+
+// New validates the keys and returns the API.
+func New(o Options) (*API, error) {
+	if o.Engine == nil || o.Sites == nil {
+		return nil, errors.New("api: Engine and Sites are required")
+	}
+	if o.RateLimit <= 0 {
+		o.RateLimit = 600
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	a := &API{opts: o}
+	for _, k := range o.Sites.APIKeys {
+		b, err := hex.DecodeString(k.SHA256)
+		if err != nil || len(b) != sha256.Size {
+			return nil, fmt.Errorf("api key %q: sha256 must be 64 hex digits", k.Name)
+		}
+		ak := apiKey{name: k.Name, sites: map[string]bool{}}
+		copy(ak.hash[:], b)
+		for _, s := range k.Sites {
+			ak.sites[s] = true
+		}
+		a.keys = append(a.keys, ak)
+	}
+	a.buckets = make([]bucket, len(a.keys))
+	return a, nil
+}
+
+// Routes returns the API's handlers by exact path, for
+// collector.Options.Routes.
+func (a *API) Routes() map[string]fasthttp.RequestHandler {
+	return map[string]fasthttp.RequestHandler{
+		PathRealtime:   a.wrap(a.realtime),
+		PathAggregate:  a.wrap(a.query(aggregator.KindAggregate)),
+		PathTimeseries: a.wrap(a.query(aggregator.KindTimeseries)),
+		PathBreakdown:  a.wrap(a.query(aggregator.KindBreakdown)),
+	}
+}
+
+// request is what a handler gets: the site and parameters, copied out of
+// the fasthttp request.
+type request struct {
+	site   *config.Site
+	params map[string]string
+	now    time.Time
+}
+
+func (r *request) get(k string) string { return r.params[k] }
+
+type handler func(ctx context.Context, r *request) (any, error)
+
+// httpError is an error with a status code.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+// wrap is the one wrapper every endpoint goes through.
+func (a *API) wrap(h handler) fasthttp.RequestHandler {
+	return func(c *fasthttp.RequestCtx) {
+		res, err := a.serve(c, h)
+		c.Response.Header.Set("Cache-Control", "no-store")
+		c.SetContentType("application/json")
+		if err != nil {
+			status, msg := a.classify(c, err)
+			if status == fasthttp.StatusTooManyRequests {
+				c.Response.Header.Set("Retry-After", strconv.Itoa(a.retryAfter()))
+			}
+			c.SetStatusCode(status)
+			b, _ := json.Marshal(map[string]string{"error": msg})
+			c.SetBody(b)
+			return
+		}
+		b, err := json.Marshal(res)
+		if err != nil {
+			a.opts.Log.Error("cannot encode a Stats API answer", "err", err)
+			c.SetStatusCode(fasthttp.StatusInternalServerError)
+			c.SetBodyString(`{"error":"internal error"}`)
+			return
+		}
+		c.SetStatusCode(fasthttp.StatusOK)
+		c.SetBody(b)
+	}
+}
+
+func (a *API) classify(c *fasthttp.RequestCtx, err error) (int, string) {
+	var he *httpError
+	var qe *aggregator.Error
+	switch {
+	case errors.As(err, &he):
+		return he.status, he.msg
+	case errors.As(err, &qe):
+		return qe.Status, qe.Message
+	case errors.Is(err, context.DeadlineExceeded):
+		a.opts.Log.Warn("Stats API query timed out", "path", string(c.Path()), "err", err)
+		return fasthttp.StatusServiceUnavailable, "the query took too long; narrow the period or the filters"
+	}
+	a.opts.Log.Error("Stats API query failed", "path", string(c.Path()), "err", err)
+	return fasthttp.StatusInternalServerError, "internal error"
+}
+
+func (a *API) serve(c *fasthttp.RequestCtx, h handler) (any, error) {
+	if !c.IsGet() && !c.IsHead() {
+		c.Response.Header.Set("Allow", "GET, HEAD")
+		return nil, &httpError{fasthttp.StatusMethodNotAllowed, "method not allowed: use GET"}
+	}
+	ki, err := a.authenticate(c.Request.Header.Peek("Authorization"))
+	if err != nil {
+		return nil, err
+	}
+	now := a.opts.Now()
+	if !a.allow(ki, now) {
+		return nil, &httpError{fasthttp.StatusTooManyRequests, fmt.Sprintf("too many requests: this key may make %d requests per hour", a.opts.RateLimit)}
+	}
+	r := &request{params: map[string]string{}, now: now}
+	c.QueryArgs().VisitAll(func(k, v []byte) { r.params[string(k)] = string(v) })
+	domain := r.get("site_id")
+	if domain == "" {
+		return nil, &httpError{fasthttp.StatusBadRequest, "missing site_id: the site's domain, e.g. site_id=example.com"}
+	}
+	if !a.keys[ki].sites[domain] {
+		return nil, &httpError{fasthttp.StatusForbidden, fmt.Sprintf("this API key cannot read site %q", domain)}
+	}
+	if r.site = a.opts.Sites.Site(domain); r.site == nil {
+		return nil, &httpError{fasthttp.StatusForbidden, fmt.Sprintf("this API key cannot read site %q", domain)}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), a.opts.Timeout)
+	defer cancel()
+	return h(ctx, r)
+}
+
+// authenticate finds the key whose SHA-256 matches the bearer token,
+// comparing with every configured key in constant time.
+func (a *API) authenticate(h []byte) (int, error) {
+	const prefix = "Bearer "
+	if len(h) <= len(prefix) || !equalFold(h[:len(prefix)], prefix) {
+		return 0, &httpError{fasthttp.StatusUnauthorized, "missing API key: send Authorization: Bearer <key>"}
+	}
+	sum := sha256.Sum256(h[len(prefix):])
+	found := -1
+	for i := range a.keys {
+		if subtle.ConstantTimeCompare(sum[:], a.keys[i].hash[:]) == 1 {
+			found = i
+		}
+	}
+	if found < 0 {
+		return 0, &httpError{fasthttp.StatusUnauthorized, "invalid API key"}
+	}
+	return found, nil
+}
+
+func equalFold(b []byte, s string) bool {
+	for i := range b {
+		x, y := b[i]|0x20, s[i]|0x20
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// allow takes one token from the key's bucket.
+func (a *API) allow(ki int, now time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	b := &a.buckets[ki]
+	limit := float64(a.opts.RateLimit)
+	if b.at.IsZero() {
+		b.tokens, b.at = limit, now
+	}
+	if d := now.Sub(b.at); d > 0 {
+		b.tokens = math.Min(limit, b.tokens+d.Hours()*limit)
+		b.at = now
+	}
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// retryAfter is the seconds until a token is back.
+func (a *API) retryAfter() int {
+	return int(math.Ceil(3600 / float64(a.opts.RateLimit)))
+}
+
+func (a *API) query(kind aggregator.Kind) handler {
+	return func(ctx context.Context, r *request) (any, error) {
+		q, err := aggregator.ParseQuery(kind, r.site, r.get, r.now)
+		if err != nil {
+			return nil, err
+		}
+		switch kind {
+		case aggregator.KindAggregate:
+			return a.opts.Engine.Aggregate(ctx, q)
+		case aggregator.KindTimeseries:
+			return a.opts.Engine.Timeseries(ctx, q)
+		}
+		return a.opts.Engine.Breakdown(ctx, q)
+	}
+}
+
+// realtime answers a bare number, as Plausible does.
+func (a *API) realtime(ctx context.Context, r *request) (any, error) {
+	p, err := aggregator.ParsePeriod("realtime", "", r.site.Location, r.now)
+	if err != nil {
+		return nil, err
+	}
+	return a.opts.Engine.RealtimeVisitors(ctx, &aggregator.Query{Site: r.site, Period: p})
+}

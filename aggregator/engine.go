@@ -1,0 +1,500 @@
+// Package aggregator is Glimpse's query side: Plausible v1 metrics,
+// properties, periods, filters, time series and breakdowns over the raw
+// tables and the hourly rollups, with k-anonymity applied to everything
+// that leaves it.
+//
+// Rollups versus raw tables: an aggregate or time series is answered from
+// events_hourly and sessions_hourly when it has no filters, asks only for
+// visitors, pageviews, events, visits, bounce_rate, visit_duration or
+// views_per_visit, is not realtime, and every boundary of the period and
+// of its buckets falls on a whole UTC hour (the rollups' hours are UTC; in
+// a zone with a half-hour offset a local day starts mid-hour). A breakdown
+// by event:page with no filters asking for visitors and pageviews reads
+// pages_hourly under the same condition. Everything else reads the raw
+// tables. Sessions are always read collapsed: a session's rows are summed
+// with their sign, so an update's cancelled state (-1) and its replacement
+// (+1) net out whether or not ClickHouse has merged them yet (no FINAL).
+//
+// Sampling: when the events rollup says a raw query would cover more than
+// Options.SampleThreshold events, raw scans read SAMPLE r (by visitor_id,
+// so visitors, their sessions and events are sampled together) and every
+// count is scaled by 1/r, reported as meta.sample_factor.
+package aggregator
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// Options configure an Engine.
+type Options struct {
+	Conn driver.Conn
+	// QueryTimeout bounds each SQL query (default 30 s).
+	QueryTimeout time.Duration
+	// SampleThreshold: raw queries over ranges with more events than this
+	// are sampled (default 10,000,000; negative: never sample).
+	SampleThreshold int64
+}
+
+// Engine answers queries.
+type Engine struct{ opts Options }
+
+// New returns an Engine.
+func New(o Options) *Engine {
+	if o.QueryTimeout <= 0 {
+		o.QueryTimeout = 30 * time.Second
+	}
+	if o.SampleThreshold == 0 {
+		o.SampleThreshold = 10_000_000
+	}
+	return &Engine{opts: o}
+}
+
+// Meta describes how a response was computed; Plausible clients ignore it.
+type Meta struct {
+	Source       string  `json:"source"`        // rollup, raw, or rollup+raw
+	SampleFactor float64 `json:"sample_factor"` // 1: not sampled; n: one in n visitors read, counts scaled by n
+	KAnonymity   int     `json:"k_anonymity"`
+	Filtered     bool    `json:"filtered"`
+	FoldedRows   *int    `json:"folded_rows,omitempty"` // breakdowns: rows under k folded into (other)
+	OtherShown   *bool   `json:"other_shown,omitempty"` // breakdowns: whether (other) reached k
+	Withheld     int     `json:"withheld,omitempty"`    // time series: points withheld
+}
+
+// Response is a Stats API answer: Plausible's "results" plus Glimpse's meta.
+type Response struct {
+	Results any  `json:"results"`
+	Meta    Meta `json:"meta"`
+}
+
+// Withheld explains a value withheld by k-anonymity.
+func withheldReason(k int) string {
+	return fmt.Sprintf("k-anonymity: fewer than %d visitors match the filters", k)
+}
+
+// plan decides the sources and sample ratio of a query over p.
+type plan struct {
+	q       *Query
+	p       Period
+	evCols  []string
+	seCols  []string
+	evSrc   source
+	seSrc   source
+	sample  float64
+	sources map[string]bool
+}
+
+func (e *Engine) plan(ctx context.Context, q *Query, p Period, evCols, seCols []string) (*plan, error) {
+	pl := &plan{q: q, p: p, evCols: evCols, seCols: seCols, evSrc: srcEvents, seSrc: srcSessions, sources: map[string]bool{}}
+	rollup := !q.Raw && len(q.Filters) == 0 && p.Name != "realtime" && hourAligned(p)
+	if rollup && subset(evCols, eventsHourlyCols) && (len(seCols) == 0 || subset(seCols, sessionsHourlyCols)) {
+		pl.evSrc = srcEventsHourly
+		pl.seSrc = srcSessionsHourly
+	}
+	if (len(evCols) > 0 && !pl.evSrc.rollup()) || (len(seCols) > 0 && !pl.seSrc.rollup()) {
+		var err error
+		if pl.sample, err = e.sampleRatio(ctx, q.Site.Domain, p); err != nil {
+			return nil, err
+		}
+	}
+	return pl, nil
+}
+
+// sampleRatio estimates the events in p from the rollup and returns the
+// SAMPLE ratio keeping about SampleThreshold of them (0: no sampling).
+func (e *Engine) sampleRatio(ctx context.Context, site string, p Period) (float64, error) {
+	if e.opts.SampleThreshold < 0 {
+		return 0, nil
+	}
+	s := &scan{src: srcEventsHourly, site: site, p: Period{From: p.From.Truncate(time.Hour), To: p.To, Loc: p.Loc}, cols: []string{"events"}}
+	v, err := e.one(ctx, s)
+	if err != nil {
+		return 0, err
+	}
+	n := v["events"]
+	if n <= float64(e.opts.SampleThreshold) {
+		return 0, nil
+	}
+	r := math.Floor(float64(e.opts.SampleThreshold)/n*1000) / 1000
+	return max(r, 0.001), nil
+}
+
+func (pl *plan) factor() float64 {
+	if pl.sample > 0 && pl.sample < 1 {
+		return 1 / pl.sample
+	}
+	return 1
+}
+
+func (pl *plan) meta() Meta {
+	src := "raw"
+	switch {
+	case pl.sources["rollup"] && pl.sources["raw"]:
+		src = "rollup+raw"
+	case pl.sources["rollup"]:
+		src = "rollup"
+	}
+	return Meta{Source: src, SampleFactor: pl.factor(), KAnonymity: pl.q.Site.Privacy.KAnonymity, Filtered: len(pl.q.Filters) > 0}
+}
+
+func (pl *plan) scan(src source, cols []string, filters []Filter) *scan {
+	if src.rollup() {
+		pl.sources["rollup"] = true
+	} else {
+		pl.sources["raw"] = true
+	}
+	s := &scan{src: src, site: pl.q.Site.Domain, p: pl.p, filters: filters, cols: cols}
+	if !src.rollup() {
+		s.sample = pl.sample
+	}
+	return s
+}
+
+// sideCols splits the raw columns the metrics need by their home side.
+// Filtered queries always count visitors on every side they read, for
+// the k-anonymity check.
+func sideCols(q *Query) (ev, se []string) {
+	for _, m := range q.Metrics {
+		d := metrics[m]
+		if d.home == sideEvents {
+			ev = union(ev, d.needs)
+		} else {
+			se = union(se, d.needs)
+		}
+	}
+	if len(q.Filters) > 0 {
+		if len(ev) > 0 {
+			ev = union(ev, []string{"visitors"})
+		}
+		if len(se) > 0 {
+			se = union(se, []string{"visitors"})
+		}
+	}
+	return ev, se
+}
+
+func hasMetric(q *Query, name string) bool {
+	for _, m := range q.Metrics {
+		if m == name {
+			return true
+		}
+	}
+	return false
+}
+
+// point is the raw columns of one aggregate or bucket, by side.
+type point struct{ ev, se map[string]float64 }
+
+// values derives the requested metrics of a point, or reports it withheld.
+func (q *Query) values(pt point) (map[string]any, bool) {
+	k := float64(q.Site.Privacy.KAnonymity)
+	if len(q.Filters) > 0 && ((pt.ev != nil && pt.ev["visitors"] < k) || (pt.se != nil && pt.se["visitors"] < k)) {
+		return nil, true
+	}
+	out := make(map[string]any, len(q.Metrics))
+	for _, m := range q.Metrics {
+		d := metrics[m]
+		v := pt.ev
+		if d.home == sideSessions {
+			v = pt.se
+		}
+		if v == nil {
+			v = map[string]float64{}
+		}
+		out[m] = d.value(v)
+	}
+	return out, false
+}
+
+// aggregate computes one period's point.
+func (e *Engine) aggregate(ctx context.Context, q *Query, p Period) (map[string]any, bool, Meta, error) {
+	evCols, seCols := sideCols(q)
+	pl, err := e.plan(ctx, q, p, evCols, seCols)
+	if err != nil {
+		return nil, false, Meta{}, err
+	}
+	var pt point
+	if len(evCols) > 0 {
+		if pt.ev, err = e.one(ctx, pl.scan(pl.evSrc, evCols, q.Filters)); err != nil {
+			return nil, false, Meta{}, err
+		}
+	}
+	if len(seCols) > 0 {
+		if pt.se, err = e.one(ctx, pl.scan(pl.seSrc, seCols, q.Filters)); err != nil {
+			return nil, false, Meta{}, err
+		}
+	}
+	if hasMetric(q, "conversion_rate") {
+		tot, err := e.one(ctx, pl.scan(srcEvents, []string{"visitors"}, withoutGoals(q.Filters)))
+		if err != nil {
+			return nil, false, Meta{}, err
+		}
+		pt.ev["total_visitors"] = tot["visitors"]
+	}
+	vals, withheld := q.values(pt)
+	return vals, withheld, pl.meta(), nil
+}
+
+// Aggregate answers /api/v1/stats/aggregate: {"results": {"visitors":
+// {"value": 12, "change": 50}}}. A filtered aggregate under k visitors
+// has every value null with a "withheld" reason.
+func (e *Engine) Aggregate(ctx context.Context, q *Query) (*Response, error) {
+	cur, withheld, meta, err := e.aggregate(ctx, q, q.Period)
+	if err != nil {
+		return nil, err
+	}
+	var prev map[string]any
+	prevWithheld := false
+	if q.Compare {
+		if prev, prevWithheld, _, err = e.aggregate(ctx, q, q.Period.Previous()); err != nil {
+			return nil, err
+		}
+	}
+	res := make(map[string]any, len(q.Metrics))
+	reason := withheldReason(q.Site.Privacy.KAnonymity)
+	for _, m := range q.Metrics {
+		o := map[string]any{"value": nil}
+		if withheld {
+			o["withheld"] = reason
+		} else {
+			o["value"] = cur[m]
+		}
+		if q.Compare {
+			o["change"] = nil
+			if !withheld && !prevWithheld {
+				o["change"] = change(metrics[m], cur[m], prev[m])
+			}
+		}
+		res[m] = o
+	}
+	return &Response{Results: res, Meta: meta}, nil
+}
+
+// Timeseries answers /api/v1/stats/timeseries: one point per bucket of
+// the interval, gaps filled with zeros. Under filters a point with fewer
+// than k visitors (zero included) has null metrics and a "withheld"
+// reason.
+func (e *Engine) Timeseries(ctx context.Context, q *Query) (*Response, error) {
+	evCols, seCols := sideCols(q)
+	pl, err := e.plan(ctx, q, q.Period, evCols, seCols)
+	if err != nil {
+		return nil, err
+	}
+	keys := bucketKeys(q.Period, q.Interval)
+	pts := make(map[string]*point, len(keys))
+	for _, k := range keys {
+		pts[k] = &point{}
+		if len(evCols) > 0 {
+			pts[k].ev = map[string]float64{}
+		}
+		if len(seCols) > 0 {
+			pts[k].se = map[string]float64{}
+		}
+	}
+	get := func(src source, cols []string, filters []Filter, set func(p *point, v map[string]float64)) error {
+		if len(cols) == 0 {
+			return nil
+		}
+		s := pl.scan(src, cols, filters)
+		s.bucket, s.group = q.Interval, true
+		rows, err := e.run(ctx, s)
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			if p := pts[r.key]; p != nil {
+				set(p, r.v)
+			}
+		}
+		return nil
+	}
+	if err := get(pl.evSrc, evCols, q.Filters, func(p *point, v map[string]float64) { p.ev = v }); err != nil {
+		return nil, err
+	}
+	if err := get(pl.seSrc, seCols, q.Filters, func(p *point, v map[string]float64) { p.se = v }); err != nil {
+		return nil, err
+	}
+	if hasMetric(q, "conversion_rate") {
+		if err := get(srcEvents, []string{"visitors"}, withoutGoals(q.Filters), func(p *point, v map[string]float64) {
+			p.ev["total_visitors"] = v["visitors"]
+		}); err != nil {
+			return nil, err
+		}
+	}
+	meta := pl.meta()
+	reason := withheldReason(q.Site.Privacy.KAnonymity)
+	out := make([]map[string]any, 0, len(keys))
+	for _, k := range keys {
+		vals, withheld := q.values(*pts[k])
+		o := map[string]any{"date": k}
+		if withheld {
+			meta.Withheld++
+			o["withheld"] = reason
+			for _, m := range q.Metrics {
+				o[m] = nil
+			}
+		} else {
+			for m, v := range vals {
+				o[m] = v
+			}
+		}
+		out = append(out, o)
+	}
+	return &Response{Results: out, Meta: meta}, nil
+}
+
+// Other is the key of the row that folds breakdown rows under k.
+const Other = "(other)"
+
+// Breakdown answers /api/v1/stats/breakdown: rows of the property with at
+// least k visitors, by visitors descending, paginated; the rows under k
+// are folded into one "(other)" row, shown on the first page when it
+// reaches k itself. meta.folded_rows says how many rows were folded.
+func (e *Engine) Breakdown(ctx context.Context, q *Query) (*Response, error) {
+	var cols []string
+	for _, m := range q.Metrics {
+		cols = union(cols, metrics[m].needs)
+	}
+	cols = union(cols, []string{"visitors"})
+	src := srcEvents
+	if q.Property.side == sideSessions {
+		src = srcSessions
+	}
+	pl := &plan{q: q, p: q.Period, sources: map[string]bool{}}
+	if src == srcEvents && q.Property.Name == "event:page" && !q.Raw && len(q.Filters) == 0 &&
+		q.Period.Name != "realtime" && hourAligned(q.Period) && subset(cols, pagesHourlyCols) {
+		src = srcPagesHourly
+	} else {
+		var err error
+		if pl.sample, err = e.sampleRatio(ctx, q.Site.Domain, q.Period); err != nil {
+			return nil, err
+		}
+	}
+	k := float64(q.Site.Privacy.KAnonymity)
+	// Thresholds compare sampled counts: k scaled visitors are k/factor read.
+	kRead := k / pl.factor()
+
+	top := pl.scan(src, cols, q.Filters)
+	top.prop, top.group = q.Property, true
+	top.minVisitors = kRead
+	top.limit, top.offset = q.Limit, (q.Page-1)*q.Limit
+	rows, err := e.run(ctx, top)
+	if err != nil {
+		return nil, err
+	}
+
+	folded := pl.scan(src, []string{"visitors"}, q.Filters)
+	folded.prop, folded.group = q.Property, true
+	folded.maxVisitors = kRead
+	other := pl.scan(src, cols, q.Filters)
+	other.prop = q.Property
+	other.countKeys = true
+	other.keyPred = func(b *sqlb, key func()) {
+		key()
+		b.w(" IN (SELECT gk FROM (").sub(folded.build()).w("))")
+	}
+	otherRows, err := e.run(ctx, other)
+	if err != nil {
+		return nil, err
+	}
+
+	if hasMetric(q, "conversion_rate") {
+		if err := e.conversionTotals(ctx, pl, q, src, rows, otherRows, other.keyPred); err != nil {
+			return nil, err
+		}
+	}
+
+	results := make([]map[string]any, 0, len(rows)+1)
+	for _, r := range rows {
+		o := map[string]any{q.Property.Key: r.key}
+		for _, m := range q.Metrics {
+			o[m] = metrics[m].value(r.v)
+		}
+		results = append(results, o)
+	}
+	meta := pl.meta()
+	n, shown := 0, false
+	if len(otherRows) > 0 {
+		ov := otherRows[0].v
+		n = int(ov["keys"])
+		if n > 0 && ov["visitors"] >= k {
+			shown = true
+			if q.Page == 1 {
+				o := map[string]any{q.Property.Key: Other}
+				for _, m := range q.Metrics {
+					o[m] = metrics[m].value(ov)
+				}
+				results = append(results, o)
+			}
+		}
+	}
+	meta.FoldedRows, meta.OtherShown = &n, &shown
+	return &Response{Results: results, Meta: meta}, nil
+}
+
+// conversionTotals fills total_visitors: per row for a breakdown by a
+// non-goal property, the site's visitors for a breakdown by event:goal.
+func (e *Engine) conversionTotals(ctx context.Context, pl *plan, q *Query, src source, rows, otherRows []row, otherPred func(*sqlb, func())) error {
+	if src == srcPagesHourly {
+		src = srcEvents
+	}
+	if q.Property.Name == "event:goal" {
+		tot, err := e.one(ctx, pl.scan(srcEvents, []string{"visitors"}, withoutGoals(q.Filters)))
+		if err != nil {
+			return err
+		}
+		for i := range rows {
+			rows[i].v["total_visitors"] = tot["visitors"]
+		}
+		for i := range otherRows {
+			otherRows[i].v["total_visitors"] = tot["visitors"]
+		}
+		return nil
+	}
+	keys := make([]string, 0, len(rows))
+	for _, r := range rows {
+		keys = append(keys, r.key)
+	}
+	s := pl.scan(src, []string{"visitors"}, withoutGoals(q.Filters))
+	s.prop, s.group = q.Property, true
+	s.keyPred = func(b *sqlb, key func()) { b.w("has(").arg(keys).w(", "); key(); b.w(")") }
+	tots, err := e.run(ctx, s)
+	if err != nil {
+		return err
+	}
+	by := map[string]float64{}
+	for _, t := range tots {
+		by[t.key] = t.v["visitors"]
+	}
+	for i := range rows {
+		rows[i].v["total_visitors"] = by[rows[i].key]
+	}
+	// (other): all visitors of the folded keys, without the goal filter.
+	if len(otherRows) == 0 {
+		return nil
+	}
+	os := pl.scan(src, []string{"visitors"}, withoutGoals(q.Filters))
+	os.prop, os.keyPred = q.Property, otherPred
+	ot, err := e.one(ctx, os)
+	if err != nil {
+		return err
+	}
+	otherRows[0].v["total_visitors"] = ot["visitors"]
+	return nil
+}
+
+// RealtimeVisitors answers /api/v1/stats/realtime/visitors: unique
+// visitors in the last 5 minutes (an unfiltered site total: never
+// withheld).
+func (e *Engine) RealtimeVisitors(ctx context.Context, q *Query) (int64, error) {
+	pl := &plan{q: q, p: q.Period, sources: map[string]bool{}}
+	v, err := e.one(ctx, pl.scan(srcEvents, []string{"visitors"}, nil))
+	if err != nil {
+		return 0, err
+	}
+	return int64(math.Round(v["visitors"])), nil
+}

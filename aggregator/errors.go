@@ -1,0 +1,16 @@
+package aggregator
+
+import "fmt"
+
+// Error is a request error the Stats API answers with its Status and
+// Message, as {"error": Message}.
+type Error struct {
+	Status  int
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+func badRequest(format string, args ...any) error {
+	return &Error{Status: 400, Message: fmt.Sprintf(format, args...)}
+}

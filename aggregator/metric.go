@@ -1,0 +1,165 @@
+package aggregator
+
+import (
+	"math"
+	"strings"
+)
+
+// Raw columns: the sums and unique counts metrics are derived from. Each
+// source below says how to compute the ones it can; a metric lists the raw
+// columns it needs, so one query serves several metrics.
+var (
+	// eventsCols are aggregates over rows of the events table.
+	eventsCols = map[string]string{
+		"visitors":      "uniq(visitor_id)",
+		"pageviews":     "countIf(type = 'pageview')",
+		"events":        "countIf(type IN ('pageview', 'custom', 'outbound', 'download', 'impression'))",
+		"visits":        "uniq(session_id)",
+		"eng_ms":        "sumIf(engagement_ms, type = 'engagement')",
+		"eng_n":         "countIf(type = 'engagement')",
+		"scroll":        "sumIf(scroll_depth, type = 'engagement')",
+		"outbound":      "countIf(type = 'outbound')",
+		"opens":         "countIf(type = 'email_open' AND email_verdict != 'machine')",
+		"machine_opens": "countIf(type = 'email_open' AND email_verdict = 'machine')",
+		"clicks":        "countIf(type = 'email_click')",
+	}
+	// sessionsCols are aggregates over collapsed sessions (one row per
+	// live session: vs = sum(sign), bs, ds, ps, es its sign-weighted sums).
+	sessionsCols = map[string]string{
+		"visitors":  "uniq(visitor_id)",
+		"visits":    "sum(vs)",
+		"bounces":   "sum(bs)",
+		"duration":  "sum(ds)",
+		"pageviews": "sum(ps)",
+		"events":    "sum(es)",
+	}
+	// Rollups (0003_hourly_rollups.sql).
+	eventsHourlyCols = map[string]string{
+		"visitors":  "uniqMerge(visitors)",
+		"pageviews": "sumMerge(pageviews)",
+		"events":    "sumMerge(events)",
+	}
+	sessionsHourlyCols = map[string]string{
+		"visits":    "sum(visits)",
+		"bounces":   "sum(bounces)",
+		"duration":  "sum(duration_sum)",
+		"pageviews": "sum(pageviews_sum)",
+	}
+	pagesHourlyCols = map[string]string{
+		"visitors":  "uniqMerge(visitors)",
+		"pageviews": "sumMerge(pageviews)",
+	}
+)
+
+// Metric is a Plausible v1 metric (or one of Glimpse's own).
+type metric struct {
+	// home is the side an aggregate or time series reads it from.
+	home side
+	// sides lists the sides that can compute it (breakdowns read every
+	// metric from the property's side).
+	events, sessions bool
+	needs            []string
+	value            func(v map[string]float64) any
+	// diff: the change against the previous period is a difference in
+	// points (rates), not a percentage.
+	diff bool
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+func round(x float64, places int) float64 {
+	p := math.Pow(10, float64(places))
+	return math.Round(x*p) / p
+}
+
+func count(name string) func(map[string]float64) any {
+	return func(v map[string]float64) any { return int64(math.Round(v[name])) }
+}
+
+var metrics = map[string]metric{
+	"visitors":  {home: sideEvents, events: true, sessions: true, needs: []string{"visitors"}, value: count("visitors")},
+	"visits":    {home: sideSessions, events: true, sessions: true, needs: []string{"visits"}, value: count("visits")},
+	"pageviews": {home: sideEvents, events: true, sessions: true, needs: []string{"pageviews"}, value: count("pageviews")},
+	"events":    {home: sideEvents, events: true, sessions: true, needs: []string{"events"}, value: count("events")},
+	"views_per_visit": {home: sideSessions, sessions: true, needs: []string{"pageviews", "visits"},
+		value: func(v map[string]float64) any { return round(ratio(v["pageviews"], v["visits"]), 2) }},
+	"bounce_rate": {home: sideSessions, sessions: true, needs: []string{"bounces", "visits"}, diff: true,
+		value: func(v map[string]float64) any { return int64(math.Round(100 * ratio(v["bounces"], v["visits"]))) }},
+	"visit_duration": {home: sideSessions, sessions: true, needs: []string{"duration", "visits"},
+		value: func(v map[string]float64) any { return int64(math.Round(ratio(v["duration"], v["visits"]))) }},
+	"time_on_page": {home: sideEvents, events: true, needs: []string{"eng_ms", "eng_n"},
+		value: func(v map[string]float64) any { return int64(math.Round(ratio(v["eng_ms"], v["eng_n"]) / 1000)) }},
+	"scroll_depth": {home: sideEvents, events: true, needs: []string{"scroll", "eng_n"},
+		value: func(v map[string]float64) any { return int64(math.Round(ratio(v["scroll"], v["eng_n"]))) }},
+	"outbound_clicks":     {home: sideEvents, events: true, needs: []string{"outbound"}, value: count("outbound")},
+	"email_opens":         {home: sideEvents, events: true, needs: []string{"opens"}, value: count("opens")},
+	"email_machine_opens": {home: sideEvents, events: true, needs: []string{"machine_opens"}, value: count("machine_opens")},
+	"email_clicks":        {home: sideEvents, events: true, needs: []string{"clicks"}, value: count("clicks")},
+	"click_through_rate": {home: sideEvents, events: true, needs: []string{"clicks", "opens"}, diff: true,
+		value: func(v map[string]float64) any { return round(100*ratio(v["clicks"], v["opens"]), 1) }},
+	// conversion_rate: visitors who reached the goal over all visitors of
+	// the same query without its goal filter ("total_visitors").
+	"conversion_rate": {home: sideEvents, events: true, sessions: true, needs: []string{"visitors"}, diff: true,
+		value: func(v map[string]float64) any { return round(100*ratio(v["visitors"], v["total_visitors"]), 1) }},
+}
+
+// MetricNames lists the supported metrics.
+func MetricNames() []string {
+	var out []string
+	for n := range metrics {
+		out = append(out, n)
+	}
+	return out
+}
+
+// parseMetrics validates the metrics parameter (default visitors); an
+// unknown metric is a 400 naming it.
+func parseMetrics(s string) ([]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return []string{"visitors"}, nil
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, m := range strings.Split(s, ",") {
+		m = strings.TrimSpace(m)
+		if _, ok := metrics[m]; !ok {
+			return nil, badRequest("unknown metric %q", m)
+		}
+		if !seen[m] {
+			seen[m] = true
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// change is Plausible's comparison: points for rates, otherwise the
+// percentage change rounded, 100 when the previous value was 0.
+func change(m metric, cur, prev any) any {
+	c, p := toF(cur), toF(prev)
+	if m.diff {
+		return round(c-p, 1)
+	}
+	if p == 0 {
+		if c > 0 {
+			return int64(100)
+		}
+		return int64(0)
+	}
+	return int64(math.Round((c - p) / p * 100))
+}
+
+func toF(v any) float64 {
+	switch v := v.(type) {
+	case int64:
+		return float64(v)
+	case float64:
+		return v
+	}
+	return 0
+}

@@ -1,0 +1,202 @@
+package aggregator
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Period is a reporting range [From, To) in a site's time zone.
+type Period struct {
+	Name     string // day, 7d, 30d, month, 6mo, 12mo, custom or realtime
+	From, To time.Time
+	Loc      *time.Location
+	months   int // the length in calendar months (month, 6mo, 12mo); 0 otherwise
+}
+
+// Realtime is the length of the realtime period.
+const Realtime = 5 * time.Minute
+
+// maxCustomDays bounds a custom range.
+const maxCustomDays = 3 * 366
+
+// ParsePeriod resolves Plausible's period and date parameters in loc. For
+// every period but custom, date (YYYY-MM-DD, default today in loc) is the
+// last day of the range; for custom it is "YYYY-MM-DD,YYYY-MM-DD", both
+// days included.
+func ParsePeriod(period, date string, loc *time.Location, now time.Time) (Period, error) {
+	if period == "" {
+		period = "30d"
+	}
+	p := Period{Name: period, Loc: loc}
+	if period == "realtime" {
+		p.To = now.Truncate(time.Second).Add(time.Second)
+		p.From = p.To.Add(-Realtime)
+		return p, nil
+	}
+	day := func(s string) (time.Time, error) {
+		t, err := time.ParseInLocation("2006-01-02", s, loc)
+		if err != nil {
+			return t, badRequest("invalid date %q: want YYYY-MM-DD", s)
+		}
+		return t, nil
+	}
+	if period == "custom" {
+		a, b, ok := strings.Cut(date, ",")
+		if !ok {
+			return p, badRequest("period=custom needs date=YYYY-MM-DD,YYYY-MM-DD")
+		}
+		from, err := day(a)
+		if err != nil {
+			return p, err
+		}
+		last, err := day(b)
+		if err != nil {
+			return p, err
+		}
+		if last.Before(from) {
+			return p, badRequest("invalid date %q: the first day is after the last", date)
+		}
+		if last.Sub(from) > maxCustomDays*24*time.Hour {
+			return p, badRequest("invalid date %q: a custom range may span at most %d days", date, maxCustomDays)
+		}
+		p.From, p.To = from, last.AddDate(0, 0, 1)
+		return p, nil
+	}
+	var end time.Time
+	if date == "" {
+		n := now.In(loc)
+		end = time.Date(n.Year(), n.Month(), n.Day(), 0, 0, 0, 0, loc)
+	} else {
+		var err error
+		if end, err = day(date); err != nil {
+			return p, err
+		}
+	}
+	switch period {
+	case "day":
+		p.From, p.To = end, end.AddDate(0, 0, 1)
+	case "7d":
+		p.From, p.To = end.AddDate(0, 0, -6), end.AddDate(0, 0, 1)
+	case "30d":
+		p.From, p.To = end.AddDate(0, 0, -29), end.AddDate(0, 0, 1)
+	case "month", "6mo", "12mo":
+		p.months = map[string]int{"month": 1, "6mo": 6, "12mo": 12}[period]
+		first := time.Date(end.Year(), end.Month(), 1, 0, 0, 0, 0, loc)
+		p.From, p.To = first.AddDate(0, 1-p.months, 0), first.AddDate(0, 1, 0)
+	default:
+		return p, badRequest("invalid period %q: want realtime, day, 7d, 30d, month, 6mo, 12mo or custom", period)
+	}
+	return p, nil
+}
+
+// Previous is the period of the same length just before p: the previous
+// calendar month(s) for month periods, the same number of days otherwise.
+func (p Period) Previous() Period {
+	q := p
+	q.To = p.From
+	switch {
+	case p.Name == "realtime":
+		q.From = p.From.Add(-p.To.Sub(p.From))
+	case p.months > 0:
+		q.From = p.From.AddDate(0, -p.months, 0)
+	default:
+		days := int(p.To.Sub(p.From).Round(24*time.Hour) / (24 * time.Hour))
+		q.From = p.From.AddDate(0, 0, -days)
+	}
+	return q
+}
+
+func (p Period) String() string {
+	return fmt.Sprintf("%s [%s, %s)", p.Name, p.From.Format(time.RFC3339), p.To.Format(time.RFC3339))
+}
+
+// Intervals of a time series.
+const (
+	IntervalHour  = "hour"
+	IntervalDate  = "date"
+	IntervalWeek  = "week"
+	IntervalMonth = "month"
+)
+
+// parseInterval validates interval, defaulting by period as Plausible does:
+// hours for one day, months for 6mo and 12mo, days otherwise.
+func parseInterval(s string, p Period) (string, error) {
+	switch s {
+	case "":
+		switch p.Name {
+		case "day":
+			return IntervalHour, nil
+		case "6mo", "12mo":
+			return IntervalMonth, nil
+		}
+		return IntervalDate, nil
+	case "day", IntervalDate:
+		return IntervalDate, nil
+	case IntervalHour, IntervalWeek, IntervalMonth:
+		if s == IntervalHour && p.To.Sub(p.From) > 93*24*time.Hour {
+			return "", badRequest("interval=hour is limited to ranges of at most 93 days")
+		}
+		return s, nil
+	}
+	return "", badRequest("invalid interval %q: want hour, date, week or month", s)
+}
+
+// bucketKeys lists the labels of every bucket of p, in order, exactly as
+// the SQL bucket expressions render them (see bucketExpr); gaps are filled
+// from this list.
+func bucketKeys(p Period, interval string) []string {
+	var keys []string
+	seen := map[string]bool{}
+	add := func(k string) {
+		if !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	if interval == IntervalHour {
+		for t := p.From.Truncate(time.Hour); t.Before(p.To); t = t.Add(time.Hour) {
+			if t.Before(p.From) {
+				continue
+			}
+			add(t.In(p.Loc).Format("2006-01-02 15:00:00"))
+		}
+		return keys
+	}
+	f := p.From.In(p.Loc)
+	d := time.Date(f.Year(), f.Month(), f.Day(), 0, 0, 0, 0, p.Loc)
+	for ; d.Before(p.To); d = d.AddDate(0, 0, 1) {
+		add(dayBucket(d, interval).Format("2006-01-02"))
+	}
+	return keys
+}
+
+func dayBucket(d time.Time, interval string) time.Time {
+	switch interval {
+	case IntervalWeek:
+		wd := (int(d.Weekday()) + 6) % 7 // Monday = 0
+		return d.AddDate(0, 0, -wd)
+	case IntervalMonth:
+		return time.Date(d.Year(), d.Month(), 1, 0, 0, 0, 0, d.Location())
+	}
+	return d
+}
+
+// hourAligned reports whether every local day, week and month boundary
+// inside p and both of its ends fall on whole UTC hours, which is when the
+// hourly rollups (whose hours are UTC) answer exactly what the raw tables
+// do: each UTC hour then lies inside one local bucket. Zones with a
+// half-hour or 45-minute offset (Asia/Kolkata, Australia/Adelaide,
+// Asia/Kathmandu) fail this and are answered from raw tables.
+func hourAligned(p Period) bool {
+	if p.From.Unix()%3600 != 0 || p.To.Unix()%3600 != 0 {
+		return false
+	}
+	for t := p.From; t.Before(p.To); t = t.Add(24 * time.Hour) {
+		if _, off := t.In(p.Loc).Zone(); off%3600 != 0 {
+			return false
+		}
+	}
+	_, off := p.To.In(p.Loc).Zone()
+	return off%3600 == 0
+}

@@ -1,0 +1,107 @@
+package aggregator
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/glimpse-analytics/glimpse/collector/config"
+)
+
+// Kind is the Stats API endpoint a query serves.
+type Kind int
+
+const (
+	KindAggregate Kind = iota
+	KindTimeseries
+	KindBreakdown
+)
+
+// Query is one validated Stats API request.
+type Query struct {
+	Site     *config.Site
+	Period   Period
+	Metrics  []string
+	Filters  []Filter
+	Property *Property // breakdowns
+	Interval string    // time series
+	Compare  bool      // aggregate: compare=previous_period
+	Limit    int       // breakdowns: rows per page (default 100, at most 1000)
+	Page     int       // breakdowns: 1-based
+	// Raw answers from the raw tables even where a rollup could; the
+	// rollup == raw test uses it. Not reachable from the API.
+	Raw bool
+}
+
+// ParseQuery validates Plausible v1 parameters read through get (site_id
+// is resolved by the caller). now anchors default dates and realtime.
+func ParseQuery(kind Kind, site *config.Site, get func(string) string, now time.Time) (*Query, error) {
+	q := &Query{Site: site}
+	loc := site.Location
+	if loc == nil {
+		loc = time.UTC
+	}
+	var err error
+	if q.Period, err = ParsePeriod(get("period"), get("date"), loc, now); err != nil {
+		return nil, err
+	}
+	if q.Metrics, err = parseMetrics(get("metrics")); err != nil {
+		return nil, err
+	}
+	f := get("filters")
+	if f == "" {
+		f = get("filter") // an old spelling some clients send
+	}
+	if q.Filters, err = ParseFilters(f); err != nil {
+		return nil, err
+	}
+	switch c := get("compare"); c {
+	case "":
+	case "previous_period":
+		if kind != KindAggregate {
+			return nil, badRequest("compare is supported by the aggregate endpoint only")
+		}
+		q.Compare = true
+	default:
+		return nil, badRequest("invalid compare %q: want previous_period", c)
+	}
+	for _, m := range q.Metrics {
+		if m == "conversion_rate" && !hasGoal(q.Filters) && (kind != KindBreakdown || get("property") != "event:goal") {
+			return nil, badRequest("metric conversion_rate needs an event:goal filter (or a breakdown by event:goal)")
+		}
+	}
+	switch kind {
+	case KindTimeseries:
+		if q.Period.Name == "realtime" {
+			return nil, badRequest("period=realtime is not supported by timeseries; use realtime/visitors")
+		}
+		if q.Interval, err = parseInterval(get("interval"), q.Period); err != nil {
+			return nil, err
+		}
+	case KindBreakdown:
+		p := get("property")
+		if p == "" {
+			return nil, badRequest("missing property: a breakdown needs property=event:page, visit:source, ...")
+		}
+		if q.Property, err = ParseProperty(p); err != nil {
+			return nil, err
+		}
+		for _, m := range q.Metrics {
+			d := metrics[m]
+			if (q.Property.side == sideEvents && !d.events) || (q.Property.side == sideSessions && !d.sessions) {
+				return nil, badRequest("metric %q is not supported in a breakdown by %s", m, p)
+			}
+		}
+		q.Limit, q.Page = 100, 1
+		if s := get("limit"); s != "" {
+			if q.Limit, err = strconv.Atoi(s); err != nil || q.Limit < 1 || q.Limit > 1000 {
+				return nil, badRequest("invalid limit %q: want 1 to 1000", s)
+			}
+		}
+		if s := get("page"); s != "" {
+			if q.Page, err = strconv.Atoi(s); err != nil || q.Page < 1 || q.Page > 100000 {
+				return nil, badRequest("invalid page %q: want a positive number", s)
+			}
+		}
+	}
+	return q, nil
+}

@@ -1,0 +1,328 @@
+// Package seed writes realistic synthetic traffic for one site through the
+// collector's batch writer (collector/sink): power-law pages and sources,
+// browser, OS, device, geo and UTM mixes, visits with bounces, engagement
+// events, custom goals with properties and outbound clicks. The same seed
+// and end date always produce the same rows.
+package seed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/glimpse-analytics/glimpse/collector/sink"
+	"github.com/glimpse-analytics/glimpse/collector/visitor"
+)
+
+// Options say what to generate.
+type Options struct {
+	Site   string
+	Events int       // events to write (page views, engagement, goals, outbound clicks)
+	Days   int       // spread over this many days before End
+	End    time.Time // exclusive end of the range (default: the next 00:00 UTC)
+	Seed   uint64
+	// Visitors is the pool of distinct visitors (default Events/6, at least 20).
+	Visitors int
+}
+
+// Stats count what was written.
+type Stats struct {
+	Events, Sessions, Visitors int
+}
+
+type weighted[T any] struct {
+	w int
+	v T
+}
+
+func pick[T any](r *rand.Rand, ws []weighted[T]) T {
+	total := 0
+	for _, x := range ws {
+		total += x.w
+	}
+	n := r.IntN(total)
+	for _, x := range ws {
+		if n < x.w {
+			return x.v
+		}
+		n -= x.w
+	}
+	return ws[len(ws)-1].v
+}
+
+type src struct {
+	source, referrer, channel string
+	utmSource, utmMedium      string
+	campaigns                 []string
+}
+
+var sources = []weighted[src]{
+	{40, src{channel: "Direct"}},
+	{25, src{"Google", "https://www.google.com/", "Organic Search", "", "", nil}},
+	{6, src{"Bing", "https://www.bing.com/", "Organic Search", "", "", nil}},
+	{3, src{"DuckDuckGo", "https://duckduckgo.com/", "Organic Search", "", "", nil}},
+	{6, src{"Twitter", "https://t.co/x1", "Organic Social", "", "", nil}},
+	{4, src{"Reddit", "https://www.reddit.com/r/webdev/", "Organic Social", "", "", nil}},
+	{4, src{"Hacker News", "https://news.ycombinator.com/", "Referral", "", "", nil}},
+	{3, src{"GitHub", "https://github.com/", "Referral", "", "", nil}},
+	{5, src{"Newsletter", "", "Email", "newsletter", "email", []string{"spring-launch", "weekly-42", "weekly-43"}}},
+	{3, src{"Google", "https://www.google.com/", "Paid Search", "google", "cpc", []string{"brand", "competitors"}}},
+	{1, src{"LinkedIn", "https://www.linkedin.com/", "Organic Social", "", "", nil}},
+}
+
+type geo struct{ country, region, city string }
+
+var geos = []weighted[geo]{
+	{22, geo{"US", "US-CA", "San Francisco"}}, {10, geo{"US", "US-NY", "New York"}}, {5, geo{"US", "US-TX", "Austin"}},
+	{14, geo{"DE", "DE-BE", "Berlin"}}, {6, geo{"DE", "DE-BY", "Munich"}}, {9, geo{"GB", "GB-ENG", "London"}},
+	{7, geo{"FR", "FR-IDF", "Paris"}}, {5, geo{"IN", "IN-KA", "Bengaluru"}}, {4, geo{"BR", "BR-SP", "São Paulo"}},
+	{4, geo{"NL", "NL-NH", "Amsterdam"}}, {3, geo{"JP", "JP-13", "Tokyo"}}, {3, geo{"CA", "CA-ON", "Toronto"}},
+	{2, geo{"EE", "EE-37", "Tallinn"}}, {1, geo{"IS", "IS-1", "Reykjavík"}}, {1, geo{"NZ", "NZ-WGN", "Wellington"}},
+}
+
+type agent struct{ browser, bver, os, osver, device, screen string }
+
+var agents = []weighted[agent]{
+	{30, agent{"Chrome", "124.0", "Windows", "10", "Desktop", "1920x1080"}},
+	{12, agent{"Chrome", "123.0", "Mac", "14.4", "Desktop", "1440x900"}},
+	{18, agent{"Safari", "17.4", "iOS", "17.4", "Mobile", "390x844"}},
+	{12, agent{"Chrome", "124.0", "Android", "14", "Mobile", "412x915"}},
+	{8, agent{"Firefox", "125.0", "Windows", "10", "Desktop", "1920x1080"}},
+	{5, agent{"Firefox", "125.0", "GNU/Linux", "", "Desktop", "2560x1440"}},
+	{6, agent{"Safari", "17.4", "Mac", "14.4", "Desktop", "1680x1050"}},
+	{5, agent{"Edge", "124.0", "Windows", "11", "Desktop", "1366x768"}},
+	{3, agent{"Safari", "17.3", "iPadOS", "17.3", "Tablet", "820x1180"}},
+	{1, agent{"Samsung Internet", "24.0", "Android", "13", "Mobile", "360x800"}},
+}
+
+var connections = []weighted[string]{{70, "4g"}, {12, "3g"}, {3, "2g"}, {15, ""}}
+
+// pages: a power law over a site map.
+var pages = func() []string {
+	p := []string{"/", "/pricing", "/features", "/docs", "/blog", "/about", "/signup", "/login", "/docs/install", "/docs/api"}
+	for i := 1; i <= 60; i++ {
+		p = append(p, "/blog/post-"+strconv.Itoa(i))
+	}
+	for i := 1; i <= 40; i++ {
+		p = append(p, "/docs/guide-"+strconv.Itoa(i))
+	}
+	return p
+}()
+
+// hourWeights shapes traffic over the UTC day.
+var hourWeights = []weighted[int]{
+	{2, 0}, {1, 1}, {1, 2}, {1, 3}, {1, 4}, {2, 5}, {3, 6}, {5, 7}, {7, 8}, {8, 9}, {9, 10}, {9, 11},
+	{8, 12}, {9, 13}, {10, 14}, {10, 15}, {9, 16}, {8, 17}, {7, 18}, {6, 19}, {5, 20}, {4, 21}, {3, 22}, {2, 23},
+}
+
+type event struct {
+	ts        time.Time
+	typ       int8
+	name      string
+	path      string
+	target    string
+	engMS     uint32
+	scroll    uint8
+	propKey   string
+	propValue string
+}
+
+// Generate writes o.Events events and their sessions through w. It does
+// not close w; the caller flushes with w.Close.
+func Generate(ctx context.Context, w *sink.Writer, o Options) (Stats, error) {
+	if o.Site == "" || o.Events <= 0 || o.Days <= 0 {
+		return Stats{}, fmt.Errorf("seed needs a site, a positive number of events and of days")
+	}
+	if o.End.IsZero() {
+		o.End = time.Now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+	}
+	if o.Visitors <= 0 {
+		o.Visitors = max(o.Events/6, 20)
+	}
+	r := rand.New(rand.NewPCG(o.Seed, 0x9e3779b97f4a7c15))
+	zipfPage := rand.NewZipf(r, 1.2, 1, uint64(len(pages)-1))
+	zipfVisitor := rand.NewZipf(r, 1.05, 50, uint64(o.Visitors-1))
+	start := o.End.AddDate(0, 0, -o.Days)
+	var st Stats
+	seen := map[uint64]bool{}
+	evs := make([]event, 0, 64)
+	for st.Events < o.Events {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		vi := zipfVisitor.Uint64()
+		if !seen[vi] {
+			seen[vi] = true
+			st.Visitors++
+		}
+		// A visitor's device and place are stable: derive them from the index.
+		vr := rand.New(rand.NewPCG(o.Seed^0x5bd1e995, vi))
+		visitorID := vr.Uint64() | 1
+		g, a, conn := pick(vr, geos), pick(vr, agents), pick(vr, connections)
+		s := pick(r, sources)
+		campaign := ""
+		if len(s.campaigns) > 0 {
+			campaign = s.campaigns[r.IntN(len(s.campaigns))]
+		}
+		day := r.IntN(o.Days)
+		t := start.AddDate(0, 0, day).Add(time.Duration(pick(r, hourWeights))*time.Hour +
+			time.Duration(r.IntN(3600))*time.Second)
+		if !t.Before(o.End) {
+			t = o.End.Add(-time.Second)
+		}
+		n := 1
+		if r.Float64() > 0.45 {
+			n = 2 + int(r.ExpFloat64()*2.5)
+		}
+		evs = evs[:0]
+		path := pages[zipfPage.Uint64()]
+		if s.channel == "Email" || s.channel == "Paid Search" {
+			path = "/pricing"
+		}
+		for i := 0; i < n; i++ {
+			evs = append(evs, event{ts: t, typ: sink.TypePageview, path: path})
+			if r.Float64() < 0.6 {
+				dwell := 5000 + r.IntN(180000)
+				evs = append(evs, event{ts: t.Add(time.Duration(dwell) * time.Millisecond), typ: sink.TypeEngagement,
+					path: path, engMS: uint32(dwell), scroll: uint8(10 + r.IntN(91))})
+			}
+			if r.Float64() < 0.03 {
+				evs = append(evs, event{ts: t.Add(2 * time.Second), typ: sink.TypeCustom, name: "Signup", path: path,
+					propKey: "plan", propValue: []string{"free", "free", "pro", "team"}[r.IntN(4)]})
+			}
+			if r.Float64() < 0.02 {
+				evs = append(evs, event{ts: t.Add(3 * time.Second), typ: sink.TypeCustom, name: "Download", path: path,
+					propKey: "file", propValue: []string{"glimpse.tar.gz", "glimpse.zip"}[r.IntN(2)]})
+			}
+			if r.Float64() < 0.04 {
+				evs = append(evs, event{ts: t.Add(4 * time.Second), typ: sink.TypeOutbound, path: path,
+					target: []string{"https://github.com/glimpse", "https://twitter.com/glimpse"}[r.IntN(2)]})
+			}
+			t = t.Add(time.Duration(10+r.IntN(240)) * time.Second)
+			path = pages[zipfPage.Uint64()]
+		}
+		if left := o.Events - st.Events; len(evs) > left {
+			evs = evs[:left]
+		}
+		for i := range evs {
+			if !evs[i].ts.Before(o.End) {
+				evs[i].ts = o.End.Add(-time.Second)
+			}
+		}
+		sessionID := r.Uint64()
+		row := visitor.Session{
+			ID: sessionID, VisitorID: visitorID, Site: o.Site, Version: 1, Start: evs[0].ts,
+			EntryPage: evs[0].path, ExitPage: evs[0].path,
+			Attrs: &visitor.Attrs{
+				Referrer: s.referrer, Source: s.source, Channel: s.channel,
+				UTMSource: s.utmSource, UTMMedium: s.utmMedium, UTMCampaign: campaign,
+				Country: g.country, Region: g.region, City: g.city, Browser: a.browser,
+				OS: a.os, Device: a.device, Screen: a.screen, ConnectionType: conn,
+			},
+		}
+		var prev visitor.Session
+		hasPrev := false
+		for i, ev := range evs {
+			if err := enqueue(ctx, w, o.Site, visitorID, sessionID, &ev, s, campaign, g, a, conn, r); err != nil {
+				return st, err
+			}
+			st.Events++
+			switch ev.typ {
+			case sink.TypePageview:
+				row.Pageviews++
+				row.Events++
+				row.ExitPage = ev.path
+			case sink.TypeEngagement:
+				row.EngagementMS += uint64(ev.engMS)
+			default:
+				row.Events++
+			}
+			if ev.ts.After(row.LastSeen) {
+				row.LastSeen = ev.ts
+			}
+			row.DurationSec = uint32(row.LastSeen.Sub(row.Start) / time.Second)
+			row.Bounce = row.Pageviews <= 1 && row.Events <= 1
+			// The collector writes a session state after its first event and
+			// replaces it at the end; do the same so readers see -1/+1 pairs.
+			if i == 0 || i == len(evs)-1 {
+				if err := enqueueSession(ctx, w, sink.SessionUpdate{Prev: prev, Cur: row, HasPrev: hasPrev}); err != nil {
+					return st, err
+				}
+				prev, hasPrev = row, true
+				row.Version++
+			}
+		}
+		st.Sessions++
+	}
+	return st, nil
+}
+
+func enqueue(ctx context.Context, w *sink.Writer, site string, visitorID, session uint64, ev *event,
+	s src, campaign string, g geo, a agent, conn string, r *rand.Rand) error {
+	var id [16]byte
+	hi, lo := r.Uint64(), r.Uint64()
+	for i := 0; i < 8; i++ {
+		id[i], id[8+i] = byte(hi>>(8*i)), byte(lo>>(8*i))
+	}
+	id[6] = id[6]&0x0f | 0x40
+	id[8] = id[8]&0x3f | 0x80
+	for {
+		e := w.NewEvent()
+		e.SiteID, e.EventID, e.TS, e.Type = site, id, ev.ts, ev.typ
+		e.Name = append(e.Name, ev.name...)
+		e.VisitorID, e.SessionID = visitorID, session
+		e.Hostname = append(e.Hostname, site...)
+		e.Pathname = append(e.Pathname, ev.path...)
+		e.Referrer = append(e.Referrer, s.referrer...)
+		e.ReferrerSource, e.Channel = s.source, s.channel
+		e.UTMSource = append(e.UTMSource, s.utmSource...)
+		e.UTMMedium = append(e.UTMMedium, s.utmMedium...)
+		e.UTMCampaign = append(e.UTMCampaign, campaign...)
+		e.TargetURL = append(e.TargetURL, ev.target...)
+		e.CountryCode, e.Region, e.City = g.country, g.region, g.city
+		e.Browser, e.BrowserVersion, e.OS, e.OSVersion, e.Device, e.Screen = a.browser, a.bver, a.os, a.osver, a.device, a.screen
+		e.ConnectionType = conn
+		e.EngagementMS, e.ScrollDepth = ev.engMS, ev.scroll
+		e.Interactive = 1
+		if ev.typ == sink.TypeEngagement {
+			e.Interactive = 0
+		}
+		e.IPPrefix = append(e.IPPrefix, "192.0.2.0/24"...)
+		if ev.propKey != "" {
+			e.AddProp([]byte(ev.propKey), []byte(ev.propValue))
+		}
+		err := w.Enqueue(e)
+		if !errors.Is(err, sink.ErrQueueFull) {
+			return err
+		}
+		if err := sleep(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+func enqueueSession(ctx context.Context, w *sink.Writer, u sink.SessionUpdate) error {
+	for {
+		err := w.EnqueueSessions(u)
+		if !errors.Is(err, sink.ErrQueueFull) {
+			return err
+		}
+		if err := sleep(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+func sleep(ctx context.Context) error {
+	t := time.NewTimer(2 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

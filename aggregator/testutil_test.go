@@ -1,0 +1,74 @@
+package aggregator_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/glimpse-analytics/glimpse/aggregator"
+	"github.com/glimpse-analytics/glimpse/aggregator/seed"
+	"github.com/glimpse-analytics/glimpse/collector/config"
+	"github.com/glimpse-analytics/glimpse/collector/sink"
+	"github.com/glimpse-analytics/glimpse/migrations/chtest"
+)
+
+// seedEnd is the fixed end of the seeded range: golden files depend on it.
+var seedEnd = time.Date(2025, 3, 31, 0, 0, 0, 0, time.UTC)
+
+const testSite = "example.com"
+
+func testSites(t testing.TB, tz string, k int) *config.File {
+	t.Helper()
+	y := "sites:\n  - domain: " + testSite + "\n    timezone: " + tz + "\n    privacy:\n      k_anonymity: " + itoa(k) + "\n" +
+		"  - domain: other.example\n" +
+		"api_keys:\n  - name: test\n    sha256: \"" + sha("test-key") + "\"\n    sites: [" + testSite + "]\n" +
+		"  - name: other\n    sha256: \"" + sha("other-key") + "\"\n    sites: [other.example]\n"
+	f, err := config.Parse("test.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// seeded migrates a fresh database and writes the deterministic seed
+// into it through the collector's writer.
+func seeded(t *testing.T) *chtest.DB {
+	t.Helper()
+	db := chtest.Migrated(t)
+	w := sink.New(sink.Options{Conn: db.Conn, BatchSize: 5000, Interval: 50 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := seed.Generate(ctx, w, seed.Options{Site: testSite, Events: 20000, Days: 40, End: seedEnd, Seed: 42, Visitors: 2500}); err != nil {
+		t.Fatal(err)
+	}
+	if lost, err := w.Close(ctx); err != nil || lost > 0 {
+		t.Fatalf("seed: lost %d rows: %v", lost, err)
+	}
+	return db
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func sha(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// query parses Stats API parameters given as "k=v&k=v" for kind.
+func query(t *testing.T, kind aggregator.Kind, site *config.Site, params string) *aggregator.Query {
+	t.Helper()
+	v := map[string]string{}
+	for _, kv := range strings.Split(params, "&") {
+		k, val, _ := strings.Cut(kv, "=")
+		v[k] = val
+	}
+	q, err := aggregator.ParseQuery(kind, site, func(k string) string { return v[k] }, seedEnd)
+	if err != nil {
+		t.Fatalf("ParseQuery(%s): %v", params, err)
+	}
+	return q
+}
