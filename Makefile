@@ -28,6 +28,7 @@ run: build
 	echo "  opt-out:    http://$(LISTEN)/optout" && \
 	echo "  health:     http://$(LISTEN)/healthz   readiness: http://$(LISTEN)/readyz" && \
 	echo "  metrics:    http://$(LISTEN)/metrics" && \
+	echo "  stats API:  curl -H 'Authorization: Bearer demo-key' 'http://$(LISTEN)/api/v1/stats/aggregate?site_id=demo.glimpse.localhost&metrics=visitors,pageviews'" && \
 	echo "" && \
 	exec bin/glimpse serve --config glimpse.yaml --listen $(LISTEN) \
 		--clickhouse clickhouse://127.0.0.1:$(GLIMPSE_CH_PORT)/glimpse --geoip "$$geo" --demo
