@@ -10,10 +10,20 @@
 // of its buckets falls on a whole UTC hour (the rollups' hours are UTC; in
 // a zone with a half-hour offset a local day starts mid-hour). A breakdown
 // by event:page with no filters asking for visitors and pageviews reads
-// pages_hourly under the same condition. Everything else reads the raw
-// tables. Sessions are always read collapsed: a session's rows are summed
-// with their sign, so an update's cancelled state (-1) and its replacement
-// (+1) net out whether or not ClickHouse has merged them yet (no FINAL).
+// pages_hourly under the same condition. sessions_dims_hourly holds visits
+// per hour and attribution property (source, UTM, geo, browser, OS,
+// device, screen, connection; not entry or exit page): a breakdown by one
+// of them, unfiltered or filtered on that property only, reads it, and so
+// does the sessions side of an aggregate or time series filtered on one
+// of them (its events side stays raw: meta.source rollup+raw). Everything
+// else reads the raw tables. Sessions are always read collapsed: a
+// session's rows are summed with their sign, so an update's cancelled
+// state (-1) and its replacement (+1) net out whether or not ClickHouse
+// has merged them yet (no FINAL).
+//
+// Breakdowns fold the keys under k into "(other)" in the same query that
+// ranks the keys: per-key uniq states and sums, merged per key or across
+// the folded keys (scan.foldBuild).
 //
 // Sampling: when the events rollup says a raw query would cover more than
 // Options.SampleThreshold events, raw scans read SAMPLE r (by visitor_id,
@@ -84,16 +94,21 @@ type plan struct {
 	seCols  []string
 	evSrc   source
 	seSrc   source
+	dim     string // srcSessionDims: the dimension read
 	sample  float64
 	sources map[string]bool
 }
 
 func (e *Engine) plan(ctx context.Context, q *Query, p Period, evCols, seCols []string) (*plan, error) {
 	pl := &plan{q: q, p: p, evCols: evCols, seCols: seCols, evSrc: srcEvents, seSrc: srcSessions, sources: map[string]bool{}}
-	rollup := !q.Raw && len(q.Filters) == 0 && p.Name != "realtime" && hourAligned(p)
-	if rollup && subset(evCols, eventsHourlyCols) && (len(seCols) == 0 || subset(seCols, sessionsHourlyCols)) {
+	rollup := !q.Raw && p.Name != "realtime" && hourAligned(p)
+	if rollup && len(q.Filters) == 0 && subset(evCols, eventsHourlyCols) && (len(seCols) == 0 || subset(seCols, sessionsHourlyCols)) {
 		pl.evSrc = srcEventsHourly
 		pl.seSrc = srcSessionsHourly
+	} else if dim, ok := oneDim(q.Filters); rollup && ok && len(seCols) > 0 && subset(seCols, sessionDimsCols) {
+		// Filtered on one attribution property: the sessions side reads
+		// that dimension's rollup; the events side stays raw.
+		pl.seSrc, pl.dim = srcSessionDims, dim
 	}
 	if (len(evCols) > 0 && !pl.evSrc.rollup()) || (len(seCols) > 0 && !pl.seSrc.rollup()) {
 		var err error
@@ -148,6 +163,9 @@ func (pl *plan) scan(src source, cols []string, filters []Filter) *scan {
 		pl.sources["raw"] = true
 	}
 	s := &scan{src: src, site: pl.q.Site.Domain, p: pl.p, filters: filters, cols: cols}
+	if src == srcSessionDims {
+		s.dim = pl.dim
+	}
 	if !src.rollup() {
 		s.sample = pl.sample
 	}
@@ -365,10 +383,15 @@ func (e *Engine) Breakdown(ctx context.Context, q *Query) (*Response, error) {
 		src = srcSessions
 	}
 	pl := &plan{q: q, p: q.Period, sources: map[string]bool{}}
-	if src == srcEvents && q.Property.Name == "event:page" && !q.Raw && len(q.Filters) == 0 &&
-		q.Period.Name != "realtime" && hourAligned(q.Period) && subset(cols, pagesHourlyCols) {
+	rollup := !q.Raw && q.Period.Name != "realtime" && hourAligned(q.Period)
+	dim, oneDimFiltered := oneDim(q.Filters)
+	switch {
+	case rollup && src == srcEvents && q.Property.Name == "event:page" && len(q.Filters) == 0 && subset(cols, pagesHourlyCols):
 		src = srcPagesHourly
-	} else {
+	case rollup && src == srcSessions && attribution[q.Property.Name] && subset(cols, sessionDimsCols) &&
+		(len(q.Filters) == 0 || (oneDimFiltered && dim == q.Property.Name)):
+		src, pl.dim = srcSessionDims, q.Property.Name
+	default:
 		var err error
 		if pl.sample, err = e.sampleRatio(ctx, q.Site.Domain, q.Period); err != nil {
 			return nil, err
@@ -378,32 +401,57 @@ func (e *Engine) Breakdown(ctx context.Context, q *Query) (*Response, error) {
 	// Thresholds compare sampled counts: k scaled visitors are k/factor read.
 	kRead := k / pl.factor()
 
-	top := pl.scan(src, cols, q.Filters)
-	top.prop, top.group = q.Property, true
-	top.minVisitors = kRead
-	top.limit, top.offset = q.Limit, (q.Page-1)*q.Limit
-	rows, err := e.run(ctx, top)
-	if err != nil {
-		return nil, err
-	}
-
-	folded := pl.scan(src, []string{"visitors"}, q.Filters)
-	folded.prop, folded.group = q.Property, true
-	folded.maxVisitors = kRead
-	other := pl.scan(src, cols, q.Filters)
-	other.prop = q.Property
-	other.countKeys = true
-	other.keyPred = func(b *sqlb, key func()) {
-		key()
-		b.w(" IN (SELECT gk FROM (").sub(folded.build()).w("))")
-	}
-	otherRows, err := e.run(ctx, other)
-	if err != nil {
-		return nil, err
+	var rows, otherRows []row
+	var otherPred func(*sqlb, func())
+	if !hasMetric(q, "conversion_rate") {
+		// One query: the rows of the page and the (other) row folded
+		// from the same per-key aggregates.
+		s := pl.scan(src, cols, q.Filters)
+		s.prop, s.group = q.Property, true
+		s.fold = kRead
+		s.limit, s.offset = q.Limit, (q.Page-1)*q.Limit
+		all, err := e.run(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range all {
+			if r.folded {
+				otherRows = append(otherRows, r)
+			} else {
+				rows = append(rows, r)
+			}
+		}
+		rows = rows[min(s.offset, len(rows)):]
+		rows = rows[:min(q.Limit, len(rows))]
+	} else {
+		// conversion_rate needs the folded keys again for the (other)
+		// row's total, so the fold is a predicate on a subquery.
+		top := pl.scan(src, cols, q.Filters)
+		top.prop, top.group = q.Property, true
+		top.minVisitors = kRead
+		top.limit, top.offset = q.Limit, (q.Page-1)*q.Limit
+		var err error
+		if rows, err = e.run(ctx, top); err != nil {
+			return nil, err
+		}
+		folded := pl.scan(src, []string{"visitors"}, q.Filters)
+		folded.prop, folded.group = q.Property, true
+		folded.maxVisitors = kRead
+		other := pl.scan(src, cols, q.Filters)
+		other.prop = q.Property
+		other.countKeys = true
+		other.keyPred = func(b *sqlb, key func()) {
+			key()
+			b.w(" IN (SELECT gk FROM (").sub(folded.build()).w("))")
+		}
+		otherPred = other.keyPred
+		if otherRows, err = e.run(ctx, other); err != nil {
+			return nil, err
+		}
 	}
 
 	if hasMetric(q, "conversion_rate") {
-		if err := e.conversionTotals(ctx, pl, q, src, rows, otherRows, other.keyPred); err != nil {
+		if err := e.conversionTotals(ctx, pl, q, src, rows, otherRows, otherPred); err != nil {
 			return nil, err
 		}
 	}
@@ -439,8 +487,11 @@ func (e *Engine) Breakdown(ctx context.Context, q *Query) (*Response, error) {
 // conversionTotals fills total_visitors: per row for a breakdown by a
 // non-goal property, the site's visitors for a breakdown by event:goal.
 func (e *Engine) conversionTotals(ctx context.Context, pl *plan, q *Query, src source, rows, otherRows []row, otherPred func(*sqlb, func())) error {
-	if src == srcPagesHourly {
+	switch src {
+	case srcPagesHourly:
 		src = srcEvents
+	case srcSessionDims:
+		src = srcSessions
 	}
 	if q.Property.Name == "event:goal" {
 		tot, err := e.one(ctx, pl.scan(srcEvents, []string{"visitors"}, withoutGoals(q.Filters)))

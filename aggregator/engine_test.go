@@ -4,12 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
+	"testing/fstest"
+	"time"
 
 	"github.com/glimpse-analytics/glimpse/aggregator"
+	"github.com/glimpse-analytics/glimpse/aggregator/seed"
 	"github.com/glimpse-analytics/glimpse/collector/config"
+	"github.com/glimpse-analytics/glimpse/collector/sink"
+	"github.com/glimpse-analytics/glimpse/migrations"
+	"github.com/glimpse-analytics/glimpse/migrations/chtest"
 )
 
 func do(t *testing.T, e *aggregator.Engine, kind aggregator.Kind, q *aggregator.Query) *aggregator.Response {
@@ -65,25 +73,74 @@ func TestEngine(t *testing.T) {
 			{berlin, aggregator.KindBreakdown, "period=30d&date=2025-03-30&property=event:page&metrics=visitors,pageviews"},
 			{utc, aggregator.KindBreakdown, "period=7d&date=2025-03-30&property=event:page&metrics=pageviews&limit=7&page=2"},
 		}
+		// sessions_dims_hourly: a breakdown by every attribution property
+		// (unfiltered, or filtered on itself), and the sessions side of
+		// aggregates and time series filtered on one of them.
+		for _, p := range []string{"source", "referrer", "channel", "utm_source", "utm_medium", "utm_campaign", "utm_content",
+			"utm_term", "country", "region", "city", "browser", "os", "device", "screen", "connection"} {
+			cases = append(cases, struct {
+				site   *config.Site
+				kind   aggregator.Kind
+				params string
+			}{berlin, aggregator.KindBreakdown, "period=30d&date=2025-03-30&property=visit:" + p +
+				"&metrics=visitors,visits,pageviews,events,bounce_rate,visit_duration,views_per_visit"})
+		}
+		cases = append(cases, []struct {
+			site   *config.Site
+			kind   aggregator.Kind
+			params string
+		}{
+			{ny, aggregator.KindBreakdown, "period=month&date=2025-03-20&property=visit:city&metrics=visitors,visits&limit=4&page=2"},
+			{utc, aggregator.KindBreakdown, "period=7d&date=2025-03-30&property=visit:source&metrics=visitors,bounce_rate&filters=visit:source!=Direct / None"},
+			{berlin, aggregator.KindBreakdown, "period=30d&date=2025-03-30&property=visit:city&metrics=visitors&filters=visit:city==S*|Berlin|Tallinn"},
+			{berlin, aggregator.KindBreakdown, "period=day&date=2025-03-30&property=visit:country&metrics=visitors,visits"},
+			{berlin, aggregator.KindAggregate, "period=30d&date=2025-03-30&metrics=visitors,pageviews,visits,bounce_rate,visit_duration&filters=visit:device==Mobile"},
+			{ny, aggregator.KindAggregate, "period=month&date=2025-03-20&metrics=visits,bounce_rate,views_per_visit&filters=visit:country!=US|DE"},
+			{berlin, aggregator.KindAggregate, "period=7d&date=2025-03-30&metrics=visits,bounce_rate&filters=visit:country==IS"}, // withheld
+			{berlin, aggregator.KindTimeseries, "period=7d&date=2025-03-30&metrics=visitors,visits,bounce_rate&filters=visit:source==Google|Bing"},
+			{ny, aggregator.KindTimeseries, "period=custom&date=2025-03-08,2025-03-10&interval=hour&metrics=visits,visit_duration&filters=visit:browser==Firefox"},
+		}...)
 		for _, c := range cases {
 			t.Run(c.site.Timezone+" "+c.params, func(t *testing.T) {
 				q := query(t, c.kind, c.site, c.params)
 				roll := do(t, e, c.kind, q)
 				q.Raw = true
 				raw := do(t, e, c.kind, q)
-				if roll.Meta.Source != "rollup" || raw.Meta.Source != "raw" {
-					t.Fatalf("sources: %q and %q, want rollup and raw", roll.Meta.Source, raw.Meta.Source)
+				want := "rollup"
+				if len(q.Filters) > 0 && c.kind != aggregator.KindBreakdown {
+					want = "rollup+raw" // the events side of a filtered query is raw
+					if !strings.Contains(c.params, "visitors") && !strings.Contains(c.params, "pageviews") {
+						want = "rollup"
+					}
 				}
-				if !reflect.DeepEqual(roll.Results, raw.Results) {
-					a, _ := json.Marshal(roll.Results)
-					b, _ := json.Marshal(raw.Results)
+				if roll.Meta.Source != want || raw.Meta.Source != "raw" {
+					t.Fatalf("sources: %q and %q, want %s and raw", roll.Meta.Source, raw.Meta.Source, want)
+				}
+				if !reflect.DeepEqual(roll.Results, raw.Results) || !reflect.DeepEqual(roll.Meta.FoldedRows, raw.Meta.FoldedRows) ||
+					!reflect.DeepEqual(roll.Meta.OtherShown, raw.Meta.OtherShown) || roll.Meta.Withheld != raw.Meta.Withheld {
+					a, _ := json.Marshal(roll)
+					b, _ := json.Marshal(raw)
 					t.Fatalf("rollup:\n%s\nraw:\n%s", a, b)
 				}
 			})
 		}
+		// Filters on another property, or on two, read raw sessions.
+		for _, params := range []string{
+			"period=30d&date=2025-03-30&property=visit:source&metrics=visitors&filters=visit:country==DE",
+			"period=30d&date=2025-03-30&property=visit:exit_page&metrics=visitors",
+		} {
+			r := do(t, e, aggregator.KindBreakdown, query(t, aggregator.KindBreakdown, berlin, params))
+			if r.Meta.Source != "raw" {
+				t.Errorf("%s: source %q, want raw", params, r.Meta.Source)
+			}
+		}
+		r := do(t, e, aggregator.KindAggregate, query(t, aggregator.KindAggregate, berlin, "period=30d&date=2025-03-30&metrics=visits&filters=visit:country==DE;visit:device==Mobile"))
+		if r.Meta.Source != "raw" {
+			t.Errorf("two-dimension filter: source %q, want raw", r.Meta.Source)
+		}
 		// A half-hour zone's days start mid-hour: rollups cannot answer.
 		kolkata := testSites(t, "Asia/Kolkata", 5).Site(testSite)
-		r := do(t, e, aggregator.KindAggregate, query(t, aggregator.KindAggregate, kolkata, "period=7d&date=2025-03-30&metrics=visitors"))
+		r = do(t, e, aggregator.KindAggregate, query(t, aggregator.KindAggregate, kolkata, "period=7d&date=2025-03-30&metrics=visitors"))
 		if r.Meta.Source != "raw" {
 			t.Fatalf("Asia/Kolkata: source %q, want raw", r.Meta.Source)
 		}
@@ -254,4 +311,77 @@ func TestEngine(t *testing.T) {
 			t.Errorf("sampled pageviews %v far from exact %v", got, want)
 		}
 	})
+}
+
+// Sessions written before 0004_session_rollups.sql reach its rollup through
+// the migration's backfill, later ones through its view: both together
+// answer what the raw tables do.
+func TestSessionRollupBackfill(t *testing.T) {
+	db := chtest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	before := fstest.MapFS{}
+	all := migrations.Files()
+	ms, err := migrations.Load(all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Version < 4 {
+			b, err := fs.ReadFile(all, m.Name+".sql")
+			if err != nil {
+				t.Fatal(err)
+			}
+			before[m.Name+".sql"] = &fstest.MapFile{Data: b}
+		}
+	}
+	write := func(seedN uint64) {
+		t.Helper()
+		w := sink.New(sink.Options{Conn: db.Conn, BatchSize: 5000, Interval: 50 * time.Millisecond})
+		if _, err := seed.Generate(ctx, w, seed.Options{Site: testSite, Events: 8000, Days: 10, End: seedEnd, Seed: seedN, Visitors: 1000}); err != nil {
+			t.Fatal(err)
+		}
+		if lost, err := w.Close(ctx); err != nil || lost > 0 {
+			t.Fatalf("seed: lost %d rows: %v", lost, err)
+		}
+	}
+	target := migrations.Target{Database: db.Database}
+	if _, err := migrations.NewRunner(db.Conn, target, before, nil).Apply(ctx); err != nil {
+		t.Fatal(err)
+	}
+	write(42)
+	if _, err := migrations.NewRunner(db.Conn, target, nil, nil).Apply(ctx); err != nil {
+		t.Fatal(err)
+	}
+	write(7)
+
+	e := aggregator.New(aggregator.Options{Conn: db.Conn})
+	berlin := testSites(t, "Europe/Berlin", 5).Site(testSite)
+	for _, c := range []struct {
+		kind   aggregator.Kind
+		params string
+		src    string
+	}{
+		{aggregator.KindBreakdown, "period=7d&date=2025-03-30&property=visit:source&metrics=visitors,visits,bounce_rate,visit_duration", "rollup"},
+		{aggregator.KindBreakdown, "period=7d&date=2025-03-30&property=visit:city&metrics=visitors,pageviews&limit=5", "rollup"},
+		{aggregator.KindAggregate, "period=7d&date=2025-03-30&metrics=visitors,visits,bounce_rate&filters=visit:browser==Chrome", "rollup+raw"},
+	} {
+		q := query(t, c.kind, berlin, c.params)
+		roll := do(t, e, c.kind, q)
+		q.Raw = true
+		raw := do(t, e, c.kind, q)
+		if roll.Meta.Source != c.src {
+			t.Errorf("%s: source %q, want %s", c.params, roll.Meta.Source, c.src)
+		}
+		if !reflect.DeepEqual(roll.Results, raw.Results) {
+			a, _ := json.Marshal(roll.Results)
+			b, _ := json.Marshal(raw.Results)
+			t.Errorf("%s:\nrollup: %s\nraw:    %s", c.params, a, b)
+		}
+	}
+	// Applying again copies nothing twice.
+	var n uint64
+	if err := db.Conn.QueryRow(ctx, "SELECT count() FROM schema_migrations WHERE version = 4").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("0004 recorded %d times: %v", n, err)
+	}
 }

@@ -49,6 +49,15 @@ var (
 		"visitors":  "uniqMerge(visitors)",
 		"pageviews": "sumMerge(pageviews)",
 	}
+	// sessionDimsCols: 0004_session_rollups.sql, one dimension's rows.
+	sessionDimsCols = map[string]string{
+		"visitors":  "uniqMerge(visitors)",
+		"visits":    "sumMerge(visits)",
+		"bounces":   "sumMerge(bounces)",
+		"duration":  "sumMerge(duration_sum)",
+		"pageviews": "sumMerge(pageviews_sum)",
+		"events":    "sumMerge(events_sum)",
+	}
 )
 
 // Metric is a Plausible v1 metric (or one of Glimpse's own).

@@ -36,6 +36,9 @@ var properties = map[string]propDef{
 	"event:goal":            {"goal", sideEvents, "name"},
 	"event:hostname":        {"hostname", sideEvents, "hostname"},
 	"email:campaign":        {"campaign", sideEvents, "email_campaign"},
+	"event:outbound_link":   {"url", sideEvents, "target_url"},
+	"event:download":        {"url", sideEvents, "target_url"},
+	"event:impression":      {"impression", sideEvents, "name"},
 	"visit:entry_page":      {"entry_page", sideSessions, "entry_page"},
 	"visit:exit_page":       {"exit_page", sideSessions, "exit_page"},
 	"visit:source":          {"source", sideSessions, "if(referrer_source = '', 'Direct / None', referrer_source)"},
@@ -59,6 +62,45 @@ var properties = map[string]propDef{
 }
 
 const propsPrefix = "event:props:"
+
+// attribution lists the session properties fixed when a session starts and
+// shared by all its versions; sessions_dims_hourly holds one dimension per
+// property here, named by it, with the value the property's expression
+// above computes (0004_session_rollups.sql: keep the two in step). Entry
+// and exit pages change between versions and are not here.
+var attribution = map[string]bool{
+	"visit:source": true, "visit:referrer": true, "visit:channel": true,
+	"visit:utm_source": true, "visit:utm_medium": true, "visit:utm_campaign": true,
+	"visit:utm_content": true, "visit:utm_term": true,
+	"visit:country": true, "visit:region": true, "visit:city": true,
+	"visit:browser": true, "visit:os": true, "visit:device": true,
+	"visit:screen": true, "visit:connection": true,
+}
+
+// attributionOnly reports whether every filter is on an attribution
+// property.
+func attributionOnly(fs []Filter) bool {
+	for _, f := range fs {
+		if !attribution[f.Prop.Name] {
+			return false
+		}
+	}
+	return true
+}
+
+// oneDim returns the attribution property every filter of fs is on, if
+// there is one: sessions_dims_hourly can then answer the sessions side.
+func oneDim(fs []Filter) (string, bool) {
+	if len(fs) == 0 || !attributionOnly(fs) {
+		return "", false
+	}
+	for _, f := range fs[1:] {
+		if f.Prop.Name != fs[0].Prop.Name {
+			return "", false
+		}
+	}
+	return fs[0].Prop.Name, true
+}
 
 // ParseProperty looks name up in the whitelist; an unknown name is a 400
 // that names it.
@@ -87,7 +129,8 @@ func (p *Property) expr(b *sqlb) {
 
 // scope writes the events a breakdown by p counts (events side only):
 // pages count page views, goals custom events, props events carrying the
-// key, campaigns email events.
+// key, campaigns email events, outbound links, downloads and impressions
+// their own event types (keyed by the cleaned target URL or the name).
 func (p *Property) scope(b *sqlb) {
 	switch {
 	case p.prop != "":
@@ -98,5 +141,11 @@ func (p *Property) scope(b *sqlb) {
 		b.w(" AND type = 'custom'")
 	case p.Name == "email:campaign":
 		b.w(" AND type IN ('email_open', 'email_click')")
+	case p.Name == "event:outbound_link":
+		b.w(" AND type = 'outbound'")
+	case p.Name == "event:download":
+		b.w(" AND type = 'download'")
+	case p.Name == "event:impression":
+		b.w(" AND type = 'impression'")
 	}
 }

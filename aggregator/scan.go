@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -17,6 +18,7 @@ const (
 	srcEventsHourly
 	srcSessionsHourly
 	srcPagesHourly
+	srcSessionDims
 )
 
 func (s source) rollup() bool { return s >= srcEventsHourly }
@@ -31,12 +33,14 @@ func (s source) cols() map[string]string {
 		return sessionsHourlyCols
 	case srcPagesHourly:
 		return pagesHourlyCols
+	case srcSessionDims:
+		return sessionDimsCols
 	}
 	return eventsCols
 }
 
 func (s source) table() string {
-	return [...]string{"events", "sessions", "events_hourly", "sessions_hourly", "pages_hourly"}[s]
+	return [...]string{"events", "sessions", "events_hourly", "sessions_hourly", "pages_hourly", "sessions_dims_hourly"}[s]
 }
 
 func (s source) timeCol() string {
@@ -58,6 +62,7 @@ type scan struct {
 	filters []Filter
 	cols    []string // raw column names, see metric.go
 	sample  float64  // SAMPLE ratio; 0 or 1: none
+	dim     string   // srcSessionDims: the dimension (a property name) read
 
 	bucket string    // the key is this interval's bucket, or
 	prop   *Property // this property (and only its scope is counted)
@@ -69,6 +74,12 @@ type scan struct {
 	offset      int
 	keyPred     func(b *sqlb, key func()) // a predicate on the key, applied before grouping
 	countKeys   bool                      // also select uniqExact(key) AS c_keys
+
+	// fold > 0 folds the groups with fewer read visitors than fold into
+	// one row in the same query (see foldBuild); states selects, instead
+	// of c_<col>, c_v (visitors) and m_<col>: values the fold re-aggregates.
+	fold   float64
+	states bool
 }
 
 func (s *scan) grouped() bool { return s.group }
@@ -77,6 +88,10 @@ func (s *scan) hasKey() bool { return s.bucket != "" || s.prop != nil }
 
 // key writes the group key expression over the source's rows.
 func (s *scan) key(b *sqlb) {
+	if s.src == srcSessionDims && s.prop != nil {
+		b.w("value")
+		return
+	}
 	if s.prop != nil {
 		s.prop.expr(b)
 		return
@@ -128,6 +143,15 @@ func (s *scan) build() *sqlb {
 			keyExpr()
 			b.w(")) AS c_keys, ")
 		}
+		if s.states {
+			for _, c := range s.cols {
+				inner, _ := stateExpr(cols[c])
+				b.w(inner, " AS m_", c, ", ")
+			}
+			// Visitors is a state: finalize it rather than count twice.
+			b.w("toFloat64(finalizeAggregation(m_visitors)) AS c_v")
+			return
+		}
 		for i, c := range s.cols {
 			if i > 0 {
 				b.w(", ")
@@ -174,7 +198,14 @@ func (s *scan) build() *sqlb {
 				b.w(" AND ")
 				f.pred(b)
 			}
-			b.w(" GROUP BY session_id HAVING sum(sign) > 0)")
+			if attributionOnly(vf) {
+				// Every version of a session has the same attribution, so the
+				// live sessions matching vf are those with a +1 row matching
+				// it: no collapse needed (see 0004_session_rollups.sql).
+				b.w(" AND sign > 0)")
+			} else {
+				b.w(" GROUP BY session_id HAVING sum(sign) > 0)")
+			}
 		}
 		if s.keyPred != nil {
 			b.w(" AND ")
@@ -218,10 +249,22 @@ func (s *scan) build() *sqlb {
 			s.keyPred(b, func() { b.w("gk") })
 		}
 		tail()
-	default: // rollups: never filtered
+	default: // rollups: never filtered, but for sessions_dims_hourly on its dimension
 		key := func() { s.key(b) }
 		sel(key)
 		b.w(" FROM ", s.src.table(), " WHERE site_id = ").arg(s.site).w(" AND ")
+		if s.src == srcSessionDims {
+			b.w("dim = ").arg(s.dim).w(" AND ")
+			for _, f := range s.filters {
+				// Filters here are on s.dim (plan checks): read its value.
+				p := *f.Prop
+				p.col, p.prop = "value", ""
+				g := f
+				g.Prop = &p
+				g.pred(b)
+				b.w(" AND ")
+			}
+		}
 		s.timeRange(b, "hour", s.p.From, s.p.To)
 		if s.keyPred != nil {
 			b.w(" AND ")
@@ -232,15 +275,55 @@ func (s *scan) build() *sqlb {
 	return b
 }
 
+// stateExpr splits a column's aggregate into one over rows that yields a
+// mergeable value (a uniq state, or a count or sum) and the function that
+// merges those values across groups.
+func stateExpr(expr string) (inner, merge string) {
+	for _, f := range []string{"uniq(", "uniqMerge("} {
+		if rest, ok := strings.CutPrefix(expr, f); ok {
+			return strings.TrimSuffix(f, "(") + "State(" + rest, "uniqMerge"
+		}
+	}
+	return expr, "sum"
+}
+
+// foldBuild renders a grouped scan whose groups under s.fold read visitors
+// are folded into one row in the same query: the inner query aggregates
+// per key into mergeable values, the outer one merges them per key or,
+// for the folded keys, all together. Selected columns: gk (String; empty
+// for the folded row), folded (UInt8), c_keys (keys per row), c_<col>;
+// rows ordered folded first, then by visitors descending and key, at most
+// s.limit + s.offset + 1 of them.
+func (s *scan) foldBuild() *sqlb {
+	in := *s
+	in.fold, in.states, in.group, in.limit, in.offset = 0, true, true, 0, 0
+	in.minVisitors, in.maxVisitors, in.countKeys = 0, 0, false
+	b := &sqlb{}
+	b.w("SELECT if(c_v < ").arg(s.fold).w(", '', gk) AS fk, toUInt8(c_v < ").arg(s.fold).w(") AS folded, toFloat64(count()) AS c_keys")
+	for _, c := range s.cols {
+		_, merge := stateExpr(s.src.cols()[c])
+		b.w(", toFloat64(", merge, "(m_", c, ")) AS c_", c)
+	}
+	b.w(" FROM (").sub(in.build()).w(") GROUP BY folded, fk ORDER BY folded DESC, c_visitors DESC, fk ASC LIMIT ").
+		arg(s.limit + s.offset + 1)
+	return b
+}
+
 // row is one result row of a scan: its group key and raw columns.
 type row struct {
-	key string
-	v   map[string]float64
+	key    string
+	v      map[string]float64
+	folded bool // a fold's (other) row
 }
 
 // run executes the scan and scales every column by the sample factor.
 func (e *Engine) run(ctx context.Context, s *scan) ([]row, error) {
-	b := s.build()
+	var b *sqlb
+	if s.fold > 0 {
+		b = s.foldBuild()
+	} else {
+		b = s.build()
+	}
 	ctx, cancel := context.WithTimeout(ctx, e.opts.QueryTimeout)
 	defer cancel()
 	rows, err := e.opts.Conn.Query(ctx, b.String(), b.args...)
@@ -259,8 +342,12 @@ func (e *Engine) run(ctx context.Context, s *scan) ([]row, error) {
 		if s.grouped() {
 			dest = append(dest, &r.key)
 		}
+		var folded uint8
+		if s.fold > 0 {
+			dest = append(dest, &folded)
+		}
 		var keys float64
-		if s.countKeys {
+		if s.countKeys || s.fold > 0 {
 			dest = append(dest, &keys)
 		}
 		vals := make([]float64, len(s.cols))
@@ -274,9 +361,10 @@ func (e *Engine) run(ctx context.Context, s *scan) ([]row, error) {
 		for i, c := range s.cols {
 			r.v[c] = vals[i] * factor
 		}
-		if s.countKeys {
+		if s.countKeys || s.fold > 0 {
 			r.v["keys"] = keys
 		}
+		r.folded = folded == 1
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {

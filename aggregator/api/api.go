@@ -136,8 +136,13 @@ func (e *httpError) Error() string { return e.msg }
 
 // wrap is the one wrapper every endpoint goes through.
 func (a *API) wrap(h handler) fasthttp.RequestHandler {
+	return a.wrapWith(func(c *fasthttp.RequestCtx) (any, error) { return a.serve(c, h) })
+}
+
+// wrapWith encodes what serve answers as JSON, errors included.
+func (a *API) wrapWith(serve func(c *fasthttp.RequestCtx) (any, error)) fasthttp.RequestHandler {
 	return func(c *fasthttp.RequestCtx) {
-		res, err := a.serve(c, h)
+		res, err := serve(c)
 		c.Response.Header.Set("Cache-Control", "no-store")
 		c.SetContentType("application/json")
 		if err != nil {
@@ -191,22 +196,99 @@ func (a *API) serve(c *fasthttp.RequestCtx, h handler) (any, error) {
 	if !a.allow(ki, now) {
 		return nil, &httpError{fasthttp.StatusTooManyRequests, fmt.Sprintf("too many requests: this key may make %d requests per hour", a.opts.RateLimit)}
 	}
+	return a.answer(c, h, now, func(domain string) error {
+		if !a.keys[ki].sites[domain] {
+			return &httpError{fasthttp.StatusForbidden, fmt.Sprintf("this API key cannot read site %q", domain)}
+		}
+		return nil
+	})
+}
+
+// answer reads the parameters and the site, checks that the caller may
+// read it, and runs h under the request timeout.
+func (a *API) answer(c *fasthttp.RequestCtx, h handler, now time.Time, may func(domain string) error) (any, error) {
 	r := &request{params: map[string]string{}, now: now}
 	c.QueryArgs().VisitAll(func(k, v []byte) { r.params[string(k)] = string(v) })
 	domain := r.get("site_id")
 	if domain == "" {
 		return nil, &httpError{fasthttp.StatusBadRequest, "missing site_id: the site's domain, e.g. site_id=example.com"}
 	}
-	if !a.keys[ki].sites[domain] {
-		return nil, &httpError{fasthttp.StatusForbidden, fmt.Sprintf("this API key cannot read site %q", domain)}
+	if err := may(domain); err != nil {
+		return nil, err
 	}
 	if r.site = a.opts.Sites.Site(domain); r.site == nil {
-		return nil, &httpError{fasthttp.StatusForbidden, fmt.Sprintf("this API key cannot read site %q", domain)}
+		return nil, &httpError{fasthttp.StatusForbidden, fmt.Sprintf("cannot read site %q", domain)}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.opts.Timeout)
 	defer cancel()
 	return h(ctx, r)
 }
+
+// Authorizer decides whether the request c may read the site domain: nil
+// allows it; an error from StatusError is answered with its status, any
+// other error with 403.
+type Authorizer func(c *fasthttp.RequestCtx, domain string) error
+
+// StatusError returns an error the API answers with status and
+// {"error": msg}.
+func StatusError(status int, msg string) error { return &httpError{status, msg} }
+
+// Endpoints of the Stats API, for HandlersWith.
+const (
+	EndpointRealtime   = "realtime/visitors"
+	EndpointAggregate  = "aggregate"
+	EndpointTimeseries = "timeseries"
+	EndpointBreakdown  = "breakdown"
+)
+
+// HandlersWith returns the Stats API's handlers by endpoint name, with
+// auth deciding who may read a site instead of Bearer keys (and no per-key
+// rate limit): the dashboard serves them under its own paths to signed-in
+// users and shared links. Parameters, answers and errors are the Stats
+// API's.
+func (a *API) HandlersWith(auth Authorizer) map[string]fasthttp.RequestHandler {
+	with := func(h handler) fasthttp.RequestHandler {
+		return a.wrapWith(func(c *fasthttp.RequestCtx) (any, error) {
+			if !c.IsGet() && !c.IsHead() {
+				c.Response.Header.Set("Allow", "GET, HEAD")
+				return nil, &httpError{fasthttp.StatusMethodNotAllowed, "method not allowed: use GET"}
+			}
+			return a.answer(c, h, a.opts.Now(), func(domain string) error {
+				err := auth(c, domain)
+				var he *httpError
+				if err != nil && !errors.As(err, &he) {
+					return &httpError{fasthttp.StatusForbidden, err.Error()}
+				}
+				return err
+			})
+		})
+	}
+	return map[string]fasthttp.RequestHandler{
+		EndpointRealtime:   with(a.realtime),
+		EndpointAggregate:  with(a.query(aggregator.KindAggregate)),
+		EndpointTimeseries: with(a.query(aggregator.KindTimeseries)),
+		EndpointBreakdown:  with(a.query(aggregator.KindBreakdown)),
+	}
+}
+
+// Run answers one Stats API request for a site already authorized by the
+// caller, returning what the endpoint would encode (a *aggregator.Response,
+// or an int64 for realtime) or an error (see StatusOf). The dashboard's
+// CSV export uses it.
+func (a *API) Run(c *fasthttp.RequestCtx, endpoint string, auth Authorizer) (any, error) {
+	h := map[string]handler{
+		EndpointRealtime: a.realtime, EndpointAggregate: a.query(aggregator.KindAggregate),
+		EndpointTimeseries: a.query(aggregator.KindTimeseries), EndpointBreakdown: a.query(aggregator.KindBreakdown),
+	}[endpoint]
+	if h == nil {
+		return nil, &httpError{fasthttp.StatusNotFound, "unknown endpoint " + endpoint}
+	}
+	return a.answer(c, h, a.opts.Now(), func(domain string) error { return auth(c, domain) })
+}
+
+// StatusOf maps an error of Run to the status and message the Stats API
+// would answer (logging internal errors).
+func (a *API) StatusOf(c *fasthttp.RequestCtx, err error) (int, string) { return a.classify(c, err) }
 
 // authenticate finds the key whose SHA-256 matches the bearer token,
 // comparing with every configured key in constant time.
