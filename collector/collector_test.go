@@ -37,6 +37,8 @@ const sitesYAML = `sites:
     privacy: {mode: aggregate}
   - domain: city.example
     privacy: {geo: city}
+  - domain: consent.example
+    privacy: {mode: consented, subject_key: 0123456789abcdef0123456789abcdef}
 `
 
 const (
@@ -54,6 +56,9 @@ type testServer struct {
 	logs    *syncBuffer
 	stopped bool
 	hs      *fasthttp.Server
+	// keepSpool: stop abandons the writer's flush after a moment, leaving
+	// the rows in its spool (for tests whose ClickHouse is unreachable).
+	keepSpool bool
 }
 
 type syncBuffer struct {
@@ -82,6 +87,13 @@ func start(t *testing.T, trusted ...string) *testServer {
 // Metrics and Log are filled in, the rest is taken as given.
 func startWith(t *testing.T, o collector.Options, trusted ...string) *testServer {
 	t.Helper()
+	return startWithWriter(t, o, nil, trusted...)
+}
+
+// startWithWriter is startWith with the writer made by mk (nil: an
+// in-memory writer on the test database).
+func startWithWriter(t *testing.T, o collector.Options, mk func(sink.Options) *sink.Writer, trusted ...string) *testServer {
+	t.Helper()
 	db := chtest.Migrated(t)
 	sites, err := config.Parse("test.yaml", []byte(sitesYAML))
 	if err != nil {
@@ -102,7 +114,12 @@ func startWith(t *testing.T, o collector.Options, trusted ...string) *testServer
 	}
 	ts := &testServer{db: db, metrics: metrics.NewSet(), logs: &syncBuffer{}}
 	log := slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ts.writer = sink.New(sink.Options{Conn: db.Conn, BatchSize: 1000, Interval: 50 * time.Millisecond, Metrics: ts.metrics, Log: log})
+	wo := sink.Options{Conn: db.Conn, BatchSize: 1000, Interval: 50 * time.Millisecond, Metrics: ts.metrics, Log: log}
+	if mk == nil {
+		ts.writer = sink.New(wo)
+	} else {
+		ts.writer = mk(wo)
+	}
 	o.Sites, o.Writer, o.Conn, o.Geo, o.Proxies, o.Metrics, o.Log = sites, ts.writer, db.Conn, geo, proxies, ts.metrics, log
 	srv, err := collector.New(o)
 	if err != nil {
@@ -128,6 +145,12 @@ func (ts *testServer) stop(t *testing.T) {
 	}
 	ts.stopped = true
 	_ = ts.hs.Shutdown()
+	if ts.keepSpool {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		_, _ = ts.writer.Close(ctx) // ClickHouse unreachable: the rows stay in the spool
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if lost, err := ts.writer.Close(ctx); err != nil || lost != 0 {
@@ -414,17 +437,7 @@ func TestRawIPAppearsNowhere(t *testing.T) {
 		ts.do(t, req{body: "{", header: map[string]string{"X-Forwarded-For": ip}})
 	}
 	ts.stop(t)
-	var needles [][]byte
-	for _, s := range ips {
-		a := netip.MustParseAddr(s)
-		needles = append(needles, []byte(s), []byte(a.StringExpanded()), a.AsSlice())
-		b := a.AsSlice()
-		rev := make([]byte, len(b))
-		for i := range b {
-			rev[i] = b[len(b)-1-i]
-		}
-		needles = append(needles, rev)
-	}
+	needles := addrNeedles(ips)
 	tables := []string{}
 	rows, err := ts.db.Conn.Query(context.Background(), "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine NOT LIKE '%View'")
 	if err != nil {
@@ -464,6 +477,23 @@ func TestRawIPAppearsNowhere(t *testing.T) {
 			}
 		}
 	}
+}
+
+// addrNeedles are the forms in which a client address could leak: text,
+// expanded text, and its bytes in both orders.
+func addrNeedles(ips []string) [][]byte {
+	var needles [][]byte
+	for _, s := range ips {
+		a := netip.MustParseAddr(s)
+		needles = append(needles, []byte(s), []byte(a.StringExpanded()), a.AsSlice())
+		b := a.AsSlice()
+		rev := make([]byte, len(b))
+		for i := range b {
+			rev[i] = b[len(b)-1-i]
+		}
+		needles = append(needles, rev)
+	}
+	return needles
 }
 
 func TestBadInputIsRejectedAndCostsNothing(t *testing.T) {

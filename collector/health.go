@@ -46,9 +46,19 @@ func (s *Server) serveHealthz(ctx *fasthttp.RequestCtx) {
 func (s *Server) serveReadyz(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("text/plain; charset=utf-8")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
+	// Degraded (the spool is full, or inserts fail and events wait in the
+	// spool) still answers 200: ingest works, and the body says why.
+	degraded := s.writer.Degraded()
 	if err := s.ready.check(ctx); err != nil {
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
 		ctx.SetBodyString("not ready: " + err.Error() + "\n")
+		if degraded != "" {
+			ctx.Response.AppendBodyString("degraded: " + degraded + "\n")
+		}
+		return
+	}
+	if degraded != "" {
+		ctx.SetBodyString("degraded: " + degraded + "\n")
 		return
 	}
 	ctx.SetBodyString("ready\n")

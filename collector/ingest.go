@@ -61,6 +61,8 @@ type siteState struct {
 	precision locate.Precision
 	hosts     []string // domain and aliases, for self-referrals
 	aggregate bool     // privacy mode aggregate: opted-out events counted anonymously
+	// subject hashes consented user ids (mode consented only; nil otherwise).
+	subject *visitor.SubjectKey
 }
 
 // outcome of one event through the pipeline.
@@ -163,6 +165,11 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, h *hit) outcome {
 		return dropped(dropRateLimit)
 	}
 	e.VisitorID = visitorID
+	// A consented user id is stored only as its keyed hash, and only for a
+	// site in mode consented and an event that carries the consent flag.
+	if st.subject != nil && ev.Consent && len(ev.UID) > 0 {
+		e.SubjectID = st.subject.Append(e.SubjectID, ev.UID)
+	}
 	e.Referrer = append(append(e.Referrer, h.ref.Host...), h.ref.Path...)
 	e.ReferrerSource, e.Channel = h.ref.Source, string(h.ref.Channel)
 	e.UTMSource = append(e.UTMSource, h.page.UTMSource...)
@@ -230,6 +237,8 @@ func (s *Server) enqueue(e *sink.Event) outcome {
 		return accepted
 	case sink.ErrClosed:
 		return outcome{status: fasthttp.StatusServiceUnavailable, reason: dropShutdown}
+	case sink.ErrSpoolFull:
+		return outcome{status: fasthttp.StatusServiceUnavailable, reason: dropSpoolFull}
 	default:
 		return outcome{status: fasthttp.StatusServiceUnavailable, reason: dropQueueFull}
 	}

@@ -20,9 +20,10 @@ const (
 	dropRateLimit   = "rate-limit"
 	dropQueueFull   = "queue-full"
 	dropShutdown    = "shutting-down"
+	dropSpoolFull   = "spool-full"
 )
 
-var dropReasons = []string{dropUnknownSite, dropOptOut, dropGPC, dropDNT, dropBot, dropRateLimit, dropQueueFull, dropShutdown}
+var dropReasons = []string{dropUnknownSite, dropOptOut, dropGPC, dropDNT, dropBot, dropRateLimit, dropQueueFull, dropShutdown, dropSpoolFull}
 
 // rejections are 4xx answers to bad requests, by reason. Decoder errors
 // use the decoder's codes; the rest are the HTTP layer's.

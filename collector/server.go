@@ -146,6 +146,9 @@ func New(o Options) (*Server, error) {
 			hosts:     append([]string{site.Domain}, site.Aliases...),
 			aggregate: site.Privacy.Mode == config.ModeAggregate,
 		}
+		if site.Privacy.Mode == config.ModeConsented && site.Privacy.SubjectKey != "" {
+			s.siteStates[site].subject = visitor.NewSubjectKey([]byte(site.Privacy.SubjectKey))
+		}
 	}
 	return s, nil
 }

@@ -22,6 +22,8 @@ import (
 type File struct {
 	Sites   []Site   `yaml:"sites"`
 	APIKeys []APIKey `yaml:"api_keys"`
+	Users   []User   `yaml:"users"` // dashboard sign-in (users.go)
+	Email   Email    `yaml:"email"`
 
 	byHost map[string]*Site // domains and aliases without "www."
 }
@@ -42,6 +44,8 @@ type Site struct {
 	// https://*.example.com) whose pages may embed the collector's opt-out
 	// page in an iframe. Default none: the page cannot be framed.
 	OptOutFrameAncestors []string `yaml:"optout_frame_ancestors"`
+	// SharedLinks are read-only dashboard links (users.go).
+	SharedLinks []SharedLink `yaml:"shared_links"`
 
 	// Location is Timezone loaded.
 	Location *time.Location `yaml:"-"`
@@ -69,6 +73,10 @@ type Privacy struct {
 	KAnonymity      int    `yaml:"k_anonymity"`      // default 5, at least 2
 	RetentionMonths int    `yaml:"retention_months"` // default 25
 	Geo             string `yaml:"geo"`              // default region
+	// SubjectKey keys the hash of consented user ids (mode consented;
+	// subject.go), given here or, better, named by SubjectKeyEnv.
+	SubjectKey    string `yaml:"subject_key"`
+	SubjectKeyEnv string `yaml:"subject_key_env"`
 }
 
 // GPC reports whether Sec-GPC: 1 opts a visitor out.
@@ -83,6 +91,37 @@ type APIKey struct {
 	Name   string   `yaml:"name"`
 	SHA256 string   `yaml:"sha256"`
 	Sites  []string `yaml:"sites"`
+}
+
+// Email configures signed email links and open pixels (collector/email).
+// Without signing keys the email endpoints are off.
+type Email struct {
+	// SigningKeys sign and verify email tokens with HMAC-SHA256. The first
+	// key signs; every key verifies, so a key is rotated by putting a new
+	// one first and removing the old one once its links have expired.
+	SigningKeys []SigningKey `yaml:"signing_keys"`
+}
+
+// SigningKey is one email signing secret, given in the file or, better,
+// named by an environment variable.
+type SigningKey struct {
+	Name      string `yaml:"name"`       // appears in logs; required
+	Secret    string `yaml:"secret"`     // at least MinSigningKeyLen bytes
+	SecretEnv string `yaml:"secret_env"` // or: the environment variable holding it
+}
+
+// MinSigningKeyLen is the shortest accepted email signing secret: 32 bytes,
+// the HMAC-SHA256 output size (e.g. openssl rand -base64 32 gives 44).
+const MinSigningKeyLen = 32
+
+// Keys returns the signing secrets in order (the first signs), resolved
+// from the file or the environment by Parse.
+func (e Email) Keys() [][]byte {
+	out := make([][]byte, 0, len(e.SigningKeys))
+	for _, k := range e.SigningKeys {
+		out = append(out, []byte(k.Secret))
+	}
+	return out
 }
 
 // Defaults.
@@ -258,9 +297,13 @@ func (v *validator) file(f *File) {
 		v.fail([]any{"sites"}, "no sites configured; add at least one site with a domain")
 	}
 	seen := map[string]string{}
+	tokens := map[string]string{}
 	for i := range f.Sites {
 		v.site(f, i, seen)
+		v.sharedLinks(&f.Sites[i], []any{"sites", i}, tokens)
 	}
+	v.users(f)
+	v.email(&f.Email)
 	for i, k := range f.APIKeys {
 		at := []any{"api_keys", i}
 		if k.Name == "" {
@@ -277,6 +320,47 @@ func (v *validator) file(f *File) {
 				v.fail(append(at, "sites", j), "%q is not a configured site domain", s)
 			}
 		}
+	}
+}
+
+// getenv is os.Getenv, replaced in tests.
+var getenv = os.Getenv
+
+func (v *validator) email(e *Email) {
+	names := map[string]bool{}
+	secrets := map[string]int{}
+	for i := range e.SigningKeys {
+		k := &e.SigningKeys[i]
+		at := []any{"email", "signing_keys", i}
+		switch {
+		case k.Name == "":
+			v.fail(append(at, "name"), "missing; name each key (it appears in logs)")
+		case names[k.Name]:
+			v.fail(append(at, "name"), "%q is used by another key", k.Name)
+		}
+		names[k.Name] = true
+		switch {
+		case k.Secret != "" && k.SecretEnv != "":
+			v.fail(append(at, "secret"), "give either secret or secret_env, not both")
+			continue
+		case k.SecretEnv != "":
+			k.Secret = getenv(k.SecretEnv)
+			if k.Secret == "" {
+				v.fail(append(at, "secret_env"), "environment variable %s is empty or not set", k.SecretEnv)
+				continue
+			}
+		case k.Secret == "":
+			v.fail(append(at, "secret"), "missing; set secret or secret_env (e.g. openssl rand -base64 32)")
+			continue
+		}
+		if len(k.Secret) < MinSigningKeyLen {
+			v.fail(append(at, "secret"), "%d bytes is too short; use at least %d random bytes (e.g. openssl rand -base64 32)", len(k.Secret), MinSigningKeyLen)
+			continue
+		}
+		if j, dup := secrets[k.Secret]; dup {
+			v.fail(append(at, "secret"), "same secret as email.signing_keys[%d]", j)
+		}
+		secrets[k.Secret] = i
 	}
 }
 
@@ -316,6 +400,7 @@ func (v *validator) site(f *File, i int, seen map[string]string) {
 	default:
 		v.fail(append(pat, "mode"), "unknown privacy mode %q (want strict, aggregate or consented)", p.Mode)
 	}
+	v.subjectKey(p, pat)
 	switch {
 	case p.KAnonymity == 0:
 		p.KAnonymity = DefaultK

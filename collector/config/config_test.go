@@ -188,3 +188,57 @@ func TestOptOutFrameAncestors(t *testing.T) {
 		})
 	}
 }
+
+func TestEmailKeys(t *testing.T) {
+	const secret = "0123456789abcdef0123456789abcdef"
+	getenv = func(k string) string {
+		if k == "GLIMPSE_EMAIL_KEY" {
+			return secret + "env"
+		}
+		return ""
+	}
+	t.Cleanup(func() { getenv = os.Getenv })
+	head := "sites:\n  - domain: a.com\nemail:\n  signing_keys:\n"
+	tests := []struct {
+		name string
+		keys string
+		want string // substring of the error; "" for valid
+		n    int    // keys when valid
+	}{
+		{"none", "", "", 0},
+		{"one", "    - {name: k1, secret: " + secret + "}\n", "", 1},
+		{"env and rotation", "    - {name: new, secret_env: GLIMPSE_EMAIL_KEY}\n    - {name: old, secret: " + secret + "}\n", "", 2},
+		{"short", "    - {name: k1, secret: short}\n", "glimpse.yaml:5: email.signing_keys[0].secret: 5 bytes is too short", 0},
+		{"missing secret", "    - {name: k1}\n", "glimpse.yaml:5: email.signing_keys[0].secret: missing", 0},
+		{"missing name", "    - {secret: " + secret + "}\n", "glimpse.yaml:5: email.signing_keys[0].name: missing", 0},
+		{"both", "    - {name: k1, secret: " + secret + ", secret_env: GLIMPSE_EMAIL_KEY}\n", "email.signing_keys[0].secret: give either", 0},
+		{"env unset", "    - {name: k1, secret_env: NOPE}\n", "glimpse.yaml:5: email.signing_keys[0].secret_env: environment variable NOPE is empty", 0},
+		{"duplicate name", "    - {name: k1, secret: " + secret + "}\n    - {name: k1, secret: " + secret + "x}\n", "glimpse.yaml:6: email.signing_keys[1].name: \"k1\" is used", 0},
+		{"duplicate secret", "    - {name: k1, secret: " + secret + "}\n    - {name: k2, secret: " + secret + "}\n", "email.signing_keys[1].secret: same secret as email.signing_keys[0]", 0},
+		{"unknown field", "    - {name: k1, secret: " + secret + ", sekret: x}\n", `glimpse.yaml:5: unknown field "sekret" in signingkey`, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := Parse("glimpse.yaml", []byte(head+tt.keys))
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				keys := f.Email.Keys()
+				if len(keys) != tt.n {
+					t.Fatalf("got %d keys, want %d", len(keys), tt.n)
+				}
+				if tt.n == 2 && string(keys[0]) != secret+"env" {
+					t.Errorf("first key %q not resolved from the environment", keys[0])
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v\ndoes not contain %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("error leaks the secret: %v", err)
+			}
+		})
+	}
+}

@@ -45,6 +45,25 @@ type Options struct {
 	InsertTimeout time.Duration
 	Metrics       *metrics.Set
 	Log           *slog.Logger
+
+	// SpoolDir, when set, puts a disk spool between the events queue and
+	// ClickHouse (spool.go; use Open). Events are then never dropped after
+	// Enqueue: inserts are retried until they succeed, backing off from
+	// 250 ms to MaxBackoff, and the rows wait on disk meanwhile.
+	SpoolDir string
+	// SpoolMaxBytes caps the spool (default 1 GiB); at the cap Enqueue
+	// refuses with ErrSpoolFull.
+	SpoolMaxBytes int64
+	// SpoolSegmentBytes is the size at which a new segment starts (default
+	// 8 MiB): the unit of deletion once its rows are stored.
+	SpoolSegmentBytes int64
+	// SpoolSyncInterval is the group commit interval: accepted events are
+	// fsynced at least this often (default 200 ms).
+	SpoolSyncInterval time.Duration
+	// MaxBackoff caps the wait between retries of a spooled insert
+	// (default 5 s), which bounds how long a recovered ClickHouse waits
+	// before the backlog starts to drain.
+	MaxBackoff time.Duration
 }
 
 func (o *Options) defaults() {
@@ -75,6 +94,18 @@ func (o *Options) defaults() {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	if o.SpoolMaxBytes <= 0 {
+		o.SpoolMaxBytes = 1 << 30
+	}
+	if o.SpoolSegmentBytes <= 0 {
+		o.SpoolSegmentBytes = 8 << 20
+	}
+	if o.SpoolSyncInterval <= 0 {
+		o.SpoolSyncInterval = 200 * time.Millisecond
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 5 * time.Second
+	}
 }
 
 // ErrQueueFull and ErrClosed are what Enqueue reports instead of blocking.
@@ -98,23 +129,85 @@ type Writer struct {
 	// that events survive garbage collections and the steady state
 	// allocates nothing. It holds at most as many as can be in flight.
 	free chan *Event
+
+	spool      *spool // nil without Options.SpoolDir
+	erasures   erasures
+	failing    atomic.Bool     // spooled inserts are failing and being retried
+	stopCtx    context.Context // cancelled when Close gives up or returns
+	stopCancel context.CancelFunc
 }
 
-// New starts a Writer; Close stops it.
+// New starts a Writer without a spool; Close stops it. Use Open for a
+// writer with Options.SpoolDir.
 func New(o Options) *Writer {
+	if o.SpoolDir != "" {
+		panic("sink.New: a spool needs sink.Open")
+	}
 	o.defaults()
+	w := newWriter(o)
+	w.wg.Add(2)
+	go w.events.run()
+	go w.sessions.run()
+	return w
+}
+
+// Open starts a Writer, with a disk spool for events when o.SpoolDir is
+// set: it locks the directory, and segments an earlier process left are
+// inserted before any new event. Close stops it.
+func Open(o Options) (*Writer, error) {
+	if o.SpoolDir == "" {
+		return New(o), nil
+	}
+	o.defaults()
+	if o.Discard {
+		return nil, errors.New("a spool and the discard sink do not go together")
+	}
+	sp, err := openSpool(&o)
+	if err != nil {
+		return nil, err
+	}
+	w := newWriter(o)
+	w.spool, sp.w = sp, w
+	if err := w.erasures.load(o.SpoolDir); err != nil {
+		sp.lock.Close()
+		return nil, err
+	}
+	a := &appender{s: sp}
+	if err := a.create(sp.startupLast + 1); err != nil {
+		sp.lock.Close()
+		return nil, err
+	}
+	full := make(chan spoolBatch)
+	free := make(chan []*Event, 1)
+	free <- make([]*Event, 0, o.BatchSize)
+	w.wg.Add(3)
+	go w.appendLoop(a)
+	go func() {
+		defer w.wg.Done()
+		flushed := make(chan struct{})
+		go func() { defer close(flushed); w.flushLoop(full, free) }()
+		w.readLoop(full, free)
+		<-flushed
+	}()
+	go w.sessions.run()
+	return w, nil
+}
+
+func newWriter(o Options) *Writer {
 	w := &Writer{opts: o, stop: make(chan struct{})}
+	w.stopCtx, w.stopCancel = context.WithCancel(context.Background())
 	w.free = make(chan *Event, o.QueueSize+2*o.BatchSize) // queued, collecting, being inserted
 	var eb eventBatch
 	w.events = newTable(w, "events", "INSERT INTO events ("+eventColumns+")", o.BatchSize, o.Interval,
 		func(rows []*Event, e *Event) []*Event { return append(rows, e) },
-		func(b driver.Batch, rows []*Event) error { return eb.appendTo(b, rows) },
+		func(b driver.Batch, rows []*Event) error { return eb.appendTo(b, w.withoutErased(rows)) },
 		func(rows []*Event) {
 			eb.release()
 			for _, r := range rows {
 				w.Release(r)
 			}
 		})
+	w.events.guard = &w.erasures.insertMu
 	var sb sessionBatch
 	var co sessionCoalescer
 	w.sessions = newTable(w, "sessions", "INSERT INTO sessions ("+sessionColumns+")", o.SessionBatchSize, o.SessionInterval, co.add,
@@ -122,9 +215,6 @@ func New(o Options) *Writer {
 		func([]sessionRow) { sb.release() })
 	w.sessions.reset = co.reset
 	o.Metrics.NewGauge("glimpse_queue_depth", func() float64 { return float64(w.QueueDepth()) })
-	w.wg.Add(2)
-	go w.events.run()
-	go w.sessions.run()
 	return w
 }
 
@@ -140,6 +230,11 @@ func (w *Writer) Enqueue(e *Event) error {
 	if w.closed {
 		w.Release(e)
 		return ErrClosed
+	}
+	if w.spool != nil && w.spool.full.Load() {
+		w.Release(e)
+		w.spool.logFull()
+		return ErrSpoolFull
 	}
 	select {
 	case w.events.queue <- e:
@@ -188,11 +283,36 @@ func (w *Writer) Close(ctx context.Context) (lost int64, err error) {
 	case <-done:
 	case <-ctx.Done():
 		close(w.stop)
+		w.stopCancel()
 		<-done
 		err = fmt.Errorf("final flush did not finish: %w", ctx.Err())
 	}
+	w.stopCancel()
 	lost = w.events.lost.Load() + w.sessions.lost.Load()
+	if w.spool != nil {
+		if left := w.spool.size.Load(); err != nil && left > 0 {
+			w.opts.Log.Warn("rows left in the spool for the next start", "bytes", left, "dir", w.spool.dir)
+		}
+		w.spool.lock.Close()
+	}
 	return lost, err
+}
+
+// Degraded says why the writer works but not fully (the spool is full,
+// inserts are failing and rows wait in the spool), or "".
+func (w *Writer) Degraded() string {
+	s := w.spool
+	if s == nil {
+		return ""
+	}
+	switch {
+	case s.full.Load():
+		return fmt.Sprintf("spool full (%d of %d bytes): new events are refused (reason spool-full) until ClickHouse catches up",
+			s.size.Load(), s.maxSize)
+	case w.failing.Load():
+		return fmt.Sprintf("ClickHouse inserts failing: events wait in the spool (%d bytes) and are retried", s.size.Load())
+	}
+	return ""
 }
 
 // table is one table's queue and the goroutine that owns its batch.
@@ -210,6 +330,9 @@ type table[Q, T any] struct {
 	add   func([]T, Q) []T
 	reset func()
 	lost  atomic.Int64
+	// guard, if set, is held during each insert (events: Writer.Erase
+	// waits on it).
+	guard *sync.Mutex
 
 	stored  *metrics.Counter
 	errors  *metrics.Counter
@@ -344,6 +467,10 @@ func (t *table[Q, T]) insertRetry(ctx context.Context, rows []T) {
 func (t *table[Q, T]) insert1(ctx context.Context, rows []T) error {
 	ctx, cancel := context.WithTimeout(ctx, t.w.opts.InsertTimeout)
 	defer cancel()
+	if t.guard != nil {
+		t.guard.Lock()
+		defer t.guard.Unlock()
+	}
 	b, err := t.w.opts.Conn.PrepareBatch(ctx, t.insert)
 	if err != nil {
 		return fmt.Errorf("cannot prepare insert into %s: %w", t.name, err)

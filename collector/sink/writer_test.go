@@ -65,9 +65,24 @@ func closeWriter(t *testing.T, w *sink.Writer) int64 {
 }
 
 func TestWriterStoresEveryColumn(t *testing.T) {
+	for _, spooled := range []bool{false, true} {
+		t.Run(map[bool]string{false: "memory", true: "spool"}[spooled], func(t *testing.T) { testStoresEveryColumn(t, spooled) })
+	}
+}
+
+// testStoresEveryColumn checks every column, straight from memory or
+// through the spool's encoding and back.
+func testStoresEveryColumn(t *testing.T, spooled bool) {
 	db := chtest.Migrated(t)
 	set := metrics.NewSet()
-	w := sink.New(sink.Options{Conn: db.Conn, BatchSize: 100, QueueSize: 1000, Interval: time.Hour, Metrics: set})
+	o := sink.Options{Conn: db.Conn, BatchSize: 100, QueueSize: 1000, Interval: time.Hour, Metrics: set}
+	if spooled {
+		o.SpoolDir, o.Interval = t.TempDir(), 50*time.Millisecond
+	}
+	w, err := sink.Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ts := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 	const n = 250
 	for i := range n {
@@ -90,7 +105,7 @@ func TestWriterStoresEveryColumn(t *testing.T) {
 		when                                                                               time.Time
 	)
 	ctx := context.Background()
-	err := db.Conn.QueryRow(ctx, `SELECT site_id, name, hostname, pathname, referrer, referrer_source, channel, utm_campaign,
+	err = db.Conn.QueryRow(ctx, `SELECT site_id, name, hostname, pathname, referrer, referrer_source, channel, utm_campaign,
 		country_code, region, ip_prefix, browser, connection_type, revenue_currency, prop_keys, prop_values, visitor_id,
 		scroll_depth, revenue_micros, ts FROM events WHERE pathname = '/page/7'`).
 		Scan(&site, &name, &host, &path, &ref, &src, &ch, &camp, &cc, &region, &prefix, &browser, &conn, &cur, &keys, &vals,
@@ -109,6 +124,9 @@ func TestWriterStoresEveryColumn(t *testing.T) {
 	set.WritePrometheus(&b)
 	if !strings.Contains(b.String(), "glimpse_events_stored_total 250") {
 		t.Errorf("metrics do not count the stored rows:\n%s", b.String())
+	}
+	if n := count(t, db, "SELECT count() FROM events WHERE downlink = 9.5 AND rtt = 50 AND interactive = 1 AND length(prop_keys) = 2"); n != 250 {
+		t.Errorf("%d rows keep the numeric columns, want 250", n)
 	}
 }
 

@@ -1,0 +1,245 @@
+package sink
+
+import (
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"math"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Spool records. A record is one events row, framed as
+//
+//	u32 little-endian payload length | u32 CRC-32C of the payload | payload
+//
+// and the payload is a version byte (recordV1) followed by the fields of
+// Event in declaration order: byte and string fields as a uvarint length
+// and the bytes, integers as uvarints (TS as a zigzag varint of Unix
+// nanoseconds), EventID as 16 raw bytes, Downlink as its IEEE-754 bits,
+// PropKeys/PropValues as a count and then the pairs. The fields are
+// exactly the events table's columns, so the spool holds no more than the
+// table does: truncated IP prefix, hashes, parsed User-Agent fields.
+const (
+	recordV1        = 1
+	recordHeaderLen = 8
+	// maxRecordLen bounds one record. The decoder's limits keep an event
+	// far below it (the URL, referrer, target and props together are a few
+	// KiB); a larger length field is corruption.
+	maxRecordLen = 1 << 20
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+var errBadRecord = errors.New("malformed spool record")
+
+// appendRecord appends e as one framed record to dst.
+func appendRecord(dst []byte, e *Event) []byte {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0) // header, filled below
+	dst = append(dst, recordV1)
+	bs := func(b []byte) { dst = binary.AppendUvarint(dst, uint64(len(b))); dst = append(dst, b...) }
+	ss := func(s string) { dst = binary.AppendUvarint(dst, uint64(len(s))); dst = append(dst, s...) }
+	u := func(v uint64) { dst = binary.AppendUvarint(dst, v) }
+	ss(e.SiteID)
+	dst = append(dst, e.EventID[:]...)
+	dst = binary.AppendVarint(dst, e.TS.UnixNano())
+	dst = append(dst, byte(e.Type))
+	bs(e.Name)
+	u(e.VisitorID)
+	u(e.SessionID)
+	bs(e.SubjectID)
+	bs(e.Hostname)
+	bs(e.Pathname)
+	bs(e.Referrer)
+	ss(e.ReferrerSource)
+	ss(e.Channel)
+	bs(e.UTMSource)
+	bs(e.UTMMedium)
+	bs(e.UTMCampaign)
+	bs(e.UTMContent)
+	bs(e.UTMTerm)
+	bs(e.TargetURL)
+	ss(e.CountryCode)
+	ss(e.Region)
+	ss(e.City)
+	bs(e.IPPrefix)
+	ss(e.Browser)
+	ss(e.BrowserVersion)
+	ss(e.OS)
+	ss(e.OSVersion)
+	ss(e.Device)
+	ss(e.Screen)
+	ss(e.ConnectionType)
+	u(uint64(math.Float32bits(e.Downlink)))
+	u(uint64(e.RTT))
+	u(uint64(e.SaveData))
+	u(uint64(e.EngagementMS))
+	u(uint64(e.ScrollDepth))
+	u(uint64(e.Interactive))
+	u(uint64(len(e.PropKeys)))
+	for i := range e.PropKeys {
+		bs(e.PropKeys[i])
+		bs(e.PropValues[i])
+	}
+	dst = binary.AppendVarint(dst, e.RevenueMicros)
+	bs(e.RevenueCurrency)
+	bs(e.EmailCampaign)
+	bs(e.EmailRecipient)
+	ss(e.EmailVerdict)
+	ss(e.EmailReason)
+	payload := dst[start+recordHeaderLen:]
+	binary.LittleEndian.PutUint32(dst[start:], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(dst[start+4:], crc32.Checksum(payload, castagnoli))
+	return dst
+}
+
+// interner returns one string per distinct value, so decoding the
+// low-cardinality string fields (site, browser, country, ...) of a replayed
+// row allocates only the first time a value is seen.
+type interner struct{ m map[string]string }
+
+func (in *interner) get(b []byte) string {
+	if s, ok := in.m[string(b)]; ok {
+		return s
+	}
+	if in.m == nil || len(in.m) > 1<<16 {
+		in.m = make(map[string]string) // bounded: start over rather than grow
+	}
+	s := string(b)
+	in.m[s] = s
+	return s
+}
+
+// recordDecoder reads fields from one payload.
+type recordDecoder struct {
+	p   []byte
+	err error
+	in  *interner
+}
+
+func (d *recordDecoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.p)
+	if n <= 0 {
+		d.err = errBadRecord
+		return 0
+	}
+	d.p = d.p[n:]
+	return v
+}
+
+func (d *recordDecoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.p)
+	if n <= 0 {
+		d.err = errBadRecord
+		return 0
+	}
+	d.p = d.p[n:]
+	return v
+}
+
+func (d *recordDecoder) raw(n int) []byte {
+	if d.err != nil || n < 0 || n > len(d.p) {
+		d.err = errBadRecord
+		return nil
+	}
+	b := d.p[:n]
+	d.p = d.p[n:]
+	return b
+}
+
+func (d *recordDecoder) bytes(dst []byte) []byte {
+	n := d.uvarint()
+	if n > uint64(len(d.p)) {
+		d.err = errBadRecord
+		return dst
+	}
+	return append(dst, d.raw(int(n))...)
+}
+
+func (d *recordDecoder) str() string {
+	n := d.uvarint()
+	if n > uint64(len(d.p)) {
+		d.err = errBadRecord
+		return ""
+	}
+	return d.in.get(d.raw(int(n)))
+}
+
+// decodeRecord fills e (reset, from the pool) from a record's payload.
+func decodeRecord(p []byte, e *Event, in *interner) error {
+	if len(p) == 0 || p[0] != recordV1 {
+		return errBadRecord
+	}
+	d := recordDecoder{p: p[1:], in: in}
+	e.SiteID = d.str()
+	copy(e.EventID[:], d.raw(len(uuid.UUID{})))
+	e.TS = time.Unix(0, d.varint()).UTC()
+	if t := d.raw(1); len(t) == 1 {
+		e.Type = int8(t[0])
+	}
+	e.Name = d.bytes(e.Name)
+	e.VisitorID = d.uvarint()
+	e.SessionID = d.uvarint()
+	e.SubjectID = d.bytes(e.SubjectID)
+	e.Hostname = d.bytes(e.Hostname)
+	e.Pathname = d.bytes(e.Pathname)
+	e.Referrer = d.bytes(e.Referrer)
+	e.ReferrerSource = d.str()
+	e.Channel = d.str()
+	e.UTMSource = d.bytes(e.UTMSource)
+	e.UTMMedium = d.bytes(e.UTMMedium)
+	e.UTMCampaign = d.bytes(e.UTMCampaign)
+	e.UTMContent = d.bytes(e.UTMContent)
+	e.UTMTerm = d.bytes(e.UTMTerm)
+	e.TargetURL = d.bytes(e.TargetURL)
+	e.CountryCode = d.str()
+	e.Region = d.str()
+	e.City = d.str()
+	e.IPPrefix = d.bytes(e.IPPrefix)
+	e.Browser = d.str()
+	e.BrowserVersion = d.str()
+	e.OS = d.str()
+	e.OSVersion = d.str()
+	e.Device = d.str()
+	e.Screen = d.str()
+	e.ConnectionType = d.str()
+	e.Downlink = math.Float32frombits(uint32(d.uvarint()))
+	e.RTT = uint16(d.uvarint())
+	e.SaveData = uint8(d.uvarint())
+	e.EngagementMS = uint32(d.uvarint())
+	e.ScrollDepth = uint8(d.uvarint())
+	e.Interactive = uint8(d.uvarint())
+	nprops := d.uvarint()
+	if nprops > uint64(len(d.p)) {
+		return errBadRecord
+	}
+	for range nprops {
+		k := d.raw(int(d.uvarint()))
+		v := d.raw(int(d.uvarint()))
+		if d.err != nil {
+			return d.err
+		}
+		e.AddProp(k, v)
+	}
+	e.RevenueMicros = d.varint()
+	e.RevenueCurrency = d.bytes(e.RevenueCurrency)
+	e.EmailCampaign = d.bytes(e.EmailCampaign)
+	e.EmailRecipient = d.bytes(e.EmailRecipient)
+	e.EmailVerdict = d.str()
+	e.EmailReason = d.str()
+	if d.err != nil {
+		return d.err
+	}
+	if len(d.p) != 0 {
+		return errBadRecord
+	}
+	return nil
+}
