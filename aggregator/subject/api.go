@@ -1,0 +1,134 @@
+package subject
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// API paths. Both take POST with site_id and uid as form fields (so the
+// id stays out of access logs), and Authorization: Bearer <key> of an
+// api_keys entry that lists the site.
+const (
+	PathExport = "/api/v1/subject/export" // format=jsonl (default) or csv
+	PathErase  = "/api/v1/subject/erase"
+)
+
+// Routes returns the handlers by path.
+func (s *Service) Routes(log *slog.Logger) map[string]fasthttp.RequestHandler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return map[string]fasthttp.RequestHandler{
+		PathExport: s.handle(log, s.exportHTTP),
+		PathErase:  s.handle(log, s.eraseHTTP),
+	}
+}
+
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func (s *Service) handle(log *slog.Logger, h func(ctx context.Context, c *fasthttp.RequestCtx, site, subject string) error) fasthttp.RequestHandler {
+	return func(c *fasthttp.RequestCtx) {
+		c.Response.Header.Set("Cache-Control", "no-store")
+		err := func() error {
+			if !c.IsPost() {
+				return &httpError{fasthttp.StatusMethodNotAllowed, "use POST"}
+			}
+			site := string(c.PostArgs().Peek("site_id"))
+			if err := s.authorize(c.Request.Header.Peek("Authorization"), site); err != nil {
+				return err
+			}
+			subject, err := s.SubjectID(site, string(c.PostArgs().Peek("uid")))
+			if err != nil {
+				return &httpError{fasthttp.StatusBadRequest, err.Error()}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), s.o.MutationTimeout+time.Minute)
+			defer cancel()
+			return h(ctx, c, site, subject)
+		}()
+		if err == nil {
+			return
+		}
+		status := fasthttp.StatusInternalServerError
+		var he *httpError
+		if errors.As(err, &he) {
+			status = he.status
+		} else {
+			log.Error("subject request failed", "path", string(c.Path()), "err", err)
+		}
+		c.Response.ResetBody()
+		c.SetStatusCode(status)
+		c.SetContentType("application/json")
+		b, _ := json.Marshal(map[string]string{"error": err.Error()})
+		c.SetBody(b)
+	}
+}
+
+// authorize checks the Bearer key against the configured key hashes.
+func (s *Service) authorize(h []byte, site string) error {
+	const prefix = "Bearer "
+	if !bytes.HasPrefix(h, []byte(prefix)) || len(h) == len(prefix) {
+		return &httpError{fasthttp.StatusUnauthorized, "missing API key: send Authorization: Bearer <key>"}
+	}
+	sum := sha256.Sum256(h[len(prefix):])
+	for _, k := range s.o.Sites.APIKeys {
+		want, err := hex.DecodeString(k.SHA256)
+		if err != nil || subtle.ConstantTimeCompare(want, sum[:]) != 1 {
+			continue
+		}
+		for _, ks := range k.Sites {
+			if ks == site {
+				return nil
+			}
+		}
+		return &httpError{fasthttp.StatusForbidden, "this API key may not access site " + site}
+	}
+	return &httpError{fasthttp.StatusUnauthorized, "invalid API key"}
+}
+
+func (s *Service) exportHTTP(ctx context.Context, c *fasthttp.RequestCtx, site, subject string) error {
+	format := string(c.PostArgs().Peek("format"))
+	switch format {
+	case "", JSONLines:
+		format = JSONLines
+		c.SetContentType("application/x-ndjson")
+	case CSV:
+		c.SetContentType("text/csv; charset=utf-8")
+	default:
+		return &httpError{fasthttp.StatusBadRequest, "format: want jsonl or csv"}
+	}
+	var buf bytes.Buffer
+	n, err := s.Export(ctx, site, subject, format, &buf)
+	if err != nil {
+		return err
+	}
+	c.Response.Header.Set("X-Glimpse-Rows", itoa(n))
+	c.SetBody(buf.Bytes())
+	return nil
+}
+
+func (s *Service) eraseHTTP(ctx context.Context, c *fasthttp.RequestCtx, site, subject string) error {
+	n, err := s.Erase(ctx, site, subject)
+	if err != nil {
+		return err
+	}
+	c.SetContentType("application/json")
+	b, _ := json.Marshal(map[string]any{"site_id": site, "deleted": n, "remaining": 0})
+	c.SetBody(b)
+	return nil
+}
+
+func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }

@@ -1,0 +1,198 @@
+package subject_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/valyala/fasthttp"
+
+	"github.com/glimpse-analytics/glimpse/aggregator/subject"
+	"github.com/glimpse-analytics/glimpse/collector/config"
+	"github.com/glimpse-analytics/glimpse/collector/sink"
+	"github.com/glimpse-analytics/glimpse/collector/visitor"
+	"github.com/glimpse-analytics/glimpse/migrations/chtest"
+)
+
+const (
+	subjectKey = "0123456789abcdef0123456789abcdef"
+	apiKey     = "test-key-for-subject-requests"
+)
+
+func sites(t *testing.T) *config.File {
+	t.Helper()
+	sum := sha256.Sum256([]byte(apiKey))
+	f, err := config.Parse("s.yaml", []byte(fmt.Sprintf(`sites:
+  - domain: shop.example
+    privacy: {mode: consented, subject_key: %s}
+  - domain: other.example
+api_keys:
+  - {name: dpo, sha256: %s, sites: [shop.example]}
+`, subjectKey, hex.EncodeToString(sum[:]))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func enqueue(t *testing.T, w *sink.Writer, site, subject string, n int) {
+	t.Helper()
+	for i := range n {
+		e := w.NewEvent()
+		e.SiteID, e.EventID, e.TS, e.Type = site, uuid.New(), time.Now().UTC().Truncate(time.Second), sink.TypePageview
+		e.SubjectID = append(e.SubjectID, subject...)
+		e.Pathname = fmt.Appendf(e.Pathname, "/%s/%d", site, i)
+		e.IPPrefix = append(e.IPPrefix, "203.0.113.0/24"...)
+		e.AddProp([]byte("plan"), []byte("pro"))
+		if err := w.Enqueue(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func post(t *testing.T, base, path, key string, form url.Values) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestExportEraseRoundTrip stores some of a subject's events, leaves more
+// in the spool, exports them all through the API (JSON Lines and CSV),
+// erases them, and checks that none is left anywhere and none arrives
+// later from the spool, while other subjects' rows stay.
+func TestExportEraseRoundTrip(t *testing.T) {
+	db := chtest.Migrated(t)
+	cfg := sites(t)
+	key := visitor.NewSubjectKey([]byte(subjectKey))
+	alice, bob := key.String("alice"), key.String("bob")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	// Stored: 5 of alice, 3 of bob, 2 of another site with alice's hash.
+	w1 := sink.New(sink.Options{Conn: db.Conn, Interval: time.Hour})
+	enqueue(t, w1, "shop.example", alice, 5)
+	enqueue(t, w1, "shop.example", bob, 3)
+	enqueue(t, w1, "other.example", alice, 2)
+	if _, err := w1.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Spooled, not yet inserted: 4 more of alice and 1 of bob.
+	w2, err := sink.Open(sink.Options{Conn: db.Conn, SpoolDir: t.TempDir(), Interval: time.Hour, SpoolSyncInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enqueue(t, w2, "shop.example", alice, 4)
+	enqueue(t, w2, "shop.example", bob, 1)
+	svc := subject.New(subject.Options{Conn: db.Conn, Sites: cfg, Writer: w2})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var b bytes.Buffer
+		n, err := svc.Export(ctx, "shop.example", alice, subject.JSONLines, &b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 9 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("export has %d rows, want 5 stored + 4 spooled", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	mux := svc.Routes(nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &fasthttp.Server{Handler: func(c *fasthttp.RequestCtx) {
+		if h, ok := mux[string(c.Path())]; ok {
+			h(c)
+			return
+		}
+		c.SetStatusCode(404)
+	}}
+	go hs.Serve(ln)
+	defer hs.Shutdown()
+	base := "http://" + ln.Addr().String()
+	form := url.Values{"site_id": {"shop.example"}, "uid": {"alice"}}
+
+	for _, tt := range []struct {
+		name, key string
+		form      url.Values
+		status    int
+	}{
+		{"no key", "", form, 401},
+		{"wrong key", "nope", form, 401},
+		{"site not granted", apiKey, url.Values{"site_id": {"other.example"}, "uid": {"alice"}}, 403},
+		{"no uid", apiKey, url.Values{"site_id": {"shop.example"}}, 400},
+	} {
+		if code, body := post(t, base, subject.PathExport, tt.key, tt.form); code != tt.status {
+			t.Errorf("%s: %d %s, want %d", tt.name, code, body, tt.status)
+		}
+	}
+
+	code, body := post(t, base, subject.PathExport, apiKey, form)
+	lines := strings.Split(strings.TrimSpace(body), "\n")
+	if code != 200 || len(lines) != 9 {
+		t.Fatalf("jsonl export: %d, %d lines:\n%s", code, len(lines), body)
+	}
+	if !strings.Contains(lines[0], `"subject_id":"`+alice+`"`) || !strings.Contains(lines[0], `"prop_keys":["plan"]`) || strings.Contains(body, `"alice"`) {
+		t.Fatalf("jsonl row: %s", lines[0])
+	}
+	csvForm := url.Values{"site_id": {"shop.example"}, "uid": {"alice"}, "format": {"csv"}}
+	code, body = post(t, base, subject.PathExport, apiKey, csvForm)
+	recs, err := csv.NewReader(strings.NewReader(body)).ReadAll()
+	if code != 200 || err != nil || len(recs) != 10 || recs[0][0] != "site_id" || recs[0][1] != "event_id" {
+		t.Fatalf("csv export: %d %v, %d records:\n%s", code, err, len(recs), body)
+	}
+
+	code, body = post(t, base, subject.PathErase, apiKey, form)
+	if code != 200 || !strings.Contains(body, `"deleted":5`) {
+		t.Fatalf("erase: %d %s", code, body)
+	}
+	count := func(q string, args ...any) uint64 {
+		var n uint64
+		if err := db.Conn.QueryRow(ctx, q, args...).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if code, body = post(t, base, subject.PathExport, apiKey, form); code != 200 || body != "" {
+		t.Fatalf("export after erase: %d %q", code, body)
+	}
+	// The spooled rows of alice never arrive; bob's and the other site's do.
+	if _, err := w2.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := count("SELECT count() FROM events WHERE site_id = 'shop.example' AND subject_id = ?", alice); n != 0 {
+		t.Fatalf("%d rows of the erased subject after the spool drained", n)
+	}
+	if n := count("SELECT count() FROM events WHERE site_id = 'shop.example' AND subject_id = ?", bob); n != 4 {
+		t.Fatalf("bob has %d rows, want 4", n)
+	}
+	if n := count("SELECT count() FROM events WHERE site_id = 'other.example'"); n != 2 {
+		t.Fatalf("other.example has %d rows, want 2", n)
+	}
+}
