@@ -1,4 +1,23 @@
-// Package dashboards serves the marketers' web dashboard (embedded assets,
-// handlers, sign-in) and holds the Grafana dashboard JSON. Its capabilities
-// arrive with the dashboards issue; nothing here is wired yet.
+// Package dashboards serves Glimpse's web dashboard: server-rendered
+// sign-in and site-list pages, and a per-site page whose script (embedded,
+// written in this project, no third-party code) reads the Stats API's
+// answers through the dashboard's own JSON endpoints, which call the same
+// aggregator.Engine (aggregator/api.HandlersWith) but authorize by a
+// session cookie or a shared link's token instead of a Bearer key.
+//
+// Security:
+//   - every response carries a strict Content-Security-Policy (scripts,
+//     styles and images from this origin only, no inline script, no
+//     framing), X-Frame-Options: DENY and Referrer-Policy: no-referrer;
+//   - users come from the sites file (users:, bcrypt or argon2id hashes);
+//     a sign-in sets an HttpOnly, SameSite=Strict session cookie (Secure
+//     over TLS or with Options.SecureCookies) whose id lives in memory;
+//   - failed sign-ins are throttled per e-mail address and per client IP;
+//   - every form (sign-in, sign-out) carries a CSRF token checked against
+//     a cookie (sign-in) or the session (sign-out), and a cross-site
+//     Origin or Sec-Fetch-Site is refused;
+//   - a shared link (sites[].shared_links) reads one site with its token
+//     in the URL; the page passes it on to the JSON endpoints as auth=.
+//
+// Grafana dashboards for the ClickHouse data source live in grafana/.
 package dashboards

@@ -1,0 +1,91 @@
+package dashboards
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/glimpse-analytics/glimpse/aggregator"
+	"github.com/glimpse-analytics/glimpse/aggregator/api"
+)
+
+// csv answers a panel's rows as a CSV download: the same parameters as
+// the JSON endpoint named by endpoint= (breakdown or timeseries), one
+// column for the key (the property's, or date) and one per metric in the
+// order asked for.
+func (d *Dashboard) csv(c *fasthttp.RequestCtx) {
+	endpoint := string(c.QueryArgs().Peek("endpoint"))
+	fail := func(status int, msg string) {
+		c.Response.Header.Set("Cache-Control", "no-store")
+		c.SetContentType("application/json")
+		c.SetStatusCode(status)
+		b, _ := json.Marshal(map[string]string{"error": msg})
+		c.SetBody(b)
+	}
+	if endpoint != api.EndpointBreakdown && endpoint != api.EndpointTimeseries {
+		fail(fasthttp.StatusBadRequest, "endpoint must be breakdown or timeseries")
+		return
+	}
+	res, err := d.opts.Stats.Run(c, endpoint, d.authorize)
+	if err != nil {
+		status, msg := d.opts.Stats.StatusOf(c, err)
+		fail(status, msg)
+		return
+	}
+	r := res.(*aggregator.Response)
+	rows, _ := r.Results.([]map[string]any)
+	metrics := strings.Split(string(c.QueryArgs().Peek("metrics")), ",")
+	if metrics[0] == "" {
+		metrics = []string{"visitors"}
+	}
+	key := "date"
+	if endpoint == api.EndpointBreakdown {
+		p, _ := aggregator.ParseProperty(string(c.QueryArgs().Peek("property")))
+		key = p.Key
+	}
+	var b bytes.Buffer
+	w := csv.NewWriter(&b)
+	_ = w.Write(append([]string{key}, metrics...))
+	for _, row := range rows {
+		rec := []string{cell(row[key])}
+		for _, m := range metrics {
+			rec = append(rec, cell(row[strings.TrimSpace(m)]))
+		}
+		_ = w.Write(rec)
+	}
+	w.Flush()
+	name := fmt.Sprintf("%s-%s-%s.csv", c.QueryArgs().Peek("site_id"), key, c.QueryArgs().Peek("period"))
+	c.Response.Header.Set("Cache-Control", "no-store")
+	c.Response.Header.Set("Content-Disposition", `attachment; filename="`+fileName(name)+`"`)
+	c.SetContentType("text/csv; charset=utf-8")
+	c.SetBody(b.Bytes())
+}
+
+// cell renders a value; text that a spreadsheet would run as a formula
+// gets a leading apostrophe (visitors supply paths and properties).
+func cell(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return ""
+	case string:
+		if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+			return "'" + v
+		}
+		return v
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	case int64:
+		return strconv.FormatInt(v, 10)
+	}
+	return fmt.Sprint(v)
+}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+func fileName(s string) string { return unsafeName.ReplaceAllString(s, "_") }

@@ -1,0 +1,472 @@
+package dashboards
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"mime"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/glimpse-analytics/glimpse/aggregator/api"
+	"github.com/glimpse-analytics/glimpse/collector/config"
+)
+
+// Paths. The dashboard lives under Prefix, on the main listener or on its
+// own (serve --dashboard-listen).
+const (
+	Prefix      = "/dashboard"
+	PathHome    = Prefix + "/"
+	PathLogin   = Prefix + "/login"
+	PathLogout  = Prefix + "/logout"
+	PathSite    = Prefix + "/site"
+	PathAssets  = Prefix + "/assets/"
+	PathAPI     = Prefix + "/api/"
+	PathCSV     = Prefix + "/api/csv"
+	cookieName  = "glimpse_session"
+	csrfCookie  = "glimpse_csrf"
+	cookiePath  = Prefix + "/"
+	maxEmailLen = 254
+)
+
+// ContentSecurityPolicy is sent with every dashboard response: everything
+// from this origin only, no inline script or style, no plugins, no
+// framing, forms post only here.
+const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
+	"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+//go:embed assets templates
+var files embed.FS
+
+// Options configure the dashboard.
+type Options struct {
+	Sites *config.File
+	Stats *api.API // the Stats API whose handlers the page's JSON endpoints reuse
+	// SessionTTL is how long a sign-in lasts (default 12 h).
+	SessionTTL time.Duration
+	// SecureCookies marks cookies Secure even on plain HTTP (set it behind
+	// a TLS-terminating proxy); over TLS they always are.
+	SecureCookies bool
+	// LoginWindow and the limits throttle failed sign-ins: after
+	// LoginLimitEmail failures for one address, or LoginLimitIP from one
+	// client IP, within the window, sign-ins are refused until it ends
+	// (defaults 15 min, 5, 20).
+	LoginWindow     time.Duration
+	LoginLimitEmail int
+	LoginLimitIP    int
+	Now             func() time.Time
+	Log             *slog.Logger
+}
+
+// Dashboard is the web dashboard.
+type Dashboard struct {
+	opts     Options
+	tmpl     *template.Template
+	sessions *sessions
+	throttle *throttle
+	assets   map[string]asset
+	api      map[string]fasthttp.RequestHandler
+	routes   map[string]fasthttp.RequestHandler
+
+	dummyOnce sync.Once
+	dummy     string // a hash to verify against when the user is unknown
+}
+
+type asset struct {
+	body []byte
+	typ  string
+	etag string
+}
+
+// New prepares the dashboard.
+func New(o Options) (*Dashboard, error) {
+	if o.Sites == nil || o.Stats == nil {
+		return nil, errors.New("dashboards: Sites and Stats are required")
+	}
+	if o.SessionTTL <= 0 {
+		o.SessionTTL = 12 * time.Hour
+	}
+	if o.LoginWindow <= 0 {
+		o.LoginWindow = 15 * time.Minute
+	}
+	if o.LoginLimitEmail <= 0 {
+		o.LoginLimitEmail = 5
+	}
+	if o.LoginLimitIP <= 0 {
+		o.LoginLimitIP = 20
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	tmpl, err := template.New("").Funcs(template.FuncMap{"prefix": func() string { return Prefix }}).ParseFS(files, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	d := &Dashboard{opts: o, tmpl: tmpl, sessions: newSessions(o.SessionTTL), throttle: newThrottle(o.LoginWindow), assets: map[string]asset{}}
+	err = fs.WalkDir(files, "assets", func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		b, err := files.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		typ := mime.TypeByExtension(path.Ext(p))
+		if strings.HasSuffix(p, ".js") {
+			typ = "text/javascript; charset=utf-8"
+		}
+		d.assets[PathAssets+strings.TrimPrefix(p, "assets/")] = asset{body: b, typ: typ, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.api = o.Stats.HandlersWith(d.authorize)
+	d.routes = map[string]fasthttp.RequestHandler{
+		Prefix:         func(c *fasthttp.RequestCtx) { c.Redirect(PathHome, fasthttp.StatusFound) },
+		PathHome:       d.home,
+		PathLogin:      d.login,
+		PathLogout:     d.logout,
+		PathSite:       d.site,
+		PathCSV:        d.csv,
+		"/favicon.ico": func(c *fasthttp.RequestCtx) { c.Redirect(PathAssets+"favicon.svg", fasthttp.StatusMovedPermanently) },
+	}
+	for name, h := range d.api {
+		d.routes[PathAPI+name] = h
+	}
+	for p := range d.assets {
+		d.routes[p] = d.asset
+	}
+	for p, h := range d.routes {
+		d.routes[p] = secure(h)
+	}
+	return d, nil
+}
+
+// Routes returns the dashboard's handlers by exact path, for
+// collector.Options.Routes or Server.AddRoutes.
+func (d *Dashboard) Routes() map[string]fasthttp.RequestHandler {
+	out := make(map[string]fasthttp.RequestHandler, len(d.routes))
+	for p, h := range d.routes {
+		if p != "/favicon.ico" { // the main listener's root belongs to the collector
+			out[p] = h
+		}
+	}
+	return out
+}
+
+// Handler serves the dashboard alone (serve --dashboard-listen): its
+// routes, "/" redirecting to the site list, 404 otherwise.
+func (d *Dashboard) Handler(c *fasthttp.RequestCtx) {
+	p := string(c.Path())
+	if h := d.routes[p]; h != nil {
+		h(c)
+		return
+	}
+	secure(func(c *fasthttp.RequestCtx) {
+		if p == "/" {
+			c.Redirect(PathHome, fasthttp.StatusFound)
+			return
+		}
+		plain(c, fasthttp.StatusNotFound, "404 page not found")
+	})(c)
+}
+
+// secure adds the security headers every dashboard response carries.
+func secure(h fasthttp.RequestHandler) fasthttp.RequestHandler {
+	return func(c *fasthttp.RequestCtx) {
+		hd := &c.Response.Header
+		hd.Set("Content-Security-Policy", ContentSecurityPolicy)
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("Cross-Origin-Opener-Policy", "same-origin")
+		hd.Set("Cross-Origin-Resource-Policy", "same-origin")
+		hd.Set("Permissions-Policy", "interest-cohort=(), browsing-topics=()")
+		h(c)
+	}
+}
+
+// plain answers a short text; unlike RequestCtx.Error it keeps the
+// security headers already set.
+func plain(c *fasthttp.RequestCtx, status int, msg string) {
+	c.SetStatusCode(status)
+	c.SetContentType("text/plain; charset=utf-8")
+	c.SetBodyString(msg)
+}
+
+func (d *Dashboard) asset(c *fasthttp.RequestCtx) {
+	a := d.assets[string(c.Path())]
+	c.Response.Header.Set("ETag", a.etag)
+	c.Response.Header.Set("Cache-Control", "no-cache")
+	c.SetContentType(a.typ)
+	if string(c.Request.Header.Peek("If-None-Match")) == a.etag {
+		c.SetStatusCode(fasthttp.StatusNotModified)
+		return
+	}
+	c.SetBody(a.body)
+}
+
+// render writes a template as an uncacheable HTML page.
+func (d *Dashboard) render(c *fasthttp.RequestCtx, status int, name string, data any) {
+	var b bytes.Buffer
+	if err := d.tmpl.ExecuteTemplate(&b, name, data); err != nil {
+		d.opts.Log.Error("cannot render a dashboard page", "page", name, "err", err)
+		plain(c, fasthttp.StatusInternalServerError, "internal error")
+		return
+	}
+	c.Response.Header.Set("Cache-Control", "no-store")
+	c.SetContentType("text/html; charset=utf-8")
+	c.SetStatusCode(status)
+	c.SetBody(b.Bytes())
+}
+
+// current returns the request's session and its id, or nil.
+func (d *Dashboard) current(c *fasthttp.RequestCtx) (string, *session) {
+	id := string(c.Request.Header.Cookie(cookieName))
+	return id, d.sessions.get(id, d.opts.Now())
+}
+
+func (d *Dashboard) setCookie(c *fasthttp.RequestCtx, name, value string, maxAge time.Duration) {
+	var ck fasthttp.Cookie
+	ck.SetKey(name)
+	ck.SetValue(value)
+	ck.SetPath(cookiePath)
+	ck.SetHTTPOnly(true)
+	ck.SetSameSite(fasthttp.CookieSameSiteStrictMode)
+	ck.SetSecure(c.IsTLS() || d.opts.SecureCookies)
+	if maxAge > 0 {
+		ck.SetMaxAge(int(maxAge / time.Second))
+	} else if maxAge < 0 {
+		ck.SetExpire(fasthttp.CookieExpireDelete)
+	}
+	c.Response.Header.SetCookie(&ck)
+}
+
+// sameOrigin refuses requests a browser marks as cross-site, and an
+// Origin header naming another host.
+func sameOrigin(c *fasthttp.RequestCtx) bool {
+	switch string(c.Request.Header.Peek("Sec-Fetch-Site")) {
+	case "cross-site", "same-site":
+		return false
+	}
+	o := c.Request.Header.Peek("Origin")
+	if len(o) == 0 || string(o) == "null" {
+		// Referrer-Policy: no-referrer makes browsers send "Origin: null"
+		// with form posts; Sec-Fetch-Site and the CSRF token decide then.
+		return true
+	}
+	u, err := url.Parse(string(o))
+	return err == nil && strings.EqualFold(u.Host, string(c.Host()))
+}
+
+// authorize lets a signed-in user read the sites they may, and a shared
+// link's token read its own site.
+func (d *Dashboard) authorize(c *fasthttp.RequestCtx, domain string) error {
+	if tok := string(c.QueryArgs().Peek("auth")); tok != "" {
+		if d.shareOK(domain, tok) {
+			return nil
+		}
+		return api.StatusError(fasthttp.StatusForbidden, "this shared link is not valid (any more)")
+	}
+	_, s := d.current(c)
+	if s == nil {
+		return api.StatusError(fasthttp.StatusUnauthorized, "not signed in")
+	}
+	if u := d.opts.Sites.User(s.email); u == nil || !u.CanRead(domain) {
+		return api.StatusError(fasthttp.StatusForbidden, "you cannot read site "+strconv.Quote(domain))
+	}
+	return nil
+}
+
+// shareOK reports whether tok is a shared link of site domain.
+func (d *Dashboard) shareOK(domain, tok string) bool {
+	s := d.opts.Sites.Site(domain)
+	if s == nil {
+		return false
+	}
+	ok := false
+	for _, l := range s.SharedLinks {
+		if equalTokens(tok, l.Token) {
+			ok = true
+		}
+	}
+	return ok
+}
+
+// readable lists the sites the signed-in user may read.
+func (d *Dashboard) readable(s *session) []*config.Site {
+	u := d.opts.Sites.User(s.email)
+	if u == nil {
+		return nil
+	}
+	var out []*config.Site
+	for i := range d.opts.Sites.Sites {
+		if u.CanRead(d.opts.Sites.Sites[i].Domain) {
+			out = append(out, &d.opts.Sites.Sites[i])
+		}
+	}
+	return out
+}
+
+func (d *Dashboard) toLogin(c *fasthttp.RequestCtx) {
+	next := string(c.RequestURI())
+	c.Redirect(PathLogin+"?next="+url.QueryEscape(next), fasthttp.StatusFound)
+}
+
+type homePage struct {
+	Email string
+	CSRF  string
+	Sites []*config.Site
+}
+
+func (d *Dashboard) home(c *fasthttp.RequestCtx) {
+	_, s := d.current(c)
+	if s == nil {
+		d.toLogin(c)
+		return
+	}
+	d.render(c, fasthttp.StatusOK, "home.html", homePage{Email: s.email, CSRF: s.csrf, Sites: d.readable(s)})
+}
+
+type sitePage struct {
+	Site   *config.Site
+	Email  string // signed in; "" for a shared link
+	CSRF   string
+	Shared bool
+}
+
+func (d *Dashboard) site(c *fasthttp.RequestCtx) {
+	domain := string(c.QueryArgs().Peek("site"))
+	page := sitePage{Site: d.opts.Sites.Site(domain)}
+	if tok := string(c.QueryArgs().Peek("auth")); tok != "" {
+		if page.Site == nil || !d.shareOK(domain, tok) {
+			d.render(c, fasthttp.StatusForbidden, "error.html", "This shared link is not valid (any more). Ask its owner for a new one.")
+			return
+		}
+		page.Shared = true
+	} else {
+		_, s := d.current(c)
+		if s == nil {
+			d.toLogin(c)
+			return
+		}
+		if page.Site == nil || d.authorize(c, domain) != nil {
+			d.render(c, fasthttp.StatusNotFound, "error.html", "No such site, or you cannot read it.")
+			return
+		}
+		page.Email, page.CSRF = s.email, s.csrf
+	}
+	d.render(c, fasthttp.StatusOK, "site.html", page)
+}
+
+type loginPage struct {
+	CSRF, Next, Email, Error string
+}
+
+// safeNext keeps a post-sign-in redirect on the dashboard.
+func safeNext(n string) string {
+	if !strings.HasPrefix(n, PathHome) || strings.ContainsAny(n, "\\\r\n") || strings.Contains(n, "//") {
+		return PathHome
+	}
+	return n
+}
+
+func (d *Dashboard) login(c *fasthttp.RequestCtx) {
+	if !c.IsPost() {
+		if !c.IsGet() && !c.IsHead() {
+			plain(c, fasthttp.StatusMethodNotAllowed, "method not allowed")
+			return
+		}
+		// The CSRF token of the sign-in form is double-submitted: the
+		// same random value in an HttpOnly cookie and in the form.
+		tok := randomToken()
+		d.setCookie(c, csrfCookie, tok, time.Hour)
+		d.render(c, fasthttp.StatusOK, "login.html", loginPage{CSRF: tok, Next: safeNext(string(c.QueryArgs().Peek("next")))})
+		return
+	}
+	args := c.PostArgs()
+	email := strings.TrimSpace(string(args.Peek("email")))
+	pw := string(args.Peek("password"))
+	next := safeNext(string(args.Peek("next")))
+	again := func(status int, msg string) {
+		tok := randomToken()
+		d.setCookie(c, csrfCookie, tok, time.Hour)
+		d.render(c, status, "login.html", loginPage{CSRF: tok, Next: next, Email: email, Error: msg})
+	}
+	if !sameOrigin(c) || !equalTokens(string(args.Peek("csrf")), string(c.Request.Header.Cookie(csrfCookie))) {
+		again(fasthttp.StatusForbidden, "The form expired or came from another site. Please sign in again.")
+		return
+	}
+	if len(email) > maxEmailLen || len(pw) > 1024 {
+		again(fasthttp.StatusBadRequest, "E-mail address or password too long.")
+		return
+	}
+	now := d.opts.Now()
+	ip := c.RemoteIP().String()
+	emailKey := "e:" + strings.ToLower(email)
+	wait := max(d.throttle.blocked(emailKey, d.opts.LoginLimitEmail, now), d.throttle.blocked("i:"+ip, d.opts.LoginLimitIP, now))
+	if wait > 0 {
+		mins := int((wait + time.Minute - 1) / time.Minute)
+		c.Response.Header.Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		d.opts.Log.Warn("dashboard sign-in throttled", "email", email)
+		again(fasthttp.StatusTooManyRequests, "Too many failed sign-ins. Try again in "+strconv.Itoa(mins)+" minutes.")
+		return
+	}
+	u := d.opts.Sites.User(email)
+	hash := ""
+	if u != nil {
+		hash = u.PasswordHash
+	} else {
+		// Take as long as a real check, so timing does not tell which
+		// addresses exist.
+		d.dummyOnce.Do(func() { d.dummy = dummyHash(d.opts.Sites.Users) })
+		hash = d.dummy
+	}
+	if !VerifyPassword(hash, pw) || u == nil {
+		d.throttle.fail(emailKey, now)
+		d.throttle.fail("i:"+ip, now)
+		d.opts.Log.Info("dashboard sign-in failed", "email", email)
+		again(fasthttp.StatusUnauthorized, "Wrong e-mail address or password.")
+		return
+	}
+	d.throttle.reset(emailKey)
+	id, _ := d.sessions.create(u.Email, now)
+	d.setCookie(c, cookieName, id, d.opts.SessionTTL)
+	d.setCookie(c, csrfCookie, "", -1)
+	d.opts.Log.Info("dashboard sign-in", "email", u.Email)
+	c.Redirect(next, fasthttp.StatusSeeOther)
+}
+
+func (d *Dashboard) logout(c *fasthttp.RequestCtx) {
+	if !c.IsPost() {
+		c.Response.Header.Set("Allow", "POST")
+		plain(c, fasthttp.StatusMethodNotAllowed, "method not allowed: sign out with the form")
+		return
+	}
+	id, s := d.current(c)
+	if s != nil {
+		if !sameOrigin(c) || !equalTokens(string(c.PostArgs().Peek("csrf")), s.csrf) {
+			d.render(c, fasthttp.StatusForbidden, "error.html", "The sign-out form expired or came from another site.")
+			return
+		}
+		d.sessions.remove(id)
+	}
+	d.setCookie(c, cookieName, "", -1)
+	c.Redirect(PathLogin, fasthttp.StatusSeeOther)
+}
