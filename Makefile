@@ -23,7 +23,12 @@ run: build
 	@scripts/clickhouse start
 	@geo=$$(scripts/geoip) && \
 	if [ ! -f glimpse.yaml ]; then cp scripts/demo.yaml glimpse.yaml && echo "wrote demo glimpse.yaml"; fi && \
+	site=$$(sed -n 's/^  - domain: *//p' glimpse.yaml | head -1) && \
+	n=$$(clickhouse-client --port $(GLIMPSE_CH_PORT) -q "SELECT count() FROM glimpse.events WHERE site_id = '$$site'" 2>/dev/null || echo 0) && \
+	if [ "$$n" = 0 ]; then bin/glimpse seed --clickhouse clickhouse://127.0.0.1:$(GLIMPSE_CH_PORT)/glimpse --site "$$site" --events 50000 --log-level warn; fi && \
 	echo "" && \
+	echo "  dashboard:  http://$(LISTEN)/dashboard/   sign in: demo@glimpse.localhost / glimpse-demo (scripts/demo.yaml)" && \
+	echo "  shared:     http://$(LISTEN)/dashboard/site?site=demo.glimpse.localhost&auth=demo-shared-link-0123456789" && \
 	echo "  demo site:  http://$(LISTEN)/demo/" && \
 	echo "  opt-out:    http://$(LISTEN)/optout" && \
 	echo "  health:     http://$(LISTEN)/healthz   readiness: http://$(LISTEN)/readyz" && \

@@ -40,7 +40,7 @@ type command struct {
 }
 
 func commands() []*command {
-	return []*command{serveCommand(), migrateCommand(), seedCommand(), versionCommand()}
+	return []*command{serveCommand(), migrateCommand(), seedCommand(), emailCommand(), userCommand(), pruneCommand(), subjectCommand(), versionCommand()}
 }
 
 // run parses args and runs one subcommand; it returns the exit code.

@@ -18,9 +18,11 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/aggregator"
 	"github.com/glimpse-analytics/glimpse/aggregator/api"
+	"github.com/glimpse-analytics/glimpse/aggregator/subject"
 	"github.com/glimpse-analytics/glimpse/collector"
 	"github.com/glimpse-analytics/glimpse/collector/beacon"
 	"github.com/glimpse-analytics/glimpse/collector/config"
+	"github.com/glimpse-analytics/glimpse/collector/email"
 	"github.com/glimpse-analytics/glimpse/collector/locate"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/migrations"
@@ -35,9 +37,12 @@ func serveCommand() *command {
 		sessEvery time.Duration
 		queueSize int
 		memLimit  int
+		spool     spoolFlags
+		retain    retentionFlags
 		rateLimit int
 		debugAddr string
 		demo      bool
+		dashAddr  string
 	)
 	return &command{
 		name:  "serve",
@@ -50,8 +55,12 @@ func serveCommand() *command {
 			fs.DurationVar(&sessEvery, "session-flush-interval", 10*time.Second, "session updates are written at least this often; updates of one session in between fold into one")
 			fs.IntVar(&queueSize, "queue-size", 10000, "events waiting for the writer; when full, events are answered 503")
 			fs.BoolVar(&demo, "demo", false, "also serve a demo site under /demo/ that embeds the beacon for the first configured site (make run uses it)")
+			fs.StringVar(&dashAddr, "dashboard-listen", dashboardFlagDefault(), dashboardFlagUsage)
 			fs.StringVar(&debugAddr, "debug-listen", "", "address for Go's pprof profiles (keep it on loopback); empty: off")
 			fs.IntVar(&rateLimit, "rate-limit", collector.DefaultRateLimit, "events one visitor may send per second; more are dropped (reason rate-limit); -1: no limit")
+			spool.register(fs)
+			retain.register(fs)
+			fs.BoolVar(&retain.noJob, "no-prune", false, "do not run the daily retention job (glimpse prune) inside serve")
 			fs.IntVar(&memLimit, "memory-limit-mb", 120, "soft memory limit for the Go heap in MiB (the GC works harder near it); 0: none. GOMEMLIMIT wins when set")
 		},
 		run: func(ctx context.Context, o *Options, _ *flag.FlagSet, _ []string, stdout io.Writer, log *slog.Logger) error {
@@ -92,22 +101,33 @@ func serveCommand() *command {
 				}
 			}
 			set := metrics.NewSet()
-			writer := sink.New(sink.Options{
+			wopts := sink.Options{
 				Conn: conn, Discard: sinkMode == "discard", BatchSize: batchSize, Interval: interval, QueueSize: queueSize,
 				SessionInterval: sessEvery,
 				Metrics:         set, Log: log.With("component", "sink"),
-			})
+			}
+			spool.apply(&wopts, o.SpoolDir)
+			writer, err := sink.Open(wopts)
+			if err != nil {
+				return fmt.Errorf("--spool-dir: %w", err)
+			}
 			stats, err := api.New(api.Options{Engine: aggregator.New(aggregator.Options{Conn: conn}), Sites: sites, Log: log.With("component", "stats-api")})
 			if err != nil {
 				return err
 			}
 			statsRoutes := stats.Routes()
+			emailSign, emailPrefixes, runEmailOptOuts, err := emailEndpoints(ctx, o, sites, conn, writer, proxies, set, log)
+			if err != nil {
+				return err
+			}
 			srv, err := collector.New(collector.Options{
 				Sites: sites, Writer: writer, Conn: conn, Geo: geo, Proxies: proxies, Metrics: set, Log: log,
 				RateLimit: rateLimit,
+				Prefixes:  emailPrefixes,
 				Routes: map[string]fasthttp.RequestHandler{
 					beacon.ScriptPath: beacon.NewScript().Handler,
 					beacon.OptOutPath: optOut.Handler,
+					email.SignPath:    emailSign,
 
 					api.PathRealtime:   statsRoutes[api.PathRealtime],
 					api.PathAggregate:  statsRoutes[api.PathAggregate],
@@ -125,6 +145,11 @@ func serveCommand() *command {
 				}
 				srv.AddRoutes(pages)
 			}
+			stopDash, err := serveDashboard(sites, stats, srv, dashAddr, o.Listen, stdout, log)
+			if err != nil {
+				return err
+			}
+			srv.AddRoutes(subject.New(subject.Options{Conn: conn, Sites: sites, Writer: writer}).Routes(log.With("component", "subject-api")))
 			if debugAddr != "" {
 				go func() {
 					if err := http.ListenAndServe(debugAddr, nil); err != nil {
@@ -135,6 +160,8 @@ func serveCommand() *command {
 			bg, stopBG := context.WithCancel(context.Background())
 			defer stopBG()
 			go srv.Run(bg)
+			retain.startDaily(bg, conn, sites, log)
+			go runEmailOptOuts(bg)
 
 			ln, err := net.Listen("tcp", o.Listen)
 			if err != nil {
@@ -171,6 +198,7 @@ func serveCommand() *command {
 			if err := hs.ShutdownWithContext(sctx); err != nil {
 				log.Warn("listener did not stop cleanly", "err", err)
 			}
+			stopDash(sctx)
 			fctx, fcancel := context.WithTimeout(context.Background(), o.ShutdownWait)
 			defer fcancel()
 			lost, err := writer.Close(fctx)

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/glimpse-analytics/glimpse/aggregator/api"
+	"github.com/glimpse-analytics/glimpse/collector"
+	"github.com/glimpse-analytics/glimpse/collector/config"
+	"github.com/glimpse-analytics/glimpse/dashboards"
+)
+
+// dashboardFlag is serve's --dashboard-listen, with its environment
+// fallback GLIMPSE_DASHBOARD_LISTEN; empty: the dashboard is served on the
+// main listener under /dashboard/.
+func dashboardFlagDefault() string { return os.Getenv("GLIMPSE_DASHBOARD_LISTEN") }
+
+const dashboardFlagUsage = "separate address for the web dashboard (keep it internal while ingest is public); " +
+	"empty: served on --listen under /dashboard/ (env GLIMPSE_DASHBOARD_LISTEN)"
+
+// serveDashboard builds the dashboard and serves it: on its own listener
+// when addr is set, otherwise on the collector's. The returned stop closes
+// its own listener (a no-op otherwise).
+func serveDashboard(sites *config.File, stats *api.API, srv *collector.Server, addr, mainAddr string, stdout io.Writer, log *slog.Logger) (stop func(context.Context), err error) {
+	d, err := dashboards.New(dashboards.Options{Sites: sites, Stats: stats, Log: log.With("component", "dashboard")})
+	if err != nil {
+		return nil, err
+	}
+	if addr == "" {
+		srv.AddRoutes(d.Routes())
+		fmt.Fprintf(stdout, "dashboard on http://%s%s\n", mainAddr, dashboards.PathHome)
+		return func(context.Context) {}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen on %s (set --dashboard-listen): %w", addr, err)
+	}
+	hs := &fasthttp.Server{
+		Handler: d.Handler, Logger: collector.HTTPLogger{Log: log}, Name: "glimpse",
+		ReadTimeout: 10 * time.Second, WriteTimeout: time.Minute, IdleTimeout: 60 * time.Second,
+		MaxRequestBodySize: 16 << 10, NoDefaultDate: true, DisablePreParseMultipartForm: true,
+	}
+	go func() {
+		if err := hs.Serve(ln); err != nil {
+			log.Error("dashboard listener failed", "err", err)
+		}
+	}()
+	fmt.Fprintf(stdout, "dashboard on http://%s%s\n", ln.Addr(), dashboards.PathHome)
+	return func(ctx context.Context) {
+		if err := hs.ShutdownWithContext(ctx); err != nil {
+			log.Warn("dashboard listener did not stop cleanly", "err", err)
+		}
+	}, nil
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/glimpse-analytics/glimpse/aggregator/subject"
+	"github.com/glimpse-analytics/glimpse/collector/config"
+	"github.com/glimpse-analytics/glimpse/migrations"
+)
+
+func subjectCommand() *command {
+	var site, uid, format string
+	return &command{
+		name:  "subject",
+		usage: "data-subject requests for a consented uid: subject export|erase --site S --uid X",
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&site, "site", "", "site domain (privacy mode consented)")
+			fs.StringVar(&uid, "uid", "", "the user id the site sent as uid (hashed with the site's subject_key before lookup)")
+			fs.StringVar(&format, "format", subject.JSONLines, "export format: jsonl or csv")
+		},
+		run: func(ctx context.Context, o *Options, fs *flag.FlagSet, args []string, stdout io.Writer, log *slog.Logger) error {
+			if len(args) == 0 {
+				return errors.New("want export or erase, e.g. glimpse subject export --site example.com --uid user-42")
+			}
+			op := args[0]
+			// Flags may also follow the operation.
+			if err := fs.Parse(args[1:]); err != nil {
+				return err
+			}
+			if op != "export" && op != "erase" {
+				return fmt.Errorf("unknown operation %q: want export or erase", op)
+			}
+			if site == "" || uid == "" {
+				return errors.New("--site and --uid are required")
+			}
+			sites, err := config.Load(o.Config)
+			if err != nil {
+				return err
+			}
+			conn, err := migrations.Open(ctx, o.ClickHouse)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			svc := subject.New(subject.Options{Conn: conn, Sites: sites, SpoolDir: o.SpoolDir})
+			id, err := svc.SubjectID(site, uid)
+			if err != nil {
+				return err
+			}
+			if op == "export" {
+				n, err := svc.Export(ctx, site, id, format, stdout)
+				if err != nil {
+					return err
+				}
+				log.Info("exported", "site", site, "rows", n)
+				return nil
+			}
+			n, err := svc.Erase(ctx, site, id)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "erased %d rows of the subject from %s; none left\n", n, site)
+			return nil
+		},
+	}
+}
