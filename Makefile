@@ -36,7 +36,7 @@ run: build
 	echo "  stats API:  curl -H 'Authorization: Bearer demo-key' 'http://$(LISTEN)/api/v1/stats/aggregate?site_id=demo.glimpse.localhost&metrics=visitors,pageviews'" && \
 	echo "" && \
 	exec bin/glimpse serve --config glimpse.yaml --listen $(LISTEN) \
-		--clickhouse clickhouse://127.0.0.1:$(GLIMPSE_CH_PORT)/glimpse --geoip "$$geo" --demo
+		--clickhouse clickhouse://127.0.0.1:$(GLIMPSE_CH_PORT)/glimpse --geoip "$$geo" --spool-dir .spool --demo
 
 test:
 	@scripts/test
