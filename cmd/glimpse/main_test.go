@@ -161,7 +161,7 @@ func freePort(t *testing.T) int {
 type server struct {
 	cmd  *exec.Cmd
 	addr string
-	out  *bytes.Buffer
+	out  *lockedBuffer
 	done chan error
 }
 
@@ -170,7 +170,7 @@ func startServe(t *testing.T, env []string, args ...string) *server {
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	cmd := exec.Command(binary, append([]string{"serve", "--listen", addr}, args...)...)
 	cmd.Env = append(cleanEnv(), env...)
-	s := &server{cmd: cmd, addr: addr, out: new(bytes.Buffer), done: make(chan error, 1)}
+	s := &server{cmd: cmd, addr: addr, out: new(lockedBuffer), done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = s.out, s.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -195,6 +195,24 @@ func startServe(t *testing.T, env []string, args ...string) *server {
 	}
 	t.Fatalf("glimpse serve did not answer /healthz:\n%s", s.out)
 	return nil
+}
+
+// lockedBuffer collects a process's output while tests read it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func get(addr, path string) (int, string) {
