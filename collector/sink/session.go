@@ -1,9 +1,8 @@
 package sink
 
 import (
+	"strings"
 	"time"
-
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/glimpse-analytics/glimpse/collector/visitor"
 )
@@ -30,17 +29,20 @@ const sessionColumns = "site_id, session_id, visitor_id, sign, version, start, t
 
 // sessionBatch holds column slices reused from one flush to the next.
 type sessionBatch struct {
-	strs  [22][]string
-	u64   [3][]uint64
-	signs []int8
-	u32   [4][]uint32
-	times [2][]time.Time
-	u8    []uint8
+	strs   [22][]string
+	u64    [3][]uint64
+	signs  []int8
+	u32    [4][]uint32
+	times  [2][]time.Time
+	u8     []uint8
+	insert insertBuilder
 }
 
 var noAttrs visitor.Attrs
 
-func (c *sessionBatch) appendTo(b driver.Batch, rows []sessionRow) error {
+// build returns the INSERT for rows and its column slices, leaving out
+// columns that hold only defaults (see eventBatch.build).
+func (c *sessionBatch) build(rows []sessionRow) (string, []any) {
 	for i := range c.strs {
 		c.strs[i] = c.strs[i][:0]
 	}
@@ -86,13 +88,10 @@ func (c *sessionBatch) appendTo(b driver.Batch, rows []sessionRow) error {
 		c.strs[7], c.strs[8], c.strs[9], c.strs[10], c.strs[11], c.strs[12], c.strs[13], c.strs[14],
 		c.strs[15], c.strs[16], c.strs[17], c.strs[18], c.strs[19], c.strs[20], c.strs[21],
 	}
-	for i, col := range cols {
-		if err := b.Column(i).Append(col); err != nil {
-			return err
-		}
-	}
-	return nil
+	return c.insert.build("sessions", sessionColumnNames, cols)
 }
+
+var sessionColumnNames = strings.Split(sessionColumns, ", ")
 
 func (c *sessionBatch) release() {
 	for i := range c.strs {

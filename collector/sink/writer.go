@@ -198,9 +198,9 @@ func newWriter(o Options) *Writer {
 	w.stopCtx, w.stopCancel = context.WithCancel(context.Background())
 	w.free = make(chan *Event, o.QueueSize+2*o.BatchSize) // queued, collecting, being inserted
 	var eb eventBatch
-	w.events = newTable(w, "events", "INSERT INTO events ("+eventColumns+")", o.BatchSize, o.Interval,
+	w.events = newTable(w, "events", o.BatchSize, o.Interval,
 		func(rows []*Event, e *Event) []*Event { return append(rows, e) },
-		func(b driver.Batch, rows []*Event) error { return eb.appendTo(b, w.withoutErased(rows)) },
+		func(rows []*Event) (string, []any) { return eb.build(w.withoutErased(rows)) },
 		func(rows []*Event) {
 			eb.release()
 			for _, r := range rows {
@@ -210,8 +210,8 @@ func newWriter(o Options) *Writer {
 	w.events.guard = &w.erasures.insertMu
 	var sb sessionBatch
 	var co sessionCoalescer
-	w.sessions = newTable(w, "sessions", "INSERT INTO sessions ("+sessionColumns+")", o.SessionBatchSize, o.SessionInterval, co.add,
-		func(b driver.Batch, rows []sessionRow) error { return sb.appendTo(b, rows) },
+	w.sessions = newTable(w, "sessions", o.SessionBatchSize, o.SessionInterval, co.add,
+		sb.build,
 		func([]sessionRow) { sb.release() })
 	w.sessions.reset = co.reset
 	o.Metrics.NewGauge("glimpse_queue_depth", func() float64 { return float64(w.QueueDepth()) })
@@ -319,11 +319,10 @@ func (w *Writer) Degraded() string {
 type table[Q, T any] struct {
 	w        *Writer
 	name     string
-	insert   string
 	size     int           // rows that make a batch full
 	interval time.Duration // a non-empty batch is flushed at least this often
 	queue    chan Q
-	appendB  func(driver.Batch, []T) error
+	build    func([]T) (query string, cols []any) // the INSERT and its column slices
 	release  func([]T)
 	// add puts a queued item into the collecting batch (sessions coalesce
 	// updates there); reset, if set, runs when a batch is handed off.
@@ -341,13 +340,13 @@ type table[Q, T any] struct {
 	rows    *metrics.Histogram
 }
 
-func newTable[Q, T any](w *Writer, name, insert string, size int, interval time.Duration,
-	add func([]T, Q) []T, appendB func(driver.Batch, []T) error, release func([]T)) *table[Q, T] {
+func newTable[Q, T any](w *Writer, name string, size int, interval time.Duration,
+	add func([]T, Q) []T, build func([]T) (string, []any), release func([]T)) *table[Q, T] {
 	m := w.opts.Metrics
 	return &table[Q, T]{
-		w: w, name: name, insert: insert, size: size, interval: interval,
+		w: w, name: name, size: size, interval: interval,
 		queue: make(chan Q, w.opts.QueueSize),
-		add:   add, appendB: appendB, release: release,
+		add:   add, build: build, release: release,
 		stored:  m.NewCounter(fmt.Sprintf(`glimpse_rows_stored_total{table=%q}`, name)),
 		errors:  m.NewCounter(fmt.Sprintf(`glimpse_insert_errors_total{table=%q}`, name)),
 		dropped: m.NewCounter(fmt.Sprintf(`glimpse_rows_lost_total{table=%q}`, name)),
@@ -471,13 +470,16 @@ func (t *table[Q, T]) insert1(ctx context.Context, rows []T) error {
 		t.guard.Lock()
 		defer t.guard.Unlock()
 	}
-	b, err := t.w.opts.Conn.PrepareBatch(ctx, t.insert)
+	query, cols := t.build(rows)
+	b, err := t.w.opts.Conn.PrepareBatch(ctx, query)
 	if err != nil {
 		return fmt.Errorf("cannot prepare insert into %s: %w", t.name, err)
 	}
-	if err := t.appendB(b, rows); err != nil {
-		_ = b.Abort()
-		return fmt.Errorf("cannot append %d rows to %s: %w", len(rows), t.name, err)
+	for i, col := range cols {
+		if err := b.Column(i).Append(col); err != nil {
+			_ = b.Abort()
+			return fmt.Errorf("cannot append %d rows to %s: %w", len(rows), t.name, err)
+		}
 	}
 	if err := b.Send(); err != nil {
 		return fmt.Errorf("cannot insert %d rows into %s: %w", len(rows), t.name, err)
