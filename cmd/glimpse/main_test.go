@@ -400,3 +400,47 @@ func TestDemoSite(t *testing.T) {
 	}
 	s.stop(t)
 }
+
+// TestSharedSalts runs two collectors on one database: with --shared-salts
+// the same browser gets the same visitor id from either; without it, each
+// instance's private salt gives it another id.
+func TestSharedSalts(t *testing.T) {
+	for _, tt := range []struct {
+		shared   bool
+		visitors uint64
+	}{{true, 1}, {false, 2}} {
+		t.Run(fmt.Sprintf("shared=%v", tt.shared), func(t *testing.T) {
+			db := chtest.New(t)
+			cfg := writeConfig(t, siteYAML)
+			args := []string{"--config", cfg, "--clickhouse", db.DSN, "--trusted-proxies", "127.0.0.1/32", "--flush-interval", "100ms"}
+			if tt.shared {
+				args = append(args, "--shared-salts")
+			}
+			a := startServe(t, nil, args...)
+			b := startServe(t, nil, args...)
+			for i, s := range []*server{a, b} {
+				req, _ := http.NewRequest("POST", "http://"+s.addr+"/api/event",
+					strings.NewReader(fmt.Sprintf(`{"n":"pageview","u":"https://example.com/%d","d":"example.com"}`, i)))
+				req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0")
+				req.Header.Set("X-Forwarded-For", "203.0.113.9")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 202 || resp.Header.Get("X-Glimpse-Dropped") != "" {
+					t.Fatalf("instance %d: %d %q", i, resp.StatusCode, resp.Header.Get("X-Glimpse-Dropped"))
+				}
+			}
+			a.stop(t)
+			b.stop(t)
+			var rows, visitors uint64
+			if err := db.Conn.QueryRow(context.Background(), "SELECT count(), uniqExact(visitor_id) FROM events").Scan(&rows, &visitors); err != nil {
+				t.Fatal(err)
+			}
+			if rows != 2 || visitors != tt.visitors {
+				t.Fatalf("%d rows from %d visitor ids; want 2 rows from %d", rows, visitors, tt.visitors)
+			}
+		})
+	}
+}

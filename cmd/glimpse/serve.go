@@ -24,7 +24,9 @@ import (
 	"github.com/glimpse-analytics/glimpse/collector/config"
 	"github.com/glimpse-analytics/glimpse/collector/email"
 	"github.com/glimpse-analytics/glimpse/collector/locate"
+	"github.com/glimpse-analytics/glimpse/collector/saltstore"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
+	"github.com/glimpse-analytics/glimpse/collector/visitor"
 	"github.com/glimpse-analytics/glimpse/migrations"
 )
 
@@ -42,6 +44,7 @@ func serveCommand() *command {
 		rateLimit int
 		debugAddr string
 		demo      bool
+		shared    bool
 		dashAddr  string
 	)
 	return &command{
@@ -54,6 +57,7 @@ func serveCommand() *command {
 			fs.DurationVar(&interval, "flush-interval", time.Second, "a non-empty batch is flushed at least this often")
 			fs.DurationVar(&sessEvery, "session-flush-interval", 10*time.Second, "session updates are written at least this often; updates of one session in between fold into one")
 			fs.IntVar(&queueSize, "queue-size", 10000, "events waiting for the writer; when full, events are answered 503")
+			fs.BoolVar(&shared, "shared-salts", false, "share the daily visitor-id salts with other instances through ClickHouse (the salts table, rows deleted after 48 h); default: in memory only")
 			fs.BoolVar(&demo, "demo", false, "also serve a demo site under /demo/ that embeds the beacon for the first configured site (make run uses it)")
 			fs.StringVar(&dashAddr, "dashboard-listen", dashboardFlagDefault(), dashboardFlagUsage)
 			fs.StringVar(&debugAddr, "debug-listen", "", "address for Go's pprof profiles (keep it on loopback); empty: off")
@@ -120,10 +124,16 @@ func serveCommand() *command {
 			if err != nil {
 				return err
 			}
+			var salts *visitor.Salts
+			if shared {
+				if salts, err = visitor.NewSalts(ctx, visitor.SaltsConfig{Store: saltstore.New(conn), Logger: log.With("component", "salts")}); err != nil {
+					return fmt.Errorf("--shared-salts: %w", err)
+				}
+			}
 			srv, err := collector.New(collector.Options{
 				Sites: sites, Writer: writer, Conn: conn, Geo: geo, Proxies: proxies, Metrics: set, Log: log,
-				RateLimit: rateLimit,
-				Prefixes:  emailPrefixes,
+				RateLimit: rateLimit, Salts: salts,
+				Prefixes: emailPrefixes,
 				Routes: map[string]fasthttp.RequestHandler{
 					beacon.ScriptPath: beacon.NewScript().Handler,
 					beacon.OptOutPath: optOut.Handler,
@@ -160,6 +170,9 @@ func serveCommand() *command {
 			bg, stopBG := context.WithCancel(context.Background())
 			defer stopBG()
 			go srv.Run(bg)
+			if shared {
+				go saltstore.Run(bg, conn, time.Now, func(err error) { log.Warn("cannot prune shared salts", "err", err) })
+			}
 			retain.startDaily(bg, conn, sites, log)
 			go runEmailOptOuts(bg)
 

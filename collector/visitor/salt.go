@@ -306,6 +306,16 @@ func (s *Salts) untilNextChange() time.Duration {
 }
 
 // prefetch loads tomorrow's shared salt unless it is already here.
+// Prefetch fetches tomorrow's shared salt now, if the Salts has a Store and
+// has not fetched it yet. Run does this on its own; Prefetch is for callers
+// that need the salt settled at a known moment (tests, start-up).
+func (s *Salts) Prefetch(ctx context.Context) error {
+	if s.store == nil {
+		return nil
+	}
+	return s.prefetch(ctx)
+}
+
 func (s *Salts) prefetch(ctx context.Context) error {
 	s.mu.RLock()
 	tomorrow := s.cur.day + 1
