@@ -160,11 +160,7 @@ func (r *Referrer) parse(raw []byte) bool {
 	}
 	r.Host = appendLower(r.Host, host)
 	path, _, _ := splitPathQueryFragment(rest)
-	r.scratch = appendDecodedPath(r.scratch[:0], path)
-	if len(r.scratch) == 0 || r.scratch[0] != '/' {
-		r.Path = append(r.Path, '/')
-	}
-	r.Path = appendRedacted(r.Path, r.scratch)
+	r.Path, r.scratch = appendCleanPath(r.Path, r.scratch, path)
 	return true
 }
 

@@ -158,12 +158,7 @@ func (p *URLPolicy) Clean(dst *PageURL, raw []byte) error {
 
 	path, query, fragment := splitPathQueryFragment(rest)
 
-	// Path: decode, then redact.
-	dst.scratch = appendDecodedPath(dst.scratch[:0], path)
-	if len(dst.scratch) == 0 || dst.scratch[0] != '/' {
-		dst.Path = append(dst.Path, '/')
-	}
-	dst.Path = appendRedacted(dst.Path, dst.scratch)
+	dst.Path, dst.scratch = appendCleanPath(dst.Path, dst.scratch, path)
 
 	if p != nil && p.HashMode {
 		if i := bytes.IndexAny(fragment, "?&="); i >= 0 {
@@ -428,4 +423,15 @@ func containsFold(list []string, k string) bool {
 		}
 	}
 	return false
+}
+
+// appendCleanPath decodes path where safe, makes it start with '/', redacts
+// e-mail addresses and tokens, and appends it to dst. scratch is a buffer
+// the caller reuses; both are returned grown.
+func appendCleanPath(dst, scratch, path []byte) ([]byte, []byte) {
+	scratch = appendDecodedPath(scratch[:0], path)
+	if len(scratch) == 0 || scratch[0] != '/' {
+		dst = append(dst, '/')
+	}
+	return appendRedacted(dst, scratch), scratch
 }
