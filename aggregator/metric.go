@@ -5,13 +5,22 @@ import (
 	"strings"
 )
 
+// personExpr identifies the person behind an events row: the visitor id,
+// or for email rows the recipient pseudonym (else the event itself).
+const personExpr = "if(visitor_id != 0 OR type NOT IN ('email_open', 'email_click'), visitor_id, " +
+	"if(email_recipient != '', cityHash64(email_recipient), cityHash64(toString(event_id))))"
+
 // Raw columns: the sums and unique counts metrics are derived from. Each
 // source below says how to compute the ones it can; a metric lists the raw
 // columns it needs, so one query serves several metrics.
 var (
 	// eventsCols are aggregates over rows of the events table.
 	eventsCols = map[string]string{
-		"visitors":      "uniq(visitor_id)",
+		// Email opens and clicks carry no visitor id: the people behind them
+		// are recipients (the sender's pseudonym), or, without one, each
+		// event counts as its own person. So "visitors" of email rows, and
+		// the k-anonymity count over them, count recipients.
+		"visitors":      "uniq(" + personExpr + ")",
 		"pageviews":     "countIf(type = 'pageview')",
 		"events":        "countIf(type IN ('pageview', 'custom', 'outbound', 'download', 'impression'))",
 		"visits":        "uniq(session_id)",
@@ -21,7 +30,9 @@ var (
 		"outbound":      "countIf(type = 'outbound')",
 		"opens":         "countIf(type = 'email_open' AND email_verdict != 'machine')",
 		"machine_opens": "countIf(type = 'email_open' AND email_verdict = 'machine')",
-		"clicks":        "countIf(type = 'email_click')",
+		"clicks":        "countIf(type = 'email_click' AND email_verdict != 'machine')",
+		"openers":       "uniqExactIf(email_recipient, type = 'email_open' AND email_verdict != 'machine' AND email_recipient != '')",
+		"clickers":      "uniqExactIf(email_recipient, type = 'email_click' AND email_verdict != 'machine' AND email_recipient != '')",
 	}
 	// sessionsCols are aggregates over collapsed sessions (one row per
 	// live session: vs = sum(sign), bs, ds, ps, es its sign-weighted sums).
@@ -111,6 +122,17 @@ var metrics = map[string]metric{
 	"email_clicks":        {home: sideEvents, events: true, needs: []string{"clicks"}, value: count("clicks")},
 	"click_through_rate": {home: sideEvents, events: true, needs: []string{"clicks", "opens"}, diff: true,
 		value: func(v map[string]float64) any { return round(100*ratio(v["clicks"], v["opens"]), 1) }},
+	// email_unique_opens: recipients (pseudonyms) with a human open.
+	"email_unique_opens": {home: sideEvents, events: true, needs: []string{"openers"}, value: count("openers")},
+	// click_to_open_rate: recipients who clicked over recipients who opened,
+	// both human; without pseudonyms, human clicks over human opens.
+	"click_to_open_rate": {home: sideEvents, events: true, needs: []string{"openers", "clickers", "opens", "clicks"}, diff: true,
+		value: func(v map[string]float64) any {
+			if v["openers"] > 0 {
+				return round(100*ratio(v["clickers"], v["openers"]), 1)
+			}
+			return round(100*ratio(v["clicks"], v["opens"]), 1)
+		}},
 	// conversion_rate: visitors who reached the goal over all visitors of
 	// the same query without its goal filter ("total_visitors").
 	"conversion_rate": {home: sideEvents, events: true, sessions: true, needs: []string{"visitors"}, diff: true,
