@@ -63,6 +63,8 @@
     email_machine_opens: { label: 'Opens (machine)', fmt: (v) => nf.format(v) },
     email_clicks: { label: 'Clicks', fmt: (v) => nf.format(v) },
     click_through_rate: { label: 'Click-through', fmt: (v) => v + '%' },
+    email_unique_opens: { label: 'Unique opens', fmt: (v) => nf.format(v) },
+    click_to_open_rate: { label: 'Click-to-open', fmt: (v) => v + '%' },
   };
   const KPIS = ['visitors', 'visits', 'pageviews', 'views_per_visit', 'bounce_rate', 'visit_duration', 'time_on_page', 'scroll_depth'];
 
@@ -108,8 +110,7 @@
       { label: 'Impressions', prop: 'event:impression', metrics: ['visitors', 'events'] }] },
     { id: 'email', title: 'Email campaigns', wide: true, tabs: [
       { label: 'Campaigns', prop: 'email:campaign',
-        metrics: ['email_opens', 'email_machine_opens', 'visitors', 'email_clicks', 'click_through_rate'],
-        heads: { visitors: 'Unique readers' },
+        metrics: ['email_opens', 'email_machine_opens', 'email_unique_opens', 'email_clicks', 'click_to_open_rate'],
         empty: 'No email opens or clicks in this period. Opens and clicks of tracked emails (glimpse email pixel | link) show here.' }] },
   ];
 
