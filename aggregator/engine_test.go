@@ -212,6 +212,36 @@ func TestEngine(t *testing.T) {
 				t.Errorf("pageviews of %s = %v, SQL says %v", p, m["pageviews"], w)
 			}
 		}
+		// Visitors of a folded breakdown, from the rollup and raw: each
+		// shown page's uniq, and (other)'s uniq over the pages not shown
+		// (the fold merges only the folded keys' states again).
+		k50 := testSites(t, "Europe/Berlin", 50).Site(testSite)
+		for _, raw := range []bool{false, true} {
+			q := query(t, aggregator.KindBreakdown, k50, "period=custom&date=2025-03-01,2025-03-30&property=event:page&metrics=visitors&limit=1000")
+			q.Raw = raw
+			r := do(t, e, aggregator.KindBreakdown, q)
+			const pv = "FROM events WHERE site_id = 'example.com' AND type = 'pageview' AND "
+			var shown []string
+			other := -1.0
+			for _, row := range r.Results.([]any) {
+				m := row.(map[string]any)
+				p := m["page"].(string)
+				if p == aggregator.Other {
+					other = m["visitors"].(float64)
+					continue
+				}
+				shown = append(shown, "'"+p+"'")
+				if w := num(fmt.Sprintf("SELECT uniq(visitor_id) %s pathname = '%s' AND %s", pv, p, days)); m["visitors"].(float64) != w {
+					t.Errorf("raw=%v visitors of %s = %v, SQL says %v", raw, p, m["visitors"], w)
+				}
+			}
+			if *r.Meta.FoldedRows == 0 || !*r.Meta.OtherShown || len(shown) == 0 {
+				t.Fatalf("raw=%v: want shown rows and a shown (other); folded %d, shown %v", raw, *r.Meta.FoldedRows, *r.Meta.OtherShown)
+			}
+			if w := num(fmt.Sprintf("SELECT uniq(visitor_id) %s pathname NOT IN (%s) AND %s", pv, strings.Join(shown, ", "), days)); other != w {
+				t.Errorf("raw=%v visitors of (other) = %v, SQL says %v", raw, other, w)
+			}
+		}
 	})
 
 	// No breakdown row, aggregate or time-series point under k leaves the
