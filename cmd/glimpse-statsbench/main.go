@@ -114,11 +114,11 @@ api_keys:
 		{"aggregate 30d (rollup)", call(api.PathAggregate, "metrics", "visitors,visits,pageviews,bounce_rate,visit_duration")},
 		{"timeseries 30d (rollup)", call(api.PathTimeseries, "metrics", "visitors,pageviews,visits")},
 		{"top pages (rollup)", call(api.PathBreakdown, "property", "event:page", "metrics", "visitors,pageviews", "limit", "10")},
-		{"sources (raw sessions)", call(api.PathBreakdown, "property", "visit:source", "metrics", "visitors,visits,bounce_rate", "limit", "10")},
-		{"countries (raw sessions)", call(api.PathBreakdown, "property", "visit:country", "metrics", "visitors", "limit", "10")},
+		{"sources (sessions_dims_hourly)", call(api.PathBreakdown, "property", "visit:source", "metrics", "visitors,visits,bounce_rate", "limit", "10")},
+		{"countries (sessions_dims_hourly)", call(api.PathBreakdown, "property", "visit:country", "metrics", "visitors", "limit", "10")},
 		{"filtered breakdown (raw)", call(api.PathBreakdown, "property", "event:page", "metrics", "visitors,pageviews", "limit", "10",
 			"filters", "visit:country==DE;visit:source==Google")},
-		{"filtered aggregate (raw)", call(api.PathAggregate, "metrics", "visitors,pageviews,bounce_rate", "filters", "visit:device==Mobile")},
+		{"filtered aggregate (rollup+raw)", call(api.PathAggregate, "metrics", "visitors,pageviews,bounce_rate", "filters", "visit:device==Mobile")},
 	}
 	times := make([][]time.Duration, len(calls))
 	for r := 0; r < runs+1; r++ {
