@@ -605,3 +605,27 @@ func TestRateLimitPerVisitor(t *testing.T) {
 		t.Fatalf("%d rows, want 6", got)
 	}
 }
+
+// TestMalformedRequestIsCounted sends a request line fasthttp cannot
+// parse: a 400, counted under its own reason, and the listener keeps serving.
+func TestMalformedRequestIsCounted(t *testing.T) {
+	ts := start(t)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(conn, "POST /api/event HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n")
+	status, _ := io.ReadAll(io.LimitReader(conn, 12))
+	conn.Close()
+	if string(status) != "HTTP/1.1 400" {
+		t.Fatalf("got %q, want HTTP/1.1 400", status)
+	}
+	if r := ts.do(t, req{body: pageview("example.com", "https://example.com/")}); r.status != 202 {
+		t.Fatalf("listener after a malformed request: %d", r.status)
+	}
+	var b strings.Builder
+	ts.metrics.WritePrometheus(&b)
+	if !strings.Contains(b.String(), `glimpse_requests_rejected_total{reason="malformed_request"} 1`) {
+		t.Errorf("malformed request not counted:\n%s", b.String())
+	}
+}

@@ -33,6 +33,7 @@ const (
 	rejectContentType = "content_type"
 	rejectBadURL      = "bad_url"
 	rejectNotFound    = "not_found"
+	rejectMalformed   = "malformed_request" // fasthttp could not parse the request
 )
 
 // collectorMetrics are the ingest counters, created up front so the hot
@@ -58,7 +59,7 @@ func newCollectorMetrics(set *metrics.Set) *collectorMetrics {
 	for _, r := range dropReasons {
 		m.dropped[r] = set.NewCounter(fmt.Sprintf(`glimpse_events_dropped_total{reason=%q}`, r))
 	}
-	reasons := []string{rejectMethod, rejectTooLarge, rejectContentType, rejectBadURL, rejectNotFound}
+	reasons := []string{rejectMethod, rejectTooLarge, rejectContentType, rejectBadURL, rejectNotFound, rejectMalformed}
 	for _, e := range decode.Errors() {
 		reasons = append(reasons, e.Code)
 	}

@@ -253,7 +253,7 @@ func (s *Server) ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
 		ctx.Error("request body too large", fasthttp.StatusRequestEntityTooLarge)
 		return
 	}
-	s.metrics.reject(rejectMethod)
+	s.metrics.reject(rejectMalformed)
 	ctx.Error("bad request", fasthttp.StatusBadRequest)
 }
 

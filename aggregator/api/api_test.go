@@ -60,14 +60,11 @@ api_keys:
 func seeded(t *testing.T) *chtest.DB {
 	t.Helper()
 	db := chtest.Migrated(t)
-	w := sink.New(sink.Options{Conn: db.Conn, BatchSize: 5000, Interval: 50 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if _, err := seed.Generate(ctx, w, seed.Options{Site: "example.com", Events: 20000, Days: 40, End: seedEnd, Seed: 42, Visitors: 2500}); err != nil {
-		t.Fatal(err)
-	}
-	if lost, err := w.Close(ctx); err != nil || lost > 0 {
-		t.Fatalf("seed: lost %d rows: %v", lost, err)
+	if _, err := seed.Write(ctx, sink.Options{Conn: db.Conn, BatchSize: 5000, Interval: 50 * time.Millisecond},
+		seed.Options{Site: "example.com", Events: 20000, Days: 40, End: seedEnd, Seed: 42, Visitors: 2500}); err != nil {
+		t.Fatalf("seed: %v", err)
 	}
 	return db
 }

@@ -326,3 +326,24 @@ func sleep(ctx context.Context) error {
 		return nil
 	}
 }
+
+// Write generates o through a writer of its own made from wo (wo.Conn is
+// required), flushes it, and fails if any row was not stored: what the
+// seed command, the Stats API benchmark and the tests share.
+func Write(ctx context.Context, wo sink.Options, o Options) (Stats, error) {
+	w := sink.New(wo)
+	st, genErr := Generate(ctx, w, o)
+	// The final flush gets a fresh deadline even when ctx has ended.
+	fctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	lost, err := w.Close(fctx)
+	switch {
+	case genErr != nil:
+		return st, genErr
+	case err != nil:
+		return st, fmt.Errorf("cannot flush the seeded rows: %w", err)
+	case lost > 0:
+		return st, fmt.Errorf("%d seeded rows were not stored", lost)
+	}
+	return st, nil
+}

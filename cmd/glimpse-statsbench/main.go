@@ -59,12 +59,9 @@ func run(dsn string, events, days, runs int, reuse bool) error {
 		if _, err := migrations.NewRunner(conn, migrations.Target{Database: db}, nil, nil).Apply(ctx); err != nil {
 			return err
 		}
-		w := sink.New(sink.Options{Conn: conn, BatchSize: 100000, QueueSize: 400000})
 		began := time.Now()
-		st, err := seed.Generate(ctx, w, seed.Options{Site: "example.com", Events: events, Days: days, End: end, Seed: 1})
-		if _, cerr := w.Close(context.Background()); err == nil {
-			err = cerr
-		}
+		st, err := seed.Write(ctx, sink.Options{Conn: conn, BatchSize: 100000, QueueSize: 400000},
+			seed.Options{Site: "example.com", Events: events, Days: days, End: end, Seed: 1})
 		if err != nil {
 			return err
 		}

@@ -48,17 +48,11 @@ func seedCommand() *command {
 			if _, err := migrations.NewRunner(conn, migrations.Target{Database: dsn.Auth.Database}, nil, log).Apply(ctx); err != nil {
 				return err
 			}
-			w := sink.New(sink.Options{Conn: conn, BatchSize: 50000, QueueSize: 200000, Log: log.With("component", "sink")})
 			began := time.Now()
-			st, genErr := seed.Generate(ctx, w, seed.Options{Site: site, Events: events, Days: days, End: endT, Seed: rng})
-			fctx, cancel := context.WithTimeout(context.Background(), o.ShutdownWait+time.Minute)
-			defer cancel()
-			lost, err := w.Close(fctx)
-			if genErr != nil {
-				return genErr
-			}
-			if err != nil || lost > 0 {
-				return fmt.Errorf("seed: %d rows lost: %v", lost, err)
+			st, err := seed.Write(ctx, sink.Options{Conn: conn, BatchSize: 50000, QueueSize: 200000, Log: log.With("component", "sink")},
+				seed.Options{Site: site, Events: events, Days: days, End: endT, Seed: rng})
+			if err != nil {
+				return err
 			}
 			fmt.Fprintf(stdout, "seeded %s: %d events, %d sessions, %d visitors over %d days in %s\n",
 				site, st.Events, st.Sessions, st.Visitors, days, time.Since(began).Round(time.Millisecond))

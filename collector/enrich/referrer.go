@@ -135,12 +135,9 @@ func (r *Referrer) parse(raw []byte) bool {
 		return false
 	}
 	raw = trimSpace(raw)
-	var rest []byte
+	rest, ok := cutHTTPScheme(raw)
 	switch {
-	case hasPrefixFold(raw, "https://"):
-		rest = raw[len("https://"):]
-	case hasPrefixFold(raw, "http://"):
-		rest = raw[len("http://"):]
+	case ok:
 	case hasPrefixFold(raw, "android-app://"):
 		pkg := raw[len("android-app://"):]
 		if i := bytes.IndexAny(pkg, "/?#"); i >= 0 {

@@ -140,14 +140,8 @@ func (p *URLPolicy) Clean(dst *PageURL, raw []byte) error {
 	if len(raw) > MaxURLLength {
 		return ErrURLTooLong
 	}
-	raw = trimSpace(raw)
-	var rest []byte
-	switch {
-	case hasPrefixFold(raw, "https://"):
-		rest = raw[len("https://"):]
-	case hasPrefixFold(raw, "http://"):
-		rest = raw[len("http://"):]
-	default:
+	rest, ok := cutHTTPScheme(trimSpace(raw))
+	if !ok {
 		return ErrURLScheme
 	}
 	host, rest, ok := splitAuthority(rest)
@@ -434,4 +428,16 @@ func appendCleanPath(dst, scratch, path []byte) ([]byte, []byte) {
 		dst = append(dst, '/')
 	}
 	return appendRedacted(dst, scratch), scratch
+}
+
+// cutHTTPScheme removes a case-insensitive "http://" or "https://" and
+// reports whether one was there.
+func cutHTTPScheme(raw []byte) ([]byte, bool) {
+	switch {
+	case hasPrefixFold(raw, "https://"):
+		return raw[len("https://"):], true
+	case hasPrefixFold(raw, "http://"):
+		return raw[len("http://"):], true
+	}
+	return nil, false
 }
