@@ -1,8 +1,14 @@
 package sink
 
 import (
+	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
 // insertBuilder writes INSERT statements naming only the columns a batch
@@ -72,4 +78,143 @@ func anyNonZero[T comparable](s []T) bool {
 		}
 	}
 	return false
+}
+
+// maxPrepared bounds the INSERTs a table keeps prepared: one per column set
+// in recent use (a site's page-view batches, say, and its mixed batches).
+const maxPrepared = 3
+
+// preparedInserts keeps a table's recent INSERT batches for reuse. The
+// driver encodes rows into column buffers that a fresh batch grows from
+// nothing (a few MB per 10,000 events, the collector's main source of
+// garbage); a reused batch resets its columns and keeps their capacity.
+//
+// Reuse rests on clickhouse-go's retry path: Send on a batch that was sent
+// acquires a connection, starts the same INSERT again and sends the batch's
+// block, so resetting the columns and appending new rows first sends the
+// new rows, with the server's answer checked as on any Send. The columns
+// are appended through Batch.Columns, as Batch.Column refuses a sent batch.
+// TestPreparedInsertReuse pins this down against the real server.
+type preparedInserts struct {
+	mu   sync.Mutex
+	list []*preparedInsert // most recently used first
+}
+
+type preparedInsert struct {
+	query  string
+	batch  driver.Batch
+	cols   []column.Interface
+	ctx    context.Context // the batch's context for its whole life
+	cancel context.CancelFunc
+	sent   bool
+}
+
+// take removes and returns the prepared INSERT for query, or nil.
+func (ps *preparedInserts) take(query string) *preparedInsert {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	for i, p := range ps.list {
+		if p.query == query {
+			ps.list = append(ps.list[:i], ps.list[i+1:]...)
+			return p
+		}
+	}
+	return nil
+}
+
+// put keeps p as the most recently used, dropping the least recently used
+// beyond maxPrepared.
+func (ps *preparedInserts) put(p *preparedInsert) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	ps.list = append(ps.list, nil)
+	copy(ps.list[1:], ps.list)
+	ps.list[0] = p
+	if len(ps.list) > maxPrepared {
+		ps.list[maxPrepared].close()
+		ps.list[maxPrepared] = nil
+		ps.list = ps.list[:maxPrepared]
+	}
+}
+
+// closeAll drops every prepared INSERT.
+func (ps *preparedInserts) closeAll() {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	for _, p := range ps.list {
+		p.close()
+	}
+	ps.list = nil
+}
+
+func (p *preparedInsert) close() {
+	if p.batch != nil && !p.sent {
+		_ = p.batch.Abort() // releases the connection PrepareBatch holds
+	}
+	p.cancel()
+}
+
+// insert sends cols (one slice per column of query) as one INSERT through
+// conn, reusing a prepared batch for query when there is one. The attempt
+// ends with ctx or after timeout, whichever is first.
+func (ps *preparedInserts) insert(ctx context.Context, conn driver.Conn, timeout time.Duration, query string, cols []any) error {
+	p := ps.take(query)
+	if p == nil {
+		bctx, cancel := context.WithCancel(context.Background())
+		p = &preparedInsert{query: query, ctx: bctx, cancel: cancel}
+	}
+	// The batch keeps its context from PrepareBatch on, so the attempt's
+	// deadline and ctx cancel the batch's context instead: the driver then
+	// closes the connection and the attempt fails, and the batch is dropped.
+	stopCtx := context.AfterFunc(ctx, p.cancel)
+	timer := time.AfterFunc(timeout, p.cancel)
+	err := p.send(query, conn, cols)
+	timer.Stop()
+	stopCtx()
+	if err == nil {
+		err = p.ctx.Err()
+	}
+	if err != nil {
+		p.close()
+		return err
+	}
+	ps.put(p)
+	return nil
+}
+
+func (p *preparedInsert) send(query string, conn driver.Conn, cols []any) error {
+	if p.batch == nil {
+		b, err := conn.PrepareBatch(p.ctx, query)
+		if err != nil {
+			return fmt.Errorf("cannot prepare %s: %w", tableOf(query), err)
+		}
+		p.batch, p.cols = b, b.Columns()
+		if len(p.cols) != len(cols) {
+			return fmt.Errorf("cannot insert into %s: the server has %d of the %d columns", tableOf(query), len(p.cols), len(cols))
+		}
+	} else {
+		for _, c := range p.cols {
+			c.Reset()
+		}
+	}
+	for i, col := range cols {
+		if _, err := p.cols[i].Append(col); err != nil {
+			return fmt.Errorf("cannot append to %s.%s: %w", tableOf(query), p.cols[i].Name(), err)
+		}
+	}
+	err := p.batch.Send()
+	p.sent = true
+	if err != nil {
+		return fmt.Errorf("cannot insert into %s: %w", tableOf(query), err)
+	}
+	return nil
+}
+
+// tableOf returns the table name of an INSERT built by insertBuilder.
+func tableOf(query string) string {
+	s := strings.TrimPrefix(query, "INSERT INTO ")
+	if i := strings.IndexByte(s, ' '); i >= 0 {
+		s = s[:i]
+	}
+	return s
 }

@@ -1,8 +1,15 @@
 package sink
 
 import (
+	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/glimpse-analytics/glimpse/migrations/chtest"
 )
 
 func TestInsertBuilderLeavesOutDefaultColumns(t *testing.T) {
@@ -31,5 +38,87 @@ func TestInsertBuilderLeavesOutDefaultColumns(t *testing.T) {
 	q2, _ := ib.build("events", names[:3], []any{[]string{"a"}, []time.Time{{}}, []string{"n"}})
 	if q2 != "INSERT INTO events (site_id, ts, name)" || q != "INSERT INTO events (site_id, ts, rtt, tags)" {
 		t.Fatalf("queries %q, %q", q, q2)
+	}
+}
+
+// TestPreparedInsertReuse pins down what preparedInserts relies on in
+// clickhouse-go: a sent batch whose columns are reset and refilled sends
+// exactly the new rows, errors still come back, and a failed batch is not
+// kept.
+func TestPreparedInsertReuse(t *testing.T) {
+	db := chtest.New(t)
+	ctx := context.Background()
+	if err := db.Conn.Exec(ctx, "CREATE TABLE t (k UInt32, s String, a Array(String)) ENGINE = MergeTree ORDER BY k"); err != nil {
+		t.Fatal(err)
+	}
+	var ps preparedInserts
+	const q = "INSERT INTO t (k, s, a)"
+	var first driver.Batch
+	for round := range 4 {
+		n := 1000 * (round + 1) // growing and shrinking would both work; grow to cross buffer sizes
+		ks, ss, as := make([]uint32, n), make([]string, n), make([][]string, n)
+		for i := range ks {
+			ks[i] = uint32(round*100000 + i)
+			ss[i] = fmt.Sprintf("r%d-%d", round, i)
+			as[i] = []string{ss[i], "x"}
+		}
+		if err := ps.insert(ctx, db.Conn, 10*time.Second, q, []any{ks, ss, as}); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if len(ps.list) != 1 {
+			t.Fatalf("round %d: %d prepared inserts kept, want 1", round, len(ps.list))
+		}
+		if round == 0 {
+			first = ps.list[0].batch
+		} else if ps.list[0].batch != first {
+			t.Fatalf("round %d: the batch was prepared again instead of reused", round)
+		}
+		var rows, bad uint64
+		err := db.Conn.QueryRow(ctx, `SELECT count(), countIf(s != concat('r', toString(intDiv(k, 100000)), '-', toString(k % 100000)) OR a != [s, 'x'])
+			FROM t WHERE intDiv(k, 100000) = ?`, uint32(round)).Scan(&rows, &bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rows != uint64(n) || bad != 0 {
+			t.Fatalf("round %d: %d rows (%d wrong), want %d", round, rows, bad, n)
+		}
+	}
+	var total uint64
+	if err := db.Conn.QueryRow(ctx, "SELECT count() FROM t").Scan(&total); err != nil {
+		t.Fatal(err)
+	}
+	if total != 1000+2000+3000+4000 {
+		t.Fatalf("%d rows in all: a reused batch resent old rows", total)
+	}
+
+	// A server-side failure reaches the caller and the batch is dropped.
+	if err := db.Conn.Exec(ctx, "DROP TABLE t"); err != nil {
+		t.Fatal(err)
+	}
+	err := ps.insert(ctx, db.Conn, 10*time.Second, q, []any{[]uint32{1}, []string{"a"}, [][]string{{}}})
+	if err == nil || !strings.Contains(err.Error(), "cannot insert into t") {
+		t.Fatalf("insert into a dropped table: %v", err)
+	}
+	if len(ps.list) != 0 {
+		t.Fatalf("a failed batch was kept")
+	}
+	ps.closeAll()
+}
+
+func TestPreparedInsertsKeepRecentColumnSets(t *testing.T) {
+	var ps preparedInserts
+	closed := 0
+	for i := range maxPrepared + 2 {
+		ps.put(&preparedInsert{query: fmt.Sprint(i), sent: true, cancel: func() { closed++ }})
+	}
+	if len(ps.list) != maxPrepared || closed != 2 {
+		t.Fatalf("kept %d, closed %d", len(ps.list), closed)
+	}
+	if p := ps.take(fmt.Sprint(maxPrepared + 1)); p == nil || ps.take("0") != nil {
+		t.Fatal("the most recent must be kept and the oldest dropped")
+	}
+	ps.closeAll()
+	if len(ps.list) != 0 || closed != maxPrepared+1 {
+		t.Fatalf("closeAll: kept %d, closed %d", len(ps.list), closed)
 	}
 }

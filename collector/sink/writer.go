@@ -288,6 +288,8 @@ func (w *Writer) Close(ctx context.Context) (lost int64, err error) {
 		err = fmt.Errorf("final flush did not finish: %w", ctx.Err())
 	}
 	w.stopCancel()
+	w.events.prepared.closeAll()
+	w.sessions.prepared.closeAll()
 	lost = w.events.lost.Load() + w.sessions.lost.Load()
 	if w.spool != nil {
 		if left := w.spool.size.Load(); err != nil && left > 0 {
@@ -332,6 +334,8 @@ type table[Q, T any] struct {
 	// guard, if set, is held during each insert (events: Writer.Erase
 	// waits on it).
 	guard *sync.Mutex
+	// prepared keeps INSERTs for reuse (insert.go).
+	prepared preparedInserts
 
 	stored  *metrics.Counter
 	errors  *metrics.Counter
@@ -464,27 +468,12 @@ func (t *table[Q, T]) insertRetry(ctx context.Context, rows []T) {
 }
 
 func (t *table[Q, T]) insert1(ctx context.Context, rows []T) error {
-	ctx, cancel := context.WithTimeout(ctx, t.w.opts.InsertTimeout)
-	defer cancel()
 	if t.guard != nil {
 		t.guard.Lock()
 		defer t.guard.Unlock()
 	}
 	query, cols := t.build(rows)
-	b, err := t.w.opts.Conn.PrepareBatch(ctx, query)
-	if err != nil {
-		return fmt.Errorf("cannot prepare insert into %s: %w", t.name, err)
-	}
-	for i, col := range cols {
-		if err := b.Column(i).Append(col); err != nil {
-			_ = b.Abort()
-			return fmt.Errorf("cannot append %d rows to %s: %w", len(rows), t.name, err)
-		}
-	}
-	if err := b.Send(); err != nil {
-		return fmt.Errorf("cannot insert %d rows into %s: %w", len(rows), t.name, err)
-	}
-	return nil
+	return t.prepared.insert(ctx, t.w.opts.Conn, t.w.opts.InsertTimeout, query, cols)
 }
 
 func (w *Writer) eventsStored() *metrics.Counter {
