@@ -214,17 +214,11 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, h *hit) outcome {
 		EngagementMS: ev.EngagementMS,
 		Attrs:        &h.attrs,
 	}
-	prev, cur, hadPrev := s.sessions.TouchFallback(st.cfg.Domain, visitorID, previousID, now, touch)
+	// The writer drains the cache's changed sessions every session interval
+	// (sink.Writer.WriteSessions).
+	_, cur, _ := s.sessions.TouchFallback(st.cfg.Domain, visitorID, previousID, now, touch)
 	e.SessionID = cur.ID
-	if o := s.enqueue(e); o.status != fasthttp.StatusAccepted || o.reason != "" {
-		return o
-	}
-	if cur.ID != 0 {
-		if err := s.writer.EnqueueSessions(sink.SessionUpdate{Prev: prev, Cur: cur, HasPrev: hadPrev}); err != nil {
-			s.metrics.sessLost.Inc()
-		}
-	}
-	return accepted
+	return s.enqueue(e)
 }
 
 // enqueue hands e to the writer; a full queue is answered 503 so the client

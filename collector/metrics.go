@@ -44,7 +44,6 @@ type collectorMetrics struct {
 	dropped  map[string]*metrics.Counter
 	rejected map[string]*metrics.Counter
 	anon     *metrics.Counter
-	sessLost *metrics.Counter
 }
 
 func newCollectorMetrics(set *metrics.Set) *collectorMetrics {
@@ -54,7 +53,6 @@ func newCollectorMetrics(set *metrics.Set) *collectorMetrics {
 		dropped:  map[string]*metrics.Counter{},
 		rejected: map[string]*metrics.Counter{},
 		anon:     set.NewCounter("glimpse_events_anonymous_total"),
-		sessLost: set.NewCounter("glimpse_session_updates_dropped_total"),
 	}
 	for _, r := range dropReasons {
 		m.dropped[r] = set.NewCounter(fmt.Sprintf(`glimpse_events_dropped_total{reason=%q}`, r))

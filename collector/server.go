@@ -31,6 +31,7 @@ type Options struct {
 	// Proxies whose X-Forwarded-For is believed; the zero value trusts none.
 	Proxies locate.TrustedProxies
 	// Salts and Sessions default to in-memory ones with default settings.
+	// New makes Writer write the sessions of Sessions (Writer.WriteSessions).
 	Salts    *visitor.Salts
 	Sessions *visitor.Cache
 	// UACacheSize bounds the parsed User-Agent cache (default 8192).
@@ -131,6 +132,7 @@ func New(o Options) (*Server, error) {
 		routes:     o.Routes,
 		limiter:    &rateLimiter{limit: uint32(o.RateLimit)},
 	}
+	s.writer.WriteSessions(s.sessions)
 	s.hits = make(chan *hit, maxFreeHits)
 	s.prefixes = sortPrefixes(o.Prefixes)
 	for i := range o.Sites.Sites {

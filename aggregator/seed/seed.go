@@ -130,12 +130,16 @@ type event struct {
 	propValue string
 }
 
-// Generate writes o.Events events and their sessions through w. It does
-// not close w; the caller flushes with w.Close.
+// Generate writes o.Events events and their sessions through w, which it
+// makes write sessions from the generated data (sink.Writer.WriteSessions;
+// w's SessionInterval paces them). It does not close w; the caller flushes
+// with w.Close.
 func Generate(ctx context.Context, w *sink.Writer, o Options) (Stats, error) {
 	if o.Site == "" || o.Events <= 0 || o.Days <= 0 {
 		return Stats{}, fmt.Errorf("seed needs a site, a positive number of events and of days")
 	}
+	sessions := new(sink.SessionBuffer)
+	w.WriteSessions(sessions)
 	if o.End.IsZero() {
 		o.End = time.Now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
 	}
@@ -248,7 +252,7 @@ func Generate(ctx context.Context, w *sink.Writer, o Options) (Stats, error) {
 			// The collector writes a session state after its first event and
 			// replaces it at the end; do the same so readers see -1/+1 pairs.
 			if i == 0 || i == len(evs)-1 {
-				if err := enqueueSession(ctx, w, sink.SessionUpdate{Prev: prev, Cur: row, HasPrev: hasPrev}); err != nil {
+				if err := sessions.Add(ctx, prev, row, hasPrev); err != nil {
 					return st, err
 				}
 				prev, hasPrev = row, true
@@ -304,18 +308,6 @@ func enqueue(ctx context.Context, w *sink.Writer, site string, visitorID, sessio
 	}
 }
 
-func enqueueSession(ctx context.Context, w *sink.Writer, u sink.SessionUpdate) error {
-	for {
-		err := w.EnqueueSessions(u)
-		if !errors.Is(err, sink.ErrQueueFull) {
-			return err
-		}
-		if err := sleep(ctx); err != nil {
-			return err
-		}
-	}
-}
-
 func sleep(ctx context.Context) error {
 	t := time.NewTimer(2 * time.Millisecond)
 	defer t.Stop()
@@ -331,6 +323,9 @@ func sleep(ctx context.Context) error {
 // required), flushes it, and fails if any row was not stored: what the
 // seed command, the Stats API benchmark and the tests share.
 func Write(ctx context.Context, wo sink.Options, o Options) (Stats, error) {
+	if wo.SessionInterval == 0 {
+		wo.SessionInterval = 100 * time.Millisecond // sessions keep pace with the events
+	}
 	w := sink.New(wo)
 	st, genErr := Generate(ctx, w, o)
 	// The final flush gets a fresh deadline even when ctx has ended.

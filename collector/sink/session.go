@@ -1,19 +1,66 @@
 package sink
 
 import (
+	"context"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/glimpse-analytics/glimpse/collector/visitor"
 )
 
-// SessionUpdate is one change of a session: Cur is written with sign +1,
-// and Prev, when HasPrev, is cancelled with sign -1 (sessions is a
-// VersionedCollapsingMergeTree, 0002_sessions.sql). The sessions are the
-// cache's immutable values, so an update is small and copies no strings.
-type SessionUpdate struct {
-	Prev, Cur visitor.Session
-	HasPrev   bool
+// SessionSource is where the writer takes session changes from:
+// visitor.Cache.
+type SessionSource interface {
+	Drain(emit func(prev, cur *visitor.Session, hadPrev bool)) int
+}
+
+// WriteSessions makes the writer write the sessions src changes: every
+// SessionInterval, and a last time on Close, it drains src and inserts
+// each changed session as a cancel row (sign -1) of the state it wrote
+// before, if any, and a row of the new state (sign +1). sessions is a
+// VersionedCollapsingMergeTree (0002_sessions.sql), so the table collapses
+// to each session's newest state. Call it before the first event.
+func (w *Writer) WriteSessions(src SessionSource) { w.sessionSrc.Store(&src) }
+
+// runSessions drains the session source on every tick, and once more on
+// Close.
+func (w *Writer) runSessions() {
+	defer w.wg.Done()
+	tick := time.NewTicker(w.opts.SessionInterval)
+	defer tick.Stop()
+	var rows []sessionRow
+	for {
+		select {
+		case <-tick.C:
+			rows = w.flushSessions(context.Background(), rows)
+		case <-w.closing:
+			w.flushSessions(*w.final.Load(), rows)
+			return
+		}
+	}
+}
+
+func (w *Writer) flushSessions(ctx context.Context, rows []sessionRow) []sessionRow {
+	src := w.sessionSrc.Load()
+	if src == nil {
+		return rows
+	}
+	rows = rows[:0]
+	(*src).Drain(func(prev, cur *visitor.Session, hadPrev bool) {
+		if hadPrev {
+			rows = append(rows, sessionRow{*prev, -1})
+		}
+		rows = append(rows, sessionRow{*cur, 1})
+	})
+	if len(rows) > 0 {
+		w.sessions.flush(ctx, rows)
+	}
+	clear(rows) // do not pin the sessions' strings
+	if cap(rows) > 4*len(rows) && cap(rows) > 4096 {
+		rows = nil // a burst's capacity is not kept
+	}
+	return rows
 }
 
 // sessionRow is a session state with its sign.
@@ -99,37 +146,61 @@ func (c *sessionBatch) release() {
 	}
 }
 
-// sessionCoalescer folds updates of one session that arrive while a batch
-// is collecting: when an update cancels a +1 row that is still in the
-// batch, the cancel is dropped and the new state takes that row's place.
-// After VersionedCollapsingMergeTree collapses, the table holds the same as
-// without folding — the last state written cancelled and the newest one —
-// from fewer rows: a busy visitor's updates within one flush cost at most
-// two rows, not two per event.
-type sessionCoalescer struct {
-	pending map[uint64]pendingSession // session id → its +1 row in the batch
+// SessionBuffer is a SessionSource for sessions that do not come from a
+// visitor.Cache, such as generated demo data: Add queues a change, and the
+// writer takes what is queued on its next drain. The zero value holds up
+// to DefaultSessionBufferLimit changes.
+type SessionBuffer struct {
+	// Limit bounds the queued changes; Add waits while it is reached.
+	Limit   int
+	mu      sync.Mutex
+	pending []sessionChange
 }
 
-type pendingSession struct {
-	idx     int    // index of the +1 row in the batch
-	version uint32 // its version
+// DefaultSessionBufferLimit is SessionBuffer's limit when Limit is 0.
+const DefaultSessionBufferLimit = 100_000
+
+type sessionChange struct {
+	prev, cur visitor.Session
+	hadPrev   bool
 }
 
-func (c *sessionCoalescer) add(rows []sessionRow, u SessionUpdate) []sessionRow {
-	if c.pending == nil {
-		c.pending = make(map[uint64]pendingSession)
+// Add queues a change of a session: cur, replacing prev when hadPrev (see
+// Writer.WriteSessions). It waits while the buffer is full, polling every
+// few milliseconds, until the writer drains it or ctx ends.
+func (b *SessionBuffer) Add(ctx context.Context, prev, cur visitor.Session, hadPrev bool) error {
+	limit := b.Limit
+	if limit <= 0 {
+		limit = DefaultSessionBufferLimit
 	}
-	id := u.Cur.ID
-	if p, ok := c.pending[id]; ok && u.HasPrev && u.Prev.ID == id && p.version == u.Prev.Version {
-		rows[p.idx] = sessionRow{u.Cur, 1}
-		c.pending[id] = pendingSession{idx: p.idx, version: u.Cur.Version}
-		return rows
+	for {
+		b.mu.Lock()
+		if len(b.pending) < limit {
+			b.pending = append(b.pending, sessionChange{prev, cur, hadPrev})
+			b.mu.Unlock()
+			return nil
+		}
+		b.mu.Unlock()
+		t := time.NewTimer(2 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
 	}
-	if u.HasPrev {
-		rows = append(rows, sessionRow{u.Prev, -1})
-	}
-	c.pending[id] = pendingSession{idx: len(rows), version: u.Cur.Version}
-	return append(rows, sessionRow{u.Cur, 1})
 }
 
-func (c *sessionCoalescer) reset() { clear(c.pending) }
+// Drain implements SessionSource.
+func (b *SessionBuffer) Drain(emit func(prev, cur *visitor.Session, hadPrev bool)) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i := range b.pending {
+		c := &b.pending[i]
+		emit(&c.prev, &c.cur, c.hadPrev)
+	}
+	n := len(b.pending)
+	clear(b.pending)
+	b.pending = b.pending[:0]
+	return n
+}

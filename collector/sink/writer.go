@@ -27,14 +27,12 @@ type Options struct {
 	BatchSize int
 	// Interval flushes a non-empty batch at least this often (default 1 s).
 	Interval time.Duration
-	// SessionInterval and SessionBatchSize are the same for the sessions
-	// table (defaults 10 s and 50,000 rows). Updates of one session within
-	// a batch fold into one cancel and one new state, so the interval is a
-	// checkpoint period: an active session costs at most two rows per
-	// interval, not two per event, and a crash loses at most one interval
-	// of session updates (never events).
-	SessionInterval  time.Duration
-	SessionBatchSize int
+	// SessionInterval is how often the sessions changed in the meantime
+	// are written (default 10 s; see Writer.WriteSessions): a checkpoint
+	// period, so an active session costs at most two rows per interval, not
+	// two per event, and a crash loses at most one interval of session
+	// changes (never events).
+	SessionInterval time.Duration
 	// QueueSize bounds each table's queue (default 2×BatchSize). A full
 	// queue makes Enqueue fail at once; it never blocks.
 	QueueSize int
@@ -76,9 +74,6 @@ func (o *Options) defaults() {
 	if o.SessionInterval <= 0 {
 		o.SessionInterval = 10 * time.Second
 	}
-	if o.SessionBatchSize <= 0 {
-		o.SessionBatchSize = 50000
-	}
 	if o.QueueSize <= 0 {
 		o.QueueSize = 2 * o.BatchSize
 	}
@@ -117,8 +112,11 @@ var (
 // Writer owns the queues and the goroutines that flush them.
 type Writer struct {
 	opts     Options
-	events   *table[*Event, *Event]
-	sessions *table[SessionUpdate, sessionRow]
+	events   *table[*Event]
+	sessions *table[sessionRow] // fed by runSessions, not by its queue
+	closing  chan struct{}      // closed by Close: the last drain of sessions
+	// sessionSrc is where session changes come from (WriteSessions).
+	sessionSrc atomic.Pointer[SessionSource]
 
 	mu     sync.RWMutex // held for reading while enqueuing; Close takes it to close the queues
 	closed bool
@@ -147,7 +145,7 @@ func New(o Options) *Writer {
 	w := newWriter(o)
 	w.wg.Add(2)
 	go w.events.run()
-	go w.sessions.run()
+	go w.runSessions()
 	return w
 }
 
@@ -189,17 +187,16 @@ func Open(o Options) (*Writer, error) {
 		w.readLoop(full, free)
 		<-flushed
 	}()
-	go w.sessions.run()
+	go w.runSessions()
 	return w, nil
 }
 
 func newWriter(o Options) *Writer {
-	w := &Writer{opts: o, stop: make(chan struct{})}
+	w := &Writer{opts: o, stop: make(chan struct{}), closing: make(chan struct{})}
 	w.stopCtx, w.stopCancel = context.WithCancel(context.Background())
 	w.free = make(chan *Event, o.QueueSize+2*o.BatchSize) // queued, collecting, being inserted
 	var eb eventBatch
-	w.events = newTable(w, "events", o.BatchSize, o.Interval,
-		func(rows []*Event, e *Event) []*Event { return append(rows, e) },
+	w.events = newTable(w, "events", o.BatchSize, o.Interval, o.QueueSize,
 		func(rows []*Event) (string, []any) { return eb.build(w.withoutErased(rows)) },
 		func(rows []*Event) {
 			eb.release()
@@ -209,17 +206,14 @@ func newWriter(o Options) *Writer {
 		})
 	w.events.guard = &w.erasures.insertMu
 	var sb sessionBatch
-	var co sessionCoalescer
-	w.sessions = newTable(w, "sessions", o.SessionBatchSize, o.SessionInterval, co.add,
-		sb.build,
+	w.sessions = newTable(w, "sessions", o.BatchSize, o.SessionInterval, 0, sb.build,
 		func([]sessionRow) { sb.release() })
-	w.sessions.reset = co.reset
 	o.Metrics.NewGauge("glimpse_queue_depth", func() float64 { return float64(w.QueueDepth()) })
 	return w
 }
 
 // QueueDepth is the number of rows waiting in the queues.
-func (w *Writer) QueueDepth() int { return len(w.events.queue) + len(w.sessions.queue) }
+func (w *Writer) QueueDepth() int { return len(w.events.queue) }
 
 // Enqueue hands e to the writer, which owns it from then on. It never
 // blocks: a full queue or a closed writer returns an error and e goes back
@@ -245,24 +239,6 @@ func (w *Writer) Enqueue(e *Event) error {
 	}
 }
 
-// EnqueueSessions hands one session update to the writer: the new state,
-// and the previous state to cancel when the session already had one. The
-// two travel as one queue item, so they are stored together or not at all.
-// It never blocks.
-func (w *Writer) EnqueueSessions(u SessionUpdate) error {
-	w.mu.RLock()
-	defer w.mu.RUnlock()
-	if w.closed {
-		return ErrClosed
-	}
-	select {
-	case w.sessions.queue <- u:
-		return nil
-	default:
-		return ErrQueueFull
-	}
-}
-
 // Close stops accepting rows, drains the queues and flushes what is left
 // under ctx (use a fresh context with a deadline, not a cancelled one). It
 // returns how many rows could not be stored.
@@ -275,7 +251,7 @@ func (w *Writer) Close(ctx context.Context) (lost int64, err error) {
 	w.closed = true
 	w.final.Store(&ctx)
 	close(w.events.queue)
-	close(w.sessions.queue)
+	close(w.closing)
 	w.mu.Unlock()
 	done := make(chan struct{})
 	go func() { w.wg.Wait(); close(done) }()
@@ -318,19 +294,15 @@ func (w *Writer) Degraded() string {
 }
 
 // table is one table's queue and the goroutine that owns its batch.
-type table[Q, T any] struct {
+type table[T any] struct {
 	w        *Writer
 	name     string
 	size     int           // rows that make a batch full
 	interval time.Duration // a non-empty batch is flushed at least this often
-	queue    chan Q
+	queue    chan T // nil for sessions
 	build    func([]T) (query string, cols []any) // the INSERT and its column slices
 	release  func([]T)
-	// add puts a queued item into the collecting batch (sessions coalesce
-	// updates there); reset, if set, runs when a batch is handed off.
-	add   func([]T, Q) []T
-	reset func()
-	lost  atomic.Int64
+	lost     atomic.Int64
 	// guard, if set, is held during each insert (events: Writer.Erase
 	// waits on it).
 	guard *sync.Mutex
@@ -344,26 +316,29 @@ type table[Q, T any] struct {
 	rows    *metrics.Histogram
 }
 
-func newTable[Q, T any](w *Writer, name string, size int, interval time.Duration,
-	add func([]T, Q) []T, build func([]T) (string, []any), release func([]T)) *table[Q, T] {
+func newTable[T any](w *Writer, name string, size int, interval time.Duration, queueSize int,
+	build func([]T) (string, []any), release func([]T)) *table[T] {
 	m := w.opts.Metrics
-	return &table[Q, T]{
+	t := &table[T]{
 		w: w, name: name, size: size, interval: interval,
-		queue: make(chan Q, w.opts.QueueSize),
-		add:   add, build: build, release: release,
+		build: build, release: release,
 		stored:  m.NewCounter(fmt.Sprintf(`glimpse_rows_stored_total{table=%q}`, name)),
 		errors:  m.NewCounter(fmt.Sprintf(`glimpse_insert_errors_total{table=%q}`, name)),
 		dropped: m.NewCounter(fmt.Sprintf(`glimpse_rows_lost_total{table=%q}`, name)),
 		flushes: m.NewHistogram(fmt.Sprintf(`glimpse_flush_seconds{table=%q}`, name)),
 		rows:    m.NewHistogram(fmt.Sprintf(`glimpse_flush_rows{table=%q}`, name)),
 	}
+	if queueSize > 0 {
+		t.queue = make(chan T, queueSize)
+	}
+	return t
 }
 
 // run collects rows into a batch and hands full batches to a flusher
 // goroutine, so that one batch is being inserted while the next fills: a
 // slow insert costs queue room only after a whole batch has piled up
 // behind it. Ownership of a batch moves with it; no batch is shared.
-func (t *table[Q, T]) run() {
+func (t *table[T]) run() {
 	defer t.w.wg.Done()
 	size := t.size
 	size0 := min(size, t.w.opts.BatchSize)
@@ -393,9 +368,6 @@ func (t *table[Q, T]) run() {
 		}
 		full <- batch{rows, ctx}
 		rows = <-free
-		if t.reset != nil {
-			t.reset()
-		}
 	}
 	tick := time.NewTicker(t.interval)
 	defer tick.Stop()
@@ -408,7 +380,7 @@ func (t *table[Q, T]) run() {
 				<-flushed
 				return
 			}
-			rows = t.add(rows, r)
+			rows = append(rows, r)
 			if len(rows) >= size {
 				handoff(context.Background())
 			}
@@ -422,7 +394,7 @@ func (t *table[Q, T]) run() {
 // window can collect more; bigger inserts would only cost memory), retrying
 // each with backoff; rows it cannot insert are counted as lost. It releases
 // the rows either way.
-func (t *table[Q, T]) flush(ctx context.Context, rows []T) {
+func (t *table[T]) flush(ctx context.Context, rows []T) {
 	defer t.release(rows)
 	if t.w.opts.Discard {
 		return
@@ -434,7 +406,7 @@ func (t *table[Q, T]) flush(ctx context.Context, rows []T) {
 	}
 }
 
-func (t *table[Q, T]) insertRetry(ctx context.Context, rows []T) {
+func (t *table[T]) insertRetry(ctx context.Context, rows []T) {
 	start := time.Now()
 	backoff := 250 * time.Millisecond
 	var err error
@@ -467,7 +439,7 @@ func (t *table[Q, T]) insertRetry(ctx context.Context, rows []T) {
 	t.w.opts.Log.Error("rows lost after failed inserts", "table", t.name, "rows", len(rows), "err", err)
 }
 
-func (t *table[Q, T]) insert1(ctx context.Context, rows []T) error {
+func (t *table[T]) insert1(ctx context.Context, rows []T) error {
 	if t.guard != nil {
 		t.guard.Lock()
 		defer t.guard.Unlock()

@@ -211,23 +211,22 @@ func TestWriterQueueFullAndLoss(t *testing.T) {
 	}
 }
 
+// TestSessionsCollapse writes a session through the writer's drains: its
+// first state, then (after a drain) a cancel of it and the newer state.
 func TestSessionsCollapse(t *testing.T) {
 	db := chtest.Migrated(t)
-	w := sink.New(sink.Options{Conn: db.Conn, BatchSize: 100, Interval: time.Hour})
+	w := sink.New(sink.Options{Conn: db.Conn, BatchSize: 100, Interval: time.Hour, SessionInterval: 20 * time.Millisecond})
+	c := visitor.NewCache(visitor.CacheConfig{})
+	w.WriteSessions(c)
 	start := time.Date(2026, 3, 4, 5, 0, 0, 0, time.UTC)
 	attrs := &visitor.Attrs{Browser: "Firefox", Country: "DE", ConnectionType: "4g"}
-	first := visitor.Session{Site: "example.com", ID: 7, VisitorID: 9, Version: 1, Start: start, LastSeen: start,
-		Pageviews: 1, Events: 1, Bounce: true, EntryPage: "/", ExitPage: "/", Attrs: attrs}
-	second := first
-	second.Version, second.LastSeen, second.Pageviews, second.Events, second.Bounce, second.ExitPage, second.DurationSec =
-		2, start.Add(90*time.Second), 2, 2, false, "/pricing", 90
-	if err := w.EnqueueSessions(sink.SessionUpdate{Cur: first}); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.EnqueueSessions(sink.SessionUpdate{Prev: first, Cur: second, HasPrev: true}); err != nil {
-		t.Fatal(err)
-	}
+	c.Touch("example.com", 9, start, visitor.Touch{Pageview: true, Path: "/", Attrs: attrs})
+	waitRows(t, db, "SELECT count() FROM sessions", 1)
+	c.Touch("example.com", 9, start.Add(90*time.Second), visitor.Touch{Pageview: true, Path: "/pricing"})
 	closeWriter(t, w)
+	if n := count(t, db, "SELECT count() FROM sessions"); n != 3 {
+		t.Fatalf("%d session rows, want 3 (+1, then -1 and +1)", n)
+	}
 	var visits, bounces, pageviews, duration int64
 	var exit, conn string
 	err := db.Conn.QueryRow(context.Background(), `SELECT sum(sign), sum(sign * is_bounce), sum(sign * pageviews), sum(sign * duration),
@@ -244,50 +243,50 @@ func TestSessionsCollapse(t *testing.T) {
 	}
 }
 
-// TestSessionUpdatesCoalesce sends many updates of one session: within one
-// batch they fold into one row; across batches each flush writes at most a
-// cancel and a new state, and the collapsed result is the newest state.
-func TestSessionUpdatesCoalesce(t *testing.T) {
-	for _, tt := range []struct {
-		name      string
-		batch     int
-		wantRows  uint64 // rows written before merges
-		updatesOf int
-	}{
-		{"one batch", 1000, 1, 50},
-		{"batch of 10", 10, 0, 50}, // rows depend on flush timing; checked by bound below
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			db := chtest.Migrated(t)
-			w := sink.New(sink.Options{Conn: db.Conn, SessionBatchSize: tt.batch, QueueSize: 1000, SessionInterval: time.Hour})
-			start := time.Date(2026, 3, 4, 5, 0, 0, 0, time.UTC)
-			var prev visitor.Session
-			for i := 1; i <= tt.updatesOf; i++ {
-				cur := visitor.Session{Site: "example.com", ID: 42, VisitorID: 7, Version: uint32(i), Start: start,
-					LastSeen: start.Add(time.Duration(i) * time.Second), Pageviews: uint32(i), Events: uint32(i), Bounce: i == 1,
-					DurationSec: uint32(i - 1), EntryPage: "/", ExitPage: fmt.Sprintf("/p%d", i), Attrs: &visitor.Attrs{}}
-				if err := w.EnqueueSessions(sink.SessionUpdate{Prev: prev, Cur: cur, HasPrev: i > 1}); err != nil {
-					t.Fatal(err)
-				}
-				prev = cur
-			}
-			closeWriter(t, w)
-			rows := count(t, db, "SELECT count() FROM sessions")
-			if tt.wantRows != 0 && rows != tt.wantRows {
-				t.Errorf("%d rows written, want %d", rows, tt.wantRows)
-			}
-			if rows > uint64(2*tt.updatesOf/tt.batch+2) {
-				t.Errorf("%d rows written for %d updates in batches of %d; updates did not fold", rows, tt.updatesOf, tt.batch)
-			}
-			var visits, pageviews int64
-			var exit string
-			if err := db.Conn.QueryRow(context.Background(), `SELECT sum(sign), sum(sign*pageviews), argMax(exit_page, version) FROM sessions`).
-				Scan(&visits, &pageviews, &exit); err != nil {
-				t.Fatal(err)
-			}
-			if visits != 1 || pageviews != int64(tt.updatesOf) || exit != fmt.Sprintf("/p%d", tt.updatesOf) {
-				t.Fatalf("collapsed to visits %d pageviews %d exit %q", visits, pageviews, exit)
-			}
-		})
+func waitRows(t *testing.T, db *chtest.DB, q string, want uint64) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for count(t, db, q) < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: fewer than %d rows after 20 s", q, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestSessionCheckpoints touches sessions many times between drains: each
+// drain writes at most a cancel and a new state per session, the last
+// drain (on Close) writes what changed since, and the table collapses to
+// the newest state of every session, including one that ended meanwhile.
+func TestSessionCheckpoints(t *testing.T) {
+	db := chtest.Migrated(t)
+	w := sink.New(sink.Options{Conn: db.Conn, SessionInterval: time.Hour})
+	c := visitor.NewCache(visitor.CacheConfig{})
+	w.WriteSessions(c)
+	start := time.Date(2026, 3, 4, 5, 0, 0, 0, time.UTC)
+	const visitors, touches = 50, 200
+	for i := range touches {
+		for v := range uint64(visitors) {
+			c.Touch("example.com", v+1, start.Add(time.Duration(i)*time.Second), visitor.Touch{Pageview: true, Path: fmt.Sprintf("/p%d", i)})
+		}
+	}
+	// Visitor 1 comes back after the idle timeout: a second session, and the
+	// first one ended with no further touch.
+	c.Touch("example.com", 1, start.Add(2*time.Hour), visitor.Touch{Pageview: true, Path: "/back"})
+	closeWriter(t, w)
+	if n := count(t, db, "SELECT count() FROM sessions"); n != visitors+1 {
+		t.Fatalf("%d rows for %d touches of %d sessions, want one per session", n, visitors*touches+1, visitors+1)
+	}
+	var visits, pageviews int64
+	var exit string
+	if err := db.Conn.QueryRow(context.Background(), `SELECT sum(sign), sum(sign*pageviews), argMax(exit_page, version) FROM sessions
+		WHERE visitor_id = 2`).Scan(&visits, &pageviews, &exit); err != nil {
+		t.Fatal(err)
+	}
+	if visits != 1 || pageviews != touches || exit != fmt.Sprintf("/p%d", touches-1) {
+		t.Fatalf("visitor 2 collapsed to visits %d pageviews %d exit %q", visits, pageviews, exit)
+	}
+	if n := count(t, db, "SELECT toUInt64(sum(sign)) FROM sessions WHERE visitor_id = 1"); n != 2 {
+		t.Fatalf("visitor 1 has %d sessions, want 2", n)
 	}
 }

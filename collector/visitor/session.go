@@ -143,13 +143,24 @@ type entry struct {
 	interactive uint32    // interactive touches so far
 	lastEventAt time.Time // last touch that was not an engagement report
 	tailMS      uint64    // engagement reported since lastEventAt
+	// written is the state last handed out by Drain, which the table holds
+	// with sign +1 (valid when hasWritten); dirty marks an entry changed
+	// since, which is then in its shard's dirty list.
+	written    Session
+	hasWritten bool
+	dirty      bool
 }
 
 type sessionShard struct {
 	mu  sync.Mutex
 	m   map[sessionKey]*entry
 	max int
-	_   [40]byte // pad to 64 bytes so shards do not share cache lines
+	// dirty lists the entries changed since the last Drain, including ones
+	// that have since ended, been evicted or been replaced in m: Drain
+	// writes their last state too. An entry in a shard's list is in that
+	// shard's map or in none, so the shard's lock guards it.
+	dirty []*entry
+	_     [16]byte // pad to 64 bytes so shards do not share cache lines
 }
 
 // maxShards bounds the lock shards; minPerShard keeps small caches in few
@@ -263,6 +274,14 @@ func (c *Cache) TouchFallback(site string, visitor, previous uint64, now time.Ti
 			delete(src.m, pk)
 			if c.live(pe, now) {
 				e = pe
+				if pe.dirty && old != nil {
+					// pe stays in the other shard's dirty list, frozen, and
+					// Drain writes its state from there; the session goes on
+					// in a copy that counts that state as written.
+					e = new(entry)
+					*e = *pe
+					e.written, e.hasWritten, e.dirty = pe.s, true, false
+				}
 				k.site = e.s.Site
 				c.insertLocked(sh, k, e, now)
 			}
@@ -275,11 +294,52 @@ func (c *Cache) TouchFallback(site string, visitor, previous uint64, now time.Ti
 		e = c.start(site, visitor, now, &ev)
 		k.site = e.s.Site // the key must not alias the caller's buffer either
 		c.insertLocked(sh, k, e, now)
+		markDirty(sh, e)
 		return Session{}, e.s, false
 	}
 	prev = e.s
 	c.update(e, now, &ev)
+	markDirty(sh, e)
 	return prev, e.s, true
+}
+
+func markDirty(sh *sessionShard, e *entry) {
+	if !e.dirty {
+		e.dirty = true
+		sh.dirty = append(sh.dirty, e)
+	}
+}
+
+// Drain hands every session changed since the last Drain to emit, once,
+// with its state now (cur) and, when an earlier state was handed out, that
+// state (prev): the table then cancels prev with sign -1 and holds cur with
+// sign +1. Sessions that ended, were evicted or were replaced since their
+// last change are included, so their last state is written too. This is
+// how sessions reach storage: a busy session costs at most two rows per
+// Drain, however many events it had in between. It returns the number of
+// sessions emitted.
+//
+// emit runs with a lock held: it must be quick, must not keep the
+// pointers, and must not call into the Cache.
+func (c *Cache) Drain(emit func(prev, cur *Session, hadPrev bool)) int {
+	n := 0
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		for j, e := range sh.dirty {
+			emit(&e.written, &e.s, e.hasWritten)
+			e.written, e.hasWritten, e.dirty = e.s, true, false
+			sh.dirty[j] = nil
+		}
+		n += len(sh.dirty)
+		if cap(sh.dirty) > 4*len(sh.dirty) && cap(sh.dirty) > 1024 {
+			sh.dirty = nil // a burst's capacity is not kept
+		} else {
+			sh.dirty = sh.dirty[:0]
+		}
+		sh.mu.Unlock()
+	}
+	return n
 }
 
 // live reports whether e may continue at now.

@@ -1,0 +1,173 @@
+package visitor
+
+import (
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+)
+
+// table models the sessions table: rows of (session, version) with a sign,
+// and what collapsing leaves of them.
+type table struct {
+	mu   sync.Mutex
+	net  map[[2]uint64]int     // (id, version) → sum of signs
+	last map[[2]uint64]Session // (id, version) → state written with +1
+	rows int
+}
+
+func newTable() *table {
+	return &table{net: map[[2]uint64]int{}, last: map[[2]uint64]Session{}}
+}
+
+func (tb *table) drain(c *Cache) int {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	return c.Drain(func(prev, cur *Session, hadPrev bool) {
+		if hadPrev {
+			tb.net[[2]uint64{prev.ID, uint64(prev.Version)}]--
+			tb.rows++
+		}
+		k := [2]uint64{cur.ID, uint64(cur.Version)}
+		tb.net[k]++
+		tb.last[k] = *cur
+		tb.rows++
+	})
+}
+
+// collapsed returns, per session id, the one state left after collapsing,
+// failing if a session has no state or more than one, or a cancel row
+// without its state.
+func (tb *table) collapsed(t *testing.T) map[uint64]Session {
+	t.Helper()
+	out := map[uint64]Session{}
+	for k, n := range tb.net {
+		switch n {
+		case 0:
+		case 1:
+			if _, dup := out[k[0]]; dup {
+				t.Fatalf("session %d has two live states", k[0])
+			}
+			out[k[0]] = tb.last[k]
+		default:
+			t.Fatalf("session %d version %d nets to %d rows", k[0], k[1], n)
+		}
+	}
+	return out
+}
+
+func TestDrainWritesEachChangeOnce(t *testing.T) {
+	c := NewCache(CacheConfig{})
+	tb := newTable()
+	if n := tb.drain(c); n != 0 {
+		t.Fatalf("empty cache drained %d", n)
+	}
+	_, s1, _ := c.Touch("example.com", 1, t0, pageview("/a"))
+	c.Touch("example.com", 1, t0.Add(time.Second), pageview("/b"))
+	if n := tb.drain(c); n != 1 || tb.rows != 1 {
+		t.Fatalf("first drain: %d sessions, %d rows; want 1 and 1 (+1 only)", n, tb.rows)
+	}
+	if n := tb.drain(c); n != 0 {
+		t.Fatalf("unchanged session drained again (%d)", n)
+	}
+	for i := range 50 {
+		c.Touch("example.com", 1, t0.Add(time.Duration(2+i)*time.Second), pageview("/c"))
+	}
+	if n := tb.drain(c); n != 1 || tb.rows != 3 {
+		t.Fatalf("second drain: %d sessions, %d rows in all; want 1 and 3 (-1 and +1)", n, tb.rows)
+	}
+	got := tb.collapsed(t)
+	if s := got[s1.ID]; s.Pageviews != 52 || s.ExitPage != "/c" || s.Version != 52 {
+		t.Fatalf("collapsed to %+v", viewOf(s))
+	}
+}
+
+func TestDrainKeepsEndedAndEvictedSessions(t *testing.T) {
+	c := NewCache(CacheConfig{MaxSessions: 2})
+	tb := newTable()
+	_, a, _ := c.Touch("example.com", 1, t0, pageview("/a"))
+	c.Touch("example.com", 1, t0.Add(time.Minute), pageview("/a2"))
+	// Idle past the timeout: a new session replaces a in the map.
+	_, a2, _ := c.Touch("example.com", 1, t0.Add(time.Hour), pageview("/x"))
+	_, b, _ := c.Touch("example.com", 2, t0.Add(time.Hour), pageview("/b"))
+	_, d, _ := c.Touch("example.com", 3, t0.Add(time.Hour+time.Second), pageview("/d")) // evicts one
+	if c.Evictions() != 1 {
+		t.Fatalf("evictions %d", c.Evictions())
+	}
+	tb.drain(c)
+	got := tb.collapsed(t)
+	for _, s := range []Session{a, a2, b, d} {
+		if _, ok := got[s.ID]; !ok {
+			t.Errorf("session %d (entry %s) was never written", s.ID, s.EntryPage)
+		}
+	}
+	if got[a.ID].Pageviews != 2 || got[a.ID].ExitPage != "/a2" {
+		t.Errorf("ended session written as %+v", viewOf(got[a.ID]))
+	}
+}
+
+// TestDrainProperty runs random touches (with midnight fallbacks across
+// shards, expiries and evictions) against concurrent drains, and checks
+// that the modelled table collapses to exactly the cache's last state of
+// every session.
+func TestDrainProperty(t *testing.T) {
+	c := NewCache(CacheConfig{MaxSessions: 4096, IdleTimeout: 30 * time.Second})
+	if len(c.shards) < 2 {
+		t.Fatalf("want several shards, have %d", len(c.shards))
+	}
+	tb := newTable()
+	var mu sync.Mutex
+	final := map[uint64]Session{} // session id → last state returned by a touch
+	stop := make(chan struct{})
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				tb.drain(c)
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(g), 7))
+			for i := range 20000 {
+				now := t0.Add(time.Duration(i) * 10 * time.Millisecond)
+				v := uint64(g*1000 + r.IntN(40) + 1)
+				var cur Session
+				if r.IntN(4) == 0 {
+					// Midnight: the same visitor under a new id continues.
+					_, cur, _ = c.TouchFallback("example.com", v+uint64(i)*1_000_000, v, now, pageview("/f"))
+				} else {
+					_, cur, _ = c.Touch("example.com", v, now, pageview("/p"))
+				}
+				mu.Lock()
+				if old, ok := final[cur.ID]; !ok || cur.Version > old.Version {
+					final[cur.ID] = cur
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	<-drained
+	tb.drain(c)
+	got := tb.collapsed(t)
+	if len(got) != len(final) {
+		t.Fatalf("table holds %d sessions, touches made %d", len(got), len(final))
+	}
+	for id, want := range final {
+		if g := got[id]; g.Version != want.Version || g.Pageviews != want.Pageviews {
+			t.Fatalf("session %d collapsed to version %d (%d pageviews), want %d (%d)", id, g.Version, g.Pageviews, want.Version, want.Pageviews)
+		}
+	}
+	if tb.rows >= 2*20000*4 {
+		t.Errorf("%d rows for %d touches: changes did not fold", tb.rows, 20000*4)
+	}
+}
