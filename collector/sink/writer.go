@@ -297,9 +297,9 @@ func (w *Writer) Degraded() string {
 type table[T any] struct {
 	w        *Writer
 	name     string
-	size     int           // rows that make a batch full
-	interval time.Duration // a non-empty batch is flushed at least this often
-	queue    chan T // nil for sessions
+	size     int                                  // rows that make a batch full
+	interval time.Duration                        // a non-empty batch is flushed at least this often
+	queue    chan T                               // nil for sessions
 	build    func([]T) (query string, cols []any) // the INSERT and its column slices
 	release  func([]T)
 	lost     atomic.Int64
