@@ -2,7 +2,6 @@ package collector
 
 import (
 	"bytes"
-	"crypto/rand"
 	"math"
 	"net/netip"
 	"strconv"
@@ -126,9 +125,7 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, h *hit) outcome {
 	now := s.now().UTC().Truncate(time.Second)
 	e := s.writer.NewEvent()
 	e.SiteID = st.cfg.Domain
-	_, _ = rand.Read(e.EventID[:])
-	e.EventID[6] = e.EventID[6]&0x0f | 0x40 // UUID version 4
-	e.EventID[8] = e.EventID[8]&0x3f | 0x80 // RFC 4122 variant
+	e.NewID()
 	e.TS = now
 	e.Type = sinkType(ev.Type)
 	e.Name = append(e.Name, ev.Name...)

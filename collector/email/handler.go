@@ -2,7 +2,6 @@ package email
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -290,9 +289,7 @@ func (h *Handlers) record(t *Token, typ int8, verdict, reason string, now time.T
 	}
 	e := h.writer.NewEvent()
 	e.SiteID = h.sites.Site(t.Site).Domain // the config's string, not the token's copy
-	_, _ = rand.Read(e.EventID[:])
-	e.EventID[6] = e.EventID[6]&0x0f | 0x40
-	e.EventID[8] = e.EventID[8]&0x3f | 0x80
+	e.NewID()
 	e.TS = now.UTC().Truncate(time.Second)
 	e.Type = typ
 	e.EmailCampaign = append(e.EmailCampaign, t.Campaign...)
