@@ -213,8 +213,7 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, h *hit) outcome {
 	}
 	// The writer drains the cache's changed sessions every session interval
 	// (sink.Writer.WriteSessions).
-	_, cur, _ := s.sessions.TouchFallback(st.cfg.Domain, visitorID, previousID, now, touch)
-	e.SessionID = cur.ID
+	e.SessionID = s.sessions.TouchID(st.cfg.Domain, visitorID, previousID, now, &touch)
 	return s.enqueue(e)
 }
 

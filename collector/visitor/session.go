@@ -139,16 +139,17 @@ type sessionKey struct {
 
 // entry is a cached session and what is needed to update it.
 type entry struct {
+	// dirty marks an entry changed since the last Drain, which is then in
+	// its shard's dirty list; written is the state that Drain last handed
+	// out, which the table holds with sign +1 (valid when hasWritten).
+	// What a touch reads and writes comes first, to share cache lines.
+	dirty       bool
+	hasWritten  bool
+	interactive uint32 // interactive touches so far
+	tailMS      uint64 // engagement reported since lastEventAt
 	s           Session
-	interactive uint32    // interactive touches so far
 	lastEventAt time.Time // last touch that was not an engagement report
-	tailMS      uint64    // engagement reported since lastEventAt
-	// written is the state last handed out by Drain, which the table holds
-	// with sign +1 (valid when hasWritten); dirty marks an entry changed
-	// since, which is then in its shard's dirty list.
-	written    Session
-	hasWritten bool
-	dirty      bool
+	written     Session
 }
 
 type sessionShard struct {
@@ -227,8 +228,21 @@ func (c *Cache) Touch(site string, visitor uint64, now time.Time, ev Touch) (pre
 // continues and is re-keyed to visitor, so later touches find it directly.
 // previous 0 means none.
 func (c *Cache) TouchFallback(site string, visitor, previous uint64, now time.Time, ev Touch) (prev, cur Session, hadPrev bool) {
+	_, hadPrev = c.touch(site, visitor, previous, now, &ev, &prev, &cur)
+	return prev, cur, hadPrev
+}
+
+// TouchID is TouchFallback for a caller that needs only the session id
+// (0 when there is no session); it copies no session out.
+func (c *Cache) TouchID(site string, visitor, previous uint64, now time.Time, ev *Touch) uint64 {
+	id, _ := c.touch(site, visitor, previous, now, ev, nil, nil)
+	return id
+}
+
+// touch is TouchFallback, filling prev and cur when they are not nil.
+func (c *Cache) touch(site string, visitor, previous uint64, now time.Time, ev *Touch, prev, cur *Session) (id uint64, hadPrev bool) {
 	if visitor == 0 {
-		return Session{}, Session{}, false
+		return 0, false
 	}
 	if previous == visitor {
 		previous = 0
@@ -289,18 +303,26 @@ func (c *Cache) TouchFallback(site string, visitor, previous uint64, now time.Ti
 	}
 	if e == nil {
 		if ev.isReport() {
-			return Session{}, Session{}, false
+			return 0, false
 		}
-		e = c.start(site, visitor, now, &ev)
+		e = c.start(site, visitor, now, ev)
 		k.site = e.s.Site // the key must not alias the caller's buffer either
 		c.insertLocked(sh, k, e, now)
 		markDirty(sh, e)
-		return Session{}, e.s, false
+		if cur != nil {
+			*cur = e.s
+		}
+		return e.s.ID, false
 	}
-	prev = e.s
-	c.update(e, now, &ev)
+	if prev != nil {
+		*prev = e.s
+	}
+	c.update(e, now, ev)
 	markDirty(sh, e)
-	return prev, e.s, true
+	if cur != nil {
+		*cur = e.s
+	}
+	return e.s.ID, true
 }
 
 func markDirty(sh *sessionShard, e *entry) {
