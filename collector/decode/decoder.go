@@ -171,22 +171,26 @@ func (d *Decoder) decodeJSON(e *Event, body []byte) *Error {
 	clear(d.slots[:])
 	defer clear(d.slots[:])
 
-	// The parser limits nesting depth, which the validator does not, so the
-	// validator runs second; the parser alone accepts NaN, control
-	// characters in strings and sloppy numbers.
-	v, err := d.body.ParseBytes(body)
-	if err != nil || fastjson.ValidateBytes(body) != nil {
+	v, ok, checkNumbers := parseStrict(&d.body, body)
+	if !ok {
 		return ErrMalformedJSON
 	}
-	o, err := v.Object()
-	if err != nil {
+	if v.Type() != fastjson.TypeObject {
 		return ErrNotObject
 	}
+	o, _ := v.Object()
+	valid := true
 	o.Visit(func(key []byte, val *fastjson.Value) {
+		if checkNumbers && valid {
+			valid = d.validNumbers(val)
+		}
 		if f, rank, ok := lookupKey(key); ok && val.Type() != fastjson.TypeNull {
 			d.record(f, rank, val, nil)
 		}
 	})
+	if !valid {
+		return ErrMalformedJSON
+	}
 	return d.apply(e)
 }
 
@@ -542,8 +546,8 @@ func (d *Decoder) object(f field, bad *Error) (*fastjson.Object, *Error) {
 	if isBlank(raw) {
 		return nil, nil
 	}
-	v, err := d.inner.ParseBytes(raw)
-	if err != nil || fastjson.ValidateBytes(raw) != nil {
+	v, ok, checkNumbers := parseStrict(&d.inner, raw)
+	if !ok || checkNumbers && !d.validNumbers(v) {
 		return nil, bad
 	}
 	switch v.Type() {
