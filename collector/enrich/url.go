@@ -319,6 +319,15 @@ var builtinKept = [...]string{"ref", "source"}
 
 // cleanQuery extracts UTM fields, ref, the click source and the kept query.
 func (p *URLPolicy) cleanQuery(dst *PageURL, query []byte) {
+	var allow []string
+	if p != nil {
+		allow = p.Allow
+	}
+	// present has bit i set when kept key i (builtinKept, then allow)
+	// occurs in query, so that the query is scanned again only for keys it
+	// has. Keys past the mask's width are always looked for.
+	var present uint64
+	const maskBits = 64
 	var kb [maxKeyLength]byte
 	for q := query; len(q) > 0; {
 		rawKey, value, rest := nextParam(q)
@@ -339,20 +348,33 @@ func (p *URLPolicy) cleanQuery(dst *PageURL, query []byte) {
 			}
 			continue
 		}
-		if len(dst.Ref) == 0 && (equalFold(key, "ref") || equalFold(key, "source")) {
-			dst.Ref = dst.appendValue(dst.Ref, value)
+		if b := builtinIndex(key); b >= 0 {
+			if len(dst.Ref) == 0 {
+				dst.Ref = dst.appendValue(dst.Ref, value)
+			}
+			present |= 1 << b
+			continue
+		}
+		for i, k := range allow {
+			if i+len(builtinKept) >= maskBits {
+				break
+			}
+			if equalFold(key, k) {
+				present |= 1 << (i + len(builtinKept))
+			}
 		}
 	}
 
 	// Kept query: canonical order, first non-empty occurrence of each key.
-	for _, k := range builtinKept {
-		dst.appendKept(query, k)
+	for i, k := range builtinKept {
+		if present&(1<<i) != 0 {
+			dst.appendKept(query, k)
+		}
 	}
-	if p == nil {
-		return
-	}
-	for i, k := range p.Allow {
-		if !validAllowKey(k) || isBuiltinKey(k) || containsFold(p.Allow[:i], k) {
+	for i, k := range allow {
+		j := i + len(builtinKept)
+		if j < maskBits && present&(1<<j) == 0 ||
+			!validAllowKey(k) || isBuiltinKey(k) || containsFold(allow[:i], k) {
 			continue
 		}
 		dst.appendKept(query, k)
@@ -382,6 +404,16 @@ func (u *PageURL) appendKept(query []byte, name string) {
 		u.Query = appendQueryEscaped(u.Query, u.value)
 		return
 	}
+}
+
+// builtinIndex returns the index of key in builtinKept, or -1.
+func builtinIndex(key []byte) int {
+	for i, b := range builtinKept {
+		if equalFold(key, b) {
+			return i
+		}
+	}
+	return -1
 }
 
 // isBuiltinKey reports keys that the allowlist must not add to the kept

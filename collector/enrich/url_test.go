@@ -2,6 +2,7 @@ package enrich
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -9,6 +10,10 @@ import (
 func TestCleanURL(t *testing.T) {
 	site := &URLPolicy{Allow: []string{"page", "lang", "PAGE", "gclid", "utm_source", "ref", "bad&key", ""}}
 	hash := &URLPolicy{HashMode: true}
+	long := &URLPolicy{}
+	for i := range 70 {
+		long.Allow = append(long.Allow, "k"+strconv.Itoa(i))
+	}
 	type want struct {
 		host, path, query string
 		utm               [5]string // source, medium, campaign, term, content
@@ -80,6 +85,8 @@ func TestCleanURL(t *testing.T) {
 			want{host: "example.com", path: "/", query: "lang=de"}},
 		{"allowlist encoded key", site, "https://example.com/?%6Cang=de",
 			want{host: "example.com", path: "/", query: "lang=de"}},
+		{"long allowlist", long, "https://example.com/?k69=b&k1=a&k63=c&k64=d&k62=e&lang=x",
+			want{host: "example.com", path: "/", query: "k1=a&k62=e&k63=c&k64=d&k69=b"}},
 
 		{"hash mode keeps route", hash, "https://app.example.com/#/users/42?tab=1",
 			want{host: "app.example.com", path: "/#/users/42"}},
