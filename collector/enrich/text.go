@@ -89,6 +89,39 @@ func trimSpace(b []byte) []byte {
 	return b
 }
 
+// byteSet is a set of bytes, indexed by byte.
+type byteSet [256]bool
+
+// allIn reports whether every byte of s is in set.
+func allIn(set *byteSet, s []byte) bool {
+	for _, c := range s {
+		if !set[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// plainPathBytes are the bytes that appendDecodedPath copies unchanged:
+// printable ASCII except '%', '?' and '#'.
+var plainPathBytes = printableASCIIExcept("%?#")
+
+// plainValueBytes are the bytes that appendDecodedValue and appendSanitized
+// both copy unchanged and that cannot start an e-mail match in
+// appendRedacted: printable ASCII except '%', '+' and '@'.
+var plainValueBytes = printableASCIIExcept("%+@")
+
+func printableASCIIExcept(except string) *byteSet {
+	var set byteSet
+	for c := '!'; c <= '~'; c++ {
+		set[c] = true
+	}
+	for i := 0; i < len(except); i++ {
+		set[except[i]] = false
+	}
+	return &set
+}
+
 func appendPctByte(dst []byte, c byte) []byte {
 	return append(dst, '%', hexDigits[c>>4], hexDigits[c&15])
 }

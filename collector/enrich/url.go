@@ -307,10 +307,16 @@ func (u *PageURL) utmField(key []byte) *[]byte {
 // appendValue appends the cleaned form of the raw query value v: decoded,
 // sanitised, redacted and cut to MaxValueLength.
 func (u *PageURL) appendValue(dst, v []byte) []byte {
-	u.scratch = appendDecodedValue(u.scratch[:0], v)
-	u.scratch2 = appendSanitized(u.scratch2[:0], u.scratch)
 	start := len(dst)
-	dst = appendRedacted(dst, u.scratch2)
+	if allIn(plainValueBytes, v) {
+		// Decoding and sanitising leave v as it is, and with no '@' and
+		// no '%' it has no e-mail address: only tokens can be redacted.
+		dst = appendTokensRedacted(dst, v)
+	} else {
+		u.scratch = appendDecodedValue(u.scratch[:0], v)
+		u.scratch2 = appendSanitized(u.scratch2[:0], u.scratch)
+		dst = appendRedacted(dst, u.scratch2)
+	}
 	return dst[:start+len(truncateUTF8(dst[start:], MaxValueLength))]
 }
 
@@ -455,11 +461,15 @@ func containsFold(list []string, k string) bool {
 // e-mail addresses and tokens, and appends it to dst. scratch is a buffer
 // the caller reuses; both are returned grown.
 func appendCleanPath(dst, scratch, path []byte) ([]byte, []byte) {
-	scratch = appendDecodedPath(scratch[:0], path)
-	if len(scratch) == 0 || scratch[0] != '/' {
+	decoded := path // appendDecodedPath leaves such a path as it is
+	if !allIn(plainPathBytes, path) {
+		scratch = appendDecodedPath(scratch[:0], path)
+		decoded = scratch
+	}
+	if len(decoded) == 0 || decoded[0] != '/' {
 		dst = append(dst, '/')
 	}
-	return appendRedacted(dst, scratch), scratch
+	return appendRedacted(dst, decoded), scratch
 }
 
 // cutHTTPScheme removes a case-insensitive "http://" or "https://" and
