@@ -146,6 +146,16 @@ func keepEscapedInPath(c byte) bool {
 // it again yields it unchanged.
 func appendDecodedPath(dst, s []byte) []byte {
 	for i := 0; i < len(s); {
+		if plainPathBytes[s[i]] {
+			// A run of bytes that are stored as they are.
+			j := i + 1
+			for j < len(s) && plainPathBytes[s[j]] {
+				j++
+			}
+			dst = append(dst, s[i:j]...)
+			i = j
+			continue
+		}
 		b, n, esc := decodePathByte(s, i)
 		switch {
 		case esc:
@@ -371,14 +381,13 @@ func isTokenByte(c byte) bool { return isAlnum(c) || c == '-' || c == '_' || c =
 // replaced by "[token]". A percent-escape ("%20") is copied whole and ends
 // a run, so that redaction never splits one.
 func appendTokensRedacted(dst, s []byte) []byte {
+	start := 0 // s[start:i] is copied unchanged
 	for i := 0; i < len(s); {
 		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
-			dst = append(dst, s[i:i+3]...)
 			i += 3
 			continue
 		}
 		if !isTokenByte(s[i]) {
-			dst = append(dst, s[i])
 			i++
 			continue
 		}
@@ -386,14 +395,19 @@ func appendTokensRedacted(dst, s []byte) []byte {
 		for j < len(s) && isTokenByte(s[j]) {
 			j++
 		}
-		if run := s[i:j]; isRandomToken(run) {
-			dst = append(dst, redactedToken...)
-		} else {
-			dst = appendUUIDsRedacted(dst, run)
+		// Shorter runs are neither random tokens nor UUIDs.
+		if run := s[i:j]; len(run) >= minTokenLen {
+			dst = append(dst, s[start:i]...)
+			if isRandomToken(run) {
+				dst = append(dst, redactedToken...)
+			} else {
+				dst = appendUUIDsRedacted(dst, run)
+			}
+			start = j
 		}
 		i = j
 	}
-	return dst
+	return append(dst, s[start:]...)
 }
 
 // isRandomToken reports whether run (bytes of [A-Za-z0-9_.-]) looks like a
