@@ -407,3 +407,22 @@ func writeGIF(ctx *fasthttp.RequestCtx) {
 	h.Set("Expires", "0")
 	ctx.Response.SetBodyRaw(gif[:])
 }
+
+// HTTPServer returns the fasthttp server settings glimpse serves with:
+// timeouts against slow clients, a body cap and no default headers. serve
+// adds its error handler and logger; the benchmark's bare handler uses the
+// same settings, so that comparing the two measures what the collector
+// adds, not a different server configuration.
+func HTTPServer(name string, h fasthttp.RequestHandler) *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:                      h,
+		Name:                         name,
+		ReadTimeout:                  10 * time.Second,
+		WriteTimeout:                 10 * time.Second,
+		IdleTimeout:                  60 * time.Second,
+		MaxRequestBodySize:           64 << 10,
+		NoDefaultDate:                true,
+		NoDefaultContentType:         true,
+		DisablePreParseMultipartForm: true,
+	}
+}

@@ -34,6 +34,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/glimpse-analytics/glimpse/collector"
 	"github.com/glimpse-analytics/glimpse/migrations"
 )
 
@@ -54,13 +55,10 @@ func bare(args []string) {
 	fs := flag.NewFlagSet("bare", flag.ExitOnError)
 	listen := fs.String("listen", "127.0.0.1:0", "address")
 	_ = fs.Parse(args)
-	s := &fasthttp.Server{
-		Handler: func(ctx *fasthttp.RequestCtx) {
-			ctx.Response.Header.Set("Access-Control-Allow-Origin", "*")
-			ctx.SetStatusCode(fasthttp.StatusAccepted)
-		},
-		Name: "bare", NoDefaultDate: true, NoDefaultContentType: true, MaxRequestBodySize: 64 << 10,
-	}
+	s := collector.HTTPServer("bare", func(ctx *fasthttp.RequestCtx) {
+		ctx.Response.Header.Set("Access-Control-Allow-Origin", "*")
+		ctx.SetStatusCode(fasthttp.StatusAccepted)
+	})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	ln, err := net.Listen("tcp", *listen)

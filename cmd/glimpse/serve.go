@@ -180,19 +180,8 @@ func serveCommand() *command {
 			if err != nil {
 				return fmt.Errorf("cannot listen on %s (set --listen): %w", o.Listen, err)
 			}
-			hs := &fasthttp.Server{
-				Handler:                      srv.Handler,
-				ErrorHandler:                 srv.ErrorHandler,
-				Logger:                       collector.HTTPLogger{Log: log},
-				Name:                         "glimpse",
-				ReadTimeout:                  10 * time.Second,
-				WriteTimeout:                 10 * time.Second,
-				IdleTimeout:                  60 * time.Second,
-				MaxRequestBodySize:           64 << 10,
-				NoDefaultDate:                true,
-				NoDefaultContentType:         true,
-				DisablePreParseMultipartForm: true,
-			}
+			hs := collector.HTTPServer("glimpse", srv.Handler)
+			hs.ErrorHandler, hs.Logger = srv.ErrorHandler, collector.HTTPLogger{Log: log}
 			errc := make(chan error, 1)
 			go func() { errc <- hs.Serve(ln) }()
 			log.Info("serving", "listen", ln.Addr().String(), "sites", len(sites.Sites), "sink", sinkMode, "geo", geo != nil)
