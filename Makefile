@@ -5,6 +5,7 @@
 #   make test    gofmt/vet, unit tests, integration tests on a private
 #                ClickHouse (started and stopped by PID if none was running)
 #   make bench   benchmarks (ratios against a baseline in the same run)
+#   make fuzz    every fuzz target, FUZZ_EXECS (200000) executions each
 
 SHELL := /bin/bash
 GO ?= go
@@ -13,7 +14,7 @@ export GLIMPSE_CH_PORT
 LISTEN ?= 127.0.0.1:8080
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: run build test check unit integration bench clickhouse-start clickhouse-stop clean
+.PHONY: run build test check unit integration bench fuzz clickhouse-start clickhouse-stop clean
 
 build:
 	@scripts/ensure-go
@@ -43,6 +44,9 @@ test:
 
 bench:
 	@scripts/bench
+
+fuzz:
+	@scripts/fuzz
 
 clickhouse-start:
 	@scripts/clickhouse start

@@ -98,9 +98,28 @@ func appendRecord(dst []byte, e *Event) []byte {
 // interner returns one string per distinct value, so decoding the
 // low-cardinality string fields (site, browser, country, ...) of a replayed
 // row allocates only the first time a value is seen.
-type interner struct{ m map[string]string }
+type interner struct {
+	m map[string]string
+	// last holds the string each field slot had in the previous record:
+	// consecutive events mostly share their site, browser, OS, country and
+	// so on, and comparing with the last value is cheaper than hashing.
+	last [16]string
+}
 
-func (in *interner) get(b []byte) string {
+// get returns an interned copy of b; slot names the field, for last.
+func (in *interner) get(slot int, b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if in.last[slot] == string(b) {
+		return in.last[slot]
+	}
+	s := in.lookup(b)
+	in.last[slot] = s
+	return s
+}
+
+func (in *interner) lookup(b []byte) string {
 	if s, ok := in.m[string(b)]; ok {
 		return s
 	}
@@ -164,13 +183,14 @@ func (d *recordDecoder) bytes(dst []byte) []byte {
 	return append(dst, d.raw(int(n))...)
 }
 
-func (d *recordDecoder) str() string {
+// str reads a string field; slot numbers the string fields of a record.
+func (d *recordDecoder) str(slot int) string {
 	n := d.uvarint()
 	if n > uint64(len(d.p)) {
 		d.err = errBadRecord
 		return ""
 	}
-	return d.in.get(d.raw(int(n)))
+	return d.in.get(slot, d.raw(int(n)))
 }
 
 // decodeRecord fills e (reset, from the pool) from a record's payload.
@@ -179,7 +199,7 @@ func decodeRecord(p []byte, e *Event, in *interner) error {
 		return errBadRecord
 	}
 	d := recordDecoder{p: p[1:], in: in}
-	e.SiteID = d.str()
+	e.SiteID = d.str(0)
 	copy(e.EventID[:], d.raw(len(uuid.UUID{})))
 	e.TS = time.Unix(0, d.varint()).UTC()
 	if t := d.raw(1); len(t) == 1 {
@@ -192,25 +212,25 @@ func decodeRecord(p []byte, e *Event, in *interner) error {
 	e.Hostname = d.bytes(e.Hostname)
 	e.Pathname = d.bytes(e.Pathname)
 	e.Referrer = d.bytes(e.Referrer)
-	e.ReferrerSource = d.str()
-	e.Channel = d.str()
+	e.ReferrerSource = d.str(1)
+	e.Channel = d.str(2)
 	e.UTMSource = d.bytes(e.UTMSource)
 	e.UTMMedium = d.bytes(e.UTMMedium)
 	e.UTMCampaign = d.bytes(e.UTMCampaign)
 	e.UTMContent = d.bytes(e.UTMContent)
 	e.UTMTerm = d.bytes(e.UTMTerm)
 	e.TargetURL = d.bytes(e.TargetURL)
-	e.CountryCode = d.str()
-	e.Region = d.str()
-	e.City = d.str()
+	e.CountryCode = d.str(3)
+	e.Region = d.str(4)
+	e.City = d.str(5)
 	e.IPPrefix = d.bytes(e.IPPrefix)
-	e.Browser = d.str()
-	e.BrowserVersion = d.str()
-	e.OS = d.str()
-	e.OSVersion = d.str()
-	e.Device = d.str()
-	e.Screen = d.str()
-	e.ConnectionType = d.str()
+	e.Browser = d.str(6)
+	e.BrowserVersion = d.str(7)
+	e.OS = d.str(8)
+	e.OSVersion = d.str(9)
+	e.Device = d.str(10)
+	e.Screen = d.str(11)
+	e.ConnectionType = d.str(12)
 	e.Downlink = math.Float32frombits(uint32(d.uvarint()))
 	e.RTT = uint16(d.uvarint())
 	e.SaveData = uint8(d.uvarint())
@@ -233,8 +253,8 @@ func decodeRecord(p []byte, e *Event, in *interner) error {
 	e.RevenueCurrency = d.bytes(e.RevenueCurrency)
 	e.EmailCampaign = d.bytes(e.EmailCampaign)
 	e.EmailRecipient = d.bytes(e.EmailRecipient)
-	e.EmailVerdict = d.str()
-	e.EmailReason = d.str()
+	e.EmailVerdict = d.str(13)
+	e.EmailReason = d.str(14)
 	if d.err != nil {
 		return d.err
 	}
