@@ -12,11 +12,14 @@ import (
 
 func TestDecodeJSONAllocs(t *testing.T) {
 	bodies := map[string]string{
-		"plausible pageview": `{"n":"pageview","u":"https://example.com/a?b=1","d":"example.com","r":null,"w":1280}`,
-		"props as string":    page(`"n":"Signup","p":"{\"plan\":\"pro\",\"seats\":3}","$":"{\"amount\":\"12.5\",\"currency\":\"EUR\"}"`),
-		"rich":               rich,
-		"escapes":            `{"\u006e":"pageview","u":"https:\/\/example.com\/caf\u00e9","d":"example.com"}`,
-		"validation error":   badLater,
+		"plausible pageview":    `{"n":"pageview","u":"https://example.com/a?b=1","d":"example.com","r":null,"w":1280}`,
+		"props as string":       page(`"n":"Signup","p":"{\"plan\":\"pro\",\"seats\":3}","$":"{\"amount\":\"12.5\",\"currency\":\"EUR\"}"`),
+		"rich":                  rich,
+		"escapes":               `{"\u006e":"pageview","u":"https:\/\/example.com\/caf\u00e9","d":"example.com"}`,
+		"validation error":      badLater,
+		"currency not a string": `{"n":"Buy","u":"https://example.com/","d":"example.com","$":{"amount":1,"currency":1}}`,
+		"not an object":         `[1]`,
+		"sloppy number":         `{"n":"pageview","u":"https://example.com/","d":"example.com","w":01}`,
 	}
 	for name, body := range bodies {
 		t.Run(name, func(t *testing.T) {

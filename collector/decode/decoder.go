@@ -513,8 +513,11 @@ func (d *Decoder) revenue(e *Event) *Error {
 		return ErrBadRevenueAmount
 	}
 
-	cur, cerr := currency.StringBytes()
-	if cerr != nil || !isCurrency(cur) {
+	if currency.Type() != fastjson.TypeString {
+		return ErrBadCurrency // checked first: StringBytes would build an error
+	}
+	cur, _ := currency.StringBytes()
+	if !isCurrency(cur) {
 		return ErrBadCurrency
 	}
 	e.HasRevenue = true
