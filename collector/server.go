@@ -133,6 +133,8 @@ func New(o Options) (*Server, error) {
 		limiter:    &rateLimiter{limit: uint32(o.RateLimit)},
 	}
 	s.writer.WriteSessions(s.sessions)
+	o.Metrics.NewGauge("glimpse_sessions_evicted_total", func() float64 { return float64(s.sessions.Evictions()) })
+	o.Metrics.NewGauge("glimpse_session_changes_dropped_total", func() float64 { return float64(s.sessions.DroppedChanges()) })
 	s.hits = make(chan *hit, maxFreeHits)
 	s.prefixes = sortPrefixes(o.Prefixes)
 	for i := range o.Sites.Sites {

@@ -188,3 +188,37 @@ func TestTouchIDMatchesTouch(t *testing.T) {
 		t.Fatalf("TouchID continued as %d, want %d", id2, id)
 	}
 }
+
+// TestDirtyListsStayBounded ends far more sessions than the cache holds
+// without a Drain (storage down): the dirty lists stop growing at the
+// bound, the changes beyond it are counted as dropped, and a Drain then
+// still writes every live session.
+func TestDirtyListsStayBounded(t *testing.T) {
+	c := NewCache(CacheConfig{MaxSessions: 2048})
+	for v := range uint64(50_000) {
+		c.Touch("example.com", v+1, t0.Add(time.Duration(v)*time.Millisecond), pageview("/"))
+	}
+	held := 0
+	for i := range c.shards {
+		held += len(c.shards[i].dirty)
+	}
+	if bound := 2 * len(c.shards) * max(c.shards[0].max, minPerShard); held > bound {
+		t.Fatalf("%d entries in dirty lists, bound %d", held, bound)
+	}
+	if c.Evictions() == 0 || c.DroppedChanges() == 0 {
+		t.Fatalf("evictions %d, dropped %d: the bound was never reached", c.Evictions(), c.DroppedChanges())
+	}
+	tb := newTable()
+	n := tb.drain(c)
+	if uint64(n)+c.DroppedChanges() != 50_000 {
+		t.Fatalf("drained %d + dropped %d, want every one of 50000 sessions accounted for", n, c.DroppedChanges())
+	}
+	live := tb.collapsed(t)
+	for i := range c.shards {
+		for _, e := range c.shards[i].m {
+			if _, ok := live[e.s.ID]; !ok {
+				t.Fatalf("live session %d not written", e.s.ID)
+			}
+		}
+	}
+}

@@ -129,6 +129,7 @@ type Cache struct {
 	shards    []sessionShard
 	shift     uint // visitor hash >> shift is the shard index
 	evicted   atomic.Uint64
+	dropped   atomic.Uint64 // ended sessions' last changes never drained
 	strs      internTable
 }
 
@@ -145,6 +146,7 @@ type entry struct {
 	// What a touch reads and writes comes first, to share cache lines.
 	dirty       bool
 	hasWritten  bool
+	frozen      bool   // out of the map while dirty: no touch changes it again
 	interactive uint32 // interactive touches so far
 	tailMS      uint64 // engagement reported since lastEventAt
 	s           Session
@@ -160,8 +162,9 @@ type sessionShard struct {
 	// that have since ended, been evicted or been replaced in m: Drain
 	// writes their last state too. An entry in a shard's list is in that
 	// shard's map or in none, so the shard's lock guards it.
-	dirty []*entry
-	_     [16]byte // pad to 64 bytes so shards do not share cache lines
+	dirty  []*entry
+	frozen int     // entries of dirty that are out of the map
+	_      [8]byte // pad to 64 bytes so shards do not share cache lines
 }
 
 // maxShards bounds the lock shards; minPerShard keeps small caches in few
@@ -275,7 +278,7 @@ func (c *Cache) touch(site string, visitor, previous uint64, now time.Time, ev *
 
 	e := sh.m[k]
 	if e != nil && !c.live(e, now) {
-		delete(sh.m, k)
+		c.removeLocked(sh, k, e)
 		e = nil
 	}
 	if e == nil && previous != 0 {
@@ -286,7 +289,9 @@ func (c *Cache) touch(site string, visitor, previous uint64, now time.Time, ev *
 		pk := sessionKey{site, previous}
 		if pe := src.m[pk]; pe != nil {
 			delete(src.m, pk)
-			if c.live(pe, now) {
+			if !c.live(pe, now) {
+				c.freezeLocked(src, pe)
+			} else {
 				e = pe
 				if pe.dirty && old != nil {
 					// pe stays in the other shard's dirty list, frozen, and
@@ -295,6 +300,7 @@ func (c *Cache) touch(site string, visitor, previous uint64, now time.Time, ev *
 					e = new(entry)
 					*e = *pe
 					e.written, e.hasWritten, e.dirty = pe.s, true, false
+					c.freezeLocked(old, pe)
 				}
 				k.site = e.s.Site
 				c.insertLocked(sh, k, e, now)
@@ -354,6 +360,7 @@ func (c *Cache) Drain(emit func(prev, cur *Session, hadPrev bool)) int {
 			sh.dirty[j] = nil
 		}
 		n += len(sh.dirty)
+		sh.frozen = 0
 		if cap(sh.dirty) > 4*len(sh.dirty) && cap(sh.dirty) > 1024 {
 			sh.dirty = nil // a burst's capacity is not kept
 		} else {
@@ -456,7 +463,7 @@ func (c *Cache) evictLocked(sh *sessionShard, now time.Time) {
 	found, n := false, 0
 	for k, e := range sh.m {
 		if !c.live(e, now) {
-			delete(sh.m, k)
+			c.removeLocked(sh, k, e)
 			return // expired: no live session lost
 		}
 		if !found || e.s.LastSeen.Before(oldest) {
@@ -467,7 +474,7 @@ func (c *Cache) evictLocked(sh *sessionShard, now time.Time) {
 		}
 	}
 	if found {
-		delete(sh.m, victim)
+		c.removeLocked(sh, victim, sh.m[victim])
 		c.evicted.Add(1)
 	}
 }
@@ -480,7 +487,7 @@ func (c *Cache) Sweep(now time.Time) int {
 		sh.mu.Lock()
 		for k, e := range sh.m {
 			if !c.live(e, now) {
-				delete(sh.m, k)
+				c.removeLocked(sh, k, e)
 				removed++
 			}
 		}
@@ -505,4 +512,43 @@ func (c *Cache) Len() int {
 // was full. A growing count means MaxSessions is too small.
 func (c *Cache) Evictions() uint64 {
 	return c.evicted.Load()
+}
+
+// DroppedChanges returns how many ended sessions lost their last change
+// before a Drain took it: only when Drain does not run for long (storage
+// down) while sessions end faster than the cache holds them.
+func (c *Cache) DroppedChanges() uint64 {
+	return c.dropped.Load()
+}
+
+// removeLocked takes e, held under k, out of sh's map.
+func (c *Cache) removeLocked(sh *sessionShard, k sessionKey, e *entry) {
+	delete(sh.m, k)
+	c.freezeLocked(sh, e)
+}
+
+// freezeLocked notes that e, out of every map, waits in sh's dirty list
+// for its last change to be drained. The frozen entries of a shard are
+// bounded by its share of MaxSessions: beyond it (Drain has not run for
+// long), they are dropped from the list and counted, so that sessions
+// ending while storage is down cannot grow memory without bound.
+func (c *Cache) freezeLocked(sh *sessionShard, e *entry) {
+	if !e.dirty || e.frozen {
+		return
+	}
+	e.frozen = true
+	if sh.frozen++; sh.frozen <= max(sh.max, minPerShard) {
+		return
+	}
+	kept := sh.dirty[:0]
+	for _, d := range sh.dirty {
+		if d.frozen {
+			d.dirty = false
+			c.dropped.Add(1)
+			continue
+		}
+		kept = append(kept, d)
+	}
+	clear(sh.dirty[len(kept):])
+	sh.dirty, sh.frozen = kept, 0
 }
