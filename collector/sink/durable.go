@@ -30,6 +30,7 @@ func (w *Writer) appendLoop(a *appender) {
 	tick := time.NewTicker(s.every)
 	defer tick.Stop()
 	var lastErr time.Time
+	uncommitted := 0 // records added since the last commit
 	report := func(err error) {
 		if err != nil && time.Since(lastErr) > 10*time.Second {
 			lastErr = time.Now()
@@ -57,9 +58,14 @@ func (w *Writer) appendLoop(a *appender) {
 				s.wake()
 				return
 			}
-			a.add(e)
-			w.Release(e)
-			if len(a.buf) >= appendBufLimit {
+			start, end := a.add(e)
+			s.pushTail(e, a.seq, start, end)
+			if uncommitted++; uncommitted >= s.tailCap/4 {
+				// Commit early under load, so the reader can take the tail
+				// before it outgrows its cap.
+				report(a.commit())
+				uncommitted = 0
+			} else if len(a.buf) >= appendBufLimit {
 				report(a.write())
 			}
 			if a.off+int64(len(a.buf)) >= s.segSize {
@@ -76,6 +82,7 @@ func (w *Writer) appendLoop(a *appender) {
 			}
 		case <-tick.C:
 			report(a.commit())
+			uncommitted = 0
 		}
 	}
 }
@@ -93,6 +100,7 @@ func (w *Writer) readLoop(full chan<- spoolBatch, free <-chan []*Event) {
 		unconfirmed bool // b.end moved without rows: segments to delete
 	)
 	defer func() { cur.close() }()
+	defer s.dropTail()
 	handoff := func() {
 		b.rows = rows
 		full <- b
@@ -160,16 +168,26 @@ func (w *Writer) readLoop(full chan<- spoolBatch, free <-chan []*Event) {
 		if sealed {
 			limit = 1 << 62
 		}
-		p, err := cur.next(limit)
-		if err == nil && p == nil && sealed && len(cur.buf) > 0 {
-			err = errCorrupt // a torn record at the end of the file
-		}
 		var e *Event
-		if err == nil && p != nil {
-			e = w.NewEvent()
-			if derr := decodeRecord(p, e, &in); derr != nil {
-				w.Release(e)
-				e, err = nil, errCorrupt
+		var err error
+		if te, end := s.takeTail(pos{cur.seq, cur.off}, limit); te != nil {
+			e = te // written by this process and committed: no need to read it back
+			cur.skipTo(end)
+			s.fromMemory.Inc()
+		} else {
+			var p []byte
+			p, err = cur.next(limit)
+			if err == nil && p == nil && sealed && len(cur.buf) > 0 {
+				err = errCorrupt // a torn record at the end of the file
+			}
+			if err == nil && p != nil {
+				e = w.NewEvent()
+				if derr := decodeRecord(p, e, &in); derr != nil {
+					w.Release(e)
+					e, err = nil, errCorrupt
+				} else {
+					s.fromDisk.Inc()
+				}
 			}
 		}
 		switch {

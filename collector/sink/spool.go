@@ -31,12 +31,18 @@ import (
 // Guarantees:
 //   - An event is written to the active segment as soon as the appender
 //     takes it off the queue, and the segment is fsynced every
-//     SpoolSyncInterval (group commit, default 200 ms). An event answered 202
-//     more than one interval (plus the time it waited in the queue) before a
-//     crash is on disk.
-//   - Rows are read back from disk and inserted in order; only fsynced
-//     records are read. A segment is deleted only after every row in it was
-//     confirmed inserted (Send returned nil).
+//     SpoolSyncInterval (group commit, default 200 ms), or sooner under load
+//     (every BatchSize/2 records). An event answered 202 more than one
+//     interval (plus the time it waited in the queue) before a crash is on
+//     disk.
+//   - Rows are inserted in spool order, and only once their records are
+//     fsynced. The reader takes them from the appender's tail in memory
+//     when it keeps up (the bytes on disk are then never read back), and
+//     reads and decodes them from disk otherwise: after a restart, or when
+//     inserts fall behind by more than the tail holds (2×BatchSize events).
+//     glimpse_spool_rows_read_total{from="memory"|"disk"} counts both. A
+//     segment is deleted only after every row in it was confirmed inserted
+//     (Send returned nil).
 //   - At start-up the segments left by the previous process are replayed
 //     before anything newer: they sort first, and the reader is sequential.
 //   - A record whose length or CRC-32C does not check ends the segment: the
@@ -83,6 +89,16 @@ type spool struct {
 	committed int64    // fsynced length of the active segment
 	done      bool     // the appender has closed the active segment for good
 	notify    chan struct{}
+	// tail holds the events of the newest records, from tail[head] on, in
+	// spool order, as the appender wrote them: the reader takes a record
+	// from here instead of reading and decoding it back from disk when it
+	// reaches it (and it is committed). The records are on disk all the
+	// same; memory only saves the read. At most tailCap events are held;
+	// beyond that (the reader is behind) the tail is dropped and the reader
+	// reads from disk until it reaches the newer records kept after that.
+	tail    []tailRecord
+	head    int
+	tailCap int
 
 	startupLast uint64 // segments up to this one were left by an earlier process
 	size        atomic.Int64
@@ -94,6 +110,8 @@ type spool struct {
 	corruptSegs  *metrics.Counter
 	replayed     *metrics.Counter
 	dups         *metrics.Counter
+	fromMemory   *metrics.Counter
+	fromDisk     *metrics.Counter
 	segGauge     atomic.Int64
 }
 
@@ -132,6 +150,9 @@ func openSpool(o *Options) (*spool, error) {
 		corruptSegs:  m.NewCounter("glimpse_spool_corrupt_segments_total"),
 		replayed:     m.NewCounter("glimpse_spool_replayed_rows_total"),
 		dups:         m.NewCounter("glimpse_spool_duplicates_skipped_total"),
+		fromMemory:   m.NewCounter(`glimpse_spool_rows_read_total{from="memory"}`),
+		fromDisk:     m.NewCounter(`glimpse_spool_rows_read_total{from="disk"}`),
+		tailCap:      max(2*o.BatchSize, 1024),
 	}
 	if len(segs) > 0 {
 		s.startupLast = segs[len(segs)-1]
@@ -242,13 +263,87 @@ func syncDir(dir string) {
 	}
 }
 
-func (a *appender) add(e *Event) {
+// add appends e's record and returns where it starts and ends in the
+// active segment.
+func (a *appender) add(e *Event) (start, end int64) {
 	n := len(a.buf)
 	a.buf = appendRecord(a.buf, e)
 	a.s.size.Add(int64(len(a.buf) - n))
 	if !a.s.full.Load() {
 		a.s.updateFull()
 	}
+	return a.off + int64(n), a.off + int64(len(a.buf))
+}
+
+// tailRecord is an event in the spool's tail and where its record is.
+type tailRecord struct {
+	e   *Event
+	at  pos   // where the record starts
+	end int64 // where it ends, in the same segment
+}
+
+// pushTail hands e, whose record the appender has just added at
+// [start, end) of segment seq, to the tail; the spool owns it from then on.
+func (s *spool) pushTail(e *Event, seq uint64, start, end int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := len(s.tail); n > s.head {
+		last := s.tail[n-1]
+		next := (last.at.seq == seq && last.end == start) ||
+			(last.at.seq+1 == seq && start == int64(len(segmentMagic)))
+		if !next || n-s.head >= s.tailCap {
+			s.dropTailLocked() // the reader is behind: it reads these from disk
+		}
+	}
+	if s.head > 0 && s.head >= len(s.tail)/2 {
+		n := copy(s.tail, s.tail[s.head:])
+		clear(s.tail[n:])
+		s.tail, s.head = s.tail[:n], 0
+	}
+	s.tail = append(s.tail, tailRecord{e, pos{seq, start}, end})
+}
+
+// takeTail returns the event whose record starts at p and ends by limit,
+// and its end, if the tail holds it; records before p are dropped (the
+// reader has passed them).
+func (s *spool) takeTail(p pos, limit int64) (*Event, int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.head < len(s.tail) {
+		t := &s.tail[s.head]
+		if t.at.seq > p.seq || (t.at.seq == p.seq && t.at.off >= p.off) {
+			break
+		}
+		s.w.Release(t.e)
+		*t = tailRecord{}
+		s.head++
+	}
+	if s.head == len(s.tail) {
+		s.tail, s.head = s.tail[:0], 0
+		return nil, 0
+	}
+	t := s.tail[s.head]
+	if t.at != p || t.end > limit {
+		return nil, 0
+	}
+	s.tail[s.head] = tailRecord{}
+	s.head++
+	return t.e, t.end
+}
+
+// dropTail releases the events in the tail.
+func (s *spool) dropTail() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dropTailLocked()
+}
+
+func (s *spool) dropTailLocked() {
+	for i := s.head; i < len(s.tail); i++ {
+		s.w.Release(s.tail[i].e)
+	}
+	clear(s.tail)
+	s.tail, s.head = s.tail[:0], 0
 }
 
 // write hands the buffered records to the kernel.
@@ -342,6 +437,15 @@ func (r *segReader) fill(n int, limit int64) (bool, error) {
 func (r *segReader) consume(n int) {
 	r.off += int64(n)
 	r.buf = r.buf[n:]
+}
+
+// skipTo moves the reader to off, past a record taken from the tail.
+func (r *segReader) skipTo(off int64) {
+	if n := off - r.off; n <= int64(len(r.buf)) {
+		r.consume(int(n))
+		return
+	}
+	r.buf, r.off = r.buf[:0], off
 }
 
 // errCorrupt is a record that does not check: what follows it in the
