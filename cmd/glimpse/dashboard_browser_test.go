@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -294,7 +295,9 @@ api_keys:
 			t.Fatal(err)
 		}
 		waitJS(t, ctx, "the filter in the URL", `new URL(location.href).searchParams.get('filters') === 'visit:source==Google'`)
-		waitJS(t, ctx, "the filtered panels", `document.querySelector('.chip') !== null && (`+panelsLoaded+`) && [...document.querySelectorAll('#panel-sources tbody tr')].every(r => r.dataset.value === 'Google')`)
+		// The key figures keep their last values until the filtered ones
+		// arrive (they show no loading state), so wait for them to change.
+		waitJS(t, ctx, "the filtered panels", `document.querySelector('.chip') !== null && (`+panelsLoaded+`) && [...document.querySelectorAll('#panel-sources tbody tr')].every(r => r.dataset.value === 'Google') && document.querySelector('.kpi[data-metric=visitors] .kpi-value').dataset.value !== `+strconv.Quote(before))
 		f := url.Values{"period": {"30d"}, "filters": {"visit:source==Google"}}
 		agg := statsAPI(t, srv.addr, "aggregate", url.Values{"period": f["period"], "filters": f["filters"], "metrics": {"visitors"}})["results"].(map[string]any)
 		got := evalJS[string](t, ctx, `document.querySelector('.kpi[data-metric=visitors] .kpi-value').dataset.value`)
