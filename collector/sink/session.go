@@ -20,8 +20,13 @@ type SessionSource interface {
 // each changed session as a cancel row (sign -1) of the state it wrote
 // before, if any, and a row of the new state (sign +1). sessions is a
 // VersionedCollapsingMergeTree (0002_sessions.sql), so the table collapses
-// to each session's newest state. Call it before the first event.
-func (w *Writer) WriteSessions(src SessionSource) { w.sessionSrc.Store(&src) }
+// to each session's newest state. A writer drains every source it is
+// given; call it before the source's first change.
+func (w *Writer) WriteSessions(src SessionSource) {
+	w.srcMu.Lock()
+	defer w.srcMu.Unlock()
+	w.sessionSrcs = append(w.sessionSrcs, src)
+}
 
 // runSessions drains the session source on every tick, and once more on
 // Close.
@@ -42,17 +47,18 @@ func (w *Writer) runSessions() {
 }
 
 func (w *Writer) flushSessions(ctx context.Context, rows []sessionRow) []sessionRow {
-	src := w.sessionSrc.Load()
-	if src == nil {
-		return rows
-	}
+	w.srcMu.Lock()
+	srcs := w.sessionSrcs
+	w.srcMu.Unlock()
 	rows = rows[:0]
-	(*src).Drain(func(prev, cur *visitor.Session, hadPrev bool) {
-		if hadPrev {
-			rows = append(rows, sessionRow{*prev, -1})
-		}
-		rows = append(rows, sessionRow{*cur, 1})
-	})
+	for _, src := range srcs {
+		src.Drain(func(prev, cur *visitor.Session, hadPrev bool) {
+			if hadPrev {
+				rows = append(rows, sessionRow{*prev, -1})
+			}
+			rows = append(rows, sessionRow{*cur, 1})
+		})
+	}
 	if len(rows) > 0 {
 		w.sessions.flush(ctx, rows)
 	}

@@ -115,8 +115,9 @@ type Writer struct {
 	events   *table[*Event]
 	sessions *table[sessionRow] // fed by runSessions, not by its queue
 	closing  chan struct{}      // closed by Close: the last drain of sessions
-	// sessionSrc is where session changes come from (WriteSessions).
-	sessionSrc atomic.Pointer[SessionSource]
+	// sessionSrcs are where session changes come from (WriteSessions).
+	srcMu       sync.Mutex
+	sessionSrcs []SessionSource
 
 	mu     sync.RWMutex // held for reading while enqueuing; Close takes it to close the queues
 	closed bool

@@ -290,3 +290,25 @@ func TestSessionCheckpoints(t *testing.T) {
 		t.Fatalf("visitor 1 has %d sessions, want 2", n)
 	}
 }
+
+// TestSessionsFromTwoSources gives one writer a session cache and a
+// buffer: the sessions of both are written.
+func TestSessionsFromTwoSources(t *testing.T) {
+	db := chtest.Migrated(t)
+	w := sink.New(sink.Options{Conn: db.Conn, SessionInterval: time.Hour})
+	c := visitor.NewCache(visitor.CacheConfig{})
+	var b sink.SessionBuffer
+	w.WriteSessions(c)
+	w.WriteSessions(&b)
+	start := time.Date(2026, 3, 4, 5, 0, 0, 0, time.UTC)
+	c.Touch("example.com", 1, start, visitor.Touch{Pageview: true, Path: "/from-cache"})
+	s := visitor.Session{Site: "example.com", ID: 99, VisitorID: 2, Version: 1, Start: start, LastSeen: start,
+		Pageviews: 1, Events: 1, Bounce: true, EntryPage: "/from-buffer", ExitPage: "/from-buffer", Attrs: &visitor.Attrs{}}
+	if err := b.Add(context.Background(), visitor.Session{}, s, false); err != nil {
+		t.Fatal(err)
+	}
+	closeWriter(t, w)
+	if n := count(t, db, "SELECT count() FROM sessions WHERE entry_page IN ('/from-cache', '/from-buffer')"); n != 2 {
+		t.Fatalf("%d sessions written, want one from each source", n)
+	}
+}
