@@ -142,16 +142,18 @@ type sessionKey struct {
 type entry struct {
 	// dirty marks an entry changed since the last Drain, which is then in
 	// its shard's dirty list; written is the state that Drain last handed
-	// out, which the table holds with sign +1 (valid when hasWritten).
+	// out, which the table holds with sign +1 (nil: none yet). written is
+	// a pointer, allocated on the first Drain, to keep the entry small: a
+	// touch's cost is mostly the cache and TLB misses of reaching its
+	// entry among many, and small entries pack more to a page.
 	// What a touch reads and writes comes first, to share cache lines.
 	dirty       bool
-	hasWritten  bool
 	frozen      bool   // out of the map while dirty: no touch changes it again
 	interactive uint32 // interactive touches so far
 	tailMS      uint64 // engagement reported since lastEventAt
 	s           Session
 	lastEventAt time.Time // last touch that was not an engagement report
-	written     Session
+	written     *Session
 }
 
 type sessionShard struct {
@@ -299,7 +301,8 @@ func (c *Cache) touch(site string, visitor, previous uint64, now time.Time, ev *
 					// in a copy that counts that state as written.
 					e = new(entry)
 					*e = *pe
-					e.written, e.hasWritten, e.dirty = pe.s, true, false
+					w := pe.s
+					e.written, e.dirty = &w, false
 					c.freezeLocked(old, pe)
 				}
 				k.site = e.s.Site
@@ -351,12 +354,18 @@ func markDirty(sh *sessionShard, e *entry) {
 // pointers, and must not call into the Cache.
 func (c *Cache) Drain(emit func(prev, cur *Session, hadPrev bool)) int {
 	n := 0
+	var none Session
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()
 		for j, e := range sh.dirty {
-			emit(&e.written, &e.s, e.hasWritten)
-			e.written, e.hasWritten, e.dirty = e.s, true, false
+			if e.written != nil {
+				emit(e.written, &e.s, true)
+			} else {
+				emit(&none, &e.s, false)
+				e.written = new(Session)
+			}
+			*e.written, e.dirty = e.s, false
 			sh.dirty[j] = nil
 		}
 		n += len(sh.dirty)
