@@ -195,7 +195,11 @@ func Open(o Options) (*Writer, error) {
 func newWriter(o Options) *Writer {
 	w := &Writer{opts: o, stop: make(chan struct{}), closing: make(chan struct{})}
 	w.stopCtx, w.stopCancel = context.WithCancel(context.Background())
-	w.free = make(chan *Event, o.QueueSize+2*o.BatchSize) // queued, collecting, being inserted
+	inFlight := o.QueueSize + 2*o.BatchSize // queued, collecting, being inserted
+	if o.SpoolDir != "" {
+		inFlight += 2 * o.BatchSize // and the spool's tail (spool.go)
+	}
+	w.free = make(chan *Event, inFlight)
 	var eb eventBatch
 	w.events = newTable(w, "events", o.BatchSize, o.Interval, o.QueueSize,
 		func(rows []*Event) (string, []any) { return eb.build(w.withoutErased(rows)) },
