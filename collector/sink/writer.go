@@ -195,11 +195,7 @@ func Open(o Options) (*Writer, error) {
 func newWriter(o Options) *Writer {
 	w := &Writer{opts: o, stop: make(chan struct{}), closing: make(chan struct{})}
 	w.stopCtx, w.stopCancel = context.WithCancel(context.Background())
-	inFlight := o.QueueSize + 2*o.BatchSize // queued, collecting, being inserted
-	if o.SpoolDir != "" {
-		inFlight += 2 * o.BatchSize // and the spool's tail (spool.go)
-	}
-	w.free = make(chan *Event, inFlight)
+	w.free = make(chan *Event, o.QueueSize+2*o.BatchSize) // queued, collecting, being inserted
 	var eb eventBatch
 	w.events = newTable(w, "events", o.BatchSize, o.Interval, o.QueueSize,
 		func(rows []*Event) (string, []any) { return eb.build(w.withoutErased(rows)) },
