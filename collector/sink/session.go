@@ -12,7 +12,11 @@ import (
 // SessionSource is where the writer takes session changes from:
 // visitor.Cache.
 type SessionSource interface {
-	Drain(emit func(prev, cur *visitor.Session, hadPrev bool)) int
+	// Drain calls emit for every session changed since the last Drain, and
+	// pause now and then between them, with no lock held: the writer
+	// inserts there what it has collected, so that a drain of many
+	// sessions is never held in memory whole.
+	Drain(emit func(prev, cur *visitor.Session, hadPrev bool), pause func()) int
 }
 
 // WriteSessions makes the writer write the sessions src changes: every
@@ -51,18 +55,28 @@ func (w *Writer) flushSessions(ctx context.Context, rows []sessionRow) []session
 	srcs := w.sessionSrcs
 	w.srcMu.Unlock()
 	rows = rows[:0]
+	flush := func() {
+		if len(rows) > 0 {
+			w.sessions.flush(ctx, rows)
+		}
+		clear(rows) // do not pin the sessions' strings
+		rows = rows[:0]
+	}
+	emit := func(prev, cur *visitor.Session, hadPrev bool) {
+		if hadPrev {
+			rows = append(rows, sessionRow{*prev, -1})
+		}
+		rows = append(rows, sessionRow{*cur, 1})
+	}
+	pause := func() {
+		if len(rows) >= w.opts.BatchSize {
+			flush()
+		}
+	}
 	for _, src := range srcs {
-		src.Drain(func(prev, cur *visitor.Session, hadPrev bool) {
-			if hadPrev {
-				rows = append(rows, sessionRow{*prev, -1})
-			}
-			rows = append(rows, sessionRow{*cur, 1})
-		})
+		src.Drain(emit, pause)
 	}
-	if len(rows) > 0 {
-		w.sessions.flush(ctx, rows)
-	}
-	clear(rows) // do not pin the sessions' strings
+	flush()
 	if cap(rows) > 4*len(rows) && cap(rows) > 4096 {
 		rows = nil // a burst's capacity is not kept
 	}
@@ -198,15 +212,17 @@ func (b *SessionBuffer) Add(ctx context.Context, prev, cur visitor.Session, hadP
 }
 
 // Drain implements SessionSource.
-func (b *SessionBuffer) Drain(emit func(prev, cur *visitor.Session, hadPrev bool)) int {
+func (b *SessionBuffer) Drain(emit func(prev, cur *visitor.Session, hadPrev bool), pause func()) int {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	for i := range b.pending {
-		c := &b.pending[i]
+	taken := b.pending
+	b.pending = nil
+	b.mu.Unlock()
+	for i := range taken {
+		c := &taken[i]
 		emit(&c.prev, &c.cur, c.hadPrev)
+		if i%1024 == 1023 && pause != nil {
+			pause()
+		}
 	}
-	n := len(b.pending)
-	clear(b.pending)
-	b.pending = b.pending[:0]
-	return n
+	return len(taken)
 }

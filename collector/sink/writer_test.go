@@ -259,8 +259,14 @@ func waitRows(t *testing.T, db *chtest.DB, q string, want uint64) {
 // drain (on Close) writes what changed since, and the table collapses to
 // the newest state of every session, including one that ended meanwhile.
 func TestSessionCheckpoints(t *testing.T) {
+	for _, batch := range []int{10000, 7} { // 7: the drain is inserted in many small pieces
+		t.Run(fmt.Sprint("batch ", batch), func(t *testing.T) { testSessionCheckpoints(t, batch) })
+	}
+}
+
+func testSessionCheckpoints(t *testing.T, batch int) {
 	db := chtest.Migrated(t)
-	w := sink.New(sink.Options{Conn: db.Conn, SessionInterval: time.Hour})
+	w := sink.New(sink.Options{Conn: db.Conn, SessionInterval: time.Hour, BatchSize: batch})
 	c := visitor.NewCache(visitor.CacheConfig{})
 	w.WriteSessions(c)
 	start := time.Date(2026, 3, 4, 5, 0, 0, 0, time.UTC)

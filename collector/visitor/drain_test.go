@@ -32,7 +32,7 @@ func (tb *table) drain(c *Cache) int {
 		tb.net[k]++
 		tb.last[k] = *cur
 		tb.rows++
-	})
+	}, nil)
 }
 
 // collapsed returns, per session id, the one state left after collapsing,
@@ -220,5 +220,26 @@ func TestDirtyListsStayBounded(t *testing.T) {
 				t.Fatalf("live session %d not written", e.s.ID)
 			}
 		}
+	}
+}
+
+// TestDrainPausesWithoutLocks checks that pause runs between shards with
+// no lock held (it may call back into the cache) and that it runs often
+// enough for a writer to insert a big drain in pieces.
+func TestDrainPausesWithoutLocks(t *testing.T) {
+	c := NewCache(CacheConfig{MaxSessions: 1 << 16})
+	for v := range uint64(5000) {
+		c.Touch("example.com", v+1, t0, pageview("/"))
+	}
+	pauses, emitted, most := 0, 0, 0
+	since := 0
+	c.Drain(func(prev, cur *Session, hadPrev bool) { emitted++; since++ }, func() {
+		pauses++
+		_ = c.Len() // locks every shard: would deadlock under a held lock
+		most = max(most, since)
+		since = 0
+	})
+	if emitted != 5000 || pauses != len(c.shards) || most > 5000/len(c.shards)*2 {
+		t.Fatalf("emitted %d, pauses %d (shards %d), at most %d between pauses", emitted, pauses, len(c.shards), most)
 	}
 }

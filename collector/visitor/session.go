@@ -351,8 +351,9 @@ func markDirty(sh *sessionShard, e *entry) {
 // sessions emitted.
 //
 // emit runs with a lock held: it must be quick, must not keep the
-// pointers, and must not call into the Cache.
-func (c *Cache) Drain(emit func(prev, cur *Session, hadPrev bool)) int {
+// pointers, and must not call into the Cache. pause, if not nil, runs
+// after each lock shard's sessions, with no lock held.
+func (c *Cache) Drain(emit func(prev, cur *Session, hadPrev bool), pause func()) int {
 	n := 0
 	var none Session
 	for i := range c.shards {
@@ -376,6 +377,9 @@ func (c *Cache) Drain(emit func(prev, cur *Session, hadPrev bool)) int {
 			sh.dirty = sh.dirty[:0]
 		}
 		sh.mu.Unlock()
+		if pause != nil {
+			pause()
+		}
 	}
 	return n
 }
