@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -29,14 +31,19 @@ func (w *Writer) appendLoop(a *appender) {
 	s := w.spool
 	tick := time.NewTicker(s.every)
 	defer tick.Stop()
-	var lastErr time.Time
-	uncommitted := 0 // records added since the last commit
+	var lastErr atomic.Int64
+	uncommitted := 0 // records added since the last sync request
 	report := func(err error) {
-		if err != nil && time.Since(lastErr) > 10*time.Second {
-			lastErr = time.Now()
+		if last := lastErr.Load(); err != nil && time.Since(time.Unix(0, last)) > 10*time.Second &&
+			lastErr.CompareAndSwap(last, time.Now().UnixNano()) {
 			s.log.Error("spool write failed; retrying", "err", err)
 		}
 	}
+	a.signal = make(chan struct{}, 1)
+	syncStop, syncDone := make(chan struct{}), make(chan struct{})
+	go func() { defer close(syncDone); a.syncLoop(syncStop, report) }()
+	stopSync := sync.OnceFunc(func() { close(syncStop); <-syncDone })
+	defer stopSync()
 	for {
 		select {
 		case e, ok := <-w.events.queue:
@@ -51,7 +58,8 @@ func (w *Writer) appendLoop(a *appender) {
 					}
 				}
 			out:
-				a.f.Close()
+				stopSync()
+				a.close()
 				s.mu.Lock()
 				s.done = true
 				s.mu.Unlock()
@@ -61,27 +69,27 @@ func (w *Writer) appendLoop(a *appender) {
 			start, end := a.add(e)
 			s.pushTail(e, a.seq, start, end)
 			if uncommitted++; uncommitted >= s.tailCap/4 {
-				// Commit early under load, so the reader can take the tail
+				// Sync early under load, so the reader can take the tail
 				// before it outgrows its cap.
-				report(a.commit())
+				report(a.requestSync())
 				uncommitted = 0
 			} else if len(a.buf) >= appendBufLimit {
 				report(a.write())
 			}
 			if a.off+int64(len(a.buf)) >= s.segSize {
+				// A sealed segment is read to its end, so it is synced
+				// here, in line, before the next one starts.
 				if err := a.commit(); err != nil {
 					report(err)
 					continue
 				}
-				old := a.f
 				if err := a.create(a.seq + 1); err != nil {
 					report(err)
 					continue
 				}
-				old.Close()
 			}
 		case <-tick.C:
-			report(a.commit())
+			report(a.requestSync())
 			uncommitted = 0
 		}
 	}

@@ -32,7 +32,8 @@ import (
 //   - An event is written to the active segment as soon as the appender
 //     takes it off the queue, and the segment is fsynced every
 //     SpoolSyncInterval (group commit, default 200 ms), or sooner under load
-//     (every BatchSize/2 records). An event answered 202 more than one
+//     (every BatchSize/2 records). The fsync runs in its own goroutine, so
+//     a slow disk delays when records become readable, never the intake. An event answered 202 more than one
 //     interval (plus the time it waited in the queue) before a crash is on
 //     disk.
 //   - Rows are inserted in spool order, and only once their records are
@@ -225,6 +226,22 @@ type appender struct {
 	seq uint64
 	off int64  // bytes written to f
 	buf []byte // records not yet written
+
+	// The background sync (syncLoop): requestSync leaves the newest
+	// request in want and signals; syncLoop fsyncs off the append path,
+	// so a slow fsync never stops the appender taking events off the
+	// queue. syncMu is held around every fsync and around changing or
+	// closing f, so syncLoop never syncs a closed or replaced file.
+	syncMu sync.Mutex
+	wantMu sync.Mutex
+	want   syncRequest
+	signal chan struct{}
+}
+
+// syncRequest asks for segment seq to be fsynced up to off.
+type syncRequest struct {
+	seq uint64
+	off int64
 }
 
 // appendBufLimit is how much the appender buffers before writing (without
@@ -245,7 +262,13 @@ func (a *appender) create(seq uint64) error {
 		return fmt.Errorf("cannot sync spool segment: %w", err)
 	}
 	syncDir(a.s.dir)
+	a.syncMu.Lock()
+	old := a.f
 	a.f, a.seq, a.off = f, seq, int64(len(segmentMagic))
+	if old != nil {
+		old.Close()
+	}
+	a.syncMu.Unlock()
 	a.s.size.Add(int64(len(segmentMagic)))
 	a.s.mu.Lock()
 	a.s.segs = append(a.s.segs, seq)
@@ -366,6 +389,75 @@ func (a *appender) write() error {
 	return nil
 }
 
+// requestSync writes the buffered records and asks syncLoop to fsync
+// them. It does not wait.
+func (a *appender) requestSync() error {
+	if err := a.write(); err != nil {
+		return err
+	}
+	a.s.mu.Lock()
+	synced := a.s.active == a.seq && a.s.committed >= a.off
+	a.s.mu.Unlock()
+	if synced {
+		return nil // nothing new since the last sync
+	}
+	a.wantMu.Lock()
+	a.want = syncRequest{a.seq, a.off}
+	a.wantMu.Unlock()
+	select {
+	case a.signal <- struct{}{}:
+	default: // a signal is pending: it will see this request
+	}
+	return nil
+}
+
+// syncLoop serves requestSync until stop is closed.
+func (a *appender) syncLoop(stop <-chan struct{}, report func(error)) {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-a.signal:
+		}
+		a.wantMu.Lock()
+		r := a.want
+		a.wantMu.Unlock()
+		a.syncMu.Lock()
+		if a.f == nil || r.seq != a.seq {
+			a.syncMu.Unlock()
+			continue // the segment was sealed (and synced) meanwhile
+		}
+		start := time.Now()
+		err := a.f.Sync()
+		a.syncMu.Unlock()
+		if err != nil {
+			report(fmt.Errorf("cannot sync spool segment %s: %w", segName(r.seq), err))
+			continue
+		}
+		a.s.fsyncs.UpdateDuration(start)
+		a.s.publish(r)
+	}
+}
+
+// publish makes r's records readable, if r is still the newest commit of
+// the active segment.
+func (s *spool) publish(r syncRequest) {
+	s.mu.Lock()
+	if s.active == r.seq && r.off > s.committed {
+		s.committed = r.off
+	}
+	s.mu.Unlock()
+	s.wake()
+}
+
+// close closes the active segment for good.
+func (a *appender) close() {
+	a.syncMu.Lock()
+	a.f.Close()
+	a.f = nil
+	a.syncMu.Unlock()
+}
+
 // commit writes and fsyncs, then publishes the new committed length.
 func (a *appender) commit() error {
 	a.s.mu.Lock()
@@ -378,14 +470,14 @@ func (a *appender) commit() error {
 		return err
 	}
 	start := time.Now()
-	if err := a.f.Sync(); err != nil {
+	a.syncMu.Lock()
+	err := a.f.Sync()
+	a.syncMu.Unlock()
+	if err != nil {
 		return fmt.Errorf("cannot sync spool segment %s: %w", segName(a.seq), err)
 	}
 	a.s.fsyncs.UpdateDuration(start)
-	a.s.mu.Lock()
-	a.s.committed = a.off
-	a.s.mu.Unlock()
-	a.s.wake()
+	a.s.publish(syncRequest{a.seq, a.off})
 	return nil
 }
 
