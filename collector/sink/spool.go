@@ -29,13 +29,15 @@ import (
 // (record.go). Segments only grow at the end and are never rewritten.
 //
 // Guarantees:
-//   - An event is written to the active segment as soon as the appender
-//     takes it off the queue, and the segment is fsynced every
-//     SpoolSyncInterval (group commit, default 200 ms), or sooner under load
-//     (every BatchSize/2 records). The fsync runs in its own goroutine, so
-//     a slow disk delays when records become readable, never the intake. An event answered 202 more than one
-//     interval (plus the time it waited in the queue) before a crash is on
-//     disk.
+//   - An event is encoded into the active segment as soon as the appender
+//     takes it off the queue. Every SpoolSyncInterval (group commit, default
+//     200 ms), or sooner under load (every BatchSize/2 records), the
+//     appender writes what it holds to the file and asks for an fsync,
+//     which runs in its own goroutine: a slow disk delays when records
+//     become readable, never the intake. An event answered 202 more than
+//     one interval (plus the time it waited in the queue) before the
+//     process dies is in the file; the fsync that follows makes it survive
+//     the machine failing too.
 //   - Rows are inserted in spool order, and only once their records are
 //     fsynced. The reader takes them from the appender's tail in memory
 //     when it keeps up (the bytes on disk are then never read back), and
