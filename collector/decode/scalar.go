@@ -41,12 +41,18 @@ func parseSmallUint(b []byte) (uint64, bool) {
 }
 
 // isNumber reports whether b is -?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?.
-func isNumber(b []byte) bool {
+func isNumber(b []byte) bool { return numberSyntax(b, false) }
+
+// numberSyntax checks b against the number grammar above; jsonInt
+// requires JSON's integer part, which has no leading zero.
+func numberSyntax(b []byte, jsonInt bool) bool {
 	i := 0
 	if i < len(b) && b[i] == '-' {
 		i++
 	}
-	if i = skipDigits(b, i); i < 0 {
+	if jsonInt && i < len(b) && b[i] == '0' {
+		i++
+	} else if i = skipDigits(b, i); i < 0 {
 		return false
 	}
 	if i < len(b) && b[i] == '.' {

@@ -79,29 +79,4 @@ func isPlain(b []byte) bool {
 }
 
 // isJSONNumber reports whether b is -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?.
-func isJSONNumber(b []byte) bool {
-	i := 0
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	if i < len(b) && b[i] == '0' {
-		i++
-	} else if i = skipDigits(b, i); i < 0 {
-		return false
-	}
-	if i < len(b) && b[i] == '.' {
-		if i = skipDigits(b, i+1); i < 0 {
-			return false
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if i = skipDigits(b, i); i < 0 {
-			return false
-		}
-	}
-	return i == len(b)
-}
+func isJSONNumber(b []byte) bool { return numberSyntax(b, true) }
