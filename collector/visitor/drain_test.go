@@ -194,7 +194,7 @@ func TestTouchIDMatchesTouch(t *testing.T) {
 // bound, the changes beyond it are counted as dropped, and a Drain then
 // still writes every live session.
 func TestDirtyListsStayBounded(t *testing.T) {
-	c := NewCache(CacheConfig{MaxSessions: 2048})
+	c := NewCache(CacheConfig{MaxSessions: 2048, DrainStall: time.Nanosecond})
 	for v := range uint64(50_000) {
 		c.Touch("example.com", v+1, t0.Add(time.Duration(v)*time.Millisecond), pageview("/"))
 	}

@@ -117,7 +117,15 @@ type CacheConfig struct {
 	IdleTimeout time.Duration
 	// MaxLength, default DefaultMaxLength.
 	MaxLength time.Duration
+	// DrainStall is how long Drain must have made no progress before the
+	// changes of ended sessions beyond the cache's size are dropped
+	// (default DefaultDrainStall): a burst between two drains never loses
+	// anything, storage down for long cannot grow memory without bound.
+	DrainStall time.Duration
 }
+
+// DefaultDrainStall is CacheConfig.DrainStall's default.
+const DefaultDrainStall = time.Minute
 
 // Cache holds live sessions in memory, keyed by site and visitor id. It is
 // safe for concurrent use; locks are sharded by visitor id. Cache starts no
@@ -130,6 +138,8 @@ type Cache struct {
 	shift     uint // visitor hash >> shift is the shard index
 	evicted   atomic.Uint64
 	dropped   atomic.Uint64 // ended sessions' last changes never drained
+	drained   atomic.Int64  // when Drain last made progress (Unix ns)
+	stall     time.Duration
 	strs      internTable
 }
 
@@ -149,6 +159,7 @@ type entry struct {
 	// What a touch reads and writes comes first, to share cache lines.
 	dirty       bool
 	frozen      bool   // out of the map while dirty: no touch changes it again
+	handedOver  bool   // a continuing copy counts its state as written: never dropped
 	interactive uint32 // interactive touches so far
 	tailMS      uint64 // engagement reported since lastEventAt
 	s           Session
@@ -178,7 +189,11 @@ const (
 
 // NewCache returns an empty session cache.
 func NewCache(cfg CacheConfig) *Cache {
-	c := &Cache{idle: cfg.IdleTimeout, maxLength: cfg.MaxLength}
+	c := &Cache{idle: cfg.IdleTimeout, maxLength: cfg.MaxLength, stall: cfg.DrainStall}
+	if c.stall <= 0 {
+		c.stall = DefaultDrainStall
+	}
+	c.drained.Store(time.Now().UnixNano())
 	if c.idle <= 0 {
 		c.idle = DefaultIdleTimeout
 	}
@@ -303,6 +318,7 @@ func (c *Cache) touch(site string, visitor, previous uint64, now time.Time, ev *
 					*e = *pe
 					w := pe.s
 					e.written, e.dirty = &w, false
+					pe.handedOver = true
 					c.freezeLocked(old, pe)
 				}
 				k.site = e.s.Site
@@ -358,6 +374,7 @@ func (c *Cache) Drain(emit func(prev, cur *Session, hadPrev bool), pause func())
 	var none Session
 	for i := range c.shards {
 		sh := &c.shards[i]
+		c.drained.Store(time.Now().UnixNano())
 		sh.mu.Lock()
 		for j, e := range sh.dirty {
 			if e.written != nil {
@@ -541,21 +558,23 @@ func (c *Cache) removeLocked(sh *sessionShard, k sessionKey, e *entry) {
 }
 
 // freezeLocked notes that e, out of every map, waits in sh's dirty list
-// for its last change to be drained. The frozen entries of a shard are
-// bounded by its share of MaxSessions: beyond it (Drain has not run for
-// long), they are dropped from the list and counted, so that sessions
-// ending while storage is down cannot grow memory without bound.
+// for its last change to be drained. When Drain has made no progress for
+// DrainStall (storage down), the frozen entries of a shard are bounded by
+// its share of MaxSessions: beyond it they are dropped from the list and
+// counted, so that sessions ending meanwhile cannot grow memory without
+// bound. An entry handed over to a continuing copy (midnight) is kept:
+// the copy will cancel its state.
 func (c *Cache) freezeLocked(sh *sessionShard, e *entry) {
 	if !e.dirty || e.frozen {
 		return
 	}
 	e.frozen = true
-	if sh.frozen++; sh.frozen <= max(sh.max, minPerShard) {
+	if sh.frozen++; sh.frozen <= max(sh.max, minPerShard) || time.Since(time.Unix(0, c.drained.Load())) < c.stall {
 		return
 	}
 	kept := sh.dirty[:0]
 	for _, d := range sh.dirty {
-		if d.frozen {
+		if d.frozen && !d.handedOver {
 			d.dirty = false
 			c.dropped.Add(1)
 			continue
@@ -564,4 +583,9 @@ func (c *Cache) freezeLocked(sh *sessionShard, e *entry) {
 	}
 	clear(sh.dirty[len(kept):])
 	sh.dirty, sh.frozen = kept, 0
+	for _, d := range kept {
+		if d.frozen {
+			sh.frozen++
+		}
+	}
 }
