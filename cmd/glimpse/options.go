@@ -1,11 +1,17 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/glimpse-analytics/glimpse/collector/config"
+	"github.com/glimpse-analytics/glimpse/migrations"
 )
 
 // Options are the global flags every subcommand takes. Each has an
@@ -52,6 +58,20 @@ func globalFlags(fs *flag.FlagSet, o *Options) {
 }
 
 // publicURL returns --public-url or one derived from --listen.
+// sitesAndConn loads the sites file and connects to ClickHouse, for the
+// commands that work on stored data; the caller closes the connection.
+func (o *Options) sitesAndConn(ctx context.Context) (*config.File, driver.Conn, error) {
+	sites, err := config.Load(o.Config)
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, err := migrations.Open(ctx, o.ClickHouse)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sites, conn, nil
+}
+
 func (o *Options) publicURL() string {
 	if o.PublicURL != "" {
 		return strings.TrimRight(o.PublicURL, "/")

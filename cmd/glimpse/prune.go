@@ -12,7 +12,6 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/aggregator/retention"
 	"github.com/glimpse-analytics/glimpse/collector/config"
-	"github.com/glimpse-analytics/glimpse/migrations"
 )
 
 // retentionFlags are shared by prune and serve's daily job.
@@ -52,11 +51,7 @@ func pruneCommand() *command {
 			fs.BoolVar(&dryRun, "dry-run", false, "list what would be dropped or deleted, change nothing")
 		},
 		run: func(ctx context.Context, o *Options, _ *flag.FlagSet, _ []string, stdout io.Writer, log *slog.Logger) error {
-			sites, err := config.Load(o.Config)
-			if err != nil {
-				return err
-			}
-			conn, err := migrations.Open(ctx, o.ClickHouse)
+			sites, conn, err := o.sitesAndConn(ctx)
 			if err != nil {
 				return err
 			}

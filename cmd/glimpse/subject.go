@@ -9,8 +9,6 @@ import (
 	"log/slog"
 
 	"github.com/glimpse-analytics/glimpse/aggregator/subject"
-	"github.com/glimpse-analytics/glimpse/collector/config"
-	"github.com/glimpse-analytics/glimpse/migrations"
 )
 
 func subjectCommand() *command {
@@ -38,11 +36,7 @@ func subjectCommand() *command {
 			if site == "" || uid == "" {
 				return errors.New("--site and --uid are required")
 			}
-			sites, err := config.Load(o.Config)
-			if err != nil {
-				return err
-			}
-			conn, err := migrations.Open(ctx, o.ClickHouse)
+			sites, conn, err := o.sitesAndConn(ctx)
 			if err != nil {
 				return err
 			}

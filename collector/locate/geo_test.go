@@ -1,7 +1,6 @@
 package locate
 
 import (
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -9,8 +8,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/maxmind/mmdbwriter"
 	"github.com/maxmind/mmdbwriter/mmdbtype"
+
+	"github.com/glimpse-analytics/glimpse/collector/locate/geotest"
 )
 
 // fixtureNetworks are the networks written into test databases. They are
@@ -33,56 +33,27 @@ var fixtureNetworks = []struct {
 // full false only the country is written, as in a Country database.
 func writeFixture(t testing.TB, dbType string, ipVersion int, full bool) string {
 	t.Helper()
-	tree, err := mmdbwriter.New(mmdbwriter.Options{
-		DatabaseType:            dbType,
-		IPVersion:               ipVersion,
-		RecordSize:              24,
-		IncludeReservedNetworks: true,
-		Languages:               []string{"en"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range fixtureNetworks {
-		_, network, err := net.ParseCIDR(n.cidr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ipVersion == 4 && network.IP.To4() == nil {
-			continue
-		}
-		rec := mmdbtype.Map{
-			"country": mmdbtype.Map{
-				"iso_code":   mmdbtype.String(n.country),
-				"geoname_id": mmdbtype.Uint32(1),
-				"names":      mmdbtype.Map{"en": mmdbtype.String("Country " + n.country), "de": mmdbtype.String("Land")},
-			},
-			"continent": mmdbtype.Map{"code": mmdbtype.String("EU")},
-		}
-		if full && n.subdiv != "" {
-			rec["subdivisions"] = mmdbtype.Slice{
-				mmdbtype.Map{"iso_code": mmdbtype.String(n.subdiv), "names": mmdbtype.Map{"en": mmdbtype.String("Sub " + n.subdiv)}},
-				mmdbtype.Map{"iso_code": mmdbtype.String("SECOND")},
+	return geotest.WriteRecords(t, dbType, ipVersion, func(insert func(cidr string, rec mmdbtype.Map)) {
+		for _, n := range fixtureNetworks {
+			rec := mmdbtype.Map{
+				"country": mmdbtype.Map{
+					"iso_code":   mmdbtype.String(n.country),
+					"geoname_id": mmdbtype.Uint32(1),
+					"names":      mmdbtype.Map{"en": mmdbtype.String("Country " + n.country), "de": mmdbtype.String("Land")},
+				},
+				"continent": mmdbtype.Map{"code": mmdbtype.String("EU")},
 			}
-			rec["city"] = mmdbtype.Map{"names": mmdbtype.Map{"en": mmdbtype.String(n.city), "ja": mmdbtype.String("都市")}}
-			rec["location"] = mmdbtype.Map{"latitude": mmdbtype.Float64(1.5), "longitude": mmdbtype.Float64(2.5)}
+			if full && n.subdiv != "" {
+				rec["subdivisions"] = mmdbtype.Slice{
+					mmdbtype.Map{"iso_code": mmdbtype.String(n.subdiv), "names": mmdbtype.Map{"en": mmdbtype.String("Sub " + n.subdiv)}},
+					mmdbtype.Map{"iso_code": mmdbtype.String("SECOND")},
+				}
+				rec["city"] = mmdbtype.Map{"names": mmdbtype.Map{"en": mmdbtype.String(n.city), "ja": mmdbtype.String("都市")}}
+				rec["location"] = mmdbtype.Map{"latitude": mmdbtype.Float64(1.5), "longitude": mmdbtype.Float64(2.5)}
+			}
+			insert(n.cidr, rec)
 		}
-		if err := tree.Insert(network, rec); err != nil {
-			t.Fatal(err)
-		}
-	}
-	path := filepath.Join(t.TempDir(), strings.ReplaceAll(dbType, " ", "_")+".mmdb")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tree.WriteTo(f); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	})
 }
 
 func openFixture(t testing.TB, dbType string, ipVersion int, full bool) *Geo {

@@ -218,12 +218,8 @@ func (w *Writer) SubjectEvents(site, subject string, fn func(*Event)) error {
 // server), skipping events erased through its ERASURES file. A damaged
 // record ends its segment, as in a replay.
 func ReadSpool(dir string, fn func(*Event)) error {
-	segs, _, err := listSegments(dir)
+	segs, x, err := spoolState(dir)
 	if err != nil {
-		return err
-	}
-	var x erasures
-	if err := x.load(dir); err != nil {
 		return err
 	}
 	for _, seq := range segs {
@@ -237,6 +233,19 @@ func ReadSpool(dir string, fn func(*Event)) error {
 		}
 	}
 	return nil
+}
+
+// spoolState lists the segments in dir and loads its ERASURES file.
+func spoolState(dir string) ([]uint64, *erasures, error) {
+	segs, _, err := listSegments(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	x := new(erasures)
+	if err := x.load(dir); err != nil {
+		return nil, nil, err
+	}
+	return segs, x, nil
 }
 
 // readSegment decodes the records of one segment up to limit, stopping
@@ -277,12 +286,8 @@ func AddErasure(dir, site, subject string) error {
 	if err := flock(lock); err != nil {
 		return fmt.Errorf("spool %s is held by a running glimpse serve: erase through its API (POST /api/v1/subject/erase) so that spooled rows go too", dir)
 	}
-	segs, _, err := listSegments(dir)
+	segs, x, err := spoolState(dir)
 	if err != nil {
-		return err
-	}
-	var x erasures
-	if err := x.load(dir); err != nil {
 		return err
 	}
 	var last uint64

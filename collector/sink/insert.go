@@ -96,8 +96,9 @@ const maxPrepared = 3
 // are appended through Batch.Columns, as Batch.Column refuses a sent batch.
 // TestPreparedInsertReuse pins this down against the real server.
 type preparedInserts struct {
-	mu   sync.Mutex
-	list []*preparedInsert // most recently used first
+	table string // for error messages
+	mu    sync.Mutex
+	list  []*preparedInsert // most recently used first
 }
 
 type preparedInsert struct {
@@ -168,7 +169,7 @@ func (ps *preparedInserts) insert(ctx context.Context, conn driver.Conn, timeout
 	// closes the connection and the attempt fails, and the batch is dropped.
 	stopCtx := context.AfterFunc(ctx, p.cancel)
 	timer := time.AfterFunc(timeout, p.cancel)
-	err := p.send(query, conn, cols)
+	err := p.send(ps.table, conn, cols)
 	timer.Stop()
 	stopCtx()
 	if err == nil {
@@ -182,15 +183,15 @@ func (ps *preparedInserts) insert(ctx context.Context, conn driver.Conn, timeout
 	return nil
 }
 
-func (p *preparedInsert) send(query string, conn driver.Conn, cols []any) error {
+func (p *preparedInsert) send(table string, conn driver.Conn, cols []any) error {
 	if p.batch == nil {
-		b, err := conn.PrepareBatch(p.ctx, query)
+		b, err := conn.PrepareBatch(p.ctx, p.query)
 		if err != nil {
-			return fmt.Errorf("cannot prepare %s: %w", tableOf(query), err)
+			return fmt.Errorf("cannot prepare %s: %w", table, err)
 		}
 		p.batch, p.cols = b, b.Columns()
 		if len(p.cols) != len(cols) {
-			return fmt.Errorf("cannot insert into %s: the server has %d of the %d columns", tableOf(query), len(p.cols), len(cols))
+			return fmt.Errorf("cannot insert into %s: the server has %d of the %d columns", table, len(p.cols), len(cols))
 		}
 	} else {
 		for _, c := range p.cols {
@@ -199,22 +200,13 @@ func (p *preparedInsert) send(query string, conn driver.Conn, cols []any) error 
 	}
 	for i, col := range cols {
 		if _, err := p.cols[i].Append(col); err != nil {
-			return fmt.Errorf("cannot append to %s.%s: %w", tableOf(query), p.cols[i].Name(), err)
+			return fmt.Errorf("cannot append to %s.%s: %w", table, p.cols[i].Name(), err)
 		}
 	}
 	err := p.batch.Send()
 	p.sent = true
 	if err != nil {
-		return fmt.Errorf("cannot insert into %s: %w", tableOf(query), err)
+		return fmt.Errorf("cannot insert into %s: %w", table, err)
 	}
 	return nil
-}
-
-// tableOf returns the table name of an INSERT built by insertBuilder.
-func tableOf(query string) string {
-	s := strings.TrimPrefix(query, "INSERT INTO ")
-	if i := strings.IndexByte(s, ' '); i >= 0 {
-		s = s[:i]
-	}
-	return s
 }

@@ -52,7 +52,7 @@ func TestPreparedInsertReuse(t *testing.T) {
 	if err := db.Conn.Exec(ctx, "CREATE TABLE t (k UInt32, s String, a Array(String)) ENGINE = MergeTree ORDER BY k"); err != nil {
 		t.Fatal(err)
 	}
-	var ps preparedInserts
+	ps := preparedInserts{table: "t"}
 	const q = "INSERT INTO t (k, s, a)"
 	var first driver.Batch
 	for round := range 4 {

@@ -329,6 +329,7 @@ func newTable[T any](w *Writer, name string, size int, interval time.Duration, q
 		flushes: m.NewHistogram(fmt.Sprintf(`glimpse_flush_seconds{table=%q}`, name)),
 		rows:    m.NewHistogram(fmt.Sprintf(`glimpse_flush_rows{table=%q}`, name)),
 	}
+	t.prepared.table = name
 	if queueSize > 0 {
 		t.queue = make(chan T, queueSize)
 	}

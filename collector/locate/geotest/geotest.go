@@ -28,6 +28,33 @@ type Network struct {
 // and returns its path. ipVersion is 4 or 6 (a v6 tree holds v4 too).
 func Write(t testing.TB, dbType string, ipVersion int, networks []Network) string {
 	t.Helper()
+	return WriteRecords(t, dbType, ipVersion, func(insert func(cidr string, rec mmdbtype.Map)) {
+		for _, n := range networks {
+			rec := mmdbtype.Map{
+				"country": mmdbtype.Map{
+					"iso_code": mmdbtype.String(n.Country),
+					"names":    mmdbtype.Map{"en": mmdbtype.String("Country " + n.Country)},
+				},
+			}
+			if n.Subdivision != "" {
+				rec["subdivisions"] = mmdbtype.Slice{mmdbtype.Map{
+					"iso_code": mmdbtype.String(n.Subdivision),
+					"names":    mmdbtype.Map{"en": mmdbtype.String("Region " + n.Subdivision)},
+				}}
+			}
+			if n.City != "" {
+				rec["city"] = mmdbtype.Map{"names": mmdbtype.Map{"en": mmdbtype.String(n.City)}}
+			}
+			insert(n.CIDR, rec)
+		}
+	})
+}
+
+// WriteRecords writes a database of dbType holding the records fill
+// inserts, for tests that need records of their own shape, and returns
+// its path. In a v4 database (ipVersion 4) v6 networks are skipped.
+func WriteRecords(t testing.TB, dbType string, ipVersion int, fill func(insert func(cidr string, rec mmdbtype.Map))) string {
+	t.Helper()
 	tree, err := mmdbwriter.New(mmdbwriter.Options{
 		DatabaseType:            dbType,
 		IPVersion:               ipVersion,
@@ -38,37 +65,27 @@ func Write(t testing.TB, dbType string, ipVersion int, networks []Network) strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range networks {
-		_, network, err := net.ParseCIDR(n.CIDR)
+	fill(func(cidr string, rec mmdbtype.Map) {
+		_, network, err := net.ParseCIDR(cidr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		rec := mmdbtype.Map{
-			"country": mmdbtype.Map{
-				"iso_code": mmdbtype.String(n.Country),
-				"names":    mmdbtype.Map{"en": mmdbtype.String("Country " + n.Country)},
-			},
-		}
-		if n.Subdivision != "" {
-			rec["subdivisions"] = mmdbtype.Slice{mmdbtype.Map{
-				"iso_code": mmdbtype.String(n.Subdivision),
-				"names":    mmdbtype.Map{"en": mmdbtype.String("Region " + n.Subdivision)},
-			}}
-		}
-		if n.City != "" {
-			rec["city"] = mmdbtype.Map{"names": mmdbtype.Map{"en": mmdbtype.String(n.City)}}
+		if ipVersion == 4 && network.IP.To4() == nil {
+			return
 		}
 		if err := tree.Insert(network, rec); err != nil {
 			t.Fatal(err)
 		}
-	}
+	})
 	path := filepath.Join(t.TempDir(), strings.ReplaceAll(dbType, " ", "_")+".mmdb")
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
 	if _, err := tree.WriteTo(f); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
 	return path
