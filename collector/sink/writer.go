@@ -207,7 +207,7 @@ func newWriter(o Options) *Writer {
 		})
 	w.events.guard = &w.erasures.insertMu
 	var sb sessionBatch
-	w.sessions = newTable(w, "sessions", o.BatchSize, o.SessionInterval, 0, sb.build,
+	w.sessions = newTable(w, "sessions", o.BatchSize, 0, 0, sb.build, // runSessions paces it, no queue
 		func([]sessionRow) { sb.release() })
 	o.Metrics.NewGauge("glimpse_queue_depth", func() float64 { return float64(w.QueueDepth()) })
 	return w
