@@ -2,8 +2,12 @@ package migrations
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
+	"net"
 	"regexp"
+	"syscall"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -27,7 +31,62 @@ func ParseDSN(dsn string) (*clickhouse.Options, error) {
 	if opts.DialTimeout == 0 || opts.DialTimeout == 30*time.Second {
 		opts.DialTimeout = 5 * time.Second
 	}
+	opts.DialContext = dialer(opts.DialTimeout, opts.TLS)
 	return opts, nil
+}
+
+// WriteTimeout bounds each write to ClickHouse. The driver sends the blocks
+// of an INSERT (Batch.Flush) without watching any context or deadline, so
+// without it a server that stops reading would hold the writing goroutine,
+// and a graceful shutdown, forever.
+var WriteTimeout = 30 * time.Second
+
+// dialer connects as the driver would, with every write bounded by
+// WriteTimeout.
+func dialer(timeout time.Duration, conf *tls.Config) func(context.Context, string) (net.Conn, error) {
+	d := &net.Dialer{Timeout: timeout}
+	return func(ctx context.Context, addr string) (net.Conn, error) {
+		var c net.Conn
+		var err error
+		if conf != nil {
+			c, err = (&tls.Dialer{NetDialer: d, Config: conf}).DialContext(ctx, "tcp", addr)
+		} else {
+			c, err = d.DialContext(ctx, "tcp", addr)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &writeLimitConn{Conn: c}, nil
+	}
+}
+
+// writeLimitConn sets a write deadline before each write: the driver's own
+// deadline when it set one that comes sooner, else WriteTimeout from now.
+// A connection is used by one goroutine at a time.
+type writeLimitConn struct {
+	net.Conn
+	deadline time.Time // the driver's write deadline, if any
+}
+
+func (c *writeLimitConn) SetDeadline(t time.Time) error {
+	c.deadline = t
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *writeLimitConn) SetWriteDeadline(t time.Time) error {
+	c.deadline = t
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *writeLimitConn) Write(p []byte) (int, error) {
+	d := time.Now().Add(WriteTimeout)
+	if !c.deadline.IsZero() && c.deadline.Before(d) {
+		d = c.deadline
+	}
+	if err := c.Conn.SetWriteDeadline(d); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
 }
 
 // Open connects to the DSN's database over the native protocol, creating the
@@ -64,4 +123,17 @@ func Open(ctx context.Context, dsn string) (driver.Conn, error) {
 		return nil, fmt.Errorf("cannot reach ClickHouse at %v: %w", opts.Addr, err)
 	}
 	return conn, nil
+}
+
+// SyscallConn lets the driver check a pooled connection for a server that
+// hung up, as it does on its own connections.
+func (c *writeLimitConn) SyscallConn() (syscall.RawConn, error) {
+	conn := c.Conn
+	if t, ok := conn.(*tls.Conn); ok {
+		conn = t.NetConn()
+	}
+	if s, ok := conn.(syscall.Conn); ok {
+		return s.SyscallConn()
+	}
+	return nil, errors.New("not a socket")
 }

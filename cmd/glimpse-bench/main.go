@@ -171,6 +171,7 @@ func bench(args []string) error {
 		fmt.Printf("%s: %.0f req/s, cpu %.1f µs/event, peak RSS %.1f MB\n", c.name,
 			median(c.stat, func(r result) float64 { return float64(r.accepted) / r.seconds }),
 			median(c.stat, func(r result) float64 { return r.cpu / float64(max(r.accepted, 1)) * 1e6 }), float64(rss[c.name])/(1<<20))
+		c.printShares()
 		return nil
 	}
 	store := cs[2]
@@ -203,9 +204,7 @@ func bench(args []string) error {
 	// Where the two cores go: the load generator and ClickHouse run here too,
 	// so every µs they spend per request is not available to the server.
 	for _, c := range cs {
-		fmt.Printf("%-8s load generator %.1f µs/request, ClickHouse server %.1f µs/event\n", c.name,
-			median(c.stat, func(r result) float64 { return r.genCPU / float64(max(r.requests, 1)) * 1e6 }),
-			median(c.stat, func(r result) float64 { return r.chCPU / float64(max(r.accepted, 1)) * 1e6 }))
+		c.printShares()
 	}
 	fmt.Printf("store: answered 202 %d, rows in ClickHouse %d\n", accepted, stored)
 	if stored != uint64(accepted) {
@@ -276,6 +275,14 @@ func cpuSeconds(pid int) float64 {
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
 	return (ut + st) / 100 // USER_HZ is 100 on Linux
+}
+
+// printShares prints the CPU the load generator and ClickHouse spent per
+// request of c.
+func (c *contestant) printShares() {
+	fmt.Printf("%-8s load generator %.1f µs/request, ClickHouse server %.1f µs/event\n", c.name,
+		median(c.stat, func(r result) float64 { return r.genCPU / float64(max(r.requests, 1)) * 1e6 }),
+		median(c.stat, func(r result) float64 { return r.chCPU / float64(max(r.accepted, 1)) * 1e6 }))
 }
 
 // clickhouseCPU sums the CPU seconds of the ClickHouse servers running

@@ -21,10 +21,18 @@ import (
 // spoolBatch is a batch read from the spool and where it ends.
 type spoolBatch struct {
 	rows   []*Event
+	from   pos  // where its first record starts: the previous batch's end
 	end    pos  // just past the batch's last record
 	whole  bool // end is the end of its sealed segment
-	replay bool // some rows come from segments an earlier process left
+	replay bool // some rows may be stored already: an earlier process left them, or a failed insert is retried
+	more   bool // handed off full: the reader may have more at once
+	last   bool // the spool is closed and read to its end
+	gen    uint64
+	start  time.Time // when its first row was read
 }
+
+// before reports whether p comes before q in the spool.
+func (p pos) before(q pos) bool { return p.seq < q.seq || (p.seq == q.seq && p.off < q.off) }
 
 func (w *Writer) appendLoop(a *appender) {
 	defer w.wg.Done()
@@ -95,25 +103,40 @@ func (w *Writer) appendLoop(a *appender) {
 	}
 }
 
-func (w *Writer) readLoop(full chan<- spoolBatch, free <-chan []*Event) {
+// readLoop reads the spool in order and hands batches to flushLoop. When an
+// insert fails, flushLoop asks it to rewind (spool.rewind) to where the
+// failed INSERT's rows start, and it reads them again, from disk. Once the
+// spool is closed and read to its end it hands over a last batch and waits
+// until flushLoop has stored it (acked) or asks for a rewind.
+func (w *Writer) readLoop(full chan<- spoolBatch, free <-chan []*Event, acked <-chan struct{}) {
 	defer close(full)
 	s := w.spool
 	var (
 		cur         *segReader
 		next        uint64 // first segment to look for when cur is nil
+		skip        pos    // where to start in segment skip.seq (a rewind)
 		in          interner
 		rows        = <-free
-		batchStart  time.Time
 		b           spoolBatch
 		unconfirmed bool // b.end moved without rows: segments to delete
+		gen         uint64
+		read        pos  // the furthest record read: rows before it may be stored
+		lastSent    bool // the last batch is with flushLoop
 	)
 	defer func() { cur.close() }()
 	defer s.dropTail()
-	handoff := func() {
-		b.rows = rows
+	release := func() {
+		for _, e := range rows {
+			w.Release(e)
+		}
+		clear(rows)
+		rows = rows[:0]
+	}
+	handoff := func(more bool) {
+		b.rows, b.more, b.gen = rows, more, gen
 		full <- b
 		rows = <-free
-		b = spoolBatch{end: b.end, whole: b.whole}
+		b = spoolBatch{from: b.end, end: b.end, whole: b.whole}
 		unconfirmed = false
 	}
 	timer := time.NewTimer(w.opts.Interval)
@@ -122,14 +145,23 @@ func (w *Writer) readLoop(full chan<- spoolBatch, free <-chan []*Event) {
 	for {
 		select {
 		case <-w.stop:
-			for _, e := range rows {
-				w.Release(e)
-			}
+			release()
 			return
 		default:
 		}
 		s.mu.Lock()
 		active, committed, done := s.active, s.committed, s.done
+		if s.rewindGen != gen {
+			gen = s.rewindGen
+			if cur != nil {
+				cur.close()
+				cur = nil
+			}
+			release()
+			next, skip = s.rewindTo.seq, s.rewindTo
+			b = spoolBatch{from: skip, end: skip}
+			unconfirmed, lastSent = false, false
+		}
 		if cur == nil {
 			for _, seq := range s.segs {
 				if seq >= next {
@@ -156,17 +188,27 @@ func (w *Writer) readLoop(full chan<- spoolBatch, free <-chan []*Event) {
 				time.Sleep(100 * time.Millisecond)
 				continue
 			}
+			if skip.seq == r.seq {
+				r.skipTo(skip.off)
+			}
+			skip = pos{}
 			cur = r
 		}
 		if cur == nil {
 			if done {
-				if len(rows) > 0 || unconfirmed {
-					handoff()
+				if !lastSent {
+					b.last = true
+					handoff(false)
+					lastSent = true
 				}
-				for _, e := range rows {
-					w.Release(e)
+				select {
+				case <-acked:
+					release()
+					return
+				case <-s.notify: // a rewind, maybe
+				case <-w.stop:
 				}
-				return
+				continue
 			}
 			w.wait(&timer, time.Second)
 			continue
@@ -216,21 +258,26 @@ func (w *Writer) readLoop(full chan<- spoolBatch, free <-chan []*Event) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		case e != nil:
+			at := pos{cur.seq, cur.off}
 			if cur.seq <= s.startupLast {
 				b.replay = true
 				s.replayed.Inc()
+			} else if !read.before(at) {
+				b.replay = true // read before a rewind
+			} else {
+				read = at
 			}
 			if w.erased(e) {
 				w.Release(e)
 			} else {
 				if len(rows) == 0 {
-					batchStart = time.Now()
+					b.start = time.Now()
 				}
 				rows = append(rows, e)
 			}
-			b.end, b.whole, unconfirmed = pos{cur.seq, cur.off}, false, true
+			b.end, b.whole, unconfirmed = at, false, true
 			if len(rows) >= w.opts.BatchSize {
-				handoff()
+				handoff(true)
 			}
 		case sealed: // the end of a sealed segment
 			b.end, b.whole, unconfirmed = pos{cur.seq, cur.off}, true, true
@@ -238,9 +285,9 @@ func (w *Writer) readLoop(full chan<- spoolBatch, free <-chan []*Event) {
 			cur.close()
 			cur = nil
 		default: // caught up with the active segment
-			wait := w.opts.Interval - time.Since(batchStart)
+			wait := w.opts.Interval - time.Since(b.start)
 			if (len(rows) > 0 && wait <= 0) || (len(rows) == 0 && unconfirmed) {
-				handoff()
+				handoff(false)
 				continue
 			}
 			if len(rows) == 0 {
@@ -285,65 +332,225 @@ func (w *Writer) corrupt(r *segReader, sealed bool, committed int64) {
 		"segment", segName(r.seq), "good_bytes", r.off, "lost_bytes", lost)
 }
 
-func (w *Writer) flushLoop(full <-chan spoolBatch, free chan<- []*Event) {
-	for b := range full {
-		w.insertSpooled(b)
-		clear(b.rows)
-		if cap(b.rows) > 4*w.opts.BatchSize {
-			b.rows = nil
+// maxStreamRows bounds the rows of one INSERT that flushLoop streams:
+// below ClickHouse's min_insert_block_size_rows, so that the server writes
+// them as one part when the INSERT ends, and none if it fails.
+func (w *Writer) maxStreamRows() int { return min(10*w.opts.BatchSize, 500_000) }
+
+// flushLoop stores the batches readLoop hands over. A batch that was handed
+// over full, so that more are ready, starts an INSERT that stays open for
+// the next ones (insertStream) until the reader has caught up, the INSERT's
+// first row is Interval old, or it holds maxStreamRows; a lone batch is
+// one INSERT of a prepared batch. A failed INSERT is dropped whole and the
+// reader rewinds to its first row; the rows are read again and checked
+// against events (dedupe) before they are retried, with backoff, until
+// ClickHouse takes them or the writer stops (then they stay in the spool).
+// Segments are deleted once every row in them is stored.
+func (w *Writer) flushLoop(full <-chan spoolBatch, free chan<- []*Event, acked chan<- struct{}) {
+	f := &flusher{w: w, t: w.events, backoff: 250 * time.Millisecond}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		var due <-chan time.Time
+		if f.s != nil {
+			timer.Reset(time.Until(f.start.Add(w.opts.Interval)))
+			due = timer.C
 		}
-		free <- b.rows[:0]
+		select {
+		case b, ok := <-full:
+			timer.Stop()
+			if !ok {
+				f.abort()
+				return
+			}
+			if f.take(b) && b.last {
+				close(acked) // the spool is stored to its end
+			}
+			clear(b.rows)
+			if cap(b.rows) > 4*w.opts.BatchSize {
+				b.rows = nil
+			}
+			free <- b.rows[:0]
+		case <-due:
+			if err := f.commit(); err != nil {
+				f.fail(err)
+			}
+		}
 	}
 }
 
-// insertSpooled inserts a batch, retrying with backoff until ClickHouse
-// takes it or the writer stops (then the rows stay in the spool), and
-// deletes the segments it confirms.
-func (w *Writer) insertSpooled(b spoolBatch) {
-	t := w.events
+// flusher is flushLoop's state.
+type flusher struct {
+	w        *Writer
+	t        *table[*Event]
+	s        *insertStream // the open INSERT, if any; the erasure guard is held while one is open
+	from     pos           // where the rows of the open (or last) INSERT start
+	end      pos           // and end
+	whole    bool          // end is the end of its sealed segment
+	start    time.Time     // when the open INSERT's first row was read
+	gen      uint64        // batches of an older generation were read before a rewind: dropped
+	failures int           // consecutive failed inserts
+	backoff  time.Duration
+	stopped  bool // the writer gave up (Close's deadline): drop what comes
+}
+
+// take stores b's rows or adds them to the open INSERT, and ends the INSERT
+// when it is due. It releases the rows, and reports whether b is dealt
+// with: false if it was dropped (read before a rewind, or the writer gave
+// up) or failed.
+func (f *flusher) take(b spoolBatch) bool {
 	rows := b.rows
 	defer func() {
 		for _, e := range rows {
-			w.Release(e)
+			f.w.Release(e)
 		}
 	}()
-	check := b.replay
-	backoff := 250 * time.Millisecond
-	start := time.Now()
-	for attempt := 1; len(rows) > 0; attempt++ {
-		var err error
-		if check {
-			rows, err = w.dedupe(w.stopCtx, rows)
-		}
-		if err == nil && len(rows) > 0 {
-			err = t.insert1(w.stopCtx, rows)
-		}
-		if err == nil {
-			t.stored.Add(len(rows))
-			w.eventsStored().Add(len(rows))
-			t.flushes.UpdateDuration(start)
-			t.rows.Update(float64(len(rows)))
-			break
-		}
-		// A failed Send may still have committed: check before retrying.
-		check = true
-		t.errors.Inc()
-		w.failing.Store(true)
-		if attempt == 1 || attempt%10 == 0 {
-			w.opts.Log.Warn("insert failed; the rows stay in the spool and are retried", "table", t.name,
-				"rows", len(rows), "attempt", attempt, "err", err)
-		}
+	if !f.stopped {
 		select {
-		case <-time.After(backoff):
-		case <-w.stop:
-			return
+		case <-f.w.stop:
+			f.stopped = true
+			f.abort()
+		default:
 		}
-		backoff = min(2*backoff, w.opts.MaxBackoff)
 	}
-	if w.failing.Swap(false) {
-		w.opts.Log.Info("ClickHouse takes inserts again; draining the spool")
+	if f.stopped || b.gen != f.gen {
+		return false
 	}
-	w.spool.remove(b.end, b.whole)
+	if f.s == nil {
+		f.from, f.start = b.from, b.start
+	}
+	var err error
+	if b.replay && len(rows) > 0 {
+		rows, err = f.w.dedupe(f.w.stopCtx, rows)
+	}
+	if err == nil {
+		err = f.store(b, rows)
+	}
+	if err != nil {
+		f.fail(err)
+		return false
+	}
+	if f.failures > 0 {
+		f.failures, f.backoff = 0, 250*time.Millisecond
+		if f.w.failing.Swap(false) {
+			f.w.opts.Log.Info("ClickHouse takes inserts again; draining the spool")
+		}
+	}
+	return true
+}
+
+func (f *flusher) store(b spoolBatch, rows []*Event) error {
+	if f.s == nil && !b.more && len(rows) > 0 {
+		// A lone batch: one INSERT, of a prepared batch.
+		start := time.Now()
+		if err := f.t.insert1(f.w.stopCtx, rows); err != nil {
+			return err
+		}
+		f.end, f.whole = b.end, b.whole
+		f.stored(len(rows), time.Since(start))
+		return nil
+	}
+	if len(rows) > 0 {
+		if err := f.add(b, rows); err != nil {
+			return err
+		}
+	}
+	f.end, f.whole = b.end, b.whole
+	switch {
+	case f.s == nil:
+		f.confirm() // no rows to store: segments to delete
+	case !b.more || f.s.rows >= f.w.maxStreamRows() || time.Since(f.start) >= f.w.opts.Interval:
+		return f.commit()
+	}
+	return nil
+}
+
+// add sends rows as a block of the open INSERT, or of a new one.
+func (f *flusher) add(b spoolBatch, rows []*Event) error {
+	t := f.t
+	if f.s == nil {
+		t.guard.Lock() // until the INSERT ends: Erase waits for it
+	}
+	query, cols := t.build(rows) // leaves out erased rows, under the guard
+	if f.s != nil && f.s.query != query {
+		// Another column set: end this INSERT, still under the guard, and
+		// go on in a new one.
+		s := f.s
+		f.s = nil
+		if err := s.commit(t.name); err != nil {
+			t.guard.Unlock()
+			return err
+		}
+		f.stored(s.rows, s.busy)
+		f.from, f.start = b.from, b.start
+	}
+	if f.s == nil {
+		s, err := openStream(f.w.stopCtx, f.w.opts.Conn, f.w.opts.InsertTimeout, t.name, query)
+		if err != nil {
+			t.guard.Unlock()
+			return err
+		}
+		f.s = s
+	}
+	return f.s.add(t.name, cols, len(rows))
+}
+
+// commit ends the open INSERT.
+func (f *flusher) commit() error {
+	s := f.s
+	f.s = nil
+	err := s.commit(f.t.name)
+	f.t.guard.Unlock()
+	if err != nil {
+		return err
+	}
+	f.stored(s.rows, s.busy)
+	return nil
+}
+
+// abort drops the open INSERT, if any.
+func (f *flusher) abort() {
+	if f.s != nil {
+		f.s.abort()
+		f.s = nil
+		f.t.guard.Unlock()
+	}
+}
+
+// stored counts an INSERT that succeeded and deletes the segments it
+// completes.
+func (f *flusher) stored(rows int, busy time.Duration) {
+	t := f.t
+	t.stored.Add(rows)
+	f.w.eventsStored().Add(rows)
+	t.flushes.Update(busy.Seconds())
+	t.rows.Update(float64(rows))
+	f.confirm()
+}
+
+// confirm deletes the segments that are stored up to f.end.
+func (f *flusher) confirm() { f.w.spool.remove(f.end, f.whole) }
+
+// fail drops the open INSERT, waits, and rewinds the reader to the first
+// row not stored.
+func (f *flusher) fail(err error) {
+	f.abort()
+	w := f.w
+	f.t.errors.Inc()
+	w.failing.Store(true)
+	f.failures++
+	if f.failures == 1 || f.failures%10 == 0 {
+		w.opts.Log.Warn("insert failed; the rows stay in the spool and are retried", "table", f.t.name,
+			"attempt", f.failures, "err", err)
+	}
+	select {
+	case <-time.After(f.backoff):
+	case <-w.stop:
+		f.stopped = true
+		return
+	}
+	f.backoff = min(2*f.backoff, w.opts.MaxBackoff)
+	f.gen = w.spool.rewind(f.from)
 }
 
 // dedupeChunk bounds the event ids of one check query: 2,000 quoted UUIDs

@@ -210,3 +210,91 @@ func (p *preparedInsert) send(table string, conn driver.Conn, cols []any) error 
 	}
 	return nil
 }
+
+// insertStream is one INSERT kept open across several blocks. ClickHouse
+// squashes the blocks of one INSERT into one part (up to its
+// min_insert_block_size_rows, 1,048,576 rows, and _bytes, 256 MiB), and
+// writes nothing before the INSERT ends: N blocks sent in one INSERT cost
+// the server one part, one set of files and one step of merges instead of
+// N. On 18.16 each part costs about 45 ms of CPU however small it is.
+//
+// A stream takes a fresh batch from PrepareBatch: the driver's Flush sends
+// a block and keeps the columns' capacity for the next block of the same
+// INSERT, but refuses a batch that was sent, so preparedInserts' reuse
+// does not extend to streams.
+type insertStream struct {
+	query  string
+	batch  driver.Batch
+	cols   []column.Interface
+	ctx    context.Context
+	cancel context.CancelFunc
+	stop   func() bool // stops the deadline
+	rows   int
+	busy   time.Duration // time spent sending
+}
+
+// openStream starts an INSERT of query that lasts at most timeout and ends
+// with ctx.
+func openStream(ctx context.Context, conn driver.Conn, timeout time.Duration, table, query string) (*insertStream, error) {
+	sctx, cancel := context.WithCancel(context.Background())
+	stopCtx := context.AfterFunc(ctx, cancel)
+	timer := time.AfterFunc(timeout, cancel)
+	s := &insertStream{query: query, ctx: sctx, cancel: cancel,
+		stop: func() bool { timer.Stop(); return stopCtx() }}
+	start := time.Now()
+	b, err := conn.PrepareBatch(sctx, query)
+	s.busy += time.Since(start)
+	if err != nil {
+		s.stop()
+		cancel()
+		return nil, fmt.Errorf("cannot prepare %s: %w", table, err)
+	}
+	s.batch, s.cols = b, b.Columns()
+	return s, nil
+}
+
+// add sends cols, one slice of n rows per column of the stream's query,
+// as a block.
+func (s *insertStream) add(table string, cols []any, n int) error {
+	if len(cols) != len(s.cols) {
+		return fmt.Errorf("cannot insert into %s: the server has %d of the %d columns", table, len(s.cols), len(cols))
+	}
+	start := time.Now()
+	defer func() { s.busy += time.Since(start) }()
+	for i, col := range cols {
+		if _, err := s.cols[i].Append(col); err != nil {
+			return fmt.Errorf("cannot append to %s.%s: %w", table, s.cols[i].Name(), err)
+		}
+	}
+	s.rows += n
+	if err := s.batch.Flush(); err != nil {
+		return fmt.Errorf("cannot send a block to %s: %w", table, err)
+	}
+	return s.ctx.Err()
+}
+
+// commit ends the INSERT: the server writes the rows and answers.
+func (s *insertStream) commit(table string) error {
+	start := time.Now()
+	err := s.batch.Send()
+	s.busy += time.Since(start)
+	s.stop()
+	if err == nil {
+		err = s.ctx.Err()
+	}
+	s.cancel()
+	if err != nil {
+		return fmt.Errorf("cannot insert into %s: %w", table, err)
+	}
+	return nil
+}
+
+// abort drops the INSERT: its connection is closed, so the server cancels
+// it and stores none of its blocks.
+func (s *insertStream) abort() {
+	if !s.batch.IsSent() {
+		_ = s.batch.Abort()
+	}
+	s.stop()
+	s.cancel()
+}

@@ -103,6 +103,11 @@ type spool struct {
 	head    int
 	tailCap int
 
+	// rewindTo is where the reader starts again after a failed insert; it
+	// does so whenever rewindGen changes (rewind).
+	rewindTo  pos
+	rewindGen uint64
+
 	startupLast uint64 // segments up to this one were left by an earlier process
 	size        atomic.Int64
 	full        atomic.Bool
@@ -213,6 +218,18 @@ func (s *spool) updateFull() {
 }
 
 // wake tells the reader that there is news (a commit, a new segment, the end).
+// rewind makes the reader start again at p, and returns the generation
+// its batches carry from then on.
+func (s *spool) rewind(p pos) uint64 {
+	s.mu.Lock()
+	s.rewindTo = p
+	s.rewindGen++
+	gen := s.rewindGen
+	s.mu.Unlock()
+	s.wake()
+	return gen
+}
+
 func (s *spool) wake() {
 	select {
 	case s.notify <- struct{}{}:

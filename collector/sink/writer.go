@@ -179,13 +179,14 @@ func Open(o Options) (*Writer, error) {
 	full := make(chan spoolBatch)
 	free := make(chan []*Event, 1)
 	free <- make([]*Event, 0, o.BatchSize)
+	acked := make(chan struct{})
 	w.wg.Add(3)
 	go w.appendLoop(a)
 	go func() {
 		defer w.wg.Done()
 		flushed := make(chan struct{})
-		go func() { defer close(flushed); w.flushLoop(full, free) }()
-		w.readLoop(full, free)
+		go func() { defer close(flushed); w.flushLoop(full, free, acked) }()
+		w.readLoop(full, free, acked)
 		<-flushed
 	}()
 	go w.runSessions()

@@ -1,0 +1,200 @@
+package sink_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/glimpse-analytics/glimpse/collector/sink"
+	"github.com/glimpse-analytics/glimpse/migrations"
+	"github.com/glimpse-analytics/glimpse/migrations/chtest"
+)
+
+// metricValue reads one sample (name with its labels, exactly) from set.
+func metricValue(t *testing.T, set *metrics.Set, name string) float64 {
+	t.Helper()
+	for line := range strings.Lines(metricsText(set)) {
+		if rest, ok := strings.CutPrefix(line, name+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+	}
+	return 0
+}
+
+// countStored returns the events table's rows and distinct event ids.
+func countStored(t *testing.T, db *chtest.DB) (rows, ids uint64) {
+	t.Helper()
+	err := db.Conn.QueryRow(context.Background(), "SELECT count(), uniqExact(event_id) FROM events").Scan(&rows, &ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows, ids
+}
+
+func waitStored(t *testing.T, db *chtest.DB, want uint64) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if rows, _ := countStored(t, db); rows >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			rows, _ := countStored(t, db)
+			t.Fatalf("%d rows stored after 60 s, want %d", rows, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSpoolStreamsBlocksIntoFewInserts checks that a backlog of full
+// batches goes to ClickHouse as a few INSERTs of several blocks each, not
+// one INSERT per batch, and that each row is stored once.
+func TestSpoolStreamsBlocksIntoFewInserts(t *testing.T) {
+	db := chtest.Migrated(t)
+	set := metrics.NewSet()
+	const batch, n = 100, 3000
+	w := openSpooled(t, sink.Options{Conn: db.Conn, SpoolDir: t.TempDir(), BatchSize: batch, QueueSize: n,
+		Interval: time.Second, SpoolSyncInterval: 5 * time.Millisecond, Metrics: set})
+	ts := time.Now().UTC().Truncate(time.Second)
+	for i := range n {
+		if err := w.Enqueue(fill(w, i, ts)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitStored(t, db, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if lost, err := w.Close(ctx); lost != 0 || err != nil {
+		t.Fatalf("Close: lost %d, %v", lost, err)
+	}
+	if rows, ids := countStored(t, db); rows != n || ids != n {
+		t.Fatalf("%d rows, %d distinct ids; want %d of each", rows, ids, n)
+	}
+	inserts := metricValue(t, set, `glimpse_flush_rows_count{table="events"}`)
+	if inserts == 0 || inserts > n/batch/3 {
+		t.Fatalf("%d rows in full batches of %d took %.0f INSERTs; want at most %d", n, batch, inserts, n/batch/3)
+	}
+}
+
+// cutProxy forwards TCP connections to a ClickHouse server and can cut
+// them all at once, as a network fault or a server restart would.
+type cutProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []net.Conn
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, target: target}
+	go p.serve()
+	t.Cleanup(func() { ln.Close(); p.cut() })
+	return p
+}
+
+func (p *cutProxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c, s)
+		p.mu.Unlock()
+		go func() { _, _ = io.Copy(s, c); s.Close() }()
+		go func() { _, _ = io.Copy(c, s); c.Close() }()
+	}
+}
+
+// cut closes every connection made so far.
+func (p *cutProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// TestSpoolRewindsAfterFailedStream cuts the connection to ClickHouse again
+// and again while events stream in, so that INSERTs fail with some of
+// their blocks sent. Each failed INSERT is dropped whole and its rows are
+// read again from the spool: every event is stored exactly once.
+func TestSpoolRewindsAfterFailedStream(t *testing.T) {
+	db := chtest.Migrated(t)
+	proxy := newCutProxy(t, db.Addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := migrations.Open(ctx, "clickhouse://"+proxy.ln.Addr().String()+"/"+db.Database)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	set := metrics.NewSet()
+	const batch, n = 50, 6000
+	w := openSpooled(t, sink.Options{Conn: conn, SpoolDir: t.TempDir(), BatchSize: batch, QueueSize: n,
+		Interval: 400 * time.Millisecond, SpoolSyncInterval: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+		Metrics: set})
+	ts := time.Now().UTC().Truncate(time.Second)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range n {
+			if err := w.Enqueue(fill(w, i, ts)); err != nil {
+				t.Error(err)
+				return
+			}
+			if i%20 == 0 {
+				time.Sleep(5 * time.Millisecond) // about 2 s of steady load
+			}
+		}
+	}()
+	errorsMetric := `glimpse_insert_errors_total{table="events"}`
+	cuts := 0
+	for waiting := true; waiting; cuts++ {
+		select {
+		case <-done:
+			waiting = false
+		case <-time.After(100 * time.Millisecond):
+		}
+		proxy.cut()
+	}
+	<-done
+	if metricValue(t, set, errorsMetric) == 0 {
+		t.Fatalf("%d cuts and not one insert failed: the test proves nothing", cuts)
+	}
+	waitStored(t, db, n)
+	cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer ccancel()
+	if lost, err := w.Close(cctx); lost != 0 || err != nil {
+		t.Fatalf("Close: lost %d, %v", lost, err)
+	}
+	rows, ids := countStored(t, db)
+	t.Logf("%d cuts, %.0f failed inserts, %.0f rows read again from disk, %.0f INSERTs",
+		cuts, metricValue(t, set, errorsMetric), metricValue(t, set, `glimpse_spool_rows_read_total{from="disk"}`),
+		metricValue(t, set, `glimpse_flush_rows_count{table="events"}`))
+	if rows != n || ids != n {
+		t.Fatalf("%d rows, %d distinct ids; want %d of each", rows, ids, n)
+	}
+}
