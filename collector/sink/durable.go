@@ -485,7 +485,9 @@ func (f *flusher) add(b spoolBatch, rows []*Event) error {
 		f.from, f.start = b.from, b.start
 	}
 	if f.s == nil {
-		s, err := openStream(f.w.stopCtx, f.w.opts.Conn, f.w.opts.InsertTimeout, t.name, query)
+		// The INSERT stays open for up to Interval, then has InsertTimeout
+		// to finish.
+		s, err := openStream(f.w.stopCtx, f.w.opts.Conn, f.w.opts.Interval+f.w.opts.InsertTimeout, t.name, query)
 		if err != nil {
 			t.guard.Unlock()
 			return err
