@@ -244,3 +244,35 @@ func TestParsePrecision(t *testing.T) {
 		t.Error("zero Precision is not country")
 	}
 }
+
+// TestGeoNetCacheOnlyWholeNetworks: a /24 the database splits (two /25s
+// with different countries) must not be answered from the /24 cache, and
+// one it holds whole must be.
+func TestGeoNetCacheOnlyWholeNetworks(t *testing.T) {
+	g := openFixture(t, "GeoLite2-City", 6, true)
+	lookup := func(s string) Place { return g.Lookup(netip.MustParseAddr(s), PrecisionCountry) }
+	for range 2 {
+		if got := lookup("198.51.100.5"); got.CountryCode != "GB" {
+			t.Fatalf("198.51.100.5 in %s, want GB", got.CountryCode)
+		}
+		if got := lookup("198.51.100.200"); got.CountryCode != "FR" {
+			t.Fatalf("198.51.100.200 in %s, want FR: the /24 answer of its other half leaked", got.CountryCode)
+		}
+	}
+	cached := func(s string) bool {
+		key, slot := g.nets.slot(netip.MustParseAddr(s))
+		e := slot.Load()
+		return e != nil && e.key == key
+	}
+	if cached("198.51.100.5") {
+		t.Error("a /24 split into two database networks is cached")
+	}
+	lookup("203.0.113.5")
+	lookup("2001:db8:1::1")
+	if !cached("203.0.113.77") || !cached("2001:db8:1:ffff::1") {
+		t.Error("a /24 or /48 that one database network holds is not cached")
+	}
+	if got := lookup("203.0.113.77"); got.CountryCode != "DE" {
+		t.Errorf("203.0.113.77 from the cache: %s, want DE", got.CountryCode)
+	}
+}
