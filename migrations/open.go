@@ -89,6 +89,19 @@ func (c *writeLimitConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
+// SyscallConn lets the driver check a pooled connection for a server that
+// hung up, as it does on its own connections.
+func (c *writeLimitConn) SyscallConn() (syscall.RawConn, error) {
+	conn := c.Conn
+	if t, ok := conn.(*tls.Conn); ok {
+		conn = t.NetConn()
+	}
+	if s, ok := conn.(syscall.Conn); ok {
+		return s.SyscallConn()
+	}
+	return nil, errors.New("not a socket")
+}
+
 // Open connects to the DSN's database over the native protocol, creating the
 // database first if it is missing. The caller closes the connection.
 func Open(ctx context.Context, dsn string) (driver.Conn, error) {
@@ -123,17 +136,4 @@ func Open(ctx context.Context, dsn string) (driver.Conn, error) {
 		return nil, fmt.Errorf("cannot reach ClickHouse at %v: %w", opts.Addr, err)
 	}
 	return conn, nil
-}
-
-// SyscallConn lets the driver check a pooled connection for a server that
-// hung up, as it does on its own connections.
-func (c *writeLimitConn) SyscallConn() (syscall.RawConn, error) {
-	conn := c.Conn
-	if t, ok := conn.(*tls.Conn); ok {
-		conn = t.NetConn()
-	}
-	if s, ok := conn.(syscall.Conn); ok {
-		return s.SyscallConn()
-	}
-	return nil, errors.New("not a socket")
 }

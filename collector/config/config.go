@@ -224,6 +224,19 @@ func (v *validator) fail(path []any, format string, args ...any) {
 	v.errs = append(v.errs, &Error{File: v.name, Line: lineOf(v.root, path), Field: fieldName(path), Msg: fmt.Sprintf(format, args...)})
 }
 
+// named checks the name of the item at: present (names appear in logs)
+// and used by no other item in names, which it joins. of narrows "another
+// what", e.g. "of this site".
+func (v *validator) named(at []any, name string, names map[string]bool, what, of string) {
+	switch {
+	case name == "":
+		v.fail(append(at, "name"), "missing; name each %s (it appears in logs)", what)
+	case names[name]:
+		v.fail(append(at, "name"), "%q is used by another %s", name, strings.TrimSpace(what+" "+of))
+	}
+	names[name] = true
+}
+
 func fieldName(path []any) string {
 	var b strings.Builder
 	for _, p := range path {
@@ -304,11 +317,10 @@ func (v *validator) file(f *File) {
 	}
 	v.users(f)
 	v.email(&f.Email)
+	keyNames := map[string]bool{}
 	for i, k := range f.APIKeys {
 		at := []any{"api_keys", i}
-		if k.Name == "" {
-			v.fail(append(at, "name"), "missing; name each key (it appears in logs)")
-		}
+		v.named(at, k.Name, keyNames, "key", "")
 		if len(k.SHA256) != 64 || strings.Trim(strings.ToLower(k.SHA256), "0123456789abcdef") != "" {
 			v.fail(append(at, "sha256"), "want the 64 hex digits of the key's SHA-256 (e.g. printf %%s KEY | sha256sum), not the key")
 		}
@@ -332,13 +344,7 @@ func (v *validator) email(e *Email) {
 	for i := range e.SigningKeys {
 		k := &e.SigningKeys[i]
 		at := []any{"email", "signing_keys", i}
-		switch {
-		case k.Name == "":
-			v.fail(append(at, "name"), "missing; name each key (it appears in logs)")
-		case names[k.Name]:
-			v.fail(append(at, "name"), "%q is used by another key", k.Name)
-		}
-		names[k.Name] = true
+		v.named(at, k.Name, names, "key", "")
 		switch {
 		case k.Secret != "" && k.SecretEnv != "":
 			v.fail(append(at, "secret"), "give either secret or secret_env, not both")

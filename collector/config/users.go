@@ -126,13 +126,7 @@ func (v *validator) sharedLinks(s *Site, at []any, tokens map[string]string) {
 	names := map[string]bool{}
 	for j, l := range s.SharedLinks {
 		lat := append(append([]any{}, at...), "shared_links", j)
-		switch {
-		case l.Name == "":
-			v.fail(append(lat, "name"), "missing; name each link (it appears in logs)")
-		case names[l.Name]:
-			v.fail(append(lat, "name"), "%q is used by another link of this site", l.Name)
-		}
-		names[l.Name] = true
+		v.named(lat, l.Name, names, "link", "of this site")
 		switch {
 		case len(l.Token) < MinSharedTokenLen:
 			v.fail(append(lat, "token"), "%d characters is too short; use at least %d random ones (e.g. openssl rand -base64 24 | tr +/ -_)", len(l.Token), MinSharedTokenLen)

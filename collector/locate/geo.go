@@ -228,7 +228,7 @@ type netCache struct {
 }
 
 type netEntry struct {
-	key   uint64 // netKey: never 0
+	key   uint64 // as netCache.slot makes it: never 0
 	place Place
 }
 

@@ -522,11 +522,7 @@ func (f *flusher) abort() {
 // stored counts an INSERT that succeeded and deletes the segments it
 // completes.
 func (f *flusher) stored(rows int, busy time.Duration) {
-	t := f.t
-	t.stored.Add(rows)
-	f.w.eventsStored().Add(rows)
-	t.flushes.Update(busy.Seconds())
-	t.rows.Update(float64(rows))
+	f.t.count(rows, busy)
 	f.confirm()
 }
 

@@ -167,11 +167,9 @@ func (ps *preparedInserts) insert(ctx context.Context, conn driver.Conn, timeout
 	// The batch keeps its context from PrepareBatch on, so the attempt's
 	// deadline and ctx cancel the batch's context instead: the driver then
 	// closes the connection and the attempt fails, and the batch is dropped.
-	stopCtx := context.AfterFunc(ctx, p.cancel)
-	timer := time.AfterFunc(timeout, p.cancel)
+	stop := cancelAfter(ctx, timeout, p.cancel)
 	err := p.send(ps.table, conn, cols)
-	timer.Stop()
-	stopCtx()
+	stop()
 	if err == nil {
 		err = p.ctx.Err()
 	}
@@ -190,23 +188,42 @@ func (p *preparedInsert) send(table string, conn driver.Conn, cols []any) error 
 			return fmt.Errorf("cannot prepare %s: %w", table, err)
 		}
 		p.batch, p.cols = b, b.Columns()
-		if len(p.cols) != len(cols) {
-			return fmt.Errorf("cannot insert into %s: the server has %d of the %d columns", table, len(p.cols), len(cols))
-		}
 	} else {
 		for _, c := range p.cols {
 			c.Reset()
 		}
 	}
-	for i, col := range cols {
-		if _, err := p.cols[i].Append(col); err != nil {
-			return fmt.Errorf("cannot append to %s.%s: %w", table, p.cols[i].Name(), err)
-		}
+	if err := appendColumns(table, p.cols, cols); err != nil {
+		return err
 	}
 	err := p.batch.Send()
 	p.sent = true
 	if err != nil {
 		return fmt.Errorf("cannot insert into %s: %w", table, err)
+	}
+	return nil
+}
+
+// cancelAfter calls cancel when ctx ends or timeout passes, whichever is
+// first, until stop is called.
+func cancelAfter(ctx context.Context, timeout time.Duration, cancel context.CancelFunc) (stop func()) {
+	stopCtx := context.AfterFunc(ctx, cancel)
+	timer := time.AfterFunc(timeout, cancel)
+	return func() {
+		timer.Stop()
+		stopCtx()
+	}
+}
+
+// appendColumns appends vals, one slice per column, to a batch's columns.
+func appendColumns(table string, cols []column.Interface, vals []any) error {
+	if len(cols) != len(vals) {
+		return fmt.Errorf("cannot insert into %s: the server has %d of the %d columns", table, len(cols), len(vals))
+	}
+	for i, v := range vals {
+		if _, err := cols[i].Append(v); err != nil {
+			return fmt.Errorf("cannot append to %s.%s: %w", table, cols[i].Name(), err)
+		}
 	}
 	return nil
 }
@@ -228,7 +245,7 @@ type insertStream struct {
 	cols   []column.Interface
 	ctx    context.Context
 	cancel context.CancelFunc
-	stop   func() bool // stops the deadline
+	stop   func() // stops the deadline
 	rows   int
 	busy   time.Duration // time spent sending
 }
@@ -237,10 +254,7 @@ type insertStream struct {
 // with ctx.
 func openStream(ctx context.Context, conn driver.Conn, timeout time.Duration, table, query string) (*insertStream, error) {
 	sctx, cancel := context.WithCancel(context.Background())
-	stopCtx := context.AfterFunc(ctx, cancel)
-	timer := time.AfterFunc(timeout, cancel)
-	s := &insertStream{query: query, ctx: sctx, cancel: cancel,
-		stop: func() bool { timer.Stop(); return stopCtx() }}
+	s := &insertStream{query: query, ctx: sctx, cancel: cancel, stop: cancelAfter(ctx, timeout, cancel)}
 	start := time.Now()
 	b, err := conn.PrepareBatch(sctx, query)
 	s.busy += time.Since(start)
@@ -256,15 +270,10 @@ func openStream(ctx context.Context, conn driver.Conn, timeout time.Duration, ta
 // add sends cols, one slice of n rows per column of the stream's query,
 // as a block.
 func (s *insertStream) add(table string, cols []any, n int) error {
-	if len(cols) != len(s.cols) {
-		return fmt.Errorf("cannot insert into %s: the server has %d of the %d columns", table, len(s.cols), len(cols))
-	}
 	start := time.Now()
 	defer func() { s.busy += time.Since(start) }()
-	for i, col := range cols {
-		if _, err := s.cols[i].Append(col); err != nil {
-			return fmt.Errorf("cannot append to %s.%s: %w", table, s.cols[i].Name(), err)
-		}
+	if err := appendColumns(table, s.cols, cols); err != nil {
+		return err
 	}
 	s.rows += n
 	if err := s.batch.Flush(); err != nil {

@@ -217,7 +217,6 @@ func (s *spool) updateFull() {
 	s.full.Store(full)
 }
 
-// wake tells the reader that there is news (a commit, a new segment, the end).
 // rewind makes the reader start again at p, and returns the generation
 // its batches carry from then on.
 func (s *spool) rewind(p pos) uint64 {
@@ -230,6 +229,7 @@ func (s *spool) rewind(p pos) uint64 {
 	return gen
 }
 
+// wake tells the reader that there is news (a commit, a new segment, the end).
 func (s *spool) wake() {
 	select {
 	case s.notify <- struct{}{}:

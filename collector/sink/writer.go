@@ -415,12 +415,7 @@ func (t *table[T]) insertRetry(ctx context.Context, rows []T) {
 	var err error
 	for attempt := 1; attempt <= t.w.opts.Attempts; attempt++ {
 		if err = t.insert1(ctx, rows); err == nil {
-			t.stored.Add(len(rows))
-			if t.name == "events" {
-				t.w.eventsStored().Add(len(rows))
-			}
-			t.flushes.UpdateDuration(start)
-			t.rows.Update(float64(len(rows)))
+			t.count(len(rows), time.Since(start))
 			return
 		}
 		t.errors.Inc()
@@ -440,6 +435,16 @@ func (t *table[T]) insertRetry(ctx context.Context, rows []T) {
 	t.lost.Add(int64(len(rows)))
 	t.dropped.Add(len(rows))
 	t.w.opts.Log.Error("rows lost after failed inserts", "table", t.name, "rows", len(rows), "err", err)
+}
+
+// count records an INSERT of rows that took d.
+func (t *table[T]) count(rows int, d time.Duration) {
+	t.stored.Add(rows)
+	if t.name == "events" {
+		t.w.eventsStored().Add(rows)
+	}
+	t.flushes.Update(d.Seconds())
+	t.rows.Update(float64(rows))
 }
 
 func (t *table[T]) insert1(ctx context.Context, rows []T) error {
