@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -93,6 +94,42 @@ type Salts struct {
 	cur  daySalt
 	prev daySalt // empty outside the window
 	next daySalt // with a Store: tomorrow's salt, fetched ahead
+
+	// hot is what VisitorID reads: the keys of cur and prev, published by
+	// every change under mu. Readers take no lock (a read lock's counter
+	// is a cache line written by every request on every core).
+	hot hotKeys
+}
+
+// hotKeys is a seqlock over the keys in use: a writer (holding Salts.mu)
+// makes seq odd, stores, and makes it even again; a reader retries when
+// seq was odd or changed while it read. The fields are overwritten in
+// place, so a destroyed key leaves no copy behind.
+type hotKeys struct {
+	seq       atomic.Uint64
+	day       atomic.Int64 // cur.day
+	windowEnd atomic.Int64 // Unix ns when prev must be gone; 0: no prev
+	ck0, ck1  atomic.Uint64
+	pk0, pk1  atomic.Uint64
+}
+
+// publishLocked copies the keys of cur and prev to hot.
+func (s *Salts) publishLocked() {
+	h := &s.hot
+	h.seq.Add(1)
+	h.day.Store(s.cur.day)
+	h.ck0.Store(s.cur.k0)
+	h.ck1.Store(s.cur.k1)
+	if s.prev.ok() {
+		h.windowEnd.Store(s.windowEnd().UnixNano())
+		h.pk0.Store(s.prev.k0)
+		h.pk1.Store(s.prev.k1)
+	} else {
+		h.windowEnd.Store(0)
+		h.pk0.Store(0)
+		h.pk1.Store(0)
+	}
+	h.seq.Add(1)
 }
 
 // daySalt is one day's salt and the SipHash key derived from it. The zero
@@ -178,6 +215,7 @@ func NewSalts(ctx context.Context, cfg SaltsConfig) (*Salts, error) {
 	} else {
 		s.cur = newDaySalt(today, randomSalt())
 	}
+	s.publishLocked()
 	return s, nil
 }
 
@@ -243,23 +281,37 @@ func (s *Salts) rotateLocked(now time.Time) {
 	if s.prev.ok() && !now.Before(s.windowEnd()) {
 		s.prev.destroy()
 	}
+	s.publishLocked()
 }
 
 // keys returns the SipHash keys to use at now, rotating first if needed.
 func (s *Salts) keys(now time.Time) (ck0, ck1, pk0, pk1 uint64, hasPrev bool) {
-	s.mu.RLock()
+	h := &s.hot
+	for range 4 {
+		seq := h.seq.Load()
+		if seq&1 != 0 {
+			continue // a writer is storing
+		}
+		day, end := h.day.Load(), h.windowEnd.Load()
+		ck0, ck1, pk0, pk1 = h.ck0.Load(), h.ck1.Load(), h.pk0.Load(), h.pk1.Load()
+		if h.seq.Load() != seq {
+			continue
+		}
+		ns := now.UnixNano()
+		if dayOf(now) > day || (end != 0 && ns >= end) {
+			break // stale: rotate under the lock
+		}
+		return ck0, ck1, pk0, pk1, end != 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.stale(now) {
-		s.mu.RUnlock()
-		s.mu.Lock()
 		s.rotateLocked(now)
-		s.mu.Unlock()
-		s.mu.RLock()
 	}
 	ck0, ck1 = s.cur.k0, s.cur.k1
 	if s.prev.ok() && now.Before(s.windowEnd()) {
 		pk0, pk1, hasPrev = s.prev.k0, s.prev.k1, true
 	}
-	s.mu.RUnlock()
 	return ck0, ck1, pk0, pk1, hasPrev
 }
 

@@ -203,6 +203,15 @@ func TestPreviousSaltIsZeroed(t *testing.T) {
 	if s.prev.k0 != 0 || s.prev.k1 != 0 {
 		t.Error("destroyed key not cleared")
 	}
+	// The lock-free copy VisitorID reads must hold no copy of it either,
+	// and must already hold the keys in use, not leave readers to find out
+	// under the lock.
+	if s.hot.pk0.Load() != 0 || s.hot.pk1.Load() != 0 || s.hot.windowEnd.Load() != 0 {
+		t.Error("destroyed key still published to VisitorID")
+	}
+	if s.hot.ck0.Load() != s.cur.k0 || s.hot.ck1.Load() != s.cur.k1 || s.hot.day.Load() != s.cur.day {
+		t.Error("published keys are not the current day's")
+	}
 }
 
 func TestSkippedDayZeroesOldSalt(t *testing.T) {
