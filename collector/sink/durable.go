@@ -334,16 +334,17 @@ func (w *Writer) corrupt(r *segReader, sealed bool, committed int64) {
 
 // maxStreamRows bounds the rows of one INSERT that flushLoop streams:
 // below ClickHouse's min_insert_block_size_rows, so that the server writes
-// them as one part when the INSERT ends, and none if it fails.
+// them as one part when the INSERT ends.
 func (w *Writer) maxStreamRows() int { return min(10*w.opts.BatchSize, 500_000) }
 
 // flushLoop stores the batches readLoop hands over. A batch that was handed
 // over full, so that more are ready, starts an INSERT that stays open for
 // the next ones (insertStream) until the reader has caught up, the INSERT's
 // first row is Interval old, or it holds maxStreamRows; a lone batch is
-// one INSERT of a prepared batch. A failed INSERT is dropped whole and the
-// reader rewinds to its first row; the rows are read again and checked
-// against events (dedupe) before they are retried, with backoff, until
+// one INSERT of a prepared batch. A failed INSERT is dropped and the reader
+// rewinds to its first row; the rows are read again and checked against
+// events (dedupe: the server may have stored blocks of the dropped INSERT)
+// before they are retried, with backoff, until
 // ClickHouse takes them or the writer stops (then they stay in the spool).
 // Segments are deleted once every row in them is stored.
 func (w *Writer) flushLoop(full <-chan spoolBatch, free chan<- []*Event, acked chan<- struct{}) {
@@ -392,6 +393,7 @@ type flusher struct {
 	failures int           // consecutive failed inserts
 	backoff  time.Duration
 	stopped  bool // the writer gave up (Close's deadline): drop what comes
+	bufs     colBufs
 }
 
 // take stores b's rows or adds them to the open INSERT, and ends the INSERT
@@ -487,7 +489,7 @@ func (f *flusher) add(b spoolBatch, rows []*Event) error {
 	if f.s == nil {
 		// The INSERT stays open for up to Interval, then has InsertTimeout
 		// to finish.
-		s, err := openStream(f.w.stopCtx, f.w.opts.Conn, f.w.opts.Interval+f.w.opts.InsertTimeout, t.name, query)
+		s, err := openStream(f.w.stopCtx, f.w.opts.Conn, f.w.opts.Interval+f.w.opts.InsertTimeout, t.name, query, &f.bufs)
 		if err != nil {
 			t.guard.Unlock()
 			return err

@@ -138,3 +138,75 @@ func TestEventNewIDIsVersion4AndUnique(t *testing.T) {
 		seen[e.EventID] = true
 	}
 }
+
+// TestColBufsReachDriver checks that a stream's String columns get the
+// buffers of the stream before (the same memory, not a copy), that the
+// rows stored through lent buffers are the rows appended, and that an
+// aborted stream gives its buffers back too. It fails if a clickhouse-go
+// upgrade changes column.String so that lending turns itself off.
+func TestColBufsReachDriver(t *testing.T) {
+	if !colStrOK {
+		t.Fatal("column.String has no proto.ColStr field named col: streams cannot reuse their buffers")
+	}
+	db := chtest.New(t)
+	ctx := context.Background()
+	if err := db.Conn.Exec(ctx, "CREATE TABLE t (k UInt32, s String, u String) ENGINE = MergeTree ORDER BY k"); err != nil {
+		t.Fatal(err)
+	}
+	const q = "INSERT INTO t (k, s, u)"
+	var bufs colBufs
+	var kept *byte // first byte of s's buffer after the last stream
+	for round := range 4 {
+		s, err := openStream(ctx, db.Conn, 10*time.Second, "t", q, &bufs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := colStrOf(s.cols[1])
+		if p == nil {
+			t.Fatalf("column s is %T, not a String column", s.cols[1])
+		}
+		switch {
+		case round == 0 && cap(p.Buf) != 0:
+			t.Fatal("a first stream found buffers to reuse")
+		case round > 0 && (cap(p.Buf) == 0 || cap(p.Pos) == 0 || &p.Buf[:1][0] != kept):
+			t.Fatalf("round %d: column s did not get the last stream's buffer", round)
+		}
+		for block := range 3 {
+			const n = 500
+			ks, ss, us := make([]uint32, n), make([]string, n), make([]string, n)
+			for i := range ks {
+				ks[i] = uint32(round*100000 + block*1000 + i)
+				ss[i] = fmt.Sprintf("r%d-%d-%d", round, block, i)
+				us[i] = strings.Repeat("u", i%7)
+			}
+			if err := s.add("t", []any{ks, ss, us}, n); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if round == 2 {
+			// The buffers come back all the same. (18.16 may still store
+			// the blocks it had: it treats a dropped connection as the end
+			// of the data. The flusher's replays are deduplicated for it.)
+			s.abort()
+		} else if err := s.commit("t"); err != nil {
+			t.Fatal(err)
+		}
+		if p.Buf != nil || p.Pos != nil {
+			t.Fatalf("round %d: the ended batch still holds the buffers", round)
+		}
+		b, ok := bufs.free["s"]
+		if !ok || cap(b.Buf) == 0 || len(b.Buf) != 0 || len(b.Pos) != 0 {
+			t.Fatalf("round %d: buffers not taken back emptied: %v, cap %d, len %d", round, ok, cap(b.Buf), len(b.Buf))
+		}
+		kept = &b.Buf[:1][0]
+	}
+	var rows, bad uint64
+	err := db.Conn.QueryRow(ctx, `SELECT count(), countIf(s != concat('r', toString(intDiv(k, 100000)), '-', toString(intDiv(k % 100000, 1000)), '-', toString(k % 1000))
+		OR length(u) != (k % 1000) % 7) FROM t WHERE intDiv(k, 100000) != 2`).Scan(&rows, &bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows != 3*3*500 || bad != 0 {
+		t.Fatalf("%d rows (%d wrong), want %d: 3 committed streams of 3 blocks", rows, bad, 3*3*500)
+	}
+}

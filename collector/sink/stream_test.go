@@ -140,8 +140,9 @@ func (p *cutProxy) cut() {
 
 // TestSpoolRewindsAfterFailedStream cuts the connection to ClickHouse again
 // and again while events stream in, so that INSERTs fail with some of
-// their blocks sent. Each failed INSERT is dropped whole and its rows are
-// read again from the spool: every event is stored exactly once.
+// their blocks sent. Each failed INSERT is dropped and its rows are read
+// again from the spool and checked by event id (the server may have kept
+// blocks of it): every event is stored exactly once.
 func TestSpoolRewindsAfterFailedStream(t *testing.T) {
 	db := chtest.Migrated(t)
 	proxy := newCutProxy(t, db.Addr)
