@@ -1,8 +1,12 @@
 package visitor
 
 import (
+	"hash/maphash"
+	"maps"
 	"math/bits"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -131,9 +135,18 @@ const DefaultDrainStall = time.Minute
 // safe for concurrent use; locks are sharded by visitor id. Cache starts no
 // goroutine: call Sweep periodically (say every minute) to free expired
 // sessions; Touch never continues an expired one either way.
+//
+// Each lock shard is an open-addressing table (linear probing, deletion by
+// backward shift) of slots that hold a session's key and everything a
+// touch reads and writes, in two cache lines and without pointers; what
+// only a drain or a new page needs (paths, attribution, the state last
+// written) sits in a parallel array. A visitor comes back after tens of
+// thousands of other requests, so each memory access of a touch is a cache
+// miss: a map of pointers to entries cost two or three dependent ones, a
+// slot costs one.
 type Cache struct {
-	idle      time.Duration
-	maxLength time.Duration
+	idle      int64 // ns
+	maxLength int64 // ns
 	shards    []sessionShard
 	shift     uint // visitor hash >> shift is the shard index
 	evicted   atomic.Uint64
@@ -141,43 +154,60 @@ type Cache struct {
 	drained   atomic.Int64  // when Drain last made progress (Unix ns)
 	stall     time.Duration
 	strs      internTable
+	sites     siteTable
+	pathSeed  maphash.Seed
 }
 
-type sessionKey struct {
-	site    string
-	visitor uint64
-}
-
-// entry is a cached session and what is needed to update it.
-type entry struct {
-	// dirty marks an entry changed since the last Drain, which is then in
-	// its shard's dirty list; written is the state that Drain last handed
-	// out, which the table holds with sign +1 (nil: none yet). written is
-	// a pointer, allocated on the first Drain, to keep the entry small: a
-	// touch's cost is mostly the cache and TLB misses of reaching its
-	// entry among many, and small entries pack more to a page.
-	// What a touch reads and writes comes first, to share cache lines.
-	dirty       bool
-	frozen      bool   // out of the map while dirty: no touch changes it again
-	handedOver  bool   // a continuing copy counts its state as written: never dropped
+// slot is a session's hot state: its key and what a touch reads and
+// writes. 128 bytes, so that a slot is two whole cache lines (the tables
+// are page-aligned), which the CPU fetches as a pair.
+type slot struct {
+	visitor     uint64 // key; 0: the slot is empty
+	site        uint32 // key: siteTable id
+	flags       uint32 // slotDirty
+	id          uint64
+	start       int64 // Unix ns
+	lastSeen    int64
+	lastEventAt int64 // last touch that was not an engagement report
+	version     uint32
+	pageviews   uint32
+	events      uint32
 	interactive uint32 // interactive touches so far
+	engagement  uint64 // ms, Session.EngagementMS
 	tailMS      uint64 // engagement reported since lastEventAt
-	s           Session
-	lastEventAt time.Time // last touch that was not an engagement report
-	written     *Session
+	exitHash    uint64 // of the exit page, to see a new page without reading cold
+	_           [40]byte
+}
+
+// slotDirty marks a session changed since the last Drain.
+const slotDirty = 1
+
+// cold is the rest of a session, in the array parallel to the slots.
+type cold struct {
+	visitor0    uint64 // Session.VisitorID: the id that started the session
+	entry, exit string
+	attrs       *Attrs
+	// written is the state that Drain last handed out, which the table
+	// holds with sign +1 (nil: none yet).
+	written *Session
+}
+
+// frozen is an ended (expired, evicted, swept) session whose last change
+// is not drained yet.
+type frozen struct {
+	cur     Session
+	written *Session
 }
 
 type sessionShard struct {
-	mu  sync.Mutex
-	m   map[sessionKey]*entry
-	max int
-	// dirty lists the entries changed since the last Drain, including ones
-	// that have since ended, been evicted or been replaced in m: Drain
-	// writes their last state too. An entry in a shard's list is in that
-	// shard's map or in none, so the shard's lock guards it.
-	dirty  []*entry
-	frozen int     // entries of dirty that are out of the map
-	_      [8]byte // pad to 64 bytes so shards do not share cache lines
+	mu     sync.Mutex
+	slots  []slot // power of two, never more than 7/8 used
+	colds  []cold // parallel to slots
+	used   int
+	dirty  int // slots with slotDirty
+	max    int
+	frozen []frozen
+	_      [24]byte // pad to 128 bytes so shards do not share cache lines
 }
 
 // maxShards bounds the lock shards; minPerShard keeps small caches in few
@@ -185,20 +215,21 @@ type sessionShard struct {
 const (
 	maxShards   = 64
 	minPerShard = 1024
+	minSlots    = 16
 )
 
 // NewCache returns an empty session cache.
 func NewCache(cfg CacheConfig) *Cache {
-	c := &Cache{idle: cfg.IdleTimeout, maxLength: cfg.MaxLength, stall: cfg.DrainStall}
+	c := &Cache{idle: int64(cfg.IdleTimeout), maxLength: int64(cfg.MaxLength), stall: cfg.DrainStall, pathSeed: maphash.MakeSeed()}
 	if c.stall <= 0 {
 		c.stall = DefaultDrainStall
 	}
 	c.drained.Store(time.Now().UnixNano())
 	if c.idle <= 0 {
-		c.idle = DefaultIdleTimeout
+		c.idle = int64(DefaultIdleTimeout)
 	}
 	if c.maxLength <= 0 {
-		c.maxLength = DefaultMaxLength
+		c.maxLength = int64(DefaultMaxLength)
 	}
 	maxSessions := cfg.MaxSessions
 	if maxSessions <= 0 {
@@ -213,7 +244,6 @@ func NewCache(cfg CacheConfig) *Cache {
 	c.shift = uint(64 - bits.TrailingZeros(uint(n)))
 	per := (maxSessions + n - 1) / n
 	for i := range c.shards {
-		c.shards[i].m = make(map[sessionKey]*entry)
 		c.shards[i].max = per
 	}
 	return c
@@ -225,6 +255,81 @@ func (c *Cache) shardIndex(visitor uint64) int {
 	}
 	// Visitor ids are hashes already; the multiply spreads test ids too.
 	return int((visitor * 0x9E3779B97F4A7C15) >> c.shift)
+}
+
+// home is where the slot of (site, visitor) is looked for first: bits of a
+// hash other than those that chose the shard.
+func home(site uint32, visitor uint64) uint64 {
+	h := (visitor ^ uint64(site)<<40) * 0xBF58476D1CE4E5B9
+	return h ^ h>>29
+}
+
+// find returns the index of the slot of (site, visitor), or -1.
+func (sh *sessionShard) find(site uint32, visitor uint64) int {
+	if sh.used == 0 {
+		return -1
+	}
+	mask := len(sh.slots) - 1
+	for i := int(home(site, visitor)) & mask; ; i = (i + 1) & mask {
+		s := &sh.slots[i]
+		if s.visitor == visitor && s.site == site {
+			return i
+		}
+		if s.visitor == 0 {
+			return -1
+		}
+	}
+}
+
+// put stores a session that is not in the table, growing the table if
+// needed, and returns its index. It does not evict.
+func (sh *sessionShard) put(s *slot, k *cold) int {
+	if (sh.used+1)*8 > len(sh.slots)*7 {
+		sh.grow()
+	}
+	mask := len(sh.slots) - 1
+	i := int(home(s.site, s.visitor)) & mask
+	for sh.slots[i].visitor != 0 {
+		i = (i + 1) & mask
+	}
+	sh.slots[i], sh.colds[i] = *s, *k
+	sh.used++
+	if s.flags&slotDirty != 0 {
+		sh.dirty++
+	}
+	return i
+}
+
+func (sh *sessionShard) grow() {
+	n := max(minSlots, 2*len(sh.slots))
+	slots, colds := sh.slots, sh.colds
+	sh.slots, sh.colds = make([]slot, n), make([]cold, n)
+	sh.used, sh.dirty = 0, 0
+	for i := range slots {
+		if slots[i].visitor != 0 {
+			sh.put(&slots[i], &colds[i])
+		}
+	}
+}
+
+// deleteAt empties slot i, moving later slots of its probe run back so
+// that no lookup stops early.
+func (sh *sessionShard) deleteAt(i int) {
+	if sh.slots[i].flags&slotDirty != 0 {
+		sh.dirty--
+	}
+	mask := len(sh.slots) - 1
+	for j := (i + 1) & mask; sh.slots[j].visitor != 0; j = (j + 1) & mask {
+		h := int(home(sh.slots[j].site, sh.slots[j].visitor)) & mask
+		// Slot j may move to i unless its home lies cyclically in (i, j].
+		if (i < j && i < h && h <= j) || (i > j && (h > i || h <= j)) {
+			continue
+		}
+		sh.slots[i], sh.colds[i] = sh.slots[j], sh.colds[j]
+		i = j
+	}
+	sh.slots[i], sh.colds[i] = slot{}, cold{}
+	sh.used--
 }
 
 // Touch records an event of visitor on site at now and returns the
@@ -267,7 +372,8 @@ func (c *Cache) touch(site string, visitor, previous uint64, now time.Time, ev *
 	if previous == visitor {
 		previous = 0
 	}
-	k := sessionKey{site, visitor}
+	sid := c.sites.id(site)
+	ns := now.UnixNano()
 	si := c.shardIndex(visitor)
 	sh := &c.shards[si]
 	var old *sessionShard // the previous id's shard, if it differs
@@ -293,67 +399,68 @@ func (c *Cache) touch(site string, visitor, previous uint64, now time.Time, ev *
 		}
 	}()
 
-	e := sh.m[k]
-	if e != nil && !c.live(e, now) {
-		c.removeLocked(sh, k, e)
-		e = nil
+	i := sh.find(sid, visitor)
+	if i >= 0 && !c.live(&sh.slots[i], ns) {
+		c.removeAt(sh, i)
+		i = -1
 	}
-	if e == nil && previous != 0 {
+	if i < 0 && previous != 0 {
 		src := sh
 		if old != nil {
 			src = old
 		}
-		pk := sessionKey{site, previous}
-		if pe := src.m[pk]; pe != nil {
-			delete(src.m, pk)
-			if !c.live(pe, now) {
-				c.freezeLocked(src, pe)
+		if pi := src.find(sid, previous); pi >= 0 {
+			if !c.live(&src.slots[pi], ns) {
+				c.removeAt(src, pi)
 			} else {
-				e = pe
-				if pe.dirty && old != nil {
-					// pe stays in the other shard's dirty list, frozen, and
-					// Drain writes its state from there; the session goes on
-					// in a copy that counts that state as written.
-					e = new(entry)
-					*e = *pe
-					w := pe.s
-					e.written, e.dirty = &w, false
-					pe.handedOver = true
-					c.freezeLocked(old, pe)
-				}
-				k.site = e.s.Site
-				c.insertLocked(sh, k, e, now)
+				// Re-key: the session moves, with its dirty mark and the
+				// state last written, so Drain finds it where it now is.
+				s, k := src.slots[pi], src.colds[pi]
+				src.deleteAt(pi)
+				s.visitor = visitor
+				i = c.insert(sh, &s, &k, ns)
 			}
 		}
 	}
-	if e == nil {
+	if i < 0 {
 		if ev.isReport() {
 			return 0, false
 		}
-		e = c.start(site, visitor, now, ev)
-		k.site = e.s.Site // the key must not alias the caller's buffer either
-		c.insertLocked(sh, k, e, now)
-		markDirty(sh, e)
+		i = c.start(sh, sid, visitor, ns, ev)
 		if cur != nil {
-			*cur = e.s
+			*cur = c.session(sh, i)
 		}
-		return e.s.ID, false
+		return sh.slots[i].id, false
 	}
 	if prev != nil {
-		*prev = e.s
+		*prev = c.session(sh, i)
 	}
-	c.update(e, now, ev)
-	markDirty(sh, e)
+	c.update(sh, i, ns, ev)
 	if cur != nil {
-		*cur = e.s
+		*cur = c.session(sh, i)
 	}
-	return e.s.ID, true
+	return sh.slots[i].id, true
 }
 
-func markDirty(sh *sessionShard, e *entry) {
-	if !e.dirty {
-		e.dirty = true
-		sh.dirty = append(sh.dirty, e)
+// session returns the state of slot i.
+func (c *Cache) session(sh *sessionShard, i int) Session {
+	s, k := &sh.slots[i], &sh.colds[i]
+	ms := uint64(max(s.lastEventAt-s.start, 0)/int64(time.Millisecond)) + s.tailMS
+	return Session{
+		ID:           s.id,
+		VisitorID:    k.visitor0,
+		Site:         c.sites.name(s.site),
+		Start:        time.Unix(0, s.start).UTC(),
+		LastSeen:     time.Unix(0, s.lastSeen).UTC(),
+		Version:      s.version,
+		Pageviews:    s.pageviews,
+		Events:       s.events,
+		Bounce:       s.interactive < 2,
+		DurationSec:  uint32(min(ms/1000, 1<<32-1)),
+		EngagementMS: s.engagement,
+		EntryPage:    k.entry,
+		ExitPage:     k.exit,
+		Attrs:        k.attrs,
 	}
 }
 
@@ -376,22 +483,38 @@ func (c *Cache) Drain(emit func(prev, cur *Session, hadPrev bool), pause func())
 		sh := &c.shards[i]
 		c.drained.Store(time.Now().UnixNano())
 		sh.mu.Lock()
-		for j, e := range sh.dirty {
-			if e.written != nil {
-				emit(e.written, &e.s, true)
+		for j := range sh.frozen {
+			f := &sh.frozen[j]
+			if f.written != nil {
+				emit(f.written, &f.cur, true)
 			} else {
-				emit(&none, &e.s, false)
-				e.written = new(Session)
+				emit(&none, &f.cur, false)
 			}
-			*e.written, e.dirty = e.s, false
-			sh.dirty[j] = nil
 		}
-		n += len(sh.dirty)
-		sh.frozen = 0
-		if cap(sh.dirty) > 4*len(sh.dirty) && cap(sh.dirty) > 1024 {
-			sh.dirty = nil // a burst's capacity is not kept
+		n += len(sh.frozen)
+		clear(sh.frozen)
+		if cap(sh.frozen) > 1024 {
+			sh.frozen = nil // a burst's capacity is not kept
 		} else {
-			sh.dirty = sh.dirty[:0]
+			sh.frozen = sh.frozen[:0]
+		}
+		for j := 0; sh.dirty > 0 && j < len(sh.slots); j++ {
+			s := &sh.slots[j]
+			if s.flags&slotDirty == 0 {
+				continue
+			}
+			cur := c.session(sh, j)
+			k := &sh.colds[j]
+			if k.written != nil {
+				emit(k.written, &cur, true)
+			} else {
+				emit(&none, &cur, false)
+				k.written = new(Session)
+			}
+			*k.written = cur
+			s.flags &^= slotDirty
+			sh.dirty--
+			n++
 		}
 		sh.mu.Unlock()
 		if pause != nil {
@@ -401,125 +524,131 @@ func (c *Cache) Drain(emit func(prev, cur *Session, hadPrev bool), pause func())
 	return n
 }
 
-// live reports whether e may continue at now.
-func (c *Cache) live(e *entry, now time.Time) bool {
-	return now.Sub(e.s.LastSeen) < c.idle && now.Sub(e.s.Start) < c.maxLength
+// live reports whether s may continue at ns.
+func (c *Cache) live(s *slot, ns int64) bool {
+	return ns-s.lastSeen < c.idle && ns-s.start < c.maxLength
 }
 
-// start makes the entry of a session started by ev.
-func (c *Cache) start(site string, visitor uint64, now time.Time, ev *Touch) *entry {
-	e := &entry{lastEventAt: now}
+// start stores the session that ev starts and returns its slot.
+func (c *Cache) start(sh *sessionShard, site uint32, visitor uint64, ns int64, ev *Touch) int {
 	a := ev.Attrs
 	if a == nil {
 		a = &Attrs{}
 	}
-	attrs := c.strs.sharedAttrs(a)
 	path := c.strs.get(ev.Path)
 	id := rand.Uint64()
 	for id == 0 {
 		id = rand.Uint64()
 	}
-	e.s = Session{
-		ID:           id,
-		VisitorID:    visitor,
-		Site:         c.strs.get(site),
-		Start:        now,
-		LastSeen:     now,
-		Version:      1,
-		Events:       1,
-		Bounce:       true,
-		EngagementMS: uint64(ev.EngagementMS),
-		EntryPage:    path,
-		ExitPage:     path,
-		Attrs:        attrs,
+	s := slot{
+		visitor:     visitor,
+		site:        site,
+		flags:       slotDirty,
+		id:          id,
+		start:       ns,
+		lastSeen:    ns,
+		lastEventAt: ns,
+		version:     1,
+		events:      1,
+		engagement:  uint64(ev.EngagementMS),
+		exitHash:    maphash.String(c.pathSeed, path),
 	}
 	if ev.Pageview {
-		e.s.Pageviews = 1
+		s.pageviews = 1
 	}
 	if ev.Pageview || ev.Interactive {
-		e.interactive = 1
+		s.interactive = 1
 	}
-	return e
+	k := cold{visitor0: visitor, entry: path, exit: path, attrs: c.strs.sharedAttrs(a)}
+	return c.insert(sh, &s, &k, ns)
 }
 
-// update applies a touch to the live session e.
-func (c *Cache) update(e *entry, now time.Time, ev *Touch) {
-	s := &e.s
-	if now.Before(s.LastSeen) {
-		now = s.LastSeen // out of order: never move backwards
-	}
-	s.LastSeen = now
-	s.Version++
-	s.EngagementMS += uint64(ev.EngagementMS)
+// update applies a touch to the live session in slot i.
+func (c *Cache) update(sh *sessionShard, i int, ns int64, ev *Touch) {
+	s := &sh.slots[i]
+	ns = max(ns, s.lastSeen) // out of order: never move backwards
+	s.lastSeen = ns
+	s.version++
+	s.engagement += uint64(ev.EngagementMS)
 	if ev.isReport() {
-		e.tailMS += uint64(ev.EngagementMS)
+		s.tailMS += uint64(ev.EngagementMS)
 	} else {
-		s.Events++
-		e.lastEventAt = now
-		e.tailMS = 0
+		s.events++
+		s.lastEventAt = ns
+		s.tailMS = 0
 		if ev.Pageview {
-			s.Pageviews++
-			if ev.Path != s.ExitPage {
-				s.ExitPage = c.strs.get(ev.Path)
-			}
-			if s.EntryPage == "" {
-				s.EntryPage = s.ExitPage
+			s.pageviews++
+			if h := maphash.String(c.pathSeed, ev.Path); h != s.exitHash {
+				k := &sh.colds[i]
+				k.exit, s.exitHash = c.strs.get(ev.Path), h
+				if k.entry == "" {
+					k.entry = k.exit
+				}
 			}
 		}
 		if ev.Pageview || ev.Interactive {
-			e.interactive++
+			s.interactive++
 		}
 	}
-	s.Bounce = e.interactive < 2
-	ms := uint64(e.lastEventAt.Sub(s.Start).Milliseconds()) + e.tailMS
-	s.DurationSec = uint32(min(ms/1000, 1<<32-1))
-}
-
-// insertLocked adds e under k, evicting when the shard is full.
-func (c *Cache) insertLocked(sh *sessionShard, k sessionKey, e *entry, now time.Time) {
-	if len(sh.m) >= sh.max {
-		c.evictLocked(sh, now)
+	if s.flags&slotDirty == 0 {
+		s.flags |= slotDirty
+		sh.dirty++
 	}
-	sh.m[k] = e
 }
 
-// evictSamples is how many sessions eviction looks at; map iteration
-// starts at a random place, so this approximates least-recently-seen.
+// insert stores a session that is not in sh, evicting first when sh is
+// full, and returns its slot.
+func (c *Cache) insert(sh *sessionShard, s *slot, k *cold, ns int64) int {
+	if sh.used >= sh.max {
+		c.evict(sh, ns)
+	}
+	return sh.put(s, k)
+}
+
+// evictSamples is how many sessions eviction looks at, from a random
+// place: an approximation of least-recently-seen.
 const evictSamples = 5
 
-func (c *Cache) evictLocked(sh *sessionShard, now time.Time) {
-	var victim sessionKey
-	var oldest time.Time
-	found, n := false, 0
-	for k, e := range sh.m {
-		if !c.live(e, now) {
-			c.removeLocked(sh, k, e)
+func (c *Cache) evict(sh *sessionShard, ns int64) {
+	if sh.used == 0 {
+		return
+	}
+	mask := len(sh.slots) - 1
+	victim, seen := -1, 0
+	for i, n := rand.IntN(len(sh.slots)), 0; n < len(sh.slots) && seen < evictSamples; i, n = (i+1)&mask, n+1 {
+		s := &sh.slots[i]
+		if s.visitor == 0 {
+			continue
+		}
+		if !c.live(s, ns) {
+			c.removeAt(sh, i)
 			return // expired: no live session lost
 		}
-		if !found || e.s.LastSeen.Before(oldest) {
-			victim, oldest, found = k, e.s.LastSeen, true
+		if victim < 0 || s.lastSeen < sh.slots[victim].lastSeen {
+			victim = i
 		}
-		if n++; n == evictSamples {
-			break
-		}
+		seen++
 	}
-	if found {
-		c.removeLocked(sh, victim, sh.m[victim])
-		c.evicted.Add(1)
-	}
+	c.removeAt(sh, victim)
+	c.evicted.Add(1)
 }
 
 // Sweep removes sessions that have expired at now and returns how many.
 func (c *Cache) Sweep(now time.Time) int {
+	ns := now.UnixNano()
 	removed := 0
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()
-		for k, e := range sh.m {
-			if !c.live(e, now) {
-				c.removeLocked(sh, k, e)
+		// Deleting shifts later slots back, never an unvisited one to
+		// before j: so j is looked at again after a removal.
+		for j := 0; j < len(sh.slots); {
+			if s := &sh.slots[j]; s.visitor != 0 && !c.live(s, ns) {
+				c.removeAt(sh, j)
 				removed++
+				continue
 			}
+			j++
 		}
 		sh.mu.Unlock()
 	}
@@ -532,7 +661,7 @@ func (c *Cache) Len() int {
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()
-		n += len(sh.m)
+		n += sh.used
 		sh.mu.Unlock()
 	}
 	return n
@@ -551,41 +680,67 @@ func (c *Cache) DroppedChanges() uint64 {
 	return c.dropped.Load()
 }
 
-// removeLocked takes e, held under k, out of sh's map.
-func (c *Cache) removeLocked(sh *sessionShard, k sessionKey, e *entry) {
-	delete(sh.m, k)
-	c.freezeLocked(sh, e)
+// removeAt takes the session in slot i out of sh. If it changed since the
+// last Drain, its state waits in sh.frozen to be drained. When Drain has
+// made no progress for DrainStall (storage down), the frozen sessions of a
+// shard are bounded by its share of MaxSessions: beyond it they are
+// dropped and counted, so that sessions ending meanwhile cannot grow
+// memory without bound.
+func (c *Cache) removeAt(sh *sessionShard, i int) {
+	if sh.slots[i].flags&slotDirty != 0 {
+		sh.frozen = append(sh.frozen, frozen{cur: c.session(sh, i), written: sh.colds[i].written})
+		if len(sh.frozen) > max(sh.max, minPerShard) && time.Since(time.Unix(0, c.drained.Load())) >= c.stall {
+			c.dropped.Add(uint64(len(sh.frozen)))
+			clear(sh.frozen)
+			sh.frozen = sh.frozen[:0]
+		}
+	}
+	sh.deleteAt(i)
 }
 
-// freezeLocked notes that e, out of every map, waits in sh's dirty list
-// for its last change to be drained. When Drain has made no progress for
-// DrainStall (storage down), the frozen entries of a shard are bounded by
-// its share of MaxSessions: beyond it they are dropped from the list and
-// counted, so that sessions ending meanwhile cannot grow memory without
-// bound. An entry handed over to a continuing copy (midnight) is kept:
-// the copy will cancel its state.
-func (c *Cache) freezeLocked(sh *sessionShard, e *entry) {
-	if !e.dirty || e.frozen {
-		return
-	}
-	e.frozen = true
-	if sh.frozen++; sh.frozen <= max(sh.max, minPerShard) || time.Since(time.Unix(0, c.drained.Load())) < c.stall {
-		return
-	}
-	kept := sh.dirty[:0]
-	for _, d := range sh.dirty {
-		if d.frozen && !d.handedOver {
-			d.dirty = false
-			c.dropped.Add(1)
-			continue
-		}
-		kept = append(kept, d)
-	}
-	clear(sh.dirty[len(kept):])
-	sh.dirty, sh.frozen = kept, 0
-	for _, d := range kept {
-		if d.frozen {
-			sh.frozen++
+// siteTable numbers the sites the cache has seen, so that a slot keys its
+// site in 4 bytes. Sites come from the configuration, so the table stays
+// small and is never pruned. Lookups take no lock.
+type siteTable struct {
+	mu  sync.Mutex
+	cur atomic.Pointer[siteList]
+}
+
+type siteList struct {
+	names []string
+	ids   map[string]uint32 // for many sites
+}
+
+// id returns site's number, adding it if it is new.
+func (t *siteTable) id(site string) uint32 {
+	if l := t.cur.Load(); l != nil {
+		if len(l.names) <= 8 {
+			for i, n := range l.names {
+				if n == site {
+					return uint32(i)
+				}
+			}
+		} else if id, ok := l.ids[site]; ok {
+			return id
 		}
 	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l := t.cur.Load()
+	if l == nil {
+		l = &siteList{ids: map[string]uint32{}}
+	}
+	if id, ok := l.ids[site]; ok {
+		return id
+	}
+	next := &siteList{names: append(slices.Clip(l.names), strings.Clone(site)), ids: maps.Clone(l.ids)}
+	id := uint32(len(l.names))
+	next.ids[next.names[id]] = id
+	t.cur.Store(next)
+	return id
+}
+
+// name returns the site numbered id.
+func (t *siteTable) name(id uint32) string {
+	return t.cur.Load().names[id]
 }

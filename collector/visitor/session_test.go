@@ -2,6 +2,7 @@ package visitor
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -315,7 +316,7 @@ func TestSessionEviction(t *testing.T) {
 		sh := &c.shards[c.shardIndex(v)] // look without touching
 
 		sh.mu.Lock()
-		_, ok := sh.m[sessionKey{"example.com", v}]
+		ok := sh.find(c.sites.id("example.com"), v) >= 0
 		sh.mu.Unlock()
 		if ok != wantLive {
 			t.Errorf("visitor %d held = %v, want %v", v, ok, wantLive)
@@ -452,5 +453,61 @@ func TestInternTable(t *testing.T) {
 	}
 	if n > 32 {
 		t.Errorf("intern table holds %d strings, want at most 32", n)
+	}
+}
+
+// TestSessionTableModel checks the open-addressing table against a map:
+// random puts and deletes (deletion shifts later slots back), in a table
+// that grows and runs nearly full, with keys that share their home slot.
+// Every key held must be found at a slot that holds it, and no other.
+func TestSessionTableModel(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	var sh sessionShard
+	model := map[[2]uint64]uint64{} // (site, visitor) → session id
+	check := func(step int) {
+		if sh.used != len(model) {
+			t.Fatalf("step %d: %d used, model holds %d", step, sh.used, len(model))
+		}
+		for k, id := range model {
+			i := sh.find(uint32(k[0]), k[1])
+			if i < 0 || sh.slots[i].id != id || sh.colds[i].visitor0 != k[1] {
+				t.Fatalf("step %d: key %v not found (slot %d)", step, k, i)
+			}
+		}
+		if (sh.used+1)*8 > len(sh.slots)*7+8 {
+			t.Fatalf("step %d: %d of %d slots used", step, sh.used, len(sh.slots))
+		}
+	}
+	for step := range 20000 {
+		k := [2]uint64{uint64(r.IntN(3)), uint64(r.IntN(600) + 1)}
+		if i := sh.find(uint32(k[0]), k[1]); i >= 0 {
+			if _, ok := model[k]; !ok {
+				t.Fatalf("step %d: found %v, which was deleted", step, k)
+			}
+			if r.IntN(2) == 0 {
+				sh.deleteAt(i)
+				delete(model, k)
+			}
+		} else {
+			if _, ok := model[k]; ok {
+				t.Fatalf("step %d: lost %v", step, k)
+			}
+			id := r.Uint64() | 1
+			sh.put(&slot{visitor: k[1], site: uint32(k[0]), id: id}, &cold{visitor0: k[1]})
+			model[k] = id
+		}
+		if step%997 == 0 {
+			check(step)
+		}
+	}
+	check(-1)
+	if unsafe.Sizeof(slot{}) != 128 {
+		t.Errorf("a slot is %d bytes, want 128 (two cache lines)", unsafe.Sizeof(slot{}))
+	}
+}
+
+func TestSessionShardSize(t *testing.T) {
+	if n := unsafe.Sizeof(sessionShard{}); n%64 != 0 {
+		t.Errorf("a shard is %d bytes: shards share cache lines", n)
 	}
 }

@@ -69,6 +69,26 @@ func BenchmarkTouch(b *testing.B) {
 			}
 		})
 	})
+	b.Run("existing-id", func(b *testing.B) {
+		c := NewCache(CacheConfig{})
+		const visitors = 10_000
+		for v := uint64(1); v <= visitors; v++ {
+			c.Touch("example.com", v*0x9E3779B97F4A7C15, t0, Touch{Pageview: true, Path: "/", Attrs: attrs})
+		}
+		var next atomic.Uint64
+		b.ReportAllocs()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			v := next.Add(1) * 7919
+			now := t0
+			ev := Touch{Pageview: true, Path: "/next"}
+			for pb.Next() {
+				v++
+				now = now.Add(time.Millisecond)
+				c.TouchID("example.com", (v%visitors+1)*0x9E3779B97F4A7C15, 0, now, &ev)
+			}
+		})
+	})
 	b.Run("new", func(b *testing.B) {
 		c := NewCache(CacheConfig{MaxSessions: 100_000})
 		var next atomic.Uint64
