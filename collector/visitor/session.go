@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math/bits"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -156,7 +157,16 @@ type Cache struct {
 	strs      internTable
 	sites     siteTable
 	pathSeed  maphash.Seed
+	// per is the slots of each shard's table. The tables are consecutive
+	// parts of one array (in mapped memory once it is big enough, see
+	// mapSlots), and grow together: a shard that needs room doubles them
+	// all, under every shard's lock, so per may be read under any one.
+	per     int
+	mapping *slotMapping
 }
+
+// slotMapping holds the mapping of the slot array, if it has one.
+type slotMapping struct{ m []byte }
 
 // slot is a session's hot state: its key and what a touch reads and
 // writes. 128 bytes, so that a slot is two whole cache lines (the tables
@@ -201,7 +211,7 @@ type frozen struct {
 
 type sessionShard struct {
 	mu     sync.Mutex
-	slots  []slot // power of two, never more than 7/8 used
+	slots  []slot // Cache.per of them, never more than 7/8 used
 	colds  []cold // parallel to slots
 	used   int
 	dirty  int // slots with slotDirty
@@ -246,7 +256,51 @@ func NewCache(cfg CacheConfig) *Cache {
 	for i := range c.shards {
 		c.shards[i].max = per
 	}
+	c.mapping = new(slotMapping)
+	c.resize(minSlots)
+	// The mapping outlives nothing but the Cache.
+	runtime.AddCleanup(c, func(m *slotMapping) { unmapSlots(m.m) }, c.mapping)
 	return c
+}
+
+// resize gives every shard a table of per slots, holding what it held.
+// The caller holds every shard's lock (or has the Cache to itself).
+func (c *Cache) resize(per int) {
+	slots, m := mapSlots(per * len(c.shards))
+	for i := range c.shards {
+		sh := &c.shards[i]
+		old, olds := sh.slots, sh.colds
+		sh.slots, sh.colds = slots[i*per:(i+1)*per:(i+1)*per], make([]cold, per)
+		sh.used, sh.dirty = 0, 0
+		for j := range old {
+			if old[j].visitor != 0 {
+				sh.put(&old[j], &olds[j])
+			}
+		}
+	}
+	unmapSlots(c.mapping.m)
+	c.mapping.m, c.per = m, per
+}
+
+// grow doubles the tables, unless another goroutine did since the caller
+// saw them with per slots.
+func (c *Cache) grow(per int) {
+	for i := range c.shards {
+		c.shards[i].mu.Lock()
+	}
+	if c.per == per {
+		c.resize(2 * per)
+	}
+	for i := range c.shards {
+		c.shards[i].mu.Unlock()
+	}
+}
+
+// full reports whether sh must grow before a session is added: it has
+// room under its share of MaxSessions (at that share, a new session
+// evicts one) but its table would be more than 7/8 used.
+func (c *Cache) full(sh *sessionShard) bool {
+	return sh.used < sh.max && (sh.used+1)*8 > c.per*7
 }
 
 func (c *Cache) shardIndex(visitor uint64) int {
@@ -281,12 +335,9 @@ func (sh *sessionShard) find(site uint32, visitor uint64) int {
 	}
 }
 
-// put stores a session that is not in the table, growing the table if
-// needed, and returns its index. It does not evict.
+// put stores a session that is not in the table and returns its index.
+// The table must have room (see Cache.full); put does not evict.
 func (sh *sessionShard) put(s *slot, k *cold) int {
-	if (sh.used+1)*8 > len(sh.slots)*7 {
-		sh.grow()
-	}
 	mask := len(sh.slots) - 1
 	i := int(home(s.site, s.visitor)) & mask
 	for sh.slots[i].visitor != 0 {
@@ -298,18 +349,6 @@ func (sh *sessionShard) put(s *slot, k *cold) int {
 		sh.dirty++
 	}
 	return i
-}
-
-func (sh *sessionShard) grow() {
-	n := max(minSlots, 2*len(sh.slots))
-	slots, colds := sh.slots, sh.colds
-	sh.slots, sh.colds = make([]slot, n), make([]cold, n)
-	sh.used, sh.dirty = 0, 0
-	for i := range slots {
-		if slots[i].visitor != 0 {
-			sh.put(&slots[i], &colds[i])
-		}
-	}
 }
 
 // deleteAt empties slot i, moving later slots of its probe run back so
@@ -385,19 +424,29 @@ func (c *Cache) touch(site string, visitor, previous uint64, now time.Time, ev *
 	}
 	// Two shards are locked in index order, so concurrent fallbacks cannot
 	// deadlock.
-	if old != nil && oi < si {
-		old.mu.Lock()
+	lock := func() {
+		if old != nil && oi < si {
+			old.mu.Lock()
+		}
+		sh.mu.Lock()
+		if old != nil && oi > si {
+			old.mu.Lock()
+		}
 	}
-	sh.mu.Lock()
-	if old != nil && oi > si {
-		old.mu.Lock()
-	}
-	defer func() {
+	unlock := func() {
 		sh.mu.Unlock()
 		if old != nil {
 			old.mu.Unlock()
 		}
-	}()
+	}
+	lock()
+	for c.full(sh) { // this touch may add a session to sh
+		per := c.per
+		unlock()
+		c.grow(per)
+		lock()
+	}
+	defer unlock()
 
 	i := sh.find(sid, visitor)
 	if i >= 0 && !c.live(&sh.slots[i], ns) {

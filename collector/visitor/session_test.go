@@ -3,6 +3,8 @@ package visitor
 import (
 	"fmt"
 	"math/rand/v2"
+	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -462,7 +464,8 @@ func TestInternTable(t *testing.T) {
 // Every key held must be found at a slot that holds it, and no other.
 func TestSessionTableModel(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	var sh sessionShard
+	c := NewCache(CacheConfig{MaxSessions: 2047}) // one shard
+	sh := &c.shards[0]
 	model := map[[2]uint64]uint64{} // (site, visitor) → session id
 	check := func(step int) {
 		if sh.used != len(model) {
@@ -474,8 +477,8 @@ func TestSessionTableModel(t *testing.T) {
 				t.Fatalf("step %d: key %v not found (slot %d)", step, k, i)
 			}
 		}
-		if (sh.used+1)*8 > len(sh.slots)*7+8 {
-			t.Fatalf("step %d: %d of %d slots used", step, sh.used, len(sh.slots))
+		if sh.used*8 > c.per*7 || len(sh.slots) != c.per {
+			t.Fatalf("step %d: %d of %d slots used (table of %d)", step, sh.used, c.per, len(sh.slots))
 		}
 	}
 	for step := range 20000 {
@@ -493,6 +496,9 @@ func TestSessionTableModel(t *testing.T) {
 				t.Fatalf("step %d: lost %v", step, k)
 			}
 			id := r.Uint64() | 1
+			if c.full(sh) {
+				c.grow(c.per)
+			}
 			sh.put(&slot{visitor: k[1], site: uint32(k[0]), id: id}, &cold{visitor0: k[1]})
 			model[k] = id
 		}
@@ -503,6 +509,53 @@ func TestSessionTableModel(t *testing.T) {
 	check(-1)
 	if unsafe.Sizeof(slot{}) != 128 {
 		t.Errorf("a slot is %d bytes, want 128 (two cache lines)", unsafe.Sizeof(slot{}))
+	}
+	// Slots may live in memory the garbage collector does not scan.
+	st := reflect.TypeFor[slot]()
+	for i := range st.NumField() {
+		switch f := st.Field(i); f.Type.Kind() {
+		case reflect.Uint64, reflect.Uint32, reflect.Int64:
+		case reflect.Array:
+			if f.Type.Elem().Kind() != reflect.Uint8 {
+				t.Errorf("slot field %s is %s", f.Name, f.Type)
+			}
+		default:
+			t.Errorf("slot field %s is %s: slots must hold no pointers", f.Name, f.Type)
+		}
+	}
+}
+
+// TestSessionTablesGrowTogether checks that the shards' tables grow as one
+// array, in a huge-page mapping once it is big enough, and that the
+// sessions survive each growth.
+func TestSessionTablesGrowTogether(t *testing.T) {
+	c := NewCache(CacheConfig{})
+	const n = 40_000
+	ids := make([]uint64, n+1)
+	for v := uint64(1); v <= n; v++ {
+		ids[v] = c.TouchID("example.com", v, 0, t0, &Touch{Pageview: true, Path: "/"})
+	}
+	if c.Len() != n || c.Evictions() != 0 {
+		t.Fatalf("Len %d, Evictions %d", c.Len(), c.Evictions())
+	}
+	for v := uint64(1); v <= n; v++ {
+		if id := c.TouchID("example.com", v, 0, t0.Add(time.Second), &Touch{Pageview: true, Path: "/"}); id != ids[v] {
+			t.Fatalf("visitor %d: session %d after growing, was %d", v, id, ids[v])
+		}
+	}
+	first := &c.shards[0].slots[0]
+	for i := range c.shards {
+		sh := &c.shards[i]
+		if len(sh.slots) != c.per || &sh.slots[0] != (*slot)(unsafe.Add(unsafe.Pointer(first), i*c.per*int(unsafe.Sizeof(slot{})))) {
+			t.Fatalf("shard %d's table is not part %d of one array of %d slots per shard", i, i, c.per)
+		}
+	}
+	if runtime.GOOS == "linux" {
+		m := c.mapping.m
+		if m == nil || uintptr(unsafe.Pointer(first)) < uintptr(unsafe.Pointer(&m[0])) ||
+			uintptr(unsafe.Pointer(first))%hugePage != 0 {
+			t.Fatalf("%d slots per shard are not in a huge-page-aligned mapping", c.per)
+		}
 	}
 }
 
