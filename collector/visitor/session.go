@@ -1,7 +1,6 @@
 package visitor
 
 import (
-	"hash/maphash"
 	"maps"
 	"math/bits"
 	"math/rand/v2"
@@ -156,7 +155,8 @@ type Cache struct {
 	stall     time.Duration
 	strs      internTable
 	sites     siteTable
-	pathSeed  maphash.Seed
+	paths     pathTable
+	noPath    uint64 // paths.hash("")
 	// per is the slots of each shard's table. The tables are consecutive
 	// parts of one array (in mapped memory once it is big enough, see
 	// mapSlots), and grow together: a shard that needs room doubles them
@@ -185,8 +185,9 @@ type slot struct {
 	interactive uint32 // interactive touches so far
 	engagement  uint64 // ms, Session.EngagementMS
 	tailMS      uint64 // engagement reported since lastEventAt
-	exitHash    uint64 // of the exit page, to see a new page without reading cold
-	_           [40]byte
+	entryHash   uint64 // the entry page's key in Cache.paths
+	exitHash    uint64 // the exit page's
+	_           [32]byte
 }
 
 // slotDirty marks a session changed since the last Drain.
@@ -194,9 +195,8 @@ const slotDirty = 1
 
 // cold is the rest of a session, in the array parallel to the slots.
 type cold struct {
-	visitor0    uint64 // Session.VisitorID: the id that started the session
-	entry, exit string
-	attrs       *Attrs
+	visitor0 uint64 // Session.VisitorID: the id that started the session
+	attrs    *Attrs
 	// written is the state that Drain last handed out, which the table
 	// holds with sign +1 (nil: none yet).
 	written *Session
@@ -230,7 +230,9 @@ const (
 
 // NewCache returns an empty session cache.
 func NewCache(cfg CacheConfig) *Cache {
-	c := &Cache{idle: int64(cfg.IdleTimeout), maxLength: int64(cfg.MaxLength), stall: cfg.DrainStall, pathSeed: maphash.MakeSeed()}
+	c := &Cache{idle: int64(cfg.IdleTimeout), maxLength: int64(cfg.MaxLength), stall: cfg.DrainStall}
+	c.paths.init()
+	c.noPath = c.paths.hash("")
 	if c.stall <= 0 {
 		c.stall = DefaultDrainStall
 	}
@@ -290,6 +292,28 @@ func (c *Cache) grow(per int) {
 	}
 	if c.per == per {
 		c.resize(2 * per)
+	}
+	for i := range c.shards {
+		c.shards[i].mu.Unlock()
+	}
+}
+
+// compactPaths drops the paths no session refers to any more, under every
+// shard's lock (so that no touch adds a reference meanwhile).
+func (c *Cache) compactPaths() {
+	for i := range c.shards {
+		c.shards[i].mu.Lock()
+	}
+	if c.paths.over() {
+		live := make(map[uint64]struct{})
+		for i := range c.shards {
+			for _, s := range c.shards[i].slots {
+				if s.visitor != 0 {
+					live[s.entryHash], live[s.exitHash] = struct{}{}, struct{}{}
+				}
+			}
+		}
+		c.paths.keep(live)
 	}
 	for i := range c.shards {
 		c.shards[i].mu.Unlock()
@@ -440,10 +464,14 @@ func (c *Cache) touch(site string, visitor, previous uint64, now time.Time, ev *
 		}
 	}
 	lock()
-	for c.full(sh) { // this touch may add a session to sh
+	for c.full(sh) || c.paths.over() { // this touch may add a session, or a path
 		per := c.per
 		unlock()
-		c.grow(per)
+		if c.paths.over() {
+			c.compactPaths()
+		} else {
+			c.grow(per)
+		}
 		lock()
 	}
 	defer unlock()
@@ -507,8 +535,8 @@ func (c *Cache) session(sh *sessionShard, i int) Session {
 		Bounce:       s.interactive < 2,
 		DurationSec:  uint32(min(ms/1000, 1<<32-1)),
 		EngagementMS: s.engagement,
-		EntryPage:    k.entry,
-		ExitPage:     k.exit,
+		EntryPage:    c.paths.get(s.entryHash),
+		ExitPage:     c.paths.get(s.exitHash),
 		Attrs:        k.attrs,
 	}
 }
@@ -584,7 +612,8 @@ func (c *Cache) start(sh *sessionShard, site uint32, visitor uint64, ns int64, e
 	if a == nil {
 		a = &Attrs{}
 	}
-	path := c.strs.get(ev.Path)
+	path := c.paths.hash(ev.Path)
+	c.paths.add(path, ev.Path)
 	id := rand.Uint64()
 	for id == 0 {
 		id = rand.Uint64()
@@ -600,7 +629,8 @@ func (c *Cache) start(sh *sessionShard, site uint32, visitor uint64, ns int64, e
 		version:     1,
 		events:      1,
 		engagement:  uint64(ev.EngagementMS),
-		exitHash:    maphash.String(c.pathSeed, path),
+		entryHash:   path,
+		exitHash:    path,
 	}
 	if ev.Pageview {
 		s.pageviews = 1
@@ -608,7 +638,7 @@ func (c *Cache) start(sh *sessionShard, site uint32, visitor uint64, ns int64, e
 	if ev.Pageview || ev.Interactive {
 		s.interactive = 1
 	}
-	k := cold{visitor0: visitor, entry: path, exit: path, attrs: c.strs.sharedAttrs(a)}
+	k := cold{visitor0: visitor, attrs: c.strs.sharedAttrs(a)}
 	return c.insert(sh, &s, &k, ns)
 }
 
@@ -627,12 +657,12 @@ func (c *Cache) update(sh *sessionShard, i int, ns int64, ev *Touch) {
 		s.tailMS = 0
 		if ev.Pageview {
 			s.pageviews++
-			if h := maphash.String(c.pathSeed, ev.Path); h != s.exitHash {
-				k := &sh.colds[i]
-				k.exit, s.exitHash = c.strs.get(ev.Path), h
-				if k.entry == "" {
-					k.entry = k.exit
+			if h := c.paths.hash(ev.Path); h != s.exitHash {
+				c.paths.add(h, ev.Path)
+				if s.entryHash == c.noPath {
+					s.entryHash = h // the first page view of a session an event started
 				}
+				s.exitHash = h
 			}
 		}
 		if ev.Pageview || ev.Interactive {

@@ -564,3 +564,38 @@ func TestSessionShardSize(t *testing.T) {
 		t.Errorf("a shard is %d bytes: shards share cache lines", n)
 	}
 }
+
+// TestSessionPathsCompacted checks that the paths of sessions that ended
+// are dropped once the table holds more than its limit, and that the
+// paths of live sessions survive, each under its own session.
+func TestSessionPathsCompacted(t *testing.T) {
+	c := NewCache(CacheConfig{MaxSessions: 4096})
+	n := minPathLimit + 5000
+	for i := range n {
+		// Each visitor ends up with a page of its own; few stay held.
+		v := uint64(i + 1)
+		c.Touch("example.com", v, t0, pageview(fmt.Sprintf("/entry/%d", i)))
+		c.Touch("example.com", v, t0.Add(time.Second), pageview(fmt.Sprintf("/exit/%d", i)))
+	}
+	if held := c.paths.n.Load(); held > c.paths.limit.Load() || held > int64(2*4096+minPathLimit) {
+		t.Fatalf("%d paths held for at most 4096 sessions (limit %d)", held, c.paths.limit.Load())
+	}
+	checked := 0
+	for i := range c.shards {
+		sh := &c.shards[i]
+		for j := range sh.slots {
+			if sh.slots[j].visitor == 0 {
+				continue
+			}
+			s := c.session(sh, j)
+			k := s.VisitorID - 1
+			if s.EntryPage != fmt.Sprintf("/entry/%d", k) || s.ExitPage != fmt.Sprintf("/exit/%d", k) {
+				t.Fatalf("visitor %d: entry %q, exit %q", s.VisitorID, s.EntryPage, s.ExitPage)
+			}
+			checked++
+		}
+	}
+	if checked != c.Len() || checked < 4000 {
+		t.Fatalf("checked %d of %d sessions", checked, c.Len())
+	}
+}
