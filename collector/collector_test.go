@@ -597,12 +597,21 @@ func TestRateLimitPerVisitor(t *testing.T) {
 	if r := ts.do(t, req{body: pageview("example.com", "https://example.com/other"), header: map[string]string{"X-Forwarded-For": "203.0.113.2"}}); r.dropped != "" {
 		t.Fatalf("second visitor dropped: %q", r.dropped)
 	}
-	ts.stop(t)
-	if limited != 3 {
-		t.Fatalf("%d of 8 events in one second rate-limited, want 3 over the limit of 5", limited)
+	// Engagement reports that find no session start none, and are limited
+	// all the same.
+	reports := 0
+	for range 8 {
+		r := ts.do(t, req{body: `{"n":"engagement","u":"https://example.com/","d":"example.com","e":100}`, header: map[string]string{"X-Forwarded-For": "203.0.113.3"}})
+		if r.dropped == "rate-limit" {
+			reports++
+		}
 	}
-	if got := ts.count(t, "SELECT count() FROM events"); got != 6 {
-		t.Fatalf("%d rows, want 6", got)
+	ts.stop(t)
+	if limited != 3 || reports != 3 {
+		t.Fatalf("%d of 8 events and %d of 8 reports without a session in one second rate-limited, want 3 over the limit of 5", limited, reports)
+	}
+	if got := ts.count(t, "SELECT count() FROM events"); got != 11 {
+		t.Fatalf("%d rows, want 11", got)
 	}
 }
 

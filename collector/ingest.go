@@ -157,10 +157,6 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, h *hit) outcome {
 		s.metrics.anon.Inc()
 		return s.enqueue(e)
 	}
-	if !s.limiter.allow(visitorID, now) {
-		s.writer.Release(e)
-		return dropped(dropRateLimit)
-	}
 	e.VisitorID = visitorID
 	// A consented user id is stored only as its keyed hash, and only for a
 	// site in mode consented and an event that carries the consent flag.
@@ -210,10 +206,18 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, h *hit) outcome {
 		Interactive:  ev.Interactive && ev.Type != decode.TypeEngagement,
 		EngagementMS: ev.EngagementMS,
 		Attrs:        &h.attrs,
+		Limit:        s.limiter.limit,
 	}
 	// The writer drains the cache's changed sessions every session interval
-	// (sink.Writer.WriteSessions).
-	e.SessionID = s.sessions.TouchID(st.cfg.Domain, visitorID, previousID, now, &touch)
+	// (sink.Writer.WriteSessions). The session counts the visitor's events
+	// per second; an event without one (engagement reported after its
+	// session ended) is counted in the limiter's table instead.
+	id, limited := s.sessions.TouchID(st.cfg.Domain, visitorID, previousID, now, &touch)
+	if limited || (id == 0 && !s.limiter.allow(visitorID, now)) {
+		s.writer.Release(e)
+		return dropped(dropRateLimit)
+	}
+	e.SessionID = id
 	return s.enqueue(e)
 }
 

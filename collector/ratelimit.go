@@ -5,7 +5,12 @@ import (
 	"time"
 )
 
-// rateLimiter caps events per visitor per second without allocating: a
+// rateLimiter holds the per-visitor limit of events a second. An event of
+// a session is counted in the session's slot (visitor.Touch.Limit); the
+// table here counts only events that have no session (engagement reported
+// after the session ended), so that those cannot flood either.
+//
+// The table caps events per visitor per second without allocating: a
 // fixed table of counters indexed by the visitor id's low bits, each
 // holding the second it counts and the count. Two visitors that share a
 // slot in the same second share a budget; with 2^16 slots and a limit well

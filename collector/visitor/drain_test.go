@@ -175,16 +175,16 @@ func TestDrainProperty(t *testing.T) {
 func TestTouchIDMatchesTouch(t *testing.T) {
 	c := NewCache(CacheConfig{})
 	ev := engagement(500)
-	if id := c.TouchID("example.com", 1, 0, t0, &ev); id != 0 {
+	if id, _ := c.TouchID("example.com", 1, 0, t0, &ev); id != 0 {
 		t.Fatalf("an engagement report with no session started one (%d)", id)
 	}
 	pv := pageview("/")
-	id := c.TouchID("example.com", 1, 0, t0, &pv)
+	id, _ := c.TouchID("example.com", 1, 0, t0, &pv)
 	_, cur, hadPrev := c.Touch("example.com", 1, t0.Add(time.Second), pageview("/b"))
 	if id == 0 || cur.ID != id || !hadPrev || cur.Version != 2 {
 		t.Fatalf("TouchID %d, then Touch gave id %d version %d hadPrev %v", id, cur.ID, cur.Version, hadPrev)
 	}
-	if id2 := c.TouchID("example.com", 1, 0, t0.Add(2*time.Second), &pv); id2 != id {
+	if id2, _ := c.TouchID("example.com", 1, 0, t0.Add(2*time.Second), &pv); id2 != id {
 		t.Fatalf("TouchID continued as %d, want %d", id2, id)
 	}
 }

@@ -65,6 +65,10 @@ type Touch struct {
 	// Attrs is copied into a session that this touch starts, and ignored
 	// otherwise. It may be nil, and it is not retained.
 	Attrs *Attrs
+	// Limit is how many touches a session takes per second (of now's Unix
+	// time); those beyond it change nothing and are reported as limited,
+	// so that a caller drops them. 0: no limit.
+	Limit uint32
 }
 
 func (t *Touch) isReport() bool {
@@ -187,7 +191,9 @@ type slot struct {
 	tailMS      uint64 // engagement reported since lastEventAt
 	entryHash   uint64 // the entry page's key in Cache.paths
 	exitHash    uint64 // the exit page's
-	_           [32]byte
+	rateSec     uint32 // the second (Unix, truncated) rateN counts touches of
+	rateN       uint32
+	_           [24]byte
 }
 
 // slotDirty marks a session changed since the last Drain.
@@ -416,21 +422,24 @@ func (c *Cache) Touch(site string, visitor uint64, now time.Time, ev Touch) (pre
 // continues and is re-keyed to visitor, so later touches find it directly.
 // previous 0 means none.
 func (c *Cache) TouchFallback(site string, visitor, previous uint64, now time.Time, ev Touch) (prev, cur Session, hadPrev bool) {
-	_, hadPrev = c.touch(site, visitor, previous, now, &ev, &prev, &cur)
+	_, hadPrev, _ = c.touch(site, visitor, previous, now, &ev, &prev, &cur)
 	return prev, cur, hadPrev
 }
 
 // TouchID is TouchFallback for a caller that needs only the session id
-// (0 when there is no session); it copies no session out.
-func (c *Cache) TouchID(site string, visitor, previous uint64, now time.Time, ev *Touch) uint64 {
-	id, _ := c.touch(site, visitor, previous, now, ev, nil, nil)
-	return id
+// (0 when there is no session); it copies no session out. limited reports
+// a touch beyond ev.Limit in its second, which changed nothing: the
+// caller drops the event. Keeping the count in the session's slot, which
+// the touch reads anyway, costs no cache miss of its own.
+func (c *Cache) TouchID(site string, visitor, previous uint64, now time.Time, ev *Touch) (id uint64, limited bool) {
+	id, _, limited = c.touch(site, visitor, previous, now, ev, nil, nil)
+	return id, limited
 }
 
 // touch is TouchFallback, filling prev and cur when they are not nil.
-func (c *Cache) touch(site string, visitor, previous uint64, now time.Time, ev *Touch, prev, cur *Session) (id uint64, hadPrev bool) {
+func (c *Cache) touch(site string, visitor, previous uint64, now time.Time, ev *Touch, prev, cur *Session) (id uint64, hadPrev, limited bool) {
 	if visitor == 0 {
-		return 0, false
+		return 0, false, false
 	}
 	if previous == visitor {
 		previous = 0
@@ -501,13 +510,23 @@ func (c *Cache) touch(site string, visitor, previous uint64, now time.Time, ev *
 	}
 	if i < 0 {
 		if ev.isReport() {
-			return 0, false
+			return 0, false, false
 		}
-		i = c.start(sh, sid, visitor, ns, ev)
+		i = c.start(sh, sid, visitor, now, ev)
 		if cur != nil {
 			*cur = c.session(sh, i)
 		}
-		return sh.slots[i].id, false
+		return sh.slots[i].id, false, false
+	}
+	s := &sh.slots[i]
+	if ev.Limit > 0 {
+		if sec := uint32(now.Unix()); s.rateSec != sec {
+			s.rateSec, s.rateN = sec, 1
+		} else if s.rateN >= ev.Limit {
+			return s.id, true, true
+		} else {
+			s.rateN++
+		}
 	}
 	if prev != nil {
 		*prev = c.session(sh, i)
@@ -516,7 +535,7 @@ func (c *Cache) touch(site string, visitor, previous uint64, now time.Time, ev *
 	if cur != nil {
 		*cur = c.session(sh, i)
 	}
-	return sh.slots[i].id, true
+	return s.id, true, false
 }
 
 // session returns the state of slot i.
@@ -607,7 +626,8 @@ func (c *Cache) live(s *slot, ns int64) bool {
 }
 
 // start stores the session that ev starts and returns its slot.
-func (c *Cache) start(sh *sessionShard, site uint32, visitor uint64, ns int64, ev *Touch) int {
+func (c *Cache) start(sh *sessionShard, site uint32, visitor uint64, now time.Time, ev *Touch) int {
+	ns := now.UnixNano()
 	a := ev.Attrs
 	if a == nil {
 		a = &Attrs{}
@@ -631,6 +651,8 @@ func (c *Cache) start(sh *sessionShard, site uint32, visitor uint64, ns int64, e
 		engagement:  uint64(ev.EngagementMS),
 		entryHash:   path,
 		exitHash:    path,
+		rateSec:     uint32(now.Unix()),
+		rateN:       1,
 	}
 	if ev.Pageview {
 		s.pageviews = 1

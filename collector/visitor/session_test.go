@@ -533,13 +533,13 @@ func TestSessionTablesGrowTogether(t *testing.T) {
 	const n = 40_000
 	ids := make([]uint64, n+1)
 	for v := uint64(1); v <= n; v++ {
-		ids[v] = c.TouchID("example.com", v, 0, t0, &Touch{Pageview: true, Path: "/"})
+		ids[v], _ = c.TouchID("example.com", v, 0, t0, &Touch{Pageview: true, Path: "/"})
 	}
 	if c.Len() != n || c.Evictions() != 0 {
 		t.Fatalf("Len %d, Evictions %d", c.Len(), c.Evictions())
 	}
 	for v := uint64(1); v <= n; v++ {
-		if id := c.TouchID("example.com", v, 0, t0.Add(time.Second), &Touch{Pageview: true, Path: "/"}); id != ids[v] {
+		if id, _ := c.TouchID("example.com", v, 0, t0.Add(time.Second), &Touch{Pageview: true, Path: "/"}); id != ids[v] {
 			t.Fatalf("visitor %d: session %d after growing, was %d", v, id, ids[v])
 		}
 	}
@@ -597,5 +597,35 @@ func TestSessionPathsCompacted(t *testing.T) {
 	}
 	if checked != c.Len() || checked < 4000 {
 		t.Fatalf("checked %d of %d sessions", checked, c.Len())
+	}
+}
+
+// TestSessionRateLimit checks the per-session limit of touches a second:
+// touches beyond it change nothing, a new second starts a new count, and a
+// touch without a limit is never limited.
+func TestSessionRateLimit(t *testing.T) {
+	c := NewCache(CacheConfig{})
+	pv := Touch{Pageview: true, Path: "/", Limit: 3}
+	at := t0.Add(500 * time.Millisecond)
+	var id uint64
+	for i := range 5 {
+		got, limited := c.TouchID("example.com", 1, 0, at, &pv)
+		if want := i >= 3; limited != want {
+			t.Fatalf("touch %d in one second: limited %v, want %v", i+1, limited, want)
+		}
+		if i == 0 {
+			id = got
+		} else if got != id {
+			t.Fatalf("touch %d: session %d, want %d", i+1, got, id)
+		}
+	}
+	if _, cur, _ := c.Touch("example.com", 1, at, Touch{Pageview: true, Path: "/"}); cur.Version != 4 {
+		t.Fatalf("after 3 counted touches and an unlimited one, version %d, want 4", cur.Version)
+	}
+	if _, limited := c.TouchID("example.com", 1, 0, at.Add(600*time.Millisecond), &pv); limited {
+		t.Fatal("a new second is still limited")
+	}
+	if _, limited := c.TouchID("example.com", 2, 0, at, &pv); limited {
+		t.Fatal("another visitor is limited")
 	}
 }
