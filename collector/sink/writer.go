@@ -374,6 +374,7 @@ func (t *table[T]) run() {
 	}
 	tick := time.NewTicker(t.interval)
 	defer tick.Stop()
+	var gather gatherer
 	for {
 		select {
 		case r, ok := <-t.queue:
@@ -384,6 +385,20 @@ func (t *table[T]) run() {
 				return
 			}
 			rows = append(rows, r)
+			gather.wait()
+			// Take what else is queued without a select per row (see
+			// appendLoop); a closed queue is left to the select above.
+			for len(rows) < size {
+				ok = false
+				select {
+				case r, ok = <-t.queue:
+				default:
+				}
+				if !ok {
+					break
+				}
+				rows = append(rows, r)
+			}
 			if len(rows) >= size {
 				handoff(context.Background())
 			}
