@@ -32,6 +32,47 @@ type hit struct {
 	target enrich.PageURL
 	ref    enrich.Referrer
 	attrs  visitor.Attrs
+	hdr    headers
+}
+
+// headers are the request headers the pipeline reads, found in one pass
+// over the request's headers (a Peek per name normalises the name and
+// scans them all, and the pipeline reads seven). Each is the first field
+// of its name, as Peek would return; nil when absent. They are views of
+// the request, valid until the handler returns.
+type headers struct {
+	chUA, chMobile, chPlatform, chPlatformVersion []byte
+	xff, gpc, dnt                                 []byte
+}
+
+// read fills h from req. The names are compared in the form fasthttp
+// normalises received names to.
+func (h *headers) read(req *fasthttp.RequestHeader) {
+	*h = headers{}
+	for k, v := range req.All() {
+		var dst *[]byte
+		switch string(k) {
+		case "Sec-Ch-Ua":
+			dst = &h.chUA
+		case "Sec-Ch-Ua-Mobile":
+			dst = &h.chMobile
+		case "Sec-Ch-Ua-Platform":
+			dst = &h.chPlatform
+		case "Sec-Ch-Ua-Platform-Version":
+			dst = &h.chPlatformVersion
+		case "X-Forwarded-For":
+			dst = &h.xff
+		case "Sec-Gpc":
+			dst = &h.gpc
+		case "Dnt":
+			dst = &h.dnt
+		default:
+			continue
+		}
+		if *dst == nil {
+			*dst = v
+		}
+	}
 }
 
 // getHit takes request state from the free list. A channel rather than a
@@ -95,8 +136,10 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, h *hit) outcome {
 		return dropped(dropUnknownSite)
 	}
 	// 2. Opt-outs.
+	hdr := &h.hdr
+	hdr.read(&ctx.Request.Header)
 	anonymous := false
-	if reason := s.optedOut(ctx, st.cfg); reason != "" {
+	if reason := s.optedOut(ctx, hdr, st.cfg); reason != "" {
 		if !st.aggregate {
 			return dropped(reason)
 		}
@@ -106,10 +149,10 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, h *hit) outcome {
 	req := &ctx.Request.Header
 	uaBytes := req.UserAgent()
 	ua := s.ua.Parse(uaBytes, enrich.ClientHints{
-		UA:              req.Peek("Sec-CH-UA"),
-		Mobile:          req.Peek("Sec-CH-UA-Mobile"),
-		Platform:        req.Peek("Sec-CH-UA-Platform"),
-		PlatformVersion: req.Peek("Sec-CH-UA-Platform-Version"),
+		UA:              hdr.chUA,
+		Mobile:          hdr.chMobile,
+		Platform:        hdr.chPlatform,
+		PlatformVersion: hdr.chPlatformVersion,
 	})
 	if ua.Bot {
 		return dropped(dropBot)
@@ -135,7 +178,7 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, h *hit) outcome {
 	var visitorID, previousID uint64
 	{
 		peer, _ := netip.AddrFromSlice(ctx.RemoteIP())
-		client := s.proxies.ClientIP(peer.Unmap(), req.Peek("X-Forwarded-For"))
+		client := s.proxies.ClientIP(peer.Unmap(), hdr.xff)
 		place := s.geo.Lookup(client, st.precision)
 		e.CountryCode = place.CountryCode
 		if !anonymous {
@@ -239,15 +282,15 @@ func (s *Server) enqueue(e *sink.Event) outcome {
 }
 
 // optedOut returns the opt-out that applies to this request, or "".
-func (s *Server) optedOut(ctx *fasthttp.RequestCtx, site *config.Site) string {
+func (s *Server) optedOut(ctx *fasthttp.RequestCtx, hdr *headers, site *config.Site) string {
 	req := &ctx.Request.Header
 	if string(req.Cookie(OptOutCookie)) == "1" {
 		return dropOptOut
 	}
-	if site.Privacy.GPC() && string(bytes.TrimSpace(req.Peek("Sec-GPC"))) == "1" {
+	if site.Privacy.GPC() && string(bytes.TrimSpace(hdr.gpc)) == "1" {
 		return dropGPC
 	}
-	if site.Privacy.DNT() && string(bytes.TrimSpace(req.Peek("DNT"))) == "1" {
+	if site.Privacy.DNT() && string(bytes.TrimSpace(hdr.dnt)) == "1" {
 		return dropDNT
 	}
 	return ""
