@@ -19,8 +19,9 @@ const (
 	DefaultIdleTimeout = 30 * time.Minute
 	DefaultMaxLength   = 24 * time.Hour
 	// DefaultMaxSessions bounds the cache. A session costs about 0.5 KiB
-	// (its strings are interned and shared), so the default is about
-	// 250 MiB when full.
+	// (its 128-byte slot and the free slots beside it, the state last
+	// written, a few pointers; paths and attribution are shared), so the
+	// default is about 250 MiB when full.
 	DefaultMaxSessions = 500_000
 )
 
