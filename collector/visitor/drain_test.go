@@ -1,6 +1,7 @@
 package visitor
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -241,5 +242,85 @@ func TestDrainPausesWithoutLocks(t *testing.T) {
 	})
 	if emitted != 5000 || pauses != len(c.shards) || most > 5000/len(c.shards)*2 {
 		t.Fatalf("emitted %d, pauses %d (shards %d), at most %d between pauses", emitted, pauses, len(c.shards), most)
+	}
+}
+
+// TestDrainPathsUnderCompaction is TestDrainProperty with a page of its
+// own for nearly every touch and a path table that compacts every few
+// hundred new paths, while drains and touches run concurrently: every
+// session must still collapse to the entry and exit pages its touches
+// gave it.
+func TestDrainPathsUnderCompaction(t *testing.T) {
+	c := NewCache(CacheConfig{MaxSessions: 4096, IdleTimeout: 30 * time.Second})
+	c.paths.floor = 256
+	c.paths.limit.Store(c.paths.floor)
+	tb := newTable()
+	var mu sync.Mutex
+	final := map[uint64]Session{}
+	pages := map[uint64][2]string{} // session id → entry, exit page
+	stop := make(chan struct{})
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				tb.drain(c)
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(g), 9))
+			for i := range 10000 {
+				now := t0.Add(time.Duration(i) * 10 * time.Millisecond)
+				v := uint64(g*1000 + r.IntN(300) + 1)
+				ev := pageview(fmt.Sprintf("/g%d/%d", g, i))
+				if r.IntN(5) == 0 {
+					ev = event("", true) // no page: entry and exit stay
+				}
+				_, cur, hadPrev := c.Touch("example.com", v, now, ev)
+				// The pages as the model has them, not as the cache
+				// reports them (it reads them from the same table).
+				mu.Lock()
+				m := pages[cur.ID]
+				switch {
+				case !hadPrev:
+					m = [2]string{ev.Path, ev.Path}
+				case ev.Pageview:
+					if m[0] == "" {
+						m[0] = ev.Path
+					}
+					m[1] = ev.Path
+				}
+				pages[cur.ID] = m
+				if old, ok := final[cur.ID]; !ok || cur.Version > old.Version {
+					final[cur.ID] = cur
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	<-drained
+	tb.drain(c)
+	got := tb.collapsed(t)
+	if len(got) != len(final) {
+		t.Fatalf("table holds %d sessions, touches made %d", len(got), len(final))
+	}
+	for id, want := range final {
+		p := pages[id]
+		if g := got[id]; g.Version != want.Version || g.EntryPage != p[0] || g.ExitPage != p[1] {
+			t.Fatalf("session %d collapsed to version %d, pages %q → %q; want %d, %q → %q",
+				id, g.Version, g.EntryPage, g.ExitPage, want.Version, p[0], p[1])
+		}
+	}
+	if held := c.paths.n.Load(); held > 4*4096+256 {
+		t.Errorf("%d paths held for at most 4096 sessions: not compacted", held)
 	}
 }

@@ -21,6 +21,7 @@ type pathTable struct {
 	seed   maphash.Seed
 	n      atomic.Int64 // paths held
 	limit  atomic.Int64
+	floor  int64 // the least limit, minPathLimit (tests lower it)
 	shards [pathShards]pathShard
 }
 
@@ -42,7 +43,8 @@ func (t *pathTable) init() {
 	for i := range t.shards {
 		t.shards[i].m = make(map[uint64]string)
 	}
-	t.limit.Store(minPathLimit)
+	t.floor = minPathLimit
+	t.limit.Store(t.floor)
 }
 
 func (t *pathTable) hash(path string) uint64 { return maphash.String(t.seed, path) }
@@ -79,7 +81,7 @@ func (t *pathTable) get(h uint64) string {
 func (t *pathTable) over() bool { return t.n.Load() > t.limit.Load() }
 
 // keep drops every path but those whose hashes live holds, and sets the
-// next limit to twice what is kept (at least minPathLimit).
+// next limit to twice what is kept (at least floor).
 func (t *pathTable) keep(live map[uint64]struct{}) {
 	kept := 0
 	for i := range t.shards {
@@ -96,5 +98,5 @@ func (t *pathTable) keep(live map[uint64]struct{}) {
 		sh.mu.Unlock()
 	}
 	t.n.Store(int64(kept))
-	t.limit.Store(int64(max(minPathLimit, 2*kept)))
+	t.limit.Store(max(t.floor, int64(2*kept)))
 }
