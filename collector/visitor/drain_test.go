@@ -107,18 +107,9 @@ func TestDrainKeepsEndedAndEvictedSessions(t *testing.T) {
 	}
 }
 
-// TestDrainProperty runs random touches (with midnight fallbacks across
-// shards, expiries and evictions) against concurrent drains, and checks
-// that the modelled table collapses to exactly the cache's last state of
-// every session.
-func TestDrainProperty(t *testing.T) {
-	c := NewCache(CacheConfig{MaxSessions: 4096, IdleTimeout: 30 * time.Second})
-	if len(c.shards) < 2 {
-		t.Fatalf("want several shards, have %d", len(c.shards))
-	}
-	tb := newTable()
-	var mu sync.Mutex
-	final := map[uint64]Session{} // session id → last state returned by a touch
+// touchAndDrain runs touches in four goroutines (numbered 0 to 3) while
+// another drains c into tb every 100 us, then drains once more.
+func touchAndDrain(c *Cache, tb *table, touches func(g int)) {
 	stop := make(chan struct{})
 	drained := make(chan struct{})
 	go func() {
@@ -135,30 +126,45 @@ func TestDrainProperty(t *testing.T) {
 	}()
 	var wg sync.WaitGroup
 	for g := range 4 {
-		wg.Go(func() {
-			r := rand.New(rand.NewPCG(uint64(g), 7))
-			for i := range 20000 {
-				now := t0.Add(time.Duration(i) * 10 * time.Millisecond)
-				v := uint64(g*1000 + r.IntN(40) + 1)
-				var cur Session
-				if r.IntN(4) == 0 {
-					// Midnight: the same visitor under a new id continues.
-					_, cur, _ = c.TouchFallback("example.com", v+uint64(i)*1_000_000, v, now, pageview("/f"))
-				} else {
-					_, cur, _ = c.Touch("example.com", v, now, pageview("/p"))
-				}
-				mu.Lock()
-				if old, ok := final[cur.ID]; !ok || cur.Version > old.Version {
-					final[cur.ID] = cur
-				}
-				mu.Unlock()
-			}
-		})
+		wg.Go(func() { touches(g) })
 	}
 	wg.Wait()
 	close(stop)
 	<-drained
 	tb.drain(c)
+}
+
+// TestDrainProperty runs random touches (with midnight fallbacks across
+// shards, expiries and evictions) against concurrent drains, and checks
+// that the modelled table collapses to exactly the cache's last state of
+// every session.
+func TestDrainProperty(t *testing.T) {
+	c := NewCache(CacheConfig{MaxSessions: 4096, IdleTimeout: 30 * time.Second})
+	if len(c.shards) < 2 {
+		t.Fatalf("want several shards, have %d", len(c.shards))
+	}
+	tb := newTable()
+	var mu sync.Mutex
+	final := map[uint64]Session{} // session id → last state returned by a touch
+	touchAndDrain(c, tb, func(g int) {
+		r := rand.New(rand.NewPCG(uint64(g), 7))
+		for i := range 20000 {
+			now := t0.Add(time.Duration(i) * 10 * time.Millisecond)
+			v := uint64(g*1000 + r.IntN(40) + 1)
+			var cur Session
+			if r.IntN(4) == 0 {
+				// Midnight: the same visitor under a new id continues.
+				_, cur, _ = c.TouchFallback("example.com", v+uint64(i)*1_000_000, v, now, pageview("/f"))
+			} else {
+				_, cur, _ = c.Touch("example.com", v, now, pageview("/p"))
+			}
+			mu.Lock()
+			if old, ok := final[cur.ID]; !ok || cur.Version > old.Version {
+				final[cur.ID] = cur
+			}
+			mu.Unlock()
+		}
+	})
 	got := tb.collapsed(t)
 	if len(got) != len(final) {
 		t.Fatalf("table holds %d sessions, touches made %d", len(got), len(final))
@@ -258,57 +264,36 @@ func TestDrainPathsUnderCompaction(t *testing.T) {
 	var mu sync.Mutex
 	final := map[uint64]Session{}
 	pages := map[uint64][2]string{} // session id → entry, exit page
-	stop := make(chan struct{})
-	drained := make(chan struct{})
-	go func() {
-		defer close(drained)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-				tb.drain(c)
-				time.Sleep(100 * time.Microsecond)
+	touchAndDrain(c, tb, func(g int) {
+		r := rand.New(rand.NewPCG(uint64(g), 9))
+		for i := range 10000 {
+			now := t0.Add(time.Duration(i) * 10 * time.Millisecond)
+			v := uint64(g*1000 + r.IntN(300) + 1)
+			ev := pageview(fmt.Sprintf("/g%d/%d", g, i))
+			if r.IntN(5) == 0 {
+				ev = event("", true) // no page: entry and exit stay
 			}
+			_, cur, hadPrev := c.Touch("example.com", v, now, ev)
+			// The pages as the model has them, not as the cache
+			// reports them (it reads them from the same table).
+			mu.Lock()
+			m := pages[cur.ID]
+			switch {
+			case !hadPrev:
+				m = [2]string{ev.Path, ev.Path}
+			case ev.Pageview:
+				if m[0] == "" {
+					m[0] = ev.Path
+				}
+				m[1] = ev.Path
+			}
+			pages[cur.ID] = m
+			if old, ok := final[cur.ID]; !ok || cur.Version > old.Version {
+				final[cur.ID] = cur
+			}
+			mu.Unlock()
 		}
-	}()
-	var wg sync.WaitGroup
-	for g := range 4 {
-		wg.Go(func() {
-			r := rand.New(rand.NewPCG(uint64(g), 9))
-			for i := range 10000 {
-				now := t0.Add(time.Duration(i) * 10 * time.Millisecond)
-				v := uint64(g*1000 + r.IntN(300) + 1)
-				ev := pageview(fmt.Sprintf("/g%d/%d", g, i))
-				if r.IntN(5) == 0 {
-					ev = event("", true) // no page: entry and exit stay
-				}
-				_, cur, hadPrev := c.Touch("example.com", v, now, ev)
-				// The pages as the model has them, not as the cache
-				// reports them (it reads them from the same table).
-				mu.Lock()
-				m := pages[cur.ID]
-				switch {
-				case !hadPrev:
-					m = [2]string{ev.Path, ev.Path}
-				case ev.Pageview:
-					if m[0] == "" {
-						m[0] = ev.Path
-					}
-					m[1] = ev.Path
-				}
-				pages[cur.ID] = m
-				if old, ok := final[cur.ID]; !ok || cur.Version > old.Version {
-					final[cur.ID] = cur
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	close(stop)
-	<-drained
-	tb.drain(c)
+	})
 	got := tb.collapsed(t)
 	if len(got) != len(final) {
 		t.Fatalf("table holds %d sessions, touches made %d", len(got), len(final))
