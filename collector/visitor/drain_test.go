@@ -107,6 +107,24 @@ func TestDrainKeepsEndedAndEvictedSessions(t *testing.T) {
 	}
 }
 
+// keepLatest notes cur in final unless final holds a later version of it.
+func keepLatest(final map[uint64]Session, cur Session) {
+	if old, ok := final[cur.ID]; !ok || cur.Version > old.Version {
+		final[cur.ID] = cur
+	}
+}
+
+// collapsedAll is collapsed, failing unless the table holds exactly the
+// sessions of final.
+func (tb *table) collapsedAll(t *testing.T, final map[uint64]Session) map[uint64]Session {
+	t.Helper()
+	got := tb.collapsed(t)
+	if len(got) != len(final) {
+		t.Fatalf("table holds %d sessions, touches made %d", len(got), len(final))
+	}
+	return got
+}
+
 // touchAndDrain runs touches in four goroutines (numbered 0 to 3) while
 // another drains c into tb every 100 us, then drains once more.
 func touchAndDrain(c *Cache, tb *table, touches func(g int)) {
@@ -159,16 +177,11 @@ func TestDrainProperty(t *testing.T) {
 				_, cur, _ = c.Touch("example.com", v, now, pageview("/p"))
 			}
 			mu.Lock()
-			if old, ok := final[cur.ID]; !ok || cur.Version > old.Version {
-				final[cur.ID] = cur
-			}
+			keepLatest(final, cur)
 			mu.Unlock()
 		}
 	})
-	got := tb.collapsed(t)
-	if len(got) != len(final) {
-		t.Fatalf("table holds %d sessions, touches made %d", len(got), len(final))
-	}
+	got := tb.collapsedAll(t, final)
 	for id, want := range final {
 		if g := got[id]; g.Version != want.Version || g.Pageviews != want.Pageviews {
 			t.Fatalf("session %d collapsed to version %d (%d pageviews), want %d (%d)", id, g.Version, g.Pageviews, want.Version, want.Pageviews)
@@ -288,16 +301,11 @@ func TestDrainPathsUnderCompaction(t *testing.T) {
 				m[1] = ev.Path
 			}
 			pages[cur.ID] = m
-			if old, ok := final[cur.ID]; !ok || cur.Version > old.Version {
-				final[cur.ID] = cur
-			}
+			keepLatest(final, cur)
 			mu.Unlock()
 		}
 	})
-	got := tb.collapsed(t)
-	if len(got) != len(final) {
-		t.Fatalf("table holds %d sessions, touches made %d", len(got), len(final))
-	}
+	got := tb.collapsedAll(t, final)
 	for id, want := range final {
 		p := pages[id]
 		if g := got[id]; g.Version != want.Version || g.EntryPage != p[0] || g.ExitPage != p[1] {
