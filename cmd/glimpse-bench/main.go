@@ -94,7 +94,10 @@ func bench(args []string) error {
 	glimpse := fs.String("glimpse", "bin/glimpse", "the glimpse binary")
 	dsn := fs.String("clickhouse", "clickhouse://127.0.0.1:9000/glimpse_bench", "ClickHouse DSN for (c); the database is dropped first")
 	rounds := fs.Int("rounds", 3, "interleaved rounds")
-	dur := fs.Duration("duration", 5*time.Second, "load duration per contestant and round")
+	// A round must hold a session drain, which glimpse serve makes every
+	// 10 s (--session-flush-interval): shorter rounds leave out the
+	// session inserts that steady traffic pays for.
+	dur := fs.Duration("duration", 12*time.Second, "load duration per contestant and round (at least the 10 s session flush interval, so that session writes are measured)")
 	conns := fs.Int("connections", 32, "concurrent client connections")
 	geo := fs.String("geoip", "", "GeoIP .mmdb passed to glimpse (optional)")
 	only := fs.String("only", "", "run only this contestant (bare, discard or store), e.g. to profile it")
