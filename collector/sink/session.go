@@ -55,7 +55,9 @@ func (w *Writer) flushSessions(ctx context.Context, rows []sessionRow) []session
 	srcs := w.sessionSrcs
 	w.srcMu.Unlock()
 	rows = rows[:0]
+	peak := 0 // the most rows held at once
 	flush := func() {
+		peak = max(peak, len(rows))
 		if len(rows) > 0 {
 			w.sessions.flush(ctx, rows)
 		}
@@ -77,8 +79,9 @@ func (w *Writer) flushSessions(ctx context.Context, rows []sessionRow) []session
 		src.Drain(emit, pause)
 	}
 	flush()
-	if cap(rows) > 4*len(rows) && cap(rows) > 4096 {
-		rows = nil // a burst's capacity is not kept
+	// A burst's capacity is not kept.
+	if cap(rows) > 4*peak && cap(rows) > 4096 {
+		rows = nil
 	}
 	return rows
 }
