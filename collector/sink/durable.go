@@ -102,20 +102,7 @@ func (w *Writer) appendLoop(a *appender) {
 			}
 			take(e)
 			gather.wait()
-			// Take what else is queued without a select per event: a
-			// select on the queue and the ticker costs more than writing
-			// the record. A closed queue is left to the select above.
-			for range 1024 {
-				var ok bool
-				select {
-				case e, ok = <-w.events.queue:
-				default:
-				}
-				if !ok {
-					break
-				}
-				take(e)
-			}
+			takeQueued(w.events.queue, 1024, take)
 		case <-tick.C:
 			report(a.requestSync())
 			uncommitted = 0
@@ -135,6 +122,23 @@ const (
 	gatherGap  = 200 * time.Microsecond // 5,000 events a second
 	gatherWait = 500 * time.Microsecond
 )
+
+// takeQueued calls take for what q holds, at most n, without a select per
+// element (a select on the queue and a ticker costs more than writing a
+// record) and without blocking. A closed q is left to the caller's select.
+func takeQueued[T any](q <-chan T, n int, take func(T)) {
+	for range n {
+		select {
+		case v, ok := <-q:
+			if !ok {
+				return
+			}
+			take(v)
+		default:
+			return
+		}
+	}
+}
 
 // wait is called when an event is taken from a queue that was found empty.
 func (g *gatherer) wait() {

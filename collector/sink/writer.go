@@ -375,6 +375,7 @@ func (t *table[T]) run() {
 	tick := time.NewTicker(t.interval)
 	defer tick.Stop()
 	var gather gatherer
+	add := func(r T) { rows = append(rows, r) }
 	for {
 		select {
 		case r, ok := <-t.queue:
@@ -386,19 +387,7 @@ func (t *table[T]) run() {
 			}
 			rows = append(rows, r)
 			gather.wait()
-			// Take what else is queued without a select per row (see
-			// appendLoop); a closed queue is left to the select above.
-			for len(rows) < size {
-				ok = false
-				select {
-				case r, ok = <-t.queue:
-				default:
-				}
-				if !ok {
-					break
-				}
-				rows = append(rows, r)
-			}
+			takeQueued(t.queue, size-len(rows), add)
 			if len(rows) >= size {
 				handoff(context.Background())
 			}

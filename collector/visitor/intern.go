@@ -7,11 +7,11 @@ import (
 )
 
 // internTable hands out immutable copies of strings, the same copy for
-// equal strings. The session cache keeps paths and attribution for up to a
-// day, while callers build them in buffers they reuse for the next request;
+// equal strings. The session cache keeps attribution for up to a day,
+// while callers build it in buffers they reuse for the next request;
 // interning lets callers pass views of those buffers, costs no allocation
-// for values seen before (paths and attribution repeat heavily), and
-// stores each value once however many sessions hold it.
+// for values seen before (attribution repeats heavily), and stores each
+// value once however many sessions hold it. (Pages are kept by pathTable.)
 //
 // The table is bounded: when a shard is full, an arbitrary entry makes
 // room, so values that stop being used age out. Safe for concurrent use.
@@ -32,8 +32,8 @@ const (
 	// defaultInternSize bounds the distinct strings interned, about 6 MiB
 	// with typical lengths.
 	defaultInternSize = 1 << 16
-	// maxInternLen is the longest string interned; longer ones (rare
-	// paths, long referrers) are copied for each use.
+	// maxInternLen is the longest string interned; longer ones (long
+	// referrers, rare campaign names) are copied for each use.
 	maxInternLen = 256
 )
 

@@ -291,27 +291,36 @@ func (c *Cache) resize(per int) {
 	c.mapping.m, c.per = m, per
 }
 
-// grow doubles the tables, unless another goroutine did since the caller
-// saw them with per slots.
-func (c *Cache) grow(per int) {
+// exclusive runs f with every shard's lock held.
+func (c *Cache) exclusive(f func()) {
 	for i := range c.shards {
 		c.shards[i].mu.Lock()
 	}
-	if c.per == per {
-		c.resize(2 * per)
-	}
-	for i := range c.shards {
-		c.shards[i].mu.Unlock()
-	}
+	defer func() {
+		for i := range c.shards {
+			c.shards[i].mu.Unlock()
+		}
+	}()
+	f()
+}
+
+// grow doubles the tables, unless another goroutine did since the caller
+// saw them with per slots.
+func (c *Cache) grow(per int) {
+	c.exclusive(func() {
+		if c.per == per {
+			c.resize(2 * per)
+		}
+	})
 }
 
 // compactPaths drops the paths no session refers to any more, under every
 // shard's lock (so that no touch adds a reference meanwhile).
 func (c *Cache) compactPaths() {
-	for i := range c.shards {
-		c.shards[i].mu.Lock()
-	}
-	if c.paths.over() {
+	c.exclusive(func() {
+		if !c.paths.over() {
+			return // another touch compacted first
+		}
 		live := make(map[uint64]struct{})
 		for i := range c.shards {
 			for _, s := range c.shards[i].slots {
@@ -321,10 +330,7 @@ func (c *Cache) compactPaths() {
 			}
 		}
 		c.paths.keep(live)
-	}
-	for i := range c.shards {
-		c.shards[i].mu.Unlock()
-	}
+	})
 }
 
 // full reports whether sh must grow before a session is added: it has
