@@ -247,3 +247,40 @@ func TestRollupsFollowInserts(t *testing.T) {
 		t.Errorf("sessions_hourly: visits %d bounces %d duration %d, want 1 0 300", visits, bounces, dur)
 	}
 }
+
+// TestSessionsHourlyGroupsEachInsert: a drain's rows reach sessions_hourly
+// summed per site and hour (0007), not one rollup row per session row. One
+// INSERT makes one part, which ClickHouse does not merge with itself, so
+// the row count is what the view wrote.
+func TestSessionsHourlyGroupsEachInsert(t *testing.T) {
+	db := chtest.Migrated(t)
+	c := ctx(t)
+	// 1,000 sessions in two hours of one site and one hour of another; the
+	// odd ones are an update (-1 old, +1 new), the even ones are new.
+	q := `INSERT INTO sessions (site_id, session_id, visitor_id, sign, version, start, ts, duration, pageviews, is_bounce, engagement_ms)
+		SELECT if(n % 10 = 0, 'b.com', 'a.com'), intDiv(n, 2), intDiv(n, 2), if(n % 2 = 1 AND n % 4 = 1, -1, 1), 1,
+			toDateTime('2026-01-02 10:00:00') + if(n % 3 = 0, 3600, 0), toDateTime('2026-01-02 12:00:00'), 10, 2, 0, 500
+		FROM (SELECT number AS n FROM system.numbers LIMIT 1000)`
+	if err := db.Conn.Exec(c, q); err != nil {
+		t.Fatal(err)
+	}
+	type agg struct {
+		rows                        uint64
+		visits, duration, pageviews int64
+	}
+	var want, got agg
+	if err := db.Conn.QueryRow(c, `SELECT toUInt64(uniqExact(site_id, toStartOfHour(start))), sum(sign), sum(sign * duration), sum(sign * pageviews) FROM sessions`).
+		Scan(&want.rows, &want.visits, &want.duration, &want.pageviews); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Conn.QueryRow(c, `SELECT count(), sum(visits), sum(duration_sum), sum(pageviews_sum) FROM sessions_hourly`).
+		Scan(&got.rows, &got.visits, &got.duration, &got.pageviews); err != nil {
+		t.Fatal(err)
+	}
+	if want.rows != 4 || want.visits == 0 {
+		t.Fatalf("fixture: %+v, want 4 site-hours and some visits", want)
+	}
+	if got != want {
+		t.Errorf("sessions_hourly after one insert: %+v, want %+v (rows: one per site and hour)", got, want)
+	}
+}
