@@ -75,9 +75,13 @@ type contestant struct {
 	name string
 	args []string // command line; the listen address is appended
 	env  []string
-	proc *exec.Cmd
-	addr string
-	stat []result
+	// settle: after its load, the round waits this long before the next
+	// contestant starts, and the CPU the contestant and ClickHouse spend
+	// meanwhile is charged to it (the session drain of its round's events).
+	settle time.Duration
+	proc   *exec.Cmd
+	addr   string
+	stat   []result
 }
 
 type result struct {
@@ -98,6 +102,7 @@ func bench(args []string) error {
 	// 10 s (--session-flush-interval): shorter rounds leave out the
 	// session inserts that steady traffic pays for.
 	dur := fs.Duration("duration", 12*time.Second, "load duration per contestant and round (at least the 10 s session flush interval, so that session writes are measured)")
+	settle := fs.Duration("settle", 12*time.Second, "after each store round, wait this long (more than the 10 s session flush interval) and charge the CPU that glimpse and ClickHouse spend meanwhile to the store round, so that its last session drain does not land in the next contestant's round")
 	conns := fs.Int("connections", 32, "concurrent client connections")
 	geo := fs.String("geoip", "", "GeoIP .mmdb passed to glimpse (optional)")
 	only := fs.String("only", "", "run only this contestant (bare, discard or store), e.g. to profile it")
@@ -125,7 +130,7 @@ func bench(args []string) error {
 	cs := []*contestant{
 		{name: "bare", args: []string{self, "bare"}},
 		{name: "discard", args: append(append([]string{*glimpse}, common...), "--sink", "discard", "--clickhouse", *dsn)},
-		{name: "store", args: append(append([]string{*glimpse}, common...), "--clickhouse", *dsn)},
+		{name: "store", args: append(append([]string{*glimpse}, common...), "--clickhouse", *dsn), settle: *settle},
 	}
 	if *spool {
 		cs[2].args = append(cs[2].args, "--spool-dir", filepath.Join(tmp, "spool"))
@@ -208,6 +213,9 @@ func bench(args []string) error {
 	// so every µs they spend per request is not available to the server.
 	for _, c := range cs {
 		c.printShares()
+	}
+	if store.settle > 0 {
+		fmt.Printf("store cpu µs/event and ClickHouse µs/event include the %s after each store round (its last session drain)\n", store.settle)
 	}
 	fmt.Printf("store: answered 202 %d, rows in ClickHouse %d\n", accepted, stored)
 	if stored != uint64(accepted) {
@@ -393,8 +401,12 @@ func load(c *contestant, d time.Duration, conns int, bodies []payload) (result, 
 	}
 	wg.Wait()
 	secs := time.Since(start).Seconds()
+	genCPU := cpuSeconds(os.Getpid()) - gen0
+	if c.settle > 0 {
+		time.Sleep(c.settle)
+	}
 	cpu := cpuSeconds(c.proc.Process.Pid) - cpu0
-	genCPU, chCPU := cpuSeconds(os.Getpid())-gen0, clickhouseCPU()-ch0
+	chCPU := clickhouseCPU() - ch0
 	var all []time.Duration
 	for _, l := range lat {
 		all = append(all, l...)
