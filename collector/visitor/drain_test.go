@@ -15,6 +15,7 @@ type table struct {
 	net  map[[2]uint64]int     // (id, version) → sum of signs
 	last map[[2]uint64]Session // (id, version) → state written with +1
 	rows int
+	bad  []string // cancel rows that differ from the +1 row they cancel
 }
 
 func newTable() *table {
@@ -26,7 +27,13 @@ func (tb *table) drain(c *Cache) int {
 	defer tb.mu.Unlock()
 	return c.Drain(func(prev, cur *Session, hadPrev bool) {
 		if hadPrev {
-			tb.net[[2]uint64{prev.ID, uint64(prev.Version)}]--
+			k := [2]uint64{prev.ID, uint64(prev.Version)}
+			// The rollups sum rows with their sign: a cancel row must
+			// repeat every column of the row it cancels.
+			if w, ok := tb.last[k]; !ok || !sameSession(*prev, w) {
+				tb.bad = append(tb.bad, fmt.Sprintf("cancel row %+v for written %+v", viewOf(*prev), viewOf(w)))
+			}
+			tb.net[k]--
 			tb.rows++
 		}
 		k := [2]uint64{cur.ID, uint64(cur.Version)}
@@ -41,6 +48,9 @@ func (tb *table) drain(c *Cache) int {
 // without its state.
 func (tb *table) collapsed(t *testing.T) map[uint64]Session {
 	t.Helper()
+	if len(tb.bad) > 0 {
+		t.Fatalf("%d cancel rows differ from what they cancel; first: %s", len(tb.bad), tb.bad[0])
+	}
 	out := map[uint64]Session{}
 	for k, n := range tb.net {
 		switch n {
@@ -315,5 +325,93 @@ func TestDrainPathsUnderCompaction(t *testing.T) {
 	}
 	if held := c.paths.n.Load(); held > 4*4096+256 {
 		t.Errorf("%d paths held for at most 4096 sessions: not compacted", held)
+	}
+}
+
+// sameSession reports whether a and b are the same version with the same
+// columns, attribution compared by value.
+func sameSession(a, b Session) bool {
+	if (a.Attrs == nil) != (b.Attrs == nil) || (a.Attrs != nil && *a.Attrs != *b.Attrs) {
+		return false
+	}
+	a.Attrs, b.Attrs = nil, nil
+	return a == b
+}
+
+// TestEndedSessionsKeepPathsThroughCompaction: sessions evicted before a
+// Drain wait in their shard with their pages and attribution as keys; a
+// compaction meanwhile must keep what those keys name, or the drained rows
+// lose their pages and attribution.
+func TestEndedSessionsKeepPathsThroughCompaction(t *testing.T) {
+	c := NewCache(CacheConfig{MaxSessions: minPerShard})
+	c.paths.floor, c.attrs.floor = 256, 256
+	c.paths.limit.Store(c.paths.floor)
+	c.attrs.limit.Store(c.attrs.floor)
+	const n = 5000 // most are evicted, none drained
+	for i := range n {
+		v := uint64(i + 1)
+		ev := pageview(fmt.Sprintf("/a/%d", i))
+		ev.Attrs = &Attrs{Referrer: fmt.Sprintf("r%d", i), Browser: "Firefox"}
+		c.Touch("example.com", v, t0, ev)
+		c.Touch("example.com", v, t0.Add(time.Second), pageview(fmt.Sprintf("/b/%d", i)))
+	}
+	if c.Evictions() < n/2 {
+		t.Fatalf("%d evictions: the test needs ended sessions", c.Evictions())
+	}
+	if c.paths.n.Load() > 4*n || c.attrs.n.Load() > 2*n {
+		t.Fatalf("%d paths, %d attributions held: never compacted", c.paths.n.Load(), c.attrs.n.Load())
+	}
+	seen := 0
+	c.Drain(func(prev, cur *Session, hadPrev bool) {
+		i := cur.VisitorID - 1
+		if want := [2]string{fmt.Sprintf("/a/%d", i), fmt.Sprintf("/b/%d", i)}; cur.EntryPage != want[0] || cur.ExitPage != want[1] {
+			t.Errorf("visitor %d drained with pages %q → %q, want %q → %q", cur.VisitorID, cur.EntryPage, cur.ExitPage, want[0], want[1])
+		}
+		if want := fmt.Sprintf("r%d", i); cur.Attrs == nil || cur.Attrs.Referrer != want || cur.Attrs.Browser != "Firefox" {
+			t.Errorf("visitor %d drained with attribution %+v, want referrer %s", cur.VisitorID, cur.Attrs, want)
+		}
+		seen++
+	}, nil)
+	if seen != n {
+		t.Errorf("drained %d sessions, want %d", seen, n)
+	}
+}
+
+// TestSessionAttrsCompacted: attributions of sessions that ended and were
+// drained are dropped, held sessions keep theirs, and a session's cancel
+// row names the same attribution as the row it cancels (table.drain).
+func TestSessionAttrsCompacted(t *testing.T) {
+	c := NewCache(CacheConfig{MaxSessions: 4096})
+	c.attrs.floor = 256
+	c.attrs.limit.Store(c.attrs.floor)
+	tb := newTable()
+	const n = 20000
+	for i := range n {
+		v := uint64(i + 1)
+		ev := pageview("/")
+		ev.Attrs = &Attrs{Referrer: fmt.Sprintf("r%d", i), Country: "DE"}
+		c.Touch("example.com", v, t0, ev)
+		tb.drain(c)
+		c.Touch("example.com", v, t0.Add(time.Second), pageview("/next"))
+		if i%1000 == 999 {
+			tb.drain(c)
+		}
+	}
+	tb.drain(c)
+	tb.collapsed(t)
+	if held := c.attrs.n.Load(); held > 4*4096 {
+		t.Errorf("%d attributions held for at most 4096 sessions: not compacted", held)
+	}
+	for i := range c.shards {
+		sh := &c.shards[i]
+		for j := range sh.slots {
+			if sh.slots[j].visitor == 0 {
+				continue
+			}
+			s := c.session(sh, j)
+			if want := fmt.Sprintf("r%d", s.VisitorID-1); s.Attrs == nil || s.Attrs.Referrer != want || s.Attrs.Country != "DE" {
+				t.Fatalf("visitor %d holds attribution %+v, want referrer %s", s.VisitorID, s.Attrs, want)
+			}
+		}
 	}
 }

@@ -11,20 +11,14 @@ import (
 // while callers build it in buffers they reuse for the next request;
 // interning lets callers pass views of those buffers, costs no allocation
 // for values seen before (attribution repeats heavily), and stores each
-// value once however many sessions hold it. (Pages are kept by pathTable.)
+// value once however many sessions hold it. (Pages are kept by pathTable,
+// whole attributions by attrTable.)
 //
 // The table is bounded: when a shard is full, an arbitrary entry makes
 // room, so values that stop being used age out. Safe for concurrent use.
 type internTable struct {
 	seed   maphash.Seed
 	shards [internShards]internShard
-
-	// attribution sets, shared by every session with the same one: most
-	// visits share a handful (direct, Chrome, Windows, one country), and a
-	// pointer costs a session 8 bytes where a copy costs 256.
-	amu    sync.Mutex
-	shared map[Attrs]*Attrs
-	amax   int
 }
 
 const (
@@ -51,8 +45,6 @@ func (t *internTable) init(size int) {
 		t.shards[i].m = make(map[string]string)
 		t.shards[i].max = per
 	}
-	t.shared = make(map[Attrs]*Attrs)
-	t.amax = max(1, size/4)
 }
 
 // get returns an immutable string equal to s, which may alias a buffer the
@@ -86,27 +78,6 @@ func (t *internTable) get(s string) string {
 	}
 	sh.mu.Unlock()
 	return v
-}
-
-// sharedAttrs returns an immutable Attrs equal to a, the same pointer for
-// equal attribution while it stays in the table. a's strings may alias
-// buffers the caller reuses.
-func (t *internTable) sharedAttrs(a *Attrs) *Attrs {
-	v := t.attrs(a)
-	t.amu.Lock()
-	defer t.amu.Unlock()
-	if p, ok := t.shared[v]; ok {
-		return p
-	}
-	if len(t.shared) >= t.amax {
-		for k := range t.shared {
-			delete(t.shared, k)
-			break
-		}
-	}
-	p := &v
-	t.shared[v] = p
-	return p
 }
 
 // attrs returns a copy of a whose strings are all interned.

@@ -7,59 +7,55 @@ import (
 	"sync/atomic"
 )
 
-// pathTable holds the entry and exit pages of live sessions, keyed by a
-// 64-bit hash of the path (with a seed of the process's own, so that no
-// one can choose paths that collide). A slot keeps the two hashes, not the
-// strings: a touch that changes the exit page then writes only its slot,
-// which it has in cache, where writing a string to the parallel array
-// cost a cache miss of its own. Drain turns the hashes back into paths.
+// keyTable holds values that sessions refer to by a 64-bit key, a hash of
+// the value with a seed of the process's own (so that no one can choose
+// values that collide). A slot keeps keys, not strings or pointers: a
+// touch that changes the exit page then writes only its slot, which it
+// has in cache, and the arrays of held sessions have no pointers for the
+// garbage collector to scan. Drain turns the keys back into values.
 //
-// A path stays in the table while a slot refers to it. When the table
-// holds more than limit paths, Cache.compactPaths keeps only those that
-// live sessions refer to, so memory is bounded by the sessions held.
-type pathTable struct {
-	seed   maphash.Seed
-	n      atomic.Int64 // paths held
+// A value stays in the table while a session refers to it. When the table
+// holds more than limit values, Cache.compact keeps only those that held
+// sessions refer to, so memory is bounded by the sessions held.
+type keyTable[V any] struct {
+	n      atomic.Int64 // values held
 	limit  atomic.Int64
-	floor  int64 // the least limit, minPathLimit (tests lower it)
-	shards [pathShards]pathShard
+	floor  int64 // the least limit, minKeyLimit (tests lower it)
+	shards [keyShards]keyShard[V]
 }
 
-type pathShard struct {
+type keyShard[V any] struct {
 	mu sync.RWMutex
-	m  map[uint64]string
+	m  map[uint64]V
 	_  [32]byte // pad to 64 bytes so shards do not share cache lines
 }
 
 const (
-	pathShards = 16
-	// minPathLimit is the fewest paths held before compacting: about
-	// 4 MiB with typical lengths.
-	minPathLimit = 1 << 16
+	keyShards = 16
+	// minKeyLimit is the fewest values held before compacting: about
+	// 4 MiB of paths with typical lengths.
+	minKeyLimit = 1 << 16
 )
 
-func (t *pathTable) init() {
-	t.seed = maphash.MakeSeed()
+func (t *keyTable[V]) init() {
 	for i := range t.shards {
-		t.shards[i].m = make(map[uint64]string)
+		t.shards[i].m = make(map[uint64]V)
 	}
-	t.floor = minPathLimit
+	t.floor = minKeyLimit
 	t.limit.Store(t.floor)
 }
 
-func (t *pathTable) hash(path string) uint64 { return maphash.String(t.seed, path) }
-
-// add makes sure the table holds path under h, its hash. path may be a
-// view of a buffer the caller reuses: the table keeps a copy.
-func (t *pathTable) add(h uint64, path string) {
-	sh := &t.shards[h%pathShards]
+// add makes sure the table holds a value under h; mk makes it when it is
+// new (a copy the table may keep).
+func (t *keyTable[V]) add(h uint64, mk func() V) {
+	sh := &t.shards[h%keyShards]
 	sh.mu.RLock()
 	_, ok := sh.m[h]
 	sh.mu.RUnlock()
 	if ok {
 		return
 	}
-	v := strings.Clone(path)
+	v := mk()
 	sh.mu.Lock()
 	if _, ok := sh.m[h]; !ok {
 		sh.m[h] = v
@@ -68,9 +64,9 @@ func (t *pathTable) add(h uint64, path string) {
 	sh.mu.Unlock()
 }
 
-// get returns the path whose hash is h.
-func (t *pathTable) get(h uint64) string {
-	sh := &t.shards[h%pathShards]
+// get returns the value whose key is h.
+func (t *keyTable[V]) get(h uint64) V {
+	sh := &t.shards[h%keyShards]
 	sh.mu.RLock()
 	v := sh.m[h]
 	sh.mu.RUnlock()
@@ -78,16 +74,16 @@ func (t *pathTable) get(h uint64) string {
 }
 
 // over reports whether the table should be compacted.
-func (t *pathTable) over() bool { return t.n.Load() > t.limit.Load() }
+func (t *keyTable[V]) over() bool { return t.n.Load() > t.limit.Load() }
 
-// keep drops every path but those whose hashes live holds, and sets the
+// keep drops every value but those whose keys live holds, and sets the
 // next limit to twice what is kept (at least floor).
-func (t *pathTable) keep(live map[uint64]struct{}) {
+func (t *keyTable[V]) keep(live map[uint64]struct{}) {
 	kept := 0
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.Lock()
-		m := make(map[uint64]string)
+		m := make(map[uint64]V)
 		for h, v := range sh.m {
 			if _, ok := live[h]; ok {
 				m[h] = v
@@ -99,4 +95,53 @@ func (t *pathTable) keep(live map[uint64]struct{}) {
 	}
 	t.n.Store(int64(kept))
 	t.limit.Store(max(t.floor, int64(2*kept)))
+}
+
+// pathTable holds the entry and exit pages of held sessions.
+type pathTable struct {
+	keyTable[string]
+	seed maphash.Seed
+}
+
+func (t *pathTable) init() {
+	t.keyTable.init()
+	t.seed = maphash.MakeSeed()
+}
+
+func (t *pathTable) hash(path string) uint64 { return maphash.String(t.seed, path) }
+
+// add makes sure the table holds path under h, its hash. path may be a
+// view of a buffer the caller reuses: the table keeps a copy.
+func (t *pathTable) add(h uint64, path string) {
+	t.keyTable.add(h, func() string { return strings.Clone(path) })
+}
+
+// attrTable holds the attribution of held sessions, one immutable Attrs
+// for every session with the same attribution (most visits share a
+// handful: direct, Chrome, Windows, one country).
+type attrTable struct {
+	keyTable[*Attrs]
+	seed maphash.Seed
+}
+
+func (t *attrTable) init() {
+	t.keyTable.init()
+	t.seed = maphash.MakeSeed()
+}
+
+// hash returns a's key: each string with its length, so that no two
+// different attributions run together into the same bytes.
+func (t *attrTable) hash(a *Attrs) uint64 {
+	var h maphash.Hash
+	h.SetSeed(t.seed)
+	for _, s := range [...]string{
+		a.Referrer, a.Source, a.Channel, a.UTMSource, a.UTMMedium, a.UTMCampaign, a.UTMTerm, a.UTMContent,
+		a.Country, a.Region, a.City, a.Browser, a.OS, a.Device, a.Screen, a.ConnectionType,
+	} {
+		var n [4]byte
+		n[0], n[1], n[2], n[3] = byte(len(s)), byte(len(s)>>8), byte(len(s)>>16), byte(len(s)>>24)
+		h.Write(n[:])
+		h.WriteString(s)
+	}
+	return h.Sum64()
 }

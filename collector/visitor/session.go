@@ -18,10 +18,10 @@ import (
 const (
 	DefaultIdleTimeout = 30 * time.Minute
 	DefaultMaxLength   = 24 * time.Hour
-	// DefaultMaxSessions bounds the cache. A session costs about 0.5 KiB
-	// (its 128-byte slot and the free slots beside it, the state last
-	// written, a few pointers; paths and attribution are shared), so the
-	// default is about 250 MiB when full.
+	// DefaultMaxSessions bounds the cache. A session costs its 128-byte
+	// slot and 72 bytes beside it (the state last written among them), in
+	// tables 7/16 to 7/8 used, so 230 to 460 bytes; paths and attribution
+	// are shared. The default is 110 to 230 MiB when full.
 	DefaultMaxSessions = 500_000
 )
 
@@ -46,6 +46,9 @@ type Attrs struct {
 	Screen         string
 	ConnectionType string
 }
+
+// noAttrs is the attribution of a touch that has none.
+var noAttrs Attrs
 
 // Touch is one event as the session cache sees it.
 type Touch struct {
@@ -161,6 +164,7 @@ type Cache struct {
 	strs      internTable
 	sites     siteTable
 	paths     pathTable
+	attrs     attrTable
 	noPath    uint64 // paths.hash("")
 	// per is the slots of each shard's table. The tables are consecutive
 	// parts of one array (in mapped memory once it is big enough, see
@@ -170,8 +174,14 @@ type Cache struct {
 	mapping *slotMapping
 }
 
-// slotMapping holds the mapping of the slot array, if it has one.
-type slotMapping struct{ m []byte }
+// slotMapping holds the mappings of the slot and cold arrays, if they
+// have them.
+type slotMapping struct{ slots, colds []byte }
+
+func (m *slotMapping) unmap() {
+	unmapArray(m.slots)
+	unmapArray(m.colds)
+}
 
 // slot is a session's hot state: its key and what a touch reads and
 // writes. 128 bytes, so that a slot is two whole cache lines (the tables
@@ -203,17 +213,33 @@ const slotDirty = 1
 // cold is the rest of a session, in the array parallel to the slots.
 type cold struct {
 	visitor0 uint64 // Session.VisitorID: the id that started the session
-	attrs    *Attrs
-	// written is the state that Drain last handed out, which the table
-	// holds with sign +1 (nil: none yet).
-	written *Session
+	attrs    uint64 // the attribution's key in Cache.attrs
+	// w is the state that Drain last handed out, which the table holds
+	// with sign +1 (w.version 0: none yet).
+	w written
+}
+
+// written is what a session's last written version holds that changes
+// from one version to the next; the rest (id, visitor, site, start,
+// attribution) is the same in every version and read from the slot. It
+// is numbers and path keys, not a Session: a Session per held session was
+// an object with four strings for the GC to mark in every cycle, which
+// with a full cache (500,000 sessions) took a third of the CPU.
+type written struct {
+	lastSeen            int64 // Unix ns
+	engagement          uint64
+	entryHash, exitHash uint64 // keys in Cache.paths
+	version, pageviews  uint32
+	events, durationSec uint32
+	bounce              bool
 }
 
 // frozen is an ended (expired, evicted, swept) session whose last change
-// is not drained yet.
+// is not drained yet: its slot and the rest, as they were. Like slots and
+// colds it holds no pointer, so the garbage collector does not scan it.
 type frozen struct {
-	cur     Session
-	written *Session
+	s slot
+	k cold
 }
 
 type sessionShard struct {
@@ -239,6 +265,7 @@ const (
 func NewCache(cfg CacheConfig) *Cache {
 	c := &Cache{idle: int64(cfg.IdleTimeout), maxLength: int64(cfg.MaxLength), stall: cfg.DrainStall}
 	c.paths.init()
+	c.attrs.init()
 	c.noPath = c.paths.hash("")
 	if c.stall <= 0 {
 		c.stall = DefaultDrainStall
@@ -268,18 +295,19 @@ func NewCache(cfg CacheConfig) *Cache {
 	c.mapping = new(slotMapping)
 	c.resize(minSlots)
 	// The mapping outlives nothing but the Cache.
-	runtime.AddCleanup(c, func(m *slotMapping) { unmapSlots(m.m) }, c.mapping)
+	runtime.AddCleanup(c, func(m *slotMapping) { m.unmap() }, c.mapping)
 	return c
 }
 
 // resize gives every shard a table of per slots, holding what it held.
 // The caller holds every shard's lock (or has the Cache to itself).
 func (c *Cache) resize(per int) {
-	slots, m := mapSlots(per * len(c.shards))
+	slots, ms := mapArray[slot](per * len(c.shards))
+	colds, mc := mapArray[cold](per * len(c.shards))
 	for i := range c.shards {
 		sh := &c.shards[i]
 		old, olds := sh.slots, sh.colds
-		sh.slots, sh.colds = slots[i*per:(i+1)*per:(i+1)*per], make([]cold, per)
+		sh.slots, sh.colds = slots[i*per:(i+1)*per:(i+1)*per], colds[i*per:(i+1)*per:(i+1)*per]
 		sh.used, sh.dirty = 0, 0
 		for j := range old {
 			if old[j].visitor != 0 {
@@ -287,8 +315,8 @@ func (c *Cache) resize(per int) {
 			}
 		}
 	}
-	unmapSlots(c.mapping.m)
-	c.mapping.m, c.per = m, per
+	c.mapping.unmap()
+	c.mapping.slots, c.mapping.colds, c.per = ms, mc, per
 }
 
 // exclusive runs f with every shard's lock held.
@@ -314,22 +342,37 @@ func (c *Cache) grow(per int) {
 	})
 }
 
-// compactPaths drops the paths no session refers to any more, under every
-// shard's lock (so that no touch adds a reference meanwhile).
-func (c *Cache) compactPaths() {
+// compact drops the paths and attributions no session refers to any more
+// (held, ended but not drained, or in its last written version), under
+// every shard's lock (so that no touch adds a reference meanwhile).
+func (c *Cache) compact() {
 	c.exclusive(func() {
-		if !c.paths.over() {
+		if !c.paths.over() && !c.attrs.over() {
 			return // another touch compacted first
 		}
-		live := make(map[uint64]struct{})
+		live, attrs := make(map[uint64]struct{}), make(map[uint64]struct{})
+		keep := func(s *slot, k *cold) {
+			live[s.entryHash], live[s.exitHash] = struct{}{}, struct{}{}
+			if k.w.version != 0 {
+				// The last written version's pages: its cancel row
+				// must name them.
+				live[k.w.entryHash], live[k.w.exitHash] = struct{}{}, struct{}{}
+			}
+			attrs[k.attrs] = struct{}{}
+		}
 		for i := range c.shards {
-			for _, s := range c.shards[i].slots {
-				if s.visitor != 0 {
-					live[s.entryHash], live[s.exitHash] = struct{}{}, struct{}{}
+			sh := &c.shards[i]
+			for j := range sh.slots {
+				if sh.slots[j].visitor != 0 {
+					keep(&sh.slots[j], &sh.colds[j])
 				}
+			}
+			for j := range sh.frozen {
+				keep(&sh.frozen[j].s, &sh.frozen[j].k)
 			}
 		}
 		c.paths.keep(live)
+		c.attrs.keep(attrs)
 	})
 }
 
@@ -480,11 +523,11 @@ func (c *Cache) touch(site string, visitor, previous uint64, now time.Time, ev *
 		}
 	}
 	lock()
-	for c.full(sh) || c.paths.over() { // this touch may add a session, or a path
+	for c.full(sh) || c.paths.over() || c.attrs.over() { // this touch may add a session, a path or an attribution
 		per := c.per
 		unlock()
-		if c.paths.over() {
-			c.compactPaths()
+		if c.paths.over() || c.attrs.over() {
+			c.compact()
 		} else {
 			c.grow(per)
 		}
@@ -547,7 +590,57 @@ func (c *Cache) touch(site string, visitor, previous uint64, now time.Time, ev *
 
 // session returns the state of slot i.
 func (c *Cache) session(sh *sessionShard, i int) Session {
-	s, k := &sh.slots[i], &sh.colds[i]
+	return c.sessionOf(&sh.slots[i], &sh.colds[i])
+}
+
+// lastWritten returns the version of the session of s and k that Drain
+// last handed out; k.w.version must not be 0.
+func (c *Cache) lastWritten(s *slot, k *cold) Session {
+	w := &k.w
+	return Session{
+		ID:           s.id,
+		VisitorID:    k.visitor0,
+		Site:         c.sites.name(s.site),
+		Start:        time.Unix(0, s.start).UTC(),
+		LastSeen:     time.Unix(0, w.lastSeen).UTC(),
+		Version:      w.version,
+		Pageviews:    w.pageviews,
+		Events:       w.events,
+		Bounce:       w.bounce,
+		DurationSec:  w.durationSec,
+		EngagementMS: w.engagement,
+		EntryPage:    c.paths.get(w.entryHash),
+		ExitPage:     c.paths.get(w.exitHash),
+		Attrs:        c.attrs.get(k.attrs),
+	}
+}
+
+// drained notes cur, the state of s and k that Drain hands out, as the
+// last written one.
+func drained(s *slot, k *cold, cur *Session) {
+	k.w = written{
+		lastSeen: cur.LastSeen.UnixNano(), engagement: cur.EngagementMS,
+		entryHash: s.entryHash, exitHash: s.exitHash,
+		version: cur.Version, pageviews: cur.Pageviews, events: cur.Events,
+		durationSec: cur.DurationSec, bounce: cur.Bounce,
+	}
+}
+
+// emitChange hands the change of the session of s and k to emit: its
+// state now, and the last written one if there is one.
+func (c *Cache) emitChange(s *slot, k *cold, emit func(prev, cur *Session, hadPrev bool)) Session {
+	cur := c.sessionOf(s, k)
+	if k.w.version == 0 {
+		emit(&Session{}, &cur, false)
+	} else {
+		prev := c.lastWritten(s, k)
+		emit(&prev, &cur, true)
+	}
+	return cur
+}
+
+// sessionOf returns the state of the session of s and k.
+func (c *Cache) sessionOf(s *slot, k *cold) Session {
 	ms := uint64(max(s.lastEventAt-s.start, 0)/int64(time.Millisecond)) + s.tailMS
 	return Session{
 		ID:           s.id,
@@ -563,7 +656,7 @@ func (c *Cache) session(sh *sessionShard, i int) Session {
 		EngagementMS: s.engagement,
 		EntryPage:    c.paths.get(s.entryHash),
 		ExitPage:     c.paths.get(s.exitHash),
-		Attrs:        k.attrs,
+		Attrs:        c.attrs.get(k.attrs),
 	}
 }
 
@@ -581,18 +674,13 @@ func (c *Cache) session(sh *sessionShard, i int) Session {
 // after each lock shard's sessions, with no lock held.
 func (c *Cache) Drain(emit func(prev, cur *Session, hadPrev bool), pause func()) int {
 	n := 0
-	var none Session
 	for i := range c.shards {
 		sh := &c.shards[i]
 		c.drained.Store(time.Now().UnixNano())
 		sh.mu.Lock()
 		for j := range sh.frozen {
 			f := &sh.frozen[j]
-			if f.written != nil {
-				emit(f.written, &f.cur, true)
-			} else {
-				emit(&none, &f.cur, false)
-			}
+			c.emitChange(&f.s, &f.k, emit)
 		}
 		n += len(sh.frozen)
 		clear(sh.frozen)
@@ -606,15 +694,9 @@ func (c *Cache) Drain(emit func(prev, cur *Session, hadPrev bool), pause func())
 			if s.flags&slotDirty == 0 {
 				continue
 			}
-			cur := c.session(sh, j)
 			k := &sh.colds[j]
-			if k.written != nil {
-				emit(k.written, &cur, true)
-			} else {
-				emit(&none, &cur, false)
-				k.written = new(Session)
-			}
-			*k.written = cur
+			cur := c.emitChange(s, k, emit)
+			drained(s, k, &cur)
 			s.flags &^= slotDirty
 			sh.dirty--
 			n++
@@ -637,7 +719,7 @@ func (c *Cache) start(sh *sessionShard, site uint32, visitor uint64, now time.Ti
 	ns := now.UnixNano()
 	a := ev.Attrs
 	if a == nil {
-		a = &Attrs{}
+		a = &noAttrs
 	}
 	path := c.paths.hash(ev.Path)
 	c.paths.add(path, ev.Path)
@@ -667,7 +749,12 @@ func (c *Cache) start(sh *sessionShard, site uint32, visitor uint64, now time.Ti
 	if ev.Pageview || ev.Interactive {
 		s.interactive = 1
 	}
-	k := cold{visitor0: visitor, attrs: c.strs.sharedAttrs(a)}
+	ak := c.attrs.hash(a)
+	c.attrs.add(ak, func() *Attrs {
+		v := c.strs.attrs(a) // a's strings may be views of buffers the caller reuses
+		return &v
+	})
+	k := cold{visitor0: visitor, attrs: ak}
 	return c.insert(sh, &s, &k, ns)
 }
 
@@ -796,7 +883,7 @@ func (c *Cache) DroppedChanges() uint64 {
 // memory without bound.
 func (c *Cache) removeAt(sh *sessionShard, i int) {
 	if sh.slots[i].flags&slotDirty != 0 {
-		sh.frozen = append(sh.frozen, frozen{cur: c.session(sh, i), written: sh.colds[i].written})
+		sh.frozen = append(sh.frozen, frozen{s: sh.slots[i], k: sh.colds[i]})
 		if len(sh.frozen) > max(sh.max, minPerShard) && time.Since(time.Unix(0, c.drained.Load())) >= c.stall {
 			c.dropped.Add(uint64(len(sh.frozen)))
 			clear(sh.frozen)

@@ -510,19 +510,32 @@ func TestSessionTableModel(t *testing.T) {
 	if unsafe.Sizeof(slot{}) != 128 {
 		t.Errorf("a slot is %d bytes, want 128 (two cache lines)", unsafe.Sizeof(slot{}))
 	}
-	// Slots may live in memory the garbage collector does not scan.
-	st := reflect.TypeFor[slot]()
-	for i := range st.NumField() {
-		switch f := st.Field(i); f.Type.Kind() {
-		case reflect.Uint64, reflect.Uint32, reflect.Int64:
-		case reflect.Array:
-			if f.Type.Elem().Kind() != reflect.Uint8 {
-				t.Errorf("slot field %s is %s", f.Name, f.Type)
-			}
-		default:
-			t.Errorf("slot field %s is %s: slots must hold no pointers", f.Name, f.Type)
+	// Slots and colds live in memory the garbage collector does not scan;
+	// frozen sessions wait in arrays it need not scan.
+	for _, typ := range []reflect.Type{reflect.TypeFor[slot](), reflect.TypeFor[cold](), reflect.TypeFor[frozen]()} {
+		if p := pointerIn(typ); p != "" {
+			t.Errorf("%s holds a pointer (%s): it must hold none", typ, p)
 		}
 	}
+}
+
+// pointerIn names a field of typ that is or holds a pointer ("": none).
+func pointerIn(typ reflect.Type) string {
+	switch typ.Kind() {
+	case reflect.Bool, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Int,
+		reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uint, reflect.Float32, reflect.Float64:
+		return ""
+	case reflect.Array:
+		return pointerIn(typ.Elem())
+	case reflect.Struct:
+		for i := range typ.NumField() {
+			if p := pointerIn(typ.Field(i).Type); p != "" {
+				return typ.Field(i).Name + "." + p
+			}
+		}
+		return ""
+	}
+	return typ.String()
 }
 
 // TestSessionTablesGrowTogether checks that the shards' tables grow as one
@@ -551,10 +564,14 @@ func TestSessionTablesGrowTogether(t *testing.T) {
 		}
 	}
 	if runtime.GOOS == "linux" {
-		m := c.mapping.m
-		if m == nil || uintptr(unsafe.Pointer(first)) < uintptr(unsafe.Pointer(&m[0])) ||
-			uintptr(unsafe.Pointer(first))%hugePage != 0 {
-			t.Fatalf("%d slots per shard are not in a huge-page-aligned mapping", c.per)
+		for _, a := range []struct {
+			name  string
+			m     []byte
+			first unsafe.Pointer
+		}{{"slots", c.mapping.slots, unsafe.Pointer(first)}, {"colds", c.mapping.colds, unsafe.Pointer(&c.shards[0].colds[0])}} {
+			if a.m == nil || uintptr(a.first) < uintptr(unsafe.Pointer(&a.m[0])) || uintptr(a.first)%hugePage != 0 {
+				t.Fatalf("%d %s per shard are not in a huge-page-aligned mapping", c.per, a.name)
+			}
 		}
 	}
 }
@@ -567,17 +584,22 @@ func TestSessionShardSize(t *testing.T) {
 
 // TestSessionPathsCompacted checks that the paths of sessions that ended
 // are dropped once the table holds more than its limit, and that the
-// paths of live sessions survive, each under its own session.
+// paths of live sessions survive, each under its own session. Ended
+// sessions keep their paths until drained, as the writer does every few
+// seconds.
 func TestSessionPathsCompacted(t *testing.T) {
 	c := NewCache(CacheConfig{MaxSessions: 4096})
-	n := minPathLimit + 5000
+	n := minKeyLimit + 5000
 	for i := range n {
 		// Each visitor ends up with a page of its own; few stay held.
 		v := uint64(i + 1)
 		c.Touch("example.com", v, t0, pageview(fmt.Sprintf("/entry/%d", i)))
 		c.Touch("example.com", v, t0.Add(time.Second), pageview(fmt.Sprintf("/exit/%d", i)))
+		if i%1000 == 999 {
+			c.Drain(func(prev, cur *Session, hadPrev bool) {}, nil)
+		}
 	}
-	if held := c.paths.n.Load(); held > c.paths.limit.Load() || held > int64(2*4096+minPathLimit) {
+	if held := c.paths.n.Load(); held > c.paths.limit.Load() || held > int64(2*4096+minKeyLimit) {
 		t.Fatalf("%d paths held for at most 4096 sessions (limit %d)", held, c.paths.limit.Load())
 	}
 	checked := 0

@@ -2,7 +2,8 @@
 
 package visitor
 
-// mapSlots returns n zeroed slots on the Go heap (huge pages: Linux only).
-func mapSlots(n int) ([]slot, []byte) { return make([]slot, n), nil }
+// mapArray returns n zeroed elements on the Go heap (huge pages: Linux
+// only).
+func mapArray[T any](n int) ([]T, []byte) { return make([]T, n), nil }
 
-func unmapSlots([]byte) {}
+func unmapArray([]byte) {}
