@@ -19,6 +19,20 @@ type SessionSource interface {
 	Drain(emit func(prev, cur *visitor.Session, hadPrev bool), pause func()) int
 }
 
+// EndedSource is a SessionSource that asks for the sessions that ended
+// since the last drain to be drained early, alone (visitor.Cache does when
+// many wait, so that a full cache evicting live sessions does not hold
+// them all until the next drain).
+type EndedSource interface {
+	SessionSource
+	// Pressure receives a value when the source wants DrainEnded called.
+	Pressure() <-chan struct{}
+	// DrainEnded is Drain for the ended sessions alone.
+	DrainEnded(emit func(prev, cur *visitor.Session, hadPrev bool), pause func()) int
+}
+
+var _ EndedSource = (*visitor.Cache)(nil)
+
 // WriteSessions makes the writer write the sessions src changes: every
 // SessionInterval, and a last time on Close, it drains src and inserts
 // each changed session as a cancel row (sign -1) of the state it wrote
@@ -30,6 +44,23 @@ func (w *Writer) WriteSessions(src SessionSource) {
 	w.srcMu.Lock()
 	defer w.srcMu.Unlock()
 	w.sessionSrcs = append(w.sessionSrcs, src)
+	if e, ok := src.(EndedSource); ok {
+		// Between two drains, an EndedSource that asks has its ended
+		// sessions written at once.
+		go func() {
+			for {
+				select {
+				case <-e.Pressure():
+					select {
+					case w.endedWake <- struct{}{}:
+					default:
+					}
+				case <-w.closing:
+					return
+				}
+			}
+		}()
+	}
 }
 
 // runSessions drains the session source on every tick, and once more on
@@ -43,6 +74,8 @@ func (w *Writer) runSessions() {
 		select {
 		case <-tick.C:
 			rows = w.flushSessions(context.Background(), rows)
+		case <-w.endedWake:
+			rows = w.flushEnded(context.Background(), rows)
 		case <-w.closing:
 			w.flushSessions(*w.final.Load(), rows)
 			return
@@ -51,6 +84,24 @@ func (w *Writer) runSessions() {
 }
 
 func (w *Writer) flushSessions(ctx context.Context, rows []sessionRow) []sessionRow {
+	return w.drainSessions(ctx, rows, SessionSource.Drain)
+}
+
+// flushEnded inserts the sessions that ended since the last drain, of
+// the sources that can drain them alone.
+func (w *Writer) flushEnded(ctx context.Context, rows []sessionRow) []sessionRow {
+	return w.drainSessions(ctx, rows, func(src SessionSource, emit func(prev, cur *visitor.Session, hadPrev bool), pause func()) int {
+		if e, ok := src.(EndedSource); ok {
+			return e.DrainEnded(emit, pause)
+		}
+		return 0
+	})
+}
+
+// drainSessions drains every source with drain and inserts the changes,
+// in batches of at most about BatchSize rows.
+func (w *Writer) drainSessions(ctx context.Context, rows []sessionRow,
+	drain func(src SessionSource, emit func(prev, cur *visitor.Session, hadPrev bool), pause func()) int) []sessionRow {
 	w.srcMu.Lock()
 	srcs := w.sessionSrcs
 	w.srcMu.Unlock()
@@ -76,7 +127,7 @@ func (w *Writer) flushSessions(ctx context.Context, rows []sessionRow) []session
 		}
 	}
 	for _, src := range srcs {
-		src.Drain(emit, pause)
+		drain(src, emit, pause)
 	}
 	flush()
 	// A burst's capacity is not kept.

@@ -118,6 +118,9 @@ type Writer struct {
 	// sessionSrcs are where session changes come from (WriteSessions).
 	srcMu       sync.Mutex
 	sessionSrcs []SessionSource
+	// endedWake is signalled when a source asks for its ended sessions to
+	// be drained early (EndedSource).
+	endedWake chan struct{}
 
 	mu     sync.RWMutex // held for reading while enqueuing; Close takes it to close the queues
 	closed bool
@@ -194,7 +197,7 @@ func Open(o Options) (*Writer, error) {
 }
 
 func newWriter(o Options) *Writer {
-	w := &Writer{opts: o, stop: make(chan struct{}), closing: make(chan struct{})}
+	w := &Writer{opts: o, stop: make(chan struct{}), closing: make(chan struct{}), endedWake: make(chan struct{}, 1)}
 	w.stopCtx, w.stopCancel = context.WithCancel(context.Background())
 	w.free = make(chan *Event, o.QueueSize+2*o.BatchSize) // queued, collecting, being inserted
 	var eb eventBatch

@@ -243,6 +243,32 @@ func TestSessionsCollapse(t *testing.T) {
 	}
 }
 
+// TestEndedSessionsWrittenEarly: a full session cache that evicts
+// sessions asks for them to be written (visitor.Cache.Pressure), and the
+// writer does so at once rather than at its next drain (an hour away
+// here), so they do not pile up in memory; every session is stored once.
+func TestEndedSessionsWrittenEarly(t *testing.T) {
+	db := chtest.Migrated(t)
+	w := sink.New(sink.Options{Conn: db.Conn, BatchSize: 1000, Interval: time.Hour, SessionInterval: time.Hour})
+	c := visitor.NewCache(visitor.CacheConfig{MaxSessions: 8192})
+	w.WriteSessions(c)
+	start := time.Date(2026, 3, 4, 5, 0, 0, 0, time.UTC)
+	const visitors = 20000 // more than the cache holds
+	for v := range uint64(visitors) {
+		c.Touch("example.com", v+1, start.Add(time.Duration(v)*time.Millisecond), visitor.Touch{Pageview: true, Path: "/"})
+	}
+	waitRows(t, db, "SELECT count() FROM sessions", 1024) // an eighth of the cache, before any drain
+	closeWriter(t, w)
+	var sessions, visitorsOnce uint64
+	if err := db.Conn.QueryRow(context.Background(), `SELECT toUInt64(sum(n)), countIf(n = 1) FROM
+		(SELECT visitor_id, sum(sign) AS n FROM sessions GROUP BY visitor_id)`).Scan(&sessions, &visitorsOnce); err != nil {
+		t.Fatal(err)
+	}
+	if sessions != visitors || visitorsOnce != visitors {
+		t.Fatalf("%d sessions, %d visitors with one: want %d of each", sessions, visitorsOnce, visitors)
+	}
+}
+
 func waitRows(t *testing.T, db *chtest.DB, q string, want uint64) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)

@@ -25,7 +25,12 @@ func newTable() *table {
 func (tb *table) drain(c *Cache) int {
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
-	return c.Drain(func(prev, cur *Session, hadPrev bool) {
+	return c.Drain(tb.emit, nil)
+}
+
+// emit records a change as the table would take it; the caller holds mu.
+func (tb *table) emit(prev, cur *Session, hadPrev bool) {
+	{
 		if hadPrev {
 			k := [2]uint64{prev.ID, uint64(prev.Version)}
 			// The rollups sum rows with their sign: a cancel row must
@@ -40,7 +45,20 @@ func (tb *table) drain(c *Cache) int {
 		tb.net[k]++
 		tb.last[k] = *cur
 		tb.rows++
-	}, nil)
+	}
+}
+
+// heldIDs returns the ids of the sessions c holds.
+func heldIDs(c *Cache) map[uint64]bool {
+	ids := map[uint64]bool{}
+	for i := range c.shards {
+		for _, s := range c.shards[i].slots {
+			if s.visitor != 0 {
+				ids[s.id] = true
+			}
+		}
+	}
+	return ids
 }
 
 // collapsed returns, per session id, the one state left after collapsing,
@@ -414,4 +432,55 @@ func TestSessionAttrsCompacted(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestPressureDrainsEndedSessions: a full cache that evicts sessions asks
+// for a drain of them once an eighth of its size waits (Pressure), and
+// DrainEnded writes them without the live sessions' changes; the rows of
+// both kinds of drain collapse to every session's last state, once.
+func TestPressureDrainsEndedSessions(t *testing.T) {
+	c := NewCache(CacheConfig{MaxSessions: 8 * minPerShard})
+	tb := newTable()
+	final := map[uint64]Session{}
+	endedDrains, ended := 0, 0
+	for i := range 30000 {
+		v := uint64(i%20000 + 1) // more visitors than the cache holds: it evicts
+		_, cur, _ := c.Touch("example.com", v, t0.Add(time.Duration(i)*time.Millisecond), pageview(fmt.Sprintf("/%d", i)))
+		keepLatest(final, cur)
+		select {
+		case <-c.Pressure():
+			waiting := c.ended.Load()
+			if waiting < int64(minPerShard) {
+				t.Fatalf("pressure with %d ended sessions waiting, want at least %d", waiting, minPerShard)
+			}
+			held := heldIDs(c)
+			tb.mu.Lock()
+			n := c.DrainEnded(func(prev, cur *Session, hadPrev bool) {
+				if held[cur.ID] {
+					t.Fatalf("DrainEnded wrote session %d, which is held", cur.ID)
+				}
+				tb.emit(prev, cur, hadPrev)
+			}, nil)
+			tb.mu.Unlock()
+			if int64(n) != waiting || c.ended.Load() != 0 {
+				t.Fatalf("DrainEnded wrote %d of %d waiting, %d still counted", n, waiting, c.ended.Load())
+			}
+			endedDrains, ended = endedDrains+1, ended+n
+		default:
+		}
+		if i == 25000 {
+			tb.drain(c) // a drain of all changes between drains of ended sessions
+		}
+	}
+	if endedDrains == 0 || c.Evictions() == 0 {
+		t.Fatalf("%d evictions, %d drains of ended sessions: the test needs both", c.Evictions(), endedDrains)
+	}
+	tb.drain(c)
+	got := tb.collapsedAll(t, final)
+	for id, want := range final {
+		if g := got[id]; g.Version != want.Version || g.ExitPage != want.ExitPage {
+			t.Fatalf("session %d collapsed to version %d (exit %s), want %d (exit %s)", id, g.Version, g.ExitPage, want.Version, want.ExitPage)
+		}
+	}
+	t.Logf("%d drains of ended sessions wrote %d of %d sessions", endedDrains, ended, len(final))
 }
