@@ -104,6 +104,7 @@ func bench(args []string) error {
 	dur := fs.Duration("duration", 12*time.Second, "load duration per contestant and round (at least the 10 s session flush interval, so that session writes are measured)")
 	settle := fs.Duration("settle", 12*time.Second, "after each store round, wait this long (more than the 10 s session flush interval) and charge the CPU that glimpse and ClickHouse spend meanwhile to the store round, so that its last session drain does not land in the next contestant's round")
 	conns := fs.Int("connections", 32, "concurrent client connections")
+	visitors := fs.Int("visitors", 50_000, "distinct visitors (IP and User-Agent) the load cycles through; each is a live session")
 	geo := fs.String("geoip", "", "GeoIP .mmdb passed to glimpse (optional)")
 	only := fs.String("only", "", "run only this contestant (bare, discard or store), e.g. to profile it")
 	extra := fs.String("serve-args", "", "extra arguments for glimpse serve, space-separated")
@@ -159,7 +160,7 @@ func bench(args []string) error {
 	bodies := payloads(512)
 	for r := 0; r < *rounds; r++ {
 		for _, c := range cs {
-			res, err := load(c, *dur, *conns, bodies)
+			res, err := load(c, *dur, *conns, *visitors, bodies)
 			if err != nil {
 				return fmt.Errorf("%s: %w", c.name, err)
 			}
@@ -354,7 +355,7 @@ func payloads(n int) []payload {
 	return out
 }
 
-func load(c *contestant, d time.Duration, conns int, bodies []payload) (result, error) {
+func load(c *contestant, d time.Duration, conns, visitors int, bodies []payload) (result, error) {
 	client := &fasthttp.HostClient{Addr: c.addr, MaxConns: conns, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
 	var requests, accepted, errs atomic.Int64
 	lat := make([][]time.Duration, conns)
@@ -377,10 +378,11 @@ func load(c *contestant, d time.Duration, conns int, bodies []payload) (result, 
 				req.SetRequestURI("http://" + c.addr + "/api/event")
 				req.Header.SetMethod("POST")
 				req.Header.SetContentType("text/plain")
-				v := i % 50000
+				v := i % visitors
 				req.Header.SetUserAgent(uas[v%len(uas)]) // a visitor keeps its browser
-				// About 50,000 visitors, each sending a few events a second
-				// at most: realistic sessions, under the per-visitor limit.
+				// By default 50,000 visitors, each sending a few events a
+				// second at most, under the per-visitor limit; more
+				// visitors (--visitors) fill the session cache.
 				xff = fmt.Appendf(xff[:0], "81.%d.%d.%d", 2+v>>16, v>>8&255, v&255)
 				req.Header.SetBytesV("X-Forwarded-For", xff)
 				req.SetBody(p.body)
