@@ -34,6 +34,8 @@ type Options struct {
 	// New makes Writer write the sessions of Sessions (Writer.WriteSessions).
 	Salts    *visitor.Salts
 	Sessions *visitor.Cache
+	// MaxSessions bounds the default Sessions (DefaultMaxSessions when 0).
+	MaxSessions int
 	// UACacheSize bounds the parsed User-Agent cache (default 8192).
 	UACacheSize int
 	// MaxBody bounds an event body (default 8 KiB): larger is 413.
@@ -78,8 +80,9 @@ type Server struct {
 // request in flight on a busy collector.
 const maxFreeHits = 1024
 
-// DefaultMaxSessions bounds the session cache in serve: about 0.5 KiB a
-// session keeps the cache near 50 MiB when full, inside the 150 MB budget.
+// DefaultMaxSessions bounds the session cache in serve: 230 to 460 bytes a
+// session (see visitor.DefaultMaxSessions) keep the cache under 50 MiB
+// when full, inside the 150 MB budget.
 const DefaultMaxSessions = 100_000
 
 // New returns a Server.
@@ -113,7 +116,10 @@ func New(o Options) (*Server, error) {
 		o.Salts = salts
 	}
 	if o.Sessions == nil {
-		o.Sessions = visitor.NewCache(visitor.CacheConfig{MaxSessions: DefaultMaxSessions})
+		if o.MaxSessions <= 0 {
+			o.MaxSessions = DefaultMaxSessions
+		}
+		o.Sessions = visitor.NewCache(visitor.CacheConfig{MaxSessions: o.MaxSessions})
 	}
 	s := &Server{
 		sites:      o.Sites,

@@ -93,6 +93,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
 		{[]string{"serve", "--no-such-flag"}, 2, "flag provided but not defined"},
 		{[]string{"serve", "--log-level", "loud"}, 2, "--log-level"},
+		{[]string{"serve", "--max-sessions", "0"}, 1, "--max-sessions 0: want at least 1"},
 	}
 	for _, tt := range tests {
 		_, errOut, code := glimpse(t, nil, tt.args...)
@@ -443,4 +444,33 @@ func TestSharedSalts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMaxSessions: --max-sessions bounds the session cache; visitors
+// beyond it evict the least recently seen sessions, which the metrics
+// count (the default, 100,000, would hold them all).
+func TestMaxSessions(t *testing.T) {
+	db := chtest.New(t)
+	cfg := writeConfig(t, siteYAML)
+	s := startServe(t, nil, "--config", cfg, "--clickhouse", db.DSN, "--trusted-proxies", "127.0.0.1/32", "--max-sessions", "1024")
+	c := http.Client{Timeout: 5 * time.Second}
+	const visitors = 3000
+	for i := range visitors {
+		req, _ := http.NewRequest("POST", "http://"+s.addr+"/api/event", strings.NewReader(`{"n":"pageview","u":"https://example.com/","d":"example.com"}`))
+		req.Header.Set("Content-Type", "text/plain")
+		req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
+		req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.51.%d.%d", i/250, i%250+1))
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted || resp.Header.Get("X-Glimpse-Dropped") != "" {
+			t.Fatalf("event %d: %d %q", i, resp.StatusCode, resp.Header.Get("X-Glimpse-Dropped"))
+		}
+	}
+	if got := metricValue(s.addr, "glimpse_sessions_evicted_total"); got < visitors-1024 {
+		t.Fatalf("glimpse_sessions_evicted_total = %v after %d visitors with --max-sessions 1024, want at least %d", got, visitors, visitors-1024)
+	}
+	s.stop(t)
 }

@@ -42,6 +42,7 @@ func serveCommand() *command {
 		spool     spoolFlags
 		retain    retentionFlags
 		rateLimit int
+		maxSess   int
 		debugAddr string
 		demo      bool
 		shared    bool
@@ -62,6 +63,7 @@ func serveCommand() *command {
 			fs.StringVar(&dashAddr, "dashboard-listen", dashboardFlagDefault(), dashboardFlagUsage)
 			fs.StringVar(&debugAddr, "debug-listen", "", "address for Go's pprof profiles (keep it on loopback); empty: off")
 			fs.IntVar(&rateLimit, "rate-limit", collector.DefaultRateLimit, "events one visitor may send per second; more are dropped (reason rate-limit); -1: no limit")
+			fs.IntVar(&maxSess, "max-sessions", collector.DefaultMaxSessions, "live sessions held in memory (230 to 460 bytes each); when full, a new session ends the least recently seen of a few (glimpse_sessions_evicted_total)")
 			spool.register(fs)
 			retain.register(fs)
 			fs.BoolVar(&retain.noJob, "no-prune", false, "do not run the daily retention job (glimpse prune) inside serve")
@@ -70,6 +72,9 @@ func serveCommand() *command {
 		run: func(ctx context.Context, o *Options, _ *flag.FlagSet, _ []string, stdout io.Writer, log *slog.Logger) error {
 			if sinkMode != "clickhouse" && sinkMode != "discard" {
 				return fmt.Errorf("--sink %q: want clickhouse or discard", sinkMode)
+			}
+			if maxSess < 1 {
+				return fmt.Errorf("--max-sessions %d: want at least 1", maxSess)
 			}
 			if _, set := os.LookupEnv("GOMEMLIMIT"); !set && memLimit > 0 {
 				debug.SetMemoryLimit(int64(memLimit) << 20)
@@ -132,7 +137,7 @@ func serveCommand() *command {
 			}
 			srv, err := collector.New(collector.Options{
 				Sites: sites, Writer: writer, Conn: conn, Geo: geo, Proxies: proxies, Metrics: set, Log: log,
-				RateLimit: rateLimit, Salts: salts,
+				RateLimit: rateLimit, Salts: salts, MaxSessions: maxSess,
 				Prefixes: emailPrefixes,
 				Routes: map[string]fasthttp.RequestHandler{
 					beacon.ScriptPath: beacon.NewScript().Handler,
