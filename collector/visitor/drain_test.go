@@ -51,14 +51,24 @@ func (tb *table) emit(prev, cur *Session, hadPrev bool) {
 // heldIDs returns the ids of the sessions c holds.
 func heldIDs(c *Cache) map[uint64]bool {
 	ids := map[uint64]bool{}
+	for _, s := range held(c) {
+		ids[s.ID] = true
+	}
+	return ids
+}
+
+// held returns the state of every session c holds.
+func held(c *Cache) []Session {
+	var out []Session
 	for i := range c.shards {
-		for _, s := range c.shards[i].slots {
-			if s.visitor != 0 {
-				ids[s.id] = true
+		sh := &c.shards[i]
+		for j := range sh.slots {
+			if sh.slots[j].visitor != 0 {
+				out = append(out, c.session(sh, j))
 			}
 		}
 	}
-	return ids
+	return out
 }
 
 // collapsed returns, per session id, the one state left after collapsing,
@@ -420,16 +430,9 @@ func TestSessionAttrsCompacted(t *testing.T) {
 	if held := c.attrs.n.Load(); held > 4*4096 {
 		t.Errorf("%d attributions held for at most 4096 sessions: not compacted", held)
 	}
-	for i := range c.shards {
-		sh := &c.shards[i]
-		for j := range sh.slots {
-			if sh.slots[j].visitor == 0 {
-				continue
-			}
-			s := c.session(sh, j)
-			if want := fmt.Sprintf("r%d", s.VisitorID-1); s.Attrs == nil || s.Attrs.Referrer != want || s.Attrs.Country != "DE" {
-				t.Fatalf("visitor %d holds attribution %+v, want referrer %s", s.VisitorID, s.Attrs, want)
-			}
+	for _, s := range held(c) {
+		if want := fmt.Sprintf("r%d", s.VisitorID-1); s.Attrs == nil || s.Attrs.Referrer != want || s.Attrs.Country != "DE" {
+			t.Fatalf("visitor %d holds attribution %+v, want referrer %s", s.VisitorID, s.Attrs, want)
 		}
 	}
 }

@@ -610,7 +610,28 @@ func (c *Cache) session(sh *sessionShard, i int) Session {
 // lastWritten returns the version of the session of s and k that Drain
 // last handed out; k.w.version must not be 0.
 func (c *Cache) lastWritten(s *slot, k *cold) Session {
-	w := &k.w
+	return c.sessionAt(s, k, &k.w)
+}
+
+// sessionOf returns the state of the session of s and k.
+func (c *Cache) sessionOf(s *slot, k *cold) Session {
+	w := current(s)
+	return c.sessionAt(s, k, &w)
+}
+
+// current returns what changes between versions as s holds it now.
+func current(s *slot) written {
+	ms := uint64(max(s.lastEventAt-s.start, 0)/int64(time.Millisecond)) + s.tailMS
+	return written{
+		lastSeen: s.lastSeen, engagement: s.engagement,
+		entryHash: s.entryHash, exitHash: s.exitHash,
+		version: s.version, pageviews: s.pageviews, events: s.events,
+		durationSec: uint32(min(ms/1000, 1<<32-1)), bounce: s.interactive < 2,
+	}
+}
+
+// sessionAt is the version w of the session of s and k.
+func (c *Cache) sessionAt(s *slot, k *cold, w *written) Session {
 	return Session{
 		ID:           s.id,
 		VisitorID:    k.visitor0,
@@ -629,49 +650,19 @@ func (c *Cache) lastWritten(s *slot, k *cold) Session {
 	}
 }
 
-// drained notes cur, the state of s and k that Drain hands out, as the
-// last written one.
-func drained(s *slot, k *cold, cur *Session) {
-	k.w = written{
-		lastSeen: cur.LastSeen.UnixNano(), engagement: cur.EngagementMS,
-		entryHash: s.entryHash, exitHash: s.exitHash,
-		version: cur.Version, pageviews: cur.Pageviews, events: cur.Events,
-		durationSec: cur.DurationSec, bounce: cur.Bounce,
-	}
-}
-
 // emitChange hands the change of the session of s and k to emit: its
-// state now, and the last written one if there is one.
-func (c *Cache) emitChange(s *slot, k *cold, emit func(prev, cur *Session, hadPrev bool)) Session {
-	cur := c.sessionOf(s, k)
+// state now, and the last written one if there is one; then it notes the
+// state now as the last written one.
+func (c *Cache) emitChange(s *slot, k *cold, emit func(prev, cur *Session, hadPrev bool)) {
+	w := current(s)
+	cur := c.sessionAt(s, k, &w)
 	if k.w.version == 0 {
 		emit(&Session{}, &cur, false)
 	} else {
 		prev := c.lastWritten(s, k)
 		emit(&prev, &cur, true)
 	}
-	return cur
-}
-
-// sessionOf returns the state of the session of s and k.
-func (c *Cache) sessionOf(s *slot, k *cold) Session {
-	ms := uint64(max(s.lastEventAt-s.start, 0)/int64(time.Millisecond)) + s.tailMS
-	return Session{
-		ID:           s.id,
-		VisitorID:    k.visitor0,
-		Site:         c.sites.name(s.site),
-		Start:        time.Unix(0, s.start).UTC(),
-		LastSeen:     time.Unix(0, s.lastSeen).UTC(),
-		Version:      s.version,
-		Pageviews:    s.pageviews,
-		Events:       s.events,
-		Bounce:       s.interactive < 2,
-		DurationSec:  uint32(min(ms/1000, 1<<32-1)),
-		EngagementMS: s.engagement,
-		EntryPage:    c.paths.get(s.entryHash),
-		ExitPage:     c.paths.get(s.exitHash),
-		Attrs:        c.attrs.get(k.attrs),
-	}
+	k.w = w
 }
 
 // Drain hands every session changed since the last Drain to emit, once,
@@ -687,29 +678,7 @@ func (c *Cache) sessionOf(s *slot, k *cold) Session {
 // pointers, and must not call into the Cache. pause, if not nil, runs
 // after each lock shard's sessions, with no lock held.
 func (c *Cache) Drain(emit func(prev, cur *Session, hadPrev bool), pause func()) int {
-	n := 0
-	for i := range c.shards {
-		sh := &c.shards[i]
-		sh.mu.Lock()
-		n += c.drainEnded(sh, emit)
-		for j := 0; sh.dirty > 0 && j < len(sh.slots); j++ {
-			s := &sh.slots[j]
-			if s.flags&slotDirty == 0 {
-				continue
-			}
-			k := &sh.colds[j]
-			cur := c.emitChange(s, k, emit)
-			drained(s, k, &cur)
-			s.flags &^= slotDirty
-			sh.dirty--
-			n++
-		}
-		sh.mu.Unlock()
-		if pause != nil {
-			pause()
-		}
-	}
-	return n
+	return c.drain(true, emit, pause)
 }
 
 // DrainEnded is Drain for the sessions that ended (expired, were evicted
@@ -717,11 +686,26 @@ func (c *Cache) Drain(emit func(prev, cur *Session, hadPrev bool), pause func())
 // when Pressure asks, between the drains of all changes. It returns the
 // number of sessions emitted.
 func (c *Cache) DrainEnded(emit func(prev, cur *Session, hadPrev bool), pause func()) int {
+	return c.drain(false, emit, pause)
+}
+
+// drain is Drain, or DrainEnded unless all.
+func (c *Cache) drain(all bool, emit func(prev, cur *Session, hadPrev bool), pause func()) int {
 	n := 0
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()
 		n += c.drainEnded(sh, emit)
+		for j := 0; all && sh.dirty > 0 && j < len(sh.slots); j++ {
+			s := &sh.slots[j]
+			if s.flags&slotDirty == 0 {
+				continue
+			}
+			c.emitChange(s, &sh.colds[j], emit)
+			s.flags &^= slotDirty
+			sh.dirty--
+			n++
+		}
 		sh.mu.Unlock()
 		if pause != nil {
 			pause()

@@ -603,19 +603,12 @@ func TestSessionPathsCompacted(t *testing.T) {
 		t.Fatalf("%d paths held for at most 4096 sessions (limit %d)", held, c.paths.limit.Load())
 	}
 	checked := 0
-	for i := range c.shards {
-		sh := &c.shards[i]
-		for j := range sh.slots {
-			if sh.slots[j].visitor == 0 {
-				continue
-			}
-			s := c.session(sh, j)
-			k := s.VisitorID - 1
-			if s.EntryPage != fmt.Sprintf("/entry/%d", k) || s.ExitPage != fmt.Sprintf("/exit/%d", k) {
-				t.Fatalf("visitor %d: entry %q, exit %q", s.VisitorID, s.EntryPage, s.ExitPage)
-			}
-			checked++
+	for _, s := range held(c) {
+		k := s.VisitorID - 1
+		if s.EntryPage != fmt.Sprintf("/entry/%d", k) || s.ExitPage != fmt.Sprintf("/exit/%d", k) {
+			t.Fatalf("visitor %d: entry %q, exit %q", s.VisitorID, s.EntryPage, s.ExitPage)
 		}
+		checked++
 	}
 	if checked != c.Len() || checked < 4000 {
 		t.Fatalf("checked %d of %d sessions", checked, c.Len())
