@@ -57,4 +57,13 @@ func TestTouchAllocs(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("TouchFallback of an existing session allocates %v times", n)
 	}
+	// A new session whose page and attribution were seen before is keys
+	// in its slot: nothing to allocate (the table has room).
+	v := uint64(1000)
+	if n := testing.AllocsPerRun(100, func() {
+		v++
+		c.TouchID("example.com", v, 0, now, &ev)
+	}); n != 0 {
+		t.Errorf("a new session with known page and attribution allocates %v times", n)
+	}
 }
