@@ -110,6 +110,9 @@ func bench(args []string) error {
 	extra := fs.String("serve-args", "", "extra arguments for glimpse serve, space-separated")
 	spool := fs.Bool("spool", true, "run (c) with a disk spool (--spool-dir in a temporary directory), as production should")
 	_ = fs.Parse(args)
+	if *visitors < 1 {
+		return fmt.Errorf("--visitors %d: want at least 1", *visitors)
+	}
 
 	tmp, err := os.MkdirTemp("", "glimpse-bench")
 	if err != nil {

@@ -9,6 +9,9 @@ import (
 	"github.com/glimpse-analytics/glimpse/collector/visitor"
 )
 
+// Emit takes one change of a session: cur, replacing prev when hadPrev.
+type Emit = func(prev, cur *visitor.Session, hadPrev bool)
+
 // SessionSource is where the writer takes session changes from:
 // visitor.Cache.
 type SessionSource interface {
@@ -16,7 +19,7 @@ type SessionSource interface {
 	// pause now and then between them, with no lock held: the writer
 	// inserts there what it has collected, so that a drain of many
 	// sessions is never held in memory whole.
-	Drain(emit func(prev, cur *visitor.Session, hadPrev bool), pause func()) int
+	Drain(emit Emit, pause func()) int
 }
 
 // EndedSource is a SessionSource that asks for the sessions that ended
@@ -28,7 +31,7 @@ type EndedSource interface {
 	// Pressure receives a value when the source wants DrainEnded called.
 	Pressure() <-chan struct{}
 	// DrainEnded is Drain for the ended sessions alone.
-	DrainEnded(emit func(prev, cur *visitor.Session, hadPrev bool), pause func()) int
+	DrainEnded(emit Emit, pause func()) int
 }
 
 var _ EndedSource = (*visitor.Cache)(nil)
@@ -90,7 +93,7 @@ func (w *Writer) flushSessions(ctx context.Context, rows []sessionRow) []session
 // flushEnded inserts the sessions that ended since the last drain, of
 // the sources that can drain them alone.
 func (w *Writer) flushEnded(ctx context.Context, rows []sessionRow) []sessionRow {
-	return w.drainSessions(ctx, rows, func(src SessionSource, emit func(prev, cur *visitor.Session, hadPrev bool), pause func()) int {
+	return w.drainSessions(ctx, rows, func(src SessionSource, emit Emit, pause func()) int {
 		if e, ok := src.(EndedSource); ok {
 			return e.DrainEnded(emit, pause)
 		}
@@ -100,8 +103,7 @@ func (w *Writer) flushEnded(ctx context.Context, rows []sessionRow) []sessionRow
 
 // drainSessions drains every source with drain and inserts the changes,
 // in batches of at most about BatchSize rows.
-func (w *Writer) drainSessions(ctx context.Context, rows []sessionRow,
-	drain func(src SessionSource, emit func(prev, cur *visitor.Session, hadPrev bool), pause func()) int) []sessionRow {
+func (w *Writer) drainSessions(ctx context.Context, rows []sessionRow, drain func(SessionSource, Emit, func()) int) []sessionRow {
 	w.srcMu.Lock()
 	srcs := w.sessionSrcs
 	w.srcMu.Unlock()
@@ -266,7 +268,7 @@ func (b *SessionBuffer) Add(ctx context.Context, prev, cur visitor.Session, hadP
 }
 
 // Drain implements SessionSource.
-func (b *SessionBuffer) Drain(emit func(prev, cur *visitor.Session, hadPrev bool), pause func()) int {
+func (b *SessionBuffer) Drain(emit Emit, pause func()) int {
 	b.mu.Lock()
 	taken := b.pending
 	b.pending = nil

@@ -604,19 +604,9 @@ func (c *Cache) touch(site string, visitor, previous uint64, now time.Time, ev *
 
 // session returns the state of slot i.
 func (c *Cache) session(sh *sessionShard, i int) Session {
-	return c.sessionOf(&sh.slots[i], &sh.colds[i])
-}
-
-// lastWritten returns the version of the session of s and k that Drain
-// last handed out; k.w.version must not be 0.
-func (c *Cache) lastWritten(s *slot, k *cold) Session {
-	return c.sessionAt(s, k, &k.w)
-}
-
-// sessionOf returns the state of the session of s and k.
-func (c *Cache) sessionOf(s *slot, k *cold) Session {
+	s := &sh.slots[i]
 	w := current(s)
-	return c.sessionAt(s, k, &w)
+	return c.sessionAt(s, &sh.colds[i], &w)
 }
 
 // current returns what changes between versions as s holds it now.
@@ -659,7 +649,7 @@ func (c *Cache) emitChange(s *slot, k *cold, emit func(prev, cur *Session, hadPr
 	if k.w.version == 0 {
 		emit(&Session{}, &cur, false)
 	} else {
-		prev := c.lastWritten(s, k)
+		prev := c.sessionAt(s, k, &k.w) // the last written version
 		emit(&prev, &cur, true)
 	}
 	k.w = w

@@ -11,10 +11,11 @@ const hugePage = 2 << 20
 // mapArray returns n zeroed elements (slots, or the colds beside them) in
 // a mapping of their own, advised to be backed by huge pages, and the
 // mapping to unmap when they are no longer used; for less than a huge
-// page, or if the mapping fails, elements on the Go heap and nil. A touch finds its slot with one cache miss, but with
-// 4 KiB pages that miss also misses the TLB, and under virtualisation a
-// page walk costs as much again: huge pages halve what finding a slot
-// costs in the load run. The Go heap is not backed by huge pages (Go no
+// page, or if the mapping fails, elements on the Go heap and nil.
+//
+// A touch finds its slot with one cache miss, but with 4 KiB pages that
+// miss also misses the TLB, and under virtualisation a page walk costs as
+// much again: huge pages halve what finding a slot costs in the load run. The Go heap is not backed by huge pages (Go no
 // longer advises it), hence a mapping; it also keeps the arrays out of
 // the heap that GOMEMLIMIT paces the collector by. T must hold no
 // pointers: memory the garbage collector does not know about is safe only
