@@ -87,9 +87,11 @@ func TestClusterRendering(t *testing.T) {
 		if !strings.Contains(s, " ON CLUSTER analytics") {
 			t.Errorf("statement without ON CLUSTER:\n%s", s)
 		}
+		// A Null table stores nothing: there is nothing to replicate.
 		if strings.HasPrefix(s, "CREATE TABLE") && strings.Contains(s, "ENGINE = ") &&
-			!strings.Contains(s, "ENGINE = Replicated") && !strings.Contains(s, "ENGINE = Distributed(") {
-			t.Errorf("table without a Replicated or Distributed engine:\n%s", s)
+			!strings.Contains(s, "ENGINE = Replicated") && !strings.Contains(s, "ENGINE = Distributed(") &&
+			!strings.HasSuffix(s, "ENGINE = Null") {
+			t.Errorf("table without a Replicated, Distributed or Null engine:\n%s", s)
 		}
 	}
 	for _, want := range []string{
@@ -98,6 +100,8 @@ func TestClusterRendering(t *testing.T) {
 		"ENGINE = ReplicatedVersionedCollapsingMergeTree('/clickhouse/tables/{shard}/glimpse/sessions_local', '{replica}', sign, version)",
 		"CREATE TABLE IF NOT EXISTS events ON CLUSTER analytics AS events_local ENGINE = Distributed(analytics, glimpse, events_local, visitor_id)",
 		"CREATE MATERIALIZED VIEW IF NOT EXISTS events_hourly_mv ON CLUSTER analytics\nTO events_hourly_local",
+		"CREATE TABLE IF NOT EXISTS sessions_dims_input ON CLUSTER analytics AS sessions_dims_input_local ENGINE = Distributed(analytics, glimpse, sessions_dims_input_local, rand())",
+		"FROM sessions_dims_input_local\nARRAY JOIN",
 		"FROM events_local",
 		"ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/glimpse/sessions_hourly_local', '{replica}', (visits,",
 	} {

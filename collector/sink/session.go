@@ -102,13 +102,15 @@ func (w *Writer) flushEnded(ctx context.Context, rows []sessionRow) []sessionRow
 }
 
 // drainSessions drains every source with drain and inserts the changes,
-// in batches of at most about BatchSize rows.
+// in batches of at most about BatchSize rows, together with their sums for
+// sessions_dims_hourly (sessionDims).
 func (w *Writer) drainSessions(ctx context.Context, rows []sessionRow, drain func(SessionSource, Emit, func()) int) []sessionRow {
 	w.srcMu.Lock()
 	srcs := w.sessionSrcs
 	w.srcMu.Unlock()
 	rows = rows[:0]
 	peak := 0 // the most rows held at once
+	dims := &w.dimSums
 	flush := func() {
 		peak = max(peak, len(rows))
 		if len(rows) > 0 {
@@ -116,15 +118,20 @@ func (w *Writer) drainSessions(ctx context.Context, rows []sessionRow, drain fun
 		}
 		clear(rows) // do not pin the sessions' strings
 		rows = rows[:0]
+		if len(dims.rows) > 0 {
+			w.sessionDims.flush(ctx, dims.rows)
+		}
+		dims.reset()
 	}
 	emit := func(prev, cur *visitor.Session, hadPrev bool) {
 		if hadPrev {
 			rows = append(rows, sessionRow{*prev, -1})
 		}
 		rows = append(rows, sessionRow{*cur, 1})
+		dims.add(prev, cur, hadPrev)
 	}
 	pause := func() {
-		if len(rows) >= w.opts.BatchSize {
+		if len(rows) >= w.opts.BatchSize || len(dims.rows) >= w.opts.BatchSize {
 			flush()
 		}
 	}
@@ -137,6 +144,167 @@ func (w *Writer) drainSessions(ctx context.Context, rows []sessionRow, drain fun
 		rows = nil
 	}
 	return rows
+}
+
+// dimRow is a row of sessions_dims_input (0008_sessions_dims_input.sql):
+// the change that some session rows make to the sessions_dims_hourly
+// rollup, which that table's view expands to the rollup's 16 dimensions.
+// A row either sums the changes of sessions with one site, start quarter
+// hour and attribution, or carries the visitor of a session written for
+// the first time (with that session's sums).
+type dimRow struct {
+	site       string
+	start      time.Time // the start's quarter hour
+	attrs      *visitor.Attrs
+	visitorID  uint64
+	newVisitor uint8
+	visits     int64
+	bounces    int64
+	duration   int64
+	pageviews  int64
+	events     int64
+}
+
+// dimKey is what sessions share to be summed in one dimRow.
+type dimKey struct {
+	site    string
+	quarter int64 // Unix seconds of the start's quarter hour
+	attrs   *visitor.Attrs
+}
+
+// sessionDims sums session changes into dimRows: what the materialized
+// view on sessions used to expand to 16 rows per session row, two per
+// update, is one row per group of sessions, plus one per new session for
+// its visitor id. The sums are the view's: a row of sign s adds s to
+// visits and s times its bounce, duration, page views and events; the
+// visitors are those of rows with sign +1, of which only a session's first
+// row can bring a new one into its group (its later rows have the same
+// visitor, start and attribution).
+type sessionDims struct {
+	rows  []dimRow
+	index map[dimKey]int // the summing row of a group in rows
+}
+
+func (d *sessionDims) reset() {
+	clear(d.rows) // do not pin the attributions
+	d.rows = d.rows[:0]
+	clear(d.index)
+}
+
+// add takes one change: cur, replacing prev when hadPrev.
+func (d *sessionDims) add(prev, cur *visitor.Session, hadPrev bool) {
+	k := dimKeyOf(cur)
+	if hadPrev {
+		pk := dimKeyOf(prev)
+		if pk == k {
+			// An update: its -1 and +1 rows add up to the difference.
+			r := d.group(k)
+			r.bounces += bounce(cur) - bounce(prev)
+			r.duration += int64(cur.DurationSec) - int64(prev.DurationSec)
+			r.pageviews += int64(cur.Pageviews) - int64(prev.Pageviews)
+			r.events += int64(cur.Events) - int64(prev.Events)
+			return
+		}
+		// Never seen (a session keeps its start and attribution), but
+		// summed as the view would: -1 there, +1 with the visitor here.
+		d.group(pk).addSession(prev, -1)
+	}
+	d.rows = append(d.rows, dimRow{site: k.site, start: time.Unix(k.quarter, 0).UTC(), attrs: k.attrs,
+		visitorID: cur.VisitorID, newVisitor: 1})
+	d.rows[len(d.rows)-1].addSession(cur, 1)
+}
+
+// group returns the summing row of k, adding it if it is new.
+func (d *sessionDims) group(k dimKey) *dimRow {
+	if i, ok := d.index[k]; ok {
+		return &d.rows[i]
+	}
+	if d.index == nil {
+		d.index = make(map[dimKey]int)
+	}
+	d.index[k] = len(d.rows)
+	d.rows = append(d.rows, dimRow{site: k.site, start: time.Unix(k.quarter, 0).UTC(), attrs: k.attrs})
+	return &d.rows[len(d.rows)-1]
+}
+
+func (r *dimRow) addSession(s *visitor.Session, sign int64) {
+	r.visits += sign
+	r.bounces += sign * bounce(s)
+	r.duration += sign * int64(s.DurationSec)
+	r.pageviews += sign * int64(s.Pageviews)
+	r.events += sign * int64(s.Events)
+}
+
+func dimKeyOf(s *visitor.Session) dimKey {
+	a := s.Attrs
+	if a == nil {
+		a = &noAttrs
+	}
+	const quarter = 15 * 60
+	u := s.Start.Unix()
+	return dimKey{site: s.Site, quarter: u - ((u%quarter)+quarter)%quarter, attrs: a}
+}
+
+func bounce(s *visitor.Session) int64 {
+	if s.Bounce {
+		return 1
+	}
+	return 0
+}
+
+const sessionDimColumns = "site_id, start, referrer, referrer_source, channel, utm_source, utm_medium, utm_campaign, " +
+	"utm_content, utm_term, country_code, region, city, browser, os, device, screen, connection_type, " +
+	"visitor_id, new_visitor, d_visits, d_bounces, d_duration, d_pageviews, d_events"
+
+var sessionDimColumnNames = strings.Split(sessionDimColumns, ", ")
+
+// dimBatch holds column slices reused from one flush to the next.
+type dimBatch struct {
+	strs   [17][]string
+	starts []time.Time
+	ids    []uint64
+	news   []uint8
+	sums   [5][]int64
+	insert insertBuilder
+}
+
+// build returns the INSERT for rows and its column slices, leaving out
+// columns that hold only defaults (see eventBatch.build).
+func (c *dimBatch) build(rows []dimRow) (string, []any) {
+	for i := range c.strs {
+		c.strs[i] = c.strs[i][:0]
+	}
+	for i := range c.sums {
+		c.sums[i] = c.sums[i][:0]
+	}
+	c.starts, c.ids, c.news = c.starts[:0], c.ids[:0], c.news[:0]
+	for i := range rows {
+		r := &rows[i]
+		a := r.attrs
+		c.starts = append(c.starts, r.start)
+		c.ids = append(c.ids, r.visitorID)
+		c.news = append(c.news, r.newVisitor)
+		for j, v := range [...]int64{r.visits, r.bounces, r.duration, r.pageviews, r.events} {
+			c.sums[j] = append(c.sums[j], v)
+		}
+		for j, v := range [...]string{r.site, a.Referrer, a.Source, a.Channel, a.UTMSource, a.UTMMedium,
+			a.UTMCampaign, a.UTMContent, a.UTMTerm, a.Country, a.Region, a.City, a.Browser, a.OS, a.Device,
+			a.Screen, a.ConnectionType} {
+			c.strs[j] = append(c.strs[j], v)
+		}
+	}
+	cols := []any{c.strs[0], c.starts}
+	for i := 1; i < len(c.strs); i++ {
+		cols = append(cols, c.strs[i])
+	}
+	cols = append(cols, c.ids, c.news, c.sums[0], c.sums[1], c.sums[2], c.sums[3], c.sums[4])
+	return c.insert.build("sessions_dims_input", sessionDimColumnNames, cols)
+}
+
+func (c *dimBatch) release() {
+	for i := range c.strs {
+		clear(c.strs[i])
+	}
 }
 
 // sessionRow is a session state with its sign.

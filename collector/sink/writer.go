@@ -114,7 +114,11 @@ type Writer struct {
 	opts     Options
 	events   *table[*Event]
 	sessions *table[sessionRow] // fed by runSessions, not by its queue
-	closing  chan struct{}      // closed by Close: the last drain of sessions
+	// sessionDims takes the sums of each drain of sessions for
+	// sessions_dims_hourly (sessionDims), fed by runSessions too.
+	sessionDims *table[dimRow]
+	dimSums     sessionDims   // runSessions' alone
+	closing     chan struct{} // closed by Close: the last drain of sessions
 	// sessionSrcs are where session changes come from (WriteSessions).
 	srcMu       sync.Mutex
 	sessionSrcs []SessionSource
@@ -213,6 +217,8 @@ func newWriter(o Options) *Writer {
 	var sb sessionBatch
 	w.sessions = newTable(w, "sessions", o.BatchSize, 0, 0, sb.build, // runSessions paces it, no queue
 		func([]sessionRow) { sb.release() })
+	var db dimBatch
+	w.sessionDims = newTable(w, "sessions_dims_input", o.BatchSize, 0, 0, db.build, func([]dimRow) { db.release() })
 	o.Metrics.NewGauge("glimpse_queue_depth", func() float64 { return float64(w.QueueDepth()) })
 	return w
 }
@@ -271,7 +277,8 @@ func (w *Writer) Close(ctx context.Context) (lost int64, err error) {
 	w.stopCancel()
 	w.events.prepared.closeAll()
 	w.sessions.prepared.closeAll()
-	lost = w.events.lost.Load() + w.sessions.lost.Load()
+	w.sessionDims.prepared.closeAll()
+	lost = w.events.lost.Load() + w.sessions.lost.Load() + w.sessionDims.lost.Load()
 	if w.spool != nil {
 		if left := w.spool.size.Load(); err != nil && left > 0 {
 			w.opts.Log.Warn("rows left in the spool for the next start", "bytes", left, "dir", w.spool.dir)

@@ -344,3 +344,102 @@ func TestSessionsFromTwoSources(t *testing.T) {
 		t.Fatalf("%d sessions written, want one from each source", n)
 	}
 }
+
+// TestSessionDimsFollowSessions: the writer's sums for sessions_dims_hourly
+// (0008: sessions_dims_input and its view) give the rollup exactly what
+// expanding every session row to the 16 dimensions gives (what 0004's view
+// on sessions did), over new sessions, updates, several drains, sites,
+// hours and attributions, and with far fewer rows than sessions has.
+func TestSessionDimsFollowSessions(t *testing.T) {
+	db := chtest.Migrated(t)
+	m := metrics.NewSet()
+	w := sink.New(sink.Options{Conn: db.Conn, BatchSize: 64, Interval: time.Hour, SessionInterval: 10 * time.Millisecond, Metrics: m})
+	c := visitor.NewCache(visitor.CacheConfig{})
+	w.WriteSessions(c)
+	attrs := []*visitor.Attrs{
+		{Source: "Google", Channel: "search", Referrer: "www.google.com/", Browser: "Firefox", OS: "Linux", Country: "DE", Region: "DE-BE", City: "Berlin"},
+		{UTMSource: "news", UTMMedium: "email", UTMCampaign: "nov", UTMTerm: "t", UTMContent: "c", Browser: "Chrome", Device: "Mobile", Screen: "390x844", ConnectionType: "4g", Country: "FR"},
+		nil,
+	}
+	// Sessions start from 05:50 to 06:25, over two hours and three quarter hours.
+	base := time.Date(2026, 3, 4, 5, 50, 0, 0, time.UTC)
+	const visitors = 300
+	touch := func(round int) {
+		for v := range visitors {
+			site := []string{"a.example", "b.example"}[v%2]
+			ts := base.Add(time.Duration(v)*7*time.Second + time.Duration(round)*time.Minute)
+			c.Touch(site, uint64(v+1), ts, visitor.Touch{Pageview: round != 1 || v%5 == 0, Interactive: round == 1 && v%3 == 0,
+				EngagementMS: uint32(round * 1000), Path: fmt.Sprintf("/p%d", round), Attrs: attrs[v%len(attrs)]})
+		}
+	}
+	touch(0)
+	waitRows(t, db, "SELECT count() FROM sessions", visitors)
+	touch(1)
+	// Updates were drained (counted as stored: merges collapse their rows).
+	stored := m.GetOrCreateCounter(`glimpse_rows_stored_total{table="sessions"}`)
+	for deadline := time.Now().Add(20 * time.Second); stored.Get() < 3*visitors; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d session rows stored after 20 s, want the %d of the updates too", stored.Get(), 3*visitors)
+		}
+	}
+	touch(2)
+	if lost := closeWriter(t, w); lost != 0 {
+		t.Fatalf("lost %d rows", lost)
+	}
+
+	const dims = `['visit:source', 'visit:referrer', 'visit:channel', 'visit:utm_source', 'visit:utm_medium', 'visit:utm_campaign',
+		'visit:utm_content', 'visit:utm_term', 'visit:country', 'visit:region', 'visit:city', 'visit:browser', 'visit:os',
+		'visit:device', 'visit:screen', 'visit:connection']`
+	const values = `[if(referrer_source = '', 'Direct / None', referrer_source), referrer, channel, utm_source, utm_medium,
+		utm_campaign, utm_content, utm_term, country_code, region, city, browser, os, device, screen, connection_type]`
+	read := func(q string) map[string]string {
+		t.Helper()
+		rows, err := db.Conn.Query(context.Background(), q)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		defer rows.Close()
+		out := map[string]string{}
+		for rows.Next() {
+			var site, dim, value string
+			var hour time.Time
+			var visitors uint64
+			var visits, bounces, duration, pageviews, events int64
+			if err := rows.Scan(&site, &dim, &hour, &value, &visitors, &visits, &bounces, &duration, &pageviews, &events); err != nil {
+				t.Fatal(err)
+			}
+			out[fmt.Sprintf("%s %s %s %q", site, dim, hour.UTC().Format(time.RFC3339), value)] =
+				fmt.Sprintf("visitors %d visits %d bounces %d duration %d pageviews %d events %d", visitors, visits, bounces, duration, pageviews, events)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	want := read(`SELECT site_id, d.1 AS dim, toStartOfHour(start) AS hour, d.2 AS value, toUInt64(uniqExactIf(visitor_id, sign > 0)),
+		sum(toInt64(sign)), sum(sign * is_bounce), sum(sign * duration), sum(sign * pageviews), sum(sign * events)
+		FROM sessions ARRAY JOIN arrayMap((x, y) -> (x, y), ` + dims + `, ` + values + `) AS d
+		GROUP BY site_id, dim, hour, value`)
+	got := read(`SELECT site_id, dim, hour, value, toUInt64(uniqMerge(visitors)), sumMerge(visits), sumMerge(bounces),
+		sumMerge(duration_sum), sumMerge(pageviews_sum), sumMerge(events_sum)
+		FROM sessions_dims_hourly GROUP BY site_id, dim, hour, value`)
+	// 2 sites × 16 dimensions × 2 hours, fewer for dimensions with one value.
+	if len(want) < 100 {
+		t.Fatalf("fixture: %d groups from the sessions table, want at least 100", len(want))
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: rollup %q, sessions %q", k, got[k], v)
+		}
+	}
+	for k, v := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("%s: rollup %q, not in sessions", k, v)
+		}
+	}
+	sessionRows := stored.Get()
+	dimRows := m.GetOrCreateCounter(`glimpse_rows_stored_total{table="sessions_dims_input"}`).Get()
+	if dimRows == 0 || dimRows > sessionRows/2 {
+		t.Errorf("%d rows for sessions_dims_hourly from %d session rows, want some and at most half", dimRows, sessionRows)
+	}
+}
