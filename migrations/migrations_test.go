@@ -101,7 +101,7 @@ func TestClusterRendering(t *testing.T) {
 		"CREATE TABLE IF NOT EXISTS events ON CLUSTER analytics AS events_local ENGINE = Distributed(analytics, glimpse, events_local, visitor_id)",
 		"CREATE MATERIALIZED VIEW IF NOT EXISTS events_hourly_mv ON CLUSTER analytics\nTO events_hourly_local",
 		"CREATE TABLE IF NOT EXISTS sessions_dims_input ON CLUSTER analytics AS sessions_dims_input_local ENGINE = Distributed(analytics, glimpse, sessions_dims_input_local, rand())",
-		"FROM sessions_dims_input_local\nARRAY JOIN",
+		"FROM sessions_dims_input_local\nARRAY JOIN visitor_ids AS v",
 		"FROM events_local",
 		"ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/glimpse/sessions_hourly_local', '{replica}', (visits,",
 	} {

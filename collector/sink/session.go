@@ -118,8 +118,8 @@ func (w *Writer) drainSessions(ctx context.Context, rows []sessionRow, drain fun
 		}
 		clear(rows) // do not pin the sessions' strings
 		rows = rows[:0]
-		if len(dims.rows) > 0 {
-			w.sessionDims.flush(ctx, dims.rows)
+		if len(dims.groups) > 0 {
+			w.sessionDims.flush(ctx, dims.expand())
 		}
 		dims.reset()
 	}
@@ -131,7 +131,7 @@ func (w *Writer) drainSessions(ctx context.Context, rows []sessionRow, drain fun
 		dims.add(prev, cur, hadPrev)
 	}
 	pause := func() {
-		if len(rows) >= w.opts.BatchSize || len(dims.rows) >= w.opts.BatchSize {
+		if len(rows) >= w.opts.BatchSize || dims.size() >= w.opts.BatchSize {
 			flush()
 		}
 	}
@@ -146,49 +146,123 @@ func (w *Writer) drainSessions(ctx context.Context, rows []sessionRow, drain fun
 	return rows
 }
 
-// dimRow is a row of sessions_dims_input (0008_sessions_dims_input.sql):
-// the change that some session rows make to the sessions_dims_hourly
-// rollup, which that table's view expands to the rollup's 16 dimensions.
-// A row either sums the changes of sessions with one site, start quarter
-// hour and attribution, or carries the visitor of a session written for
-// the first time (with that session's sums).
-type dimRow struct {
-	site       string
-	start      time.Time // the start's quarter hour
-	attrs      *visitor.Attrs
-	visitorID  uint64
-	newVisitor uint8
-	visits     int64
-	bounces    int64
-	duration   int64
-	pageviews  int64
-	events     int64
+// sessionDims sums session changes for sessions_dims_hourly, in the
+// writer rather than in a view on sessions, which expanded every session
+// row (two per update) to the rollup's 16 dimensions. Summing is in two
+// steps. add sums the changes of sessions that share a site, start quarter
+// hour and attribution (a group), and notes the visitor of each session
+// written for the first time. expand then turns the groups into rows of
+// sessions_dims_input (0008_sessions_dims_input.sql), one per site, quarter
+// hour, dimension and value, with the visitors as an array; that table's
+// view makes the rollup's states of them.
+//
+// The sums are those of the view on sessions: a row of sign s adds s to
+// visits and s times its bounce, duration, page views and events (an
+// update's -1 and +1 rows add up to the difference), and the visitors are
+// those of rows with sign +1, of which only a session's first row can
+// bring a new one (its later rows have the same visitor, start and
+// attribution).
+type sessionDims struct {
+	groups []dimGroup
+	index  map[dimKey]int // of groups
+	news   []newVisitor
+	rows   []dimRow // expand's output
+	rowIdx map[dimRowKey]int
 }
 
-// dimKey is what sessions share to be summed in one dimRow.
+// dimKey is what the sessions of a group share.
 type dimKey struct {
 	site    string
 	quarter int64 // Unix seconds of the start's quarter hour
 	attrs   *visitor.Attrs
 }
 
-// sessionDims sums session changes into dimRows: what the materialized
-// view on sessions used to expand to 16 rows per session row, two per
-// update, is one row per group of sessions, plus one per new session for
-// its visitor id. The sums are the view's: a row of sign s adds s to
-// visits and s times its bounce, duration, page views and events; the
-// visitors are those of rows with sign +1, of which only a session's first
-// row can bring a new one into its group (its later rows have the same
-// visitor, start and attribution).
-type sessionDims struct {
-	rows  []dimRow
-	index map[dimKey]int // the summing row of a group in rows
+type dimGroup struct {
+	key  dimKey
+	sums dimSums
+	rows [len(dimensions)]int32 // the group's row per dimension, set by expand
 }
 
+type dimSums struct{ visits, bounces, duration, pageviews, events int64 }
+
+func (a *dimSums) add(b *dimSums) {
+	a.visits += b.visits
+	a.bounces += b.bounces
+	a.duration += b.duration
+	a.pageviews += b.pageviews
+	a.events += b.events
+}
+
+// addSession adds a row of s with sign.
+func (a *dimSums) addSession(s *visitor.Session, sign int64) {
+	a.visits += sign
+	a.bounces += sign * bounce(s)
+	a.duration += sign * int64(s.DurationSec)
+	a.pageviews += sign * int64(s.Pageviews)
+	a.events += sign * int64(s.Events)
+}
+
+type newVisitor struct {
+	group int
+	id    uint64
+}
+
+// dimRow is a row of sessions_dims_input.
+type dimRow struct {
+	key      dimRowKey
+	visitors []uint64
+	sums     dimSums
+}
+
+type dimRowKey struct {
+	site    string
+	quarter int64
+	dim     int // index in dimensions
+	value   string
+}
+
+// dimensions are the rollup's dimensions and how a session's attribution
+// gives each one's value, as in 0004_session_rollups.sql.
+var dimensions = [...]struct {
+	name  string
+	value func(*visitor.Attrs) string
+}{
+	{"visit:source", func(a *visitor.Attrs) string {
+		if a.Source == "" {
+			return "Direct / None"
+		}
+		return a.Source
+	}},
+	{"visit:referrer", func(a *visitor.Attrs) string { return a.Referrer }},
+	{"visit:channel", func(a *visitor.Attrs) string { return a.Channel }},
+	{"visit:utm_source", func(a *visitor.Attrs) string { return a.UTMSource }},
+	{"visit:utm_medium", func(a *visitor.Attrs) string { return a.UTMMedium }},
+	{"visit:utm_campaign", func(a *visitor.Attrs) string { return a.UTMCampaign }},
+	{"visit:utm_content", func(a *visitor.Attrs) string { return a.UTMContent }},
+	{"visit:utm_term", func(a *visitor.Attrs) string { return a.UTMTerm }},
+	{"visit:country", func(a *visitor.Attrs) string { return a.Country }},
+	{"visit:region", func(a *visitor.Attrs) string { return a.Region }},
+	{"visit:city", func(a *visitor.Attrs) string { return a.City }},
+	{"visit:browser", func(a *visitor.Attrs) string { return a.Browser }},
+	{"visit:os", func(a *visitor.Attrs) string { return a.OS }},
+	{"visit:device", func(a *visitor.Attrs) string { return a.Device }},
+	{"visit:screen", func(a *visitor.Attrs) string { return a.Screen }},
+	{"visit:connection", func(a *visitor.Attrs) string { return a.ConnectionType }},
+}
+
+// size is what the sums hold, in rows of about the size of a session row.
+func (d *sessionDims) size() int { return len(d.groups) + len(d.news)/16 }
+
 func (d *sessionDims) reset() {
-	clear(d.rows) // do not pin the attributions
-	d.rows = d.rows[:0]
+	clear(d.groups) // do not pin the attributions
+	d.groups = d.groups[:0]
 	clear(d.index)
+	d.news = d.news[:0]
+	for i := range d.rows {
+		d.rows[i] = dimRow{visitors: d.rows[i].visitors[:0]}
+	}
+	d.rows = d.rows[:0]
+	clear(d.rowIdx)
 }
 
 // add takes one change: cur, replacing prev when hadPrev.
@@ -198,41 +272,67 @@ func (d *sessionDims) add(prev, cur *visitor.Session, hadPrev bool) {
 		pk := dimKeyOf(prev)
 		if pk == k {
 			// An update: its -1 and +1 rows add up to the difference.
-			r := d.group(k)
-			r.bounces += bounce(cur) - bounce(prev)
-			r.duration += int64(cur.DurationSec) - int64(prev.DurationSec)
-			r.pageviews += int64(cur.Pageviews) - int64(prev.Pageviews)
-			r.events += int64(cur.Events) - int64(prev.Events)
+			g := d.group(k)
+			g.sums.bounces += bounce(cur) - bounce(prev)
+			g.sums.duration += int64(cur.DurationSec) - int64(prev.DurationSec)
+			g.sums.pageviews += int64(cur.Pageviews) - int64(prev.Pageviews)
+			g.sums.events += int64(cur.Events) - int64(prev.Events)
 			return
 		}
 		// Never seen (a session keeps its start and attribution), but
 		// summed as the view would: -1 there, +1 with the visitor here.
-		d.group(pk).addSession(prev, -1)
+		d.group(pk).sums.addSession(prev, -1)
 	}
-	d.rows = append(d.rows, dimRow{site: k.site, start: time.Unix(k.quarter, 0).UTC(), attrs: k.attrs,
-		visitorID: cur.VisitorID, newVisitor: 1})
-	d.rows[len(d.rows)-1].addSession(cur, 1)
+	gi := d.groupIndex(k)
+	d.groups[gi].sums.addSession(cur, 1)
+	d.news = append(d.news, newVisitor{gi, cur.VisitorID})
 }
 
-// group returns the summing row of k, adding it if it is new.
-func (d *sessionDims) group(k dimKey) *dimRow {
+// group returns the group of k, adding it if it is new.
+func (d *sessionDims) group(k dimKey) *dimGroup { return &d.groups[d.groupIndex(k)] }
+
+func (d *sessionDims) groupIndex(k dimKey) int {
 	if i, ok := d.index[k]; ok {
-		return &d.rows[i]
+		return i
 	}
 	if d.index == nil {
 		d.index = make(map[dimKey]int)
 	}
-	d.index[k] = len(d.rows)
-	d.rows = append(d.rows, dimRow{site: k.site, start: time.Unix(k.quarter, 0).UTC(), attrs: k.attrs})
-	return &d.rows[len(d.rows)-1]
+	d.index[k] = len(d.groups)
+	d.groups = append(d.groups, dimGroup{key: k})
+	return len(d.groups) - 1
 }
 
-func (r *dimRow) addSession(s *visitor.Session, sign int64) {
-	r.visits += sign
-	r.bounces += sign * bounce(s)
-	r.duration += sign * int64(s.DurationSec)
-	r.pageviews += sign * int64(s.Pageviews)
-	r.events += sign * int64(s.Events)
+// expand returns the rows of sessions_dims_input for what was added.
+func (d *sessionDims) expand() []dimRow {
+	if d.rowIdx == nil {
+		d.rowIdx = make(map[dimRowKey]int)
+	}
+	for gi := range d.groups {
+		g := &d.groups[gi]
+		for j := range dimensions {
+			rk := dimRowKey{g.key.site, g.key.quarter, j, dimensions[j].value(g.key.attrs)}
+			i, ok := d.rowIdx[rk]
+			if !ok {
+				i = len(d.rows)
+				d.rowIdx[rk] = i
+				if i < cap(d.rows) {
+					d.rows = d.rows[:i+1] // keeps the row's visitors buffer
+				} else {
+					d.rows = append(d.rows, dimRow{})
+				}
+				d.rows[i].key = rk
+			}
+			d.rows[i].sums.add(&g.sums)
+			g.rows[j] = int32(i)
+		}
+	}
+	for _, n := range d.news {
+		for _, i := range d.groups[n.group].rows {
+			d.rows[i].visitors = append(d.rows[i].visitors, n.id)
+		}
+	}
+	return d.rows
 }
 
 func dimKeyOf(s *visitor.Session) dimKey {
@@ -252,24 +352,25 @@ func bounce(s *visitor.Session) int64 {
 	return 0
 }
 
-const sessionDimColumns = "site_id, start, referrer, referrer_source, channel, utm_source, utm_medium, utm_campaign, " +
-	"utm_content, utm_term, country_code, region, city, browser, os, device, screen, connection_type, " +
-	"visitor_id, new_visitor, d_visits, d_bounces, d_duration, d_pageviews, d_events"
+const sessionDimColumns = "site_id, start, dim, value, visitor_ids, with_visitors, d_visits, d_bounces, d_duration, d_pageviews, d_events"
+
+// noVisitors is the visitor_ids of a row without any: the view's ARRAY
+// JOIN would drop a row with an empty array, sums and all.
+var noVisitors = []uint64{0}
 
 var sessionDimColumnNames = strings.Split(sessionDimColumns, ", ")
 
 // dimBatch holds column slices reused from one flush to the next.
 type dimBatch struct {
-	strs   [17][]string
+	strs   [3][]string
 	starts []time.Time
-	ids    []uint64
-	news   []uint8
+	ids    [][]uint64
+	with   []uint8
 	sums   [5][]int64
 	insert insertBuilder
 }
 
-// build returns the INSERT for rows and its column slices, leaving out
-// columns that hold only defaults (see eventBatch.build).
+// build returns the INSERT for rows and its column slices.
 func (c *dimBatch) build(rows []dimRow) (string, []any) {
 	for i := range c.strs {
 		c.strs[i] = c.strs[i][:0]
@@ -277,27 +378,23 @@ func (c *dimBatch) build(rows []dimRow) (string, []any) {
 	for i := range c.sums {
 		c.sums[i] = c.sums[i][:0]
 	}
-	c.starts, c.ids, c.news = c.starts[:0], c.ids[:0], c.news[:0]
+	c.starts, c.ids, c.with = c.starts[:0], c.ids[:0], c.with[:0]
 	for i := range rows {
 		r := &rows[i]
-		a := r.attrs
-		c.starts = append(c.starts, r.start)
-		c.ids = append(c.ids, r.visitorID)
-		c.news = append(c.news, r.newVisitor)
-		for j, v := range [...]int64{r.visits, r.bounces, r.duration, r.pageviews, r.events} {
+		c.strs[0] = append(c.strs[0], r.key.site)
+		c.strs[1] = append(c.strs[1], dimensions[r.key.dim].name)
+		c.strs[2] = append(c.strs[2], r.key.value)
+		c.starts = append(c.starts, time.Unix(r.key.quarter, 0).UTC())
+		if len(r.visitors) > 0 {
+			c.ids, c.with = append(c.ids, r.visitors), append(c.with, 1)
+		} else {
+			c.ids, c.with = append(c.ids, noVisitors), append(c.with, 0)
+		}
+		for j, v := range [...]int64{r.sums.visits, r.sums.bounces, r.sums.duration, r.sums.pageviews, r.sums.events} {
 			c.sums[j] = append(c.sums[j], v)
 		}
-		for j, v := range [...]string{r.site, a.Referrer, a.Source, a.Channel, a.UTMSource, a.UTMMedium,
-			a.UTMCampaign, a.UTMContent, a.UTMTerm, a.Country, a.Region, a.City, a.Browser, a.OS, a.Device,
-			a.Screen, a.ConnectionType} {
-			c.strs[j] = append(c.strs[j], v)
-		}
 	}
-	cols := []any{c.strs[0], c.starts}
-	for i := 1; i < len(c.strs); i++ {
-		cols = append(cols, c.strs[i])
-	}
-	cols = append(cols, c.ids, c.news, c.sums[0], c.sums[1], c.sums[2], c.sums[3], c.sums[4])
+	cols := []any{c.strs[0], c.starts, c.strs[1], c.strs[2], c.ids, c.with, c.sums[0], c.sums[1], c.sums[2], c.sums[3], c.sums[4]}
 	return c.insert.build("sessions_dims_input", sessionDimColumnNames, cols)
 }
 
@@ -305,6 +402,7 @@ func (c *dimBatch) release() {
 	for i := range c.strs {
 		clear(c.strs[i])
 	}
+	clear(c.ids)
 }
 
 // sessionRow is a session state with its sign.
