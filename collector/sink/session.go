@@ -250,8 +250,10 @@ var dimensions = [...]struct {
 	{"visit:connection", func(a *visitor.Attrs) string { return a.ConnectionType }},
 }
 
-// size is what the sums hold, in rows of about the size of a session row.
-func (d *sessionDims) size() int { return len(d.groups) + len(d.news)/16 }
+// size is what the sums hold: groups and new visitors. expand makes up to
+// 16 rows of each group and puts each new visitor in 16 rows, so the
+// writer flushes at BatchSize of them, as it does session rows.
+func (d *sessionDims) size() int { return len(d.groups) + len(d.news) }
 
 func (d *sessionDims) reset() {
 	clear(d.groups) // do not pin the attributions
