@@ -66,8 +66,9 @@ const propsPrefix = "event:props:"
 // attribution lists the session properties fixed when a session starts and
 // shared by all its versions; sessions_dims_hourly holds one dimension per
 // property here, named by it, with the value the property's expression
-// above computes (0004_session_rollups.sql: keep the two in step). Entry
-// and exit pages change between versions and are not here.
+// above computes (the collector's writer computes it in Go: dimensions in
+// collector/sink/session.go; keep the two in step). Entry and exit pages
+// change between versions and are not here.
 var attribution = map[string]bool{
 	"visit:source": true, "visit:referrer": true, "visit:channel": true,
 	"visit:utm_source": true, "visit:utm_medium": true, "visit:utm_campaign": true,

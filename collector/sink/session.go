@@ -222,7 +222,10 @@ type dimRowKey struct {
 }
 
 // dimensions are the rollup's dimensions and how a session's attribution
-// gives each one's value, as in 0004_session_rollups.sql.
+// gives each one's value. The aggregator reads the same values from raw
+// sessions with the SQL of its attribution properties (properties in
+// aggregator/property.go); keep the two in step (TestEngine compares
+// every dimension's rollup with the raw answer).
 var dimensions = [...]struct {
 	name  string
 	value func(*visitor.Attrs) string
@@ -460,11 +463,7 @@ func (c *sessionBatch) build(rows []sessionRow) (string, []any) {
 		c.u32[3] = append(c.u32[3], r.Events)
 		c.times[0] = append(c.times[0], r.Start)
 		c.times[1] = append(c.times[1], r.LastSeen)
-		var bounce uint8
-		if r.Bounce {
-			bounce = 1
-		}
-		c.u8 = append(c.u8, bounce)
+		c.u8 = append(c.u8, uint8(bounce(r)))
 		// hostname and the browser/OS versions are not part of a session's
 		// attribution; the columns stay empty.
 		for j, v := range [...]string{r.Site, r.EntryPage, r.ExitPage, "", a.Referrer, a.Source,

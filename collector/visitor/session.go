@@ -901,11 +901,12 @@ func (c *Cache) DroppedChanges() uint64 {
 func (c *Cache) removeAt(sh *sessionShard, i int) {
 	if sh.slots[i].flags&slotDirty != 0 {
 		sh.frozen = append(sh.frozen, frozen{s: sh.slots[i], k: sh.colds[i]})
+		ended := c.ended.Add(1)
 		if len(sh.frozen) > max(sh.max, minPerShard) && time.Since(time.Unix(0, c.drained.Load())) >= c.stall {
 			c.dropped.Add(uint64(len(sh.frozen)))
-			c.ended.Add(-int64(len(sh.frozen) - 1))
+			c.ended.Add(-int64(len(sh.frozen)))
 			sh.frozen = sh.frozen[:0]
-		} else if c.ended.Add(1) >= c.endedAt {
+		} else if ended >= c.endedAt {
 			select {
 			case c.pressure <- struct{}{}:
 			default: // asked already
