@@ -7,10 +7,13 @@
 //	(c) store    glimpse serve writing to ClickHouse (through a disk spool
 //	             unless -spool=false)
 //
-// For each it prints events accepted per second (202, not dropped), p50/p99
-// latency, server CPU µs per accepted event
-// and peak RSS, then the ratios b/a and c/a, and checks that every event (c)
-// accepted is in ClickHouse. `make bench` runs it.
+// The load comes from this binary's fasthttp client (--load go, the
+// default) or, as a cross-check, from Debian's wrk (--load wrk; wrk.go and
+// load.lua); both send the same page views. For each contestant it prints
+// events accepted per second (202, not dropped), p50/p99 latency, server
+// CPU µs per accepted event and peak RSS, then the ratios b/a and c/a, and
+// checks that every event (c) accepted is in ClickHouse. `make bench` runs
+// it.
 package main
 
 import (
@@ -108,6 +111,7 @@ func bench(args []string) error {
 	geo := fs.String("geoip", "", "GeoIP .mmdb passed to glimpse (optional)")
 	only := fs.String("only", "", "run only this contestant (bare, discard or store), e.g. to profile it")
 	extra := fs.String("serve-args", "", "extra arguments for glimpse serve, space-separated")
+	loadWith := fs.String("load", "go", "load generator: go (this binary's fasthttp client) or wrk (Debian's wrk running load.lua, a cross-check)")
 	spool := fs.Bool("spool", true, "run (c) with a disk spool (--spool-dir in a temporary directory), as production should")
 	_ = fs.Parse(args)
 	if *visitors < 1 {
@@ -160,10 +164,25 @@ func bench(args []string) error {
 		}
 		defer c.stop()
 	}
-	bodies := payloads(512)
+	var run func(c *contestant) (result, error)
+	switch *loadWith {
+	case "wrk":
+		l, err := newWrkLoad(tmp, *conns)
+		if err != nil {
+			return err
+		}
+		fmt.Println("load:", l.describe(*conns))
+		run = func(c *contestant) (result, error) { return l.run(c, *dur, *conns, *visitors) }
+	case "go":
+		bodies := payloads(512)
+		fmt.Printf("load: this binary's fasthttp client, %d connections\n", *conns)
+		run = func(c *contestant) (result, error) { return load(c, *dur, *conns, *visitors, bodies) }
+	default:
+		return fmt.Errorf("--load %q: want wrk or go", *loadWith)
+	}
 	for r := 0; r < *rounds; r++ {
 		for _, c := range cs {
-			res, err := load(c, *dur, *conns, *visitors, bodies)
+			res, err := run(c)
 			if err != nil {
 				return fmt.Errorf("%s: %w", c.name, err)
 			}
