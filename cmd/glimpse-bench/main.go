@@ -89,6 +89,7 @@ type contestant struct {
 
 type result struct {
 	requests, accepted, errors int64
+	failures                   map[string]int64 // errors by kind (status or error), for the go load
 	seconds                    float64
 	cpu                        float64 // server CPU seconds
 	genCPU                     float64 // this load generator's CPU seconds
@@ -189,6 +190,9 @@ func bench(args []string) error {
 			c.stat = append(c.stat, res)
 			fmt.Printf("round %d %-8s %8.0f accepted/s  p99 %6.2f ms  cpu %6.1f µs/event  refused or failed %d\n",
 				r+1, c.name, float64(res.accepted)/res.seconds, ms(res.p99), res.cpu/float64(max(res.accepted, 1))*1e6, res.errors)
+			if len(res.failures) > 0 {
+				fmt.Printf("        %s refused or failed: %s\n", c.name, failureList(res.failures))
+			}
 		}
 	}
 	// Peak RSS is read before stopping; then the store contestant is stopped
@@ -245,6 +249,20 @@ func bench(args []string) error {
 		return fmt.Errorf("ClickHouse holds %d rows but %d events were answered 202", stored, accepted)
 	}
 	return nil
+}
+
+// failureList prints failures by kind, most frequent first.
+func failureList(failures map[string]int64) string {
+	kinds := make([]string, 0, len(failures))
+	for k := range failures {
+		kinds = append(kinds, k)
+	}
+	sort.Slice(kinds, func(i, j int) bool { return failures[kinds[i]] > failures[kinds[j]] })
+	parts := make([]string, len(kinds))
+	for i, k := range kinds {
+		parts[i] = fmt.Sprintf("%d× %s", failures[k], k)
+	}
+	return strings.Join(parts, "; ")
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -380,6 +398,14 @@ func payloads(n int) []payload {
 func load(c *contestant, d time.Duration, conns, visitors int, bodies []payload) (result, error) {
 	client := &fasthttp.HostClient{Addr: c.addr, MaxConns: conns, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
 	var requests, accepted, errs atomic.Int64
+	var failMu sync.Mutex
+	failures := map[string]int64{}
+	fail := func(kind string) {
+		errs.Add(1)
+		failMu.Lock()
+		failures[kind]++
+		failMu.Unlock()
+	}
 	lat := make([][]time.Duration, conns)
 	cpu0 := cpuSeconds(c.proc.Process.Pid)
 	gen0, ch0 := cpuSeconds(os.Getpid()), clickhouseCPU()
@@ -414,11 +440,11 @@ func load(c *contestant, d time.Duration, conns, visitors int, bodies []payload)
 				requests.Add(1)
 				switch {
 				case err != nil:
-					errs.Add(1)
+					fail(err.Error())
 				case resp.StatusCode() == fasthttp.StatusAccepted && len(resp.Header.Peek("X-Glimpse-Dropped")) == 0:
 					accepted.Add(1)
 				case resp.StatusCode() != fasthttp.StatusAccepted:
-					errs.Add(1)
+					fail(fmt.Sprintf("status %d %s", resp.StatusCode(), resp.Header.Peek("X-Glimpse-Dropped")))
 				}
 			}
 		}(w)
@@ -440,7 +466,7 @@ func load(c *contestant, d time.Duration, conns, visitors int, bodies []payload)
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
 	return result{
-		requests: requests.Load(), accepted: accepted.Load(), errors: errs.Load(), seconds: secs, cpu: cpu,
+		requests: requests.Load(), accepted: accepted.Load(), errors: errs.Load(), failures: failures, seconds: secs, cpu: cpu,
 		genCPU: genCPU, chCPU: chCPU,
 		p50: all[len(all)/2], p99: all[len(all)*99/100],
 	}, nil

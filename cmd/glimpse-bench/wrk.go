@@ -85,8 +85,15 @@ func (l *wrkLoad) run(c *contestant, d time.Duration, conns, visitors int) (resu
 	if c.settle > 0 {
 		time.Sleep(c.settle)
 	}
+	failures := map[string]int64{}
+	if w.non2xx > 0 {
+		failures["non-2xx or 3xx"] = w.non2xx
+	}
+	if w.socketErrors > 0 {
+		failures["socket errors"] = w.socketErrors
+	}
 	return result{
-		requests: w.requests, accepted: accepted, errors: w.non2xx + w.socketErrors, seconds: w.seconds,
+		requests: w.requests, accepted: accepted, errors: w.non2xx + w.socketErrors, failures: failures, seconds: w.seconds,
 		cpu: cpuSeconds(c.proc.Process.Pid) - cpu0, genCPU: genCPU, chCPU: clickhouseCPU() - ch0,
 		p50: w.p50, p99: w.p99,
 	}, nil
