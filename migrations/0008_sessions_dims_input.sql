@@ -15,8 +15,9 @@
 -- sessions_dims_input holds nothing (engine Null); its view turns each row
 -- into the rollup's states, one row per visitor so that uniqState sees each
 -- (ClickHouse 18.16 has no way to make a uniq state of an array that the
--- rollup's column takes), with the sums on the first. The quarter hour keeps toStartOfHour exact in any server
--- time zone (offsets are whole quarter hours). A session's visitor is
+-- rollup's column takes), with the sums on the first. The quarter hour
+-- keeps toStartOfHour exact in any server time zone (offsets are whole
+-- quarter hours). A session's visitor is
 -- taken from its first row only: its later rows have the same visitor,
 -- start and attribution, so uniq would not count it again.
 --

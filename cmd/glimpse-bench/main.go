@@ -89,7 +89,7 @@ type contestant struct {
 
 type result struct {
 	requests, accepted, errors int64
-	failures                   map[string]int64 // errors by kind (status or error), for the go load
+	failures                   map[string]int64 // errors by kind: status and drop reason, client error, or wrk's counts
 	seconds                    float64
 	cpu                        float64 // server CPU seconds
 	genCPU                     float64 // this load generator's CPU seconds
@@ -159,12 +159,6 @@ func bench(args []string) error {
 			return fmt.Errorf("--only %q: want bare, discard or store", *only)
 		}
 	}
-	for _, c := range cs {
-		if err := c.start(); err != nil {
-			return err
-		}
-		defer c.stop()
-	}
 	var run func(c *contestant) (result, error)
 	switch *loadWith {
 	case "wrk":
@@ -180,6 +174,12 @@ func bench(args []string) error {
 		run = func(c *contestant) (result, error) { return load(c, *dur, *conns, *visitors, bodies) }
 	default:
 		return fmt.Errorf("--load %q: want wrk or go", *loadWith)
+	}
+	for _, c := range cs {
+		if err := c.start(); err != nil {
+			return err
+		}
+		defer c.stop()
 	}
 	for r := 0; r < *rounds; r++ {
 		for _, c := range cs {

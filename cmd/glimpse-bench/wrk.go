@@ -5,7 +5,6 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -150,7 +149,15 @@ func parseWrk(out string) (wrkResult, error) {
 // wrkDuration reads one of wrk's durations, a number and a unit.
 func wrkDuration(num, unit string) time.Duration {
 	f, _ := strconv.ParseFloat(num, 64)
-	scale := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second, "m": time.Minute}[unit]
+	scale := time.Microsecond
+	switch unit {
+	case "ms":
+		scale = time.Millisecond
+	case "s":
+		scale = time.Second
+	case "m":
+		scale = time.Minute
+	}
 	return time.Duration(f * float64(scale))
 }
 
@@ -169,7 +176,6 @@ func acceptedTotal(addr string) (int64, error) {
 			return int64(f), err
 		}
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
 	if err := sc.Err(); err != nil {
 		return 0, err
 	}

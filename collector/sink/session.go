@@ -278,10 +278,8 @@ func (d *sessionDims) add(prev, cur *visitor.Session, hadPrev bool) {
 		if pk == k {
 			// An update: its -1 and +1 rows add up to the difference.
 			g := d.group(k)
-			g.sums.bounces += bounce(cur) - bounce(prev)
-			g.sums.duration += int64(cur.DurationSec) - int64(prev.DurationSec)
-			g.sums.pageviews += int64(cur.Pageviews) - int64(prev.Pageviews)
-			g.sums.events += int64(cur.Events) - int64(prev.Events)
+			g.sums.addSession(prev, -1)
+			g.sums.addSession(cur, 1)
 			return
 		}
 		// Never seen (a session keeps its start and attribution), but

@@ -30,22 +30,20 @@ func (tb *table) drain(c *Cache) int {
 
 // emit records a change as the table would take it; the caller holds mu.
 func (tb *table) emit(prev, cur *Session, hadPrev bool) {
-	{
-		if hadPrev {
-			k := [2]uint64{prev.ID, uint64(prev.Version)}
-			// The rollups sum rows with their sign: a cancel row must
-			// repeat every column of the row it cancels.
-			if w, ok := tb.last[k]; !ok || !sameSession(*prev, w) {
-				tb.bad = append(tb.bad, fmt.Sprintf("cancel row %+v for written %+v", viewOf(*prev), viewOf(w)))
-			}
-			tb.net[k]--
-			tb.rows++
+	if hadPrev {
+		k := [2]uint64{prev.ID, uint64(prev.Version)}
+		// The rollups sum rows with their sign: a cancel row must
+		// repeat every column of the row it cancels.
+		if w, ok := tb.last[k]; !ok || !sameSession(*prev, w) {
+			tb.bad = append(tb.bad, fmt.Sprintf("cancel row %+v for written %+v", viewOf(*prev), viewOf(w)))
 		}
-		k := [2]uint64{cur.ID, uint64(cur.Version)}
-		tb.net[k]++
-		tb.last[k] = *cur
+		tb.net[k]--
 		tb.rows++
 	}
+	k := [2]uint64{cur.ID, uint64(cur.Version)}
+	tb.net[k]++
+	tb.last[k] = *cur
+	tb.rows++
 }
 
 // heldIDs returns the ids of the sessions c holds.

@@ -18,6 +18,7 @@ import (
 // holds more than limit values, Cache.compact keeps only those that held
 // sessions refer to, so memory is bounded by the sessions held.
 type keyTable[V any] struct {
+	seed   maphash.Seed
 	n      atomic.Int64 // values held
 	limit  atomic.Int64
 	floor  int64 // the least limit, minKeyLimit (tests lower it)
@@ -38,6 +39,7 @@ const (
 )
 
 func (t *keyTable[V]) init() {
+	t.seed = maphash.MakeSeed()
 	for i := range t.shards {
 		t.shards[i].m = make(map[uint64]V)
 	}
@@ -98,15 +100,7 @@ func (t *keyTable[V]) keep(live map[uint64]struct{}) {
 }
 
 // pathTable holds the entry and exit pages of held sessions.
-type pathTable struct {
-	keyTable[string]
-	seed maphash.Seed
-}
-
-func (t *pathTable) init() {
-	t.keyTable.init()
-	t.seed = maphash.MakeSeed()
-}
+type pathTable struct{ keyTable[string] }
 
 func (t *pathTable) hash(path string) uint64 { return maphash.String(t.seed, path) }
 
@@ -119,15 +113,7 @@ func (t *pathTable) add(h uint64, path string) {
 // attrTable holds the attribution of held sessions, one immutable Attrs
 // for every session with the same attribution (most visits share a
 // handful: direct, Chrome, Windows, one country).
-type attrTable struct {
-	keyTable[*Attrs]
-	seed maphash.Seed
-}
-
-func (t *attrTable) init() {
-	t.keyTable.init()
-	t.seed = maphash.MakeSeed()
-}
+type attrTable struct{ keyTable[*Attrs] }
 
 // hash returns a's key: each string with its length, so that no two
 // different attributions run together into the same bytes.

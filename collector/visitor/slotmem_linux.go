@@ -18,9 +18,8 @@ const hugePage = 2 << 20
 // much again: huge pages halve what finding a slot costs in the load run.
 // The Go heap is not backed by huge pages (Go no longer advises it), hence
 // a mapping; it also keeps the arrays out of the heap that GOMEMLIMIT
-// paces the collector by. T must hold no
-// pointers: memory the garbage collector does not know about is safe only
-// for such types.
+// paces the collector by. T must hold no pointers: memory the garbage
+// collector does not know about is safe only for such types.
 func mapArray[T any](n int) ([]T, []byte) {
 	var zero T
 	size := n * int(unsafe.Sizeof(zero))
