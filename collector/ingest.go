@@ -114,6 +114,13 @@ type outcome struct {
 
 var accepted = outcome{status: fasthttp.StatusAccepted}
 
+// Where a benchmark build stops the ingest path (benchfloor.go).
+const (
+	floorOff = iota
+	floorGate
+	floorHandoff
+)
+
 func dropped(reason string) outcome {
 	return outcome{status: fasthttp.StatusAccepted, reason: reason}
 }
@@ -156,6 +163,11 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, h *hit) outcome {
 	})
 	if ua.Bot {
 		return dropped(dropBot)
+	}
+	if benchFloor != floorOff {
+		if o, ok := s.floor(st, sinkType(ev.Type)); ok {
+			return o
+		}
 	}
 	// 4. URL and referrer.
 	policy := st.policy
