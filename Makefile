@@ -14,7 +14,7 @@ export GLIMPSE_CH_PORT
 LISTEN ?= 127.0.0.1:8080
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: run build test check unit integration bench fuzz clickhouse-start clickhouse-stop clean
+.PHONY: run build test check unit integration bench bench-floor fuzz clickhouse-start clickhouse-stop clean
 
 build:
 	@scripts/ensure-go
@@ -44,6 +44,9 @@ test:
 
 bench:
 	@scripts/bench
+
+bench-floor:
+	@scripts/bench-floor
 
 fuzz:
 	@scripts/fuzz

@@ -14,11 +14,23 @@
 // CPU µs per accepted event and peak RSS, then the ratios b/a and c/a, and
 // checks that every event (c) accepted is in ClickHouse. `make bench` runs
 // it.
+//
+// Two more contestants, run only when --only names them, measure how far
+// the ratio b/a can go: glimpse built with -tags benchfloor (--floor-glimpse)
+// and the writer discarding, its ingest path stopped early
+// (collector/benchfloor.go):
+//
+//	gate     after the privacy gate: decode, site, opt-outs, bot verdict
+//	handoff  after the gate, with a near-empty event through the queue and
+//	         the writer
+//
+// e.g. --only bare,gate,handoff,discard (scripts/bench-floor).
 package main
 
 import (
 	"bytes"
 	"context"
+	"debug/buildinfo"
 	"errors"
 	"flag"
 	"fmt"
@@ -27,6 +39,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -110,7 +123,8 @@ func bench(args []string) error {
 	conns := fs.Int("connections", 32, "concurrent client connections")
 	visitors := fs.Int("visitors", 50_000, "distinct visitors (IP and User-Agent) the load cycles through; each is a live session")
 	geo := fs.String("geoip", "", "GeoIP .mmdb passed to glimpse (optional)")
-	only := fs.String("only", "", "run only this contestant (bare, discard or store), e.g. to profile it")
+	only := fs.String("only", "", "run only these contestants, comma-separated: bare, discard, store, and the floors gate and handoff (run only when named)")
+	floorGlimpse := fs.String("floor-glimpse", ".bench/glimpse-floor", "glimpse built with -tags benchfloor, for the gate and handoff contestants")
 	extra := fs.String("serve-args", "", "extra arguments for glimpse serve, space-separated")
 	loadWith := fs.String("load", "go", "load generator: go (this binary's fasthttp client) or wrk (Debian's wrk running load.lua, a cross-check)")
 	spool := fs.Bool("spool", true, "run (c) with a disk spool (--spool-dir in a temporary directory), as production should")
@@ -144,19 +158,25 @@ func bench(args []string) error {
 	if *spool {
 		cs[2].args = append(cs[2].args, "--spool-dir", filepath.Join(tmp, "spool"))
 	}
+	for _, stage := range []string{"gate", "handoff"} {
+		args := append(append([]string{*floorGlimpse}, common...), "--sink", "discard", "--clickhouse", *dsn)
+		cs = append(cs, &contestant{name: stage, args: args, env: []string{"GLIMPSE_BENCH_FLOOR=" + stage}})
+	}
 	if *extra != "" {
 		for _, c := range cs[1:] {
 			c.args = append(c.args, strings.Fields(*extra)...)
 		}
 	}
-	if *only != "" {
-		for _, c := range cs {
-			if c.name == *only {
-				cs = []*contestant{c}
+	cs, err = pick(cs, *only)
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		if c.name == "gate" || c.name == "handoff" {
+			if err := checkFloorBuild(*floorGlimpse); err != nil {
+				return err
 			}
-		}
-		if len(cs) != 1 {
-			return fmt.Errorf("--only %q: want bare, discard or store", *only)
+			break
 		}
 	}
 	var run func(c *contestant) (result, error)
@@ -209,15 +229,21 @@ func bench(args []string) error {
 		c.printShares()
 		return nil
 	}
-	store := cs[2]
-	store.stop()
-	var accepted int64
-	for _, s := range store.stat {
-		accepted += s.accepted
+	byName := map[string]*contestant{}
+	for _, c := range cs {
+		byName[c.name] = c
 	}
-	stored, err := countRows(*dsn)
-	if err != nil {
-		return err
+	store := byName["store"]
+	var accepted int64
+	var stored uint64
+	if store != nil {
+		store.stop()
+		for _, s := range store.stat {
+			accepted += s.accepted
+		}
+		if stored, err = countRows(*dsn); err != nil {
+			return err
+		}
 	}
 
 	fmt.Println()
@@ -233,13 +259,17 @@ func bench(args []string) error {
 			median(c.stat, func(r result) float64 { return ms(r.p99) }), us, float64(rss[c.name])/(1<<20))
 	}
 	fmt.Println()
-	fmt.Printf("throughput b/a = %.2f (target >= 0.85)   c/a = %.2f (target >= 0.6)\n", med["discard"]/med["bare"], med["store"]/med["bare"])
-	fmt.Printf("cpu per event  b/a = %.2f   c/a = %.2f (target <= 2)\n", cpu["discard"]/cpu["bare"], cpu["store"]/cpu["bare"])
-	fmt.Printf("peak RSS store = %.1f MB (target <= 150)\n", float64(rss["store"])/(1<<20))
+	printRatios(med, cpu)
+	if store != nil {
+		fmt.Printf("peak RSS store = %.1f MB (target <= 150)\n", float64(rss["store"])/(1<<20))
+	}
 	// Where the two cores go: the load generator and ClickHouse run here too,
 	// so every µs they spend per request is not available to the server.
 	for _, c := range cs {
 		c.printShares()
+	}
+	if store == nil {
+		return nil
 	}
 	if store.settle > 0 {
 		fmt.Printf("store cpu µs/event and ClickHouse µs/event include the %s after each store round (its last session drain)\n", store.settle)
@@ -249,6 +279,71 @@ func bench(args []string) error {
 		return fmt.Errorf("ClickHouse holds %d rows but %d events were answered 202", stored, accepted)
 	}
 	return nil
+}
+
+// pick returns the contestants only names (comma-separated), in their
+// order in cs; with only empty, bare, discard and store.
+func pick(cs []*contestant, only string) ([]*contestant, error) {
+	want := map[string]bool{"bare": true, "discard": true, "store": true}
+	if only != "" {
+		want = map[string]bool{}
+		for n := range strings.SplitSeq(only, ",") {
+			want[strings.TrimSpace(n)] = true
+		}
+	}
+	var out []*contestant
+	for _, c := range cs {
+		if want[c.name] {
+			out = append(out, c)
+			delete(want, c.name)
+		}
+	}
+	if len(want) > 0 || len(out) == 0 {
+		return nil, fmt.Errorf("--only %q: want a comma-separated list of bare, discard, store, gate, handoff", only)
+	}
+	return out, nil
+}
+
+// checkFloorBuild refuses a --floor-glimpse binary built without -tags
+// benchfloor: it would ignore GLIMPSE_BENCH_FLOOR and run the whole ingest
+// path under a floor's name.
+func checkFloorBuild(path string) error {
+	fix := fmt.Sprintf("build it with: go build -tags benchfloor -o %s ./cmd/glimpse", path)
+	bi, err := buildinfo.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("--floor-glimpse: %w; %s", err, fix)
+	}
+	for _, st := range bi.Settings {
+		if st.Key == "-tags" && slices.Contains(strings.Split(st.Value, ","), "benchfloor") {
+			return nil
+		}
+	}
+	return fmt.Errorf("--floor-glimpse %s was built without -tags benchfloor; %s", path, fix)
+}
+
+// printRatios prints each contestant's throughput and CPU per event
+// against the bare handler's, for those that ran.
+func printRatios(med, cpu map[string]float64) {
+	if _, ok := med["bare"]; !ok {
+		return
+	}
+	_, b := med["discard"]
+	_, c := med["store"]
+	switch {
+	case b && c:
+		fmt.Printf("throughput b/a = %.2f (target >= 0.85)   c/a = %.2f (target >= 0.6)\n", med["discard"]/med["bare"], med["store"]/med["bare"])
+		fmt.Printf("cpu per event  b/a = %.2f   c/a = %.2f (target <= 2)\n", cpu["discard"]/cpu["bare"], cpu["store"]/cpu["bare"])
+	case b:
+		fmt.Printf("throughput b/a = %.2f (target >= 0.85)   cpu per event b/a = %.2f\n", med["discard"]/med["bare"], cpu["discard"]/cpu["bare"])
+	case c:
+		fmt.Printf("throughput c/a = %.2f (target >= 0.6)   cpu per event c/a = %.2f (target <= 2)\n", med["store"]/med["bare"], cpu["store"]/cpu["bare"])
+	}
+	for _, f := range []string{"gate", "handoff"} {
+		if _, ok := med[f]; ok {
+			fmt.Printf("floor %-8s throughput %s/a = %.2f   cpu per event %s/a = %.2f (ingest stopped early: -tags benchfloor)\n",
+				f, f, med[f]/med["bare"], f, cpu[f]/cpu["bare"])
+		}
+	}
 }
 
 // failureList prints failures by kind, most frequent first.
