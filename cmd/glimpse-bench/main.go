@@ -95,6 +95,7 @@ type contestant struct {
 	// contestant starts, and the CPU the contestant and ClickHouse spend
 	// meanwhile is charged to it (the session drain of its round's events).
 	settle time.Duration
+	floor  bool // a -tags benchfloor glimpse stopping early; runs only when --only names it
 	proc   *exec.Cmd
 	addr   string
 	stat   []result
@@ -160,7 +161,7 @@ func bench(args []string) error {
 	}
 	for _, stage := range []string{"gate", "handoff"} {
 		args := append(append([]string{*floorGlimpse}, common...), "--sink", "discard", "--clickhouse", *dsn)
-		cs = append(cs, &contestant{name: stage, args: args, env: []string{"GLIMPSE_BENCH_FLOOR=" + stage}})
+		cs = append(cs, &contestant{name: stage, args: args, env: []string{"GLIMPSE_BENCH_FLOOR=" + stage}, floor: true})
 	}
 	if *extra != "" {
 		for _, c := range cs[1:] {
@@ -171,12 +172,9 @@ func bench(args []string) error {
 	if err != nil {
 		return err
 	}
-	for _, c := range cs {
-		if c.name == "gate" || c.name == "handoff" {
-			if err := checkFloorBuild(*floorGlimpse); err != nil {
-				return err
-			}
-			break
+	if slices.ContainsFunc(cs, func(c *contestant) bool { return c.floor }) {
+		if err := checkFloorBuild(*floorGlimpse); err != nil {
+			return err
 		}
 	}
 	var run func(c *contestant) (result, error)
@@ -229,11 +227,10 @@ func bench(args []string) error {
 		c.printShares()
 		return nil
 	}
-	byName := map[string]*contestant{}
-	for _, c := range cs {
-		byName[c.name] = c
+	var store *contestant
+	if i := slices.IndexFunc(cs, func(c *contestant) bool { return c.name == "store" }); i >= 0 {
+		store = cs[i]
 	}
-	store := byName["store"]
 	var accepted int64
 	var stored uint64
 	if store != nil {
@@ -282,14 +279,14 @@ func bench(args []string) error {
 }
 
 // pick returns the contestants only names (comma-separated), in their
-// order in cs; with only empty, bare, discard and store.
+// order in cs; with only empty, all but the floors.
 func pick(cs []*contestant, only string) ([]*contestant, error) {
-	want := map[string]bool{"bare": true, "discard": true, "store": true}
-	if only != "" {
-		want = map[string]bool{}
-		for n := range strings.SplitSeq(only, ",") {
-			want[strings.TrimSpace(n)] = true
-		}
+	if only == "" {
+		return slices.DeleteFunc(slices.Clone(cs), func(c *contestant) bool { return c.floor }), nil
+	}
+	want := map[string]bool{}
+	for n := range strings.SplitSeq(only, ",") {
+		want[strings.TrimSpace(n)] = true
 	}
 	var out []*contestant
 	for _, c := range cs {
@@ -299,9 +296,17 @@ func pick(cs []*contestant, only string) ([]*contestant, error) {
 		}
 	}
 	if len(want) > 0 || len(out) == 0 {
-		return nil, fmt.Errorf("--only %q: want a comma-separated list of bare, discard, store, gate, handoff", only)
+		return nil, fmt.Errorf("--only %q: want a comma-separated list of %s", only, nameList(cs))
 	}
 	return out, nil
+}
+
+func nameList(cs []*contestant) string {
+	names := make([]string, len(cs))
+	for i, c := range cs {
+		names[i] = c.name
+	}
+	return strings.Join(names, ", ")
 }
 
 // checkFloorBuild refuses a --floor-glimpse binary built without -tags
@@ -321,27 +326,25 @@ func checkFloorBuild(path string) error {
 	return fmt.Errorf("--floor-glimpse %s was built without -tags benchfloor; %s", path, fix)
 }
 
-// printRatios prints each contestant's throughput and CPU per event
-// against the bare handler's, for those that ran.
+// ratios are what printRatios prints for each contestant against bare,
+// with the targets.
+var ratios = []struct{ name, label, throughput, cpu string }{
+	{"discard", "b/a", " (target >= 0.85)", ""},
+	{"store", "c/a", " (target >= 0.6)", " (target <= 2)"},
+	{"gate", "gate/a", "", " (a floor: ingest stopped early)"},
+	{"handoff", "handoff/a", "", " (a floor: ingest stopped early)"},
+}
+
+// printRatios prints the throughput and CPU per event of each contestant
+// that ran against the bare handler's.
 func printRatios(med, cpu map[string]float64) {
 	if _, ok := med["bare"]; !ok {
 		return
 	}
-	_, b := med["discard"]
-	_, c := med["store"]
-	switch {
-	case b && c:
-		fmt.Printf("throughput b/a = %.2f (target >= 0.85)   c/a = %.2f (target >= 0.6)\n", med["discard"]/med["bare"], med["store"]/med["bare"])
-		fmt.Printf("cpu per event  b/a = %.2f   c/a = %.2f (target <= 2)\n", cpu["discard"]/cpu["bare"], cpu["store"]/cpu["bare"])
-	case b:
-		fmt.Printf("throughput b/a = %.2f (target >= 0.85)   cpu per event b/a = %.2f\n", med["discard"]/med["bare"], cpu["discard"]/cpu["bare"])
-	case c:
-		fmt.Printf("throughput c/a = %.2f (target >= 0.6)   cpu per event c/a = %.2f (target <= 2)\n", med["store"]/med["bare"], cpu["store"]/cpu["bare"])
-	}
-	for _, f := range []string{"gate", "handoff"} {
-		if _, ok := med[f]; ok {
-			fmt.Printf("floor %-8s throughput %s/a = %.2f   cpu per event %s/a = %.2f (ingest stopped early: -tags benchfloor)\n",
-				f, f, med[f]/med["bare"], f, cpu[f]/cpu["bare"])
+	for _, r := range ratios {
+		if _, ok := med[r.name]; ok {
+			fmt.Printf("%-9s throughput = %.2f%s   cpu per event = %.2f%s\n", r.label,
+				med[r.name]/med["bare"], r.throughput, cpu[r.name]/cpu["bare"], r.cpu)
 		}
 	}
 }

@@ -12,7 +12,7 @@ import (
 func TestPick(t *testing.T) {
 	var all []*contestant
 	for _, n := range []string{"bare", "discard", "store", "gate", "handoff"} {
-		all = append(all, &contestant{name: n})
+		all = append(all, &contestant{name: n, floor: n == "gate" || n == "handoff"})
 	}
 	tests := []struct {
 		only string

@@ -32,7 +32,7 @@ type wrkLoad struct {
 func newWrkLoad(dir string, conns int) (*wrkLoad, error) {
 	path, err := exec.LookPath("wrk")
 	if err != nil {
-		return nil, errors.New("wrk not found: install Debian's wrk (scripts/bench does), or run with --load go")
+		return nil, errors.New("wrk not found: install Debian's wrk (LOAD=wrk make bench or make bench-floor does), or run with --load go")
 	}
 	script := filepath.Join(dir, "load.lua")
 	if err := os.WriteFile(script, loadScript, 0o600); err != nil {
