@@ -3,7 +3,8 @@
 // timeseries, breakdown} with Authorization: Bearer <key>.
 //
 // Keys are checked against the SHA-256 hashes in the sites file in
-// constant time; a key reads only its sites. Every handler goes through
+// constant time (config.Keys); a key reads only its sites, and only if it
+// holds the stats scope. Every handler goes through
 // one wrapper that authenticates, rate-limits per key, maps errors to
 // status codes and writes JSON; errors are {"error": "..."}.
 package api
@@ -11,7 +12,6 @@ package api
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -52,16 +52,10 @@ type Options struct {
 // API is the Stats API.
 type API struct {
 	opts Options
-	keys []apiKey
+	keys *config.Keys
 	mu   sync.Mutex
 	// buckets are the keys' rate-limit token buckets, by key index.
 	buckets []bucket
-}
-
-type apiKey struct {
-	name  string
-	hash  [sha256.Size]byte
-	sites map[string]bool
 }
 
 type bucket struct {
@@ -88,18 +82,12 @@ func New(o Options) (*API, error) {
 	}
 	a := &API{opts: o}
 	for _, k := range o.Sites.APIKeys {
-		b, err := hex.DecodeString(k.SHA256)
-		if err != nil || len(b) != sha256.Size {
+		if b, err := hex.DecodeString(k.SHA256); err != nil || len(b) != sha256.Size {
 			return nil, fmt.Errorf("api key %q: sha256 must be 64 hex digits", k.Name)
 		}
-		ak := apiKey{name: k.Name, sites: map[string]bool{}}
-		copy(ak.hash[:], b)
-		for _, s := range k.Sites {
-			ak.sites[s] = true
-		}
-		a.keys = append(a.keys, ak)
 	}
-	a.buckets = make([]bucket, len(a.keys))
+	a.keys = config.NewKeys(o.Sites.APIKeys)
+	a.buckets = make([]bucket, a.keys.Len())
 	return a, nil
 }
 
@@ -188,16 +176,19 @@ func (a *API) serve(c *fasthttp.RequestCtx, h handler) (any, error) {
 		c.Response.Header.Set("Allow", "GET, HEAD")
 		return nil, &httpError{fasthttp.StatusMethodNotAllowed, "method not allowed: use GET"}
 	}
-	ki, err := a.authenticate(c.Request.Header.Peek("Authorization"))
+	ki, key, err := a.keys.Match(c.Request.Header.Peek("Authorization"))
 	if err != nil {
-		return nil, err
+		return nil, &httpError{fasthttp.StatusUnauthorized, err.Error()}
+	}
+	if !key.Can(config.ScopeStats) {
+		return nil, &httpError{fasthttp.StatusForbidden, "this API key may not read stats: list stats in its scopes (api_keys)"}
 	}
 	now := a.opts.Now()
 	if !a.allow(ki, now) {
 		return nil, &httpError{fasthttp.StatusTooManyRequests, fmt.Sprintf("too many requests: this key may make %d requests per hour", a.opts.RateLimit)}
 	}
 	return a.answer(c, h, now, func(domain string) error {
-		if !a.keys[ki].sites[domain] {
+		if !key.Covers(domain) {
 			return &httpError{fasthttp.StatusForbidden, fmt.Sprintf("this API key cannot read site %q", domain)}
 		}
 		return nil
@@ -289,36 +280,6 @@ func (a *API) Run(c *fasthttp.RequestCtx, endpoint string, auth Authorizer) (any
 // StatusOf maps an error of Run to the status and message the Stats API
 // would answer (logging internal errors).
 func (a *API) StatusOf(c *fasthttp.RequestCtx, err error) (int, string) { return a.classify(c, err) }
-
-// authenticate finds the key whose SHA-256 matches the bearer token,
-// comparing with every configured key in constant time.
-func (a *API) authenticate(h []byte) (int, error) {
-	const prefix = "Bearer "
-	if len(h) <= len(prefix) || !equalFold(h[:len(prefix)], prefix) {
-		return 0, &httpError{fasthttp.StatusUnauthorized, "missing API key: send Authorization: Bearer <key>"}
-	}
-	sum := sha256.Sum256(h[len(prefix):])
-	found := -1
-	for i := range a.keys {
-		if subtle.ConstantTimeCompare(sum[:], a.keys[i].hash[:]) == 1 {
-			found = i
-		}
-	}
-	if found < 0 {
-		return 0, &httpError{fasthttp.StatusUnauthorized, "invalid API key"}
-	}
-	return found, nil
-}
-
-func equalFold(b []byte, s string) bool {
-	for i := range b {
-		x, y := b[i]|0x20, s[i]|0x20
-		if x != y {
-			return false
-		}
-	}
-	return true
-}
 
 // allow takes one token from the key's bucket.
 func (a *API) allow(ki int, now time.Time) bool {

@@ -49,6 +49,10 @@ api_keys:
   - name: other
     sha256: "` + sha("other-key") + `"
     sites: [other.example]
+  - name: dpo
+    sha256: "` + sha("dpo-key") + `"
+    sites: [example.com]
+    scopes: [subjects]
 `
 	f, err := config.Parse("test.yaml", []byte(y))
 	if err != nil {
@@ -202,6 +206,7 @@ func TestStatsAPI(t *testing.T) {
 			{"no key", "", uri, 401, "missing API key"},
 			{"wrong key", "nope", uri, 401, "invalid API key"},
 			{"other site's key", "other-key", uri, 403, `cannot read site \"example.com\"`},
+			{"key without the stats scope", "dpo-key", uri, 403, "may not read stats"},
 			{"unknown site", "test-key", strings.Replace(uri, "example.com", "unknown.example", 1), 403, "cannot read site"},
 			{"missing site_id", "test-key", api.PathAggregate + "?period=day", 400, "missing site_id"},
 			{"ok", "test-key", uri, 200, `"results"`},

@@ -3,20 +3,19 @@ package subject
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/glimpse-analytics/glimpse/collector/config"
 )
 
 // API paths. Both take POST with site_id and uid as form fields (so the
 // id stays out of access logs), and Authorization: Bearer <key> of an
-// api_keys entry that lists the site.
+// api_keys entry that lists the site and the subjects scope.
 const (
 	PathExport = "/api/v1/subject/export" // format=jsonl (default) or csv
 	PathErase  = "/api/v1/subject/erase"
@@ -77,26 +76,19 @@ func (s *Service) handle(log *slog.Logger, h func(ctx context.Context, c *fastht
 	}
 }
 
-// authorize checks the Bearer key against the configured key hashes.
+// authorize checks the Bearer key: a configured key (config.Keys) that
+// lists the site and holds the subjects scope.
 func (s *Service) authorize(h []byte, site string) error {
-	const prefix = "Bearer "
-	if !bytes.HasPrefix(h, []byte(prefix)) || len(h) == len(prefix) {
-		return &httpError{fasthttp.StatusUnauthorized, "missing API key: send Authorization: Bearer <key>"}
-	}
-	sum := sha256.Sum256(h[len(prefix):])
-	for _, k := range s.o.Sites.APIKeys {
-		want, err := hex.DecodeString(k.SHA256)
-		if err != nil || subtle.ConstantTimeCompare(want, sum[:]) != 1 {
-			continue
-		}
-		for _, ks := range k.Sites {
-			if ks == site {
-				return nil
-			}
-		}
+	_, k, err := s.keys.Match(h)
+	switch {
+	case err != nil:
+		return &httpError{fasthttp.StatusUnauthorized, err.Error()}
+	case !k.Covers(site):
 		return &httpError{fasthttp.StatusForbidden, "this API key may not access site " + site}
+	case !k.Can(config.ScopeSubjects):
+		return &httpError{fasthttp.StatusForbidden, "this API key may not export or erase subjects: list subjects in its scopes (api_keys)"}
 	}
-	return &httpError{fasthttp.StatusUnauthorized, "invalid API key"}
+	return nil
 }
 
 func (s *Service) exportHTTP(ctx context.Context, c *fasthttp.RequestCtx, site, subject string) error {

@@ -50,14 +50,17 @@ type Options struct {
 }
 
 // Service runs subject requests.
-type Service struct{ o Options }
+type Service struct {
+	o    Options
+	keys *config.Keys
+}
 
 // New returns a Service.
 func New(o Options) *Service {
 	if o.MutationTimeout <= 0 {
 		o.MutationTimeout = 30 * time.Minute
 	}
-	return &Service{o: o}
+	return &Service{o: o, keys: config.NewKeys(o.Sites.APIKeys)}
 }
 
 // Errors a caller maps to 4xx.

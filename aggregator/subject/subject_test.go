@@ -28,18 +28,23 @@ import (
 const (
 	subjectKey = "0123456789abcdef0123456789abcdef"
 	apiKey     = "test-key-for-subject-requests"
+	statsKey   = "test-key-that-only-reads-stats"
 )
 
 func sites(t *testing.T) *config.File {
 	t.Helper()
-	sum := sha256.Sum256([]byte(apiKey))
+	hash := func(key string) string {
+		sum := sha256.Sum256([]byte(key))
+		return hex.EncodeToString(sum[:])
+	}
 	f, err := config.Parse("s.yaml", []byte(fmt.Sprintf(`sites:
   - domain: shop.example
     privacy: {mode: consented, subject_key: %s}
   - domain: other.example
 api_keys:
-  - {name: dpo, sha256: %s, sites: [shop.example]}
-`, subjectKey, hex.EncodeToString(sum[:]))))
+  - {name: dpo, sha256: %s, sites: [shop.example], scopes: [subjects]}
+  - {name: grafana, sha256: %s, sites: [shop.example, other.example]}
+`, subjectKey, hash(apiKey), hash(statsKey))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,9 +152,14 @@ func TestExportEraseRoundTrip(t *testing.T) {
 		{"wrong key", "nope", form, 401},
 		{"site not granted", apiKey, url.Values{"site_id": {"other.example"}, "uid": {"alice"}}, 403},
 		{"no uid", apiKey, url.Values{"site_id": {"shop.example"}}, 400},
+		// A key without the subjects scope (a dashboard's) can neither
+		// read one person's rows nor erase them.
+		{"stats key", statsKey, form, 403},
 	} {
-		if code, body := post(t, base, subject.PathExport, tt.key, tt.form); code != tt.status {
-			t.Errorf("%s: %d %s, want %d", tt.name, code, body, tt.status)
+		for _, path := range []string{subject.PathExport, subject.PathErase} {
+			if code, body := post(t, base, path, tt.key, tt.form); code != tt.status {
+				t.Errorf("%s %s: %d %s, want %d", path, tt.name, code, body, tt.status)
+			}
 		}
 	}
 

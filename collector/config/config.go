@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -85,12 +86,15 @@ func (p Privacy) GPC() bool { return p.HonorGPC == nil || *p.HonorGPC }
 // DNT reports whether DNT: 1 opts a visitor out.
 func (p Privacy) DNT() bool { return p.HonorDNT != nil && *p.HonorDNT }
 
-// APIKey grants Stats API access to some sites. Only the key's SHA-256 is
+// APIKey grants access to some sites' data. Only the key's SHA-256 is
 // stored.
 type APIKey struct {
 	Name   string   `yaml:"name"`
 	SHA256 string   `yaml:"sha256"`
 	Sites  []string `yaml:"sites"`
+	// Scopes are what the key may do (keys.go): stats, email, subjects.
+	// Default stats and email; subjects only when listed.
+	Scopes []string `yaml:"scopes"`
 }
 
 // Email configures signed email links and open pixels (collector/email).
@@ -330,6 +334,11 @@ func (v *validator) file(f *File) {
 		for j, s := range k.Sites {
 			if _, ok := seen[s]; !ok {
 				v.fail(append(at, "sites", j), "%q is not a configured site domain", s)
+			}
+		}
+		for j, s := range k.Scopes {
+			if !slices.Contains(Scopes, s) {
+				v.fail(append(at, "scopes", j), "%q is not a scope; want %s", s, strings.Join(Scopes, ", "))
 			}
 		}
 	}

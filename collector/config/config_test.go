@@ -106,6 +106,7 @@ func TestParseErrors(t *testing.T) {
 		{"key not hex", "sites:\n  - domain: a.com\napi_keys:\n  - name: k\n    sha256: secret\n    sites: [a.com]\n", `glimpse.yaml:5: api_keys[0].sha256`},
 		{"key name twice", "sites:\n  - domain: a.com\napi_keys:\n  - name: k\n    sha256: \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\n    sites: [a.com]\n  - name: k\n    sha256: \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\n    sites: [a.com]\n", `glimpse.yaml:7: api_keys[1].name: "k" is used by another key`},
 		{"key unknown site", "sites:\n  - domain: a.com\napi_keys:\n  - name: k\n    sha256: \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\n    sites: [b.com]\n", `glimpse.yaml:6: api_keys[0].sites[0]: "b.com" is not a configured site`},
+		{"key unknown scope", "sites:\n  - domain: a.com\napi_keys:\n  - name: k\n    sha256: \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\n    sites: [a.com]\n    scopes: [stats, erase]\n", `glimpse.yaml:7: api_keys[0].scopes[1]: "erase" is not a scope; want stats, email, subjects`},
 		{"bad query key", "sites:\n  - domain: a.com\n    query_allow: [\"a=b\"]\n", `sites[0].query_allow[0]`},
 	}
 	for _, tt := range tests {

@@ -2,15 +2,11 @@ package email
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"html"
 	"log/slog"
 	"net/netip"
-	"slices"
 	"strings"
 	"time"
 
@@ -59,16 +55,10 @@ type Handlers struct {
 	policies map[string]*enrich.URLPolicy
 	opens    *lru.Cache[uint64, int64]
 	minter   *Minter
-	apiKeys  []apiKey
+	apiKeys  *config.Keys
 	log      *slog.Logger
 	now      func() time.Time
 	m        handlerMetrics
-}
-
-type apiKey struct {
-	name  string
-	hash  [sha256.Size]byte
-	sites []string
 }
 
 type handlerMetrics struct {
@@ -105,21 +95,12 @@ func New(o Options) (*Handlers, error) {
 	h := &Handlers{
 		sites: o.Sites, signer: o.Signer, writer: o.Writer, optOuts: o.OptOuts, rules: o.Rules,
 		proxies: o.Proxies, ua: enrich.NewUAParser(0), policies: map[string]*enrich.URLPolicy{},
-		opens: opens, log: o.Log.With("component", "email"), now: o.Now, m: handlerMetrics{o.Metrics},
+		opens: opens, apiKeys: config.NewKeys(o.Sites.APIKeys), log: o.Log.With("component", "email"), now: o.Now, m: handlerMetrics{o.Metrics},
 		minter: &Minter{Signer: o.Signer, Sites: o.Sites, Base: strings.TrimRight(o.PublicURL, "/"), Now: o.Now},
 	}
 	for i := range o.Sites.Sites {
 		s := &o.Sites.Sites[i]
 		h.policies[s.Domain] = &enrich.URLPolicy{Allow: s.QueryAllow}
-	}
-	for _, k := range o.Sites.APIKeys {
-		b, err := hex.DecodeString(k.SHA256)
-		if err != nil || len(b) != sha256.Size {
-			continue // config validation refuses these
-		}
-		ak := apiKey{name: k.Name, sites: k.Sites}
-		copy(ak.hash[:], b)
-		h.apiKeys = append(h.apiKeys, ak)
 	}
 	return h, nil
 }
@@ -424,11 +405,16 @@ func (h *Handlers) ServeSign(ctx *fasthttp.RequestCtx) {
 		jsonError(ctx, fasthttp.StatusMethodNotAllowed, "use POST")
 		return
 	}
-	key, ok := h.auth(ctx)
-	if !ok {
+	_, key, err := h.apiKeys.Match(ctx.Request.Header.Peek("Authorization"))
+	if err != nil {
 		h.m.count("sign", "unauthorized")
 		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="glimpse"`)
 		jsonError(ctx, fasthttp.StatusUnauthorized, "missing or unknown API key: send Authorization: Bearer <key>")
+		return
+	}
+	if !key.Can(config.ScopeEmail) {
+		h.m.count("sign", "forbidden")
+		jsonError(ctx, fasthttp.StatusForbidden, "this API key may not sign email links: list email in its scopes (api_keys)")
 		return
 	}
 	var req signRequest
@@ -439,7 +425,7 @@ func (h *Handlers) ServeSign(ctx *fasthttp.RequestCtx) {
 		jsonError(ctx, fasthttp.StatusBadRequest, "cannot parse the JSON body: "+err.Error())
 		return
 	}
-	if !slices.Contains(key.sites, req.Site) {
+	if !key.Covers(req.Site) {
 		h.m.count("sign", "forbidden")
 		jsonError(ctx, fasthttp.StatusForbidden, "this API key may not sign for site "+strconvQuote(req.Site))
 		return
@@ -474,7 +460,7 @@ func (h *Handlers) ServeSign(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	h.m.count("sign", "signed")
-	h.log.Debug("signed", "key", key.name, "kind", req.Kind, "site", req.Site)
+	h.log.Debug("signed", "key", key.Name, "kind", req.Kind, "site", req.Site)
 	ctx.SetContentType("application/json")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	b, _ := json.Marshal(res)
@@ -482,24 +468,6 @@ func (h *Handlers) ServeSign(ctx *fasthttp.RequestCtx) {
 }
 
 var errKind = errors.New(`kind: want "link", "pixel", "optout" or "rewrite"`)
-
-// auth finds the API key of the request by its SHA-256, comparing every
-// key in constant time.
-func (h *Handlers) auth(ctx *fasthttp.RequestCtx) (*apiKey, bool) {
-	v := ctx.Request.Header.Peek("Authorization")
-	const prefix = "Bearer "
-	if len(v) <= len(prefix) || !strings.EqualFold(string(v[:len(prefix)]), prefix) {
-		return nil, false
-	}
-	sum := sha256.Sum256(v[len(prefix):])
-	var found *apiKey
-	for i := range h.apiKeys {
-		if subtle.ConstantTimeCompare(sum[:], h.apiKeys[i].hash[:]) == 1 {
-			found = &h.apiKeys[i]
-		}
-	}
-	return found, found != nil
-}
 
 func jsonError(ctx *fasthttp.RequestCtx, status int, msg string) {
 	ctx.SetStatusCode(status)

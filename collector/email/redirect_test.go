@@ -81,6 +81,10 @@ api_keys:
   - name: esp
     sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" # "test"
     sites: [example.com]
+  - name: grafana
+    sha256: "95385f758769ed9031c18195ab22146736b67b0479be286743c0cea4fe517070" # "grafana-key"
+    sites: [example.com]
+    scopes: [stats]
 `
 
 // unitHandlers are handlers with a discarding writer and no ClickHouse.
@@ -204,6 +208,7 @@ func TestSignAPI(t *testing.T) {
 		{"rewrite", "Bearer test", `{"kind":"rewrite","site":"example.com","campaign":"c","html":"<a href='https://example.com/'>x</a>"}`, 200, `"links":1`},
 		{"no key", "", ok, 401, "missing"},
 		{"wrong key", "Bearer nope", ok, 401, "unknown"},
+		{"stats-only key", "Bearer grafana-key", ok, 403, "may not sign email links"},
 		{"other site", "Bearer test", strings.Replace(ok, "example.com\",\"c", "evil.com\",\"c", 1), 403, "may not sign"},
 		{"bad url", "Bearer test", strings.Replace(ok, "https://example.com/x", "javascript:alert(1)", 1), 400, "destination"},
 		{"bad kind", "Bearer test", `{"kind":"x","site":"example.com","campaign":"c"}`, 400, "kind"},
