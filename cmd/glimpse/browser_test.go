@@ -30,6 +30,12 @@ import (
 // envChromium names the Chromium binary; scripts/test sets it.
 const envChromium = "GLIMPSE_TEST_CHROMIUM"
 
+// envPlausible names the file plausible.js of npm's
+// @plausible-analytics/tracker (Plausible's own tracker as an ES module),
+// which scripts/test fetches: the proof that a site can point Plausible's
+// tracker at Glimpse unchanged.
+const envPlausible = "GLIMPSE_TEST_PLAUSIBLE_TRACKER"
+
 // browserUA is what the test browser says it is. Headless Chromium calls
 // itself HeadlessChrome in its User-Agent, which the collector rightly drops
 // as a bot, so the browser is started with a desktop User-Agent (its client
@@ -41,6 +47,7 @@ const browserUA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, li
 type site struct {
 	addr      string // 127.0.0.1:port
 	collector string // the collector's 127.0.0.1:port
+	plausible string // Plausible's own tracker (envPlausible), or ""
 	mu        sync.Mutex
 	gpcSeen   int // requests that carried Sec-GPC: 1
 }
@@ -53,6 +60,9 @@ type site struct {
 //	/local/...  no data-allow-local: silent on 127.0.0.1
 //	/blank      no script
 //	/embed      the opt-out page in two iframes: one allowed, one not
+//	/plausible/ Plausible's tracker (npm's @plausible-analytics/tracker, an
+//	            ES module served as /vendor/plausible.js) pointed at the
+//	            collector, for site plausible.test
 func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Sec-GPC") == "1" {
 		s.mu.Lock()
@@ -79,6 +89,25 @@ func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `<!doctype html><title>embed</title>
 <iframe id="allowed" src="%s/optout?site=browser.test" title="Analytics opt-out"></iframe>
 <iframe id="refused" src="%s/optout?site=other.test" title="Analytics opt-out"></iframe>`, c, c)
+		return
+	case "plausible":
+		// The tracker ignores browsers that say navigator.webdriver, as
+		// Chromium under DevTools does, unless window.__plausible is set;
+		// and 127.0.0.1 unless captureOnLocalhost.
+		tag = fmt.Sprintf(`<script type="module">
+import { init, track } from '/vendor/plausible.js';
+window.__plausible = true;
+init({ domain: 'plausible.test', endpoint: '%s/api/event', captureOnLocalhost: true, logging: false,
+  outboundLinks: true, fileDownloads: true, customProperties: { theme: 'dark' } });
+window.ptrack = track;
+</script>`, c)
+	case "vendor":
+		if r.URL.Path != "/vendor/plausible.js" || s.plausible == "" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/javascript")
+		http.ServeFile(w, r, s.plausible)
 		return
 	case "files":
 		w.Header().Set("Content-Type", "application/pdf")
@@ -359,14 +388,15 @@ func (e event) prop(k string) string {
 	return ""
 }
 
-func storedEvents(t *testing.T, db *chtest.DB) []event {
+// storedEvents returns the stored events of a site, oldest first.
+func storedEvents(t *testing.T, db *chtest.DB, site string) []event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	rows, err := db.Conn.Query(ctx, `SELECT toString(type), name, pathname, referrer, referrer_source,
 		utm_source, utm_medium, utm_campaign, target_url, connection_type, screen, browser,
 		downlink, rtt, engagement_ms, scroll_depth, prop_keys, prop_values, revenue_micros, revenue_currency
-		FROM events WHERE site_id = 'browser.test' ORDER BY ts`)
+		FROM events WHERE site_id = ? ORDER BY ts`, site)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,11 +419,11 @@ func storedEvents(t *testing.T, db *chtest.DB) []event {
 
 // waitEvents polls ClickHouse until check finds what it wants (returns "")
 // or a deadline passes; the writer flushes every 100 ms here.
-func waitEvents(t *testing.T, db *chtest.DB, check func([]event) string) []event {
+func waitEvents(t *testing.T, db *chtest.DB, site string, check func([]event) string) []event {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		evs := storedEvents(t, db)
+		evs := storedEvents(t, db, site)
 		missing := check(evs)
 		if missing == "" {
 			return evs
@@ -433,7 +463,7 @@ func TestBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := &site{addr: ln.Addr().String()}
+	st := &site{addr: ln.Addr().String(), plausible: os.Getenv(envPlausible)}
 	hs := &http.Server{Handler: st, ReadHeaderTimeout: 10 * time.Second}
 	t.Cleanup(func() { hs.Close(); ln.Close() })
 
@@ -441,6 +471,7 @@ func TestBrowser(t *testing.T) {
   - domain: browser.test
     optout_frame_ancestors: [http://%s]
   - domain: other.test
+  - domain: plausible.test
 `, st.addr))
 	srv := startServe(t, nil, "--config", cfg, "--clickhouse", db.DSN, "--flush-interval", "100ms")
 	st.collector = srv.addr
@@ -514,7 +545,7 @@ func TestBrowser(t *testing.T) {
 		views := func(evs []event, path string) int {
 			return len(find(evs, func(e event) bool { return e.Type == "pageview" && e.Path == path }))
 		}
-		evs := waitEvents(t, db, func(evs []event) string {
+		evs := waitEvents(t, db, "browser.test", func(evs []event) string {
 			for path, n := range map[string]int{"/app/": 1, "/app/page2": 2, "/app/page3": 1, "/hash/": 1, "/hash/#/settings": 1, "/hash/#/profile": 1} {
 				if got := views(evs, path); got < n {
 					return fmt.Sprintf("%d pageviews of %s, want %d", got, path, n)
@@ -729,7 +760,7 @@ func TestBrowser(t *testing.T) {
 		}
 		navigate(t, ctx, siteURL+"/app/optedin/", "")
 		scriptReady(t, ctx)
-		waitEvents(t, db, func(evs []event) string {
+		waitEvents(t, db, "browser.test", func(evs []event) string {
 			if len(find(evs, func(e event) bool { return e.Path == "/app/optedin/" })) == 0 {
 				return "no pageview after opting back in"
 			}
@@ -766,9 +797,78 @@ func TestBrowser(t *testing.T) {
 		}
 	})
 
+	// Last, as its tab may still send an engagement event when it closes,
+	// which would land in another subtest's quiet window.
+	t.Run("plausible tracker", func(t *testing.T) {
+		if st.plausible == "" {
+			t.Skipf("set %s to plausible.js of npm's @plausible-analytics/tracker (make test fetches it)", envPlausible)
+		}
+		ctx := b.tab(t, "plausible")
+		navigate(t, ctx, siteURL+"/plausible/?utm_source=newsletter&utm_campaign=spring", "https://duckduckgo.com/")
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`typeof window.ptrack == 'function'`)); err != nil {
+			t.Fatal(err)
+		}
+		b.waitBeacons(t, "plausible", 1) // the page view
+		eval(t, ctx, `ptrack('Signup', {props: {plan: 'pro'}, revenue: {amount: 12.5, currency: 'EUR'}})`)
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("out")), chromedp.Click(chromedp.ID("dl"))); err != nil {
+			t.Fatal(err)
+		}
+		b.waitBeacons(t, "plausible", 4)
+		// Scroll to the end; a client-side navigation then sends the
+		// engagement of the page left, and a page view of the next.
+		eval(t, ctx, `window.scrollTo(0, document.documentElement.scrollHeight)`)
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`window.scrollY > 0`)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond) // the tracker's scroll listener runs
+		eval(t, ctx, `history.pushState({}, '', '/plausible/page2')`)
+		b.waitBeacons(t, "plausible", 6)
+
+		evs := waitEvents(t, db, "plausible.test", func(evs []event) string {
+			if len(evs) < 6 {
+				return fmt.Sprintf("%d events, want 6", len(evs))
+			}
+			return ""
+		})
+		for _, r := range b.requests("plausible") {
+			if strings.HasSuffix(r.url, "/api/event") && (r.status != 202 || r.dropped != "") {
+				t.Errorf("beacon %s answered %d, dropped %q", r.body, r.status, r.dropped)
+			}
+		}
+		// check finds the one event that match picks and checks it with ok.
+		check := func(what string, match func(event) bool, ok func(event) bool) {
+			t.Helper()
+			switch found := find(evs, match); {
+			case len(found) != 1:
+				t.Errorf("%d %s, want 1", len(found), what)
+			case !ok(found[0]):
+				t.Errorf("%s: %+v", what, found[0])
+			}
+		}
+		check("page views of /plausible/", func(e event) bool { return e.Type == "pageview" && e.Path == "/plausible/" }, func(e event) bool {
+			return e.Source == "DuckDuckGo" && e.UTMSource == "newsletter" && e.UTMCampaign == "spring" && e.prop("theme") == "dark" &&
+				(e.Browser == "Chromium" || e.Browser == "Chrome")
+		})
+		check("page views of /plausible/page2", func(e event) bool { return e.Type == "pageview" && e.Path == "/plausible/page2" },
+			func(e event) bool { return e.prop("theme") == "dark" })
+		check("Signup events with props and revenue", func(e event) bool { return e.Type == "custom" && e.Name == "Signup" }, func(e event) bool {
+			return e.prop("plan") == "pro" && e.prop("theme") == "dark" && e.RevenueMicros == 12_500_000 && e.Currency == "EUR"
+		})
+		check("outbound clicks", func(e event) bool { return e.Type == "outbound" }, func(e event) bool {
+			return e.Name == "Outbound Link: Click" && e.Target == "example.org/elsewhere" && e.Path == "/plausible/"
+		})
+		check("downloads", func(e event) bool { return e.Type == "download" }, func(e event) bool {
+			return e.Name == "File Download" && strings.HasSuffix(e.Target, "/files/report.pdf")
+		})
+		check("engagements of /plausible/ (want scroll depth 100 and some engaged time)",
+			func(e event) bool { return e.Type == "engagement" && e.Path == "/plausible/" },
+			func(e event) bool { return e.ScrollDepth == 100 && e.EngagementMS > 0 })
+		t.Logf("Plausible's tracker: %d events stored", len(evs))
+	})
+
 	// Nothing from the silent tabs is stored. The barrier events are sent
 	// after them: once the last is in ClickHouse, so is anything before it.
-	evs := waitEvents(t, db, func(evs []event) string {
+	evs := waitEvents(t, db, "browser.test", func(evs []event) string {
 		if len(find(evs, func(e event) bool { return e.Path == "/barrier/optout" })) == 0 {
 			return "the last barrier event is not stored"
 		}
