@@ -67,7 +67,7 @@ func serveCommand() *command {
 			spool.register(fs)
 			retain.register(fs)
 			fs.BoolVar(&retain.noJob, "no-prune", false, "do not run the daily retention job (glimpse prune) inside serve")
-			fs.IntVar(&memLimit, "memory-limit-mb", 110, "soft memory limit for the Go heap in MiB (the GC works harder near it); 0: none. GOMEMLIMIT wins when set")
+			fs.IntVar(&memLimit, "memory-limit-mb", 96, "soft memory limit for the Go heap in MiB (the GC works harder near it); 0: none. GOMEMLIMIT wins when set")
 		},
 		run: func(ctx context.Context, o *Options, _ *flag.FlagSet, _ []string, stdout io.Writer, log *slog.Logger) error {
 			if sinkMode != "clickhouse" && sinkMode != "discard" {

@@ -2,6 +2,7 @@ package sink_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -57,34 +58,43 @@ func waitStored(t *testing.T, db *chtest.DB, want uint64) {
 	}
 }
 
-// TestSpoolStreamsBlocksIntoFewInserts checks that a backlog of full
-// batches goes to ClickHouse as one INSERT of several blocks, not one
-// INSERT per batch, and that each row is stored once.
+// TestSpoolStreamsBlocksIntoFewInserts checks that a backlog goes to
+// ClickHouse as one INSERT of several blocks, not one INSERT per block, and
+// that each row is stored once: with full batches of a small BatchSize,
+// and with the default BatchSize, whose rows the reader hands over in
+// blocks smaller than a batch.
 func TestSpoolStreamsBlocksIntoFewInserts(t *testing.T) {
-	db := chtest.Migrated(t)
-	set := metrics.NewSet()
-	const batch, n = 100, 500 // 5 full batches, fewer rows than an INSERT may hold
-	// An INSERT open for up to Interval must not count that time against
-	// InsertTimeout.
-	w := openSpooled(t, sink.Options{Conn: db.Conn, SpoolDir: t.TempDir(), BatchSize: batch, QueueSize: n,
-		Interval: time.Second, InsertTimeout: 300 * time.Millisecond, SpoolSyncInterval: 5 * time.Millisecond, Metrics: set})
-	ts := time.Now().UTC().Truncate(time.Second)
-	for i := range n {
-		if err := w.Enqueue(fill(w, i, ts)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitStored(t, db, n)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if lost, err := w.Close(ctx); lost != 0 || err != nil {
-		t.Fatalf("Close: lost %d, %v", lost, err)
-	}
-	if rows, ids := countStored(t, db); rows != n || ids != n {
-		t.Fatalf("%d rows, %d distinct ids; want %d of each", rows, ids, n)
-	}
-	if inserts := metricValue(t, set, `glimpse_flush_rows_count{table="events"}`); inserts != 1 {
-		t.Fatalf("%d rows in full batches of %d took %.0f INSERTs; want 1", n, batch, inserts)
+	for _, tt := range []struct{ batch, n int }{
+		{100, 500},   // 5 full batches, fewer rows than an INSERT may hold
+		{0, 5000},    // the default 10,000: blocks of 2,048 rows
+		{3000, 6000}, // batches of a block of 2,048 and the rest
+	} {
+		t.Run(fmt.Sprintf("batch %d, %d rows", tt.batch, tt.n), func(t *testing.T) {
+			db := chtest.Migrated(t)
+			set := metrics.NewSet()
+			// An INSERT open for up to Interval must not count that time
+			// against InsertTimeout.
+			w := openSpooled(t, sink.Options{Conn: db.Conn, SpoolDir: t.TempDir(), BatchSize: tt.batch, QueueSize: tt.n,
+				Interval: time.Second, InsertTimeout: 300 * time.Millisecond, SpoolSyncInterval: 5 * time.Millisecond, Metrics: set})
+			ts := time.Now().UTC().Truncate(time.Second)
+			for i := range tt.n {
+				if err := w.Enqueue(fill(w, i, ts)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			waitStored(t, db, uint64(tt.n))
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if lost, err := w.Close(ctx); lost != 0 || err != nil {
+				t.Fatalf("Close: lost %d, %v", lost, err)
+			}
+			if rows, ids := countStored(t, db); rows != uint64(tt.n) || ids != uint64(tt.n) {
+				t.Fatalf("%d rows, %d distinct ids; want %d of each", rows, ids, tt.n)
+			}
+			if inserts := metricValue(t, set, `glimpse_flush_rows_count{table="events"}`); inserts != 1 {
+				t.Fatalf("%d rows took %.0f INSERTs; want 1", tt.n, inserts)
+			}
+		})
 	}
 }
 

@@ -185,7 +185,7 @@ func Open(o Options) (*Writer, error) {
 	}
 	full := make(chan spoolBatch)
 	free := make(chan []*Event, 1)
-	free <- make([]*Event, 0, o.BatchSize)
+	free <- make([]*Event, 0, w.blockRows())
 	acked := make(chan struct{})
 	w.wg.Add(3)
 	go w.appendLoop(a)
