@@ -419,9 +419,9 @@ func (w *Writer) blockRows() int { return min(w.opts.BatchSize, 2048) }
 // flushLoop stores the batches readLoop hands over. A batch that was handed
 // over full, so that more are ready, or in blocks (blockRows), starts an
 // INSERT that stays open for the next ones (insertStream) until the reader
-// has caught up, the INSERT's first row is Interval old, or it holds
-// maxStreamRows; a lone batch is one INSERT of a prepared batch. A failed INSERT is dropped and the reader
-// rewinds to its first row; the rows are read again and checked against
+// has caught up, the INSERT is Interval old, or it holds maxStreamRows; a
+// lone batch is one INSERT of a prepared batch. A failed INSERT is dropped
+// and the reader rewinds to its first row; the rows are read again and checked against
 // events (dedupe: the server may have stored blocks of the dropped INSERT)
 // before they are retried, with backoff, until
 // ClickHouse takes them or the writer stops (then they stay in the spool).
@@ -461,15 +461,18 @@ func (w *Writer) flushLoop(full <-chan spoolBatch, free chan<- []*Event, acked c
 
 // flusher is flushLoop's state.
 type flusher struct {
-	w        *Writer
-	t        *table[*Event]
-	s        *insertStream // the open INSERT, if any; the erasure guard is held while one is open
-	from     pos           // where the rows of the open (or last) INSERT start
-	end      pos           // and end
-	whole    bool          // end is the end of its sealed segment
-	start    time.Time     // when the open INSERT's first row was read
-	gen      uint64        // batches of an older generation were read before a rewind: dropped
-	failures int           // consecutive failed inserts
+	w     *Writer
+	t     *table[*Event]
+	s     *insertStream // the open INSERT, if any; the erasure guard is held while one is open
+	from  pos           // where the rows of the open (or last) INSERT start
+	end   pos           // and end
+	whole bool          // end is the end of its sealed segment
+	// start is when the open INSERT began. Not when its first row was
+	// read: a reader held up by a slow INSERT hands over rows read more
+	// than Interval ago, and each INSERT would end at its first block.
+	start    time.Time
+	gen      uint64 // batches of an older generation were read before a rewind: dropped
+	failures int    // consecutive failed inserts
 	backoff  time.Duration
 	stopped  bool // the writer gave up (Close's deadline): drop what comes
 	block    bool // the open INSERT's last rows were a block of a batch the reader has yet to end
@@ -499,7 +502,7 @@ func (f *flusher) take(b spoolBatch) bool {
 		return false
 	}
 	if f.s == nil {
-		f.from, f.start = b.from, b.start
+		f.from, f.start = b.from, time.Now()
 	}
 	var err error
 	if b.replay && len(rows) > 0 {
@@ -565,7 +568,7 @@ func (f *flusher) add(b spoolBatch, rows []*Event) error {
 			return err
 		}
 		f.stored(s.rows, s.busy)
-		f.from, f.start = b.from, b.start
+		f.from, f.start = b.from, time.Now()
 	}
 	if f.s == nil {
 		// The INSERT stays open for up to Interval, then has InsertTimeout
