@@ -467,9 +467,10 @@ type flusher struct {
 	from  pos           // where the rows of the open (or last) INSERT start
 	end   pos           // and end
 	whole bool          // end is the end of its sealed segment
-	// start is when the open INSERT began. Not when its first row was
-	// read: a reader held up by a slow INSERT hands over rows read more
-	// than Interval ago, and each INSERT would end at its first block.
+	// start is when the open INSERT began (PrepareBatch returned). Not
+	// when its first row was read: a reader held up by a slow INSERT hands
+	// over rows read more than Interval ago, and each INSERT would end at
+	// its first block.
 	start    time.Time
 	gen      uint64 // batches of an older generation were read before a rewind: dropped
 	failures int    // consecutive failed inserts
@@ -502,7 +503,7 @@ func (f *flusher) take(b spoolBatch) bool {
 		return false
 	}
 	if f.s == nil {
-		f.from, f.start = b.from, time.Now()
+		f.from = b.from
 	}
 	var err error
 	if b.replay && len(rows) > 0 {
@@ -568,7 +569,7 @@ func (f *flusher) add(b spoolBatch, rows []*Event) error {
 			return err
 		}
 		f.stored(s.rows, s.busy)
-		f.from, f.start = b.from, time.Now()
+		f.from = b.from
 	}
 	if f.s == nil {
 		// The INSERT stays open for up to Interval, then has InsertTimeout
@@ -578,7 +579,7 @@ func (f *flusher) add(b spoolBatch, rows []*Event) error {
 			t.guard.Unlock()
 			return err
 		}
-		f.s = s
+		f.s, f.start = s, time.Now()
 	}
 	return f.s.add(t.name, cols, len(rows))
 }

@@ -99,21 +99,24 @@ func TestSpoolStreamsBlocksIntoFewInserts(t *testing.T) {
 }
 
 // cutProxy forwards TCP connections to a ClickHouse server and can cut
-// them all at once, as a network fault or a server restart would.
+// them all at once, as a network fault or a server restart would. With
+// delay, each chunk the server sends waits that long, as if the server
+// were slow to answer.
 type cutProxy struct {
 	ln     net.Listener
 	target string
+	delay  time.Duration
 	mu     sync.Mutex
 	conns  []net.Conn
 }
 
-func newCutProxy(t *testing.T, target string) *cutProxy {
+func newCutProxy(t *testing.T, target string, delay time.Duration) *cutProxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &cutProxy{ln: ln, target: target}
+	p := &cutProxy{ln: ln, target: target, delay: delay}
 	go p.serve()
 	t.Cleanup(func() { ln.Close(); p.cut() })
 	return p
@@ -134,8 +137,20 @@ func (p *cutProxy) serve() {
 		p.conns = append(p.conns, c, s)
 		p.mu.Unlock()
 		go func() { _, _ = io.Copy(s, c); s.Close() }()
-		go func() { _, _ = io.Copy(c, s); c.Close() }()
+		go func() { _, _ = io.Copy(c, delayed{s, p.delay}); c.Close() }()
 	}
+}
+
+// delayed is a reader whose every read returns d late.
+type delayed struct {
+	r io.Reader
+	d time.Duration
+}
+
+func (r delayed) Read(b []byte) (int, error) {
+	n, err := r.r.Read(b)
+	time.Sleep(r.d)
+	return n, err
 }
 
 // cut closes every connection made so far.
@@ -155,7 +170,7 @@ func (p *cutProxy) cut() {
 // blocks of it): every event is stored exactly once.
 func TestSpoolRewindsAfterFailedStream(t *testing.T) {
 	db := chtest.Migrated(t)
-	proxy := newCutProxy(t, db.Addr)
+	proxy := newCutProxy(t, db.Addr, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := migrations.Open(ctx, "clickhouse://"+proxy.ln.Addr().String()+"/"+db.Database)
@@ -208,5 +223,46 @@ func TestSpoolRewindsAfterFailedStream(t *testing.T) {
 		metricValue(t, set, `glimpse_flush_rows_count{table="events"}`))
 	if rows != n || ids != n {
 		t.Fatalf("%d rows, %d distinct ids; want %d of each", rows, ids, n)
+	}
+}
+
+// TestSpoolStreamsThroughSlowInserts has ClickHouse answer each time later
+// than the flush interval, while a backlog waits: the reader, held up
+// meanwhile, hands over blocks of rows read long ago, and they still go in
+// a few INSERTs, not one each.
+func TestSpoolStreamsThroughSlowInserts(t *testing.T) {
+	db := chtest.Migrated(t)
+	const interval = 300 * time.Millisecond
+	proxy := newCutProxy(t, db.Addr, 2*interval)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := migrations.Open(ctx, "clickhouse://"+proxy.ln.Addr().String()+"/"+db.Database)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	set := metrics.NewSet()
+	const n = 20_000 // the default BatchSize: two batches, ten blocks
+	w := openSpooled(t, sink.Options{Conn: conn, SpoolDir: t.TempDir(), QueueSize: n,
+		Interval: interval, SpoolSyncInterval: 5 * time.Millisecond, Metrics: set})
+	ts := time.Now().UTC().Truncate(time.Second)
+	for i := range n {
+		if err := w.Enqueue(fill(w, i, ts)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitStored(t, db, n)
+	cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer ccancel()
+	if lost, err := w.Close(cctx); lost != 0 || err != nil {
+		t.Fatalf("Close: lost %d, %v", lost, err)
+	}
+	if rows, ids := countStored(t, db); rows != n || ids != n {
+		t.Fatalf("%d rows, %d distinct ids; want %d of each", rows, ids, n)
+	}
+	inserts := metricValue(t, set, `glimpse_flush_rows_count{table="events"}`)
+	t.Logf("%d rows in %.0f INSERTs", n, inserts)
+	if inserts > 4 {
+		t.Fatalf("%d rows took %.0f INSERTs; want at most 4", n, inserts)
 	}
 }
