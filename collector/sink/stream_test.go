@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/glimpse-analytics/glimpse/collector/sink"
@@ -141,6 +142,20 @@ func (p *cutProxy) serve() {
 	}
 }
 
+// proxied returns a connection to db through a new cutProxy.
+func proxied(t *testing.T, db *chtest.DB, delay time.Duration) (*cutProxy, driver.Conn) {
+	t.Helper()
+	proxy := newCutProxy(t, db.Addr, delay)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := migrations.Open(ctx, "clickhouse://"+proxy.ln.Addr().String()+"/"+db.Database)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return proxy, conn
+}
+
 // delayed is a reader whose every read returns d late.
 type delayed struct {
 	r io.Reader
@@ -170,14 +185,7 @@ func (p *cutProxy) cut() {
 // blocks of it): every event is stored exactly once.
 func TestSpoolRewindsAfterFailedStream(t *testing.T) {
 	db := chtest.Migrated(t)
-	proxy := newCutProxy(t, db.Addr, 0)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := migrations.Open(ctx, "clickhouse://"+proxy.ln.Addr().String()+"/"+db.Database)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	proxy, conn := proxied(t, db, 0)
 	set := metrics.NewSet()
 	const batch, n = 50, 6000
 	w := openSpooled(t, sink.Options{Conn: conn, SpoolDir: t.TempDir(), BatchSize: batch, QueueSize: n,
@@ -233,14 +241,7 @@ func TestSpoolRewindsAfterFailedStream(t *testing.T) {
 func TestSpoolStreamsThroughSlowInserts(t *testing.T) {
 	db := chtest.Migrated(t)
 	const interval = 300 * time.Millisecond
-	proxy := newCutProxy(t, db.Addr, 2*interval)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := migrations.Open(ctx, "clickhouse://"+proxy.ln.Addr().String()+"/"+db.Database)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	_, conn := proxied(t, db, 2*interval)
 	set := metrics.NewSet()
 	const n = 20_000 // the default BatchSize: two batches, ten blocks
 	w := openSpooled(t, sink.Options{Conn: conn, SpoolDir: t.TempDir(), QueueSize: n,
