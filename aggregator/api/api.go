@@ -11,8 +11,6 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -81,12 +79,7 @@ func New(o Options) (*API, error) {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	a := &API{opts: o}
-	for _, k := range o.Sites.APIKeys {
-		if b, err := hex.DecodeString(k.SHA256); err != nil || len(b) != sha256.Size {
-			return nil, fmt.Errorf("api key %q: sha256 must be 64 hex digits", k.Name)
-		}
-	}
-	a.keys = config.NewKeys(o.Sites.APIKeys)
+	a.keys = o.Sites.Keys()
 	a.buckets = make([]bucket, a.keys.Len())
 	return a, nil
 }

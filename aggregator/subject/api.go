@@ -79,7 +79,7 @@ func (s *Service) handle(log *slog.Logger, h func(ctx context.Context, c *fastht
 // authorize checks the Bearer key: a configured key (config.Keys) that
 // lists the site and holds the subjects scope.
 func (s *Service) authorize(h []byte, site string) error {
-	_, k, err := s.keys.Match(h)
+	_, k, err := s.o.Sites.Keys().Match(h)
 	switch {
 	case err != nil:
 		return &httpError{fasthttp.StatusUnauthorized, err.Error()}

@@ -50,17 +50,14 @@ type Options struct {
 }
 
 // Service runs subject requests.
-type Service struct {
-	o    Options
-	keys *config.Keys
-}
+type Service struct{ o Options }
 
 // New returns a Service.
 func New(o Options) *Service {
 	if o.MutationTimeout <= 0 {
 		o.MutationTimeout = 30 * time.Minute
 	}
-	return &Service{o: o, keys: config.NewKeys(o.Sites.APIKeys)}
+	return &Service{o: o}
 }
 
 // Errors a caller maps to 4xx.

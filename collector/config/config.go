@@ -27,6 +27,7 @@ type File struct {
 	Email   Email    `yaml:"email"`
 
 	byHost map[string]*Site // domains and aliases without "www."
+	keys   *Keys            // APIKeys by hash
 }
 
 // Site is one tracked web site.
@@ -201,6 +202,7 @@ func Parse(name string, b []byte) (*File, error) {
 			f.byHost[strings.TrimPrefix(a, "www.")] = s
 		}
 	}
+	f.keys = newKeys(f.APIKeys)
 	return &f, nil
 }
 

@@ -52,20 +52,20 @@ var (
 	ErrBadKey = errors.New("invalid API key")
 )
 
-// NewKeys indexes keys by their SHA-256. An entry whose hash is not 64 hex
-// digits (Load refuses those) matches no token.
-func NewKeys(keys []APIKey) *Keys {
+// newKeys indexes keys, whose hashes the validator has checked, by their
+// SHA-256 (Parse does, once; File.Keys returns them).
+func newKeys(keys []APIKey) *Keys {
 	ks := &Keys{keys: keys, hashes: make([][sha256.Size]byte, len(keys))}
 	for i, k := range keys {
-		b, err := hex.DecodeString(k.SHA256)
-		if err != nil || len(b) != sha256.Size {
-			ks.hashes[i] = [sha256.Size]byte{} // no token hashes to all zeroes
-			continue
+		if len(k.SHA256) == 2*sha256.Size {
+			_, _ = hex.Decode(ks.hashes[i][:], []byte(k.SHA256))
 		}
-		copy(ks.hashes[i][:], b)
 	}
 	return ks
 }
+
+// Keys returns the API keys, ready to match bearer tokens.
+func (f *File) Keys() *Keys { return f.keys }
 
 // Len is the number of keys; Match's indexes are below it.
 func (ks *Keys) Len() int { return len(ks.keys) }

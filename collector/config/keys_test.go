@@ -13,7 +13,7 @@ func keyHash(token string) string {
 }
 
 func TestKeysMatch(t *testing.T) {
-	ks := NewKeys([]APIKey{
+	ks := newKeys([]APIKey{
 		{Name: "grafana", SHA256: keyHash("read-token"), Sites: []string{"a.com"}},
 		{Name: "dpo", SHA256: keyHash("dpo-token"), Sites: []string{"a.com", "b.com"}, Scopes: []string{ScopeSubjects}},
 		{Name: "broken", SHA256: "not hex", Sites: []string{"a.com"}},

@@ -95,7 +95,7 @@ func New(o Options) (*Handlers, error) {
 	h := &Handlers{
 		sites: o.Sites, signer: o.Signer, writer: o.Writer, optOuts: o.OptOuts, rules: o.Rules,
 		proxies: o.Proxies, ua: enrich.NewUAParser(0), policies: map[string]*enrich.URLPolicy{},
-		opens: opens, apiKeys: config.NewKeys(o.Sites.APIKeys), log: o.Log.With("component", "email"), now: o.Now, m: handlerMetrics{o.Metrics},
+		opens: opens, apiKeys: o.Sites.Keys(), log: o.Log.With("component", "email"), now: o.Now, m: handlerMetrics{o.Metrics},
 		minter: &Minter{Signer: o.Signer, Sites: o.Sites, Base: strings.TrimRight(o.PublicURL, "/"), Now: o.Now},
 	}
 	for i := range o.Sites.Sites {

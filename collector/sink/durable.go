@@ -25,7 +25,7 @@ type spoolBatch struct {
 	end    pos  // just past the batch's last record
 	whole  bool // end is the end of its sealed segment
 	replay bool // some rows may be stored already: an earlier process left them, or a failed insert is retried
-	more   bool // handed off full: the reader may have more at once
+	more   bool // handed off full, or as a block: the reader may have more at once
 	// block: one block of a batch still being read (blockRows); the
 	// reader hands over the rest, and ends the batch, itself.
 	block bool
@@ -188,8 +188,9 @@ func (w *Writer) readLoop(full chan<- spoolBatch, free <-chan []*Event, acked <-
 		clear(rows)
 		rows = rows[:0]
 	}
-	// handoff ends the batch being read; block hands over its rows so far
-	// and goes on with it.
+	// send hands rows to flushLoop: handoff ends the batch being read,
+	// full (more) or not; handBlock hands over its rows so far and goes on
+	// with it.
 	send := func(more, block bool) {
 		b.rows, b.more, b.block, b.gen = rows, more, block, gen
 		full <- b
@@ -205,6 +206,7 @@ func (w *Writer) readLoop(full chan<- spoolBatch, free <-chan []*Event, acked <-
 		unconfirmed = false
 	}
 	handoff := func(more bool) { send(more, false) }
+	handBlock := func() { send(true, true) }
 	timer := time.NewTimer(w.opts.Interval)
 	defer timer.Stop()
 	var lastIOErr time.Time
@@ -346,7 +348,7 @@ func (w *Writer) readLoop(full chan<- spoolBatch, free <-chan []*Event, acked <-
 			case blockRows+len(rows) >= w.opts.BatchSize:
 				handoff(true)
 			case len(rows) >= w.blockRows():
-				send(true, true)
+				handBlock()
 			}
 		case sealed: // the end of a sealed segment
 			b.end, b.whole, unconfirmed = pos{cur.seq, cur.off}, true, true
