@@ -11,7 +11,7 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/aggregator"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
-	"github.com/glimpse-analytics/glimpse/migrations/chtest"
+	"github.com/glimpse-analytics/glimpse/internal/chtest"
 )
 
 // TestEmailReporting writes email opens and clicks as the email endpoints

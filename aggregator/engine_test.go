@@ -16,10 +16,10 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/aggregator"
 	"github.com/glimpse-analytics/glimpse/aggregator/seed"
-	"github.com/glimpse-analytics/glimpse/collector/config"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
+	"github.com/glimpse-analytics/glimpse/internal/chtest"
+	"github.com/glimpse-analytics/glimpse/internal/config"
 	"github.com/glimpse-analytics/glimpse/migrations"
-	"github.com/glimpse-analytics/glimpse/migrations/chtest"
 )
 
 func do(t *testing.T, e *aggregator.Engine, kind aggregator.Kind, q *aggregator.Query) *aggregator.Response {

@@ -4,7 +4,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/glimpse-analytics/glimpse/collector/config"
+	"github.com/glimpse-analytics/glimpse/internal/config"
 )
 
 // Kind is the Stats API endpoint a query serves.

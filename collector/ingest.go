@@ -10,12 +10,12 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/glimpse-analytics/glimpse/collector/config"
 	"github.com/glimpse-analytics/glimpse/collector/decode"
 	"github.com/glimpse-analytics/glimpse/collector/enrich"
 	"github.com/glimpse-analytics/glimpse/collector/locate"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/collector/visitor"
+	"github.com/glimpse-analytics/glimpse/internal/config"
 )
 
 // OptOutCookie is the cookie /optout sets; its presence with value "1"

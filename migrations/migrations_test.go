@@ -7,8 +7,8 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/glimpse-analytics/glimpse/internal/chtest"
 	"github.com/glimpse-analytics/glimpse/migrations"
-	"github.com/glimpse-analytics/glimpse/migrations/chtest"
 )
 
 func ctx(t *testing.T) context.Context {

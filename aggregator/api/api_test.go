@@ -19,9 +19,9 @@ import (
 	"github.com/glimpse-analytics/glimpse/aggregator"
 	"github.com/glimpse-analytics/glimpse/aggregator/api"
 	"github.com/glimpse-analytics/glimpse/aggregator/seed"
-	"github.com/glimpse-analytics/glimpse/collector/config"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
-	"github.com/glimpse-analytics/glimpse/migrations/chtest"
+	"github.com/glimpse-analytics/glimpse/internal/chtest"
+	"github.com/glimpse-analytics/glimpse/internal/config"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")

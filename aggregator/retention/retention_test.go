@@ -10,9 +10,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/glimpse-analytics/glimpse/aggregator/retention"
-	"github.com/glimpse-analytics/glimpse/collector/config"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
-	"github.com/glimpse-analytics/glimpse/migrations/chtest"
+	"github.com/glimpse-analytics/glimpse/internal/chtest"
+	"github.com/glimpse-analytics/glimpse/internal/config"
 )
 
 const sitesYAML = `sites:

@@ -30,9 +30,9 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/glimpse-analytics/glimpse/aggregator/retention"
-	"github.com/glimpse-analytics/glimpse/collector/config"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/collector/visitor"
+	"github.com/glimpse-analytics/glimpse/internal/config"
 )
 
 // Options configure a Service.

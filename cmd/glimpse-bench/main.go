@@ -51,7 +51,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/glimpse-analytics/glimpse/collector"
-	"github.com/glimpse-analytics/glimpse/migrations"
+	"github.com/glimpse-analytics/glimpse/internal/chconn"
 )
 
 func main() {
@@ -571,13 +571,13 @@ func load(c *contestant, d time.Duration, conns, visitors int, bodies []payload)
 }
 
 func resetDB(dsn string) error {
-	opts, err := migrations.ParseDSN(dsn)
+	opts, err := chconn.ParseDSN(dsn)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := migrations.Open(ctx, strings.Replace(dsn, "/"+opts.Auth.Database, "/default", 1))
+	conn, err := chconn.Open(ctx, strings.Replace(dsn, "/"+opts.Auth.Database, "/default", 1))
 	if err != nil {
 		return err
 	}
@@ -588,7 +588,7 @@ func resetDB(dsn string) error {
 func countRows(dsn string) (uint64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := migrations.Open(ctx, dsn)
+	conn, err := chconn.Open(ctx, dsn)
 	if err != nil {
 		return 0, err
 	}

@@ -19,8 +19,9 @@ import (
 	"github.com/glimpse-analytics/glimpse/aggregator"
 	"github.com/glimpse-analytics/glimpse/aggregator/api"
 	"github.com/glimpse-analytics/glimpse/aggregator/seed"
-	"github.com/glimpse-analytics/glimpse/collector/config"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
+	"github.com/glimpse-analytics/glimpse/internal/chconn"
+	"github.com/glimpse-analytics/glimpse/internal/config"
 	"github.com/glimpse-analytics/glimpse/migrations"
 )
 
@@ -39,12 +40,12 @@ func main() {
 
 func run(dsn string, events, days, runs int, reuse bool) error {
 	ctx := context.Background()
-	conn, err := migrations.Open(ctx, dsn)
+	conn, err := chconn.Open(ctx, dsn)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	opts, _ := migrations.ParseDSN(dsn)
+	opts, _ := chconn.ParseDSN(dsn)
 	db := opts.Auth.Database
 	end := time.Now().UTC().Truncate(24 * time.Hour)
 	var have uint64

@@ -13,8 +13,8 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/aggregator/api"
 	"github.com/glimpse-analytics/glimpse/collector"
-	"github.com/glimpse-analytics/glimpse/collector/config"
 	"github.com/glimpse-analytics/glimpse/dashboards"
+	"github.com/glimpse-analytics/glimpse/internal/config"
 )
 
 // dashboardFlag is serve's --dashboard-listen, with its environment

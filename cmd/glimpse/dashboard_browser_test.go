@@ -28,10 +28,10 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/glimpse-analytics/glimpse/aggregator/seed"
-	"github.com/glimpse-analytics/glimpse/collector/config"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/dashboards"
-	"github.com/glimpse-analytics/glimpse/migrations/chtest"
+	"github.com/glimpse-analytics/glimpse/internal/chtest"
+	"github.com/glimpse-analytics/glimpse/internal/config"
 )
 
 const (

@@ -18,8 +18,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/glimpse-analytics/glimpse/migrations"
-	"github.com/glimpse-analytics/glimpse/migrations/chtest"
+	"github.com/glimpse-analytics/glimpse/internal/chconn"
+	"github.com/glimpse-analytics/glimpse/internal/chtest"
 )
 
 // privateClickHouse is a second ClickHouse server of the test's own, on
@@ -67,7 +67,7 @@ func (ch *privateClickHouse) connect() driver.Conn {
 	ch.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := migrations.Open(ctx, ch.dsn())
+	conn, err := chconn.Open(ctx, ch.dsn())
 	if err != nil {
 		ch.t.Fatal(err)
 	}

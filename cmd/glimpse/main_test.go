@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/glimpse-analytics/glimpse/migrations/chtest"
+	"github.com/glimpse-analytics/glimpse/internal/chtest"
 )
 
 // binary is the glimpse binary built once for the binary-level tests.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/glimpse-analytics/glimpse/internal/chconn"
 	"github.com/glimpse-analytics/glimpse/migrations"
 )
 
@@ -22,7 +23,7 @@ func migrateCommand() *command {
 			fs.BoolVar(&print, "print", false, "print the rendered SQL of every migration instead of applying it")
 		},
 		run: func(ctx context.Context, o *Options, _ *flag.FlagSet, _ []string, stdout io.Writer, log *slog.Logger) error {
-			opts, err := migrations.ParseDSN(o.ClickHouse)
+			opts, err := chconn.ParseDSN(o.ClickHouse)
 			if err != nil {
 				return err
 			}
@@ -30,7 +31,7 @@ func migrateCommand() *command {
 			if print {
 				return printMigrations(stdout, target)
 			}
-			conn, err := migrations.Open(ctx, o.ClickHouse)
+			conn, err := chconn.Open(ctx, o.ClickHouse)
 			if err != nil {
 				return err
 			}

@@ -10,8 +10,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/glimpse-analytics/glimpse/collector/config"
-	"github.com/glimpse-analytics/glimpse/migrations"
+	"github.com/glimpse-analytics/glimpse/internal/chconn"
+	"github.com/glimpse-analytics/glimpse/internal/config"
 )
 
 // Options are the global flags every subcommand takes. Each has an
@@ -65,7 +65,7 @@ func (o *Options) sitesAndConn(ctx context.Context) (*config.File, driver.Conn, 
 	if err != nil {
 		return nil, nil, err
 	}
-	conn, err := migrations.Open(ctx, o.ClickHouse)
+	conn, err := chconn.Open(ctx, o.ClickHouse)
 	if err != nil {
 		return nil, nil, err
 	}

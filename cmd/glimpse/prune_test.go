@@ -9,7 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/glimpse-analytics/glimpse/collector/sink"
-	"github.com/glimpse-analytics/glimpse/migrations/chtest"
+	"github.com/glimpse-analytics/glimpse/internal/chtest"
 )
 
 // TestPruneCommand seeds rows 30 months old and recent ones; --dry-run

@@ -10,6 +10,7 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/aggregator/seed"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
+	"github.com/glimpse-analytics/glimpse/internal/chconn"
 	"github.com/glimpse-analytics/glimpse/migrations"
 )
 
@@ -39,12 +40,12 @@ func seedCommand() *command {
 					return fmt.Errorf("--end %q: want YYYY-MM-DD", end)
 				}
 			}
-			conn, err := migrations.Open(ctx, o.ClickHouse)
+			conn, err := chconn.Open(ctx, o.ClickHouse)
 			if err != nil {
 				return err
 			}
 			defer conn.Close()
-			dsn, _ := migrations.ParseDSN(o.ClickHouse)
+			dsn, _ := chconn.ParseDSN(o.ClickHouse)
 			if _, err := migrations.NewRunner(conn, migrations.Target{Database: dsn.Auth.Database}, nil, log).Apply(ctx); err != nil {
 				return err
 			}

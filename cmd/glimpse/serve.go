@@ -21,12 +21,13 @@ import (
 	"github.com/glimpse-analytics/glimpse/aggregator/subject"
 	"github.com/glimpse-analytics/glimpse/collector"
 	"github.com/glimpse-analytics/glimpse/collector/beacon"
-	"github.com/glimpse-analytics/glimpse/collector/config"
 	"github.com/glimpse-analytics/glimpse/collector/email"
 	"github.com/glimpse-analytics/glimpse/collector/locate"
 	"github.com/glimpse-analytics/glimpse/collector/saltstore"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/collector/visitor"
+	"github.com/glimpse-analytics/glimpse/internal/chconn"
+	"github.com/glimpse-analytics/glimpse/internal/config"
 	"github.com/glimpse-analytics/glimpse/migrations"
 )
 
@@ -98,13 +99,13 @@ func serveCommand() *command {
 				}
 				defer geo.Close()
 			}
-			conn, err := migrations.Open(ctx, o.ClickHouse)
+			conn, err := chconn.Open(ctx, o.ClickHouse)
 			if err != nil {
 				return err
 			}
 			defer conn.Close()
 			if !noMigrate {
-				dsn, _ := migrations.ParseDSN(o.ClickHouse)
+				dsn, _ := chconn.ParseDSN(o.ClickHouse)
 				if _, err := migrations.NewRunner(conn, migrations.Target{Database: dsn.Auth.Database}, nil, log).Apply(ctx); err != nil {
 					return err
 				}

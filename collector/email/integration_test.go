@@ -15,11 +15,11 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/glimpse-analytics/glimpse/collector"
-	"github.com/glimpse-analytics/glimpse/collector/config"
 	"github.com/glimpse-analytics/glimpse/collector/email"
 	"github.com/glimpse-analytics/glimpse/collector/locate"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
-	"github.com/glimpse-analytics/glimpse/migrations/chtest"
+	"github.com/glimpse-analytics/glimpse/internal/chtest"
+	"github.com/glimpse-analytics/glimpse/internal/config"
 )
 
 const (

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/glimpse-analytics/glimpse/collector/config"
+	"github.com/glimpse-analytics/glimpse/internal/config"
 )
 
 // Endpoint paths.

@@ -9,7 +9,7 @@ import (
 
 	nethtml "golang.org/x/net/html"
 
-	"github.com/glimpse-analytics/glimpse/collector/config"
+	"github.com/glimpse-analytics/glimpse/internal/config"
 )
 
 func testMinter(t *testing.T) *Minter {

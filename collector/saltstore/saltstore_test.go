@@ -8,7 +8,7 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/collector/saltstore"
 	"github.com/glimpse-analytics/glimpse/collector/visitor"
-	"github.com/glimpse-analytics/glimpse/migrations/chtest"
+	"github.com/glimpse-analytics/glimpse/internal/chtest"
 )
 
 // TestInstancesShareSalts runs two collectors' salt holders against one

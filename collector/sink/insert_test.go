@@ -10,7 +10,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/google/uuid"
 
-	"github.com/glimpse-analytics/glimpse/migrations/chtest"
+	"github.com/glimpse-analytics/glimpse/internal/chtest"
 )
 
 func TestInsertBuilderLeavesOutDefaultColumns(t *testing.T) {

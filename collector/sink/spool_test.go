@@ -14,7 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/glimpse-analytics/glimpse/collector/sink"
-	"github.com/glimpse-analytics/glimpse/migrations/chtest"
+	"github.com/glimpse-analytics/glimpse/internal/chtest"
 )
 
 // fixedID gives event i of a test a stable id, so that a test can store

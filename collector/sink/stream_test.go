@@ -15,8 +15,8 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/glimpse-analytics/glimpse/collector/sink"
-	"github.com/glimpse-analytics/glimpse/migrations"
-	"github.com/glimpse-analytics/glimpse/migrations/chtest"
+	"github.com/glimpse-analytics/glimpse/internal/chconn"
+	"github.com/glimpse-analytics/glimpse/internal/chtest"
 )
 
 // metricValue reads one sample (name with its labels, exactly) from set.
@@ -148,7 +148,7 @@ func proxied(t *testing.T, db *chtest.DB, delay time.Duration) (*cutProxy, drive
 	proxy := newCutProxy(t, db.Addr, delay)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := migrations.Open(ctx, "clickhouse://"+proxy.ln.Addr().String()+"/"+db.Database)
+	conn, err := chconn.Open(ctx, "clickhouse://"+proxy.ln.Addr().String()+"/"+db.Database)
 	if err != nil {
 		t.Fatal(err)
 	}

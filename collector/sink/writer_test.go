@@ -13,7 +13,7 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/collector/visitor"
-	"github.com/glimpse-analytics/glimpse/migrations/chtest"
+	"github.com/glimpse-analytics/glimpse/internal/chtest"
 )
 
 func fill(w *sink.Writer, i int, ts time.Time) *sink.Event {

@@ -1,4 +1,10 @@
-package migrations
+// Package chconn is the application's ClickHouse connection: the DSN
+// (clickhouse://host:9000/database, native protocol), Open, which creates
+// the database when it is missing, and a dialer that bounds every write so
+// that a server which stops reading cannot hold a writer forever. Every
+// command, the writer, the query engine and the migrations runner connect
+// through it.
+package chconn
 
 import (
 	"context"

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/glimpse-analytics/glimpse/internal/chconn"
 	"github.com/glimpse-analytics/glimpse/migrations"
 )
 
@@ -51,7 +52,7 @@ func New(t testing.TB) *DB {
 	dsn := "clickhouse://" + addr + "/" + name
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := migrations.Open(ctx, dsn)
+	conn, err := chconn.Open(ctx, dsn)
 	if err != nil {
 		t.Fatalf("chtest: %v", err)
 	}
