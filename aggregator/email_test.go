@@ -12,6 +12,7 @@ import (
 	"github.com/glimpse-analytics/glimpse/aggregator"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 // TestEmailReporting writes email opens and clicks as the email endpoints
@@ -34,25 +35,25 @@ func TestEmailReporting(t *testing.T) {
 	}
 	// "launch": 8 recipients open (one twice), 4 of them click; 3 machine opens.
 	for i := range 8 {
-		add(sink.TypeEmailOpen, "launch", fmt.Sprintf("%08x", i), "human")
+		add(model.TypeEmailOpen, "launch", fmt.Sprintf("%08x", i), "human")
 		if i < 4 {
-			add(sink.TypeEmailClick, "launch", fmt.Sprintf("%08x", i), "human")
+			add(model.TypeEmailClick, "launch", fmt.Sprintf("%08x", i), "human")
 		}
 	}
-	add(sink.TypeEmailOpen, "launch", "00000000", "human")
+	add(model.TypeEmailOpen, "launch", "00000000", "human")
 	for i := range 3 {
-		add(sink.TypeEmailOpen, "launch", fmt.Sprintf("%08x", 100+i), "machine")
+		add(model.TypeEmailOpen, "launch", fmt.Sprintf("%08x", 100+i), "machine")
 	}
 	// "tiny": 2 recipients, under k = 5.
 	for i := range 2 {
-		add(sink.TypeEmailOpen, "tiny", fmt.Sprintf("%08x", 200+i), "human")
+		add(model.TypeEmailOpen, "tiny", fmt.Sprintf("%08x", 200+i), "human")
 	}
 	// "anon": 6 opens without pseudonyms, each its own person; 3 clicks.
 	for range 6 {
-		add(sink.TypeEmailOpen, "anon", "", "human")
+		add(model.TypeEmailOpen, "anon", "", "human")
 	}
 	for range 3 {
-		add(sink.TypeEmailClick, "anon", "", "human")
+		add(model.TypeEmailClick, "anon", "", "human")
 	}
 	if lost, err := w.Close(context.Background()); err != nil || lost != 0 {
 		t.Fatal(lost, err)

@@ -388,7 +388,7 @@ func (e *Engine) Breakdown(ctx context.Context, q *Query) (*Response, error) {
 	switch {
 	case rollup && src == srcEvents && q.Property.Name == "event:page" && len(q.Filters) == 0 && subset(cols, pagesHourlyCols):
 		src = srcPagesHourly
-	case rollup && src == srcSessions && attribution[q.Property.Name] && subset(cols, sessionDimsCols) &&
+	case rollup && src == srcSessions && isAttribution(q.Property.Name) && subset(cols, sessionDimsCols) &&
 		(len(q.Filters) == 0 || (oneDimFiltered && dim == q.Property.Name)):
 		src, pl.dim = srcSessionDims, q.Property.Name
 	default:

@@ -2,6 +2,8 @@ package aggregator
 
 import (
 	"strings"
+
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 // side is the table a property or metric is read from.
@@ -12,77 +14,34 @@ const (
 	sideSessions             // sessions: read collapsed, sum(sign)-weighted
 )
 
-// Property is a breakdown or filter dimension. Its SQL comes from the
-// fixed table below; only a custom property's key is a bound value.
+// Property is a breakdown or filter dimension: one of model.Dimensions,
+// or a custom property. Its SQL comes from the dimensions table; only a
+// custom property's key is a bound value.
 type Property struct {
 	Name string // as requested: visit:source, event:props:author
 	Key  string // the JSON field of a breakdown row: source, author
 	side side
 	col  string // column or expression over the row, no request values
 	prop string // event:props key, bound as an argument
+	// types are the event types a breakdown by it counts (events side
+	// only; none: all).
+	types []int8
 }
 
-type propDef struct {
-	key  string
-	side side
-	col  string
-}
-
-// properties is the whitelist of properties and the SQL they map to.
-// Browser and OS versions are not part of a session's attribution (the
-// sessions table leaves them empty), so they are read from events.
-var properties = map[string]propDef{
-	"event:page":            {"page", sideEvents, "pathname"},
-	"event:goal":            {"goal", sideEvents, "name"},
-	"event:hostname":        {"hostname", sideEvents, "hostname"},
-	"email:campaign":        {"campaign", sideEvents, "email_campaign"},
-	"event:outbound_link":   {"url", sideEvents, "target_url"},
-	"event:download":        {"url", sideEvents, "target_url"},
-	"event:impression":      {"impression", sideEvents, "name"},
-	"visit:entry_page":      {"entry_page", sideSessions, "entry_page"},
-	"visit:exit_page":       {"exit_page", sideSessions, "exit_page"},
-	"visit:source":          {"source", sideSessions, "if(referrer_source = '', 'Direct / None', referrer_source)"},
-	"visit:referrer":        {"referrer", sideSessions, "referrer"},
-	"visit:channel":         {"channel", sideSessions, "channel"},
-	"visit:utm_source":      {"utm_source", sideSessions, "utm_source"},
-	"visit:utm_medium":      {"utm_medium", sideSessions, "utm_medium"},
-	"visit:utm_campaign":    {"utm_campaign", sideSessions, "utm_campaign"},
-	"visit:utm_content":     {"utm_content", sideSessions, "utm_content"},
-	"visit:utm_term":        {"utm_term", sideSessions, "utm_term"},
-	"visit:country":         {"country", sideSessions, "country_code"},
-	"visit:region":          {"region", sideSessions, "region"},
-	"visit:city":            {"city", sideSessions, "city"},
-	"visit:browser":         {"browser", sideSessions, "browser"},
-	"visit:browser_version": {"browser_version", sideEvents, "browser_version"},
-	"visit:os":              {"os", sideSessions, "os"},
-	"visit:os_version":      {"os_version", sideEvents, "os_version"},
-	"visit:device":          {"device", sideSessions, "device"},
-	"visit:screen":          {"screen", sideSessions, "screen"},
-	"visit:connection":      {"connection", sideSessions, "connection_type"},
-}
-
-const propsPrefix = "event:props:"
-
-// attribution lists the session properties fixed when a session starts and
-// shared by all its versions; sessions_dims_hourly holds one dimension per
-// property here, named by it, with the value the property's expression
-// above computes (the collector's writer computes it in Go: dimensions in
-// collector/sink/session.go; keep the two in step). Entry and exit pages
-// change between versions and are not here.
-var attribution = map[string]bool{
-	"visit:source": true, "visit:referrer": true, "visit:channel": true,
-	"visit:utm_source": true, "visit:utm_medium": true, "visit:utm_campaign": true,
-	"visit:utm_content": true, "visit:utm_term": true,
-	"visit:country": true, "visit:region": true, "visit:city": true,
-	"visit:browser": true, "visit:os": true, "visit:device": true,
-	"visit:screen": true, "visit:connection": true,
+// isAttribution reports whether name is a session property fixed when a
+// session starts and shared by all its versions (model.Dimension.Attr):
+// sessions_dims_hourly holds one dimension per such property, named by
+// it. Entry and exit pages change between versions and are not.
+func isAttribution(name string) bool {
+	d := model.Lookup(name)
+	return d != nil && d.Attr != nil
 }
 
 // attributionOnly reports whether every filter is on an attribution
 // property.
 func attributionOnly(fs []Filter) bool {
 	for _, f := range fs {
-		if !attribution[f.Prop.Name] {
+		if !isAttribution(f.Prop.Name) {
 			return false
 		}
 	}
@@ -103,20 +62,24 @@ func oneDim(fs []Filter) (string, bool) {
 	return fs[0].Prop.Name, true
 }
 
-// ParseProperty looks name up in the whitelist; an unknown name is a 400
-// that names it.
+// ParseProperty looks name up in the dimensions table; an unknown name is
+// a 400 that names it.
 func ParseProperty(name string) (*Property, error) {
-	if key, ok := strings.CutPrefix(name, propsPrefix); ok {
+	if key, ok := strings.CutPrefix(name, model.PropsPrefix); ok {
 		if key == "" || len(key) > 300 {
 			return nil, badRequest("invalid property %q: want event:props:<key> with a key of 1 to 300 bytes", name)
 		}
 		return &Property{Name: name, Key: key, side: sideEvents, prop: key}, nil
 	}
-	d, ok := properties[name]
-	if !ok {
+	d := model.Lookup(name)
+	if d == nil {
 		return nil, badRequest("unknown property %q", name)
 	}
-	return &Property{Name: name, Key: d.key, side: d.side, col: d.col}, nil
+	p := &Property{Name: name, Key: d.Key, side: sideEvents, col: d.SQL(), types: d.Types}
+	if d.Table == model.Sessions {
+		p.side = sideSessions
+	}
+	return p, nil
 }
 
 // expr writes the property's value expression.
@@ -131,22 +94,21 @@ func (p *Property) expr(b *sqlb) {
 // scope writes the events a breakdown by p counts (events side only):
 // pages count page views, goals custom events, props events carrying the
 // key, campaigns email events, outbound links, downloads and impressions
-// their own event types (keyed by the cleaned target URL or the name).
+// their own event types (Dimension.Types).
 func (p *Property) scope(b *sqlb) {
 	switch {
 	case p.prop != "":
 		b.w(" AND has(prop_keys, ").arg(p.prop).w(")")
-	case p.Name == "event:page":
-		b.w(" AND type = 'pageview'")
-	case p.Name == "event:goal":
-		b.w(" AND type = 'custom'")
-	case p.Name == "email:campaign":
-		b.w(" AND type IN ('email_open', 'email_click')")
-	case p.Name == "event:outbound_link":
-		b.w(" AND type = 'outbound'")
-	case p.Name == "event:download":
-		b.w(" AND type = 'download'")
-	case p.Name == "event:impression":
-		b.w(" AND type = 'impression'")
+	case len(p.types) == 1:
+		b.w(" AND type = '", model.TypeName(p.types[0]), "'")
+	case len(p.types) > 1:
+		b.w(" AND type IN (")
+		for i, t := range p.types {
+			if i > 0 {
+				b.w(", ")
+			}
+			b.w("'", model.TypeName(t), "'")
+		}
+		b.w(")")
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/collector/visitor"
 	"github.com/glimpse-analytics/glimpse/internal/config"
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 // OptOutCookie is the cookie /optout sets; its presence with value "1"
@@ -24,14 +25,14 @@ const OptOutCookie = "glimpse_optout"
 
 // hit is the per-request state, pooled so that a request allocates nothing
 // once the buffers have grown. Nothing in it outlives the request except
-// what is copied into the sink.Event.
+// what is copied into the model.Event.
 type hit struct {
 	ev     decode.Event
 	dec    decode.Decoder
 	page   enrich.PageURL
 	target enrich.PageURL
 	ref    enrich.Referrer
-	attrs  visitor.Attrs
+	attrs  model.Attrs
 	hdr    headers
 }
 
@@ -248,13 +249,7 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, h *hit) outcome {
 	}
 
 	// 6. Session.
-	h.attrs = visitor.Attrs{
-		Referrer: view(e.Referrer), Source: e.ReferrerSource, Channel: e.Channel,
-		UTMSource: view(e.UTMSource), UTMMedium: view(e.UTMMedium), UTMCampaign: view(e.UTMCampaign),
-		UTMTerm: view(e.UTMTerm), UTMContent: view(e.UTMContent),
-		Country: e.CountryCode, Region: e.Region, City: e.City,
-		Browser: e.Browser, OS: e.OS, Device: e.Device, Screen: e.Screen, ConnectionType: e.ConnectionType,
-	}
+	h.attrs = model.AttrsView(e)
 	touch := visitor.Touch{
 		Pageview:     ev.Type == decode.TypePageview,
 		Path:         view(h.page.Path),
@@ -279,7 +274,7 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, h *hit) outcome {
 // enqueue hands e to the writer; a full queue is answered 503 so the client
 // knows the event was not taken (sendBeacon does not retry, but a server
 // sender can).
-func (s *Server) enqueue(e *sink.Event) outcome {
+func (s *Server) enqueue(e *model.Event) outcome {
 	switch err := s.writer.Enqueue(e); err {
 	case nil:
 		s.metrics.accepted.Inc()
@@ -311,17 +306,17 @@ func (s *Server) optedOut(ctx *fasthttp.RequestCtx, hdr *headers, site *config.S
 func sinkType(t decode.Type) int8 {
 	switch t {
 	case decode.TypePageview:
-		return sink.TypePageview
+		return model.TypePageview
 	case decode.TypeOutbound:
-		return sink.TypeOutbound
+		return model.TypeOutbound
 	case decode.TypeDownload:
-		return sink.TypeDownload
+		return model.TypeDownload
 	case decode.TypeEngagement:
-		return sink.TypeEngagement
+		return model.TypeEngagement
 	case decode.TypeImpression:
-		return sink.TypeImpression
+		return model.TypeImpression
 	default:
-		return sink.TypeCustom
+		return model.TypeCustom
 	}
 }
 
@@ -332,27 +327,24 @@ func screenClass(w uint16) string {
 	case w == 0:
 		return ""
 	case w < 576:
-		return "mobile"
+		return model.ScreenMobile
 	case w < 992:
-		return "tablet"
+		return model.ScreenTablet
 	case w < 1440:
-		return "laptop"
+		return model.ScreenLaptop
 	default:
-		return "desktop"
+		return model.ScreenDesktop
 	}
 }
 
+var connectionTypes = model.Lookup("visit:connection").Vocabulary
+
 // connectionType maps the decoder's validated effective type to a constant.
 func connectionType(b []byte) string {
-	switch string(b) {
-	case "slow-2g":
-		return "slow-2g"
-	case "2g":
-		return "2g"
-	case "3g":
-		return "3g"
-	case "4g":
-		return "4g"
+	for _, v := range connectionTypes {
+		if string(b) == v {
+			return v
+		}
 	}
 	return ""
 }

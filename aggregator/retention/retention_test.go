@@ -13,6 +13,7 @@ import (
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
 	"github.com/glimpse-analytics/glimpse/internal/config"
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 const sitesYAML = `sites:
@@ -30,7 +31,7 @@ func seed(t *testing.T, w *sink.Writer, site string, ago, n int) {
 	ts := now.AddDate(0, -ago, 0)
 	for i := range n {
 		e := w.NewEvent()
-		e.SiteID, e.EventID, e.TS, e.Type = site, uuid.New(), ts, sink.TypePageview
+		e.SiteID, e.EventID, e.TS, e.Type = site, uuid.New(), ts, model.TypePageview
 		e.VisitorID = uint64(i + 1)
 		e.Pathname = fmt.Appendf(e.Pathname, "/%d", i)
 		if err := w.Enqueue(e); err != nil {

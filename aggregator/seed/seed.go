@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/glimpse-analytics/glimpse/collector/sink"
-	"github.com/glimpse-analytics/glimpse/collector/visitor"
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 // Options say what to generate.
@@ -187,22 +187,22 @@ func Generate(ctx context.Context, w *sink.Writer, o Options) (Stats, error) {
 			path = "/pricing"
 		}
 		for i := 0; i < n; i++ {
-			evs = append(evs, event{ts: t, typ: sink.TypePageview, path: path})
+			evs = append(evs, event{ts: t, typ: model.TypePageview, path: path})
 			if r.Float64() < 0.6 {
 				dwell := 5000 + r.IntN(180000)
-				evs = append(evs, event{ts: t.Add(time.Duration(dwell) * time.Millisecond), typ: sink.TypeEngagement,
+				evs = append(evs, event{ts: t.Add(time.Duration(dwell) * time.Millisecond), typ: model.TypeEngagement,
 					path: path, engMS: uint32(dwell), scroll: uint8(10 + r.IntN(91))})
 			}
 			if r.Float64() < 0.03 {
-				evs = append(evs, event{ts: t.Add(2 * time.Second), typ: sink.TypeCustom, name: "Signup", path: path,
+				evs = append(evs, event{ts: t.Add(2 * time.Second), typ: model.TypeCustom, name: "Signup", path: path,
 					propKey: "plan", propValue: []string{"free", "free", "pro", "team"}[r.IntN(4)]})
 			}
 			if r.Float64() < 0.02 {
-				evs = append(evs, event{ts: t.Add(3 * time.Second), typ: sink.TypeCustom, name: "Download", path: path,
+				evs = append(evs, event{ts: t.Add(3 * time.Second), typ: model.TypeCustom, name: "Download", path: path,
 					propKey: "file", propValue: []string{"glimpse.tar.gz", "glimpse.zip"}[r.IntN(2)]})
 			}
 			if r.Float64() < 0.04 {
-				evs = append(evs, event{ts: t.Add(4 * time.Second), typ: sink.TypeOutbound, path: path,
+				evs = append(evs, event{ts: t.Add(4 * time.Second), typ: model.TypeOutbound, path: path,
 					target: []string{"https://github.com/glimpse", "https://twitter.com/glimpse"}[r.IntN(2)]})
 			}
 			t = t.Add(time.Duration(10+r.IntN(240)) * time.Second)
@@ -217,17 +217,17 @@ func Generate(ctx context.Context, w *sink.Writer, o Options) (Stats, error) {
 			}
 		}
 		sessionID := r.Uint64()
-		row := visitor.Session{
+		row := model.Session{
 			ID: sessionID, VisitorID: visitorID, Site: o.Site, Version: 1, Start: evs[0].ts,
 			EntryPage: evs[0].path, ExitPage: evs[0].path,
-			Attrs: &visitor.Attrs{
+			Attrs: &model.Attrs{
 				Referrer: s.referrer, Source: s.source, Channel: s.channel,
 				UTMSource: s.utmSource, UTMMedium: s.utmMedium, UTMCampaign: campaign,
 				Country: g.country, Region: g.region, City: g.city, Browser: a.browser,
 				OS: a.os, Device: a.device, Screen: a.screen, ConnectionType: conn,
 			},
 		}
-		var prev visitor.Session
+		var prev model.Session
 		hasPrev := false
 		for i, ev := range evs {
 			if err := enqueue(ctx, w, o.Site, visitorID, sessionID, &ev, s, campaign, g, a, conn, r); err != nil {
@@ -235,11 +235,11 @@ func Generate(ctx context.Context, w *sink.Writer, o Options) (Stats, error) {
 			}
 			st.Events++
 			switch ev.typ {
-			case sink.TypePageview:
+			case model.TypePageview:
 				row.Pageviews++
 				row.Events++
 				row.ExitPage = ev.path
-			case sink.TypeEngagement:
+			case model.TypeEngagement:
 				row.EngagementMS += uint64(ev.engMS)
 			default:
 				row.Events++
@@ -291,7 +291,7 @@ func enqueue(ctx context.Context, w *sink.Writer, site string, visitorID, sessio
 		e.ConnectionType = conn
 		e.EngagementMS, e.ScrollDepth = ev.engMS, ev.scroll
 		e.Interactive = 1
-		if ev.typ == sink.TypeEngagement {
+		if ev.typ == model.TypeEngagement {
 			e.Interactive = 0
 		}
 		e.IPPrefix = append(e.IPPrefix, "192.0.2.0/24"...)

@@ -33,6 +33,7 @@ import (
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/collector/visitor"
 	"github.com/glimpse-analytics/glimpse/internal/config"
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 // Options configure a Service.
@@ -92,9 +93,9 @@ const (
 )
 
 // selectList is the events columns with event_id and type as text, the
-// shape sink.Event.Values gives spooled rows.
+// shape model.Event.Values gives spooled rows.
 func selectList() string {
-	cols := sink.EventColumns()
+	cols := model.EventColumns()
 	for i, c := range cols {
 		if c == "event_id" || c == "type" {
 			cols[i] = "toString(" + c + ")"
@@ -115,7 +116,7 @@ func (s *Service) Export(ctx context.Context, site, subject, format string, w io
 	if err != nil {
 		return 0, fmt.Errorf("cannot read the subject's events: %w", err)
 	}
-	var sample sink.Event
+	var sample model.Event
 	dest := make([]any, 0, 64)
 	for _, v := range sample.Values() {
 		dest = append(dest, reflect.New(reflect.TypeOf(v)).Interface())
@@ -140,7 +141,7 @@ func (s *Service) Export(ctx context.Context, site, subject, format string, w io
 		return out.n, err
 	}
 	var werr error
-	spooled := func(e *sink.Event) {
+	spooled := func(e *model.Event) {
 		if werr != nil || e.SiteID != site || string(e.SubjectID) != subject {
 			return
 		}
@@ -195,7 +196,7 @@ func (s *Service) Erase(ctx context.Context, site, subject string) (uint64, erro
 	}
 	spooled := 0
 	if s.o.Writer != nil {
-		if err := s.o.Writer.SubjectEvents(site, subject, func(*sink.Event) { spooled++ }); err != nil {
+		if err := s.o.Writer.SubjectEvents(site, subject, func(*model.Event) { spooled++ }); err != nil {
 			return before, err
 		}
 	}
@@ -216,7 +217,7 @@ type encoder struct {
 }
 
 func newEncoder(format string, w io.Writer) *encoder {
-	e := &encoder{format: format, w: w, cols: sink.EventColumns()}
+	e := &encoder{format: format, w: w, cols: model.EventColumns()}
 	if format == CSV {
 		e.csv = csv.NewWriter(w)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/glimpse-analytics/glimpse/collector/visitor"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
 	"github.com/glimpse-analytics/glimpse/internal/config"
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 const (
@@ -55,7 +56,7 @@ func enqueue(t *testing.T, w *sink.Writer, site, subject string, n int) {
 	t.Helper()
 	for i := range n {
 		e := w.NewEvent()
-		e.SiteID, e.EventID, e.TS, e.Type = site, uuid.New(), time.Now().UTC().Truncate(time.Second), sink.TypePageview
+		e.SiteID, e.EventID, e.TS, e.Type = site, uuid.New(), time.Now().UTC().Truncate(time.Second), model.TypePageview
 		e.SubjectID = append(e.SubjectID, subject...)
 		e.Pathname = fmt.Appendf(e.Pathname, "/%s/%d", site, i)
 		e.IPPrefix = append(e.IPPrefix, "203.0.113.0/24"...)

@@ -32,6 +32,7 @@ import (
 	"github.com/glimpse-analytics/glimpse/dashboards"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
 	"github.com/glimpse-analytics/glimpse/internal/config"
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 const (
@@ -57,7 +58,7 @@ func seedDashboard(t *testing.T, db *chtest.DB) {
 	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
 	for i := 0; i < 120; i++ {
 		e := w.NewEvent()
-		e.SiteID, e.TS, e.Type = dashSite, at, sink.TypePageview
+		e.SiteID, e.TS, e.Type = dashSite, at, model.TypePageview
 		e.EventID[0], e.EventID[1], e.EventID[6], e.EventID[8] = byte(i), 0xd5, 0x40, 0x80
 		e.VisitorID, e.SessionID = uint64(1e12)+uint64(i), uint64(2e12)+uint64(i)
 		e.Hostname = append(e.Hostname, dashSite...)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 // TestPruneCommand seeds rows 30 months old and recent ones; --dry-run
@@ -20,7 +21,7 @@ func TestPruneCommand(t *testing.T) {
 	for i, ts := range []time.Time{time.Now().AddDate(0, -30, 0), time.Now()} {
 		for range 10 * (i + 1) {
 			e := w.NewEvent()
-			e.SiteID, e.EventID, e.TS, e.Type = "example.com", uuid.New(), ts.UTC(), sink.TypePageview
+			e.SiteID, e.EventID, e.TS, e.Type = "example.com", uuid.New(), ts.UTC(), model.TypePageview
 			if err := w.Enqueue(e); err != nil {
 				t.Fatal(err)
 			}

@@ -19,6 +19,7 @@ import (
 	"github.com/glimpse-analytics/glimpse/collector/locate"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/internal/config"
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 // Options configure the email Handlers. Sites, Signer, Writer and OptOuts
@@ -192,7 +193,7 @@ func (h *Handlers) ServeOpen(ctx *fasthttp.RequestCtx) {
 		h.opens.Add(openKey(&t), now.UnixNano())
 	}
 	verdict, reason := h.classify(ctx, &t, false, now)
-	if out := h.record(&t, sink.TypeEmailOpen, verdict, reason, now); out != "" {
+	if out := h.record(&t, model.TypeEmailOpen, verdict, reason, now); out != "" {
 		hd.Set("X-Glimpse-Dropped", out)
 	}
 }
@@ -226,7 +227,7 @@ func (h *Handlers) ServeClick(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	verdict, reason := h.classify(ctx, &t, true, now)
-	h.record(&t, sink.TypeEmailClick, verdict, reason, now)
+	h.record(&t, model.TypeEmailClick, verdict, reason, now)
 }
 
 func openKey(t *Token) uint64 {
@@ -265,7 +266,7 @@ func (h *Handlers) classify(ctx *fasthttp.RequestCtx, t *Token, click bool, now 
 // record enqueues one email row; it returns the drop reason or "".
 func (h *Handlers) record(t *Token, typ int8, verdict, reason string, now time.Time) string {
 	kind := "open"
-	if typ == sink.TypeEmailClick {
+	if typ == model.TypeEmailClick {
 		kind = "click"
 	}
 	e := h.writer.NewEvent()
@@ -276,7 +277,7 @@ func (h *Handlers) record(t *Token, typ int8, verdict, reason string, now time.T
 	e.EmailCampaign = append(e.EmailCampaign, t.Campaign...)
 	e.EmailRecipient = append(e.EmailRecipient, t.Recipient...)
 	e.EmailVerdict, e.EmailReason = verdict, reason
-	if typ == sink.TypeEmailClick {
+	if typ == model.TypeEmailClick {
 		// The destination as a page URL is stored: host and path, query
 		// parameters only as the site's URL policy keeps them.
 		var u enrich.PageURL

@@ -5,19 +5,22 @@ import (
 	_ "embed"
 	"fmt"
 	"strings"
+
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 // Channel is the acquisition channel of a visit.
 type Channel string
 
-// Channels, in the vocabulary stored in ClickHouse.
+// Channels, in the vocabulary stored in ClickHouse (model.Dimensions'
+// visit:channel).
 const (
-	ChannelDirect   Channel = "direct"
-	ChannelSearch   Channel = "search"
-	ChannelSocial   Channel = "social"
-	ChannelEmail    Channel = "email"
-	ChannelPaid     Channel = "paid"
-	ChannelReferral Channel = "referral"
+	ChannelDirect   Channel = model.ChannelDirect
+	ChannelSearch   Channel = model.ChannelSearch
+	ChannelSocial   Channel = model.ChannelSocial
+	ChannelEmail    Channel = model.ChannelEmail
+	ChannelPaid     Channel = model.ChannelPaid
+	ChannelReferral Channel = model.ChannelReferral
 )
 
 // Referrer receives a cleaned and classified referrer. Host and Path are

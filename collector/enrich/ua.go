@@ -8,13 +8,15 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/mssola/useragent"
+
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
-// Device classes stored in UA.Device.
+// Device classes stored in UA.Device (model.Dimensions' visit:device).
 const (
-	DeviceDesktop = "desktop"
-	DeviceMobile  = "mobile"
-	DeviceTablet  = "tablet"
+	DeviceDesktop = model.DeviceDesktop
+	DeviceMobile  = model.DeviceMobile
+	DeviceTablet  = model.DeviceTablet
 )
 
 // Bot verdict reasons stored in UA.BotReason.

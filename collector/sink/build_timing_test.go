@@ -2,12 +2,14 @@ package sink
 
 import (
 	"testing"
+
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 // BenchmarkEventBatchBuild builds the columns of a 10,000-row batch of
 // events that, like the spool reader's, lie apart in memory.
 func BenchmarkEventBatchBuild(b *testing.B) {
-	rows := make([]*Event, 10000)
+	rows := make([]*model.Event, 10000)
 	pad := make([][]byte, 0, len(rows))
 	for i := range rows {
 		rows[i] = recordEvent(i)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 // The events pipeline with a spool (spool.go): the appender goroutine
@@ -20,7 +22,7 @@ import (
 
 // spoolBatch is a batch read from the spool and where it ends.
 type spoolBatch struct {
-	rows   []*Event
+	rows   []*model.Event
 	from   pos  // where its first record starts: the previous batch's end
 	end    pos  // just past the batch's last record
 	whole  bool // end is the end of its sealed segment
@@ -57,7 +59,7 @@ func (w *Writer) appendLoop(a *appender) {
 	defer stopSync()
 	var gather gatherer
 	// take writes e to the spool and hands it to the reader's tail.
-	take := func(e *Event) {
+	take := func(e *model.Event) {
 		start, end := a.add(e)
 		s.pushTail(e, a.seq, start, end)
 		if uncommitted++; uncommitted >= s.tailCap/4 {
@@ -163,7 +165,7 @@ func (g *gatherer) busy(now time.Time) bool {
 // failed INSERT's rows start, and it reads them again, from disk. Once the
 // spool is closed and read to its end it hands over a last batch and waits
 // until flushLoop has stored it (acked) or asks for a rewind.
-func (w *Writer) readLoop(full chan<- spoolBatch, free <-chan []*Event, acked <-chan struct{}) {
+func (w *Writer) readLoop(full chan<- spoolBatch, free <-chan []*model.Event, acked <-chan struct{}) {
 	defer close(full)
 	s := w.spool
 	var (
@@ -286,7 +288,7 @@ func (w *Writer) readLoop(full chan<- spoolBatch, free <-chan []*Event, acked <-
 		if sealed {
 			limit = 1 << 62
 		}
-		var e *Event
+		var e *model.Event
 		var err error
 		if te, end := s.takeTail(pos{cur.seq, cur.off}, limit); te != nil {
 			e = te // written by this process and committed: no need to read it back
@@ -428,7 +430,7 @@ func (w *Writer) blockRows() int { return min(w.opts.BatchSize, 2048) }
 // before they are retried, with backoff, until
 // ClickHouse takes them or the writer stops (then they stay in the spool).
 // Segments are deleted once every row in them is stored.
-func (w *Writer) flushLoop(full <-chan spoolBatch, free chan<- []*Event, acked chan<- struct{}) {
+func (w *Writer) flushLoop(full <-chan spoolBatch, free chan<- []*model.Event, acked chan<- struct{}) {
 	f := &flusher{w: w, t: w.events, backoff: 250 * time.Millisecond}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -464,7 +466,7 @@ func (w *Writer) flushLoop(full <-chan spoolBatch, free chan<- []*Event, acked c
 // flusher is flushLoop's state.
 type flusher struct {
 	w     *Writer
-	t     *table[*Event]
+	t     *table[*model.Event]
 	s     *insertStream // the open INSERT, if any; the erasure guard is held while one is open
 	from  pos           // where the rows of the open (or last) INSERT start
 	end   pos           // and end
@@ -528,7 +530,7 @@ func (f *flusher) take(b spoolBatch) bool {
 	return true
 }
 
-func (f *flusher) store(b spoolBatch, rows []*Event) error {
+func (f *flusher) store(b spoolBatch, rows []*model.Event) error {
 	if f.s == nil && !b.more && len(rows) > 0 {
 		// A lone batch: one INSERT, of a prepared batch.
 		start := time.Now()
@@ -555,7 +557,7 @@ func (f *flusher) store(b spoolBatch, rows []*Event) error {
 }
 
 // add sends rows as a block of the open INSERT, or of a new one.
-func (f *flusher) add(b spoolBatch, rows []*Event) error {
+func (f *flusher) add(b spoolBatch, rows []*model.Event) error {
 	t := f.t
 	if f.s == nil {
 		t.guard.Lock() // until the INSERT ends: Erase waits for it
@@ -647,7 +649,7 @@ const dedupeChunk = 2000
 // dedupe drops the rows whose event_id is already stored. The query is
 // bounded by the rows' sites and time range, which the events sort key
 // (site_id, toDate(ts), ...) and toYYYYMM(ts) partitions prune.
-func (w *Writer) dedupe(ctx context.Context, rows []*Event) ([]*Event, error) {
+func (w *Writer) dedupe(ctx context.Context, rows []*model.Event) ([]*model.Event, error) {
 	found := make(map[uuid.UUID]struct{})
 	for i := 0; i < len(rows); i += dedupeChunk {
 		part := rows[i:min(i+dedupeChunk, len(rows))]

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 // Erasure of a subject's rows that are not stored yet. Writer.Erase
@@ -40,8 +42,8 @@ type erasures struct {
 	n    atomic.Int32
 	path string // "" without a spool
 
-	insertMu sync.Mutex // held by each events insert while it filters and sends
-	filtered []*Event   // the insert's rows without erased ones (owned under insertMu)
+	insertMu sync.Mutex     // held by each events insert while it filters and sends
+	filtered []*model.Event // the insert's rows without erased ones (owned under insertMu)
 }
 
 func (x *erasures) load(dir string) error {
@@ -96,7 +98,7 @@ func (x *erasures) save() error {
 	return nil
 }
 
-func (x *erasures) match(e *Event) bool {
+func (x *erasures) match(e *model.Event) bool {
 	if x.n.Load() == 0 {
 		return false
 	}
@@ -133,11 +135,11 @@ func (x *erasures) expire(oldest uint64, spooled bool, now time.Time) {
 	}
 }
 
-func (w *Writer) erased(e *Event) bool { return w.erasures.match(e) }
+func (w *Writer) erased(e *model.Event) bool { return w.erasures.match(e) }
 
 // withoutErased returns rows minus erased ones, in a slice reused by the
 // next insert (the caller holds insertMu).
-func (w *Writer) withoutErased(rows []*Event) []*Event {
+func (w *Writer) withoutErased(rows []*model.Event) []*model.Event {
 	if w.erasures.n.Load() == 0 {
 		return rows
 	}
@@ -187,7 +189,7 @@ func (w *Writer) Erase(site, subject string) error {
 // SubjectEvents calls fn for every spooled event (not yet deleted from
 // the spool, possibly stored already) of site with subject id subject;
 // without a spool there are none. The event is valid during the call.
-func (w *Writer) SubjectEvents(site, subject string, fn func(*Event)) error {
+func (w *Writer) SubjectEvents(site, subject string, fn func(*model.Event)) error {
 	if w.spool == nil {
 		return nil
 	}
@@ -201,7 +203,7 @@ func (w *Writer) SubjectEvents(site, subject string, fn func(*Event)) error {
 		if seq == active && !done {
 			limit = committed
 		}
-		err := readSegment(s.path(seq), seq, limit, func(e *Event) {
+		err := readSegment(s.path(seq), seq, limit, func(e *model.Event) {
 			if e.SiteID == site && string(e.SubjectID) == subject && !w.erased(e) {
 				fn(e)
 			}
@@ -217,13 +219,13 @@ func (w *Writer) SubjectEvents(site, subject string, fn func(*Event)) error {
 // taking it over (for glimpse subject export next to a running or stopped
 // server), skipping events erased through its ERASURES file. A damaged
 // record ends its segment, as in a replay.
-func ReadSpool(dir string, fn func(*Event)) error {
+func ReadSpool(dir string, fn func(*model.Event)) error {
 	segs, x, err := spoolState(dir)
 	if err != nil {
 		return err
 	}
 	for _, seq := range segs {
-		err := readSegment(filepath.Join(dir, segName(seq)), seq, 1<<62, func(e *Event) {
+		err := readSegment(filepath.Join(dir, segName(seq)), seq, 1<<62, func(e *model.Event) {
 			if !x.match(e) {
 				fn(e)
 			}
@@ -250,7 +252,7 @@ func spoolState(dir string) ([]uint64, *erasures, error) {
 
 // readSegment decodes the records of one segment up to limit, stopping
 // quietly at damage; a segment deleted meanwhile holds nothing.
-func readSegment(path string, seq uint64, limit int64, fn func(*Event)) error {
+func readSegment(path string, seq uint64, limit int64, fn func(*model.Event)) error {
 	r, err := openSegReader(path, seq)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -260,7 +262,7 @@ func readSegment(path string, seq uint64, limit int64, fn func(*Event)) error {
 	}
 	defer r.close()
 	var in interner
-	var e Event
+	var e model.Event
 	for {
 		p, err := r.next(limit)
 		if err != nil || p == nil {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/google/uuid"
 
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
 )
@@ -121,21 +120,6 @@ func TestPreparedInsertsKeepRecentColumnSets(t *testing.T) {
 	ps.closeAll()
 	if len(ps.list) != 0 || closed != maxPrepared+1 {
 		t.Fatalf("closeAll: kept %d, closed %d", len(ps.list), closed)
-	}
-}
-
-func TestEventNewIDIsVersion4AndUnique(t *testing.T) {
-	seen := map[[16]byte]bool{}
-	var e Event
-	for range 10000 {
-		e.NewID()
-		if e.EventID.Version() != 4 || e.EventID.Variant() != uuid.RFC4122 {
-			t.Fatalf("%s: version %d variant %v", e.EventID, e.EventID.Version(), e.EventID.Variant())
-		}
-		if seen[e.EventID] {
-			t.Fatalf("%s repeated", e.EventID)
-		}
-		seen[e.EventID] = true
 	}
 }
 

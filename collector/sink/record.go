@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 // Spool records. A record is one events row, framed as
@@ -35,7 +37,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 var errBadRecord = errors.New("malformed spool record")
 
 // appendRecord appends e as one framed record to dst.
-func appendRecord(dst []byte, e *Event) []byte {
+func appendRecord(dst []byte, e *model.Event) []byte {
 	start := len(dst)
 	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0) // header, filled below
 	dst = append(dst, recordV1)
@@ -194,7 +196,7 @@ func (d *recordDecoder) str(slot int) string {
 }
 
 // decodeRecord fills e (reset, from the pool) from a record's payload.
-func decodeRecord(p []byte, e *Event, in *interner) error {
+func decodeRecord(p []byte, e *model.Event, in *interner) error {
 	if len(p) == 0 || p[0] != recordV1 {
 		return errBadRecord
 	}

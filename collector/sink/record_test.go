@@ -4,14 +4,16 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
-func recordEvent(i int) *Event {
-	e := new(Event)
+func recordEvent(i int) *model.Event {
+	e := new(model.Event)
 	e.NewID()
 	e.SiteID = "example.com"
 	e.TS = time.Date(2026, 11, 28, 12, 0, i%60, 0, time.UTC)
-	e.Type = TypePageview
+	e.Type = model.TypePageview
 	e.Name = append(e.Name, "pageview"...)
 	e.VisitorID, e.SessionID = uint64(i)*7919, uint64(i)*104729
 	e.Hostname = append(e.Hostname, "example.com"...)
@@ -41,7 +43,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	for i := range 50 {
 		want := recordEvent(i)
 		buf = appendRecord(buf[:0], want)
-		got := new(Event)
+		got := new(model.Event)
 		if err := decodeRecord(buf[recordHeaderLen:], got, &in); err != nil {
 			t.Fatalf("event %d: %v", i, err)
 		}
@@ -52,7 +54,7 @@ func TestRecordRoundTrip(t *testing.T) {
 }
 
 // norm makes empty and nil byte slices compare equal.
-func norm(e *Event) Event {
+func norm(e *model.Event) model.Event {
 	c := *e
 	v := reflect.ValueOf(&c).Elem()
 	for i := range v.NumField() {
@@ -74,12 +76,12 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add([]byte{})
 	var in interner
 	f.Fuzz(func(t *testing.T, p []byte) {
-		e := new(Event)
+		e := new(model.Event)
 		if err := decodeRecord(p, e, &in); err != nil {
 			return
 		}
 		again := appendRecord(nil, e)[recordHeaderLen:]
-		e2 := new(Event)
+		e2 := new(model.Event)
 		if err := decodeRecord(again, e2, &in); err != nil {
 			t.Fatalf("re-encoded record does not decode: %v", err)
 		}

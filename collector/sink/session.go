@@ -7,10 +7,11 @@ import (
 	"time"
 
 	"github.com/glimpse-analytics/glimpse/collector/visitor"
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 // Emit takes one change of a session: cur, replacing prev when hadPrev.
-type Emit = func(prev, cur *visitor.Session, hadPrev bool)
+type Emit = func(prev, cur *model.Session, hadPrev bool)
 
 // SessionSource is where the writer takes session changes from:
 // visitor.Cache.
@@ -123,7 +124,7 @@ func (w *Writer) drainSessions(ctx context.Context, rows []sessionRow, drain fun
 		}
 		dims.reset()
 	}
-	emit := func(prev, cur *visitor.Session, hadPrev bool) {
+	emit := func(prev, cur *model.Session, hadPrev bool) {
 		if hadPrev {
 			rows = append(rows, sessionRow{*prev, -1})
 		}
@@ -174,13 +175,13 @@ type sessionDims struct {
 type dimKey struct {
 	site    string
 	quarter int64 // Unix seconds of the start's quarter hour
-	attrs   *visitor.Attrs
+	attrs   *model.Attrs
 }
 
 type dimGroup struct {
 	key  dimKey
 	sums dimSums
-	rows [len(dimensions)]int32 // the group's row per dimension, set by expand
+	rows []int32 // the group's row per dimension (model.AttrDims), set by expand
 }
 
 type dimSums struct{ visits, bounces, duration, pageviews, events int64 }
@@ -194,7 +195,7 @@ func (a *dimSums) add(b *dimSums) {
 }
 
 // addSession adds a row of s with sign.
-func (a *dimSums) addSession(s *visitor.Session, sign int64) {
+func (a *dimSums) addSession(s *model.Session, sign int64) {
 	a.visits += sign
 	a.bounces += sign * bounce(s)
 	a.duration += sign * int64(s.DurationSec)
@@ -217,40 +218,8 @@ type dimRow struct {
 type dimRowKey struct {
 	site    string
 	quarter int64
-	dim     int // index in dimensions
+	dim     int // index in model.AttrDims
 	value   string
-}
-
-// dimensions are the rollup's dimensions and how a session's attribution
-// gives each one's value. The aggregator reads the same values from raw
-// sessions with the SQL of its attribution properties (properties in
-// aggregator/property.go); keep the two in step (TestEngine compares
-// every dimension's rollup with the raw answer).
-var dimensions = [...]struct {
-	name  string
-	value func(*visitor.Attrs) string
-}{
-	{"visit:source", func(a *visitor.Attrs) string {
-		if a.Source == "" {
-			return "Direct / None"
-		}
-		return a.Source
-	}},
-	{"visit:referrer", func(a *visitor.Attrs) string { return a.Referrer }},
-	{"visit:channel", func(a *visitor.Attrs) string { return a.Channel }},
-	{"visit:utm_source", func(a *visitor.Attrs) string { return a.UTMSource }},
-	{"visit:utm_medium", func(a *visitor.Attrs) string { return a.UTMMedium }},
-	{"visit:utm_campaign", func(a *visitor.Attrs) string { return a.UTMCampaign }},
-	{"visit:utm_content", func(a *visitor.Attrs) string { return a.UTMContent }},
-	{"visit:utm_term", func(a *visitor.Attrs) string { return a.UTMTerm }},
-	{"visit:country", func(a *visitor.Attrs) string { return a.Country }},
-	{"visit:region", func(a *visitor.Attrs) string { return a.Region }},
-	{"visit:city", func(a *visitor.Attrs) string { return a.City }},
-	{"visit:browser", func(a *visitor.Attrs) string { return a.Browser }},
-	{"visit:os", func(a *visitor.Attrs) string { return a.OS }},
-	{"visit:device", func(a *visitor.Attrs) string { return a.Device }},
-	{"visit:screen", func(a *visitor.Attrs) string { return a.Screen }},
-	{"visit:connection", func(a *visitor.Attrs) string { return a.ConnectionType }},
 }
 
 // size is what the sums hold: groups and new visitors. expand makes up to
@@ -271,7 +240,7 @@ func (d *sessionDims) reset() {
 }
 
 // add takes one change: cur, replacing prev when hadPrev.
-func (d *sessionDims) add(prev, cur *visitor.Session, hadPrev bool) {
+func (d *sessionDims) add(prev, cur *model.Session, hadPrev bool) {
 	k := dimKeyOf(cur)
 	if hadPrev {
 		pk := dimKeyOf(prev)
@@ -313,8 +282,11 @@ func (d *sessionDims) expand() []dimRow {
 	}
 	for gi := range d.groups {
 		g := &d.groups[gi]
-		for j := range dimensions {
-			rk := dimRowKey{g.key.site, g.key.quarter, j, dimensions[j].value(g.key.attrs)}
+		if g.rows == nil {
+			g.rows = make([]int32, len(model.AttrDims))
+		}
+		for j, dim := range model.AttrDims {
+			rk := dimRowKey{g.key.site, g.key.quarter, j, dim.Value(g.key.attrs)}
 			i, ok := d.rowIdx[rk]
 			if !ok {
 				i = len(d.rows)
@@ -338,7 +310,7 @@ func (d *sessionDims) expand() []dimRow {
 	return d.rows
 }
 
-func dimKeyOf(s *visitor.Session) dimKey {
+func dimKeyOf(s *model.Session) dimKey {
 	a := s.Attrs
 	if a == nil {
 		a = &noAttrs
@@ -348,7 +320,7 @@ func dimKeyOf(s *visitor.Session) dimKey {
 	return dimKey{site: s.Site, quarter: u - ((u%quarter)+quarter)%quarter, attrs: a}
 }
 
-func bounce(s *visitor.Session) int64 {
+func bounce(s *model.Session) int64 {
 	if s.Bounce {
 		return 1
 	}
@@ -385,7 +357,7 @@ func (c *dimBatch) build(rows []dimRow) (string, []any) {
 	for i := range rows {
 		r := &rows[i]
 		c.strs[0] = append(c.strs[0], r.key.site)
-		c.strs[1] = append(c.strs[1], dimensions[r.key.dim].name)
+		c.strs[1] = append(c.strs[1], model.AttrDims[r.key.dim].Name)
 		c.strs[2] = append(c.strs[2], r.key.value)
 		c.starts = append(c.starts, time.Unix(r.key.quarter, 0).UTC())
 		if len(r.visitors) > 0 {
@@ -410,33 +382,43 @@ func (c *dimBatch) release() {
 
 // sessionRow is a session state with its sign.
 type sessionRow struct {
-	s    visitor.Session
+	s    model.Session
 	sign int8
 }
 
+// sessionColumns are the sessions table's columns that sessionBatch
+// appends first; the attribution columns (model.AttrDims) follow. The
+// hostname and browser and OS versions are not part of a session's
+// attribution: those columns are left out and stay empty.
 const sessionColumns = "site_id, session_id, visitor_id, sign, version, start, ts, duration, pageviews, events, " +
-	"is_bounce, engagement_ms, entry_page, exit_page, hostname, referrer, referrer_source, channel, " +
-	"utm_source, utm_medium, utm_campaign, utm_content, utm_term, country_code, region, city, " +
-	"browser, browser_version, os, os_version, device, screen, connection_type"
+	"is_bounce, engagement_ms, entry_page, exit_page"
 
 // sessionBatch holds column slices reused from one flush to the next.
 type sessionBatch struct {
-	strs   [22][]string
+	strs   [3][]string
+	attrs  [][]string // one per model.AttrDims
 	u64    [3][]uint64
 	signs  []int8
 	u32    [4][]uint32
 	times  [2][]time.Time
 	u8     []uint8
+	cols   []any
 	insert insertBuilder
 }
 
-var noAttrs visitor.Attrs
+var noAttrs model.Attrs
 
 // build returns the INSERT for rows and its column slices, leaving out
 // columns that hold only defaults (see eventBatch.build).
 func (c *sessionBatch) build(rows []sessionRow) (string, []any) {
 	for i := range c.strs {
 		c.strs[i] = c.strs[i][:0]
+	}
+	if c.attrs == nil {
+		c.attrs = make([][]string, len(model.AttrDims))
+	}
+	for i := range c.attrs {
+		c.attrs[i] = c.attrs[i][:0]
 	}
 	for i := range c.u64 {
 		c.u64[i] = c.u64[i][:0]
@@ -462,28 +444,37 @@ func (c *sessionBatch) build(rows []sessionRow) (string, []any) {
 		c.times[0] = append(c.times[0], r.Start)
 		c.times[1] = append(c.times[1], r.LastSeen)
 		c.u8 = append(c.u8, uint8(bounce(r)))
-		// hostname and the browser/OS versions are not part of a session's
-		// attribution; the columns stay empty.
-		for j, v := range [...]string{r.Site, r.EntryPage, r.ExitPage, "", a.Referrer, a.Source,
-			a.Channel, a.UTMSource, a.UTMMedium, a.UTMCampaign, a.UTMContent, a.UTMTerm, a.Country,
-			a.Region, a.City, a.Browser, "", a.OS, "", a.Device, a.Screen, a.ConnectionType} {
-			c.strs[j] = append(c.strs[j], v)
+		c.strs[0] = append(c.strs[0], r.Site)
+		c.strs[1] = append(c.strs[1], r.EntryPage)
+		c.strs[2] = append(c.strs[2], r.ExitPage)
+		for j, d := range model.AttrDims {
+			c.attrs[j] = append(c.attrs[j], *d.Attr(a))
 		}
 	}
-	cols := []any{
+	cols := append(c.cols[:0],
 		c.strs[0], c.u64[0], c.u64[1], c.signs, c.u32[0], c.times[0], c.times[1], c.u32[1], c.u32[2], c.u32[3],
-		c.u8, c.u64[2], c.strs[1], c.strs[2], c.strs[3], c.strs[4], c.strs[5], c.strs[6],
-		c.strs[7], c.strs[8], c.strs[9], c.strs[10], c.strs[11], c.strs[12], c.strs[13], c.strs[14],
-		c.strs[15], c.strs[16], c.strs[17], c.strs[18], c.strs[19], c.strs[20], c.strs[21],
+		c.u8, c.u64[2], c.strs[1], c.strs[2])
+	for _, a := range c.attrs {
+		cols = append(cols, a)
 	}
+	c.cols = cols
 	return c.insert.build("sessions", sessionColumnNames, cols)
 }
 
-var sessionColumnNames = strings.Split(sessionColumns, ", ")
+var sessionColumnNames = func() []string {
+	names := strings.Split(sessionColumns, ", ")
+	for _, d := range model.AttrDims {
+		names = append(names, d.Column)
+	}
+	return names
+}()
 
 func (c *sessionBatch) release() {
 	for i := range c.strs {
 		clear(c.strs[i])
+	}
+	for i := range c.attrs {
+		clear(c.attrs[i])
 	}
 }
 
@@ -502,14 +493,14 @@ type SessionBuffer struct {
 const DefaultSessionBufferLimit = 100_000
 
 type sessionChange struct {
-	prev, cur visitor.Session
+	prev, cur model.Session
 	hadPrev   bool
 }
 
 // Add queues a change of a session: cur, replacing prev when hadPrev (see
 // Writer.WriteSessions). It waits while the buffer is full, polling every
 // few milliseconds, until the writer drains it or ctx ends.
-func (b *SessionBuffer) Add(ctx context.Context, prev, cur visitor.Session, hadPrev bool) error {
+func (b *SessionBuffer) Add(ctx context.Context, prev, cur model.Session, hadPrev bool) error {
 	limit := b.Limit
 	if limit <= 0 {
 		limit = DefaultSessionBufferLimit

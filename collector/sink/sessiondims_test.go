@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/glimpse-analytics/glimpse/collector/visitor"
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 // TestSessionDimsModel feeds sessionDims random session histories (a
@@ -37,7 +37,7 @@ type modelAgg struct {
 
 func testSessionDimsModel(t *testing.T, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 42))
-	attrs := []*visitor.Attrs{
+	attrs := []*model.Attrs{
 		nil,
 		{Source: "Google", Channel: "search", Referrer: "www.google.com/", Country: "DE", City: "Berlin", Browser: "Firefox"},
 		{UTMSource: "news", UTMMedium: "email", UTMCampaign: "nov", UTMContent: "a", UTMTerm: "b", Country: "FR"},
@@ -59,13 +59,13 @@ func testSessionDimsModel(t *testing.T, seed uint64) {
 	}
 	hourOf := func(u int64) int64 { return u - ((u%3600)+3600)%3600 }
 	// view is 0004's view: every row to 16.
-	view := func(s *visitor.Session, sign int64) {
+	view := func(s *model.Session, sign int64) {
 		a := s.Attrs
 		if a == nil {
 			a = &noAttrs
 		}
-		for _, d := range dimensions {
-			m := at(want, modelKey{s.Site, hourOf(s.Start.Unix()), d.name, d.value(a)})
+		for _, d := range model.AttrDims {
+			m := at(want, modelKey{s.Site, hourOf(s.Start.Unix()), d.Name, d.Value(a)})
 			m.sums.addSession(s, sign)
 			if sign > 0 {
 				m.visitors[s.VisitorID] = true
@@ -75,7 +75,7 @@ func testSessionDimsModel(t *testing.T, seed uint64) {
 	var d sessionDims
 	flush := func() {
 		for _, r := range d.expand() {
-			m := at(got, modelKey{r.key.site, hourOf(r.key.quarter), dimensions[r.key.dim].name, r.key.value})
+			m := at(got, modelKey{r.key.site, hourOf(r.key.quarter), model.AttrDims[r.key.dim].Name, r.key.value})
 			m.sums.add(&r.sums)
 			for _, v := range r.visitors {
 				m.visitors[v] = true
@@ -85,12 +85,12 @@ func testSessionDimsModel(t *testing.T, seed uint64) {
 	}
 
 	type live struct {
-		s       visitor.Session
+		s       model.Session
 		written bool
 	}
 	var sessions []*live
 	for i := range 200 {
-		sessions = append(sessions, &live{s: visitor.Session{
+		sessions = append(sessions, &live{s: model.Session{
 			ID: uint64(i + 1), VisitorID: uint64(1000 + i%150), Site: []string{"a.example", "b.example"}[rng.IntN(2)],
 			Start: time.Unix(starts[rng.IntN(len(starts))], 0), Attrs: attrs[rng.IntN(len(attrs))],
 		}})

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 // The spool is a write-ahead log of accepted events between the queue and
@@ -307,7 +309,7 @@ func syncDir(dir string) {
 
 // add appends e's record and returns where it starts and ends in the
 // active segment.
-func (a *appender) add(e *Event) (start, end int64) {
+func (a *appender) add(e *model.Event) (start, end int64) {
 	n := len(a.buf)
 	a.buf = appendRecord(a.buf, e)
 	a.s.size.Add(int64(len(a.buf) - n))
@@ -319,14 +321,14 @@ func (a *appender) add(e *Event) (start, end int64) {
 
 // tailRecord is an event in the spool's tail and where its record is.
 type tailRecord struct {
-	e   *Event
+	e   *model.Event
 	at  pos   // where the record starts
 	end int64 // where it ends, in the same segment
 }
 
 // pushTail hands e, whose record the appender has just added at
 // [start, end) of segment seq, to the tail; the spool owns it from then on.
-func (s *spool) pushTail(e *Event, seq uint64, start, end int64) {
+func (s *spool) pushTail(e *model.Event, seq uint64, start, end int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if n := len(s.tail); n > s.head {
@@ -348,7 +350,7 @@ func (s *spool) pushTail(e *Event, seq uint64, start, end int64) {
 // takeTail returns the event whose record starts at p and ends by limit,
 // and its end, if the tail holds it; records before p are dropped (the
 // reader has passed them).
-func (s *spool) takeTail(p pos, limit int64) (*Event, int64) {
+func (s *spool) takeTail(p pos, limit int64) (*model.Event, int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for s.head < len(s.tail) {

@@ -10,12 +10,13 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
-func tailEvent(w *Writer, i int) *Event {
+func tailEvent(w *Writer, i int) *model.Event {
 	e := w.NewEvent()
 	e.NewID()
-	e.SiteID, e.TS, e.Type = "example.com", time.Now().UTC().Truncate(time.Second), TypePageview
+	e.SiteID, e.TS, e.Type = "example.com", time.Now().UTC().Truncate(time.Second), model.TypePageview
 	e.VisitorID = uint64(i + 1)
 	e.Pathname = fmt.Appendf(e.Pathname, "/p/%d", i)
 	return e

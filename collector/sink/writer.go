@@ -15,6 +15,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 // Options configure a Writer. Zero values take the documented defaults.
@@ -112,7 +114,7 @@ var (
 // Writer owns the queues and the goroutines that flush them.
 type Writer struct {
 	opts     Options
-	events   *table[*Event]
+	events   *table[*model.Event]
 	sessions *table[sessionRow] // fed by runSessions, not by its queue
 	// sessionDims takes the sums of each drain of sessions for
 	// sessions_dims_hourly (sessionDims), fed by runSessions too.
@@ -134,7 +136,7 @@ type Writer struct {
 	// free is the pool of events: a channel rather than a sync.Pool, so
 	// that events survive garbage collections and the steady state
 	// allocates nothing. It holds at most as many as can be in flight.
-	free chan *Event
+	free chan *model.Event
 
 	spool      *spool // nil without Options.SpoolDir
 	erasures   erasures
@@ -184,8 +186,8 @@ func Open(o Options) (*Writer, error) {
 		return nil, err
 	}
 	full := make(chan spoolBatch)
-	free := make(chan []*Event, 1)
-	free <- make([]*Event, 0, w.blockRows())
+	free := make(chan []*model.Event, 1)
+	free <- make([]*model.Event, 0, w.blockRows())
 	acked := make(chan struct{})
 	w.wg.Add(3)
 	go w.appendLoop(a)
@@ -203,11 +205,11 @@ func Open(o Options) (*Writer, error) {
 func newWriter(o Options) *Writer {
 	w := &Writer{opts: o, stop: make(chan struct{}), closing: make(chan struct{}), endedWake: make(chan struct{}, 1)}
 	w.stopCtx, w.stopCancel = context.WithCancel(context.Background())
-	w.free = make(chan *Event, o.QueueSize+2*o.BatchSize) // queued, collecting, being inserted
+	w.free = make(chan *model.Event, o.QueueSize+2*o.BatchSize) // queued, collecting, being inserted
 	var eb eventBatch
 	w.events = newTable(w, "events", o.BatchSize, o.Interval, o.QueueSize,
-		func(rows []*Event) (string, []any) { return eb.build(w.withoutErased(rows)) },
-		func(rows []*Event) {
+		func(rows []*model.Event) (string, []any) { return eb.build(w.withoutErased(rows)) },
+		func(rows []*model.Event) {
 			eb.release()
 			for _, r := range rows {
 				w.Release(r)
@@ -229,7 +231,7 @@ func (w *Writer) QueueDepth() int { return len(w.events.queue) }
 // Enqueue hands e to the writer, which owns it from then on. It never
 // blocks: a full queue or a closed writer returns an error and e goes back
 // to the pool.
-func (w *Writer) Enqueue(e *Event) error {
+func (w *Writer) Enqueue(e *model.Event) error {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	if w.closed {
@@ -476,17 +478,17 @@ func (w *Writer) eventsStored() *metrics.Counter {
 
 // NewEvent returns an empty event from the writer's pool. Hand it to
 // Enqueue, or back with Release if it is not to be stored.
-func (w *Writer) NewEvent() *Event {
+func (w *Writer) NewEvent() *model.Event {
 	select {
 	case e := <-w.free:
 		return e
 	default:
-		return new(Event)
+		return new(model.Event)
 	}
 }
 
 // Release returns an event that was not enqueued to the pool.
-func (w *Writer) Release(e *Event) {
+func (w *Writer) Release(e *model.Event) {
 	e.Reset()
 	select {
 	case w.free <- e:

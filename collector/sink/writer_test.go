@@ -14,14 +14,15 @@ import (
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/collector/visitor"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
-func fill(w *sink.Writer, i int, ts time.Time) *sink.Event {
+func fill(w *sink.Writer, i int, ts time.Time) *model.Event {
 	e := w.NewEvent()
 	e.SiteID = "example.com"
 	e.EventID = uuid.New()
 	e.TS = ts
-	e.Type = sink.TypePageview
+	e.Type = model.TypePageview
 	e.Name = append(e.Name, "pageview"...)
 	e.VisitorID = uint64(1000 + i)
 	e.SessionID = uint64(2000 + i)
@@ -219,7 +220,7 @@ func TestSessionsCollapse(t *testing.T) {
 	c := visitor.NewCache(visitor.CacheConfig{})
 	w.WriteSessions(c)
 	start := time.Date(2026, 3, 4, 5, 0, 0, 0, time.UTC)
-	attrs := &visitor.Attrs{Browser: "Firefox", Country: "DE", ConnectionType: "4g"}
+	attrs := &model.Attrs{Browser: "Firefox", Country: "DE", ConnectionType: "4g"}
 	c.Touch("example.com", 9, start, visitor.Touch{Pageview: true, Path: "/", Attrs: attrs})
 	waitRows(t, db, "SELECT count() FROM sessions", 1)
 	c.Touch("example.com", 9, start.Add(90*time.Second), visitor.Touch{Pageview: true, Path: "/pricing"})
@@ -334,9 +335,9 @@ func TestSessionsFromTwoSources(t *testing.T) {
 	w.WriteSessions(&b)
 	start := time.Date(2026, 3, 4, 5, 0, 0, 0, time.UTC)
 	c.Touch("example.com", 1, start, visitor.Touch{Pageview: true, Path: "/from-cache"})
-	s := visitor.Session{Site: "example.com", ID: 99, VisitorID: 2, Version: 1, Start: start, LastSeen: start,
-		Pageviews: 1, Events: 1, Bounce: true, EntryPage: "/from-buffer", ExitPage: "/from-buffer", Attrs: &visitor.Attrs{}}
-	if err := b.Add(context.Background(), visitor.Session{}, s, false); err != nil {
+	s := model.Session{Site: "example.com", ID: 99, VisitorID: 2, Version: 1, Start: start, LastSeen: start,
+		Pageviews: 1, Events: 1, Bounce: true, EntryPage: "/from-buffer", ExitPage: "/from-buffer", Attrs: &model.Attrs{}}
+	if err := b.Add(context.Background(), model.Session{}, s, false); err != nil {
 		t.Fatal(err)
 	}
 	closeWriter(t, w)
@@ -356,7 +357,7 @@ func TestSessionDimsFollowSessions(t *testing.T) {
 	w := sink.New(sink.Options{Conn: db.Conn, BatchSize: 64, Interval: time.Hour, SessionInterval: 10 * time.Millisecond, Metrics: m})
 	c := visitor.NewCache(visitor.CacheConfig{})
 	w.WriteSessions(c)
-	attrs := []*visitor.Attrs{
+	attrs := []*model.Attrs{
 		{Source: "Google", Channel: "search", Referrer: "www.google.com/", Browser: "Firefox", OS: "Linux", Country: "DE", Region: "DE-BE", City: "Berlin"},
 		{UTMSource: "news", UTMMedium: "email", UTMCampaign: "nov", UTMTerm: "t", UTMContent: "c", Browser: "Chrome", Device: "Mobile", Screen: "390x844", ConnectionType: "4g", Country: "FR"},
 		nil,

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 // The race detector allocates, so these run only without it.
@@ -25,7 +27,7 @@ func TestVisitorIDAllocs(t *testing.T) {
 
 func TestTouchAllocs(t *testing.T) {
 	c := NewCache(CacheConfig{})
-	attrs := &Attrs{Referrer: "https://news.example/", Country: "DE"}
+	attrs := &model.Attrs{Referrer: "https://news.example/", Country: "DE"}
 	now := t0
 	c.Touch("example.com", 42, now, Touch{Pageview: true, Path: "/", Attrs: attrs})
 	ev := Touch{Pageview: true, Path: "/next", Attrs: attrs}

@@ -6,20 +6,22 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 // table models the sessions table: rows of (session, version) with a sign,
 // and what collapsing leaves of them.
 type table struct {
 	mu   sync.Mutex
-	net  map[[2]uint64]int     // (id, version) → sum of signs
-	last map[[2]uint64]Session // (id, version) → state written with +1
+	net  map[[2]uint64]int           // (id, version) → sum of signs
+	last map[[2]uint64]model.Session // (id, version) → state written with +1
 	rows int
 	bad  []string // cancel rows that differ from the +1 row they cancel
 }
 
 func newTable() *table {
-	return &table{net: map[[2]uint64]int{}, last: map[[2]uint64]Session{}}
+	return &table{net: map[[2]uint64]int{}, last: map[[2]uint64]model.Session{}}
 }
 
 func (tb *table) drain(c *Cache) int {
@@ -29,7 +31,7 @@ func (tb *table) drain(c *Cache) int {
 }
 
 // emit records a change as the table would take it; the caller holds mu.
-func (tb *table) emit(prev, cur *Session, hadPrev bool) {
+func (tb *table) emit(prev, cur *model.Session, hadPrev bool) {
 	if hadPrev {
 		k := [2]uint64{prev.ID, uint64(prev.Version)}
 		// The rollups sum rows with their sign: a cancel row must
@@ -56,8 +58,8 @@ func heldIDs(c *Cache) map[uint64]bool {
 }
 
 // held returns the state of every session c holds.
-func held(c *Cache) []Session {
-	var out []Session
+func held(c *Cache) []model.Session {
+	var out []model.Session
 	for i := range c.shards {
 		sh := &c.shards[i]
 		for j := range sh.slots {
@@ -72,12 +74,12 @@ func held(c *Cache) []Session {
 // collapsed returns, per session id, the one state left after collapsing,
 // failing if a session has no state or more than one, or a cancel row
 // without its state.
-func (tb *table) collapsed(t *testing.T) map[uint64]Session {
+func (tb *table) collapsed(t *testing.T) map[uint64]model.Session {
 	t.Helper()
 	if len(tb.bad) > 0 {
 		t.Fatalf("%d cancel rows differ from what they cancel; first: %s", len(tb.bad), tb.bad[0])
 	}
-	out := map[uint64]Session{}
+	out := map[uint64]model.Session{}
 	for k, n := range tb.net {
 		switch n {
 		case 0:
@@ -133,7 +135,7 @@ func TestDrainKeepsEndedAndEvictedSessions(t *testing.T) {
 	}
 	tb.drain(c)
 	got := tb.collapsed(t)
-	for _, s := range []Session{a, a2, b, d} {
+	for _, s := range []model.Session{a, a2, b, d} {
 		if _, ok := got[s.ID]; !ok {
 			t.Errorf("session %d (entry %s) was never written", s.ID, s.EntryPage)
 		}
@@ -144,7 +146,7 @@ func TestDrainKeepsEndedAndEvictedSessions(t *testing.T) {
 }
 
 // keepLatest notes cur in final unless final holds a later version of it.
-func keepLatest(final map[uint64]Session, cur Session) {
+func keepLatest(final map[uint64]model.Session, cur model.Session) {
 	if old, ok := final[cur.ID]; !ok || cur.Version > old.Version {
 		final[cur.ID] = cur
 	}
@@ -152,7 +154,7 @@ func keepLatest(final map[uint64]Session, cur Session) {
 
 // collapsedAll is collapsed, failing unless the table holds exactly the
 // sessions of final.
-func (tb *table) collapsedAll(t *testing.T, final map[uint64]Session) map[uint64]Session {
+func (tb *table) collapsedAll(t *testing.T, final map[uint64]model.Session) map[uint64]model.Session {
 	t.Helper()
 	got := tb.collapsed(t)
 	if len(got) != len(final) {
@@ -199,13 +201,13 @@ func TestDrainProperty(t *testing.T) {
 	}
 	tb := newTable()
 	var mu sync.Mutex
-	final := map[uint64]Session{} // session id → last state returned by a touch
+	final := map[uint64]model.Session{} // session id → last state returned by a touch
 	touchAndDrain(c, tb, func(g int) {
 		r := rand.New(rand.NewPCG(uint64(g), 7))
 		for i := range 20000 {
 			now := t0.Add(time.Duration(i) * 10 * time.Millisecond)
 			v := uint64(g*1000 + r.IntN(40) + 1)
-			var cur Session
+			var cur model.Session
 			if r.IntN(4) == 0 {
 				// Midnight: the same visitor under a new id continues.
 				_, cur, _ = c.TouchFallback("example.com", v+uint64(i)*1_000_000, v, now, pageview("/f"))
@@ -289,7 +291,7 @@ func TestDrainPausesWithoutLocks(t *testing.T) {
 	}
 	pauses, emitted, most := 0, 0, 0
 	since := 0
-	c.Drain(func(prev, cur *Session, hadPrev bool) { emitted++; since++ }, func() {
+	c.Drain(func(prev, cur *model.Session, hadPrev bool) { emitted++; since++ }, func() {
 		pauses++
 		_ = c.Len() // locks every shard: would deadlock under a held lock
 		most = max(most, since)
@@ -311,7 +313,7 @@ func TestDrainPathsUnderCompaction(t *testing.T) {
 	c.paths.limit.Store(c.paths.floor)
 	tb := newTable()
 	var mu sync.Mutex
-	final := map[uint64]Session{}
+	final := map[uint64]model.Session{}
 	pages := map[uint64][2]string{} // session id → entry, exit page
 	touchAndDrain(c, tb, func(g int) {
 		r := rand.New(rand.NewPCG(uint64(g), 9))
@@ -356,7 +358,7 @@ func TestDrainPathsUnderCompaction(t *testing.T) {
 
 // sameSession reports whether a and b are the same version with the same
 // columns, attribution compared by value.
-func sameSession(a, b Session) bool {
+func sameSession(a, b model.Session) bool {
 	if (a.Attrs == nil) != (b.Attrs == nil) || (a.Attrs != nil && *a.Attrs != *b.Attrs) {
 		return false
 	}
@@ -377,7 +379,7 @@ func TestEndedSessionsKeepPathsThroughCompaction(t *testing.T) {
 	for i := range n {
 		v := uint64(i + 1)
 		ev := pageview(fmt.Sprintf("/a/%d", i))
-		ev.Attrs = &Attrs{Referrer: fmt.Sprintf("r%d", i), Browser: "Firefox"}
+		ev.Attrs = &model.Attrs{Referrer: fmt.Sprintf("r%d", i), Browser: "Firefox"}
 		c.Touch("example.com", v, t0, ev)
 		c.Touch("example.com", v, t0.Add(time.Second), pageview(fmt.Sprintf("/b/%d", i)))
 	}
@@ -390,7 +392,7 @@ func TestEndedSessionsKeepPathsThroughCompaction(t *testing.T) {
 		t.Fatalf("limits %d paths, %d attributions: never compacted", c.paths.limit.Load(), c.attrs.limit.Load())
 	}
 	seen := 0
-	c.Drain(func(prev, cur *Session, hadPrev bool) {
+	c.Drain(func(prev, cur *model.Session, hadPrev bool) {
 		i := cur.VisitorID - 1
 		if want := [2]string{fmt.Sprintf("/a/%d", i), fmt.Sprintf("/b/%d", i)}; cur.EntryPage != want[0] || cur.ExitPage != want[1] {
 			t.Errorf("visitor %d drained with pages %q → %q, want %q → %q", cur.VisitorID, cur.EntryPage, cur.ExitPage, want[0], want[1])
@@ -417,7 +419,7 @@ func TestSessionAttrsCompacted(t *testing.T) {
 	for i := range n {
 		v := uint64(i + 1)
 		ev := pageview("/")
-		ev.Attrs = &Attrs{Referrer: fmt.Sprintf("r%d", i), Country: "DE"}
+		ev.Attrs = &model.Attrs{Referrer: fmt.Sprintf("r%d", i), Country: "DE"}
 		c.Touch("example.com", v, t0, ev)
 		tb.drain(c)
 		c.Touch("example.com", v, t0.Add(time.Second), pageview("/next"))
@@ -444,7 +446,7 @@ func TestSessionAttrsCompacted(t *testing.T) {
 func TestPressureDrainsEndedSessions(t *testing.T) {
 	c := NewCache(CacheConfig{MaxSessions: 8 * minPerShard})
 	tb := newTable()
-	final := map[uint64]Session{}
+	final := map[uint64]model.Session{}
 	endedDrains, ended := 0, 0
 	for i := range 30000 {
 		v := uint64(i%20000 + 1) // more visitors than the cache holds: it evicts
@@ -458,7 +460,7 @@ func TestPressureDrainsEndedSessions(t *testing.T) {
 			}
 			held := heldIDs(c)
 			tb.mu.Lock()
-			n := c.DrainEnded(func(prev, cur *Session, hadPrev bool) {
+			n := c.DrainEnded(func(prev, cur *model.Session, hadPrev bool) {
 				if held[cur.ID] {
 					t.Fatalf("DrainEnded wrote session %d, which is held", cur.ID)
 				}

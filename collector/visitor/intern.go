@@ -4,6 +4,8 @@ import (
 	"hash/maphash"
 	"strings"
 	"sync"
+
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 // internTable hands out immutable copies of strings, the same copy for
@@ -81,23 +83,11 @@ func (t *internTable) get(s string) string {
 }
 
 // attrs returns a copy of a whose strings are all interned.
-func (t *internTable) attrs(a *Attrs) Attrs {
-	return Attrs{
-		Referrer:       t.get(a.Referrer),
-		Source:         t.get(a.Source),
-		Channel:        t.get(a.Channel),
-		UTMSource:      t.get(a.UTMSource),
-		UTMMedium:      t.get(a.UTMMedium),
-		UTMCampaign:    t.get(a.UTMCampaign),
-		UTMTerm:        t.get(a.UTMTerm),
-		UTMContent:     t.get(a.UTMContent),
-		Country:        t.get(a.Country),
-		Region:         t.get(a.Region),
-		City:           t.get(a.City),
-		Browser:        t.get(a.Browser),
-		OS:             t.get(a.OS),
-		Device:         t.get(a.Device),
-		Screen:         t.get(a.Screen),
-		ConnectionType: t.get(a.ConnectionType),
+func (t *internTable) attrs(a *model.Attrs) model.Attrs {
+	v := *a
+	for _, d := range model.AttrDims {
+		f := d.Attr(&v)
+		*f = t.get(*f)
 	}
+	return v
 }

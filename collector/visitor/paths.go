@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 // keyTable holds values that sessions refer to by a 64-bit key, a hash of
@@ -113,17 +115,15 @@ func (t *pathTable) add(h uint64, path string) {
 // attrTable holds the attribution of held sessions, one immutable Attrs
 // for every session with the same attribution (most visits share a
 // handful: direct, Chrome, Windows, one country).
-type attrTable struct{ keyTable[*Attrs] }
+type attrTable struct{ keyTable[*model.Attrs] }
 
 // hash returns a's key: each string with its length, so that no two
 // different attributions run together into the same bytes.
-func (t *attrTable) hash(a *Attrs) uint64 {
+func (t *attrTable) hash(a *model.Attrs) uint64 {
 	var h maphash.Hash
 	h.SetSeed(t.seed)
-	for _, s := range [...]string{
-		a.Referrer, a.Source, a.Channel, a.UTMSource, a.UTMMedium, a.UTMCampaign, a.UTMTerm, a.UTMContent,
-		a.Country, a.Region, a.City, a.Browser, a.OS, a.Device, a.Screen, a.ConnectionType,
-	} {
+	for _, d := range model.AttrDims {
+		s := *d.Attr(a)
 		var n [4]byte
 		n[0], n[1], n[2], n[3] = byte(len(s)), byte(len(s)>>8), byte(len(s)>>16), byte(len(s)>>24)
 		h.Write(n[:])

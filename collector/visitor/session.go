@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 // Session defaults. A session ends after IdleTimeout without a touch or
@@ -25,30 +27,8 @@ const (
 	DefaultMaxSessions = 500_000
 )
 
-// Attrs is a session's attribution, taken from the touch that starts it.
-// The caller fills it from the enriched request. Its strings may be views
-// of buffers the caller reuses: the cache keeps interned copies.
-type Attrs struct {
-	Referrer       string
-	Source         string
-	Channel        string
-	UTMSource      string
-	UTMMedium      string
-	UTMCampaign    string
-	UTMTerm        string
-	UTMContent     string
-	Country        string
-	Region         string
-	City           string
-	Browser        string
-	OS             string
-	Device         string
-	Screen         string
-	ConnectionType string
-}
-
 // noAttrs is the attribution of a touch that has none.
-var noAttrs Attrs
+var noAttrs model.Attrs
 
 // Touch is one event as the session cache sees it.
 type Touch struct {
@@ -68,7 +48,7 @@ type Touch struct {
 	EngagementMS uint32
 	// Attrs is copied into a session that this touch starts, and ignored
 	// otherwise. It may be nil, and it is not retained.
-	Attrs *Attrs
+	Attrs *model.Attrs
 	// Limit is how many touches a session takes per second (of now's Unix
 	// time); those beyond it change nothing and are reported as limited,
 	// so that a caller drops them. 0: no limit.
@@ -77,46 +57,6 @@ type Touch struct {
 
 func (t *Touch) isReport() bool {
 	return !t.Pageview && !t.Interactive && t.EngagementMS > 0
-}
-
-// Session is one version of a session: the row written to the sessions
-// table (a VersionedCollapsingMergeTree on Version). Its strings are
-// immutable and owned by the cache, so a Session may be kept as long as
-// needed (for example until its row is flushed).
-type Session struct {
-	// ID is random and never 0; a zero ID means "no session".
-	ID uint64
-	// VisitorID is the visitor id that started the session. It stays the
-	// same when the session continues across midnight under a new id, so
-	// every version of the session has the same key.
-	VisitorID uint64
-	Site      string
-	Start     time.Time
-	LastSeen  time.Time
-	// Version starts at 1 and grows by one with every touch.
-	Version uint32
-	// Pageviews counts page views; Events counts page views and custom
-	// events, but not engagement reports.
-	Pageviews uint32
-	Events    uint32
-	// Bounce holds until the second interactive touch (page views count).
-	Bounce bool
-	// DurationSec is the time from the first to the last page view or
-	// event, plus the engagement reported after that last one: reports
-	// arrive when a page is left, so earlier reports are already inside
-	// the first-to-last span and adding them again would count them twice.
-	DurationSec uint32
-	// EngagementMS is all engagement reported in the session.
-	EngagementMS uint64
-	// EntryPage is the path of the touch that started the session (or of
-	// the first page view, if that touch had none); ExitPage is the path of
-	// the last page view (until there is one, the starting touch's path).
-	EntryPage string
-	ExitPage  string
-	// Attrs is the attribution of the touch that started the session; never
-	// nil. It is shared by all versions of the session, and by other
-	// sessions with the same attribution, and must not be modified.
-	Attrs *Attrs
 }
 
 // CacheConfig configures NewCache. The zero value gives the defaults.
@@ -476,7 +416,7 @@ func (sh *sessionShard) deleteAt(i int) {
 // is 0 and nothing is to be written.
 //
 // Touch does not allocate when it continues a session.
-func (c *Cache) Touch(site string, visitor uint64, now time.Time, ev Touch) (prev, cur Session, hadPrev bool) {
+func (c *Cache) Touch(site string, visitor uint64, now time.Time, ev Touch) (prev, cur model.Session, hadPrev bool) {
 	return c.TouchFallback(site, visitor, 0, now, ev)
 }
 
@@ -485,7 +425,7 @@ func (c *Cache) Touch(site string, visitor uint64, now time.Time, ev Touch) (pre
 // is held under visitor but one is held under previous, that session
 // continues and is re-keyed to visitor, so later touches find it directly.
 // previous 0 means none.
-func (c *Cache) TouchFallback(site string, visitor, previous uint64, now time.Time, ev Touch) (prev, cur Session, hadPrev bool) {
+func (c *Cache) TouchFallback(site string, visitor, previous uint64, now time.Time, ev Touch) (prev, cur model.Session, hadPrev bool) {
 	_, hadPrev, _ = c.touch(site, visitor, previous, now, &ev, &prev, &cur)
 	return prev, cur, hadPrev
 }
@@ -501,7 +441,7 @@ func (c *Cache) TouchID(site string, visitor, previous uint64, now time.Time, ev
 }
 
 // touch is TouchFallback, filling prev and cur when they are not nil.
-func (c *Cache) touch(site string, visitor, previous uint64, now time.Time, ev *Touch, prev, cur *Session) (id uint64, hadPrev, limited bool) {
+func (c *Cache) touch(site string, visitor, previous uint64, now time.Time, ev *Touch, prev, cur *model.Session) (id uint64, hadPrev, limited bool) {
 	if visitor == 0 {
 		return 0, false, false
 	}
@@ -603,7 +543,7 @@ func (c *Cache) touch(site string, visitor, previous uint64, now time.Time, ev *
 }
 
 // session returns the state of slot i.
-func (c *Cache) session(sh *sessionShard, i int) Session {
+func (c *Cache) session(sh *sessionShard, i int) model.Session {
 	s := &sh.slots[i]
 	w := current(s)
 	return c.sessionAt(s, &sh.colds[i], &w)
@@ -621,8 +561,8 @@ func current(s *slot) written {
 }
 
 // sessionAt is the version w of the session of s and k.
-func (c *Cache) sessionAt(s *slot, k *cold, w *written) Session {
-	return Session{
+func (c *Cache) sessionAt(s *slot, k *cold, w *written) model.Session {
+	return model.Session{
 		ID:           s.id,
 		VisitorID:    k.visitor0,
 		Site:         c.sites.name(s.site),
@@ -643,11 +583,11 @@ func (c *Cache) sessionAt(s *slot, k *cold, w *written) Session {
 // emitChange hands the change of the session of s and k to emit: its
 // state now, and the last written one if there is one; then it notes the
 // state now as the last written one.
-func (c *Cache) emitChange(s *slot, k *cold, emit func(prev, cur *Session, hadPrev bool)) {
+func (c *Cache) emitChange(s *slot, k *cold, emit func(prev, cur *model.Session, hadPrev bool)) {
 	w := current(s)
 	cur := c.sessionAt(s, k, &w)
 	if k.w.version == 0 {
-		emit(&Session{}, &cur, false)
+		emit(&model.Session{}, &cur, false)
 	} else {
 		prev := c.sessionAt(s, k, &k.w) // the last written version
 		emit(&prev, &cur, true)
@@ -667,7 +607,7 @@ func (c *Cache) emitChange(s *slot, k *cold, emit func(prev, cur *Session, hadPr
 // emit runs with a lock held: it must be quick, must not keep the
 // pointers, and must not call into the Cache. pause, if not nil, runs
 // after each lock shard's sessions, with no lock held.
-func (c *Cache) Drain(emit func(prev, cur *Session, hadPrev bool), pause func()) int {
+func (c *Cache) Drain(emit func(prev, cur *model.Session, hadPrev bool), pause func()) int {
 	return c.drain(true, emit, pause)
 }
 
@@ -675,12 +615,12 @@ func (c *Cache) Drain(emit func(prev, cur *Session, hadPrev bool), pause func())
 // or swept) since the last drain, alone: a cheap drain that the writer runs
 // when Pressure asks, between the drains of all changes. It returns the
 // number of sessions emitted.
-func (c *Cache) DrainEnded(emit func(prev, cur *Session, hadPrev bool), pause func()) int {
+func (c *Cache) DrainEnded(emit func(prev, cur *model.Session, hadPrev bool), pause func()) int {
 	return c.drain(false, emit, pause)
 }
 
 // drain is Drain, or DrainEnded unless all.
-func (c *Cache) drain(all bool, emit func(prev, cur *Session, hadPrev bool), pause func()) int {
+func (c *Cache) drain(all bool, emit func(prev, cur *model.Session, hadPrev bool), pause func()) int {
 	n := 0
 	for i := range c.shards {
 		sh := &c.shards[i]
@@ -710,7 +650,7 @@ func (c *Cache) drain(all bool, emit func(prev, cur *Session, hadPrev bool), pau
 func (c *Cache) Pressure() <-chan struct{} { return c.pressure }
 
 // drainEnded emits the ended sessions waiting in sh, under its lock.
-func (c *Cache) drainEnded(sh *sessionShard, emit func(prev, cur *Session, hadPrev bool)) int {
+func (c *Cache) drainEnded(sh *sessionShard, emit func(prev, cur *model.Session, hadPrev bool)) int {
 	c.drained.Store(time.Now().UnixNano())
 	for j := range sh.frozen {
 		f := &sh.frozen[j]
@@ -767,7 +707,7 @@ func (c *Cache) start(sh *sessionShard, site uint32, visitor uint64, now time.Ti
 		s.interactive = 1
 	}
 	ak := c.attrs.hash(a)
-	c.attrs.add(ak, func() *Attrs {
+	c.attrs.add(ak, func() *model.Attrs {
 		v := c.strs.attrs(a) // a's strings may be views of buffers the caller reuses
 		return &v
 	})

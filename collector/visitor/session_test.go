@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 var t0 = at("2025-03-01T23:00:00Z")
@@ -26,7 +28,7 @@ type view struct {
 	ExitPage     string
 }
 
-func viewOf(s Session) view {
+func viewOf(s model.Session) view {
 	return view{s.Version, s.Pageviews, s.Events, s.Bounce, s.DurationSec, s.EngagementMS, s.EntryPage, s.ExitPage}
 }
 
@@ -222,7 +224,7 @@ func TestSessionTransitions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := NewCache(tt.cfg)
-			last := map[uint64]Session{} // by session ID
+			last := map[uint64]model.Session{} // by session ID
 			for i, st := range tt.steps {
 				visitor := st.visitor
 				if visitor == 0 && !st.none {
@@ -268,11 +270,11 @@ func TestSessionTransitions(t *testing.T) {
 
 func TestSessionAttrsFromFirstTouch(t *testing.T) {
 	c := NewCache(CacheConfig{})
-	first := &Attrs{Referrer: "https://news.example/", Source: "News", Channel: "Referral", UTMCampaign: "spring", Country: "DE", Region: "DE-BE", Browser: "Firefox"}
+	first := &model.Attrs{Referrer: "https://news.example/", Source: "News", Channel: "Referral", UTMCampaign: "spring", Country: "DE", Region: "DE-BE", Browser: "Firefox"}
 	_, cur, _ := c.Touch("example.com", 1, t0, Touch{Pageview: true, Path: "/", Attrs: first})
 	first.Referrer = "changed by the caller" // the session holds a copy
-	_, cur2, _ := c.Touch("example.com", 1, t0.Add(time.Second), Touch{Pageview: true, Path: "/b", Attrs: &Attrs{Referrer: "other"}})
-	for _, s := range []Session{cur, cur2} {
+	_, cur2, _ := c.Touch("example.com", 1, t0.Add(time.Second), Touch{Pageview: true, Path: "/b", Attrs: &model.Attrs{Referrer: "other"}})
+	for _, s := range []model.Session{cur, cur2} {
 		if s.Attrs.Referrer != "https://news.example/" || s.Attrs.UTMCampaign != "spring" || s.Attrs.Region != "DE-BE" {
 			t.Errorf("attrs = %+v", *s.Attrs)
 		}
@@ -281,11 +283,11 @@ func TestSessionAttrsFromFirstTouch(t *testing.T) {
 		t.Error("versions of one session do not share their attrs")
 	}
 	_, cur3, _ := c.Touch("example.com", 2, t0, Touch{Pageview: true, Path: "/"})
-	if cur3.Attrs == nil || *cur3.Attrs != (Attrs{}) {
+	if cur3.Attrs == nil || *cur3.Attrs != (model.Attrs{}) {
 		t.Errorf("nil attrs gave %+v", cur3.Attrs)
 	}
 	// Sessions with the same attribution share one copy of it.
-	same := Attrs{Referrer: "https://news.example/", Source: "News", Channel: "Referral", UTMCampaign: "spring", Country: "DE", Region: "DE-BE", Browser: "Firefox"}
+	same := model.Attrs{Referrer: "https://news.example/", Source: "News", Channel: "Referral", UTMCampaign: "spring", Country: "DE", Region: "DE-BE", Browser: "Firefox"}
 	_, cur4, _ := c.Touch("example.com", 3, t0, Touch{Pageview: true, Path: "/", Attrs: &same})
 	if cur4.Attrs != cur.Attrs {
 		t.Error("two sessions with equal attribution hold separate copies")
@@ -390,7 +392,7 @@ func TestSessionConcurrent(t *testing.T) {
 			for i := range 2000 {
 				v := uint64(g*100 + i%100 + 1)
 				now := t0.Add(time.Duration(i) * time.Second)
-				var prev, cur Session
+				var prev, cur model.Session
 				var hadPrev bool
 				if i%7 == 0 {
 					prev, cur, hadPrev = c.TouchFallback("example.com", v+10_000, v, now, pageview("/"))
@@ -417,7 +419,7 @@ func TestSessionOwnsItsStrings(t *testing.T) {
 	buf := []byte("example.com/entry?https://ref.example/")
 	str := func(i, j int) string { return unsafe.String(&buf[i], j-i) }
 	site, path, ref := str(0, 11), str(11, 17), str(18, len(buf))
-	_, cur, _ := c.Touch(site, 1, t0, Touch{Pageview: true, Path: path, Attrs: &Attrs{Referrer: ref}})
+	_, cur, _ := c.Touch(site, 1, t0, Touch{Pageview: true, Path: path, Attrs: &model.Attrs{Referrer: ref}})
 	_, cur2, _ := c.Touch(site, 1, t0.Add(time.Second), Touch{Pageview: true, Path: str(11, 14)}) // "/en"
 	for i := range buf {
 		buf[i] = 'X'
@@ -596,7 +598,7 @@ func TestSessionPathsCompacted(t *testing.T) {
 		c.Touch("example.com", v, t0, pageview(fmt.Sprintf("/entry/%d", i)))
 		c.Touch("example.com", v, t0.Add(time.Second), pageview(fmt.Sprintf("/exit/%d", i)))
 		if i%1000 == 999 {
-			c.Drain(func(prev, cur *Session, hadPrev bool) {}, nil)
+			c.Drain(func(prev, cur *model.Session, hadPrev bool) {}, nil)
 		}
 	}
 	if held := c.paths.n.Load(); held > c.paths.limit.Load() || held > int64(2*4096+minKeyLimit) {

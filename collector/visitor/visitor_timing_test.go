@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 func BenchmarkVisitorID(b *testing.B) {
@@ -48,7 +50,7 @@ func BenchmarkVisitorIDSerial(b *testing.B) {
 }
 
 func BenchmarkTouch(b *testing.B) {
-	attrs := &Attrs{Referrer: "https://news.example/", Country: "DE"}
+	attrs := &model.Attrs{Referrer: "https://news.example/", Country: "DE"}
 	// existing touches sessions held already: 50,000 of them, more than
 	// the CPU caches hold, as in the load run.
 	existing := func(b *testing.B, touch func(c *Cache, visitor uint64, now time.Time, ev *Touch)) {

@@ -17,6 +17,7 @@ import (
 	"github.com/glimpse-analytics/glimpse/aggregator/seed"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 const pluginType = "grafana-clickhouse-datasource"
@@ -131,10 +132,10 @@ func seedData(t *testing.T, db *chtest.DB, site string) {
 		e.SiteID, e.TS = site, at
 		e.EventID[0], e.EventID[1], e.EventID[6], e.EventID[8] = byte(i), 0xe7, 0x40, 0x80
 		e.VisitorID = uint64(5e12) + uint64(i%20)
-		e.Type = sink.TypeEmailOpen
+		e.Type = model.TypeEmailOpen
 		e.EmailVerdict = []string{"human", "machine", "human"}[i%3]
 		if i%4 == 0 {
-			e.Type = sink.TypeEmailClick
+			e.Type = model.TypeEmailClick
 			e.TargetURL = append(e.TargetURL, "example.com/launch"...)
 		}
 		e.EmailCampaign = append(e.EmailCampaign, []string{"spring-launch", "weekly-42"}[i%2]...)
