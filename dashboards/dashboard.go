@@ -21,6 +21,7 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/aggregator/api"
 	"github.com/glimpse-analytics/glimpse/internal/config"
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 // Paths. The dashboard lives under Prefix, on the main listener or on its
@@ -349,11 +350,22 @@ type sitePage struct {
 	Email  string // signed in; "" for a shared link
 	CSRF   string
 	Shared bool
+	// Labels name each dimension as the page shows it (model.Dimensions).
+	Labels map[string]string
 }
+
+// dimensionLabels are the labels the site page shows for dimensions.
+var dimensionLabels = func() map[string]string {
+	m := make(map[string]string, len(model.Dimensions))
+	for _, d := range model.Dimensions {
+		m[d.Name] = d.Label
+	}
+	return m
+}()
 
 func (d *Dashboard) site(c *fasthttp.RequestCtx) {
 	domain := string(c.QueryArgs().Peek("site"))
-	page := sitePage{Site: d.opts.Sites.Site(domain)}
+	page := sitePage{Site: d.opts.Sites.Site(domain), Labels: dimensionLabels}
 	if tok := string(c.QueryArgs().Peek("auth")); tok != "" {
 		if page.Site == nil || !d.shareOK(domain, tok) {
 			d.render(c, fasthttp.StatusForbidden, "error.html", "This shared link is not valid (any more). Ask its owner for a new one.")

@@ -1,6 +1,7 @@
 package dashboards
 
 import (
+	"encoding/json"
 	"net"
 	"net/url"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/glimpse-analytics/glimpse/aggregator"
 	"github.com/glimpse-analytics/glimpse/aggregator/api"
 	"github.com/glimpse-analytics/glimpse/internal/config"
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 const (
@@ -253,6 +255,30 @@ func TestSharedLinks(t *testing.T) {
 	}
 	if r := f.do("POST", PathAPI+"aggregate?site_id=example.com&auth="+testToken, "x=1"); r.StatusCode() != 405 {
 		t.Errorf("POST to the API: %d", r.StatusCode())
+	}
+}
+
+// TestSitePageLabelsFromDimensions: the page names every dimension as the
+// dimensions table labels it, in the JSON block app.js reads.
+func TestSitePageLabelsFromDimensions(t *testing.T) {
+	f := newFixture(t)
+	r := f.do("GET", PathSite+"?site=example.com&auth="+testToken, "")
+	body := string(r.Body())
+	const open = `<script type="application/json" id="labels">`
+	i := strings.Index(body, open)
+	if r.StatusCode() != 200 || i < 0 {
+		t.Fatalf("site page %d has no labels block", r.StatusCode())
+	}
+	text := body[i+len(open):]
+	text = text[:strings.Index(text, "</script>")]
+	var labels map[string]string
+	if err := json.Unmarshal([]byte(text), &labels); err != nil {
+		t.Fatalf("labels %q: %v", text, err)
+	}
+	for _, d := range model.Dimensions {
+		if labels[d.Name] != d.Label {
+			t.Errorf("%s labelled %q, want %q", d.Name, labels[d.Name], d.Label)
+		}
 	}
 }
 

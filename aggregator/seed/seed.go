@@ -60,17 +60,17 @@ type src struct {
 }
 
 var sources = []weighted[src]{
-	{40, src{channel: "Direct"}},
-	{25, src{"Google", "https://www.google.com/", "Organic Search", "", "", nil}},
-	{6, src{"Bing", "https://www.bing.com/", "Organic Search", "", "", nil}},
-	{3, src{"DuckDuckGo", "https://duckduckgo.com/", "Organic Search", "", "", nil}},
-	{6, src{"Twitter", "https://t.co/x1", "Organic Social", "", "", nil}},
-	{4, src{"Reddit", "https://www.reddit.com/r/webdev/", "Organic Social", "", "", nil}},
-	{4, src{"Hacker News", "https://news.ycombinator.com/", "Referral", "", "", nil}},
-	{3, src{"GitHub", "https://github.com/", "Referral", "", "", nil}},
-	{5, src{"Newsletter", "", "Email", "newsletter", "email", []string{"spring-launch", "weekly-42", "weekly-43"}}},
-	{3, src{"Google", "https://www.google.com/", "Paid Search", "google", "cpc", []string{"brand", "competitors"}}},
-	{1, src{"LinkedIn", "https://www.linkedin.com/", "Organic Social", "", "", nil}},
+	{40, src{channel: model.ChannelDirect}},
+	{25, src{"Google", "https://www.google.com/", model.ChannelSearch, "", "", nil}},
+	{6, src{"Bing", "https://www.bing.com/", model.ChannelSearch, "", "", nil}},
+	{3, src{"DuckDuckGo", "https://duckduckgo.com/", model.ChannelSearch, "", "", nil}},
+	{6, src{"Twitter", "https://t.co/x1", model.ChannelSocial, "", "", nil}},
+	{4, src{"Reddit", "https://www.reddit.com/r/webdev/", model.ChannelSocial, "", "", nil}},
+	{4, src{"Hacker News", "https://news.ycombinator.com/", model.ChannelReferral, "", "", nil}},
+	{3, src{"GitHub", "https://github.com/", model.ChannelReferral, "", "", nil}},
+	{5, src{"Newsletter", "", model.ChannelEmail, "newsletter", "email", []string{"spring-launch", "weekly-42", "weekly-43"}}},
+	{3, src{"Google", "https://www.google.com/", model.ChannelPaid, "google", "cpc", []string{"brand", "competitors"}}},
+	{1, src{"LinkedIn", "https://www.linkedin.com/", model.ChannelSocial, "", "", nil}},
 }
 
 type geo struct{ country, region, city string }
@@ -86,16 +86,16 @@ var geos = []weighted[geo]{
 type agent struct{ browser, bver, os, osver, device, screen string }
 
 var agents = []weighted[agent]{
-	{30, agent{"Chrome", "124.0", "Windows", "10", "Desktop", "1920x1080"}},
-	{12, agent{"Chrome", "123.0", "Mac", "14.4", "Desktop", "1440x900"}},
-	{18, agent{"Safari", "17.4", "iOS", "17.4", "Mobile", "390x844"}},
-	{12, agent{"Chrome", "124.0", "Android", "14", "Mobile", "412x915"}},
-	{8, agent{"Firefox", "125.0", "Windows", "10", "Desktop", "1920x1080"}},
-	{5, agent{"Firefox", "125.0", "GNU/Linux", "", "Desktop", "2560x1440"}},
-	{6, agent{"Safari", "17.4", "Mac", "14.4", "Desktop", "1680x1050"}},
-	{5, agent{"Edge", "124.0", "Windows", "11", "Desktop", "1366x768"}},
-	{3, agent{"Safari", "17.3", "iPadOS", "17.3", "Tablet", "820x1180"}},
-	{1, agent{"Samsung Internet", "24.0", "Android", "13", "Mobile", "360x800"}},
+	{30, agent{"Chrome", "124.0", "Windows", "10", model.DeviceDesktop, model.ScreenDesktop}},
+	{12, agent{"Chrome", "123.0", "Mac", "14.4", model.DeviceDesktop, model.ScreenDesktop}},
+	{18, agent{"Safari", "17.4", "iOS", "17.4", model.DeviceMobile, model.ScreenMobile}},
+	{12, agent{"Chrome", "124.0", "Android", "14", model.DeviceMobile, model.ScreenMobile}},
+	{8, agent{"Firefox", "125.0", "Windows", "10", model.DeviceDesktop, model.ScreenDesktop}},
+	{5, agent{"Firefox", "125.0", "GNU/Linux", "", model.DeviceDesktop, model.ScreenDesktop}},
+	{6, agent{"Safari", "17.4", "Mac", "14.4", model.DeviceDesktop, model.ScreenDesktop}},
+	{5, agent{"Edge", "124.0", "Windows", "11", model.DeviceDesktop, model.ScreenLaptop}},
+	{3, agent{"Safari", "17.3", "iPadOS", "17.3", model.DeviceTablet, model.ScreenTablet}},
+	{1, agent{"Samsung Internet", "24.0", "Android", "13", model.DeviceMobile, model.ScreenMobile}},
 }
 
 var connections = []weighted[string]{{70, "4g"}, {12, "3g"}, {3, "2g"}, {15, ""}}
@@ -183,7 +183,7 @@ func Generate(ctx context.Context, w *sink.Writer, o Options) (Stats, error) {
 		}
 		evs = evs[:0]
 		path := pages[zipfPage.Uint64()]
-		if s.channel == "Email" || s.channel == "Paid Search" {
+		if s.channel == model.ChannelEmail || s.channel == model.ChannelPaid {
 			path = "/pricing"
 		}
 		for i := 0; i < n; i++ {

@@ -2,12 +2,14 @@ package seed_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/glimpse-analytics/glimpse/aggregator/seed"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 // The same seed and end write the same rows; another seed does not. Sessions
@@ -45,5 +47,48 @@ func TestDeterministic(t *testing.T) {
 	}
 	if a == c {
 		t.Errorf("different seeds, same rows")
+	}
+}
+
+// TestVocabulary: the seed stores the values live ingest stores for every
+// dimension with a fixed vocabulary (model.Dimensions), in events and
+// sessions alike, so that a filter written for the demo matches a real
+// site's data too.
+func TestVocabulary(t *testing.T) {
+	db := chtest.Migrated(t)
+	w := sink.New(sink.Options{Conn: db.Conn, Interval: 50 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := seed.Generate(ctx, w, seed.Options{Site: "example.com", Events: 3000, Days: 7, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range model.Dimensions {
+		if d.Vocabulary == nil {
+			continue
+		}
+		for _, table := range []string{"events", "sessions"} {
+			rows, err := db.Conn.Query(ctx, "SELECT DISTINCT "+d.Column+" FROM "+table+" WHERE "+d.Column+" != ''")
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for rows.Next() {
+				var v string
+				if err := rows.Scan(&v); err != nil {
+					t.Fatal(err)
+				}
+				n++
+				if !slices.Contains(d.Vocabulary, v) {
+					t.Errorf("%s.%s holds %q, not in the vocabulary of %s %v", table, d.Column, v, d.Name, d.Vocabulary)
+				}
+			}
+			rows.Close()
+			if n < 2 {
+				t.Errorf("%s.%s: %d distinct values; the seed should vary it", table, d.Column, n)
+			}
+		}
 	}
 }

@@ -69,17 +69,8 @@
   const KPIS = ['visitors', 'visits', 'pageviews', 'views_per_visit', 'bounce_rate', 'visit_duration', 'time_on_page', 'scroll_depth'];
 
   // ---- properties and panels ---------------------------------------------
-  const PROPS = {
-    'event:page': 'Page', 'visit:entry_page': 'Entry page', 'visit:exit_page': 'Exit page',
-    'visit:channel': 'Channel', 'visit:source': 'Source', 'visit:referrer': 'Referrer',
-    'visit:utm_source': 'UTM source', 'visit:utm_medium': 'UTM medium', 'visit:utm_campaign': 'UTM campaign',
-    'visit:utm_content': 'UTM content', 'visit:utm_term': 'UTM term',
-    'visit:country': 'Country', 'visit:region': 'Region', 'visit:city': 'City',
-    'visit:browser': 'Browser', 'visit:os': 'Operating system', 'visit:device': 'Device',
-    'visit:screen': 'Screen size', 'visit:connection': 'Connection',
-    'event:goal': 'Goal', 'event:outbound_link': 'Outbound link', 'event:download': 'Download',
-    'event:impression': 'Impression', 'email:campaign': 'Email campaign',
-  };
+  // The label of each dimension, from the dimensions table (internal/model).
+  const PROPS = JSON.parse(document.getElementById('labels').textContent);
   function propLabel(p) {
     if (p.startsWith('event:props:')) return 'Property ' + p.slice(12);
     return PROPS[p] || p;
