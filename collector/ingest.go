@@ -13,9 +13,10 @@ import (
 	"github.com/glimpse-analytics/glimpse/collector/decode"
 	"github.com/glimpse-analytics/glimpse/collector/enrich"
 	"github.com/glimpse-analytics/glimpse/collector/locate"
+	"github.com/glimpse-analytics/glimpse/collector/session"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
-	"github.com/glimpse-analytics/glimpse/collector/visitor"
 	"github.com/glimpse-analytics/glimpse/internal/config"
+	"github.com/glimpse-analytics/glimpse/internal/identity"
 	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
@@ -103,7 +104,7 @@ type siteState struct {
 	hosts     []string // domain and aliases, for self-referrals
 	aggregate bool     // privacy mode aggregate: opted-out events counted anonymously
 	// subject hashes consented user ids (mode consented only; nil otherwise).
-	subject *visitor.SubjectKey
+	subject *identity.SubjectKey
 }
 
 // outcome of one event through the pipeline.
@@ -250,7 +251,7 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, h *hit) outcome {
 
 	// 6. Session.
 	h.attrs = model.AttrsView(e)
-	touch := visitor.Touch{
+	touch := session.Touch{
 		Pageview:     ev.Type == decode.TypePageview,
 		Path:         view(h.page.Path),
 		Interactive:  ev.Interactive && ev.Type != decode.TypeEngagement,

@@ -6,7 +6,7 @@ import (
 )
 
 // rateLimiter holds the per-visitor limit of events a second. An event of
-// a session is counted in the session's slot (visitor.Touch.Limit); the
+// a session is counted in the session's slot (session.Touch.Limit); the
 // table here counts only events that have no session (engagement reported
 // after the session ended), so that those cannot flood either.
 //

@@ -15,9 +15,10 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/collector/enrich"
 	"github.com/glimpse-analytics/glimpse/collector/locate"
+	"github.com/glimpse-analytics/glimpse/collector/session"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
-	"github.com/glimpse-analytics/glimpse/collector/visitor"
 	"github.com/glimpse-analytics/glimpse/internal/config"
+	"github.com/glimpse-analytics/glimpse/internal/identity"
 )
 
 // Options configure a Server. Sites and Writer are required.
@@ -32,8 +33,8 @@ type Options struct {
 	Proxies locate.TrustedProxies
 	// Salts and Sessions default to in-memory ones with default settings.
 	// New makes Writer write the sessions of Sessions (Writer.WriteSessions).
-	Salts    *visitor.Salts
-	Sessions *visitor.Cache
+	Salts    *identity.Salts
+	Sessions *session.Cache
 	// MaxSessions bounds the default Sessions (DefaultMaxSessions when 0).
 	MaxSessions int
 	// UACacheSize bounds the parsed User-Agent cache (default 8192).
@@ -62,8 +63,8 @@ type Server struct {
 	writer     *sink.Writer
 	geo        *locate.Geo
 	proxies    locate.TrustedProxies
-	salts      *visitor.Salts
-	sessions   *visitor.Cache
+	salts      *identity.Salts
+	sessions   *session.Cache
 	ua         *enrich.UAParser
 	maxBody    int
 	metrics    *collectorMetrics
@@ -81,7 +82,7 @@ type Server struct {
 const maxFreeHits = 1024
 
 // DefaultMaxSessions bounds the session cache in serve: 230 to 460 bytes a
-// session (see visitor.DefaultMaxSessions) keep the cache under 50 MiB
+// session (see session.DefaultMaxSessions) keep the cache under 50 MiB
 // when full, inside the 150 MB budget.
 const DefaultMaxSessions = 100_000
 
@@ -109,7 +110,7 @@ func New(o Options) (*Server, error) {
 		o.UACacheSize = enrich.DefaultUACacheSize
 	}
 	if o.Salts == nil {
-		salts, err := visitor.NewSalts(context.Background(), visitor.SaltsConfig{Now: o.Now})
+		salts, err := identity.NewSalts(context.Background(), identity.SaltsConfig{Now: o.Now})
 		if err != nil {
 			return nil, err
 		}
@@ -119,7 +120,7 @@ func New(o Options) (*Server, error) {
 		if o.MaxSessions <= 0 {
 			o.MaxSessions = DefaultMaxSessions
 		}
-		o.Sessions = visitor.NewCache(visitor.CacheConfig{MaxSessions: o.MaxSessions})
+		o.Sessions = session.NewCache(session.CacheConfig{MaxSessions: o.MaxSessions})
 	}
 	s := &Server{
 		sites:      o.Sites,
@@ -157,7 +158,7 @@ func New(o Options) (*Server, error) {
 			aggregate: site.Privacy.Mode == config.ModeAggregate,
 		}
 		if site.Privacy.Mode == config.ModeConsented && site.Privacy.SubjectKey != "" {
-			s.siteStates[site].subject = visitor.NewSubjectKey([]byte(site.Privacy.SubjectKey))
+			s.siteStates[site].subject = identity.NewSubjectKey([]byte(site.Privacy.SubjectKey))
 		}
 	}
 	return s, nil

@@ -13,7 +13,7 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/collector"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
-	"github.com/glimpse-analytics/glimpse/collector/visitor"
+	"github.com/glimpse-analytics/glimpse/internal/identity"
 )
 
 // startSpooled serves with a spooled writer whose ClickHouse is
@@ -126,7 +126,7 @@ func TestConsentedUIDIsHashed(t *testing.T) {
 		}
 	}
 	ts.stop(t)
-	want := visitor.NewSubjectKey([]byte("0123456789abcdef0123456789abcdef")).String("user-42")
+	want := identity.NewSubjectKey([]byte("0123456789abcdef0123456789abcdef")).String("user-42")
 	if n := ts.count(t, "SELECT count() FROM events WHERE subject_id = '"+want+"' AND pathname = '/1'"); n != 1 {
 		t.Fatalf("consented event: %d rows with the hashed uid", n)
 	}

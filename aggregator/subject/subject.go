@@ -3,7 +3,7 @@
 // as JSON Lines or CSV) and erase them (Art. 17).
 //
 // A subject is named by the site and the id the site sent as uid in mode
-// consented; Glimpse stored only its keyed hash (visitor.SubjectKey) in
+// consented; Glimpse stored only its keyed hash (identity.SubjectKey) in
 // events.subject_id, so the id is hashed again with the site's key to find
 // the rows. Only the events table carries subject ids: sessions and the
 // hourly rollups hold no identifier that links to a subject.
@@ -31,8 +31,8 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/aggregator/retention"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
-	"github.com/glimpse-analytics/glimpse/collector/visitor"
 	"github.com/glimpse-analytics/glimpse/internal/config"
+	"github.com/glimpse-analytics/glimpse/internal/identity"
 	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
@@ -81,7 +81,7 @@ func (s *Service) SubjectID(site, uid string) (string, error) {
 		if c.Privacy.Mode != config.ModeConsented || c.Privacy.SubjectKey == "" {
 			return "", ErrNotConsented
 		}
-		return visitor.NewSubjectKey([]byte(c.Privacy.SubjectKey)).String(uid), nil
+		return identity.NewSubjectKey([]byte(c.Privacy.SubjectKey)).String(uid), nil
 	}
 	return "", fmt.Errorf("%w %q", ErrUnknownSite, site)
 }

@@ -20,9 +20,9 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/aggregator/subject"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
-	"github.com/glimpse-analytics/glimpse/collector/visitor"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
 	"github.com/glimpse-analytics/glimpse/internal/config"
+	"github.com/glimpse-analytics/glimpse/internal/identity"
 	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
@@ -90,7 +90,7 @@ func post(t *testing.T, base, path, key string, form url.Values) (int, string) {
 func TestExportEraseRoundTrip(t *testing.T) {
 	db := chtest.Migrated(t)
 	cfg := sites(t)
-	key := visitor.NewSubjectKey([]byte(subjectKey))
+	key := identity.NewSubjectKey([]byte(subjectKey))
 	alice, bob := key.String("alice"), key.String("bob")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -23,11 +23,10 @@ import (
 	"github.com/glimpse-analytics/glimpse/collector/beacon"
 	"github.com/glimpse-analytics/glimpse/collector/email"
 	"github.com/glimpse-analytics/glimpse/collector/locate"
-	"github.com/glimpse-analytics/glimpse/collector/saltstore"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
-	"github.com/glimpse-analytics/glimpse/collector/visitor"
 	"github.com/glimpse-analytics/glimpse/internal/chconn"
 	"github.com/glimpse-analytics/glimpse/internal/config"
+	"github.com/glimpse-analytics/glimpse/internal/identity"
 	"github.com/glimpse-analytics/glimpse/migrations"
 )
 
@@ -130,9 +129,9 @@ func serveCommand() *command {
 			if err != nil {
 				return err
 			}
-			var salts *visitor.Salts
+			var salts *identity.Salts
 			if shared {
-				if salts, err = visitor.NewSalts(ctx, visitor.SaltsConfig{Store: saltstore.New(conn), Logger: log.With("component", "salts")}); err != nil {
+				if salts, err = identity.NewSalts(ctx, identity.SaltsConfig{Store: identity.ClickHouseStore(conn), Logger: log.With("component", "salts")}); err != nil {
 					return fmt.Errorf("--shared-salts: %w", err)
 				}
 			}
@@ -177,7 +176,7 @@ func serveCommand() *command {
 			defer stopBG()
 			go srv.Run(bg)
 			if shared {
-				go saltstore.Run(bg, conn, time.Now, func(err error) { log.Warn("cannot prune shared salts", "err", err) })
+				go identity.RunStorePrune(bg, conn, time.Now, func(err error) { log.Warn("cannot prune shared salts", "err", err) })
 			}
 			retain.startDaily(bg, conn, sites, log)
 			go runEmailOptOuts(bg)

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/glimpse-analytics/glimpse/collector/visitor"
+	"github.com/glimpse-analytics/glimpse/collector/session"
 	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
@@ -14,7 +14,7 @@ import (
 type Emit = func(prev, cur *model.Session, hadPrev bool)
 
 // SessionSource is where the writer takes session changes from:
-// visitor.Cache.
+// session.Cache.
 type SessionSource interface {
 	// Drain calls emit for every session changed since the last Drain, and
 	// pause now and then between them, with no lock held: the writer
@@ -24,7 +24,7 @@ type SessionSource interface {
 }
 
 // EndedSource is a SessionSource that asks for the sessions that ended
-// since the last drain to be drained early, alone (visitor.Cache does when
+// since the last drain to be drained early, alone (session.Cache does when
 // many wait, so that a full cache evicting live sessions does not hold
 // them all until the next drain).
 type EndedSource interface {
@@ -35,7 +35,7 @@ type EndedSource interface {
 	DrainEnded(emit Emit, pause func()) int
 }
 
-var _ EndedSource = (*visitor.Cache)(nil)
+var _ EndedSource = (*session.Cache)(nil)
 
 // WriteSessions makes the writer write the sessions src changes: every
 // SessionInterval, and a last time on Close, it drains src and inserts
@@ -479,7 +479,7 @@ func (c *sessionBatch) release() {
 }
 
 // SessionBuffer is a SessionSource for sessions that do not come from a
-// visitor.Cache, such as generated demo data: Add queues a change, and the
+// session.Cache, such as generated demo data: Add queues a change, and the
 // writer takes what is queued on its next drain. The zero value holds up
 // to DefaultSessionBufferLimit changes.
 type SessionBuffer struct {

@@ -11,8 +11,8 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/google/uuid"
 
+	"github.com/glimpse-analytics/glimpse/collector/session"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
-	"github.com/glimpse-analytics/glimpse/collector/visitor"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
 	"github.com/glimpse-analytics/glimpse/internal/model"
 )
@@ -217,13 +217,13 @@ func TestWriterQueueFullAndLoss(t *testing.T) {
 func TestSessionsCollapse(t *testing.T) {
 	db := chtest.Migrated(t)
 	w := sink.New(sink.Options{Conn: db.Conn, BatchSize: 100, Interval: time.Hour, SessionInterval: 20 * time.Millisecond})
-	c := visitor.NewCache(visitor.CacheConfig{})
+	c := session.NewCache(session.CacheConfig{})
 	w.WriteSessions(c)
 	start := time.Date(2026, 3, 4, 5, 0, 0, 0, time.UTC)
 	attrs := &model.Attrs{Browser: "Firefox", Country: "DE", ConnectionType: "4g"}
-	c.Touch("example.com", 9, start, visitor.Touch{Pageview: true, Path: "/", Attrs: attrs})
+	c.Touch("example.com", 9, start, session.Touch{Pageview: true, Path: "/", Attrs: attrs})
 	waitRows(t, db, "SELECT count() FROM sessions", 1)
-	c.Touch("example.com", 9, start.Add(90*time.Second), visitor.Touch{Pageview: true, Path: "/pricing"})
+	c.Touch("example.com", 9, start.Add(90*time.Second), session.Touch{Pageview: true, Path: "/pricing"})
 	closeWriter(t, w)
 	if n := count(t, db, "SELECT count() FROM sessions"); n != 3 {
 		t.Fatalf("%d session rows, want 3 (+1, then -1 and +1)", n)
@@ -245,18 +245,18 @@ func TestSessionsCollapse(t *testing.T) {
 }
 
 // TestEndedSessionsWrittenEarly: a full session cache that evicts
-// sessions asks for them to be written (visitor.Cache.Pressure), and the
+// sessions asks for them to be written (session.Cache.Pressure), and the
 // writer does so at once rather than at its next drain (an hour away
 // here), so they do not pile up in memory; every session is stored once.
 func TestEndedSessionsWrittenEarly(t *testing.T) {
 	db := chtest.Migrated(t)
 	w := sink.New(sink.Options{Conn: db.Conn, BatchSize: 1000, Interval: time.Hour, SessionInterval: time.Hour})
-	c := visitor.NewCache(visitor.CacheConfig{MaxSessions: 8192})
+	c := session.NewCache(session.CacheConfig{MaxSessions: 8192})
 	w.WriteSessions(c)
 	start := time.Date(2026, 3, 4, 5, 0, 0, 0, time.UTC)
 	const visitors = 20000 // more than the cache holds
 	for v := range uint64(visitors) {
-		c.Touch("example.com", v+1, start.Add(time.Duration(v)*time.Millisecond), visitor.Touch{Pageview: true, Path: "/"})
+		c.Touch("example.com", v+1, start.Add(time.Duration(v)*time.Millisecond), session.Touch{Pageview: true, Path: "/"})
 	}
 	waitRows(t, db, "SELECT count() FROM sessions", 1024) // an eighth of the cache, before any drain
 	closeWriter(t, w)
@@ -294,18 +294,18 @@ func TestSessionCheckpoints(t *testing.T) {
 func testSessionCheckpoints(t *testing.T, batch int) {
 	db := chtest.Migrated(t)
 	w := sink.New(sink.Options{Conn: db.Conn, SessionInterval: time.Hour, BatchSize: batch})
-	c := visitor.NewCache(visitor.CacheConfig{})
+	c := session.NewCache(session.CacheConfig{})
 	w.WriteSessions(c)
 	start := time.Date(2026, 3, 4, 5, 0, 0, 0, time.UTC)
 	const visitors, touches = 50, 200
 	for i := range touches {
 		for v := range uint64(visitors) {
-			c.Touch("example.com", v+1, start.Add(time.Duration(i)*time.Second), visitor.Touch{Pageview: true, Path: fmt.Sprintf("/p%d", i)})
+			c.Touch("example.com", v+1, start.Add(time.Duration(i)*time.Second), session.Touch{Pageview: true, Path: fmt.Sprintf("/p%d", i)})
 		}
 	}
 	// Visitor 1 comes back after the idle timeout: a second session, and the
 	// first one ended with no further touch.
-	c.Touch("example.com", 1, start.Add(2*time.Hour), visitor.Touch{Pageview: true, Path: "/back"})
+	c.Touch("example.com", 1, start.Add(2*time.Hour), session.Touch{Pageview: true, Path: "/back"})
 	closeWriter(t, w)
 	if n := count(t, db, "SELECT count() FROM sessions"); n != visitors+1 {
 		t.Fatalf("%d rows for %d touches of %d sessions, want one per session", n, visitors*touches+1, visitors+1)
@@ -329,12 +329,12 @@ func testSessionCheckpoints(t *testing.T, batch int) {
 func TestSessionsFromTwoSources(t *testing.T) {
 	db := chtest.Migrated(t)
 	w := sink.New(sink.Options{Conn: db.Conn, SessionInterval: time.Hour})
-	c := visitor.NewCache(visitor.CacheConfig{})
+	c := session.NewCache(session.CacheConfig{})
 	var b sink.SessionBuffer
 	w.WriteSessions(c)
 	w.WriteSessions(&b)
 	start := time.Date(2026, 3, 4, 5, 0, 0, 0, time.UTC)
-	c.Touch("example.com", 1, start, visitor.Touch{Pageview: true, Path: "/from-cache"})
+	c.Touch("example.com", 1, start, session.Touch{Pageview: true, Path: "/from-cache"})
 	s := model.Session{Site: "example.com", ID: 99, VisitorID: 2, Version: 1, Start: start, LastSeen: start,
 		Pageviews: 1, Events: 1, Bounce: true, EntryPage: "/from-buffer", ExitPage: "/from-buffer", Attrs: &model.Attrs{}}
 	if err := b.Add(context.Background(), model.Session{}, s, false); err != nil {
@@ -355,7 +355,7 @@ func TestSessionDimsFollowSessions(t *testing.T) {
 	db := chtest.Migrated(t)
 	m := metrics.NewSet()
 	w := sink.New(sink.Options{Conn: db.Conn, BatchSize: 64, Interval: time.Hour, SessionInterval: 10 * time.Millisecond, Metrics: m})
-	c := visitor.NewCache(visitor.CacheConfig{})
+	c := session.NewCache(session.CacheConfig{})
 	w.WriteSessions(c)
 	attrs := []*model.Attrs{
 		{Source: "Google", Channel: "search", Referrer: "www.google.com/", Browser: "Firefox", OS: "Linux", Country: "DE", Region: "DE-BE", City: "Berlin"},
@@ -369,7 +369,7 @@ func TestSessionDimsFollowSessions(t *testing.T) {
 		for v := range visitors {
 			site := []string{"a.example", "b.example"}[v%2]
 			ts := base.Add(time.Duration(v)*7*time.Second + time.Duration(round)*time.Minute)
-			c.Touch(site, uint64(v+1), ts, visitor.Touch{Pageview: round != 1 || v%5 == 0, Interactive: round == 1 && v%3 == 0,
+			c.Touch(site, uint64(v+1), ts, session.Touch{Pageview: round != 1 || v%5 == 0, Interactive: round == 1 && v%3 == 0,
 				EngagementMS: uint32(round * 1000), Path: fmt.Sprintf("/p%d", round), Attrs: attrs[v%len(attrs)]})
 		}
 	}

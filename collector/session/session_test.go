@@ -1,4 +1,4 @@
-package visitor
+package session
 
 import (
 	"fmt"
@@ -15,6 +15,15 @@ import (
 )
 
 var t0 = at("2025-03-01T23:00:00Z")
+
+// at parses an RFC 3339 time.
+func at(s string) time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
 
 // view is what a test checks of a session.
 type view struct {

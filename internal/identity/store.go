@@ -1,13 +1,14 @@
-// Package saltstore shares the daily visitor-id salts between collector
-// instances through ClickHouse (serve --shared-salts), so that a visitor
-// gets the same id whichever instance answers.
+package identity
+
+// The shared salt store: the salts table (0006_salts.sql) through
+// ClickHouse, for serve --shared-salts, so that a visitor gets the same
+// id whichever instance answers.
 //
 // Each instance proposes a random candidate for a day; the earliest row
 // stored for the day wins, and every instance reads the winner. Salts.Run
 // fetches a day's salt about a day ahead, so instances agree long before
-// midnight. Rows are deleted 48 hours after their day began (Prune): a salt
-// is at rest only while it can still continue a session.
-package saltstore
+// midnight. Rows are deleted 48 hours after their day began (PruneStore):
+// a salt is at rest only while it can still continue a session.
 
 import (
 	"context"
@@ -16,17 +17,15 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-
-	"github.com/glimpse-analytics/glimpse/collector/visitor"
 )
 
-// Keep is how long a day's salt stays in the table after the day began.
-const Keep = 48 * time.Hour
+// StoreKeep is how long a day's salt stays in the table after the day began.
+const StoreKeep = 48 * time.Hour
 
-// New returns a visitor.Store backed by the salts table (0006_salts.sql).
-func New(conn driver.Conn) *visitor.Store {
-	return &visitor.Store{LoadOrStore: func(ctx context.Context, day time.Time, candidate []byte) ([]byte, error) {
-		if salt, err := load(ctx, conn, day); err != nil || salt != nil {
+// ClickHouseStore returns a Store backed by the salts table (0006_salts.sql).
+func ClickHouseStore(conn driver.Conn) *Store {
+	return &Store{LoadOrStore: func(ctx context.Context, day time.Time, candidate []byte) ([]byte, error) {
+		if salt, err := loadStored(ctx, conn, day); err != nil || salt != nil {
 			return salt, err
 		}
 		// INSERT ... VALUES hangs on 18.16 through clickhouse-go; INSERT ... SELECT works.
@@ -34,7 +33,7 @@ func New(conn driver.Conn) *visitor.Store {
 			day.UTC().Format(time.DateOnly), string(candidate)); err != nil {
 			return nil, fmt.Errorf("cannot store a salt candidate: %w", err)
 		}
-		salt, err := load(ctx, conn, day)
+		salt, err := loadStored(ctx, conn, day)
 		if err == nil && salt == nil {
 			err = errors.New("the salt just stored cannot be read back")
 		}
@@ -42,8 +41,8 @@ func New(conn driver.Conn) *visitor.Store {
 	}}
 }
 
-// load returns the winning salt for day, or nil if the day has none yet.
-func load(ctx context.Context, conn driver.Conn, day time.Time) ([]byte, error) {
+// loadStored returns the winning salt for day, or nil if the day has none yet.
+func loadStored(ctx context.Context, conn driver.Conn, day time.Time) ([]byte, error) {
 	rows, err := conn.Query(ctx, "SELECT salt FROM salts WHERE day = toDate(?) ORDER BY created, salt LIMIT 1",
 		day.UTC().Format(time.DateOnly))
 	if err != nil {
@@ -60,10 +59,10 @@ func load(ctx context.Context, conn driver.Conn, day time.Time) ([]byte, error) 
 	return []byte(salt), nil
 }
 
-// Prune deletes the salts of days that began more than Keep before now,
+// PruneStore deletes the salts of days that began more than StoreKeep before now,
 // and waits until ClickHouse has rewritten the parts that held them.
-func Prune(ctx context.Context, conn driver.Conn, now time.Time) error {
-	cutoff := now.UTC().Add(-Keep).Truncate(24 * time.Hour).Format(time.DateOnly)
+func PruneStore(ctx context.Context, conn driver.Conn, now time.Time) error {
+	cutoff := now.UTC().Add(-StoreKeep).Truncate(24 * time.Hour).Format(time.DateOnly)
 	var n uint64
 	if err := conn.QueryRow(ctx, "SELECT count() FROM salts WHERE day < toDate(?)", cutoff).Scan(&n); err != nil {
 		return fmt.Errorf("cannot count expired salts: %w", err)
@@ -92,13 +91,13 @@ func Prune(ctx context.Context, conn driver.Conn, now time.Time) error {
 	}
 }
 
-// Run prunes expired salts every hour until ctx ends.
-func Run(ctx context.Context, conn driver.Conn, now func() time.Time, onErr func(error)) {
+// RunStorePrune prunes expired salts every hour until ctx ends.
+func RunStorePrune(ctx context.Context, conn driver.Conn, now func() time.Time, onErr func(error)) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
 		pctx, cancel := context.WithTimeout(ctx, time.Minute)
-		if err := Prune(pctx, conn, now()); err != nil && ctx.Err() == nil {
+		if err := PruneStore(pctx, conn, now()); err != nil && ctx.Err() == nil {
 			onErr(err)
 		}
 		cancel()

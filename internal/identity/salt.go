@@ -1,7 +1,9 @@
-// Package visitor turns requests into visitors and sessions without
-// storing who the visitor is: a visitor id is a keyed hash under a salt that
-// changes every day and is destroyed soon after, and sessions live only in
-// memory.
+// Package identity names visitors and subjects without storing who they
+// are: a visitor id is a keyed hash under a salt that changes every day and
+// is destroyed soon after (Salts, VisitorID); a consented user id is
+// stored only as its HMAC under the site's key (SubjectKey); and
+// collectors that share salts keep them in ClickHouse for 48 hours at most
+// (ClickHouseStore).
 //
 // Salts: every UTC day has its own random salt. At 00:00 UTC the current
 // salt becomes the previous one and a new current salt is made. The
@@ -11,7 +13,7 @@
 // bytes are overwritten with zeros. After that, nobody — including
 // Glimpse — can compute yesterday's visitor ids again (in shared mode, once
 // the Store has deleted the day too; see Store).
-package visitor
+package identity
 
 import (
 	"bytes"

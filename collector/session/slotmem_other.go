@@ -1,6 +1,6 @@
 //go:build !linux
 
-package visitor
+package session
 
 // mapArray returns n zeroed elements on the Go heap (huge pages: Linux
 // only).

@@ -1,4 +1,4 @@
-package saltstore_test
+package identity_test
 
 import (
 	"context"
@@ -6,9 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/glimpse-analytics/glimpse/collector/saltstore"
-	"github.com/glimpse-analytics/glimpse/collector/visitor"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
+	"github.com/glimpse-analytics/glimpse/internal/identity"
 )
 
 // TestInstancesShareSalts runs two collectors' salt holders against one
@@ -18,11 +17,11 @@ func TestInstancesShareSalts(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 3, 4, 23, 50, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
-	a, err := visitor.NewSalts(ctx, visitor.SaltsConfig{Now: clock, Store: saltstore.New(db.Conn)})
+	a, err := identity.NewSalts(ctx, identity.SaltsConfig{Now: clock, Store: identity.ClickHouseStore(db.Conn)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := visitor.NewSalts(ctx, visitor.SaltsConfig{Now: clock, Store: saltstore.New(db.Conn)})
+	b, err := identity.NewSalts(ctx, identity.SaltsConfig{Now: clock, Store: identity.ClickHouseStore(db.Conn)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +33,7 @@ func TestInstancesShareSalts(t *testing.T) {
 		t.Fatalf("instances disagree before midnight: %x vs %x", ida, idb)
 	}
 	// Run fetches tomorrow's salt ahead; here each instance does it once.
-	for _, s := range []*visitor.Salts{a, b} {
+	for _, s := range []*identity.Salts{a, b} {
 		if err := s.Prefetch(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -60,7 +59,7 @@ func TestInstancesShareSalts(t *testing.T) {
 func TestPruneDeletesSaltsOlderThan48Hours(t *testing.T) {
 	db := chtest.Migrated(t)
 	ctx := context.Background()
-	store := saltstore.New(db.Conn)
+	store := identity.ClickHouseStore(db.Conn)
 	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
 	for _, d := range []int{0, 1, 2, 3, 10} {
 		day := now.Truncate(24*time.Hour).AddDate(0, 0, -d)
@@ -68,7 +67,7 @@ func TestPruneDeletesSaltsOlderThan48Hours(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := saltstore.Prune(ctx, db.Conn, now); err != nil {
+	if err := identity.PruneStore(ctx, db.Conn, now); err != nil {
 		t.Fatal(err)
 	}
 	rows, err := db.Conn.Query(ctx, "SELECT toString(day) FROM salts ORDER BY day")
