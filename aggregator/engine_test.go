@@ -15,10 +15,10 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/glimpse-analytics/glimpse/aggregator"
-	"github.com/glimpse-analytics/glimpse/aggregator/seed"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
 	"github.com/glimpse-analytics/glimpse/internal/config"
+	"github.com/glimpse-analytics/glimpse/internal/storage/seed"
 	"github.com/glimpse-analytics/glimpse/migrations"
 )
 

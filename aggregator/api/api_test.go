@@ -18,10 +18,10 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/aggregator"
 	"github.com/glimpse-analytics/glimpse/aggregator/api"
-	"github.com/glimpse-analytics/glimpse/aggregator/seed"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
 	"github.com/glimpse-analytics/glimpse/internal/config"
+	"github.com/glimpse-analytics/glimpse/internal/storage/seed"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -66,7 +66,7 @@ func seeded(t *testing.T) *chtest.DB {
 	db := chtest.Migrated(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if _, err := seed.Write(ctx, sink.Options{Conn: db.Conn, BatchSize: 5000, Interval: 50 * time.Millisecond},
+	if _, err := seed.Write(ctx, sink.New(sink.Options{Conn: db.Conn, BatchSize: 5000, Interval: 50 * time.Millisecond, SessionInterval: seed.SessionInterval}),
 		seed.Options{Site: "example.com", Events: 20000, Days: 40, End: seedEnd, Seed: 42, Visitors: 2500}); err != nil {
 		t.Fatalf("seed: %v", err)
 	}

@@ -18,10 +18,10 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/aggregator"
 	"github.com/glimpse-analytics/glimpse/aggregator/api"
-	"github.com/glimpse-analytics/glimpse/aggregator/seed"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/internal/chconn"
 	"github.com/glimpse-analytics/glimpse/internal/config"
+	"github.com/glimpse-analytics/glimpse/internal/storage/seed"
 	"github.com/glimpse-analytics/glimpse/migrations"
 )
 
@@ -61,7 +61,7 @@ func run(dsn string, events, days, runs int, reuse bool) error {
 			return err
 		}
 		began := time.Now()
-		st, err := seed.Write(ctx, sink.Options{Conn: conn, BatchSize: 100000, QueueSize: 400000},
+		st, err := seed.Write(ctx, sink.New(sink.Options{Conn: conn, BatchSize: 100000, QueueSize: 400000, SessionInterval: seed.SessionInterval}),
 			seed.Options{Site: "example.com", Events: events, Days: days, End: end, Seed: 1})
 		if err != nil {
 			return err

@@ -10,8 +10,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/glimpse-analytics/glimpse/aggregator/retention"
 	"github.com/glimpse-analytics/glimpse/internal/config"
+	"github.com/glimpse-analytics/glimpse/internal/storage/retention"
 )
 
 // retentionFlags are shared by prune and serve's daily job.

@@ -8,9 +8,9 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/glimpse-analytics/glimpse/aggregator/seed"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/internal/chconn"
+	"github.com/glimpse-analytics/glimpse/internal/storage/seed"
 	"github.com/glimpse-analytics/glimpse/migrations"
 )
 
@@ -50,7 +50,7 @@ func seedCommand() *command {
 				return err
 			}
 			began := time.Now()
-			st, err := seed.Write(ctx, sink.Options{Conn: conn, BatchSize: 50000, QueueSize: 200000, Log: log.With("component", "sink")},
+			st, err := seed.Write(ctx, sink.New(sink.Options{Conn: conn, BatchSize: 50000, QueueSize: 200000, Log: log.With("component", "sink"), SessionInterval: seed.SessionInterval}),
 				seed.Options{Site: site, Events: events, Days: days, End: endT, Seed: rng})
 			if err != nil {
 				return err

@@ -18,7 +18,6 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/aggregator"
 	"github.com/glimpse-analytics/glimpse/aggregator/api"
-	"github.com/glimpse-analytics/glimpse/aggregator/subject"
 	"github.com/glimpse-analytics/glimpse/collector"
 	"github.com/glimpse-analytics/glimpse/collector/beacon"
 	"github.com/glimpse-analytics/glimpse/collector/email"
@@ -27,6 +26,7 @@ import (
 	"github.com/glimpse-analytics/glimpse/internal/chconn"
 	"github.com/glimpse-analytics/glimpse/internal/config"
 	"github.com/glimpse-analytics/glimpse/internal/identity"
+	"github.com/glimpse-analytics/glimpse/internal/storage/subject"
 	"github.com/glimpse-analytics/glimpse/migrations"
 )
 
@@ -164,7 +164,7 @@ func serveCommand() *command {
 			if err != nil {
 				return err
 			}
-			srv.AddRoutes(subject.New(subject.Options{Conn: conn, Sites: sites, Writer: writer}).Routes(log.With("component", "subject-api")))
+			srv.AddRoutes(subject.New(subject.Options{Conn: conn, Sites: sites, Pending: writer}).Routes(log.With("component", "subject-api")))
 			if debugAddr != "" {
 				go func() {
 					if err := http.ListenAndServe(debugAddr, nil); err != nil {

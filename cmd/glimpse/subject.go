@@ -8,7 +8,8 @@ import (
 	"io"
 	"log/slog"
 
-	"github.com/glimpse-analytics/glimpse/aggregator/subject"
+	"github.com/glimpse-analytics/glimpse/collector/sink"
+	"github.com/glimpse-analytics/glimpse/internal/storage/subject"
 )
 
 func subjectCommand() *command {
@@ -41,7 +42,11 @@ func subjectCommand() *command {
 				return err
 			}
 			defer conn.Close()
-			svc := subject.New(subject.Options{Conn: conn, Sites: sites, SpoolDir: o.SpoolDir})
+			so := subject.Options{Conn: conn, Sites: sites}
+			if o.SpoolDir != "" {
+				so.Pending = sink.OfflineSpool(o.SpoolDir)
+			}
+			svc := subject.New(so)
 			id, err := svc.SubjectID(site, uid)
 			if err != nil {
 				return err

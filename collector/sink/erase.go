@@ -276,6 +276,28 @@ func readSegment(path string, seq uint64, limit int64, fn func(*model.Event)) er
 	}
 }
 
+// OfflineSpool is a spool directory that no running server holds, for
+// glimpse subject export and erase from the command line: its events are
+// read without taking it over, and an erasure is recorded as a tombstone
+// that a server opening it later honours.
+type OfflineSpool string
+
+// SubjectEvents calls fn for every readable event in the spool of site
+// with subject id subject, skipping erased ones.
+func (dir OfflineSpool) SubjectEvents(site, subject string, fn func(*model.Event)) error {
+	return ReadSpool(string(dir), func(e *model.Event) {
+		if e.SiteID == site && string(e.SubjectID) == subject {
+			fn(e)
+		}
+	})
+}
+
+// Erase records that site's events of subject accepted up to now must not
+// be replayed (AddErasure).
+func (dir OfflineSpool) Erase(site, subject string) error {
+	return AddErasure(string(dir), site, subject)
+}
+
 // AddErasure records, in the spool at dir, that site's events of subject
 // accepted up to now must not be replayed: for glimpse subject erase when
 // no server holds the spool. It fails when one does (its API must erase).

@@ -3,39 +3,22 @@ package sink
 import (
 	"context"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/glimpse-analytics/glimpse/collector/session"
 	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
-// Emit takes one change of a session: cur, replacing prev when hadPrev.
-type Emit = func(prev, cur *model.Session, hadPrev bool)
-
-// SessionSource is where the writer takes session changes from:
-// session.Cache.
-type SessionSource interface {
-	// Drain calls emit for every session changed since the last Drain, and
-	// pause now and then between them, with no lock held: the writer
-	// inserts there what it has collected, so that a drain of many
-	// sessions is never held in memory whole.
-	Drain(emit Emit, pause func()) int
-}
-
-// EndedSource is a SessionSource that asks for the sessions that ended
+// EndedSource is a model.SessionSource that asks for the sessions that ended
 // since the last drain to be drained early, alone (session.Cache does when
 // many wait, so that a full cache evicting live sessions does not hold
 // them all until the next drain).
 type EndedSource interface {
-	SessionSource
+	model.SessionSource
 	// Pressure receives a value when the source wants DrainEnded called.
 	Pressure() <-chan struct{}
 	// DrainEnded is Drain for the ended sessions alone.
-	DrainEnded(emit Emit, pause func()) int
+	DrainEnded(emit model.Emit, pause func()) int
 }
-
-var _ EndedSource = (*session.Cache)(nil)
 
 // WriteSessions makes the writer write the sessions src changes: every
 // SessionInterval, and a last time on Close, it drains src and inserts
@@ -44,7 +27,7 @@ var _ EndedSource = (*session.Cache)(nil)
 // VersionedCollapsingMergeTree (0002_sessions.sql), so the table collapses
 // to each session's newest state. A writer drains every source it is
 // given; call it before the source's first change.
-func (w *Writer) WriteSessions(src SessionSource) {
+func (w *Writer) WriteSessions(src model.SessionSource) {
 	w.srcMu.Lock()
 	defer w.srcMu.Unlock()
 	w.sessionSrcs = append(w.sessionSrcs, src)
@@ -88,13 +71,13 @@ func (w *Writer) runSessions() {
 }
 
 func (w *Writer) flushSessions(ctx context.Context, rows []sessionRow) []sessionRow {
-	return w.drainSessions(ctx, rows, SessionSource.Drain)
+	return w.drainSessions(ctx, rows, model.SessionSource.Drain)
 }
 
 // flushEnded inserts the sessions that ended since the last drain, of
 // the sources that can drain them alone.
 func (w *Writer) flushEnded(ctx context.Context, rows []sessionRow) []sessionRow {
-	return w.drainSessions(ctx, rows, func(src SessionSource, emit Emit, pause func()) int {
+	return w.drainSessions(ctx, rows, func(src model.SessionSource, emit model.Emit, pause func()) int {
 		if e, ok := src.(EndedSource); ok {
 			return e.DrainEnded(emit, pause)
 		}
@@ -105,7 +88,7 @@ func (w *Writer) flushEnded(ctx context.Context, rows []sessionRow) []sessionRow
 // drainSessions drains every source with drain and inserts the changes,
 // in batches of at most about BatchSize rows, together with their sums for
 // sessions_dims_hourly (sessionDims).
-func (w *Writer) drainSessions(ctx context.Context, rows []sessionRow, drain func(SessionSource, Emit, func()) int) []sessionRow {
+func (w *Writer) drainSessions(ctx context.Context, rows []sessionRow, drain func(model.SessionSource, model.Emit, func()) int) []sessionRow {
 	w.srcMu.Lock()
 	srcs := w.sessionSrcs
 	w.srcMu.Unlock()
@@ -476,65 +459,4 @@ func (c *sessionBatch) release() {
 	for i := range c.attrs {
 		clear(c.attrs[i])
 	}
-}
-
-// SessionBuffer is a SessionSource for sessions that do not come from a
-// session.Cache, such as generated demo data: Add queues a change, and the
-// writer takes what is queued on its next drain. The zero value holds up
-// to DefaultSessionBufferLimit changes.
-type SessionBuffer struct {
-	// Limit bounds the queued changes; Add waits while it is reached.
-	Limit   int
-	mu      sync.Mutex
-	pending []sessionChange
-}
-
-// DefaultSessionBufferLimit is SessionBuffer's limit when Limit is 0.
-const DefaultSessionBufferLimit = 100_000
-
-type sessionChange struct {
-	prev, cur model.Session
-	hadPrev   bool
-}
-
-// Add queues a change of a session: cur, replacing prev when hadPrev (see
-// Writer.WriteSessions). It waits while the buffer is full, polling every
-// few milliseconds, until the writer drains it or ctx ends.
-func (b *SessionBuffer) Add(ctx context.Context, prev, cur model.Session, hadPrev bool) error {
-	limit := b.Limit
-	if limit <= 0 {
-		limit = DefaultSessionBufferLimit
-	}
-	for {
-		b.mu.Lock()
-		if len(b.pending) < limit {
-			b.pending = append(b.pending, sessionChange{prev, cur, hadPrev})
-			b.mu.Unlock()
-			return nil
-		}
-		b.mu.Unlock()
-		t := time.NewTimer(2 * time.Millisecond)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-}
-
-// Drain implements SessionSource.
-func (b *SessionBuffer) Drain(emit Emit, pause func()) int {
-	b.mu.Lock()
-	taken := b.pending
-	b.pending = nil
-	b.mu.Unlock()
-	for i := range taken {
-		c := &taken[i]
-		emit(&c.prev, &c.cur, c.hadPrev)
-		if i%1024 == 1023 && pause != nil {
-			pause()
-		}
-	}
-	return len(taken)
 }

@@ -59,6 +59,13 @@ func spoolEvents(t *testing.T, dir string, from, n int, ts time.Time) {
 			t.Fatal(err)
 		}
 	}
+	closeAbandoning(t, w)
+}
+
+// closeAbandoning closes a spooled writer that cannot reach ClickHouse:
+// its events stay in the spool.
+func closeAbandoning(t *testing.T, w *sink.Writer) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	lost, err := w.Close(ctx)

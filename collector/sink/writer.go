@@ -123,7 +123,7 @@ type Writer struct {
 	closing     chan struct{} // closed by Close: the last drain of sessions
 	// sessionSrcs are where session changes come from (WriteSessions).
 	srcMu       sync.Mutex
-	sessionSrcs []SessionSource
+	sessionSrcs []model.SessionSource
 	// endedWake is signalled when a source asks for its ended sessions to
 	// be drained early (EndedSource).
 	endedWake chan struct{}
@@ -232,14 +232,45 @@ func (w *Writer) QueueDepth() int { return len(w.events.queue) }
 // blocks: a full queue or a closed writer returns an error and e goes back
 // to the pool.
 func (w *Writer) Enqueue(e *model.Event) error {
+	err := w.offer(e)
+	if err != nil {
+		w.Release(e)
+	}
+	return err
+}
+
+// EnqueueWait is Enqueue for a producer that may wait (generated data, not
+// a request handler): while the queue is full it waits, polling every few
+// milliseconds, until there is room or ctx ends.
+func (w *Writer) EnqueueWait(ctx context.Context, e *model.Event) error {
+	for {
+		err := w.offer(e)
+		if err != ErrQueueFull {
+			if err != nil {
+				w.Release(e)
+			}
+			return err
+		}
+		t := time.NewTimer(2 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			w.Release(e)
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// offer queues e if it can, and says why not otherwise; e stays the
+// caller's then.
+func (w *Writer) offer(e *model.Event) error {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	if w.closed {
-		w.Release(e)
 		return ErrClosed
 	}
 	if w.spool != nil && w.spool.full.Load() {
-		w.Release(e)
 		w.spool.logFull()
 		return ErrSpoolFull
 	}
@@ -247,7 +278,6 @@ func (w *Writer) Enqueue(e *model.Event) error {
 	case w.events.queue <- e:
 		return nil
 	default:
-		w.Release(e)
 		return ErrQueueFull
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
 	"github.com/glimpse-analytics/glimpse/internal/model"
+	"github.com/glimpse-analytics/glimpse/internal/storage/seed"
 )
 
 func fill(w *sink.Writer, i int, ts time.Time) *model.Event {
@@ -330,7 +331,7 @@ func TestSessionsFromTwoSources(t *testing.T) {
 	db := chtest.Migrated(t)
 	w := sink.New(sink.Options{Conn: db.Conn, SessionInterval: time.Hour})
 	c := session.NewCache(session.CacheConfig{})
-	var b sink.SessionBuffer
+	var b seed.SessionBuffer
 	w.WriteSessions(c)
 	w.WriteSessions(&b)
 	start := time.Date(2026, 3, 4, 5, 0, 0, 0, time.UTC)

@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/glimpse-analytics/glimpse/aggregator/seed"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
 	"github.com/glimpse-analytics/glimpse/internal/model"
+	"github.com/glimpse-analytics/glimpse/internal/storage/seed"
 )
 
 const pluginType = "grafana-clickhouse-datasource"

@@ -45,6 +45,19 @@ type Session struct {
 	Attrs *Attrs
 }
 
+// Emit takes one change of a session: cur, replacing prev when hadPrev.
+type Emit = func(prev, cur *Session, hadPrev bool)
+
+// SessionSource is where the writer takes session changes from: the
+// session cache, or generated sessions (the seed).
+type SessionSource interface {
+	// Drain calls emit for every session changed since the last Drain, and
+	// pause now and then between them, with no lock held: the writer
+	// inserts there what it has collected, so that a drain of many
+	// sessions is never held in memory whole.
+	Drain(emit Emit, pause func()) int
+}
+
 // Attrs is a session's attribution: the values of the attribution
 // dimensions (Dimension.Attr), taken from the event that starts the
 // session and the same in all its versions.

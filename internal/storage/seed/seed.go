@@ -1,19 +1,18 @@
 // Package seed writes realistic synthetic traffic for one site through the
-// collector's batch writer (collector/sink): power-law pages and sources,
-// browser, OS, device, geo and UTM mixes, visits with bounces, engagement
-// events, custom goals with properties and outbound clicks. The same seed
-// and end date always produce the same rows.
+// collector's batch writer (Writer: collector/sink's, which the caller
+// passes): power-law pages and sources, browser, OS, device, geo and UTM
+// mixes, visits with bounces, engagement events, custom goals with
+// properties and outbound clicks. The same seed and end date always
+// produce the same rows.
 package seed
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"time"
 
-	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
@@ -130,15 +129,32 @@ type event struct {
 	propValue string
 }
 
+// Writer takes the generated rows: the collector's writer
+// (collector/sink), so that they are stored as collected ones are.
+type Writer interface {
+	NewEvent() *model.Event
+	// EnqueueWait takes an event from NewEvent, waiting while the writer's
+	// queue is full.
+	EnqueueWait(ctx context.Context, e *model.Event) error
+	// WriteSessions makes the writer drain src for session rows.
+	WriteSessions(src model.SessionSource)
+	// Close flushes and reports how many rows could not be stored.
+	Close(ctx context.Context) (lost int64, err error)
+}
+
+// SessionInterval is the session flush interval to give a writer that
+// takes generated data: short, so that sessions keep pace with events.
+const SessionInterval = 100 * time.Millisecond
+
 // Generate writes o.Events events and their sessions through w, which it
-// makes write sessions from the generated data (sink.Writer.WriteSessions;
-// w's SessionInterval paces them). It does not close w; the caller flushes
-// with w.Close.
-func Generate(ctx context.Context, w *sink.Writer, o Options) (Stats, error) {
+// makes write sessions from the generated data (Writer.WriteSessions; w's
+// session interval paces them, see SessionInterval). It does not close w;
+// the caller flushes with w.Close.
+func Generate(ctx context.Context, w Writer, o Options) (Stats, error) {
 	if o.Site == "" || o.Events <= 0 || o.Days <= 0 {
 		return Stats{}, fmt.Errorf("seed needs a site, a positive number of events and of days")
 	}
-	sessions := new(sink.SessionBuffer)
+	sessions := new(SessionBuffer)
 	w.WriteSessions(sessions)
 	if o.End.IsZero() {
 		o.End = time.Now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
@@ -264,7 +280,7 @@ func Generate(ctx context.Context, w *sink.Writer, o Options) (Stats, error) {
 	return st, nil
 }
 
-func enqueue(ctx context.Context, w *sink.Writer, site string, visitorID, session uint64, ev *event,
+func enqueue(ctx context.Context, w Writer, site string, visitorID, session uint64, ev *event,
 	s src, campaign string, g geo, a agent, conn string, r *rand.Rand) error {
 	var id [16]byte
 	hi, lo := r.Uint64(), r.Uint64()
@@ -273,60 +289,37 @@ func enqueue(ctx context.Context, w *sink.Writer, site string, visitorID, sessio
 	}
 	id[6] = id[6]&0x0f | 0x40
 	id[8] = id[8]&0x3f | 0x80
-	for {
-		e := w.NewEvent()
-		e.SiteID, e.EventID, e.TS, e.Type = site, id, ev.ts, ev.typ
-		e.Name = append(e.Name, ev.name...)
-		e.VisitorID, e.SessionID = visitorID, session
-		e.Hostname = append(e.Hostname, site...)
-		e.Pathname = append(e.Pathname, ev.path...)
-		e.Referrer = append(e.Referrer, s.referrer...)
-		e.ReferrerSource, e.Channel = s.source, s.channel
-		e.UTMSource = append(e.UTMSource, s.utmSource...)
-		e.UTMMedium = append(e.UTMMedium, s.utmMedium...)
-		e.UTMCampaign = append(e.UTMCampaign, campaign...)
-		e.TargetURL = append(e.TargetURL, ev.target...)
-		e.CountryCode, e.Region, e.City = g.country, g.region, g.city
-		e.Browser, e.BrowserVersion, e.OS, e.OSVersion, e.Device, e.Screen = a.browser, a.bver, a.os, a.osver, a.device, a.screen
-		e.ConnectionType = conn
-		e.EngagementMS, e.ScrollDepth = ev.engMS, ev.scroll
-		e.Interactive = 1
-		if ev.typ == model.TypeEngagement {
-			e.Interactive = 0
-		}
-		e.IPPrefix = append(e.IPPrefix, "192.0.2.0/24"...)
-		if ev.propKey != "" {
-			e.AddProp([]byte(ev.propKey), []byte(ev.propValue))
-		}
-		err := w.Enqueue(e)
-		if !errors.Is(err, sink.ErrQueueFull) {
-			return err
-		}
-		if err := sleep(ctx); err != nil {
-			return err
-		}
+	e := w.NewEvent()
+	e.SiteID, e.EventID, e.TS, e.Type = site, id, ev.ts, ev.typ
+	e.Name = append(e.Name, ev.name...)
+	e.VisitorID, e.SessionID = visitorID, session
+	e.Hostname = append(e.Hostname, site...)
+	e.Pathname = append(e.Pathname, ev.path...)
+	e.Referrer = append(e.Referrer, s.referrer...)
+	e.ReferrerSource, e.Channel = s.source, s.channel
+	e.UTMSource = append(e.UTMSource, s.utmSource...)
+	e.UTMMedium = append(e.UTMMedium, s.utmMedium...)
+	e.UTMCampaign = append(e.UTMCampaign, campaign...)
+	e.TargetURL = append(e.TargetURL, ev.target...)
+	e.CountryCode, e.Region, e.City = g.country, g.region, g.city
+	e.Browser, e.BrowserVersion, e.OS, e.OSVersion, e.Device, e.Screen = a.browser, a.bver, a.os, a.osver, a.device, a.screen
+	e.ConnectionType = conn
+	e.EngagementMS, e.ScrollDepth = ev.engMS, ev.scroll
+	e.Interactive = 1
+	if ev.typ == model.TypeEngagement {
+		e.Interactive = 0
 	}
+	e.IPPrefix = append(e.IPPrefix, "192.0.2.0/24"...)
+	if ev.propKey != "" {
+		e.AddProp([]byte(ev.propKey), []byte(ev.propValue))
+	}
+	return w.EnqueueWait(ctx, e)
 }
 
-func sleep(ctx context.Context) error {
-	t := time.NewTimer(2 * time.Millisecond)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
-// Write generates o through a writer of its own made from wo (wo.Conn is
-// required), flushes it, and fails if any row was not stored: what the
-// seed command, the Stats API benchmark and the tests share.
-func Write(ctx context.Context, wo sink.Options, o Options) (Stats, error) {
-	if wo.SessionInterval == 0 {
-		wo.SessionInterval = 100 * time.Millisecond // sessions keep pace with the events
-	}
-	w := sink.New(wo)
+// Write generates o through w, flushes it with w.Close, and fails if any
+// row was not stored: what the seed command, the Stats API benchmark and
+// the tests share. Give w a short session interval (SessionInterval).
+func Write(ctx context.Context, w Writer, o Options) (Stats, error) {
 	st, genErr := Generate(ctx, w, o)
 	// The final flush gets a fresh deadline even when ctx has ended.
 	fctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

@@ -8,11 +8,12 @@
 // the rows. Only the events table carries subject ids: sessions and the
 // hourly rollups hold no identifier that links to a subject.
 //
-// Rows not in ClickHouse yet are included: an export reads the spool too,
-// and an erase first makes the writer drop the subject's unstored rows
-// (sink.Writer.Erase, or a tombstone in a stopped server's spool), then
-// deletes with a mutation, waits for system.mutations, and verifies that
-// no row is left in ClickHouse or the spool.
+// Rows not in ClickHouse yet are included: an export reads the pending
+// rows too (Pending), and an erase first makes the writer drop the
+// subject's unstored rows (the running server's writer, or a tombstone in
+// a stopped server's spool), then deletes with a mutation, waits for
+// system.mutations, and verifies that no row is left in ClickHouse or
+// pending.
 package subject
 
 import (
@@ -29,25 +30,36 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/glimpse-analytics/glimpse/aggregator/retention"
-	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/internal/config"
 	"github.com/glimpse-analytics/glimpse/internal/identity"
 	"github.com/glimpse-analytics/glimpse/internal/model"
+	"github.com/glimpse-analytics/glimpse/internal/storage/retention"
 )
 
 // Options configure a Service.
 type Options struct {
 	Conn  driver.Conn
 	Sites *config.File
-	// Writer is the running server's writer (serve): its spool is read and
-	// its unstored rows are dropped. Or SpoolDir, for the command line: a
-	// spool read without taking it over, and erased through a tombstone
-	// (refused while a server holds it). Both may be empty: no spool.
-	Writer   *sink.Writer
-	SpoolDir string
+	// Pending holds the rows not stored yet: the running server's writer
+	// (serve), or for the command line a spool directory read without
+	// taking it over and erased through a tombstone (refused while a
+	// server holds it). Nil: none.
+	Pending Pending
 	// MutationTimeout bounds the wait for the delete (default 30 min).
 	MutationTimeout time.Duration
+}
+
+// Pending is where accepted rows wait before ClickHouse has them: the
+// collector's writer implements it (collector/sink), and so does a spool
+// directory read offline.
+type Pending interface {
+	// Erase drops every pending event of site with subject id subject
+	// accepted up to now; once it returns, no insert can store one.
+	Erase(site, subject string) error
+	// SubjectEvents calls fn for every pending event of site with subject
+	// id subject (possibly stored already); the event is valid during the
+	// call.
+	SubjectEvents(site, subject string, fn func(*model.Event)) error
 }
 
 // Service runs subject requests.
@@ -152,11 +164,8 @@ func (s *Service) Export(ctx context.Context, site, subject, format string, w io
 		seen[id] = true
 		werr = out.write(e.Values())
 	}
-	switch {
-	case s.o.Writer != nil:
-		err = s.o.Writer.SubjectEvents(site, subject, spooled)
-	case s.o.SpoolDir != "":
-		err = sink.ReadSpool(s.o.SpoolDir, spooled)
+	if s.o.Pending != nil {
+		err = s.o.Pending.SubjectEvents(site, subject, spooled)
 	}
 	if err == nil {
 		err = werr
@@ -170,13 +179,8 @@ func (s *Service) Export(ctx context.Context, site, subject, format string, w io
 // Erase deletes every row of the subject and verifies none is left; it
 // returns how many rows ClickHouse held before.
 func (s *Service) Erase(ctx context.Context, site, subject string) (uint64, error) {
-	switch {
-	case s.o.Writer != nil:
-		if err := s.o.Writer.Erase(site, subject); err != nil {
-			return 0, err
-		}
-	case s.o.SpoolDir != "":
-		if err := sink.AddErasure(s.o.SpoolDir, site, subject); err != nil {
+	if s.o.Pending != nil {
+		if err := s.o.Pending.Erase(site, subject); err != nil {
 			return 0, err
 		}
 	}
@@ -195,8 +199,8 @@ func (s *Service) Erase(ctx context.Context, site, subject string) (uint64, erro
 		return before, fmt.Errorf("cannot verify the erasure: %w", err)
 	}
 	spooled := 0
-	if s.o.Writer != nil {
-		if err := s.o.Writer.SubjectEvents(site, subject, func(*model.Event) { spooled++ }); err != nil {
+	if s.o.Pending != nil {
+		if err := s.o.Pending.SubjectEvents(site, subject, func(*model.Event) { spooled++ }); err != nil {
 			return before, err
 		}
 	}

@@ -18,12 +18,12 @@ import (
 	"github.com/google/uuid"
 	"github.com/valyala/fasthttp"
 
-	"github.com/glimpse-analytics/glimpse/aggregator/subject"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
 	"github.com/glimpse-analytics/glimpse/internal/config"
 	"github.com/glimpse-analytics/glimpse/internal/identity"
 	"github.com/glimpse-analytics/glimpse/internal/model"
+	"github.com/glimpse-analytics/glimpse/internal/storage/subject"
 )
 
 const (
@@ -110,7 +110,7 @@ func TestExportEraseRoundTrip(t *testing.T) {
 	}
 	enqueue(t, w2, "shop.example", alice, 4)
 	enqueue(t, w2, "shop.example", bob, 1)
-	svc := subject.New(subject.Options{Conn: db.Conn, Sites: cfg, Writer: w2})
+	svc := subject.New(subject.Options{Conn: db.Conn, Sites: cfg, Pending: w2})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var b bytes.Buffer

@@ -9,11 +9,11 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/glimpse-analytics/glimpse/aggregator/retention"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
 	"github.com/glimpse-analytics/glimpse/internal/config"
 	"github.com/glimpse-analytics/glimpse/internal/model"
+	"github.com/glimpse-analytics/glimpse/internal/storage/retention"
 )
 
 const sitesYAML = `sites:
