@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/glimpse-analytics/glimpse/collector/insert"
 	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
@@ -422,7 +423,7 @@ func (w *Writer) blockRows() int { return min(w.opts.BatchSize, 2048) }
 
 // flushLoop stores the batches readLoop hands over. A batch that was handed
 // over full, so that more are ready, or in blocks (blockRows), starts an
-// INSERT that stays open for the next ones (insertStream) until the reader
+// INSERT that stays open for the next ones (insert.Stream) until the reader
 // has caught up, the INSERT is Interval old, or it holds maxStreamRows; a
 // lone batch is one INSERT of a prepared batch. A failed INSERT is dropped
 // and the reader rewinds to its first row; the rows are read again and checked against
@@ -467,10 +468,10 @@ func (w *Writer) flushLoop(full <-chan spoolBatch, free chan<- []*model.Event, a
 type flusher struct {
 	w     *Writer
 	t     *table[*model.Event]
-	s     *insertStream // the open INSERT, if any; the erasure guard is held while one is open
-	from  pos           // where the rows of the open (or last) INSERT start
-	end   pos           // and end
-	whole bool          // end is the end of its sealed segment
+	s     *insert.Stream // the open INSERT, if any; the erasure guard is held while one is open
+	from  pos            // where the rows of the open (or last) INSERT start
+	end   pos            // and end
+	whole bool           // end is the end of its sealed segment
 	// start is when the open INSERT began (PrepareBatch returned). Not
 	// when its first row was read: a reader held up by a slow INSERT hands
 	// over rows read more than Interval ago, and each INSERT would end at
@@ -481,7 +482,7 @@ type flusher struct {
 	backoff  time.Duration
 	stopped  bool // the writer gave up (Close's deadline): drop what comes
 	block    bool // the open INSERT's last rows were a block of a batch the reader has yet to end
-	bufs     colBufs
+	bufs     insert.Buffers
 }
 
 // take stores b's rows or adds them to the open INSERT, and ends the INSERT
@@ -550,7 +551,7 @@ func (f *flusher) store(b spoolBatch, rows []*model.Event) error {
 	switch {
 	case f.s == nil:
 		f.confirm() // no rows to store: segments to delete
-	case !b.more || f.s.rows >= f.w.maxStreamRows() || time.Since(f.start) >= f.w.opts.Interval:
+	case !b.more || f.s.Rows() >= f.w.maxStreamRows() || time.Since(f.start) >= f.w.opts.Interval:
 		return f.commit()
 	}
 	return nil
@@ -563,48 +564,48 @@ func (f *flusher) add(b spoolBatch, rows []*model.Event) error {
 		t.guard.Lock() // until the INSERT ends: Erase waits for it
 	}
 	query, cols := t.build(rows) // leaves out erased rows, under the guard
-	if f.s != nil && f.s.query != query {
+	if f.s != nil && f.s.Query() != query {
 		// Another column set: end this INSERT, still under the guard, and
 		// go on in a new one.
 		s := f.s
 		f.s = nil
-		if err := s.commit(t.name); err != nil {
+		if err := s.Commit(); err != nil {
 			t.guard.Unlock()
 			return err
 		}
-		f.stored(s.rows, s.busy)
+		f.stored(s.Rows(), s.Busy())
 		f.from = b.from
 	}
 	if f.s == nil {
 		// The INSERT stays open for up to Interval, then has InsertTimeout
 		// to finish.
-		s, err := openStream(f.w.stopCtx, f.w.opts.Conn, f.w.opts.Interval+f.w.opts.InsertTimeout, t.name, query, &f.bufs)
+		s, err := insert.OpenStream(f.w.stopCtx, f.w.opts.Conn, f.w.opts.Interval+f.w.opts.InsertTimeout, t.name, query, &f.bufs)
 		if err != nil {
 			t.guard.Unlock()
 			return err
 		}
 		f.s, f.start = s, time.Now()
 	}
-	return f.s.add(t.name, cols, len(rows))
+	return f.s.Add(cols, len(rows))
 }
 
 // commit ends the open INSERT.
 func (f *flusher) commit() error {
 	s := f.s
 	f.s = nil
-	err := s.commit(f.t.name)
+	err := s.Commit()
 	f.t.guard.Unlock()
 	if err != nil {
 		return err
 	}
-	f.stored(s.rows, s.busy)
+	f.stored(s.Rows(), s.Busy())
 	return nil
 }
 
 // abort drops the open INSERT, if any.
 func (f *flusher) abort() {
 	if f.s != nil {
-		f.s.abort()
+		f.s.Abort()
 		f.s = nil
 		f.t.guard.Unlock()
 	}

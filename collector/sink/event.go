@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/glimpse-analytics/glimpse/collector/insert"
 	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
@@ -28,7 +29,7 @@ type eventBatch struct {
 	i64     []int64
 	arrs    [2][][]string
 	arrPool []string
-	insert  insertBuilder
+	insert  insert.Builder
 }
 
 // build returns the INSERT for rows and its column slices. Columns that hold
@@ -84,7 +85,7 @@ func (c *eventBatch) build(rows []*model.Event) (string, []any) {
 		c.i64,
 		sc[25], sc[26], sc[27], sc[28], sc[29],
 	}
-	return c.insert.build("events", eventColumnNames, cols)
+	return c.insert.Build("events", eventColumnNames, cols)
 }
 
 var eventColumnNames = model.EventColumns()

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/glimpse-analytics/glimpse/collector/insert"
 	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
@@ -325,7 +326,7 @@ type dimBatch struct {
 	ids    [][]uint64
 	with   []uint8
 	sums   [5][]int64
-	insert insertBuilder
+	insert insert.Builder
 }
 
 // build returns the INSERT for rows and its column slices.
@@ -353,7 +354,7 @@ func (c *dimBatch) build(rows []dimRow) (string, []any) {
 		}
 	}
 	cols := []any{c.strs[0], c.starts, c.strs[1], c.strs[2], c.ids, c.with, c.sums[0], c.sums[1], c.sums[2], c.sums[3], c.sums[4]}
-	return c.insert.build("sessions_dims_input", sessionDimColumnNames, cols)
+	return c.insert.Build("sessions_dims_input", sessionDimColumnNames, cols)
 }
 
 func (c *dimBatch) release() {
@@ -386,7 +387,7 @@ type sessionBatch struct {
 	times  [2][]time.Time
 	u8     []uint8
 	cols   []any
-	insert insertBuilder
+	insert insert.Builder
 }
 
 var noAttrs model.Attrs
@@ -441,7 +442,7 @@ func (c *sessionBatch) build(rows []sessionRow) (string, []any) {
 		cols = append(cols, a)
 	}
 	c.cols = cols
-	return c.insert.build("sessions", sessionColumnNames, cols)
+	return c.insert.Build("sessions", sessionColumnNames, cols)
 }
 
 var sessionColumnNames = func() []string {

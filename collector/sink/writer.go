@@ -16,6 +16,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/glimpse-analytics/glimpse/collector/insert"
 	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
@@ -307,9 +308,9 @@ func (w *Writer) Close(ctx context.Context) (lost int64, err error) {
 		err = fmt.Errorf("final flush did not finish: %w", ctx.Err())
 	}
 	w.stopCancel()
-	w.events.prepared.closeAll()
-	w.sessions.prepared.closeAll()
-	w.sessionDims.prepared.closeAll()
+	w.events.prepared.CloseAll()
+	w.sessions.prepared.CloseAll()
+	w.sessionDims.prepared.CloseAll()
 	lost = w.events.lost.Load() + w.sessions.lost.Load() + w.sessionDims.lost.Load()
 	if w.spool != nil {
 		if left := w.spool.size.Load(); err != nil && left > 0 {
@@ -351,7 +352,7 @@ type table[T any] struct {
 	// waits on it).
 	guard *sync.Mutex
 	// prepared keeps INSERTs for reuse (insert.go).
-	prepared preparedInserts
+	prepared insert.Prepared
 
 	stored  *metrics.Counter
 	errors  *metrics.Counter
@@ -372,7 +373,7 @@ func newTable[T any](w *Writer, name string, size int, interval time.Duration, q
 		flushes: m.NewHistogram(fmt.Sprintf(`glimpse_flush_seconds{table=%q}`, name)),
 		rows:    m.NewHistogram(fmt.Sprintf(`glimpse_flush_rows{table=%q}`, name)),
 	}
-	t.prepared.table = name
+	t.prepared.Table = name
 	if queueSize > 0 {
 		t.queue = make(chan T, queueSize)
 	}
@@ -499,7 +500,7 @@ func (t *table[T]) insert1(ctx context.Context, rows []T) error {
 		defer t.guard.Unlock()
 	}
 	query, cols := t.build(rows)
-	return t.prepared.insert(ctx, t.w.opts.Conn, t.w.opts.InsertTimeout, query, cols)
+	return t.prepared.Insert(ctx, t.w.opts.Conn, t.w.opts.InsertTimeout, query, cols)
 }
 
 func (w *Writer) eventsStored() *metrics.Counter {

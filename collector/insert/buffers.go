@@ -1,4 +1,4 @@
-package sink
+package insert
 
 import (
 	"reflect"
@@ -8,7 +8,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
 )
 
-// colBufs carries the buffers of a streamed INSERT's String columns over to
+// Buffers carries the buffers of a streamed INSERT's String columns over to
 // the next stream of the same table.
 //
 // Why: a stream needs a fresh driver batch (Batch.Flush refuses a batch
@@ -18,7 +18,7 @@ import (
 // 68k events/s, measured with the allocs profile), and the garbage
 // collection it paid for. Within a stream the driver keeps the buffers
 // from block to block (Flush resets the columns, not their capacity);
-// colBufs does the same from stream to stream.
+// Buffers does the same from stream to stream.
 //
 // How: clickhouse-go's column.String keeps its rows in an unexported
 // proto.ColStr (Buf holds the bytes, Pos where each row starts and ends).
@@ -29,7 +29,7 @@ import (
 // Buffers are lent to a stream's columns right after PrepareBatch, when
 // they are empty, and taken back once Send or Abort has returned, when
 // the driver is done with the batch.
-type colBufs struct {
+type Buffers struct {
 	free map[string]proto.ColStr // by column name, emptied, capacity kept
 }
 
@@ -44,7 +44,7 @@ var colStrOffset, colStrOK = func() (uintptr, bool) {
 }()
 
 // colStrOf returns the ColStr inside c, or nil if c is not a String column
-// or its layout is not the one colBufs knows.
+// or its layout is not the one Buffers knows.
 func colStrOf(c column.Interface) *proto.ColStr {
 	s, ok := c.(*column.String)
 	if !ok || !colStrOK {
@@ -55,7 +55,7 @@ func colStrOf(c column.Interface) *proto.ColStr {
 
 // lend gives cols (a new batch's columns, still empty) the buffers kept
 // for their names.
-func (cb *colBufs) lend(cols []column.Interface) {
+func (cb *Buffers) lend(cols []column.Interface) {
 	if len(cb.free) == 0 {
 		return
 	}
@@ -73,7 +73,7 @@ func (cb *colBufs) lend(cols []column.Interface) {
 
 // reclaim keeps the buffers of cols, whose batch the driver is done with
 // (sent or aborted), for the next stream.
-func (cb *colBufs) reclaim(cols []column.Interface) {
+func (cb *Buffers) reclaim(cols []column.Interface) {
 	for _, c := range cols {
 		p := colStrOf(c)
 		if p == nil {

@@ -1,4 +1,10 @@
-package sink
+// Package insert is how the writer talks to ClickHouse: INSERTs that name
+// only the columns a batch needs (Builder), prepared batches reused from
+// one INSERT to the next (Prepared), INSERTs kept open across several
+// blocks (Stream), and the driver's String column buffers carried from one
+// stream to the next (Buffers). It knows nothing of events or sessions:
+// callers hand it column slices.
+package insert
 
 import (
 	"context"
@@ -11,16 +17,16 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
-// insertBuilder writes INSERT statements naming only the columns a batch
+// Builder writes INSERT statements naming only the columns a batch
 // needs, reusing its buffers from one batch to the next.
-type insertBuilder struct {
+type Builder struct {
 	sb   strings.Builder
 	cols []any
 }
 
-// build keeps the columns of names/cols that hold anything but defaults and
+// Build keeps the columns of names/cols that hold anything but defaults and
 // returns the INSERT naming them, with their slices in the same order.
-func (ib *insertBuilder) build(table string, names []string, cols []any) (string, []any) {
+func (ib *Builder) Build(table string, names []string, cols []any) (string, []any) {
 	ib.cols = ib.cols[:0]
 	ib.sb.Reset()
 	ib.sb.WriteString("INSERT INTO ")
@@ -84,7 +90,7 @@ func anyNonZero[T comparable](s []T) bool {
 // in recent use (a site's page-view batches, say, and its mixed batches).
 const maxPrepared = 3
 
-// preparedInserts keeps a table's recent INSERT batches for reuse. The
+// Prepared keeps a table's recent INSERT batches for reuse. The
 // driver encodes rows into column buffers that a fresh batch grows from
 // nothing (a few MB per 10,000 events, the collector's main source of
 // garbage); a reused batch resets its columns and keeps their capacity.
@@ -95,8 +101,8 @@ const maxPrepared = 3
 // new rows, with the server's answer checked as on any Send. The columns
 // are appended through Batch.Columns, as Batch.Column refuses a sent batch.
 // TestPreparedInsertReuse pins this down against the real server.
-type preparedInserts struct {
-	table string // for error messages
+type Prepared struct {
+	Table string // for error messages
 	mu    sync.Mutex
 	list  []*preparedInsert // most recently used first
 }
@@ -111,7 +117,7 @@ type preparedInsert struct {
 }
 
 // take removes and returns the prepared INSERT for query, or nil.
-func (ps *preparedInserts) take(query string) *preparedInsert {
+func (ps *Prepared) take(query string) *preparedInsert {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	for i, p := range ps.list {
@@ -125,7 +131,7 @@ func (ps *preparedInserts) take(query string) *preparedInsert {
 
 // put keeps p as the most recently used, dropping the least recently used
 // beyond maxPrepared.
-func (ps *preparedInserts) put(p *preparedInsert) {
+func (ps *Prepared) put(p *preparedInsert) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	ps.list = append(ps.list, nil)
@@ -138,8 +144,8 @@ func (ps *preparedInserts) put(p *preparedInsert) {
 	}
 }
 
-// closeAll drops every prepared INSERT.
-func (ps *preparedInserts) closeAll() {
+// CloseAll drops every prepared INSERT.
+func (ps *Prepared) CloseAll() {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	for _, p := range ps.list {
@@ -155,10 +161,10 @@ func (p *preparedInsert) close() {
 	p.cancel()
 }
 
-// insert sends cols (one slice per column of query) as one INSERT through
+// Insert sends cols (one slice per column of query) as one INSERT through
 // conn, reusing a prepared batch for query when there is one. The attempt
 // ends with ctx or after timeout, whichever is first.
-func (ps *preparedInserts) insert(ctx context.Context, conn driver.Conn, timeout time.Duration, query string, cols []any) error {
+func (ps *Prepared) Insert(ctx context.Context, conn driver.Conn, timeout time.Duration, query string, cols []any) error {
 	p := ps.take(query)
 	if p == nil {
 		bctx, cancel := context.WithCancel(context.Background())
@@ -168,7 +174,7 @@ func (ps *preparedInserts) insert(ctx context.Context, conn driver.Conn, timeout
 	// deadline and ctx cancel the batch's context instead: the driver then
 	// closes the connection and the attempt fails, and the batch is dropped.
 	stop := cancelAfter(ctx, timeout, p.cancel)
-	err := p.send(ps.table, conn, cols)
+	err := p.send(ps.Table, conn, cols)
 	stop()
 	if err == nil {
 		err = p.ctx.Err()
@@ -228,7 +234,7 @@ func appendColumns(table string, cols []column.Interface, vals []any) error {
 	return nil
 }
 
-// insertStream is one INSERT kept open across several blocks. ClickHouse
+// Stream is one INSERT kept open across several blocks. ClickHouse
 // squashes the blocks of one INSERT into one part (up to its
 // min_insert_block_size_rows, 1,048,576 rows, and _bytes, 256 MiB), and
 // writes nothing before the INSERT ends: N blocks sent in one INSERT cost
@@ -237,10 +243,11 @@ func appendColumns(table string, cols []column.Interface, vals []any) error {
 //
 // A stream takes a fresh batch from PrepareBatch: the driver's Flush sends
 // a block and keeps the columns' capacity for the next block of the same
-// INSERT, but refuses a batch that was sent, so preparedInserts' reuse
-// does not extend to streams. The String columns' buffers are carried
-// from one stream to the next by colBufs instead.
-type insertStream struct {
+// INSERT, but refuses a batch that was sent, so Prepared's reuse does not
+// extend to streams. The String columns' buffers are carried from one
+// stream to the next by Buffers instead.
+type Stream struct {
+	table  string
 	query  string
 	batch  driver.Batch
 	cols   []column.Interface
@@ -249,15 +256,15 @@ type insertStream struct {
 	stop   func() // stops the deadline
 	rows   int
 	busy   time.Duration // time spent sending
-	bufs   *colBufs      // lends the columns' buffers, and takes them back
+	bufs   *Buffers      // lends the columns' buffers, and takes them back
 }
 
-// openStream starts an INSERT of query that lasts at most timeout and ends
+// OpenStream starts an INSERT of query that lasts at most timeout and ends
 // with ctx. Its String columns take their buffers from bufs, and give them
 // back when the INSERT ends.
-func openStream(ctx context.Context, conn driver.Conn, timeout time.Duration, table, query string, bufs *colBufs) (*insertStream, error) {
+func OpenStream(ctx context.Context, conn driver.Conn, timeout time.Duration, table, query string, bufs *Buffers) (*Stream, error) {
 	sctx, cancel := context.WithCancel(context.Background())
-	s := &insertStream{query: query, ctx: sctx, cancel: cancel, stop: cancelAfter(ctx, timeout, cancel), bufs: bufs}
+	s := &Stream{table: table, query: query, ctx: sctx, cancel: cancel, stop: cancelAfter(ctx, timeout, cancel), bufs: bufs}
 	start := time.Now()
 	b, err := conn.PrepareBatch(sctx, query)
 	s.busy += time.Since(start)
@@ -271,23 +278,23 @@ func openStream(ctx context.Context, conn driver.Conn, timeout time.Duration, ta
 	return s, nil
 }
 
-// add sends cols, one slice of n rows per column of the stream's query,
+// Add sends cols, one slice of n rows per column of the stream's query,
 // as a block.
-func (s *insertStream) add(table string, cols []any, n int) error {
+func (s *Stream) Add(cols []any, n int) error {
 	start := time.Now()
 	defer func() { s.busy += time.Since(start) }()
-	if err := appendColumns(table, s.cols, cols); err != nil {
+	if err := appendColumns(s.table, s.cols, cols); err != nil {
 		return err
 	}
 	s.rows += n
 	if err := s.batch.Flush(); err != nil {
-		return fmt.Errorf("cannot send a block to %s: %w", table, err)
+		return fmt.Errorf("cannot send a block to %s: %w", s.table, err)
 	}
 	return s.ctx.Err()
 }
 
-// commit ends the INSERT: the server writes the rows and answers.
-func (s *insertStream) commit(table string) error {
+// Commit ends the INSERT: the server writes the rows and answers.
+func (s *Stream) Commit() error {
 	start := time.Now()
 	err := s.batch.Send()
 	s.busy += time.Since(start)
@@ -298,17 +305,26 @@ func (s *insertStream) commit(table string) error {
 	}
 	s.cancel()
 	if err != nil {
-		return fmt.Errorf("cannot insert into %s: %w", table, err)
+		return fmt.Errorf("cannot insert into %s: %w", s.table, err)
 	}
 	return nil
 }
 
-// abort drops the INSERT by closing its connection. That does not make it
+// Query is the stream's INSERT statement.
+func (s *Stream) Query() string { return s.query }
+
+// Rows is how many rows the stream has sent so far.
+func (s *Stream) Rows() int { return s.rows }
+
+// Busy is how long the stream has spent sending.
+func (s *Stream) Busy() time.Duration { return s.busy }
+
+// Abort drops the INSERT by closing its connection. That does not make it
 // all or nothing: 18.16 takes a dropped connection for the end of the data
 // and may store the blocks it received (TestColBufsReachDriver sees it do
 // so), which is why rows sent again after an abort are first checked
-// against the table by event id (Writer.dedupe).
-func (s *insertStream) abort() {
+// against the table by event id (the writer's dedupe).
+func (s *Stream) Abort() {
 	if !s.batch.IsSent() {
 		_ = s.batch.Abort()
 	}

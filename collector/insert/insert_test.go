@@ -1,4 +1,4 @@
-package sink
+package insert
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 )
 
 func TestInsertBuilderLeavesOutDefaultColumns(t *testing.T) {
-	var ib insertBuilder
+	var ib Builder
 	names := []string{"site_id", "ts", "name", "rtt", "props", "revenue", "tags"}
 	cols := []any{
 		[]string{"a.com", "a.com"},
@@ -24,7 +24,7 @@ func TestInsertBuilderLeavesOutDefaultColumns(t *testing.T) {
 		[]int64{0, 0},         // all zero: left out
 		[][]string{{}, {"x"}}, // one non-empty array: kept
 	}
-	q, kept := ib.build("events", names, cols)
+	q, kept := ib.Build("events", names, cols)
 	if q != "INSERT INTO events (site_id, ts, rtt, tags)" {
 		t.Fatalf("query %q", q)
 	}
@@ -35,13 +35,13 @@ func TestInsertBuilderLeavesOutDefaultColumns(t *testing.T) {
 		t.Fatalf("column order lost: %T", kept[2])
 	}
 	// The builder is reused: a batch with another column set gets its own statement.
-	q2, _ := ib.build("events", names[:3], []any{[]string{"a"}, []time.Time{{}}, []string{"n"}})
+	q2, _ := ib.Build("events", names[:3], []any{[]string{"a"}, []time.Time{{}}, []string{"n"}})
 	if q2 != "INSERT INTO events (site_id, ts, name)" || q != "INSERT INTO events (site_id, ts, rtt, tags)" {
 		t.Fatalf("queries %q, %q", q, q2)
 	}
 }
 
-// TestPreparedInsertReuse pins down what preparedInserts relies on in
+// TestPreparedInsertReuse pins down what Prepared relies on in
 // clickhouse-go: a sent batch whose columns are reset and refilled sends
 // exactly the new rows, errors still come back, and a failed batch is not
 // kept.
@@ -51,7 +51,7 @@ func TestPreparedInsertReuse(t *testing.T) {
 	if err := db.Conn.Exec(ctx, "CREATE TABLE t (k UInt32, s String, a Array(String)) ENGINE = MergeTree ORDER BY k"); err != nil {
 		t.Fatal(err)
 	}
-	ps := preparedInserts{table: "t"}
+	ps := Prepared{Table: "t"}
 	const q = "INSERT INTO t (k, s, a)"
 	var first driver.Batch
 	for round := range 4 {
@@ -62,7 +62,7 @@ func TestPreparedInsertReuse(t *testing.T) {
 			ss[i] = fmt.Sprintf("r%d-%d", round, i)
 			as[i] = []string{ss[i], "x"}
 		}
-		if err := ps.insert(ctx, db.Conn, 10*time.Second, q, []any{ks, ss, as}); err != nil {
+		if err := ps.Insert(ctx, db.Conn, 10*time.Second, q, []any{ks, ss, as}); err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
 		if len(ps.list) != 1 {
@@ -95,18 +95,18 @@ func TestPreparedInsertReuse(t *testing.T) {
 	if err := db.Conn.Exec(ctx, "DROP TABLE t"); err != nil {
 		t.Fatal(err)
 	}
-	err := ps.insert(ctx, db.Conn, 10*time.Second, q, []any{[]uint32{1}, []string{"a"}, [][]string{{}}})
+	err := ps.Insert(ctx, db.Conn, 10*time.Second, q, []any{[]uint32{1}, []string{"a"}, [][]string{{}}})
 	if err == nil || !strings.Contains(err.Error(), "cannot insert into t") {
 		t.Fatalf("insert into a dropped table: %v", err)
 	}
 	if len(ps.list) != 0 {
 		t.Fatalf("a failed batch was kept")
 	}
-	ps.closeAll()
+	ps.CloseAll()
 }
 
 func TestPreparedInsertsKeepRecentColumnSets(t *testing.T) {
-	var ps preparedInserts
+	var ps Prepared
 	closed := 0
 	for i := range maxPrepared + 2 {
 		ps.put(&preparedInsert{query: fmt.Sprint(i), sent: true, cancel: func() { closed++ }})
@@ -117,7 +117,7 @@ func TestPreparedInsertsKeepRecentColumnSets(t *testing.T) {
 	if p := ps.take(fmt.Sprint(maxPrepared + 1)); p == nil || ps.take("0") != nil {
 		t.Fatal("the most recent must be kept and the oldest dropped")
 	}
-	ps.closeAll()
+	ps.CloseAll()
 	if len(ps.list) != 0 || closed != maxPrepared+1 {
 		t.Fatalf("closeAll: kept %d, closed %d", len(ps.list), closed)
 	}
@@ -138,10 +138,10 @@ func TestColBufsReachDriver(t *testing.T) {
 		t.Fatal(err)
 	}
 	const q = "INSERT INTO t (k, s, u)"
-	var bufs colBufs
+	var bufs Buffers
 	var kept *byte // first byte of s's buffer after the last stream
 	for round := range 4 {
-		s, err := openStream(ctx, db.Conn, 10*time.Second, "t", q, &bufs)
+		s, err := OpenStream(ctx, db.Conn, 10*time.Second, "t", q, &bufs)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +163,7 @@ func TestColBufsReachDriver(t *testing.T) {
 				ss[i] = fmt.Sprintf("r%d-%d-%d", round, block, i)
 				us[i] = strings.Repeat("u", i%7)
 			}
-			if err := s.add("t", []any{ks, ss, us}, n); err != nil {
+			if err := s.Add([]any{ks, ss, us}, n); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -171,8 +171,8 @@ func TestColBufsReachDriver(t *testing.T) {
 			// The buffers come back all the same. (18.16 may still store
 			// the blocks it had: it treats a dropped connection as the end
 			// of the data. The flusher's replays are deduplicated for it.)
-			s.abort()
-		} else if err := s.commit("t"); err != nil {
+			s.Abort()
+		} else if err := s.Commit(); err != nil {
 			t.Fatal(err)
 		}
 		if p.Buf != nil || p.Pos != nil {
@@ -192,25 +192,5 @@ func TestColBufsReachDriver(t *testing.T) {
 	}
 	if rows != 3*3*500 || bad != 0 {
 		t.Fatalf("%d rows (%d wrong), want %d: 3 committed streams of 3 blocks", rows, bad, 3*3*500)
-	}
-}
-
-func TestGathererWaitsOnlyUnderLoad(t *testing.T) {
-	var g gatherer
-	t0 := time.Unix(1_700_000_000, 0)
-	steps := []struct {
-		at   time.Duration
-		busy bool
-	}{
-		{0, false},                // the first event
-		{time.Millisecond, false}, // 1,000 a second: taken one by one
-		{time.Millisecond + 50*time.Microsecond, true}, // 20,000 a second: gather
-		{time.Millisecond + 100*time.Microsecond, true},
-		{time.Second, false}, // quiet again
-	}
-	for i, s := range steps {
-		if got := g.busy(t0.Add(s.at)); got != s.busy {
-			t.Errorf("step %d (+%v): busy %v, want %v", i, s.at, got, s.busy)
-		}
 	}
 }
