@@ -17,6 +17,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/glimpse-analytics/glimpse/collector/insert"
+	"github.com/glimpse-analytics/glimpse/collector/rollup"
 	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
@@ -118,9 +119,9 @@ type Writer struct {
 	events   *table[*model.Event]
 	sessions *table[sessionRow] // fed by runSessions, not by its queue
 	// sessionDims takes the sums of each drain of sessions for
-	// sessions_dims_hourly (sessionDims), fed by runSessions too.
-	sessionDims *table[dimRow]
-	dimSums     sessionDims   // runSessions' alone
+	// sessions_dims_hourly (rollup.Sums), fed by runSessions too.
+	sessionDims *table[rollup.Row]
+	dimSums     rollup.Sums   // runSessions' alone
 	closing     chan struct{} // closed by Close: the last drain of sessions
 	// sessionSrcs are where session changes come from (WriteSessions).
 	srcMu       sync.Mutex
@@ -220,8 +221,8 @@ func newWriter(o Options) *Writer {
 	var sb sessionBatch
 	w.sessions = newTable(w, "sessions", o.BatchSize, 0, 0, sb.build, // runSessions paces it, no queue
 		func([]sessionRow) { sb.release() })
-	var db dimBatch
-	w.sessionDims = newTable(w, "sessions_dims_input", o.BatchSize, 0, 0, db.build, func([]dimRow) { db.release() })
+	var db rollup.Columns
+	w.sessionDims = newTable(w, "sessions_dims_input", o.BatchSize, 0, 0, db.Build, func([]rollup.Row) { db.Release() })
 	o.Metrics.NewGauge("glimpse_queue_depth", func() float64 { return float64(w.QueueDepth()) })
 	return w
 }

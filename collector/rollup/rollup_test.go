@@ -1,4 +1,4 @@
-package sink
+package rollup
 
 import (
 	"fmt"
@@ -10,7 +10,7 @@ import (
 	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
-// TestSessionDimsModel feeds sessionDims random session histories (a
+// TestSessionDimsModel feeds Sums random session histories (a
 // first row, then updates) cut into flushes at random points, and checks
 // what its rows add up to against the 16-row expansion of every session row
 // that 0004's view made: per site, hour, dimension and value, the same
@@ -72,16 +72,16 @@ func testSessionDimsModel(t *testing.T, seed uint64) {
 			}
 		}
 	}
-	var d sessionDims
+	var d Sums
 	flush := func() {
-		for _, r := range d.expand() {
+		for _, r := range d.Rows() {
 			m := at(got, modelKey{r.key.site, hourOf(r.key.quarter), model.AttrDims[r.key.dim].Name, r.key.value})
 			m.sums.add(&r.sums)
 			for _, v := range r.visitors {
 				m.visitors[v] = true
 			}
 		}
-		d.reset()
+		d.Reset()
 	}
 
 	type live struct {
@@ -110,7 +110,7 @@ func testSessionDimsModel(t *testing.T, seed uint64) {
 			view(&prev, -1)
 		}
 		view(&cur, 1)
-		d.add(&prev, &cur, l.written)
+		d.Add(&prev, &cur, l.written)
 		l.s, l.written = cur, true
 		if rng.IntN(100) == 0 {
 			flush()
