@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/glimpse-analytics/glimpse/collector/spool"
 	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
@@ -168,9 +169,7 @@ func (w *Writer) Erase(site, subject string) error {
 	}
 	t := tombstone{Site: site, Subject: subject, Until: time.Now()}
 	if w.spool != nil {
-		w.spool.mu.Lock()
-		t.Seq = w.spool.active
-		w.spool.mu.Unlock()
+		t.Seq = w.spool.Active()
 	}
 	x.mu.Lock()
 	x.list = append(x.list, t)
@@ -193,26 +192,14 @@ func (w *Writer) SubjectEvents(site, subject string, fn func(*model.Event)) erro
 	if w.spool == nil {
 		return nil
 	}
-	s := w.spool
-	s.mu.Lock()
-	segs := slices.Clone(s.segs)
-	active, committed, done := s.active, s.committed, s.done
-	s.mu.Unlock()
-	for _, seq := range segs {
-		limit := int64(1 << 62)
-		if seq == active && !done {
-			limit = committed
+	var in interner
+	var e model.Event
+	return w.spool.Scan(func(p []byte) {
+		e.Reset()
+		if decodeRecord(p, &e, &in) == nil && e.SiteID == site && string(e.SubjectID) == subject && !w.erased(&e) {
+			fn(&e)
 		}
-		err := readSegment(s.path(seq), seq, limit, func(e *model.Event) {
-			if e.SiteID == site && string(e.SubjectID) == subject && !w.erased(e) {
-				fn(e)
-			}
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	})
 }
 
 // ReadSpool calls fn for every readable event in the spool at dir without
@@ -220,60 +207,18 @@ func (w *Writer) SubjectEvents(site, subject string, fn func(*model.Event)) erro
 // server), skipping events erased through its ERASURES file. A damaged
 // record ends its segment, as in a replay.
 func ReadSpool(dir string, fn func(*model.Event)) error {
-	segs, x, err := spoolState(dir)
-	if err != nil {
-		return err
-	}
-	for _, seq := range segs {
-		err := readSegment(filepath.Join(dir, segName(seq)), seq, 1<<62, func(e *model.Event) {
-			if !x.match(e) {
-				fn(e)
-			}
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// spoolState lists the segments in dir and loads its ERASURES file.
-func spoolState(dir string) ([]uint64, *erasures, error) {
-	segs, _, err := listSegments(dir)
-	if err != nil {
-		return nil, nil, err
-	}
 	x := new(erasures)
 	if err := x.load(dir); err != nil {
-		return nil, nil, err
+		return err
 	}
-	return segs, x, nil
-}
-
-// readSegment decodes the records of one segment up to limit, stopping
-// quietly at damage; a segment deleted meanwhile holds nothing.
-func readSegment(path string, seq uint64, limit int64, fn func(*model.Event)) error {
-	r, err := openSegReader(path, seq)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("cannot read spool segment: %w", err)
-	}
-	defer r.close()
 	var in interner
 	var e model.Event
-	for {
-		p, err := r.next(limit)
-		if err != nil || p == nil {
-			return nil
-		}
+	return spool.ReadDir(dir, func(p []byte) {
 		e.Reset()
-		if decodeRecord(p, &e, &in) != nil {
-			return nil
+		if decodeRecord(p, &e, &in) == nil && !x.match(&e) {
+			fn(&e)
 		}
-		fn(&e)
-	}
+	})
 }
 
 // OfflineSpool is a spool directory that no running server holds, for
@@ -302,22 +247,27 @@ func (dir OfflineSpool) Erase(site, subject string) error {
 // accepted up to now must not be replayed: for glimpse subject erase when
 // no server holds the spool. It fails when one does (its API must erase).
 func AddErasure(dir, site, subject string) error {
-	lock, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o600)
+	lock, err := spool.LockDir(dir)
 	if err != nil {
-		return fmt.Errorf("cannot open spool lock: %w", err)
-	}
-	defer lock.Close()
-	if err := flock(lock); err != nil {
 		return fmt.Errorf("spool %s is held by a running glimpse serve: erase through its API (POST /api/v1/subject/erase) so that spooled rows go too", dir)
 	}
-	segs, x, err := spoolState(dir)
+	defer lock.Close()
+	last, err := spool.LastSegment(dir)
 	if err != nil {
 		return err
 	}
-	var last uint64
-	if len(segs) > 0 {
-		last = segs[len(segs)-1]
+	x := new(erasures)
+	if err := x.load(dir); err != nil {
+		return err
 	}
 	x.list = append(x.list, tombstone{Site: site, Subject: subject, Until: time.Now(), Seq: last})
 	return x.save()
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
 }

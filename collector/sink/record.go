@@ -3,7 +3,6 @@ package sink
 import (
 	"encoding/binary"
 	"errors"
-	"hash/crc32"
 	"math"
 	"time"
 
@@ -12,34 +11,20 @@ import (
 	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
-// Spool records. A record is one events row, framed as
-//
-//	u32 little-endian payload length | u32 CRC-32C of the payload | payload
-//
-// and the payload is a version byte (recordV1) followed by the fields of
-// Event in declaration order: byte and string fields as a uvarint length
-// and the bytes, integers as uvarints (TS as a zigzag varint of Unix
+// Spool records. A record's payload (the spool frames it, with its length
+// and CRC) is a version byte (recordV1) followed by the fields of Event in
+// declaration order: byte and string fields as a uvarint length and the
+// bytes, integers as uvarints (TS as a zigzag varint of Unix
 // nanoseconds), EventID as 16 raw bytes, Downlink as its IEEE-754 bits,
 // PropKeys/PropValues as a count and then the pairs. The fields are
 // exactly the events table's columns, so the spool holds no more than the
 // table does: truncated IP prefix, hashes, parsed User-Agent fields.
-const (
-	recordV1        = 1
-	recordHeaderLen = 8
-	// maxRecordLen bounds one record. The decoder's limits keep an event
-	// far below it (the URL, referrer, target and props together are a few
-	// KiB); a larger length field is corruption.
-	maxRecordLen = 1 << 20
-)
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+const recordV1 = 1
 
 var errBadRecord = errors.New("malformed spool record")
 
-// appendRecord appends e as one framed record to dst.
+// appendRecord appends e's record payload to dst.
 func appendRecord(dst []byte, e *model.Event) []byte {
-	start := len(dst)
-	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0) // header, filled below
 	dst = append(dst, recordV1)
 	bs := func(b []byte) { dst = binary.AppendUvarint(dst, uint64(len(b))); dst = append(dst, b...) }
 	ss := func(s string) { dst = binary.AppendUvarint(dst, uint64(len(s))); dst = append(dst, s...) }
@@ -91,9 +76,6 @@ func appendRecord(dst []byte, e *model.Event) []byte {
 	bs(e.EmailRecipient)
 	ss(e.EmailVerdict)
 	ss(e.EmailReason)
-	payload := dst[start+recordHeaderLen:]
-	binary.LittleEndian.PutUint32(dst[start:], uint32(len(payload)))
-	binary.LittleEndian.PutUint32(dst[start+4:], crc32.Checksum(payload, castagnoli))
 	return dst
 }
 

@@ -44,7 +44,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		want := recordEvent(i)
 		buf = appendRecord(buf[:0], want)
 		got := new(model.Event)
-		if err := decodeRecord(buf[recordHeaderLen:], got, &in); err != nil {
+		if err := decodeRecord(buf, got, &in); err != nil {
 			t.Fatalf("event %d: %v", i, err)
 		}
 		if !reflect.DeepEqual(norm(got), norm(want)) {
@@ -70,7 +70,7 @@ func norm(e *model.Event) model.Event {
 // payload.
 func FuzzDecodeRecord(f *testing.F) {
 	for i := range 4 {
-		f.Add(appendRecord(nil, recordEvent(i))[recordHeaderLen:])
+		f.Add(appendRecord(nil, recordEvent(i)))
 	}
 	f.Add([]byte{recordV1})
 	f.Add([]byte{})
@@ -80,7 +80,7 @@ func FuzzDecodeRecord(f *testing.F) {
 		if err := decodeRecord(p, e, &in); err != nil {
 			return
 		}
-		again := appendRecord(nil, e)[recordHeaderLen:]
+		again := appendRecord(nil, e)
 		e2 := new(model.Event)
 		if err := decodeRecord(again, e2, &in); err != nil {
 			t.Fatalf("re-encoded record does not decode: %v", err)

@@ -181,16 +181,28 @@ func (p *cutProxy) cut() {
 // TestSpoolRewindsAfterFailedStream cuts the connection to ClickHouse again
 // and again while events stream in, so that INSERTs fail with some of
 // their blocks sent. Each failed INSERT is dropped and its rows are read
-// again from the spool and checked by event id (the server may have kept
-// blocks of it): every event is stored exactly once.
+// again and checked by event id (the server may have kept blocks of it):
+// every event is stored exactly once, with a spool and without.
 func TestSpoolRewindsAfterFailedStream(t *testing.T) {
+	for _, mode := range []string{"spool", "memory"} {
+		t.Run(mode, func(t *testing.T) { testRewindsAfterFailedStream(t, mode == "spool") })
+	}
+}
+
+// testRewindsAfterFailedStream reads the rows again from the spool, or
+// without one from memory, which holds them until they are stored.
+func testRewindsAfterFailedStream(t *testing.T, spooled bool) {
 	db := chtest.Migrated(t)
 	proxy, conn := proxied(t, db, 0)
 	set := metrics.NewSet()
 	const batch, n = 50, 6000
-	w := openSpooled(t, sink.Options{Conn: conn, SpoolDir: t.TempDir(), BatchSize: batch, QueueSize: n,
+	o := sink.Options{Conn: conn, BatchSize: batch, QueueSize: n,
 		Interval: 400 * time.Millisecond, SpoolSyncInterval: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
-		Metrics: set})
+		Metrics: set}
+	if spooled {
+		o.SpoolDir = t.TempDir()
+	}
+	w := openSpooled(t, o)
 	ts := time.Now().UTC().Truncate(time.Second)
 	done := make(chan struct{})
 	go func() {

@@ -85,16 +85,16 @@ func TestSpoolTail(t *testing.T) {
 	// Stall inserts (the erasure guard is held during each one) while far
 	// more events than the tail holds are appended.
 	w.erasures.insertMu.Lock()
-	enqueue(2000, 3*w.spool.tailCap)
+	enqueue(2000, 3*w.log.capacity())
 	deadline := time.Now().Add(30 * time.Second)
-	for len(w.events.queue) > 0 {
+	for len(w.queue) > 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the appender did not take the queue")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	w.erasures.insertMu.Unlock()
-	total := uint64(2000 + 3*w.spool.tailCap)
+	total := uint64(2000 + 3*w.log.capacity())
 	wait(total)
 	if _, disk := readCounts(set); disk == "" || disk == "0" {
 		t.Fatal("a reader that fell behind never read from disk")

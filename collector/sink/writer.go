@@ -1,7 +1,22 @@
-// Package sink is the batch writer between the collector and ClickHouse: a
-// bounded queue per table, one goroutine owning each table's batch, flushes
-// on size or interval with PrepareBatch and explicit columns, and bounded
-// retries with backoff.
+// Package sink is the writer between the collector and ClickHouse: one
+// pipeline for events, with or without a disk spool, and the checkpoints
+// of sessions.
+//
+// Events: Enqueue hands an event to a bounded queue and never blocks. The
+// appender moves queued events into the log (log.go): the disk spool
+// (collector/spool) with the newest events also kept in memory, or memory
+// alone without Options.SpoolDir. The reader (reader.go) reads the log in
+// order and hands the flusher (flusher.go) blocks of rows; the flusher
+// sends them as INSERTs (collector/insert), several blocks to one INSERT
+// under load, and tells the log what is stored, so that it can let go of
+// it. A failed INSERT is dropped and the reader rewinds to its first row;
+// the rows are read again, checked against what ClickHouse kept, and
+// retried with backoff until ClickHouse takes them or the writer is
+// closed. That retry policy is the same for every table.
+//
+// Sessions (sessions.go): every SessionInterval the writer drains the
+// session sources it was given and writes each changed session as a
+// cancel row of the state written before and a row of the new state.
 package sink
 
 import (
@@ -16,8 +31,8 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/VictoriaMetrics/metrics"
 
-	"github.com/glimpse-analytics/glimpse/collector/insert"
 	"github.com/glimpse-analytics/glimpse/collector/rollup"
+	"github.com/glimpse-analytics/glimpse/collector/spool"
 	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
@@ -27,9 +42,12 @@ type Options struct {
 	// Discard drops rows after dequeuing them instead of inserting them; for
 	// benchmarks that measure the collector without ClickHouse.
 	Discard bool
-	// BatchSize flushes a table's batch when it has this many rows (default 10,000).
+	// BatchSize is the most rows of one table that one INSERT block holds
+	// (default 10,000).
 	BatchSize int
-	// Interval flushes a non-empty batch at least this often (default 1 s).
+	// Interval: a row waits at most this long before its INSERT starts,
+	// and an INSERT stays open at most this long for more blocks
+	// (default 1 s).
 	Interval time.Duration
 	// SessionInterval is how often the sessions changed in the meantime
 	// are written (default 10 s; see Writer.WriteSessions): a checkpoint
@@ -37,21 +55,24 @@ type Options struct {
 	// two per event, and a crash loses at most one interval of session
 	// changes (never events).
 	SessionInterval time.Duration
-	// QueueSize bounds each table's queue (default 2×BatchSize). A full
-	// queue makes Enqueue fail at once; it never blocks.
+	// QueueSize bounds the queue between Enqueue and the log (default
+	// 2×BatchSize). A full queue makes Enqueue fail at once; it never
+	// blocks.
 	QueueSize int
-	// Attempts bounds the tries of one insert (default 5), with backoff from
-	// 250 ms doubling to 8 s between them.
-	Attempts int
 	// InsertTimeout bounds one insert attempt (default 30 s).
 	InsertTimeout time.Duration
-	Metrics       *metrics.Set
-	Log           *slog.Logger
+	// MaxBackoff caps the wait between retries of a failed insert (default
+	// 5 s): the wait starts at 250 ms and doubles. Inserts are retried
+	// until ClickHouse takes them or Close's deadline passes; this bounds
+	// how long a recovered ClickHouse waits before the backlog drains.
+	MaxBackoff time.Duration
+	Metrics    *metrics.Set
+	Log        *slog.Logger
 
-	// SpoolDir, when set, puts a disk spool between the events queue and
-	// ClickHouse (spool.go; use Open). Events are then never dropped after
-	// Enqueue: inserts are retried until they succeed, backing off from
-	// 250 ms to MaxBackoff, and the rows wait on disk meanwhile.
+	// SpoolDir, when set, keeps accepted events in a disk spool until
+	// ClickHouse has them (use Open): they survive a restart, and a crash
+	// loses at most SpoolSyncInterval of them. Without it they wait in
+	// memory (at most 2×BatchSize beside the queue).
 	SpoolDir string
 	// SpoolMaxBytes caps the spool (default 1 GiB); at the cap Enqueue
 	// refuses with ErrSpoolFull.
@@ -62,10 +83,6 @@ type Options struct {
 	// SpoolSyncInterval is the group commit interval: accepted events are
 	// fsynced at least this often (default 200 ms).
 	SpoolSyncInterval time.Duration
-	// MaxBackoff caps the wait between retries of a spooled insert
-	// (default 5 s), which bounds how long a recovered ClickHouse waits
-	// before the backlog starts to drain.
-	MaxBackoff time.Duration
 }
 
 func (o *Options) defaults() {
@@ -81,11 +98,11 @@ func (o *Options) defaults() {
 	if o.QueueSize <= 0 {
 		o.QueueSize = 2 * o.BatchSize
 	}
-	if o.Attempts <= 0 {
-		o.Attempts = 5
-	}
 	if o.InsertTimeout <= 0 {
 		o.InsertTimeout = 30 * time.Second
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 5 * time.Second
 	}
 	if o.Metrics == nil {
 		o.Metrics = metrics.NewSet()
@@ -102,24 +119,26 @@ func (o *Options) defaults() {
 	if o.SpoolSyncInterval <= 0 {
 		o.SpoolSyncInterval = 200 * time.Millisecond
 	}
-	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = 5 * time.Second
-	}
 }
 
-// ErrQueueFull and ErrClosed are what Enqueue reports instead of blocking.
+// ErrQueueFull, ErrSpoolFull and ErrClosed are what Enqueue reports
+// instead of blocking.
 var (
 	ErrQueueFull = errors.New("queue full")
+	ErrSpoolFull = errors.New("spool full")
 	ErrClosed    = errors.New("writer closed")
 )
 
-// Writer owns the queues and the goroutines that flush them.
+// Writer owns the queue, the log and the goroutines that store them.
 type Writer struct {
-	opts     Options
-	events   *table[*model.Event]
-	sessions *table[sessionRow] // fed by runSessions, not by its queue
-	// sessionDims takes the sums of each drain of sessions for
-	// sessions_dims_hourly (rollup.Sums), fed by runSessions too.
+	opts  Options
+	queue chan *model.Event
+	log   eventLog
+	spool *spool.Spool // nil without Options.SpoolDir
+	// events is the events table: its INSERTs, metrics and erasure guard.
+	events *eventsTable
+	// sessions and sessionDims take each drain of sessions (sessions.go).
+	sessions    *table[sessionRow]
 	sessionDims *table[rollup.Row]
 	dimSums     rollup.Sums   // runSessions' alone
 	closing     chan struct{} // closed by Close: the last drain of sessions
@@ -130,19 +149,20 @@ type Writer struct {
 	// be drained early (EndedSource).
 	endedWake chan struct{}
 
-	mu     sync.RWMutex // held for reading while enqueuing; Close takes it to close the queues
-	closed bool
-	wg     sync.WaitGroup
-	stop   chan struct{}                   // closed when Close's deadline passes: abandon retries
-	final  atomic.Pointer[context.Context] // the final flush's context, set by Close
+	mu      sync.RWMutex // held for reading while enqueuing; Close takes it to close the queue
+	closed  bool
+	wg      sync.WaitGroup
+	stop    chan struct{}                   // closed when Close's deadline passes: abandon retries
+	final   atomic.Pointer[context.Context] // the final flush's context, set by Close
+	rewinds rewinds                         // the flusher's requests to read again
 	// free is the pool of events: a channel rather than a sync.Pool, so
 	// that events survive garbage collections and the steady state
 	// allocates nothing. It holds at most as many as can be in flight.
 	free chan *model.Event
 
-	spool      *spool // nil without Options.SpoolDir
 	erasures   erasures
-	failing    atomic.Bool     // spooled inserts are failing and being retried
+	failing    atomic.Bool     // inserts are failing and being retried
+	lostQueued atomic.Int64    // events still queued when the writer stopped
 	stopCtx    context.Context // cancelled when Close gives up or returns
 	stopCancel context.CancelFunc
 }
@@ -153,11 +173,7 @@ func New(o Options) *Writer {
 	if o.SpoolDir != "" {
 		panic("sink.New: a spool needs sink.Open")
 	}
-	o.defaults()
-	w := newWriter(o)
-	w.wg.Add(2)
-	go w.events.run()
-	go w.runSessions()
+	w, _ := Open(o)
 	return w
 }
 
@@ -165,70 +181,54 @@ func New(o Options) *Writer {
 // set: it locks the directory, and segments an earlier process left are
 // inserted before any new event. Close stops it.
 func Open(o Options) (*Writer, error) {
-	if o.SpoolDir == "" {
-		return New(o), nil
-	}
 	o.defaults()
-	if o.Discard {
-		return nil, errors.New("a spool and the discard sink do not go together")
+	w := &Writer{opts: o, stop: make(chan struct{}), closing: make(chan struct{}), endedWake: make(chan struct{}, 1)}
+	w.stopCtx, w.stopCancel = context.WithCancel(context.Background())
+	w.queue = make(chan *model.Event, o.QueueSize)
+	if o.SpoolDir == "" {
+		w.log = newMemLog(w, 2*o.BatchSize)
+	} else {
+		if o.Discard {
+			return nil, errors.New("a spool and the discard sink do not go together")
+		}
+		sp, err := spool.Open(spool.Options{Dir: o.SpoolDir, MaxBytes: o.SpoolMaxBytes, SegmentBytes: o.SpoolSegmentBytes,
+			Metrics: o.Metrics, Log: o.Log})
+		if err != nil {
+			return nil, err
+		}
+		if err := w.erasures.load(o.SpoolDir); err != nil {
+			sp.CloseAppend(w.stop)
+			sp.Close()
+			return nil, err
+		}
+		w.spool = sp
+		w.log = newDiskLog(w, sp)
 	}
-	sp, err := openSpool(&o)
-	if err != nil {
-		return nil, err
-	}
-	w := newWriter(o)
-	w.spool, sp.w = sp, w
-	if err := w.erasures.load(o.SpoolDir); err != nil {
-		sp.lock.Close()
-		return nil, err
-	}
-	a := &appender{s: sp}
-	if err := a.create(sp.startupLast + 1); err != nil {
-		sp.lock.Close()
-		return nil, err
-	}
-	full := make(chan spoolBatch)
+	// Queued, in the log's memory, and in blocks on their way.
+	w.free = make(chan *model.Event, o.QueueSize+w.log.capacity()+2*w.blockRows())
+	w.events = newEventsTable(w)
+	var sb sessionBatch
+	w.sessions = newTable(w, "sessions", sb.build, func([]sessionRow) { sb.release() })
+	var db rollup.Columns
+	w.sessionDims = newTable(w, "sessions_dims_input", db.Build, func([]rollup.Row) { db.Release() })
+	o.Metrics.NewGauge("glimpse_queue_depth", func() float64 { return float64(w.QueueDepth()) })
+
+	blocks := make(chan block)
 	free := make(chan []*model.Event, 1)
 	free <- make([]*model.Event, 0, w.blockRows())
 	acked := make(chan struct{})
-	w.wg.Add(3)
-	go w.appendLoop(a)
-	go func() {
-		defer w.wg.Done()
-		flushed := make(chan struct{})
-		go func() { defer close(flushed); w.flushLoop(full, free, acked) }()
-		w.readLoop(full, free, acked)
-		<-flushed
-	}()
+	r := newReader(w, blocks, free, acked)
+	f := newFlusher(w, blocks, free, acked)
+	w.wg.Add(4)
+	go w.appendLoop()
+	go func() { defer w.wg.Done(); r.run() }()
+	go func() { defer w.wg.Done(); f.run() }()
 	go w.runSessions()
 	return w, nil
 }
 
-func newWriter(o Options) *Writer {
-	w := &Writer{opts: o, stop: make(chan struct{}), closing: make(chan struct{}), endedWake: make(chan struct{}, 1)}
-	w.stopCtx, w.stopCancel = context.WithCancel(context.Background())
-	w.free = make(chan *model.Event, o.QueueSize+2*o.BatchSize) // queued, collecting, being inserted
-	var eb eventBatch
-	w.events = newTable(w, "events", o.BatchSize, o.Interval, o.QueueSize,
-		func(rows []*model.Event) (string, []any) { return eb.build(w.withoutErased(rows)) },
-		func(rows []*model.Event) {
-			eb.release()
-			for _, r := range rows {
-				w.Release(r)
-			}
-		})
-	w.events.guard = &w.erasures.insertMu
-	var sb sessionBatch
-	w.sessions = newTable(w, "sessions", o.BatchSize, 0, 0, sb.build, // runSessions paces it, no queue
-		func([]sessionRow) { sb.release() })
-	var db rollup.Columns
-	w.sessionDims = newTable(w, "sessions_dims_input", o.BatchSize, 0, 0, db.Build, func([]rollup.Row) { db.Release() })
-	o.Metrics.NewGauge("glimpse_queue_depth", func() float64 { return float64(w.QueueDepth()) })
-	return w
-}
-
-// QueueDepth is the number of rows waiting in the queues.
-func (w *Writer) QueueDepth() int { return len(w.events.queue) }
+// QueueDepth is the number of events waiting in the queue.
+func (w *Writer) QueueDepth() int { return len(w.queue) }
 
 // Enqueue hands e to the writer, which owns it from then on. It never
 // blocks: a full queue or a closed writer returns an error and e goes back
@@ -272,21 +272,22 @@ func (w *Writer) offer(e *model.Event) error {
 	if w.closed {
 		return ErrClosed
 	}
-	if w.spool != nil && w.spool.full.Load() {
-		w.spool.logFull()
+	if w.spool != nil && w.spool.Full() {
 		return ErrSpoolFull
 	}
 	select {
-	case w.events.queue <- e:
+	case w.queue <- e:
 		return nil
 	default:
 		return ErrQueueFull
 	}
 }
 
-// Close stops accepting rows, drains the queues and flushes what is left
-// under ctx (use a fresh context with a deadline, not a cancelled one). It
-// returns how many rows could not be stored.
+// Close stops accepting rows, drains the queue and the log and flushes
+// what is left under ctx (use a fresh context with a deadline, not a
+// cancelled one). It returns how many rows could not be stored: events
+// left in memory, and sessions. Events left in a spool are not lost: the
+// next Open stores them.
 func (w *Writer) Close(ctx context.Context) (lost int64, err error) {
 	w.mu.Lock()
 	if w.closed {
@@ -295,7 +296,7 @@ func (w *Writer) Close(ctx context.Context) (lost int64, err error) {
 	}
 	w.closed = true
 	w.final.Store(&ctx)
-	close(w.events.queue)
+	close(w.queue)
 	close(w.closing)
 	w.mu.Unlock()
 	done := make(chan struct{})
@@ -312,200 +313,33 @@ func (w *Writer) Close(ctx context.Context) (lost int64, err error) {
 	w.events.prepared.CloseAll()
 	w.sessions.prepared.CloseAll()
 	w.sessionDims.prepared.CloseAll()
-	lost = w.events.lost.Load() + w.sessions.lost.Load() + w.sessionDims.lost.Load()
+	events := w.log.abandon() + w.lostQueued.Load()
+	w.events.dropped.Add(int(events))
+	lost = events + w.sessions.lost.Load() + w.sessionDims.lost.Load()
 	if w.spool != nil {
-		if left := w.spool.size.Load(); err != nil && left > 0 {
-			w.opts.Log.Warn("rows left in the spool for the next start", "bytes", left, "dir", w.spool.dir)
+		if left := w.spool.Size(); err != nil && left > 0 {
+			w.opts.Log.Warn("rows left in the spool for the next start", "bytes", left, "dir", w.spool.Dir())
 		}
-		w.spool.lock.Close()
+		w.spool.Close()
 	}
 	return lost, err
 }
 
 // Degraded says why the writer works but not fully (the spool is full,
-// inserts are failing and rows wait in the spool), or "".
+// inserts are failing and rows wait to be retried), or "".
 func (w *Writer) Degraded() string {
 	s := w.spool
 	if s == nil {
 		return ""
 	}
 	switch {
-	case s.full.Load():
+	case s.Full():
 		return fmt.Sprintf("spool full (%d of %d bytes): new events are refused (reason spool-full) until ClickHouse catches up",
-			s.size.Load(), s.maxSize)
+			s.Size(), s.MaxBytes())
 	case w.failing.Load():
-		return fmt.Sprintf("ClickHouse inserts failing: events wait in the spool (%d bytes) and are retried", s.size.Load())
+		return fmt.Sprintf("ClickHouse inserts failing: events wait in the spool (%d bytes) and are retried", s.Size())
 	}
 	return ""
-}
-
-// table is one table's queue and the goroutine that owns its batch.
-type table[T any] struct {
-	w        *Writer
-	name     string
-	size     int                                  // rows that make a batch full
-	interval time.Duration                        // a non-empty batch is flushed at least this often
-	queue    chan T                               // nil for sessions
-	build    func([]T) (query string, cols []any) // the INSERT and its column slices
-	release  func([]T)
-	lost     atomic.Int64
-	// guard, if set, is held during each insert (events: Writer.Erase
-	// waits on it).
-	guard *sync.Mutex
-	// prepared keeps INSERTs for reuse (insert.go).
-	prepared insert.Prepared
-
-	stored  *metrics.Counter
-	errors  *metrics.Counter
-	dropped *metrics.Counter
-	flushes *metrics.Histogram
-	rows    *metrics.Histogram
-}
-
-func newTable[T any](w *Writer, name string, size int, interval time.Duration, queueSize int,
-	build func([]T) (string, []any), release func([]T)) *table[T] {
-	m := w.opts.Metrics
-	t := &table[T]{
-		w: w, name: name, size: size, interval: interval,
-		build: build, release: release,
-		stored:  m.NewCounter(fmt.Sprintf(`glimpse_rows_stored_total{table=%q}`, name)),
-		errors:  m.NewCounter(fmt.Sprintf(`glimpse_insert_errors_total{table=%q}`, name)),
-		dropped: m.NewCounter(fmt.Sprintf(`glimpse_rows_lost_total{table=%q}`, name)),
-		flushes: m.NewHistogram(fmt.Sprintf(`glimpse_flush_seconds{table=%q}`, name)),
-		rows:    m.NewHistogram(fmt.Sprintf(`glimpse_flush_rows{table=%q}`, name)),
-	}
-	t.prepared.Table = name
-	if queueSize > 0 {
-		t.queue = make(chan T, queueSize)
-	}
-	return t
-}
-
-// run collects rows into a batch and hands full batches to a flusher
-// goroutine, so that one batch is being inserted while the next fills: a
-// slow insert costs queue room only after a whole batch has piled up
-// behind it. Ownership of a batch moves with it; no batch is shared.
-func (t *table[T]) run() {
-	defer t.w.wg.Done()
-	size := t.size
-	size0 := min(size, t.w.opts.BatchSize)
-	type batch struct {
-		rows []T
-		ctx  context.Context
-	}
-	full := make(chan batch)
-	free := make(chan []T, 1)
-	free <- make([]T, 0, size0)
-	flushed := make(chan struct{})
-	go func() {
-		defer close(flushed)
-		for b := range full {
-			t.flush(b.ctx, b.rows)
-			clear(b.rows)
-			if cap(b.rows) > 4*size0 {
-				b.rows = make([]T, 0, size0) // a burst's capacity is not kept
-			}
-			free <- b.rows[:0]
-		}
-	}()
-	rows := make([]T, 0, size0)
-	handoff := func(ctx context.Context) {
-		if len(rows) == 0 {
-			return
-		}
-		full <- batch{rows, ctx}
-		rows = <-free
-	}
-	tick := time.NewTicker(t.interval)
-	defer tick.Stop()
-	var gather gatherer
-	add := func(r T) { rows = append(rows, r) }
-	for {
-		select {
-		case r, ok := <-t.queue:
-			if !ok {
-				handoff(*t.w.final.Load())
-				close(full)
-				<-flushed
-				return
-			}
-			rows = append(rows, r)
-			gather.wait()
-			takeQueued(t.queue, size-len(rows), add)
-			if len(rows) >= size {
-				handoff(context.Background())
-			}
-		case <-tick.C:
-			handoff(context.Background())
-		}
-	}
-}
-
-// flush inserts rows in inserts of at most BatchSize rows (a long session
-// window can collect more; bigger inserts would only cost memory), retrying
-// each with backoff; rows it cannot insert are counted as lost. It releases
-// the rows either way.
-func (t *table[T]) flush(ctx context.Context, rows []T) {
-	defer t.release(rows)
-	if t.w.opts.Discard {
-		return
-	}
-	for len(rows) > 0 {
-		n := min(len(rows), t.w.opts.BatchSize)
-		t.insertRetry(ctx, rows[:n])
-		rows = rows[n:]
-	}
-}
-
-func (t *table[T]) insertRetry(ctx context.Context, rows []T) {
-	start := time.Now()
-	backoff := 250 * time.Millisecond
-	var err error
-	for attempt := 1; attempt <= t.w.opts.Attempts; attempt++ {
-		if err = t.insert1(ctx, rows); err == nil {
-			t.count(len(rows), time.Since(start))
-			return
-		}
-		t.errors.Inc()
-		t.w.opts.Log.Warn("insert failed", "table", t.name, "rows", len(rows), "attempt", attempt, "err", err)
-		if attempt == t.w.opts.Attempts {
-			break
-		}
-		select {
-		case <-time.After(backoff):
-		case <-t.w.stop:
-			attempt = t.w.opts.Attempts
-		case <-ctx.Done():
-			attempt = t.w.opts.Attempts
-		}
-		backoff = min(2*backoff, 8*time.Second)
-	}
-	t.lost.Add(int64(len(rows)))
-	t.dropped.Add(len(rows))
-	t.w.opts.Log.Error("rows lost after failed inserts", "table", t.name, "rows", len(rows), "err", err)
-}
-
-// count records an INSERT of rows that took d.
-func (t *table[T]) count(rows int, d time.Duration) {
-	t.stored.Add(rows)
-	if t.name == "events" {
-		t.w.eventsStored().Add(rows)
-	}
-	t.flushes.Update(d.Seconds())
-	t.rows.Update(float64(rows))
-}
-
-func (t *table[T]) insert1(ctx context.Context, rows []T) error {
-	if t.guard != nil {
-		t.guard.Lock()
-		defer t.guard.Unlock()
-	}
-	query, cols := t.build(rows)
-	return t.prepared.Insert(ctx, t.w.opts.Conn, t.w.opts.InsertTimeout, query, cols)
-}
-
-func (w *Writer) eventsStored() *metrics.Counter {
-	return w.opts.Metrics.GetOrCreateCounter("glimpse_events_stored_total")
 }
 
 // NewEvent returns an empty event from the writer's pool. Hand it to
@@ -527,3 +361,15 @@ func (w *Writer) Release(e *model.Event) {
 	default: // the pool is full: let the collector have it
 	}
 }
+
+// blockRows is how many rows the reader hands to the flusher at a time:
+// one block of the open INSERT (an INSERT still takes up to
+// maxStreamRows rows, as one part). Every row of a block is an Event in
+// memory, and its columns are built and encoded whole, so the block, not
+// the INSERT, sets the memory the flush path holds.
+func (w *Writer) blockRows() int { return min(w.opts.BatchSize, 2048) }
+
+// maxStreamRows bounds the rows of one INSERT that the flusher streams:
+// below ClickHouse's min_insert_block_size_rows, so that the server writes
+// them as one part when the INSERT ends.
+func (w *Writer) maxStreamRows() int { return min(10*w.opts.BatchSize, 500_000) }

@@ -1,0 +1,190 @@
+package sink
+
+import (
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/glimpse-analytics/glimpse/collector/spool"
+	"github.com/glimpse-analytics/glimpse/internal/model"
+)
+
+// diskLog keeps events in the spool, each as a record (record.go), and
+// the newest of them in memory too, in the tail: while the reader keeps up
+// it takes them from there instead of reading and decoding them back (the
+// records are on disk all the same; memory only saves the read). At most
+// tailCap events are held; beyond that (the reader is behind) the tail is
+// dropped and the reader reads from disk until it reaches the newer
+// records kept after that. Events read from a failed INSERT's start again
+// come from disk.
+type diskLog struct {
+	w  *Writer
+	sp *spool.Spool
+	r  *spool.Reader
+	in interner
+
+	mu      sync.Mutex
+	tail    []tailRecord // from tail[head] on, in spool order
+	head    int
+	tailCap int
+	taken   *model.Event // the tail's event the reader's memo took (the reader's)
+
+	uncommitted int // records appended since the last sync (the appender's)
+
+	fromMemory, fromDisk, replayed, undecodable *metrics.Counter
+}
+
+// tailRecord is an event in the tail and where its record is.
+type tailRecord struct {
+	e       *model.Event
+	at, end pos
+}
+
+func newDiskLog(w *Writer, sp *spool.Spool) *diskLog {
+	m := w.opts.Metrics
+	d := &diskLog{
+		w: w, sp: sp, r: sp.NewReader(), tailCap: max(2*w.opts.BatchSize, 1024),
+		fromMemory:  m.NewCounter(`glimpse_spool_rows_read_total{from="memory"}`),
+		fromDisk:    m.NewCounter(`glimpse_spool_rows_read_total{from="disk"}`),
+		replayed:    m.NewCounter("glimpse_spool_replayed_rows_total"),
+		undecodable: m.NewCounter("glimpse_spool_undecodable_records_total"),
+	}
+	return d
+}
+
+func (d *diskLog) capacity() int { return d.tailCap }
+
+func (d *diskLog) append(e *model.Event) bool {
+	start, end, err := d.sp.Append(func(dst []byte) []byte { return appendRecord(dst, e) })
+	d.sp.LogError(err)
+	d.pushTail(e, start, end)
+	if d.uncommitted++; d.uncommitted >= d.tailCap/4 {
+		// Sync early under load, so that the reader can take the tail
+		// before it outgrows its cap.
+		d.sp.LogError(d.sp.Sync())
+		d.uncommitted = 0
+	}
+	return true
+}
+
+func (d *diskLog) space() <-chan struct{} { return nil } // append never refuses
+func (d *diskLog) tickEvery() bool        { return true }
+
+func (d *diskLog) tick() {
+	d.sp.LogError(d.sp.Sync())
+	d.uncommitted = 0
+}
+
+func (d *diskLog) closeAppend() { d.sp.CloseAppend(d.w.stop) }
+
+// pushTail hands e, whose record the appender has just added at
+// [start, end), to the tail; the log owns it from then on.
+func (d *diskLog) pushTail(e *model.Event, start, end pos) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if n := len(d.tail); n > d.head {
+		last := d.tail[n-1]
+		follows := last.end == start || last.at.Seq+1 == start.Seq
+		if !follows || n-d.head >= d.tailCap {
+			d.dropTailLocked() // the reader is behind: it reads these from disk
+		}
+	}
+	if d.head > 0 && d.head >= len(d.tail)/2 {
+		n := copy(d.tail, d.tail[d.head:])
+		clear(d.tail[n:])
+		d.tail, d.head = d.tail[:n], 0
+	}
+	d.tail = append(d.tail, tailRecord{e, start, end})
+}
+
+// memo is the reader's spool.Memo: it takes the event whose record starts
+// at at and ends by limit from the tail, if the tail holds it; records
+// before at are dropped (the reader has passed them).
+func (d *diskLog) memo(at pos, limit int64) (int64, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for d.head < len(d.tail) {
+		t := &d.tail[d.head]
+		if !t.at.Before(at) {
+			break
+		}
+		d.w.Release(t.e)
+		*t = tailRecord{}
+		d.head++
+	}
+	if d.head == len(d.tail) {
+		d.tail, d.head = d.tail[:0], 0
+		return 0, false
+	}
+	t := d.tail[d.head]
+	if t.at != at || t.end.Off > limit {
+		return 0, false
+	}
+	d.tail[d.head] = tailRecord{}
+	d.head++
+	d.taken = t.e
+	return t.end.Off, true
+}
+
+func (d *diskLog) dropTailLocked() {
+	for i := d.head; i < len(d.tail); i++ {
+		d.w.Release(d.tail[i].e)
+	}
+	clear(d.tail)
+	d.tail, d.head = d.tail[:0], 0
+}
+
+func (d *diskLog) next() logRead {
+	for {
+		res, payload, end := d.r.Next(d.memo)
+		if res != spool.Record {
+			return logRead{res: res, end: end}
+		}
+		e := d.taken
+		d.taken = nil
+		if e != nil {
+			d.fromMemory.Inc()
+		} else {
+			e = d.w.NewEvent()
+			if err := decodeRecord(payload, e, &d.in); err != nil {
+				// The record checked (its CRC) but does not decode: a
+				// newer version's, or a bug. It is skipped and counted.
+				d.w.Release(e)
+				d.undecodable.Inc()
+				d.w.opts.Log.Error("spool record does not decode; skipped", "segment", end.Seq, "offset", end.Off, "err", err)
+				continue
+			}
+			d.fromDisk.Inc()
+		}
+		r := logRead{e: e, end: end, res: spool.Record, replay: d.sp.LeftOver(end.Seq)}
+		if r.replay {
+			d.replayed.Inc()
+		}
+		return r
+	}
+}
+
+func (d *diskLog) rewind(p pos) { d.r.Seek(p) }
+
+func (d *diskLog) news() <-chan struct{} { return d.sp.Notify() }
+func (d *diskLog) full() bool            { return false }
+
+func (d *diskLog) done(rows []*model.Event) {
+	for _, e := range rows {
+		d.w.Release(e)
+	}
+}
+
+func (d *diskLog) stored(p pos, whole bool) {
+	oldest := d.sp.Release(p, whole)
+	d.w.erasures.expire(oldest, true, time.Now())
+}
+
+func (d *diskLog) abandon() int64 {
+	d.mu.Lock()
+	d.dropTailLocked()
+	d.mu.Unlock()
+	d.r.Close()
+	return 0 // the rest stays in the spool for the next start
+}
