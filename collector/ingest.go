@@ -263,7 +263,7 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, h *hit) outcome {
 	// (sink.Writer.WriteSessions). The session counts the visitor's events
 	// per second; an event without one (engagement reported after its
 	// session ended) is counted in the limiter's table instead.
-	id, limited := s.sessions.TouchID(st.cfg.Domain, visitorID, previousID, now, &touch)
+	id, limited := s.sessions.Touch(st.cfg.Domain, visitorID, previousID, now, &touch)
 	if limited || (id == 0 && !s.limiter.allow(visitorID, now)) {
 		s.writer.Release(e)
 		return dropped(dropRateLimit)

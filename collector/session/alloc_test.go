@@ -16,11 +16,11 @@ func TestTouchAllocs(t *testing.T) {
 	c := NewCache(CacheConfig{})
 	attrs := &model.Attrs{Referrer: "https://news.example/", Country: "DE"}
 	now := t0
-	c.Touch("example.com", 42, now, Touch{Pageview: true, Path: "/", Attrs: attrs})
+	c.touchSession("example.com", 42, now, Touch{Pageview: true, Path: "/", Attrs: attrs})
 	ev := Touch{Pageview: true, Path: "/next", Attrs: attrs}
 	if n := testing.AllocsPerRun(100, func() {
 		now = now.Add(time.Second)
-		c.Touch("example.com", 42, now, ev)
+		c.touchSession("example.com", 42, now, ev)
 	}); n != 0 {
 		t.Errorf("Touch of an existing session allocates %v times", n)
 	}
@@ -28,30 +28,30 @@ func TestTouchAllocs(t *testing.T) {
 	// nothing either, even when the path is a view of a reused buffer.
 	buf := []byte("/a")
 	for _, p := range []string{"/a", "/b", "/c"} {
-		c.Touch("example.com", 42, now, Touch{Pageview: true, Path: p})
+		c.touchSession("example.com", 42, now, Touch{Pageview: true, Path: p})
 	}
 	i := 0
 	if n := testing.AllocsPerRun(100, func() {
 		now = now.Add(time.Second)
 		buf[1] = 'a' + byte(i%3)
 		i++
-		c.Touch("example.com", 42, now, Touch{Pageview: true, Path: unsafe.String(&buf[0], len(buf))})
+		c.touchSession("example.com", 42, now, Touch{Pageview: true, Path: unsafe.String(&buf[0], len(buf))})
 	}); n != 0 {
 		t.Errorf("Touch moving between pages allocates %v times", n)
 	}
-	c.Touch("example.com", 43, now, ev)
+	c.touchSession("example.com", 43, now, ev)
 	if n := testing.AllocsPerRun(100, func() {
 		now = now.Add(time.Second)
-		c.TouchFallback("example.com", 43, 44, now, ev)
+		c.touchSessionFallback("example.com", 43, 44, now, ev)
 	}); n != 0 {
-		t.Errorf("TouchFallback of an existing session allocates %v times", n)
+		t.Errorf("a touch with a previous-day id of an existing session allocates %v times", n)
 	}
 	// A new session whose page and attribution were seen before is keys
 	// in its slot: nothing to allocate (the table has room).
 	v := uint64(1000)
 	if n := testing.AllocsPerRun(100, func() {
 		v++
-		c.TouchID("example.com", v, 0, now, &ev)
+		c.Touch("example.com", v, 0, now, &ev)
 	}); n != 0 {
 		t.Errorf("a new session with known page and attribution allocates %v times", n)
 	}

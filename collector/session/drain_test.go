@@ -101,8 +101,8 @@ func TestDrainWritesEachChangeOnce(t *testing.T) {
 	if n := tb.drain(c); n != 0 {
 		t.Fatalf("empty cache drained %d", n)
 	}
-	_, s1, _ := c.Touch("example.com", 1, t0, pageview("/a"))
-	c.Touch("example.com", 1, t0.Add(time.Second), pageview("/b"))
+	_, s1, _ := c.touchSession("example.com", 1, t0, pageview("/a"))
+	c.touchSession("example.com", 1, t0.Add(time.Second), pageview("/b"))
 	if n := tb.drain(c); n != 1 || tb.rows != 1 {
 		t.Fatalf("first drain: %d sessions, %d rows; want 1 and 1 (+1 only)", n, tb.rows)
 	}
@@ -110,7 +110,7 @@ func TestDrainWritesEachChangeOnce(t *testing.T) {
 		t.Fatalf("unchanged session drained again (%d)", n)
 	}
 	for i := range 50 {
-		c.Touch("example.com", 1, t0.Add(time.Duration(2+i)*time.Second), pageview("/c"))
+		c.touchSession("example.com", 1, t0.Add(time.Duration(2+i)*time.Second), pageview("/c"))
 	}
 	if n := tb.drain(c); n != 1 || tb.rows != 3 {
 		t.Fatalf("second drain: %d sessions, %d rows in all; want 1 and 3 (-1 and +1)", n, tb.rows)
@@ -124,12 +124,12 @@ func TestDrainWritesEachChangeOnce(t *testing.T) {
 func TestDrainKeepsEndedAndEvictedSessions(t *testing.T) {
 	c := NewCache(CacheConfig{MaxSessions: 2})
 	tb := newTable()
-	_, a, _ := c.Touch("example.com", 1, t0, pageview("/a"))
-	c.Touch("example.com", 1, t0.Add(time.Minute), pageview("/a2"))
+	_, a, _ := c.touchSession("example.com", 1, t0, pageview("/a"))
+	c.touchSession("example.com", 1, t0.Add(time.Minute), pageview("/a2"))
 	// Idle past the timeout: a new session replaces a in the map.
-	_, a2, _ := c.Touch("example.com", 1, t0.Add(time.Hour), pageview("/x"))
-	_, b, _ := c.Touch("example.com", 2, t0.Add(time.Hour), pageview("/b"))
-	_, d, _ := c.Touch("example.com", 3, t0.Add(time.Hour+time.Second), pageview("/d")) // evicts one
+	_, a2, _ := c.touchSession("example.com", 1, t0.Add(time.Hour), pageview("/x"))
+	_, b, _ := c.touchSession("example.com", 2, t0.Add(time.Hour), pageview("/b"))
+	_, d, _ := c.touchSession("example.com", 3, t0.Add(time.Hour+time.Second), pageview("/d")) // evicts one
 	if c.Evictions() != 1 {
 		t.Fatalf("evictions %d", c.Evictions())
 	}
@@ -210,9 +210,9 @@ func TestDrainProperty(t *testing.T) {
 			var cur model.Session
 			if r.IntN(4) == 0 {
 				// Midnight: the same visitor under a new id continues.
-				_, cur, _ = c.TouchFallback("example.com", v+uint64(i)*1_000_000, v, now, pageview("/f"))
+				_, cur, _ = c.touchSessionFallback("example.com", v+uint64(i)*1_000_000, v, now, pageview("/f"))
 			} else {
-				_, cur, _ = c.Touch("example.com", v, now, pageview("/p"))
+				_, cur, _ = c.touchSession("example.com", v, now, pageview("/p"))
 			}
 			mu.Lock()
 			keepLatest(final, cur)
@@ -230,20 +230,20 @@ func TestDrainProperty(t *testing.T) {
 	}
 }
 
-func TestTouchIDMatchesTouch(t *testing.T) {
+func TestTouchIDMatchesSession(t *testing.T) {
 	c := NewCache(CacheConfig{})
 	ev := engagement(500)
-	if id, _ := c.TouchID("example.com", 1, 0, t0, &ev); id != 0 {
+	if id, _ := c.Touch("example.com", 1, 0, t0, &ev); id != 0 {
 		t.Fatalf("an engagement report with no session started one (%d)", id)
 	}
 	pv := pageview("/")
-	id, _ := c.TouchID("example.com", 1, 0, t0, &pv)
-	_, cur, hadPrev := c.Touch("example.com", 1, t0.Add(time.Second), pageview("/b"))
+	id, _ := c.Touch("example.com", 1, 0, t0, &pv)
+	_, cur, hadPrev := c.touchSession("example.com", 1, t0.Add(time.Second), pageview("/b"))
 	if id == 0 || cur.ID != id || !hadPrev || cur.Version != 2 {
-		t.Fatalf("TouchID %d, then Touch gave id %d version %d hadPrev %v", id, cur.ID, cur.Version, hadPrev)
+		t.Fatalf("Touch %d, then touchSession gave id %d version %d hadPrev %v", id, cur.ID, cur.Version, hadPrev)
 	}
-	if id2, _ := c.TouchID("example.com", 1, 0, t0.Add(2*time.Second), &pv); id2 != id {
-		t.Fatalf("TouchID continued as %d, want %d", id2, id)
+	if id2, _ := c.Touch("example.com", 1, 0, t0.Add(2*time.Second), &pv); id2 != id {
+		t.Fatalf("Touch continued as %d, want %d", id2, id)
 	}
 }
 
@@ -254,7 +254,7 @@ func TestTouchIDMatchesTouch(t *testing.T) {
 func TestDirtyListsStayBounded(t *testing.T) {
 	c := NewCache(CacheConfig{MaxSessions: 2048, DrainStall: time.Nanosecond})
 	for v := range uint64(50_000) {
-		c.Touch("example.com", v+1, t0.Add(time.Duration(v)*time.Millisecond), pageview("/"))
+		c.touchSession("example.com", v+1, t0.Add(time.Duration(v)*time.Millisecond), pageview("/"))
 	}
 	held := 0
 	for i := range c.shards {
@@ -287,7 +287,7 @@ func TestDirtyListsStayBounded(t *testing.T) {
 func TestDrainPausesWithoutLocks(t *testing.T) {
 	c := NewCache(CacheConfig{MaxSessions: 1 << 16})
 	for v := range uint64(5000) {
-		c.Touch("example.com", v+1, t0, pageview("/"))
+		c.touchSession("example.com", v+1, t0, pageview("/"))
 	}
 	pauses, emitted, most := 0, 0, 0
 	since := 0
@@ -324,7 +324,7 @@ func TestDrainPathsUnderCompaction(t *testing.T) {
 			if r.IntN(5) == 0 {
 				ev = event("", true) // no page: entry and exit stay
 			}
-			_, cur, hadPrev := c.Touch("example.com", v, now, ev)
+			_, cur, hadPrev := c.touchSession("example.com", v, now, ev)
 			// The pages as the model has them, not as the cache
 			// reports them (it reads them from the same table).
 			mu.Lock()
@@ -380,8 +380,8 @@ func TestEndedSessionsKeepPathsThroughCompaction(t *testing.T) {
 		v := uint64(i + 1)
 		ev := pageview(fmt.Sprintf("/a/%d", i))
 		ev.Attrs = &model.Attrs{Referrer: fmt.Sprintf("r%d", i), Browser: "Firefox"}
-		c.Touch("example.com", v, t0, ev)
-		c.Touch("example.com", v, t0.Add(time.Second), pageview(fmt.Sprintf("/b/%d", i)))
+		c.touchSession("example.com", v, t0, ev)
+		c.touchSession("example.com", v, t0.Add(time.Second), pageview(fmt.Sprintf("/b/%d", i)))
 	}
 	if c.Evictions() < n/2 {
 		t.Fatalf("%d evictions: the test needs ended sessions", c.Evictions())
@@ -420,9 +420,9 @@ func TestSessionAttrsCompacted(t *testing.T) {
 		v := uint64(i + 1)
 		ev := pageview("/")
 		ev.Attrs = &model.Attrs{Referrer: fmt.Sprintf("r%d", i), Country: "DE"}
-		c.Touch("example.com", v, t0, ev)
+		c.touchSession("example.com", v, t0, ev)
 		tb.drain(c)
-		c.Touch("example.com", v, t0.Add(time.Second), pageview("/next"))
+		c.touchSession("example.com", v, t0.Add(time.Second), pageview("/next"))
 		if i%1000 == 999 {
 			tb.drain(c)
 		}
@@ -450,7 +450,7 @@ func TestPressureDrainsEndedSessions(t *testing.T) {
 	endedDrains, ended := 0, 0
 	for i := range 30000 {
 		v := uint64(i%20000 + 1) // more visitors than the cache holds: it evicts
-		_, cur, _ := c.Touch("example.com", v, t0.Add(time.Duration(i)*time.Millisecond), pageview(fmt.Sprintf("/%d", i)))
+		_, cur, _ := c.touchSession("example.com", v, t0.Add(time.Duration(i)*time.Millisecond), pageview(fmt.Sprintf("/%d", i)))
 		keepLatest(final, cur)
 		select {
 		case <-c.Pressure():

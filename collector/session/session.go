@@ -405,42 +405,34 @@ func (sh *sessionShard) deleteAt(i int) {
 	sh.used--
 }
 
-// Touch records an event of visitor on site at now and returns the
-// session before (prev) and after (cur) it. hadPrev is false when the
-// touch started a new session; otherwise the caller writes prev with sign
-// -1 and cur with sign +1. A touch after the idle timeout or the maximum
-// length starts a new session; the old one keeps its last written version.
+// Touch records an event of visitor on site at now and returns the id of
+// its session: the session held under visitor continues, or, if none is
+// live, a new one starts. A touch after the idle timeout or the maximum
+// length starts a new session; the old one keeps its last written
+// version. Changes reach storage through Drain.
+//
+// previous is the visitor's previous-day id in the window after midnight
+// (see identity.Salts.VisitorID), 0 otherwise. If no live session is held
+// under visitor but one is held under previous, that session continues
+// and is re-keyed to visitor, so later touches find it directly.
 //
 // A zero visitor, or an engagement report that finds no live session
-// (engagement arriving after the session ended), creates nothing: cur.ID
-// is 0 and nothing is to be written.
+// (engagement arriving after the session ended), creates nothing: id is
+// 0. limited reports a touch beyond ev.Limit in its second, which changed
+// nothing: the caller drops the event. Keeping the count in the session's
+// slot, which the touch reads anyway, costs no cache miss of its own.
 //
-// Touch does not allocate when it continues a session.
-func (c *Cache) Touch(site string, visitor uint64, now time.Time, ev Touch) (prev, cur model.Session, hadPrev bool) {
-	return c.TouchFallback(site, visitor, 0, now, ev)
-}
-
-// TouchFallback is Touch for the window after midnight, when a visitor has
-// a current and a previous-day id (see Salts.VisitorID). If no live session
-// is held under visitor but one is held under previous, that session
-// continues and is re-keyed to visitor, so later touches find it directly.
-// previous 0 means none.
-func (c *Cache) TouchFallback(site string, visitor, previous uint64, now time.Time, ev Touch) (prev, cur model.Session, hadPrev bool) {
-	_, hadPrev, _ = c.touch(site, visitor, previous, now, &ev, &prev, &cur)
-	return prev, cur, hadPrev
-}
-
-// TouchID is TouchFallback for a caller that needs only the session id
-// (0 when there is no session); it copies no session out. limited reports
-// a touch beyond ev.Limit in its second, which changed nothing: the
-// caller drops the event. Keeping the count in the session's slot, which
-// the touch reads anyway, costs no cache miss of its own.
-func (c *Cache) TouchID(site string, visitor, previous uint64, now time.Time, ev *Touch) (id uint64, limited bool) {
+// Touch copies no session out, and does not allocate when it continues a
+// session, nor when it starts one whose page and attribution were seen
+// before and the table has room.
+func (c *Cache) Touch(site string, visitor, previous uint64, now time.Time, ev *Touch) (id uint64, limited bool) {
 	id, _, limited = c.touch(site, visitor, previous, now, ev, nil, nil)
 	return id, limited
 }
 
-// touch is TouchFallback, filling prev and cur when they are not nil.
+// touch is Touch, filling prev (the session before the touch) and cur
+// (after it) when they are not nil; hadPrev is false when the touch
+// started a new session. Only tests ask for prev and cur.
 func (c *Cache) touch(site string, visitor, previous uint64, now time.Time, ev *Touch, prev, cur *model.Session) (id uint64, hadPrev, limited bool) {
 	if visitor == 0 {
 		return 0, false, false

@@ -25,6 +25,19 @@ func at(s string) time.Time {
 	return t
 }
 
+// touchSession is Cache.Touch for a test that checks the session before
+// (prev) and after (cur) the touch; hadPrev is false when the touch
+// started a new session, and cur.ID is 0 when it created nothing.
+func (c *Cache) touchSession(site string, visitor uint64, now time.Time, ev Touch) (prev, cur model.Session, hadPrev bool) {
+	return c.touchSessionFallback(site, visitor, 0, now, ev)
+}
+
+// touchSessionFallback is touchSession with the visitor's previous-day id.
+func (c *Cache) touchSessionFallback(site string, visitor, previous uint64, now time.Time, ev Touch) (prev, cur model.Session, hadPrev bool) {
+	_, hadPrev, _ = c.touch(site, visitor, previous, now, &ev, &prev, &cur)
+	return prev, cur, hadPrev
+}
+
 // view is what a test checks of a session.
 type view struct {
 	Version      uint32
@@ -52,7 +65,7 @@ func engagement(ms uint32) Touch { return Touch{EngagementMS: ms} }
 type step struct {
 	at       time.Duration // since t0
 	visitor  uint64        // default 1
-	previous uint64        // for TouchFallback
+	previous uint64        // the previous-day id, for touchSessionFallback
 	ev       Touch
 	// want
 	none    bool // nothing to write (cur.ID == 0)
@@ -240,7 +253,7 @@ func TestSessionTransitions(t *testing.T) {
 					visitor = 1
 				}
 				now := t0.Add(st.at)
-				prev, cur, hadPrev := c.TouchFallback("example.com", visitor, st.previous, now, st.ev)
+				prev, cur, hadPrev := c.touchSessionFallback("example.com", visitor, st.previous, now, st.ev)
 				if st.none {
 					if cur.ID != 0 || hadPrev {
 						t.Fatalf("step %d: got session %+v, want none", i, cur)
@@ -280,9 +293,9 @@ func TestSessionTransitions(t *testing.T) {
 func TestSessionAttrsFromFirstTouch(t *testing.T) {
 	c := NewCache(CacheConfig{})
 	first := &model.Attrs{Referrer: "https://news.example/", Source: "News", Channel: "Referral", UTMCampaign: "spring", Country: "DE", Region: "DE-BE", Browser: "Firefox"}
-	_, cur, _ := c.Touch("example.com", 1, t0, Touch{Pageview: true, Path: "/", Attrs: first})
+	_, cur, _ := c.touchSession("example.com", 1, t0, Touch{Pageview: true, Path: "/", Attrs: first})
 	first.Referrer = "changed by the caller" // the session holds a copy
-	_, cur2, _ := c.Touch("example.com", 1, t0.Add(time.Second), Touch{Pageview: true, Path: "/b", Attrs: &model.Attrs{Referrer: "other"}})
+	_, cur2, _ := c.touchSession("example.com", 1, t0.Add(time.Second), Touch{Pageview: true, Path: "/b", Attrs: &model.Attrs{Referrer: "other"}})
 	for _, s := range []model.Session{cur, cur2} {
 		if s.Attrs.Referrer != "https://news.example/" || s.Attrs.UTMCampaign != "spring" || s.Attrs.Region != "DE-BE" {
 			t.Errorf("attrs = %+v", *s.Attrs)
@@ -291,13 +304,13 @@ func TestSessionAttrsFromFirstTouch(t *testing.T) {
 	if cur.Attrs != cur2.Attrs {
 		t.Error("versions of one session do not share their attrs")
 	}
-	_, cur3, _ := c.Touch("example.com", 2, t0, Touch{Pageview: true, Path: "/"})
+	_, cur3, _ := c.touchSession("example.com", 2, t0, Touch{Pageview: true, Path: "/"})
 	if cur3.Attrs == nil || *cur3.Attrs != (model.Attrs{}) {
 		t.Errorf("nil attrs gave %+v", cur3.Attrs)
 	}
 	// Sessions with the same attribution share one copy of it.
 	same := model.Attrs{Referrer: "https://news.example/", Source: "News", Channel: "Referral", UTMCampaign: "spring", Country: "DE", Region: "DE-BE", Browser: "Firefox"}
-	_, cur4, _ := c.Touch("example.com", 3, t0, Touch{Pageview: true, Path: "/", Attrs: &same})
+	_, cur4, _ := c.touchSession("example.com", 3, t0, Touch{Pageview: true, Path: "/", Attrs: &same})
 	if cur4.Attrs != cur.Attrs {
 		t.Error("two sessions with equal attribution hold separate copies")
 	}
@@ -305,8 +318,8 @@ func TestSessionAttrsFromFirstTouch(t *testing.T) {
 
 func TestSessionSitesAreSeparate(t *testing.T) {
 	c := NewCache(CacheConfig{})
-	_, a, _ := c.Touch("a.example", 1, t0, pageview("/"))
-	_, b, hadPrev := c.Touch("b.example", 1, t0, pageview("/"))
+	_, a, _ := c.touchSession("a.example", 1, t0, pageview("/"))
+	_, b, hadPrev := c.touchSession("b.example", 1, t0, pageview("/"))
 	if hadPrev || a.ID == b.ID {
 		t.Error("sessions of two sites with one visitor id were merged")
 	}
@@ -315,10 +328,10 @@ func TestSessionSitesAreSeparate(t *testing.T) {
 func TestSessionEviction(t *testing.T) {
 	c := NewCache(CacheConfig{MaxSessions: 3})
 	for v := uint64(1); v <= 3; v++ {
-		c.Touch("example.com", v, t0.Add(time.Duration(v)*time.Second), pageview("/"))
+		c.touchSession("example.com", v, t0.Add(time.Duration(v)*time.Second), pageview("/"))
 	}
-	c.Touch("example.com", 1, t0.Add(10*time.Second), pageview("/")) // 2 is now least recently seen
-	c.Touch("example.com", 4, t0.Add(11*time.Second), pageview("/"))
+	c.touchSession("example.com", 1, t0.Add(10*time.Second), pageview("/")) // 2 is now least recently seen
+	c.touchSession("example.com", 4, t0.Add(11*time.Second), pageview("/"))
 	if n := c.Len(); n != 3 {
 		t.Errorf("Len = %d, want 3", n)
 	}
@@ -338,9 +351,9 @@ func TestSessionEviction(t *testing.T) {
 
 	// When full, an expired session makes room before a live one.
 	c = NewCache(CacheConfig{MaxSessions: 2})
-	c.Touch("example.com", 1, t0, pageview("/"))
-	c.Touch("example.com", 2, t0.Add(40*time.Minute), pageview("/"))
-	c.Touch("example.com", 3, t0.Add(41*time.Minute), pageview("/"))
+	c.touchSession("example.com", 1, t0, pageview("/"))
+	c.touchSession("example.com", 2, t0.Add(40*time.Minute), pageview("/"))
+	c.touchSession("example.com", 3, t0.Add(41*time.Minute), pageview("/"))
 	if c.Evictions() != 0 || c.Len() != 2 {
 		t.Errorf("expired session not preferred: Evictions %d, Len %d", c.Evictions(), c.Len())
 	}
@@ -348,10 +361,10 @@ func TestSessionEviction(t *testing.T) {
 
 func TestSessionSweep(t *testing.T) {
 	c := NewCache(CacheConfig{MaxLength: 2 * time.Hour})
-	c.Touch("example.com", 1, t0, pageview("/"))                     // idle from 00:30
-	c.Touch("example.com", 2, t0.Add(25*time.Minute), pageview("/")) // live
-	for i := range 6 {                                               // too old from 02:00
-		c.Touch("example.com", 3, t0.Add(time.Duration(i)*20*time.Minute), pageview("/"))
+	c.touchSession("example.com", 1, t0, pageview("/"))                     // idle from 00:30
+	c.touchSession("example.com", 2, t0.Add(25*time.Minute), pageview("/")) // live
+	for i := range 6 {                                                      // too old from 02:00
+		c.touchSession("example.com", 3, t0.Add(time.Duration(i)*20*time.Minute), pageview("/"))
 	}
 	if n := c.Sweep(t0.Add(30 * time.Minute)); n != 1 {
 		t.Errorf("Sweep at 00:30 removed %d, want 1", n)
@@ -391,8 +404,8 @@ func TestNewCacheShards(t *testing.T) {
 	}
 }
 
-// TestSessionConcurrent exercises Touch, TouchFallback and Sweep together;
-// it is meant for -race.
+// TestSessionConcurrent exercises touches, with and without a previous-day
+// id, and Sweep together; it is meant for -race.
 func TestSessionConcurrent(t *testing.T) {
 	c := NewCache(CacheConfig{MaxSessions: 5000})
 	var wg sync.WaitGroup
@@ -404,9 +417,9 @@ func TestSessionConcurrent(t *testing.T) {
 				var prev, cur model.Session
 				var hadPrev bool
 				if i%7 == 0 {
-					prev, cur, hadPrev = c.TouchFallback("example.com", v+10_000, v, now, pageview("/"))
+					prev, cur, hadPrev = c.touchSessionFallback("example.com", v+10_000, v, now, pageview("/"))
 				} else {
-					prev, cur, hadPrev = c.Touch("example.com", v, now, pageview("/"))
+					prev, cur, hadPrev = c.touchSession("example.com", v, now, pageview("/"))
 				}
 				if hadPrev && cur.Version != prev.Version+1 {
 					t.Errorf("version %d after %d", cur.Version, prev.Version)
@@ -428,8 +441,8 @@ func TestSessionOwnsItsStrings(t *testing.T) {
 	buf := []byte("example.com/entry?https://ref.example/")
 	str := func(i, j int) string { return unsafe.String(&buf[i], j-i) }
 	site, path, ref := str(0, 11), str(11, 17), str(18, len(buf))
-	_, cur, _ := c.Touch(site, 1, t0, Touch{Pageview: true, Path: path, Attrs: &model.Attrs{Referrer: ref}})
-	_, cur2, _ := c.Touch(site, 1, t0.Add(time.Second), Touch{Pageview: true, Path: str(11, 14)}) // "/en"
+	_, cur, _ := c.touchSession(site, 1, t0, Touch{Pageview: true, Path: path, Attrs: &model.Attrs{Referrer: ref}})
+	_, cur2, _ := c.touchSession(site, 1, t0.Add(time.Second), Touch{Pageview: true, Path: str(11, 14)}) // "/en"
 	for i := range buf {
 		buf[i] = 'X'
 	}
@@ -437,7 +450,7 @@ func TestSessionOwnsItsStrings(t *testing.T) {
 		t.Errorf("session strings alias the caller's buffer: %q %q %q %q", cur.Site, cur.EntryPage, cur.Attrs.Referrer, cur2.ExitPage)
 	}
 	// The key too: the session is still found by its site.
-	if _, _, hadPrev := c.Touch("example.com", 1, t0.Add(2*time.Second), pageview("/x")); !hadPrev {
+	if _, _, hadPrev := c.touchSession("example.com", 1, t0.Add(2*time.Second), pageview("/x")); !hadPrev {
 		t.Error("session lost after the caller reused its buffer")
 	}
 }
@@ -557,13 +570,13 @@ func TestSessionTablesGrowTogether(t *testing.T) {
 	const n = 40_000
 	ids := make([]uint64, n+1)
 	for v := uint64(1); v <= n; v++ {
-		ids[v], _ = c.TouchID("example.com", v, 0, t0, &Touch{Pageview: true, Path: "/"})
+		ids[v], _ = c.Touch("example.com", v, 0, t0, &Touch{Pageview: true, Path: "/"})
 	}
 	if c.Len() != n || c.Evictions() != 0 {
 		t.Fatalf("Len %d, Evictions %d", c.Len(), c.Evictions())
 	}
 	for v := uint64(1); v <= n; v++ {
-		if id, _ := c.TouchID("example.com", v, 0, t0.Add(time.Second), &Touch{Pageview: true, Path: "/"}); id != ids[v] {
+		if id, _ := c.Touch("example.com", v, 0, t0.Add(time.Second), &Touch{Pageview: true, Path: "/"}); id != ids[v] {
 			t.Fatalf("visitor %d: session %d after growing, was %d", v, id, ids[v])
 		}
 	}
@@ -604,8 +617,8 @@ func TestSessionPathsCompacted(t *testing.T) {
 	for i := range n {
 		// Each visitor ends up with a page of its own; few stay held.
 		v := uint64(i + 1)
-		c.Touch("example.com", v, t0, pageview(fmt.Sprintf("/entry/%d", i)))
-		c.Touch("example.com", v, t0.Add(time.Second), pageview(fmt.Sprintf("/exit/%d", i)))
+		c.touchSession("example.com", v, t0, pageview(fmt.Sprintf("/entry/%d", i)))
+		c.touchSession("example.com", v, t0.Add(time.Second), pageview(fmt.Sprintf("/exit/%d", i)))
 		if i%1000 == 999 {
 			c.Drain(func(prev, cur *model.Session, hadPrev bool) {}, nil)
 		}
@@ -635,7 +648,7 @@ func TestSessionRateLimit(t *testing.T) {
 	at := t0.Add(500 * time.Millisecond)
 	var id uint64
 	for i := range 5 {
-		got, limited := c.TouchID("example.com", 1, 0, at, &pv)
+		got, limited := c.Touch("example.com", 1, 0, at, &pv)
 		if want := i >= 3; limited != want {
 			t.Fatalf("touch %d in one second: limited %v, want %v", i+1, limited, want)
 		}
@@ -645,13 +658,13 @@ func TestSessionRateLimit(t *testing.T) {
 			t.Fatalf("touch %d: session %d, want %d", i+1, got, id)
 		}
 	}
-	if _, cur, _ := c.Touch("example.com", 1, at, Touch{Pageview: true, Path: "/"}); cur.Version != 4 {
+	if _, cur, _ := c.touchSession("example.com", 1, at, Touch{Pageview: true, Path: "/"}); cur.Version != 4 {
 		t.Fatalf("after 3 counted touches and an unlimited one, version %d, want 4", cur.Version)
 	}
-	if _, limited := c.TouchID("example.com", 1, 0, at.Add(600*time.Millisecond), &pv); limited {
+	if _, limited := c.Touch("example.com", 1, 0, at.Add(600*time.Millisecond), &pv); limited {
 		t.Fatal("a new second is still limited")
 	}
-	if _, limited := c.TouchID("example.com", 2, 0, at, &pv); limited {
+	if _, limited := c.Touch("example.com", 2, 0, at, &pv); limited {
 		t.Fatal("another visitor is limited")
 	}
 }

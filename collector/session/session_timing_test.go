@@ -16,7 +16,7 @@ func BenchmarkTouch(b *testing.B) {
 		c := NewCache(CacheConfig{})
 		const visitors = 50_000
 		for v := uint64(1); v <= visitors; v++ {
-			c.Touch("example.com", v*0x9E3779B97F4A7C15, t0, Touch{Pageview: true, Path: "/", Attrs: attrs})
+			c.touchSession("example.com", v*0x9E3779B97F4A7C15, t0, Touch{Pageview: true, Path: "/", Attrs: attrs})
 		}
 		var next atomic.Uint64
 		b.ReportAllocs()
@@ -33,10 +33,10 @@ func BenchmarkTouch(b *testing.B) {
 		})
 	}
 	b.Run("existing", func(b *testing.B) {
-		existing(b, func(c *Cache, v uint64, now time.Time, ev *Touch) { c.Touch("example.com", v, now, *ev) })
+		existing(b, func(c *Cache, v uint64, now time.Time, ev *Touch) { c.touchSession("example.com", v, now, *ev) })
 	})
 	b.Run("existing-id", func(b *testing.B) {
-		existing(b, func(c *Cache, v uint64, now time.Time, ev *Touch) { c.TouchID("example.com", v, 0, now, ev) })
+		existing(b, func(c *Cache, v uint64, now time.Time, ev *Touch) { c.Touch("example.com", v, 0, now, ev) })
 	})
 	b.Run("new", func(b *testing.B) {
 		c := NewCache(CacheConfig{MaxSessions: 100_000})
@@ -45,7 +45,7 @@ func BenchmarkTouch(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			ev := Touch{Pageview: true, Path: "/", Attrs: attrs}
 			for pb.Next() {
-				c.Touch("example.com", next.Add(1)*0x9E3779B97F4A7C15, t0, ev)
+				c.touchSession("example.com", next.Add(1)*0x9E3779B97F4A7C15, t0, ev)
 			}
 		})
 	})

@@ -14,7 +14,7 @@ import (
 // (IPv4 in its IPv4-mapped form, so both spellings agree; zones ignored)
 // and the User-Agent. During the window after midnight it also returns the
 // id under the previous day's salt, so the caller can continue a session
-// that started before midnight (see Cache.TouchFallback).
+// that started before midnight (see session.Cache.Touch).
 //
 // Ids are never 0, which means "no visitor id". Neither ip nor ua is
 // retained, and VisitorID does not allocate.
