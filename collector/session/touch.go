@@ -1,0 +1,226 @@
+package session
+
+// Touching a session: Touch finds the visitor's slot, re-keying a session
+// held under the previous-day id, then starts a session or continues the
+// live one, counting touches per second for the rate limit.
+
+import (
+	"math/rand/v2"
+	"time"
+
+	"github.com/glimpse-analytics/glimpse/internal/model"
+)
+
+// Touch records an event of visitor on site at now and returns the id of
+// its session: the session held under visitor continues, or, if none is
+// live, a new one starts. A touch after the idle timeout or the maximum
+// length starts a new session; the old one keeps its last written
+// version. Changes reach storage through Drain.
+//
+// previous is the visitor's previous-day id in the window after midnight
+// (see identity.Salts.VisitorID), 0 otherwise. If no live session is held
+// under visitor but one is held under previous, that session continues
+// and is re-keyed to visitor, so later touches find it directly.
+//
+// A zero visitor, or an engagement report that finds no live session
+// (engagement arriving after the session ended), creates nothing: id is
+// 0. limited reports a touch beyond ev.Limit in its second, which changed
+// nothing: the caller drops the event. Keeping the count in the session's
+// slot, which the touch reads anyway, costs no cache miss of its own.
+//
+// Touch copies no session out, and does not allocate when it continues a
+// session, nor when it starts one whose page and attribution were seen
+// before and the table has room.
+func (c *Cache) Touch(site string, visitor, previous uint64, now time.Time, ev *Touch) (id uint64, limited bool) {
+	id, _, limited = c.touch(site, visitor, previous, now, ev, nil, nil)
+	return id, limited
+}
+
+// touch is Touch, filling prev (the session before the touch) and cur
+// (after it) when they are not nil; hadPrev is false when the touch
+// started a new session. Only tests ask for prev and cur.
+func (c *Cache) touch(site string, visitor, previous uint64, now time.Time, ev *Touch, prev, cur *model.Session) (id uint64, hadPrev, limited bool) {
+	if visitor == 0 {
+		return 0, false, false
+	}
+	if previous == visitor {
+		previous = 0
+	}
+	sid := c.sites.id(site)
+	ns := now.UnixNano()
+	si := c.shardIndex(visitor)
+	sh := &c.shards[si]
+	var old *sessionShard // the previous id's shard, if it differs
+	oi := si
+	if previous != 0 {
+		if oi = c.shardIndex(previous); oi != si {
+			old = &c.shards[oi]
+		}
+	}
+	// Two shards are locked in index order, so concurrent fallbacks cannot
+	// deadlock.
+	lock := func() {
+		if old != nil && oi < si {
+			old.mu.Lock()
+		}
+		sh.mu.Lock()
+		if old != nil && oi > si {
+			old.mu.Lock()
+		}
+	}
+	unlock := func() {
+		sh.mu.Unlock()
+		if old != nil {
+			old.mu.Unlock()
+		}
+	}
+	lock()
+	for c.full(sh) || c.paths.over() || c.attrs.over() { // this touch may add a session, a path or an attribution
+		per := c.per
+		unlock()
+		if c.paths.over() || c.attrs.over() {
+			c.compact()
+		} else {
+			c.grow(per)
+		}
+		lock()
+	}
+	defer unlock()
+
+	i := sh.find(sid, visitor)
+	if i >= 0 && !c.live(&sh.slots[i], ns) {
+		c.removeAt(sh, i)
+		i = -1
+	}
+	if i < 0 && previous != 0 {
+		src := sh
+		if old != nil {
+			src = old
+		}
+		if pi := src.find(sid, previous); pi >= 0 {
+			if !c.live(&src.slots[pi], ns) {
+				c.removeAt(src, pi)
+			} else {
+				// Re-key: the session moves, with its dirty mark and the
+				// state last written, so Drain finds it where it now is.
+				s, k := src.slots[pi], src.colds[pi]
+				src.deleteAt(pi)
+				s.visitor = visitor
+				i = c.insert(sh, &s, &k, ns)
+			}
+		}
+	}
+	if i < 0 {
+		if ev.isReport() {
+			return 0, false, false
+		}
+		i = c.start(sh, sid, visitor, now, ev)
+		if cur != nil {
+			*cur = c.session(sh, i)
+		}
+		return sh.slots[i].id, false, false
+	}
+	s := &sh.slots[i]
+	if ev.Limit > 0 {
+		if sec := uint32(now.Unix()); s.rateSec != sec {
+			s.rateSec, s.rateN = sec, 1
+		} else if s.rateN >= ev.Limit {
+			return s.id, true, true
+		} else {
+			s.rateN++
+		}
+	}
+	if prev != nil {
+		*prev = c.session(sh, i)
+	}
+	c.update(sh, i, ns, ev)
+	if cur != nil {
+		*cur = c.session(sh, i)
+	}
+	return s.id, true, false
+}
+
+// live reports whether s may continue at ns.
+func (c *Cache) live(s *slot, ns int64) bool {
+	return ns-s.lastSeen < c.idle && ns-s.start < c.maxLength
+}
+
+// noAttrs is the attribution of a touch that has none.
+var noAttrs model.Attrs
+
+// start stores the session that ev starts and returns its slot.
+func (c *Cache) start(sh *sessionShard, site uint32, visitor uint64, now time.Time, ev *Touch) int {
+	ns := now.UnixNano()
+	a := ev.Attrs
+	if a == nil {
+		a = &noAttrs
+	}
+	path := c.paths.hash(ev.Path)
+	c.paths.add(path, ev.Path)
+	id := rand.Uint64()
+	for id == 0 {
+		id = rand.Uint64()
+	}
+	s := slot{
+		visitor:     visitor,
+		site:        site,
+		flags:       slotDirty,
+		id:          id,
+		start:       ns,
+		lastSeen:    ns,
+		lastEventAt: ns,
+		version:     1,
+		events:      1,
+		engagement:  uint64(ev.EngagementMS),
+		entryHash:   path,
+		exitHash:    path,
+		rateSec:     uint32(now.Unix()),
+		rateN:       1,
+	}
+	if ev.Pageview {
+		s.pageviews = 1
+	}
+	if ev.Pageview || ev.Interactive {
+		s.interactive = 1
+	}
+	ak := c.attrs.hash(a)
+	c.attrs.add(ak, func() *model.Attrs {
+		v := c.strs.attrs(a) // a's strings may be views of buffers the caller reuses
+		return &v
+	})
+	k := cold{visitor0: visitor, attrs: ak}
+	return c.insert(sh, &s, &k, ns)
+}
+
+// update applies a touch to the live session in slot i.
+func (c *Cache) update(sh *sessionShard, i int, ns int64, ev *Touch) {
+	s := &sh.slots[i]
+	ns = max(ns, s.lastSeen) // out of order: never move backwards
+	s.lastSeen = ns
+	s.version++
+	s.engagement += uint64(ev.EngagementMS)
+	if ev.isReport() {
+		s.tailMS += uint64(ev.EngagementMS)
+	} else {
+		s.events++
+		s.lastEventAt = ns
+		s.tailMS = 0
+		if ev.Pageview {
+			s.pageviews++
+			if h := c.paths.hash(ev.Path); h != s.exitHash {
+				c.paths.add(h, ev.Path)
+				if s.entryHash == c.noPath {
+					s.entryHash = h // the first page view of a session an event started
+				}
+				s.exitHash = h
+			}
+		}
+		if ev.Pageview || ev.Interactive {
+			s.interactive++
+		}
+	}
+	if s.flags&slotDirty == 0 {
+		s.flags |= slotDirty
+		sh.dirty++
+	}
+}
