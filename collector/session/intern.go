@@ -1,5 +1,7 @@
 package session
 
+// The intern table, which the strings of attributions are copied into.
+
 import (
 	"hash/maphash"
 	"strings"

@@ -1,5 +1,8 @@
 package session
 
+// The slot and cold arrays in mappings of their own, backed by huge pages
+// (Linux).
+
 import (
 	"syscall"
 	"unsafe"

@@ -1,5 +1,8 @@
 package session
 
+// The key tables: the pages and attributions that slots refer to by a
+// 64-bit key.
+
 import (
 	"hash/maphash"
 	"strings"
