@@ -1,7 +1,7 @@
 package session
 
 // The key tables: the pages and attributions that slots refer to by a
-// 64-bit key.
+// 64-bit key, and their compaction.
 
 import (
 	"hash/maphash"
@@ -102,6 +102,40 @@ func (t *keyTable[V]) keep(live map[uint64]struct{}) {
 	}
 	t.n.Store(int64(kept))
 	t.limit.Store(max(t.floor, int64(2*kept)))
+}
+
+// compact drops the paths and attributions no session refers to any more
+// (held, ended but not drained, or in its last written version), under
+// every shard's lock (so that no touch adds a reference meanwhile).
+func (c *Cache) compact() {
+	c.exclusive(func() {
+		if !c.paths.over() && !c.attrs.over() {
+			return // another touch compacted first
+		}
+		live, attrs := make(map[uint64]struct{}), make(map[uint64]struct{})
+		keep := func(s *slot, k *cold) {
+			live[s.entryHash], live[s.exitHash] = struct{}{}, struct{}{}
+			if k.w.version != 0 {
+				// The last written version's pages: its cancel row
+				// must name them.
+				live[k.w.entryHash], live[k.w.exitHash] = struct{}{}, struct{}{}
+			}
+			attrs[k.attrs] = struct{}{}
+		}
+		for i := range c.shards {
+			sh := &c.shards[i]
+			for j := range sh.slots {
+				if sh.slots[j].visitor != 0 {
+					keep(&sh.slots[j], &sh.colds[j])
+				}
+			}
+			for j := range sh.frozen {
+				keep(&sh.frozen[j].s, &sh.frozen[j].k)
+			}
+		}
+		c.paths.keep(live)
+		c.attrs.keep(attrs)
+	})
 }
 
 // pathTable holds the entry and exit pages of held sessions.

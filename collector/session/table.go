@@ -2,8 +2,7 @@ package session
 
 // The slot tables: the layout of a session in a slot and a cold beside
 // it, the lock shards, finding, putting and deleting a slot in a shard's
-// open-addressing table, and growing the tables and compacting the key
-// tables, both under every shard's lock.
+// open-addressing table, and growing the tables under every shard's lock.
 
 import "sync"
 
@@ -209,39 +208,5 @@ func (c *Cache) grow(per int) {
 		if c.per == per {
 			c.resize(2 * per)
 		}
-	})
-}
-
-// compact drops the paths and attributions no session refers to any more
-// (held, ended but not drained, or in its last written version), under
-// every shard's lock (so that no touch adds a reference meanwhile).
-func (c *Cache) compact() {
-	c.exclusive(func() {
-		if !c.paths.over() && !c.attrs.over() {
-			return // another touch compacted first
-		}
-		live, attrs := make(map[uint64]struct{}), make(map[uint64]struct{})
-		keep := func(s *slot, k *cold) {
-			live[s.entryHash], live[s.exitHash] = struct{}{}, struct{}{}
-			if k.w.version != 0 {
-				// The last written version's pages: its cancel row
-				// must name them.
-				live[k.w.entryHash], live[k.w.exitHash] = struct{}{}, struct{}{}
-			}
-			attrs[k.attrs] = struct{}{}
-		}
-		for i := range c.shards {
-			sh := &c.shards[i]
-			for j := range sh.slots {
-				if sh.slots[j].visitor != 0 {
-					keep(&sh.slots[j], &sh.colds[j])
-				}
-			}
-			for j := range sh.frozen {
-				keep(&sh.frozen[j].s, &sh.frozen[j].k)
-			}
-		}
-		c.paths.keep(live)
-		c.attrs.keep(attrs)
 	})
 }
