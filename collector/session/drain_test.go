@@ -230,57 +230,6 @@ func TestDrainProperty(t *testing.T) {
 	}
 }
 
-func TestTouchIDMatchesSession(t *testing.T) {
-	c := NewCache(CacheConfig{})
-	ev := engagement(500)
-	if id, _ := c.Touch("example.com", 1, 0, t0, &ev); id != 0 {
-		t.Fatalf("an engagement report with no session started one (%d)", id)
-	}
-	pv := pageview("/")
-	id, _ := c.Touch("example.com", 1, 0, t0, &pv)
-	_, cur, hadPrev := c.touchSession("example.com", 1, t0.Add(time.Second), pageview("/b"))
-	if id == 0 || cur.ID != id || !hadPrev || cur.Version != 2 {
-		t.Fatalf("Touch %d, then touchSession gave id %d version %d hadPrev %v", id, cur.ID, cur.Version, hadPrev)
-	}
-	if id2, _ := c.Touch("example.com", 1, 0, t0.Add(2*time.Second), &pv); id2 != id {
-		t.Fatalf("Touch continued as %d, want %d", id2, id)
-	}
-}
-
-// TestDirtyListsStayBounded ends far more sessions than the cache holds
-// without a Drain (storage down): the dirty lists stop growing at the
-// bound, the changes beyond it are counted as dropped, and a Drain then
-// still writes every live session.
-func TestDirtyListsStayBounded(t *testing.T) {
-	c := NewCache(CacheConfig{MaxSessions: 2048, DrainStall: time.Nanosecond})
-	for v := range uint64(50_000) {
-		c.touchSession("example.com", v+1, t0.Add(time.Duration(v)*time.Millisecond), pageview("/"))
-	}
-	held := 0
-	for i := range c.shards {
-		held += len(c.shards[i].frozen) + c.shards[i].dirty
-	}
-	if bound := 2 * len(c.shards) * max(c.shards[0].max, minPerShard); held > bound {
-		t.Fatalf("%d sessions waiting to be drained, bound %d", held, bound)
-	}
-	if c.Evictions() == 0 || c.DroppedChanges() == 0 {
-		t.Fatalf("evictions %d, dropped %d: the bound was never reached", c.Evictions(), c.DroppedChanges())
-	}
-	tb := newTable()
-	n := tb.drain(c)
-	if uint64(n)+c.DroppedChanges() != 50_000 {
-		t.Fatalf("drained %d + dropped %d, want every one of 50000 sessions accounted for", n, c.DroppedChanges())
-	}
-	live := tb.collapsed(t)
-	for i := range c.shards {
-		for _, s := range c.shards[i].slots {
-			if _, ok := live[s.id]; s.visitor != 0 && !ok {
-				t.Fatalf("live session %d not written", s.id)
-			}
-		}
-	}
-}
-
 // TestDrainPausesWithoutLocks checks that pause runs between shards with
 // no lock held (it may call back into the cache) and that it runs often
 // enough for a writer to insert a big drain in pieces.
@@ -364,79 +313,6 @@ func sameSession(a, b model.Session) bool {
 	}
 	a.Attrs, b.Attrs = nil, nil
 	return a == b
-}
-
-// TestEndedSessionsKeepPathsThroughCompaction: sessions evicted before a
-// Drain wait in their shard with their pages and attribution as keys; a
-// compaction meanwhile must keep what those keys name, or the drained rows
-// lose their pages and attribution.
-func TestEndedSessionsKeepPathsThroughCompaction(t *testing.T) {
-	c := NewCache(CacheConfig{MaxSessions: minPerShard})
-	c.paths.floor, c.attrs.floor = 256, 256
-	c.paths.limit.Store(c.paths.floor)
-	c.attrs.limit.Store(c.attrs.floor)
-	const n = 5000 // most are evicted, none drained
-	for i := range n {
-		v := uint64(i + 1)
-		ev := pageview(fmt.Sprintf("/a/%d", i))
-		ev.Attrs = &model.Attrs{Referrer: fmt.Sprintf("r%d", i), Browser: "Firefox"}
-		c.touchSession("example.com", v, t0, ev)
-		c.touchSession("example.com", v, t0.Add(time.Second), pageview(fmt.Sprintf("/b/%d", i)))
-	}
-	if c.Evictions() < n/2 {
-		t.Fatalf("%d evictions: the test needs ended sessions", c.Evictions())
-	}
-	// Every session is held or waits to be drained, so compaction keeps
-	// all; it ran if it raised a table's limit above the floor.
-	if c.paths.limit.Load() == c.paths.floor || c.attrs.limit.Load() == c.attrs.floor {
-		t.Fatalf("limits %d paths, %d attributions: never compacted", c.paths.limit.Load(), c.attrs.limit.Load())
-	}
-	seen := 0
-	c.Drain(func(prev, cur *model.Session, hadPrev bool) {
-		i := cur.VisitorID - 1
-		if want := [2]string{fmt.Sprintf("/a/%d", i), fmt.Sprintf("/b/%d", i)}; cur.EntryPage != want[0] || cur.ExitPage != want[1] {
-			t.Errorf("visitor %d drained with pages %q → %q, want %q → %q", cur.VisitorID, cur.EntryPage, cur.ExitPage, want[0], want[1])
-		}
-		if want := fmt.Sprintf("r%d", i); cur.Attrs == nil || cur.Attrs.Referrer != want || cur.Attrs.Browser != "Firefox" {
-			t.Errorf("visitor %d drained with attribution %+v, want referrer %s", cur.VisitorID, cur.Attrs, want)
-		}
-		seen++
-	}, nil)
-	if seen != n {
-		t.Errorf("drained %d sessions, want %d", seen, n)
-	}
-}
-
-// TestSessionAttrsCompacted: attributions of sessions that ended and were
-// drained are dropped, held sessions keep theirs, and a session's cancel
-// row names the same attribution as the row it cancels (table.drain).
-func TestSessionAttrsCompacted(t *testing.T) {
-	c := NewCache(CacheConfig{MaxSessions: 4096})
-	c.attrs.floor = 256
-	c.attrs.limit.Store(c.attrs.floor)
-	tb := newTable()
-	const n = 20000
-	for i := range n {
-		v := uint64(i + 1)
-		ev := pageview("/")
-		ev.Attrs = &model.Attrs{Referrer: fmt.Sprintf("r%d", i), Country: "DE"}
-		c.touchSession("example.com", v, t0, ev)
-		tb.drain(c)
-		c.touchSession("example.com", v, t0.Add(time.Second), pageview("/next"))
-		if i%1000 == 999 {
-			tb.drain(c)
-		}
-	}
-	tb.drain(c)
-	tb.collapsed(t)
-	if held := c.attrs.n.Load(); held > 4*4096 {
-		t.Errorf("%d attributions held for at most 4096 sessions: not compacted", held)
-	}
-	for _, s := range held(c) {
-		if want := fmt.Sprintf("r%d", s.VisitorID-1); s.Attrs == nil || s.Attrs.Referrer != want || s.Attrs.Country != "DE" {
-			t.Fatalf("visitor %d holds attribution %+v, want referrer %s", s.VisitorID, s.Attrs, want)
-		}
-	}
 }
 
 // TestPressureDrainsEndedSessions: a full cache that evicts sessions asks
