@@ -1,8 +1,9 @@
 package session
 
-// Touching a session: Touch finds the visitor's slot, re-keying a session
-// held under the previous-day id, then starts a session or continues the
-// live one, counting touches per second for the rate limit.
+// Touching a session, in steps: lock the visitor's shard (and the
+// previous id's) with room for what the touch may add, find the live
+// session's slot (re-keying one held under the previous-day id), then
+// start a session or count the touch for the rate limit and apply it.
 
 import (
 	"math/rand/v2"
@@ -48,68 +49,12 @@ func (c *Cache) touch(site string, visitor, previous uint64, now time.Time, ev *
 	}
 	sid := c.sites.id(site)
 	ns := now.UnixNano()
-	si := c.shardIndex(visitor)
-	sh := &c.shards[si]
-	var old *sessionShard // the previous id's shard, if it differs
-	oi := si
-	if previous != 0 {
-		if oi = c.shardIndex(previous); oi != si {
-			old = &c.shards[oi]
-		}
-	}
-	// Two shards are locked in index order, so concurrent fallbacks cannot
-	// deadlock.
-	lock := func() {
-		if old != nil && oi < si {
-			old.mu.Lock()
-		}
-		sh.mu.Lock()
-		if old != nil && oi > si {
-			old.mu.Lock()
-		}
-	}
-	unlock := func() {
-		sh.mu.Unlock()
-		if old != nil {
-			old.mu.Unlock()
-		}
-	}
-	lock()
-	for c.full(sh) || c.paths.over() || c.attrs.over() { // this touch may add a session, a path or an attribution
-		per := c.per
-		unlock()
-		if c.paths.over() || c.attrs.over() {
-			c.compact()
-		} else {
-			c.grow(per)
-		}
-		lock()
-	}
-	defer unlock()
+	l := c.touchShards(visitor, previous)
+	c.lockRoom(&l)
+	defer l.unlock()
 
-	i := sh.find(sid, visitor)
-	if i >= 0 && !c.live(&sh.slots[i], ns) {
-		c.removeAt(sh, i)
-		i = -1
-	}
-	if i < 0 && previous != 0 {
-		src := sh
-		if old != nil {
-			src = old
-		}
-		if pi := src.find(sid, previous); pi >= 0 {
-			if !c.live(&src.slots[pi], ns) {
-				c.removeAt(src, pi)
-			} else {
-				// Re-key: the session moves, with its dirty mark and the
-				// state last written, so Drain finds it where it now is.
-				s, k := src.slots[pi], src.colds[pi]
-				src.deleteAt(pi)
-				s.visitor = visitor
-				i = c.insert(sh, &s, &k, ns)
-			}
-		}
-	}
+	sh := l.sh
+	i := c.liveSlot(&l, sid, visitor, previous, ns)
 	if i < 0 {
 		if ev.isReport() {
 			return 0, false, false
@@ -121,14 +66,8 @@ func (c *Cache) touch(site string, visitor, previous uint64, now time.Time, ev *
 		return sh.slots[i].id, false, false
 	}
 	s := &sh.slots[i]
-	if ev.Limit > 0 {
-		if sec := uint32(now.Unix()); s.rateSec != sec {
-			s.rateSec, s.rateN = sec, 1
-		} else if s.rateN >= ev.Limit {
-			return s.id, true, true
-		} else {
-			s.rateN++
-		}
+	if s.overLimit(now, ev.Limit) {
+		return s.id, true, true
 	}
 	if prev != nil {
 		*prev = c.session(sh, i)
@@ -138,6 +77,120 @@ func (c *Cache) touch(site string, visitor, previous uint64, now time.Time, ev *
 		*cur = c.session(sh, i)
 	}
 	return s.id, true, false
+}
+
+// shardPair is the lock shards a touch holds: the visitor's, and the
+// previous id's when that is another one.
+type shardPair struct {
+	sh     *sessionShard // the visitor's
+	old    *sessionShard // the previous id's, nil if none or sh
+	si, oi int           // their indexes, oi == si when old is nil
+}
+
+// touchShards returns the shards of visitor and previous (0: none).
+func (c *Cache) touchShards(visitor, previous uint64) shardPair {
+	si := c.shardIndex(visitor)
+	l := shardPair{sh: &c.shards[si], si: si, oi: si}
+	if previous != 0 {
+		if l.oi = c.shardIndex(previous); l.oi != si {
+			l.old = &c.shards[l.oi]
+		}
+	}
+	return l
+}
+
+// lock locks both shards in index order, so that concurrent fallbacks
+// cannot deadlock.
+func (l *shardPair) lock() {
+	if l.old != nil && l.oi < l.si {
+		l.old.mu.Lock()
+	}
+	l.sh.mu.Lock()
+	if l.old != nil && l.oi > l.si {
+		l.old.mu.Lock()
+	}
+}
+
+func (l *shardPair) unlock() {
+	l.sh.mu.Unlock()
+	if l.old != nil {
+		l.old.mu.Unlock()
+	}
+}
+
+// lockRoom locks l with room in the tables for what a touch may add: a
+// session, a path or an attribution. Growing the slot tables and
+// compacting the key tables take every shard's lock, so it does either
+// with l unlocked, and checks again once l is locked.
+func (c *Cache) lockRoom(l *shardPair) {
+	l.lock()
+	for c.full(l.sh) || c.paths.over() || c.attrs.over() {
+		per := c.per
+		l.unlock()
+		if c.paths.over() || c.attrs.over() {
+			c.compact()
+		} else {
+			c.grow(per)
+		}
+		l.lock()
+	}
+}
+
+// liveSlot returns the slot in l.sh of the live session of (site,
+// visitor), or -1 if there is none. A session held under visitor that
+// has expired is removed. Failing a live one, a live session held under
+// previous (0: none) is re-keyed to visitor.
+func (c *Cache) liveSlot(l *shardPair, site uint32, visitor, previous uint64, ns int64) int {
+	sh := l.sh
+	i := sh.find(site, visitor)
+	if i >= 0 && !c.live(&sh.slots[i], ns) {
+		c.removeAt(sh, i)
+		i = -1
+	}
+	if i < 0 && previous != 0 {
+		i = c.rekey(l, site, visitor, previous, ns)
+	}
+	return i
+}
+
+// rekey moves the live session of (site, previous), held in l.old or
+// l.sh, to visitor in l.sh, so that later touches find it directly, and
+// returns its slot; -1 if previous has no session, or an expired one,
+// which it removes. The session moves with its dirty mark and the state
+// last written, so Drain finds it where it now is.
+func (c *Cache) rekey(l *shardPair, site uint32, visitor, previous uint64, ns int64) int {
+	src := l.sh
+	if l.old != nil {
+		src = l.old
+	}
+	pi := src.find(site, previous)
+	if pi < 0 {
+		return -1
+	}
+	if !c.live(&src.slots[pi], ns) {
+		c.removeAt(src, pi)
+		return -1
+	}
+	s, k := src.slots[pi], src.colds[pi]
+	src.deleteAt(pi)
+	s.visitor = visitor
+	return c.insert(l.sh, &s, &k, ns)
+}
+
+// overLimit counts a touch of s in now's second and reports whether it is
+// beyond limit (0: no limit), which it does not count.
+func (s *slot) overLimit(now time.Time, limit uint32) bool {
+	if limit == 0 {
+		return false
+	}
+	if sec := uint32(now.Unix()); s.rateSec != sec {
+		s.rateSec, s.rateN = sec, 1
+	} else if s.rateN >= limit {
+		return true
+	} else {
+		s.rateN++
+	}
+	return false
 }
 
 // live reports whether s may continue at ns.
