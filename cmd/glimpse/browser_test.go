@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -24,24 +23,16 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/glimpse-analytics/glimpse/internal/apptest"
+	"github.com/glimpse-analytics/glimpse/internal/apptest/browser"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
 )
-
-// envChromium names the Chromium binary; scripts/test sets it.
-const envChromium = "GLIMPSE_TEST_CHROMIUM"
 
 // envPlausible names the file plausible.js of npm's
 // @plausible-analytics/tracker (Plausible's own tracker as an ES module),
 // which scripts/test fetches: the proof that a site can point Plausible's
 // tracker at Glimpse unchanged.
 const envPlausible = "GLIMPSE_TEST_PLAUSIBLE_TRACKER"
-
-// browserUA is what the test browser says it is. Headless Chromium calls
-// itself HeadlessChrome in its User-Agent, which the collector rightly drops
-// as a bot, so the browser is started with a desktop User-Agent (its client
-// hints already name plain Chromium). It is set for the whole browser, not
-// per tab: beacons sent while a page unloads carry the browser's own.
-const browserUA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/139.0.0.0 Safari/537.36"
 
 // site is the test site: pages that embed the script, on their own port.
 type site struct {
@@ -141,153 +132,6 @@ document.addEventListener('click', function (e) { if (e.target.closest('a')) e.p
 </body></html>`, tag)
 }
 
-// browser is one headless Chromium for the whole test.
-type browser struct {
-	ctx  context.Context
-	site *site
-	mu   sync.Mutex
-	reqs []*request // every request any tab made, in order
-	byID map[network.RequestID]*request
-}
-
-// request is one request of a tab, as the DevTools protocol reports it.
-type request struct {
-	tab, url, method, body string
-	status                 int64  // 0 until answered
-	dropped                string // X-Glimpse-Dropped
-	failed                 string // the network error, if it failed
-}
-
-func (r *request) done() bool { return r.status != 0 || r.failed != "" }
-
-func newBrowser(t *testing.T, exe string, s *site) *browser {
-	t.Helper()
-	alloc, cancel := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(exe),
-		chromedp.UserDataDir(t.TempDir()), // a fresh profile
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.WindowSize(1280, 800),
-		chromedp.UserAgent(browserUA),
-	)
-	t.Cleanup(cancel)
-	ctx, cancel := chromedp.NewContext(alloc)
-	t.Cleanup(cancel)
-	if err := chromedp.Do(ctx); err != nil { // starts the browser
-		t.Fatalf("cannot start %s: %v", exe, err)
-	}
-	return &browser{ctx: ctx, site: s, byID: map[network.RequestID]*request{}}
-}
-
-// tab opens a tab in a fresh browser context (its own cookies and
-// storage) and records its requests.
-func (b *browser) tab(t *testing.T, name string) context.Context {
-	t.Helper()
-	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext())
-	t.Cleanup(cancel)
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatal(err)
-	}
-	sent := chromedp.Events(ctx, network.RequestWillBeSent)
-	received := chromedp.Events(ctx, network.ResponseReceived)
-	failed := chromedp.Events(ctx, network.LoadingFailed)
-	go func() {
-		for ev, err := range sent {
-			if err != nil {
-				return
-			}
-			r := &request{tab: name, url: ev.Request.URL, method: ev.Request.Method}
-			for _, e := range ev.Request.PostDataEntries {
-				r.body += string(e.Bytes)
-			}
-			b.mu.Lock()
-			b.reqs = append(b.reqs, r)
-			b.byID[ev.RequestID] = r // a redirect reuses the id: the last hop wins
-			b.mu.Unlock()
-		}
-	}()
-	go func() {
-		for ev, err := range received {
-			if err != nil {
-				return
-			}
-			b.mu.Lock()
-			if r := b.byID[ev.RequestID]; r != nil {
-				r.status = ev.Response.Status
-				for k, v := range ev.Response.Headers {
-					if strings.EqualFold(k, "X-Glimpse-Dropped") {
-						r.dropped, _ = v.(string)
-					}
-				}
-			}
-			b.mu.Unlock()
-		}
-	}()
-	go func() {
-		for ev, err := range failed {
-			if err != nil {
-				return
-			}
-			b.mu.Lock()
-			if r := b.byID[ev.RequestID]; r != nil {
-				r.failed = ev.ErrorText
-			}
-			b.mu.Unlock()
-		}
-	}()
-	return ctx
-}
-
-// requests returns copies of a tab's requests.
-func (b *browser) requests(tab string) []request {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []request
-	for _, r := range b.reqs {
-		if r.tab == tab {
-			out = append(out, *r)
-		}
-	}
-	return out
-}
-
-// navigate loads u and waits for its load event; a referrer may be given.
-func navigate(t *testing.T, ctx context.Context, u, referrer string) {
-	t.Helper()
-	nav := chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		params := page.NavigateParams{URL: u}
-		if referrer != "" {
-			// The whole referrer, as a link from that page would send it
-			// (an https referrer is otherwise cut on the way to http).
-			params.Referrer, params.ReferrerPolicy = referrer, page.ReferrerPolicyUnsafeURL
-		}
-		res, err := cdp.Call(ctx, tg, page.Navigate, params)
-		if err == nil && res.ErrorText != "" {
-			err = fmt.Errorf("%s", res.ErrorText)
-		}
-		return err
-	})
-	if _, err := chromedp.Run(ctx, chromedp.WaitEvent(page.LoadEventFired, nil, nav)); err != nil {
-		t.Fatalf("navigate %s: %v", u, err)
-	}
-}
-
-// eval runs JavaScript in the page.
-func eval(t *testing.T, ctx context.Context, js string) {
-	t.Helper()
-	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](js)); err != nil {
-		t.Fatalf("%s: %v", js, err)
-	}
-}
-
 // scriptReady waits until the beacon has replaced the pre-load stub.
 func scriptReady(t *testing.T, ctx context.Context) {
 	t.Helper()
@@ -323,22 +167,11 @@ func (c counts) handled() int {
 	return n
 }
 
-func collectorCounts(t *testing.T, addr string) counts {
+func collectorCounts(t *testing.T, srv *apptest.Server) counts {
 	t.Helper()
-	code, body := get(addr, "/metrics")
-	if code != 200 {
-		t.Fatalf("/metrics: %d %s", code, body)
-	}
 	c := counts{dropped: map[string]int{}}
-	for _, line := range strings.Split(body, "\n") {
-		name, value, ok := strings.Cut(line, " ")
-		if !ok || strings.HasPrefix(line, "#") {
-			continue
-		}
-		var n int
-		if _, err := fmt.Sscan(value, &n); err != nil {
-			continue
-		}
+	for name, v := range srv.Metrics(t) {
+		n := int(v)
 		switch {
 		case name == "glimpse_events_accepted_total":
 			c.accepted = n
@@ -352,11 +185,11 @@ func collectorCounts(t *testing.T, addr string) counts {
 }
 
 // waitCounts polls the collector's counters until ok says they are there.
-func waitCounts(t *testing.T, addr string, ok func(counts) bool) counts {
+func waitCounts(t *testing.T, srv *apptest.Server, ok func(counts) bool) counts {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c := collectorCounts(t, addr)
+		c := collectorCounts(t, srv)
 		if ok(c) {
 			return c
 		}
@@ -450,13 +283,7 @@ func find(evs []event, match func(event) bool) []event {
 }
 
 func TestBrowser(t *testing.T) {
-	exe := os.Getenv(envChromium)
-	if exe == "" {
-		t.Skipf("browser test skipped: set %s to a Chromium binary (make test installs Debian's chromium and sets it)", envChromium)
-	}
-	if testing.Short() {
-		t.Skip("starts Chromium")
-	}
+	b := browser.Shared(t)
 	db := chtest.New(t)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -467,18 +294,24 @@ func TestBrowser(t *testing.T) {
 	hs := &http.Server{Handler: st, ReadHeaderTimeout: 10 * time.Second}
 	t.Cleanup(func() { hs.Close(); ln.Close() })
 
-	cfg := writeConfig(t, fmt.Sprintf(`sites:
+	cfg := apptest.WriteConfig(t, fmt.Sprintf(`sites:
   - domain: browser.test
     optout_frame_ancestors: [http://%s]
   - domain: other.test
   - domain: plausible.test
 `, st.addr))
-	srv := startServe(t, nil, "--config", cfg, "--clickhouse", db.DSN, "--flush-interval", "100ms")
-	st.collector = srv.addr
+	srv := apptest.Start(t, nil, "--config", cfg, "--clickhouse", db.DSN, "--flush-interval", "100ms")
+	st.collector = srv.Addr
 	go hs.Serve(ln) //nolint:errcheck // ends with Close
-	siteURL, collectorURL := "http://"+st.addr, "http://"+srv.addr
+	siteURL, collectorURL := "http://"+st.addr, "http://"+srv.Addr
 
-	b := newBrowser(t, exe, st)
+	// Every tab opened, for the final check of the hosts they talked to.
+	var tabs []*browser.Tab
+	open := func(t *testing.T, name string) (*browser.Tab, context.Context) {
+		tab := b.Tab(t, name)
+		tabs = append(tabs, tab)
+		return tab, tab.Ctx
+	}
 	start := time.Now()
 
 	// quiet runs browse, then sends a barrier event and waits until the
@@ -487,10 +320,10 @@ func TestBrowser(t *testing.T) {
 	// the barrier included.
 	quiet := func(t *testing.T, tab string, browse func()) counts {
 		t.Helper()
-		before := collectorCounts(t, srv.addr)
+		before := collectorCounts(t, srv)
 		browse()
 		postBarrier(t, collectorURL, "/barrier/"+tab)
-		after := waitCounts(t, srv.addr, func(c counts) bool { return c.accepted > before.accepted })
+		after := waitCounts(t, srv, func(c counts) bool { return c.accepted > before.accepted })
 		d := counts{accepted: after.accepted - before.accepted, rejected: after.rejected - before.rejected, dropped: map[string]int{}}
 		for k, v := range after.dropped {
 			if v != before.dropped[k] {
@@ -504,43 +337,43 @@ func TestBrowser(t *testing.T) {
 	}
 
 	t.Run("tracking", func(t *testing.T) {
-		ctx := b.tab(t, "tracking")
-		navigate(t, ctx, siteURL+"/app/?utm_source=newsletter&utm_medium=email&utm_campaign=spring", "https://duckduckgo.com/")
+		tab, ctx := open(t, "tracking")
+		browser.Navigate(t, ctx, siteURL+"/app/?utm_source=newsletter&utm_medium=email&utm_campaign=spring", "https://duckduckgo.com/")
 		scriptReady(t, ctx)
-		eval(t, ctx, `glimpse('Signup', {props: {plan: 'pro', seats: 3}, revenue: {amount: 12.5, currency: 'EUR'}})`)
+		browser.Eval(t, ctx, `glimpse('Signup', {props: {plan: 'pro', seats: 3}, revenue: {amount: 12.5, currency: 'EUR'}})`)
 		if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("out")), chromedp.Click(chromedp.ID("dl"))); err != nil {
 			t.Fatal(err)
 		}
 		// The banner comes into view, leaves, and comes back: one impression.
-		b.waitBeacons(t, "tracking", 5) // pageview, queued, custom, outbound, download
-		n := b.beacons("tracking")
-		eval(t, ctx, `window.scrollTo(0, 2900)`)
-		b.waitBeacons(t, "tracking", n+1) // the impression
-		eval(t, ctx, `window.scrollTo(0, 0)`)
-		eval(t, ctx, `window.scrollTo(0, 2900)`)
+		tab.WaitBeacons(t, 5) // pageview, queued, custom, outbound, download
+		n := tab.Beacons()
+		browser.Eval(t, ctx, `window.scrollTo(0, 2900)`)
+		tab.WaitBeacons(t, n+1) // the impression
+		browser.Eval(t, ctx, `window.scrollTo(0, 0)`)
+		browser.Eval(t, ctx, `window.scrollTo(0, 2900)`)
 		// Client-side navigation: a new path is a view, the same path is not.
-		eval(t, ctx, `history.pushState({}, '', '/app/page2')`)
-		eval(t, ctx, `history.pushState({}, '', '/app/page2')`)
-		eval(t, ctx, `history.replaceState({}, '', '/app/page2?tab=1')`)
-		eval(t, ctx, `history.pushState({}, '', '/app/page3')`)
-		eval(t, ctx, `history.back()`) // popstate back to /app/page2
+		browser.Eval(t, ctx, `history.pushState({}, '', '/app/page2')`)
+		browser.Eval(t, ctx, `history.pushState({}, '', '/app/page2')`)
+		browser.Eval(t, ctx, `history.replaceState({}, '', '/app/page2?tab=1')`)
+		browser.Eval(t, ctx, `history.pushState({}, '', '/app/page3')`)
+		browser.Eval(t, ctx, `history.back()`) // popstate back to /app/page2
 		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`location.pathname == '/app/page2'`)); err != nil {
 			t.Fatal(err)
 		}
 		// Scroll to the end and leave the page: its engagement is sent.
-		eval(t, ctx, `window.scrollTo(0, document.documentElement.scrollHeight)`)
+		browser.Eval(t, ctx, `window.scrollTo(0, document.documentElement.scrollHeight)`)
 		time.Sleep(50 * time.Millisecond) // some visible time to measure
-		navigate(t, ctx, siteURL+"/blank", "")
+		browser.Navigate(t, ctx, siteURL+"/blank", "")
 		// Hash routing.
-		navigate(t, ctx, siteURL+"/hash/", "")
+		browser.Navigate(t, ctx, siteURL+"/hash/", "")
 		scriptReady(t, ctx)
-		n = b.beacons("tracking")
-		eval(t, ctx, `location.hash = '#/settings'`)
-		b.waitBeacons(t, "tracking", n+2) // engagement of /hash/, pageview
-		eval(t, ctx, `location.hash = '#/settings'`)
-		eval(t, ctx, `location.hash = '#/profile'`)
-		b.waitBeacons(t, "tracking", n+4)
-		navigate(t, ctx, siteURL+"/blank", "")
+		n = tab.Beacons()
+		browser.Eval(t, ctx, `location.hash = '#/settings'`)
+		tab.WaitBeacons(t, n+2) // engagement of /hash/, pageview
+		browser.Eval(t, ctx, `location.hash = '#/settings'`)
+		browser.Eval(t, ctx, `location.hash = '#/profile'`)
+		tab.WaitBeacons(t, n+4)
+		browser.Navigate(t, ctx, siteURL+"/blank", "")
 
 		views := func(evs []event, path string) int {
 			return len(find(evs, func(e event) bool { return e.Type == "pageview" && e.Path == path }))
@@ -565,7 +398,7 @@ func TestBrowser(t *testing.T) {
 			return ""
 		})
 		t.Logf("%d events stored", len(evs))
-		if c := collectorCounts(t, srv.addr); c.handled() != c.accepted || c.accepted != len(evs) {
+		if c := collectorCounts(t, srv); c.handled() != c.accepted || c.accepted != len(evs) {
 			t.Errorf("collector counters %+v: want all %d events accepted, none dropped or rejected", c, len(evs))
 		}
 
@@ -651,7 +484,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("gpc", func(t *testing.T) {
-		ctx := b.tab(t, "gpc")
+		tab, ctx := open(t, "gpc")
 		if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Sec-GPC": "1"}}); err != nil {
 			t.Fatal(err)
 		}
@@ -660,7 +493,7 @@ func TestBrowser(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		d := quiet(t, "gpc", func() { browseSilently(t, b, ctx, siteURL+"/app/gpc/") })
+		d := quiet(t, "gpc", func() { browseSilently(t, st.addr, ctx, siteURL+"/app/gpc/") })
 		if d.handled() != 1 {
 			t.Errorf("the collector got %d events besides the barrier: %+v", d.handled()-1, d)
 		}
@@ -670,48 +503,48 @@ func TestBrowser(t *testing.T) {
 		if seen == 0 {
 			t.Error("the test site never saw Sec-GPC: 1")
 		}
-		assertNoBeacon(t, b, "gpc")
+		assertNoBeacon(t, tab)
 	})
 
 	t.Run("localStorage", func(t *testing.T) {
-		ctx := b.tab(t, "storage")
-		navigate(t, ctx, siteURL+"/blank", "")
-		eval(t, ctx, `localStorage.glimpse_ignore = 'true'`)
-		d := quiet(t, "storage", func() { browseSilently(t, b, ctx, siteURL+"/app/ls/") })
+		tab, ctx := open(t, "storage")
+		browser.Navigate(t, ctx, siteURL+"/blank", "")
+		browser.Eval(t, ctx, `localStorage.glimpse_ignore = 'true'`)
+		d := quiet(t, "storage", func() { browseSilently(t, st.addr, ctx, siteURL+"/app/ls/") })
 		if d.handled() != 1 {
 			t.Errorf("the collector got %d events besides the barrier: %+v", d.handled()-1, d)
 		}
-		assertNoBeacon(t, b, "storage")
+		assertNoBeacon(t, tab)
 	})
 
 	t.Run("dnt", func(t *testing.T) {
 		// With data-respect-dnt, Do-Not-Track silences the script.
-		ctx := b.tab(t, "dnt")
+		tab, ctx := open(t, "dnt")
 		if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
 			Source: `Object.defineProperty(Navigator.prototype, 'doNotTrack', {get: () => '1', configurable: true})`,
 		}); err != nil {
 			t.Fatal(err)
 		}
-		d := quiet(t, "dnt", func() { browseSilently(t, b, ctx, siteURL+"/dnt/") })
+		d := quiet(t, "dnt", func() { browseSilently(t, st.addr, ctx, siteURL+"/dnt/") })
 		if d.handled() != 1 {
 			t.Errorf("the collector got %d events besides the barrier: %+v", d.handled()-1, d)
 		}
-		assertNoBeacon(t, b, "dnt")
+		assertNoBeacon(t, tab)
 	})
 
 	t.Run("local guard", func(t *testing.T) {
 		// Without data-allow-local the script stays silent on 127.0.0.1.
-		ctx := b.tab(t, "local")
-		d := quiet(t, "local", func() { browseSilently(t, b, ctx, siteURL+"/local/") })
+		tab, ctx := open(t, "local")
+		d := quiet(t, "local", func() { browseSilently(t, st.addr, ctx, siteURL+"/local/") })
 		if d.handled() != 1 {
 			t.Errorf("the collector got %d events besides the barrier: %+v", d.handled()-1, d)
 		}
-		assertNoBeacon(t, b, "local")
+		assertNoBeacon(t, tab)
 	})
 
 	t.Run("optout", func(t *testing.T) {
-		ctx := b.tab(t, "optout")
-		navigate(t, ctx, collectorURL+"/optout?site=browser.test", "")
+		tab, ctx := open(t, "optout")
+		browser.Navigate(t, ctx, collectorURL+"/optout?site=browser.test", "")
 		state := func() string {
 			s, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("state")))
 			if err != nil {
@@ -722,7 +555,7 @@ func TestBrowser(t *testing.T) {
 		if s := state(); s != "Your visits are counted, without cookies." {
 			t.Fatalf("opt-out page state %q", s)
 		}
-		saveScreenshot(t, ctx, "optout.png", "/tmp/optout.png")
+		browser.Screenshot(t, ctx, "optout.png", "/tmp/optout.png")
 		click := chromedp.Click(chromedp.CSS("form button"))
 		if _, err := chromedp.Run(ctx, chromedp.WaitEvent(page.LoadEventFired, nil, click)); err != nil {
 			t.Fatal(err)
@@ -733,16 +566,16 @@ func TestBrowser(t *testing.T) {
 		if loc, err := chromedp.Run(ctx, chromedp.Location()); err != nil || loc != collectorURL+"/optout?site=browser.test" {
 			t.Errorf("after the POST the browser is at %q (%v), want the page again", loc, err)
 		}
-		saveScreenshot(t, ctx, "optout-done.png", "/tmp/optout-done.png")
+		browser.Screenshot(t, ctx, "optout-done.png", "/tmp/optout-done.png")
 
 		// Browsing the test site now: the script sends, the collector drops.
-		d := quiet(t, "optout", func() { browseSilently(t, b, ctx, siteURL+"/app/optedout/") })
+		d := quiet(t, "optout", func() { browseSilently(t, st.addr, ctx, siteURL+"/app/optedout/") })
 		sent := 0
-		for _, r := range b.requests("optout") {
-			if strings.HasSuffix(r.url, "/api/event") {
+		for _, r := range tab.Requests() {
+			if strings.HasSuffix(r.URL, "/api/event") {
 				sent++
-				if r.status != 0 && r.dropped != "opt-out" {
-					t.Errorf("beacon answered %d without X-Glimpse-Dropped: opt-out (%q): %s", r.status, r.dropped, r.body)
+				if r.Status != 0 && r.Dropped != "opt-out" {
+					t.Errorf("beacon answered %d without X-Glimpse-Dropped: opt-out (%q): %s", r.Status, r.Dropped, r.Body)
 				}
 			}
 		}
@@ -751,14 +584,14 @@ func TestBrowser(t *testing.T) {
 		}
 
 		// And back in: the cookie is removed and visits count again.
-		navigate(t, ctx, collectorURL+"/optout?site=browser.test", "")
+		browser.Navigate(t, ctx, collectorURL+"/optout?site=browser.test", "")
 		if _, err := chromedp.Run(ctx, chromedp.WaitEvent(page.LoadEventFired, nil, click)); err != nil {
 			t.Fatal(err)
 		}
 		if s := state(); s != "Your visits are counted, without cookies." {
 			t.Fatalf("after opting back in the page says %q", s)
 		}
-		navigate(t, ctx, siteURL+"/app/optedin/", "")
+		browser.Navigate(t, ctx, siteURL+"/app/optedin/", "")
 		scriptReady(t, ctx)
 		waitEvents(t, db, "browser.test", func(evs []event) string {
 			if len(find(evs, func(e event) bool { return e.Path == "/app/optedin/" })) == 0 {
@@ -770,8 +603,8 @@ func TestBrowser(t *testing.T) {
 
 	t.Run("embed", func(t *testing.T) {
 		// The opt-out page may be framed by the configured ancestors only.
-		ctx := b.tab(t, "embed")
-		navigate(t, ctx, siteURL+"/embed", "")
+		_, ctx := open(t, "embed")
+		browser.Navigate(t, ctx, siteURL+"/embed", "")
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			tree, err := chromedp.Call(ctx, page.GetFrameTree, cdp.Empty{})
@@ -803,27 +636,27 @@ func TestBrowser(t *testing.T) {
 		if st.plausible == "" {
 			t.Skipf("set %s to plausible.js of npm's @plausible-analytics/tracker (make test fetches it)", envPlausible)
 		}
-		before := collectorCounts(t, srv.addr)
-		ctx := b.tab(t, "plausible")
-		navigate(t, ctx, siteURL+"/plausible/?utm_source=newsletter&utm_campaign=spring", "https://duckduckgo.com/")
+		before := collectorCounts(t, srv)
+		tab, ctx := open(t, "plausible")
+		browser.Navigate(t, ctx, siteURL+"/plausible/?utm_source=newsletter&utm_campaign=spring", "https://duckduckgo.com/")
 		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`typeof window.ptrack == 'function'`)); err != nil {
 			t.Fatal(err)
 		}
-		b.waitBeacons(t, "plausible", 1) // the page view
-		eval(t, ctx, `ptrack('Signup', {props: {plan: 'pro'}, revenue: {amount: 12.5, currency: 'EUR'}})`)
+		tab.WaitBeacons(t, 1) // the page view
+		browser.Eval(t, ctx, `ptrack('Signup', {props: {plan: 'pro'}, revenue: {amount: 12.5, currency: 'EUR'}})`)
 		if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("out")), chromedp.Click(chromedp.ID("dl"))); err != nil {
 			t.Fatal(err)
 		}
-		b.waitBeacons(t, "plausible", 4)
+		tab.WaitBeacons(t, 4)
 		// Scroll to the end; a client-side navigation then sends the
 		// engagement of the page left, and a page view of the next.
-		eval(t, ctx, `window.scrollTo(0, document.documentElement.scrollHeight)`)
+		browser.Eval(t, ctx, `window.scrollTo(0, document.documentElement.scrollHeight)`)
 		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`window.scrollY > 0`)); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(50 * time.Millisecond) // the tracker's scroll listener runs
-		eval(t, ctx, `history.pushState({}, '', '/plausible/page2')`)
-		b.waitBeacons(t, "plausible", 6)
+		browser.Eval(t, ctx, `history.pushState({}, '', '/plausible/page2')`)
+		tab.WaitBeacons(t, 6)
 
 		evs := waitEvents(t, db, "plausible.test", func(evs []event) string {
 			if len(evs) < 6 {
@@ -834,13 +667,13 @@ func TestBrowser(t *testing.T) {
 		// Every beacon was accepted. The collector's counters say so; the
 		// DevTools protocol does not always report the answer to a
 		// keepalive fetch, so only the answers it reported are checked.
-		after := collectorCounts(t, srv.addr)
+		after := collectorCounts(t, srv)
 		if d := after.accepted - before.accepted; d < len(evs) || after.rejected != before.rejected || after.handled()-before.handled() != d {
 			t.Errorf("collector counters before %+v, after %+v: want %d or more accepted, none dropped or rejected", before, after, len(evs))
 		}
-		for _, r := range b.requests("plausible") {
-			if strings.HasSuffix(r.url, "/api/event") && r.done() && (r.status != 202 || r.dropped != "") {
-				t.Errorf("beacon %s answered %d, dropped %q (%s)", r.body, r.status, r.dropped, r.failed)
+		for _, r := range tab.Requests() {
+			if strings.HasSuffix(r.URL, "/api/event") && r.Done() && (r.Status != 202 || r.Dropped != "") {
+				t.Errorf("beacon %s answered %d, dropped %q (%s)", r.Body, r.Status, r.Dropped, r.Failed)
 			}
 		}
 		// check finds the one event that match picks and checks it with ok.
@@ -891,17 +724,15 @@ func TestBrowser(t *testing.T) {
 	}
 
 	// The test site's pages talked to no host but itself and the collector.
-	b.mu.Lock()
-	var reqs []request
-	for _, r := range b.reqs {
-		reqs = append(reqs, *r)
+	var reqs []browser.Request
+	for _, tab := range tabs {
+		reqs = append(reqs, tab.Requests()...)
 	}
-	b.mu.Unlock()
 	hosts := map[string]int{}
 	for _, r := range reqs {
-		u, err := url.Parse(r.url)
+		u, err := url.Parse(r.URL)
 		if err != nil {
-			t.Errorf("request to %q", r.url)
+			t.Errorf("request to %q", r.URL)
 			continue
 		}
 		switch u.Scheme {
@@ -909,87 +740,41 @@ func TestBrowser(t *testing.T) {
 			continue
 		}
 		hosts[u.Host]++
-		if u.Host != st.addr && u.Host != srv.addr {
-			t.Errorf("tab %s requested %s: neither the test site nor the collector", r.tab, r.url)
+		if u.Host != st.addr && u.Host != srv.Addr {
+			t.Errorf("tab %s requested %s: neither the test site nor the collector", r.Tab, r.URL)
 		}
 	}
 	t.Logf("requests by host: %v; browser part took %v", hosts, time.Since(start).Round(time.Millisecond))
 }
 
-// beacons counts the events a tab has sent to the collector.
-func (b *browser) beacons(tab string) int {
-	n := 0
-	for _, r := range b.requests(tab) {
-		if strings.HasSuffix(r.url, "/api/event") {
-			n++
-		}
-	}
-	return n
-}
-
-// waitBeacons waits until a tab has sent at least n events.
-func (b *browser) waitBeacons(t *testing.T, tab string, n int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for b.beacons(tab) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("tab %s sent %d events, want at least %d", tab, b.beacons(tab), n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // browseSilently does everything the tracking tab does that would send an
 // event, on a page that must stay silent, and leaves the page.
-func browseSilently(t *testing.T, b *browser, ctx context.Context, u string) {
+func browseSilently(t *testing.T, siteAddr string, ctx context.Context, u string) {
 	t.Helper()
-	navigate(t, ctx, u, "https://duckduckgo.com/")
+	browser.Navigate(t, ctx, u, "https://duckduckgo.com/")
 	scriptReady(t, ctx)
-	eval(t, ctx, `glimpse('Signup', {props: {plan: 'pro'}})`)
+	browser.Eval(t, ctx, `glimpse('Signup', {props: {plan: 'pro'}})`)
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("out")), chromedp.Click(chromedp.ID("dl"))); err != nil {
 		t.Fatal(err)
 	}
-	eval(t, ctx, `window.scrollTo(0, 2900)`)
-	p := strings.TrimPrefix(u, "http://"+b.site.addr)
-	eval(t, ctx, `history.pushState({}, '', '`+p+`next')`)
-	navigate(t, ctx, "http://"+b.site.addr+"/blank", "")
+	browser.Eval(t, ctx, `window.scrollTo(0, 2900)`)
+	p := strings.TrimPrefix(u, "http://"+siteAddr)
+	browser.Eval(t, ctx, `history.pushState({}, '', '`+p+`next')`)
+	browser.Navigate(t, ctx, "http://"+siteAddr+"/blank", "")
 }
 
 // assertNoBeacon fails if a tab sent anything to the event endpoint.
-func assertNoBeacon(t *testing.T, b *browser, tab string) {
+func assertNoBeacon(t *testing.T, tab *browser.Tab) {
 	t.Helper()
 	script := false
-	for _, r := range b.requests(tab) {
-		if strings.HasSuffix(r.url, "/api/event") {
-			t.Errorf("tab %s sent a beacon: %+v", tab, r)
+	for _, r := range tab.Requests() {
+		if strings.HasSuffix(r.URL, "/api/event") {
+			t.Errorf("tab %s sent a beacon: %+v", tab.Name, r)
 		}
-		script = script || strings.HasSuffix(r.url, "/js/glimpse.js")
+		script = script || strings.HasSuffix(r.URL, "/js/glimpse.js")
 	}
 	if !script {
-		t.Errorf("tab %s never loaded the script", tab)
-	}
-}
-
-func saveScreenshot(t *testing.T, ctx context.Context, name string, also ...string) {
-	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Kept with `go test -artifacts` (under -outputdir), or in
-	// $GLIMPSE_TEST_ARTIFACTS; a temporary directory otherwise.
-	dir := os.Getenv("GLIMPSE_TEST_ARTIFACTS")
-	if dir == "" {
-		dir = t.ArtifactDir()
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range append([]string{filepath.Join(dir, name)}, also...) {
-		if err := os.WriteFile(p, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot: %s", p)
+		t.Errorf("tab %s never loaded the script", tab.Name)
 	}
 }
 
@@ -998,7 +783,7 @@ func postBarrier(t *testing.T, collectorURL, path string) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", collectorURL+"/api/event",
 		strings.NewReader(`{"n":"pageview","u":"http://browser.test`+path+`","d":"browser.test"}`))
-	req.Header.Set("User-Agent", browserUA)
+	req.Header.Set("User-Agent", browser.UserAgent)
 	req.Header.Set("Content-Type", "text/plain")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -29,6 +28,8 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/dashboards"
+	"github.com/glimpse-analytics/glimpse/internal/apptest"
+	"github.com/glimpse-analytics/glimpse/internal/apptest/browser"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
 	"github.com/glimpse-analytics/glimpse/internal/config"
 	"github.com/glimpse-analytics/glimpse/internal/model"
@@ -91,32 +92,6 @@ func statsAPI(t *testing.T, addr, endpoint string, q url.Values) map[string]any 
 	return out
 }
 
-// waitJS polls a boolean expression in the page.
-func waitJS(t *testing.T, ctx context.Context, what, js string) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js))
-		if err == nil && ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			body, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + "\n" + document.body.innerText`))
-			t.Fatalf("timed out waiting for %s (%s): %v\npage: %s", what, js, err, body)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func evalJS[T any](t *testing.T, ctx context.Context, js string) T {
-	t.Helper()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
-	if err != nil {
-		t.Fatalf("%s: %v", js, err)
-	}
-	return v
-}
-
 // panelsLoaded is true when the KPIs, the chart and every breakdown panel
 // have drawn their answer (rows, an empty note or an error).
 const panelsLoaded = `document.querySelectorAll('.kpi-value[data-value]').length === 8 &&
@@ -125,7 +100,7 @@ const panelsLoaded = `document.querySelectorAll('.kpi-value[data-value]').length
 
 // panelRows returns the first-column values of a panel's rows.
 func panelRows(t *testing.T, ctx context.Context, panel string) []string {
-	return evalJS[[]string](t, ctx, `[...document.querySelectorAll('#panel-`+panel+` tbody tr')].map(r => r.dataset.value)`)
+	return browser.Value[[]string](t, ctx, `[...document.querySelectorAll('#panel-`+panel+` tbody tr')].map(r => r.dataset.value)`)
 }
 
 // breakdownKeys lists the key column of a Stats API breakdown answer.
@@ -138,13 +113,7 @@ func breakdownKeys(res map[string]any, key string) []string {
 }
 
 func TestDashboardBrowser(t *testing.T) {
-	exe := os.Getenv(envChromium)
-	if exe == "" {
-		t.Skipf("browser test skipped: set %s to a Chromium binary (make test installs Debian's chromium and sets it)", envChromium)
-	}
-	if testing.Short() {
-		t.Skip("starts Chromium")
-	}
+	b := browser.Shared(t)
 	db := chtest.Migrated(t)
 	seedDashboard(t, db)
 	hash, err := dashboards.HashPassword(dashPassword)
@@ -152,7 +121,7 @@ func TestDashboardBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256([]byte(dashAPIKey))
-	cfg := writeConfig(t, fmt.Sprintf(`sites:
+	cfg := apptest.WriteConfig(t, fmt.Sprintf(`sites:
   - domain: %s
     privacy:
       k_anonymity: 5
@@ -168,11 +137,11 @@ api_keys:
     sha256: %q
     sites: [%s]
 `, dashSite, dashToken, dashEmail, hash, hex.EncodeToString(sum[:]), dashSite))
-	srv := startServe(t, nil, "--config", cfg, "--clickhouse", db.DSN)
-	base := "http://" + srv.addr
+	srv := apptest.Start(t, nil, "--config", cfg, "--clickhouse", db.DSN)
+	base := "http://" + srv.Addr
 
-	b := newBrowser(t, exe, nil)
-	ctx := b.tab(t, "dash")
+	tab := b.Tab(t, "dash")
+	ctx := tab.Ctx
 	var dialogs atomic.Int32
 	dialogEvents := chromedp.Events(ctx, page.JavascriptDialogOpening)
 	go func() {
@@ -185,8 +154,8 @@ api_keys:
 	}()
 
 	// Sign in through the form.
-	navigate(t, ctx, base+"/dashboard/", "")
-	if u := evalJS[string](t, ctx, `location.pathname`); u != "/dashboard/login" {
+	browser.Navigate(t, ctx, base+"/dashboard/", "")
+	if u := browser.Value[string](t, ctx, `location.pathname`); u != "/dashboard/login" {
 		t.Fatalf("signed out, /dashboard/ went to %s, want the sign-in page", u)
 	}
 	if err := chromedp.Do(ctx,
@@ -196,7 +165,7 @@ api_keys:
 	); err != nil {
 		t.Fatalf("sign-in: %v", err)
 	}
-	waitJS(t, ctx, "the site list after signing in", `document.getElementById('sites') !== null`)
+	browser.WaitJS(t, ctx, "the site list after signing in", `document.getElementById('sites') !== null`)
 	var cookies network.GetCookiesResult
 	if err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		var err error
@@ -217,12 +186,12 @@ api_keys:
 	if _, err := chromedp.Run(ctx, chromedp.WaitEvent(page.LoadEventFired, nil, chromedp.Click(chromedp.CSS(`#sites a`)))); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, ctx, "every panel", panelsLoaded)
+	browser.WaitJS(t, ctx, "every panel", panelsLoaded)
 
 	t.Run("KPIs equal the Stats API", func(t *testing.T) {
 		metrics := "visitors,visits,pageviews,views_per_visit,bounce_rate,visit_duration,time_on_page,scroll_depth"
-		want := statsAPI(t, srv.addr, "aggregate", url.Values{"period": {"30d"}, "metrics": {metrics}, "compare": {"previous_period"}})["results"].(map[string]any)
-		got := evalJS[map[string][]string](t, ctx, `Object.fromEntries([...document.querySelectorAll('.kpi')].map(k =>
+		want := statsAPI(t, srv.Addr, "aggregate", url.Values{"period": {"30d"}, "metrics": {metrics}, "compare": {"previous_period"}})["results"].(map[string]any)
+		got := browser.Value[map[string][]string](t, ctx, `Object.fromEntries([...document.querySelectorAll('.kpi')].map(k =>
 			[k.dataset.metric, [k.querySelector('.kpi-value').dataset.value, (k.querySelector('.kpi-change').dataset.change || ''), k.querySelector('.kpi-value').textContent]]))`)
 		for _, m := range strings.Split(metrics, ",") {
 			w := want[m].(map[string]any)
@@ -236,12 +205,12 @@ api_keys:
 	})
 
 	t.Run("a panel under k shows the folded note", func(t *testing.T) {
-		res := statsAPI(t, srv.addr, "breakdown", url.Values{"period": {"30d"}, "property": {"event:page"}, "metrics": {"visitors,pageviews"}, "limit": {"10"}})
+		res := statsAPI(t, srv.Addr, "breakdown", url.Values{"period": {"30d"}, "property": {"event:page"}, "metrics": {"visitors,pageviews"}, "limit": {"10"}})
 		folded := int(res["meta"].(map[string]any)["folded_rows"].(float64))
 		if folded == 0 {
 			t.Fatal("the seeded pages have no rows under k; the test data must have some")
 		}
-		note := evalJS[string](t, ctx, `document.querySelector('#panel-pages .note').textContent`)
+		note := browser.Value[string](t, ctx, `document.querySelector('#panel-pages .note').textContent`)
 		if !strings.Contains(note, fmt.Sprintf("%d rows with fewer than 5 visitors", folded)) {
 			t.Errorf("pages note %q does not say %d rows were folded under k=5", note, folded)
 		}
@@ -251,11 +220,11 @@ api_keys:
 	})
 
 	t.Run("visitor-supplied markup renders as text", func(t *testing.T) {
-		shown := evalJS[[]string](t, ctx, `[...document.querySelectorAll('#panel-pages tbody tr')].filter(r => r.dataset.value.startsWith('<img')).map(r => r.querySelector('.text').textContent)`)
+		shown := browser.Value[[]string](t, ctx, `[...document.querySelectorAll('#panel-pages tbody tr')].filter(r => r.dataset.value.startsWith('<img')).map(r => r.querySelector('.text').textContent)`)
 		if len(shown) != 1 || shown[0] != xssPath {
 			t.Errorf("the injected path shows as %q, want the text %q", shown, xssPath)
 		}
-		if n := evalJS[int](t, ctx, `document.querySelectorAll('img').length`); n != 0 {
+		if n := browser.Value[int](t, ctx, `document.querySelectorAll('img').length`); n != 0 {
 			t.Errorf("%d <img> elements on the page: visitor markup was parsed", n)
 		}
 		if n := dialogs.Load(); n != 0 {
@@ -264,7 +233,7 @@ api_keys:
 	})
 
 	t.Run("the chart shows values on hover and switches metric and interval", func(t *testing.T) {
-		tip := evalJS[string](t, ctx, `(() => {
+		tip := browser.Value[string](t, ctx, `(() => {
 			const o = document.querySelector('#chart .overlay'), r = o.getBoundingClientRect();
 			o.dispatchEvent(new PointerEvent('pointermove', {clientX: r.right - 2, clientY: r.top + r.height / 2, bubbles: true}));
 			const tip = document.querySelector('#chart .tip');
@@ -275,33 +244,33 @@ api_keys:
 		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`.kpi[data-metric=pageviews]`))); err != nil {
 			t.Fatal(err)
 		}
-		waitJS(t, ctx, "the pageviews chart", `new URL(location.href).searchParams.get('metric') === 'pageviews' && (`+panelsLoaded+`) && document.querySelector('#chart svg').getAttribute('aria-label') === 'Pageviews over time'`)
-		eval(t, ctx, `document.getElementById('interval').value = 'week'; document.getElementById('interval').dispatchEvent(new Event('change'))`)
-		waitJS(t, ctx, "weekly buckets", `new URL(location.href).searchParams.get('interval') === 'week' && (`+panelsLoaded+`) && document.getElementById('chart-csv').href.includes('interval=week')`)
+		browser.WaitJS(t, ctx, "the pageviews chart", `new URL(location.href).searchParams.get('metric') === 'pageviews' && (`+panelsLoaded+`) && document.querySelector('#chart svg').getAttribute('aria-label') === 'Pageviews over time'`)
+		browser.Eval(t, ctx, `document.getElementById('interval').value = 'week'; document.getElementById('interval').dispatchEvent(new Event('change'))`)
+		browser.WaitJS(t, ctx, "weekly buckets", `new URL(location.href).searchParams.get('interval') === 'week' && (`+panelsLoaded+`) && document.getElementById('chart-csv').href.includes('interval=week')`)
 		if err := chromedp.Do(ctx, chromedp.NavigateBack(), chromedp.NavigateBack()); err != nil {
 			t.Fatal(err)
 		}
-		waitJS(t, ctx, "the visitors chart again", `!new URL(location.href).searchParams.has('metric') && (`+panelsLoaded+`) && document.querySelector('#chart svg').getAttribute('aria-label') === 'Unique visitors over time'`)
+		browser.WaitJS(t, ctx, "the visitors chart again", `!new URL(location.href).searchParams.has('metric') && (`+panelsLoaded+`) && document.querySelector('#chart svg').getAttribute('aria-label') === 'Unique visitors over time'`)
 	})
 
-	saveScreenshot(t, ctx, "dashboard-desktop.png", "/tmp/dashboard-desktop.png")
+	browser.Screenshot(t, ctx, "dashboard-desktop.png", "/tmp/dashboard-desktop.png")
 
 	t.Run("clicking a source filters every panel and the URL; back restores", func(t *testing.T) {
-		before := evalJS[string](t, ctx, `document.querySelector('.kpi[data-metric=visitors] .kpi-value').dataset.value`)
+		before := browser.Value[string](t, ctx, `document.querySelector('.kpi[data-metric=visitors] .kpi-value').dataset.value`)
 		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#panel-sources .tab[data-tab="1"]`))); err != nil {
 			t.Fatal(err)
 		}
-		waitJS(t, ctx, "the sources tab", `[...document.querySelectorAll('#panel-sources tbody tr')].some(r => r.dataset.value === 'Google')`)
+		browser.WaitJS(t, ctx, "the sources tab", `[...document.querySelectorAll('#panel-sources tbody tr')].some(r => r.dataset.value === 'Google')`)
 		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#panel-sources tbody tr[data-value="Google"]`))); err != nil {
 			t.Fatal(err)
 		}
-		waitJS(t, ctx, "the filter in the URL", `new URL(location.href).searchParams.get('filters') === 'visit:source==Google'`)
+		browser.WaitJS(t, ctx, "the filter in the URL", `new URL(location.href).searchParams.get('filters') === 'visit:source==Google'`)
 		// The key figures keep their last values until the filtered ones
 		// arrive (they show no loading state), so wait for them to change.
-		waitJS(t, ctx, "the filtered panels", `document.querySelector('.chip') !== null && (`+panelsLoaded+`) && [...document.querySelectorAll('#panel-sources tbody tr')].every(r => r.dataset.value === 'Google') && document.querySelector('.kpi[data-metric=visitors] .kpi-value').dataset.value !== `+strconv.Quote(before))
+		browser.WaitJS(t, ctx, "the filtered panels", `document.querySelector('.chip') !== null && (`+panelsLoaded+`) && [...document.querySelectorAll('#panel-sources tbody tr')].every(r => r.dataset.value === 'Google') && document.querySelector('.kpi[data-metric=visitors] .kpi-value').dataset.value !== `+strconv.Quote(before))
 		f := url.Values{"period": {"30d"}, "filters": {"visit:source==Google"}}
-		agg := statsAPI(t, srv.addr, "aggregate", url.Values{"period": f["period"], "filters": f["filters"], "metrics": {"visitors"}})["results"].(map[string]any)
-		got := evalJS[string](t, ctx, `document.querySelector('.kpi[data-metric=visitors] .kpi-value').dataset.value`)
+		agg := statsAPI(t, srv.Addr, "aggregate", url.Values{"period": f["period"], "filters": f["filters"], "metrics": {"visitors"}})["results"].(map[string]any)
+		got := browser.Value[string](t, ctx, `document.querySelector('.kpi[data-metric=visitors] .kpi-value').dataset.value`)
 		if want := fmt.Sprint(agg["visitors"].(map[string]any)["value"]); got != want || got == before {
 			t.Errorf("filtered visitors %s, Stats API %s (unfiltered %s)", got, want, before)
 		}
@@ -309,12 +278,12 @@ api_keys:
 			"pages": {"event:page", "page"}, "locations": {"visit:country", "country"},
 			"devices": {"visit:browser", "browser"}, "goals": {"event:goal", "goal"},
 		} {
-			want := breakdownKeys(statsAPI(t, srv.addr, "breakdown", url.Values{"period": f["period"], "filters": f["filters"], "property": {q[0]}, "limit": {"10"}}), q[1])
+			want := breakdownKeys(statsAPI(t, srv.Addr, "breakdown", url.Values{"period": f["period"], "filters": f["filters"], "property": {q[0]}, "limit": {"10"}}), q[1])
 			if got := panelRows(t, ctx, panel); strings.Join(got, "\n") != strings.Join(want, "\n") {
 				t.Errorf("filtered %s panel shows %q, Stats API %q", panel, got, want)
 			}
 		}
-		hrefs := evalJS[[]string](t, ctx, `[...document.querySelectorAll('a.csv')].map(a => a.href)`)
+		hrefs := browser.Value[[]string](t, ctx, `[...document.querySelectorAll('a.csv')].map(a => a.href)`)
 		for _, h := range hrefs {
 			if !strings.Contains(h, "filters=visit%3Asource%3D%3DGoogle") {
 				t.Errorf("panel export %s ignores the filter", h)
@@ -324,7 +293,7 @@ api_keys:
 		if err := chromedp.Do(ctx, chromedp.NavigateBack()); err != nil {
 			t.Fatal(err)
 		}
-		waitJS(t, ctx, "the unfiltered page", `!new URL(location.href).searchParams.has('filters') && document.querySelector('.chip') === null && (`+panelsLoaded+`) && document.querySelector('.kpi[data-metric=visitors] .kpi-value').dataset.value === '`+before+`'`)
+		browser.WaitJS(t, ctx, "the unfiltered page", `!new URL(location.href).searchParams.has('filters') && document.querySelector('.chip') === null && (`+panelsLoaded+`) && document.querySelector('.kpi[data-metric=visitors] .kpi-value').dataset.value === '`+before+`'`)
 	})
 
 	t.Run("CSV export downloads the panel's rows", func(t *testing.T) {
@@ -359,7 +328,7 @@ api_keys:
 		if err != nil {
 			t.Fatal(err)
 		}
-		res := statsAPI(t, srv.addr, "breakdown", url.Values{"period": {"30d"}, "property": {"event:page"}, "metrics": {"visitors,pageviews"}, "limit": {"1000"}})
+		res := statsAPI(t, srv.Addr, "breakdown", url.Values{"period": {"30d"}, "property": {"event:page"}, "metrics": {"visitors,pageviews"}, "limit": {"1000"}})
 		rows := res["results"].([]any)
 		if len(recs) != len(rows)+1 || strings.Join(recs[0], ",") != "page,visitors,pageviews" {
 			t.Fatalf("CSV %s has %d records (header %q), Stats API %d rows", filepath.Base(file), len(recs), recs[0], len(rows))
@@ -377,40 +346,46 @@ api_keys:
 		if err := chromedp.Do(ctx, chromedp.EmulateViewport(375, 800, chromedp.EmulateScale(2), chromedp.EmulateMobile)); err != nil {
 			t.Fatal(err)
 		}
-		navigate(t, ctx, evalJS[string](t, ctx, `location.href`), "")
-		waitJS(t, ctx, "every panel", panelsLoaded)
-		if w := evalJS[[]int](t, ctx, `[document.documentElement.scrollWidth, window.innerWidth]`); w[0] > w[1] {
+		browser.Navigate(t, ctx, browser.Value[string](t, ctx, `location.href`), "")
+		browser.WaitJS(t, ctx, "every panel", panelsLoaded)
+		if w := browser.Value[[]int](t, ctx, `[document.documentElement.scrollWidth, window.innerWidth]`); w[0] > w[1] {
 			t.Errorf("page is %d px wide in a %d px viewport", w[0], w[1])
 		}
-		saveScreenshot(t, ctx, "dashboard-phone.png", "/tmp/dashboard-phone.png")
+		browser.Screenshot(t, ctx, "dashboard-phone.png", "/tmp/dashboard-phone.png")
 		if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
 			t.Fatal(err)
 		}
 	})
 
+	var shTab *browser.Tab // opened by the next subtest, checked by the one after
 	t.Run("a shared link reads its site without signing in; a wrong token does not", func(t *testing.T) {
-		sh := b.tab(t, "shared")
-		navigate(t, sh, base+"/dashboard/site?site="+dashSite+"&auth="+dashToken, "")
-		waitJS(t, sh, "every panel", panelsLoaded)
-		if n := evalJS[int](t, sh, `document.querySelectorAll('form.signout').length`); n != 0 {
+		shTab = b.Tab(t, "shared")
+		sh := shTab.Ctx
+		browser.Navigate(t, sh, base+"/dashboard/site?site="+dashSite+"&auth="+dashToken, "")
+		browser.WaitJS(t, sh, "every panel", panelsLoaded)
+		if n := browser.Value[int](t, sh, `document.querySelectorAll('form.signout').length`); n != 0 {
 			t.Error("a shared link shows a sign-out form")
 		}
-		navigate(t, sh, base+"/dashboard/site?site="+dashSite+"&auth=not-"+dashToken, "")
-		if txt := evalJS[string](t, sh, `document.body.textContent`); !strings.Contains(txt, "not valid") {
+		browser.Navigate(t, sh, base+"/dashboard/site?site="+dashSite+"&auth=not-"+dashToken, "")
+		if txt := browser.Value[string](t, sh, `document.body.textContent`); !strings.Contains(txt, "not valid") {
 			t.Errorf("a wrong token shows %q", txt)
 		}
 	})
 
 	t.Run("the page requests nothing from any other origin", func(t *testing.T) {
-		for _, tab := range []string{"dash", "shared"} {
-			reqs := b.requests(tab)
+		for _, tab := range []*browser.Tab{tab, shTab} {
+			if tab == nil {
+				t.Error("the shared-link tab was not opened")
+				continue
+			}
+			reqs := tab.Requests()
 			if len(reqs) < 10 {
-				t.Errorf("tab %s made only %d requests", tab, len(reqs))
+				t.Errorf("tab %s made only %d requests", tab.Name, len(reqs))
 			}
 			for _, r := range reqs {
-				u, err := url.Parse(r.url)
-				if err != nil || u.Host != srv.addr {
-					t.Errorf("tab %s requested %s", tab, r.url)
+				u, err := url.Parse(r.URL)
+				if err != nil || u.Host != srv.Addr {
+					t.Errorf("tab %s requested %s", tab.Name, r.URL)
 				}
 			}
 		}
@@ -424,13 +399,13 @@ api_keys:
 // own listener and leaves the ingest listener.
 func TestDashboardListen(t *testing.T) {
 	db := chtest.New(t)
-	cfg := writeConfig(t, siteYAML)
-	dash := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	s := startServe(t, nil, "--config", cfg, "--clickhouse", db.DSN, "--dashboard-listen", dash)
-	if code, body := get(dash, "/dashboard/login"); code != 200 || !strings.Contains(body, `name="csrf"`) {
+	cfg := apptest.WriteConfig(t, apptest.SitesYAML)
+	dash := apptest.FreeAddr(t)
+	s := apptest.Start(t, nil, "--config", cfg, "--clickhouse", db.DSN, "--dashboard-listen", dash)
+	if code, body := apptest.Get(dash, "/dashboard/login"); code != 200 || !strings.Contains(body, `name="csrf"`) {
 		t.Errorf("dashboard listener /dashboard/login: %d", code)
 	}
-	if code, _ := get(s.addr, "/dashboard/login"); code != 404 {
+	if code, _ := s.Get("/dashboard/login"); code != 404 {
 		t.Errorf("ingest listener still serves the dashboard: %d", code)
 	}
 	c := http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -442,21 +417,20 @@ func TestDashboardListen(t *testing.T) {
 	if resp.StatusCode != 302 || !strings.HasSuffix(resp.Header.Get("Location"), "/dashboard/") {
 		t.Errorf("dashboard listener /: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	if !strings.Contains(s.out.String(), "dashboard on http://"+dash+"/dashboard/") {
-		t.Errorf("serve does not print the dashboard URL:\n%s", s.out)
+	if !strings.Contains(s.Output(), "dashboard on http://"+dash+"/dashboard/") {
+		t.Errorf("serve does not print the dashboard URL:\n%s", s.Output())
 	}
-	s.stop(t)
+	s.Stop(t)
 }
 
 func TestUserAdd(t *testing.T) {
-	cmd := exec.Command(binary, "user", "add", "--email", "ana@example.com", "--sites", "example.com")
-	cmd.Env = cleanEnv()
+	cmd := apptest.Command(t, nil, "user", "add", "--email", "ana@example.com", "--sites", "example.com")
 	cmd.Stdin = strings.NewReader("correct horse battery\n")
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("user add: %v", err)
 	}
-	cfg := writeConfig(t, siteYAML+string(out))
+	cfg := apptest.WriteConfig(t, apptest.SitesYAML+string(out))
 	f, err := config.Load(cfg)
 	if err != nil {
 		t.Fatalf("the printed lines do not load: %v\n%s", err, out)
@@ -465,8 +439,7 @@ func TestUserAdd(t *testing.T) {
 	if u == nil || !dashboards.VerifyPassword(u.PasswordHash, "correct horse battery") || strings.Contains(string(out), "correct horse") {
 		t.Fatalf("user add printed:\n%s", out)
 	}
-	cmd = exec.Command(binary, "user", "add", "--email", "ana@example.com")
-	cmd.Env = cleanEnv()
+	cmd = apptest.Command(t, nil, "user", "add", "--email", "ana@example.com")
 	cmd.Stdin = strings.NewReader("short\n")
 	if b, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(b), "at least 10 characters") {
 		t.Errorf("a short password: %v %s", err, b)

@@ -6,10 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,62 +15,9 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/glimpse-analytics/glimpse/internal/chconn"
+	"github.com/glimpse-analytics/glimpse/internal/apptest"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
 )
-
-// privateClickHouse is a second ClickHouse server of the test's own, on
-// free ports with its data in a temp dir, started and stopped with the
-// project's script; the shared test server is never stopped.
-type privateClickHouse struct {
-	t    *testing.T
-	port int
-	env  []string
-}
-
-func startPrivateClickHouse(t *testing.T) *privateClickHouse {
-	t.Helper()
-	chtest.Addr(t) // skip like the other integration tests when no server is given
-	if testing.Short() {
-		t.Skip("starts a ClickHouse server")
-	}
-	ch := &privateClickHouse{t: t, port: freePort(t)}
-	ch.env = append(cleanEnv(),
-		fmt.Sprintf("GLIMPSE_CH_PORT=%d", ch.port),
-		fmt.Sprintf("GLIMPSE_CH_HTTP_PORT=%d", freePort(t)),
-		fmt.Sprintf("GLIMPSE_CH_INTERSERVER_PORT=%d", freePort(t)),
-		"GLIMPSE_CH_DIR="+t.TempDir())
-	ch.script("start")
-	t.Cleanup(func() { ch.script("stop") })
-	return ch
-}
-
-func (ch *privateClickHouse) script(arg string) {
-	ch.t.Helper()
-	cmd := exec.Command("../../scripts/clickhouse", arg)
-	cmd.Env = ch.env
-	if out, err := cmd.CombinedOutput(); err != nil {
-		ch.t.Fatalf("scripts/clickhouse %s: %v\n%s", arg, err, out)
-	}
-}
-
-func (ch *privateClickHouse) dsn() string {
-	return fmt.Sprintf("clickhouse://127.0.0.1:%d/glimpse", ch.port)
-}
-
-// connect opens a connection to the private server (after serve created
-// the database).
-func (ch *privateClickHouse) connect() driver.Conn {
-	ch.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := chconn.Open(ctx, ch.dsn())
-	if err != nil {
-		ch.t.Fatal(err)
-	}
-	ch.t.Cleanup(func() { conn.Close() })
-	return conn
-}
 
 // loadGen sends page views with a unique path each from several workers
 // and records which were answered 202 without a drop header, and when.
@@ -149,58 +93,13 @@ func (l *loadGen) nAccepted() int {
 	return len(l.accepted)
 }
 
-func queryCount(t *testing.T, conn driver.Conn, q string) (uint64, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	var n uint64
-	err := conn.QueryRow(ctx, q).Scan(&n)
-	return n, err
-}
-
-// waitRows polls until count() of events reaches want; it returns when it
-// did, or fails after limit.
-func waitRows(t *testing.T, conn driver.Conn, want uint64, limit time.Duration) time.Time {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		n, err := queryCount(t, conn, "SELECT count() FROM events")
-		if err == nil && n >= want {
-			return time.Now()
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("events holds %d rows (err %v) after %v, want %d", n, err, limit, want)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// duplicates is the number of rows beyond one per event id.
+// duplicates is the number of rows beyond one per event id, or per path
+// (each event the load sends has a path of its own).
 func duplicates(t *testing.T, conn driver.Conn) uint64 {
 	t.Helper()
-	n, err := queryCount(t, conn, "SELECT toUInt64(count() - uniqExact(event_id)) FROM events")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := queryCount(t, conn, "SELECT toUInt64(count() - uniqExact(pathname)) FROM events")
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := apptest.Count(t, conn, "SELECT toUInt64(count() - uniqExact(event_id)) FROM events")
+	m := apptest.Count(t, conn, "SELECT toUInt64(count() - uniqExact(pathname)) FROM events")
 	return max(n, m)
-}
-
-var metricLine = regexp.MustCompile(`(?m)^(glimpse_\S+) (\S+)$`)
-
-// metricValue reads one sample of /metrics.
-func metricValue(addr, name string) float64 {
-	_, body := get(addr, "/metrics")
-	for _, m := range metricLine.FindAllStringSubmatch(body, -1) {
-		if m[1] == name {
-			v, _ := strconv.ParseFloat(m[2], 64)
-			return v
-		}
-	}
-	return -1
 }
 
 // outageSeconds is how long TestClickHouseOutageLosesNothing keeps
@@ -217,35 +116,35 @@ func outageDuration() time.Duration {
 // while a load generator sends events, starts it again, and checks that
 // every event answered 202 is stored exactly once.
 func TestClickHouseOutageLosesNothing(t *testing.T) {
-	ch := startPrivateClickHouse(t)
-	cfg := writeConfig(t, siteYAML)
+	ch := apptest.StartClickHouse(t)
+	cfg := apptest.WriteConfig(t, apptest.SitesYAML)
 	spool := t.TempDir()
-	s := startServe(t, nil, "--config", cfg, "--clickhouse", ch.dsn(), "--trusted-proxies", "127.0.0.1/32",
+	s := apptest.Start(t, nil, "--config", cfg, "--clickhouse", ch.DSN(), "--trusted-proxies", "127.0.0.1/32",
 		"--spool-dir", spool, "--batch-size", "5000", "--flush-interval", "200ms", "--retry-max-backoff", "2s")
-	conn := ch.connect()
-	l := startLoad(s.addr, 8, 2*time.Millisecond)
+	conn := ch.Connect()
+	l := startLoad(s.Addr, 8, 2*time.Millisecond)
 	time.Sleep(2 * time.Second)
-	ch.script("stop")
+	ch.Stop()
 	outage := outageDuration()
 	down := time.Now()
 	time.Sleep(outage / 2)
-	code, body := get(s.addr, "/readyz")
+	code, body := s.Get("/readyz")
 	if code != 503 || !strings.Contains(body, "spool") {
 		t.Errorf("/readyz during the outage = %d %q, want 503 that names the spool", code, body)
 	}
-	spooled := metricValue(s.addr, "glimpse_spool_bytes")
+	spooled := s.Metric(t, "glimpse_spool_bytes")
 	time.Sleep(time.Until(down.Add(outage)))
 	backlog := l.nAccepted()
-	ch.script("start")
+	ch.Start()
 	up := time.Now()
-	drained := waitRows(t, conn, uint64(backlog), 2*time.Minute)
+	drained := apptest.WaitRows(t, conn, uint64(backlog), 2*time.Minute)
 	recovery := drained.Sub(up)
 	time.Sleep(2 * time.Second) // the load goes on after the recovery
 	l.stop()
 	accepted := l.nAccepted()
-	waitRows(t, conn, uint64(accepted), time.Minute)
-	s.stop(t)
-	stored, err := queryCount(t, conn, "SELECT count() FROM events")
+	apptest.WaitRows(t, conn, uint64(accepted), time.Minute)
+	s.Stop(t)
+	stored, err := apptest.QueryCount(conn, "SELECT count() FROM events")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +153,7 @@ func TestClickHouseOutageLosesNothing(t *testing.T) {
 		"%d accepted by the restart, stored %v after it; spool held %.0f bytes mid-outage",
 		outage, l.sent.Load(), l.answered.Load(), accepted, l.refused.Load(), l.failed.Load(), stored, dups, backlog, recovery.Round(time.Millisecond), spooled)
 	if stored != uint64(accepted) || dups != 0 {
-		t.Fatalf("stored %d rows with %d duplicates for %d events answered 202\n%s", stored, dups, accepted, s.out)
+		t.Fatalf("stored %d rows with %d duplicates for %d events answered 202\n%s", stored, dups, accepted, s.Output())
 	}
 	if accepted < 1000 || backlog < accepted/4 {
 		t.Fatalf("the load did not run through the outage: %d accepted, %d before the restart", accepted, backlog)
@@ -266,22 +165,18 @@ func TestClickHouseOutageLosesNothing(t *testing.T) {
 // more than one fsync interval before the kill is stored, once.
 func TestKill9UnderLoadReplays(t *testing.T) {
 	db := chtest.New(t)
-	cfg := writeConfig(t, siteYAML)
+	cfg := apptest.WriteConfig(t, apptest.SitesYAML)
 	spool := t.TempDir()
 	const syncEvery = 200 * time.Millisecond
 	args := []string{"--config", cfg, "--clickhouse", db.DSN, "--trusted-proxies", "127.0.0.1/32", "--spool-dir", spool,
 		"--batch-size", "2000", "--flush-interval", "500ms", "--spool-sync-interval", syncEvery.String()}
-	s := startServe(t, nil, args...)
-	l := startLoad(s.addr, 8, time.Millisecond)
+	s := apptest.Start(t, nil, args...)
+	l := startLoad(s.Addr, 8, time.Millisecond)
 	time.Sleep(2500 * time.Millisecond)
-	if err := s.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	killed := time.Now()
-	<-s.done
+	killed := s.Kill(t)
 	l.stop()
 	restart := time.Now()
-	s2 := startServe(t, nil, args...)
+	s2 := apptest.Start(t, nil, args...)
 	bound := killed.Add(-syncEvery)
 	var mustHave int
 	for _, a := range l.accepted {
@@ -289,14 +184,14 @@ func TestKill9UnderLoadReplays(t *testing.T) {
 			mustHave++
 		}
 	}
-	waitRows(t, db.Conn, uint64(mustHave), time.Minute)
+	apptest.WaitRows(t, db.Conn, uint64(mustHave), time.Minute)
 	// Wait until the replay is done: the spool holds only the new, empty segment.
 	deadline := time.Now().Add(time.Minute)
-	for metricValue(s2.addr, "glimpse_spool_segments") > 1 && time.Now().Before(deadline) {
+	for s2.Metric(t, "glimpse_spool_segments") > 1 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	replayed := time.Since(restart)
-	s2.stop(t)
+	s2.Stop(t)
 	stored := map[string]bool{}
 	rows, err := db.Conn.Query(context.Background(), "SELECT pathname FROM events")
 	if err != nil {
@@ -329,7 +224,7 @@ func TestKill9UnderLoadReplays(t *testing.T) {
 		l.sent.Load(), l.answered.Load(), len(l.accepted), mustHave, syncEvery, len(stored), dups, late, lateStored, replayed.Round(time.Millisecond))
 	if len(missing) > 0 {
 		slices.Sort(missing)
-		t.Fatalf("%d events answered 202 more than %v before the kill are not stored, e.g. %v\n%s", len(missing), syncEvery, missing[:min(5, len(missing))], s2.out)
+		t.Fatalf("%d events answered 202 more than %v before the kill are not stored, e.g. %v\n%s", len(missing), syncEvery, missing[:min(5, len(missing))], s2.Output())
 	}
 	if dups != 0 {
 		t.Fatalf("%d duplicate rows after the replay", dups)
@@ -343,12 +238,12 @@ func TestKill9UnderLoadReplays(t *testing.T) {
 // listener keeps answering (refusals as fast as /healthz), every refusal is
 // counted, and the process stays up.
 func TestSpoolCapUnderLoad(t *testing.T) {
-	ch := startPrivateClickHouse(t)
-	cfg := writeConfig(t, siteYAML)
-	s := startServe(t, nil, "--config", cfg, "--clickhouse", ch.dsn(), "--trusted-proxies", "127.0.0.1/32",
+	ch := apptest.StartClickHouse(t)
+	cfg := apptest.WriteConfig(t, apptest.SitesYAML)
+	s := apptest.Start(t, nil, "--config", cfg, "--clickhouse", ch.DSN(), "--trusted-proxies", "127.0.0.1/32",
 		"--spool-dir", t.TempDir(), "--spool-max-mb", "1")
-	ch.script("stop")
-	l := startLoad(s.addr, 8, 0)
+	ch.Stop()
+	l := startLoad(s.Addr, 8, 0)
 	deadline := time.Now().Add(time.Minute)
 	for l.refused.Load() < 2000 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
@@ -357,15 +252,15 @@ func TestSpoolCapUnderLoad(t *testing.T) {
 	var health []time.Duration
 	for range 200 {
 		start := time.Now()
-		if code, _ := get(s.addr, "/healthz"); code != 200 {
+		if code, _ := s.Get("/healthz"); code != 200 {
 			t.Fatalf("/healthz = %d with a full spool", code)
 		}
 		health = append(health, time.Since(start))
 	}
 	l.stop()
-	counted := metricValue(s.addr, `glimpse_events_dropped_total{reason="spool-full"}`)
-	size, capBytes := metricValue(s.addr, "glimpse_spool_bytes"), metricValue(s.addr, "glimpse_spool_cap_bytes")
-	code, body := get(s.addr, "/readyz")
+	counted := s.Metric(t, `glimpse_events_dropped_total{reason="spool-full"}`)
+	size, capBytes := s.Metric(t, "glimpse_spool_bytes"), s.Metric(t, "glimpse_spool_cap_bytes")
+	code, body := s.Get("/readyz")
 	l.mu.Lock()
 	lat := slices.Clone(l.refusedLatency)
 	l.mu.Unlock()
@@ -388,5 +283,5 @@ func TestSpoolCapUnderLoad(t *testing.T) {
 	if !strings.Contains(body, "spool full") {
 		t.Fatalf("/readyz %d %q does not say the spool is full", code, body)
 	}
-	s.stop(t)
+	s.Stop(t)
 }

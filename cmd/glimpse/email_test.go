@@ -2,9 +2,10 @@ package main
 
 import (
 	"bytes"
-	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/glimpse-analytics/glimpse/internal/apptest"
 )
 
 const emailConfig = `sites:
@@ -15,7 +16,7 @@ email:
 `
 
 func TestEmailCommand(t *testing.T) {
-	cfg := writeConfig(t, emailConfig)
+	cfg := apptest.WriteConfig(t, emailConfig)
 	env := []string{"TEST_EMAIL_KEY=0123456789abcdef0123456789abcdef-cli", "GLIMPSE_PUBLIC_URL=https://g.example"}
 	tests := []struct {
 		name string
@@ -35,7 +36,7 @@ func TestEmailCommand(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, errOut, code := glimpse(t, env, tt.args...)
+			out, errOut, code := apptest.Run(t, env, tt.args...)
 			if code != tt.code {
 				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, out, errOut)
 			}
@@ -45,8 +46,7 @@ func TestEmailCommand(t *testing.T) {
 		})
 	}
 
-	cmd := exec.Command(binary, "email", "rewrite", "--config", cfg, "--site", "example.com", "--campaign", "june")
-	cmd.Env = append(cleanEnv(), env...)
+	cmd := apptest.Command(t, env, "email", "rewrite", "--config", cfg, "--site", "example.com", "--campaign", "june")
 	cmd.Stdin = strings.NewReader(`<html><body><a href="https://example.com/a">a</a> <a href="{{unsubscribe}}">u</a></body></html>`)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/glimpse-analytics/glimpse/collector/sink"
+	"github.com/glimpse-analytics/glimpse/internal/apptest"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
 	"github.com/glimpse-analytics/glimpse/internal/model"
 )
@@ -32,9 +33,9 @@ func TestPruneCommand(t *testing.T) {
 	if _, err := w.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cfg := writeConfig(t, siteYAML) // retention_months defaults to 25
+	cfg := apptest.WriteConfig(t, apptest.SitesYAML) // retention_months defaults to 25
 	old := time.Now().AddDate(0, -30, 0).UTC().Format("200601")
-	out, errOut, code := glimpse(t, nil, "prune", "--dry-run", "--config", cfg, "--clickhouse", db.DSN)
+	out, errOut, code := apptest.Run(t, nil, "prune", "--dry-run", "--config", cfg, "--clickhouse", db.DSN)
 	if code != 0 || !strings.Contains(out, "would: drop partition "+old+" of events (10 rows)") {
 		t.Fatalf("dry run: code %d\n%s\n%s", code, out, errOut)
 	}
@@ -48,14 +49,14 @@ func TestPruneCommand(t *testing.T) {
 	if n := count(); n != 30 {
 		t.Fatalf("dry run changed the data: %d rows", n)
 	}
-	out, errOut, code = glimpse(t, nil, "prune", "--config", cfg, "--clickhouse", db.DSN)
+	out, errOut, code = apptest.Run(t, nil, "prune", "--config", cfg, "--clickhouse", db.DSN)
 	if code != 0 || !strings.Contains(out, "done: drop partition "+old+" of events") {
 		t.Fatalf("prune: code %d\n%s\n%s", code, out, errOut)
 	}
 	if n := count(); n != 20 {
 		t.Fatalf("%d rows after prune, want the 20 recent ones", n)
 	}
-	out, _, _ = glimpse(t, nil, "prune", "--config", cfg, "--clickhouse", db.DSN)
+	out, _, _ = apptest.Run(t, nil, "prune", "--config", cfg, "--clickhouse", db.DSN)
 	if !strings.Contains(out, "nothing past retention") {
 		t.Fatalf("second prune: %s", out)
 	}
