@@ -2,7 +2,9 @@ package main
 
 // Browser tests: the real beacon script in real headless Chromium, driven
 // with chromedp, against `glimpse serve` on a fresh ClickHouse database.
-// A test site on another loopback port embeds the script.
+// A test site on another loopback port embeds the script. Each test has
+// its own database, collector, test site and tab (newBrowserTest); they
+// share only the Chromium process, so they pass in any order.
 
 import (
 	"context"
@@ -282,8 +284,26 @@ func find(evs []event, match func(event) bool) []event {
 	return out
 }
 
-func TestBrowser(t *testing.T) {
-	b := browser.Shared(t)
+// browserTest is what one browser test has of its own: a fresh
+// database, a collector on it, a test site whose pages embed that
+// collector's script, and a tab in the shared browser. Tests share only
+// the Chromium process, so a test's counters, rows and requests are its
+// own and the tests pass in any order; a beacon that a closing tab sends
+// late reaches only its own test's collector.
+type browserTest struct {
+	db                    *chtest.DB
+	site                  *site
+	srv                   *apptest.Server
+	tab                   *browser.Tab
+	siteURL, collectorURL string
+}
+
+// newBrowserTest starts a test's collector and site and opens its tab,
+// named tab. When the test ends it checks that the tab talked to no host
+// but the test site and the collector.
+func newBrowserTest(t *testing.T, tab string) *browserTest {
+	t.Helper()
+	b := browser.Shared(t) // skips without Chromium, before starting anything
 	db := chtest.New(t)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -303,433 +323,62 @@ func TestBrowser(t *testing.T) {
 	srv := apptest.Start(t, nil, "--config", cfg, "--clickhouse", db.DSN, "--flush-interval", "100ms")
 	st.collector = srv.Addr
 	go hs.Serve(ln) //nolint:errcheck // ends with Close
-	siteURL, collectorURL := "http://"+st.addr, "http://"+srv.Addr
+	bt := &browserTest{db: db, site: st, srv: srv, siteURL: "http://" + st.addr, collectorURL: "http://" + srv.Addr}
+	bt.tab = b.Tab(t, tab)
+	// Registered after the tab's own cleanup, so it runs before the tab
+	// closes, and after the test body, so the tab's log is whole.
+	t.Cleanup(func() { bt.onlyTwoHosts(t) })
+	return bt
+}
 
-	// Every tab opened, for the final check of the hosts they talked to.
-	var tabs []*browser.Tab
-	open := func(t *testing.T, name string) (*browser.Tab, context.Context) {
-		tab := b.Tab(t, name)
-		tabs = append(tabs, tab)
-		return tab, tab.Ctx
+// quiet runs browse, then sends a barrier event and waits until the
+// collector has counted it: the events the browser sent before it have
+// been counted too. It returns what the collector counted meanwhile, the
+// barrier included.
+func (bt *browserTest) quiet(t *testing.T, browse func()) counts {
+	t.Helper()
+	tab := bt.tab.Name
+	before := collectorCounts(t, bt.srv)
+	browse()
+	postBarrier(t, bt.collectorURL, "/barrier/"+tab)
+	after := waitCounts(t, bt.srv, func(c counts) bool { return c.accepted > before.accepted })
+	d := counts{accepted: after.accepted - before.accepted, rejected: after.rejected - before.rejected, dropped: map[string]int{}}
+	for k, v := range after.dropped {
+		if v != before.dropped[k] {
+			d.dropped[k] = v - before.dropped[k]
+		}
 	}
-	start := time.Now()
-
-	// quiet runs browse, then sends a barrier event and waits until the
-	// collector has counted it: the events the browser sent before it
-	// have been counted too. It returns what the collector counted meanwhile,
-	// the barrier included.
-	quiet := func(t *testing.T, tab string, browse func()) counts {
-		t.Helper()
-		before := collectorCounts(t, srv)
-		browse()
-		postBarrier(t, collectorURL, "/barrier/"+tab)
-		after := waitCounts(t, srv, func(c counts) bool { return c.accepted > before.accepted })
-		d := counts{accepted: after.accepted - before.accepted, rejected: after.rejected - before.rejected, dropped: map[string]int{}}
-		for k, v := range after.dropped {
-			if v != before.dropped[k] {
-				d.dropped[k] = v - before.dropped[k]
-			}
-		}
-		if d.accepted != 1 || d.rejected != 0 {
-			t.Errorf("while %s browsed, the collector accepted %d events and rejected %d; want only the barrier", tab, d.accepted-1, d.rejected)
-		}
-		return d
+	if d.accepted != 1 || d.rejected != 0 {
+		t.Errorf("while %s browsed, the collector accepted %d events and rejected %d; want only the barrier", tab, d.accepted-1, d.rejected)
 	}
+	return d
+}
 
-	t.Run("tracking", func(t *testing.T) {
-		tab, ctx := open(t, "tracking")
-		browser.Navigate(t, ctx, siteURL+"/app/?utm_source=newsletter&utm_medium=email&utm_campaign=spring", "https://duckduckgo.com/")
-		scriptReady(t, ctx)
-		browser.Eval(t, ctx, `glimpse('Signup', {props: {plan: 'pro', seats: 3}, revenue: {amount: 12.5, currency: 'EUR'}})`)
-		if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("out")), chromedp.Click(chromedp.ID("dl"))); err != nil {
-			t.Fatal(err)
-		}
-		// The banner comes into view, leaves, and comes back: one impression.
-		tab.WaitBeacons(t, 5) // pageview, queued, custom, outbound, download
-		n := tab.Beacons()
-		browser.Eval(t, ctx, `window.scrollTo(0, 2900)`)
-		tab.WaitBeacons(t, n+1) // the impression
-		browser.Eval(t, ctx, `window.scrollTo(0, 0)`)
-		browser.Eval(t, ctx, `window.scrollTo(0, 2900)`)
-		// Client-side navigation: a new path is a view, the same path is not.
-		browser.Eval(t, ctx, `history.pushState({}, '', '/app/page2')`)
-		browser.Eval(t, ctx, `history.pushState({}, '', '/app/page2')`)
-		browser.Eval(t, ctx, `history.replaceState({}, '', '/app/page2?tab=1')`)
-		browser.Eval(t, ctx, `history.pushState({}, '', '/app/page3')`)
-		browser.Eval(t, ctx, `history.back()`) // popstate back to /app/page2
-		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`location.pathname == '/app/page2'`)); err != nil {
-			t.Fatal(err)
-		}
-		// Scroll to the end and leave the page: its engagement is sent.
-		browser.Eval(t, ctx, `window.scrollTo(0, document.documentElement.scrollHeight)`)
-		time.Sleep(50 * time.Millisecond) // some visible time to measure
-		browser.Navigate(t, ctx, siteURL+"/blank", "")
-		// Hash routing.
-		browser.Navigate(t, ctx, siteURL+"/hash/", "")
-		scriptReady(t, ctx)
-		n = tab.Beacons()
-		browser.Eval(t, ctx, `location.hash = '#/settings'`)
-		tab.WaitBeacons(t, n+2) // engagement of /hash/, pageview
-		browser.Eval(t, ctx, `location.hash = '#/settings'`)
-		browser.Eval(t, ctx, `location.hash = '#/profile'`)
-		tab.WaitBeacons(t, n+4)
-		browser.Navigate(t, ctx, siteURL+"/blank", "")
-
-		views := func(evs []event, path string) int {
-			return len(find(evs, func(e event) bool { return e.Type == "pageview" && e.Path == path }))
-		}
-		evs := waitEvents(t, db, "browser.test", func(evs []event) string {
-			for path, n := range map[string]int{"/app/": 1, "/app/page2": 2, "/app/page3": 1, "/hash/": 1, "/hash/#/settings": 1, "/hash/#/profile": 1} {
-				if got := views(evs, path); got < n {
-					return fmt.Sprintf("%d pageviews of %s, want %d", got, path, n)
-				}
-			}
-			for _, typ := range []string{"outbound", "download", "impression"} {
-				if len(find(evs, func(e event) bool { return e.Type == typ })) == 0 {
-					return "no " + typ + " event"
-				}
-			}
-			if len(find(evs, func(e event) bool { return e.Type == "custom" })) < 3 {
-				return "fewer than 3 custom events"
-			}
-			if n := len(find(evs, func(e event) bool { return e.Type == "engagement" })); n < 7 {
-				return fmt.Sprintf("%d engagement events, want 7 (one per page view)", n)
-			}
-			return ""
-		})
-		t.Logf("%d events stored", len(evs))
-		if c := collectorCounts(t, srv); c.handled() != c.accepted || c.accepted != len(evs) {
-			t.Errorf("collector counters %+v: want all %d events accepted, none dropped or rejected", c, len(evs))
-		}
-
-		// Exactly: a repeated path is not a view, and nothing is doubled.
-		for path, n := range map[string]int{"/app/": 1, "/app/page2": 2, "/app/page3": 1, "/hash/": 1, "/hash/#/settings": 1, "/hash/#/profile": 1} {
-			if got := views(evs, path); got != n {
-				t.Errorf("%d pageviews of %s, want %d", got, path, n)
-			}
-		}
-		if n := len(find(evs, func(e event) bool { return e.Type == "pageview" })); n != 7 {
-			t.Errorf("%d pageviews in all, want 7", n)
-		}
-
-		first := find(evs, func(e event) bool { return e.Type == "pageview" && e.Path == "/app/" })[0]
-		if !strings.HasPrefix(first.Referrer, "duckduckgo.com") || first.Source != "DuckDuckGo" {
-			t.Errorf("first pageview: referrer %q, source %q; want duckduckgo.com, DuckDuckGo", first.Referrer, first.Source)
-		}
-		if first.UTMSource != "newsletter" || first.UTMMedium != "email" || first.UTMCampaign != "spring" {
-			t.Errorf("first pageview: utm %q %q %q", first.UTMSource, first.UTMMedium, first.UTMCampaign)
-		}
-		for _, e := range find(evs, func(e event) bool { return e.Type == "pageview" }) {
-			if e.Conn == "" || e.Screen == "" || e.Browser != "Chromium" && e.Browser != "Chrome" {
-				t.Errorf("pageview %s: connection %q, screen %q, browser %q", e.Path, e.Conn, e.Screen, e.Browser)
-			}
-		}
-		t.Logf("connection: type %q, downlink %v Mbit/s, rtt %d ms, screen %q", first.Conn, first.Downlink, first.RTT, first.Screen)
-
-		out := find(evs, func(e event) bool { return e.Type == "outbound" })
-		if len(out) != 1 || out[0].Target != "example.org/elsewhere" || out[0].Path != "/app/" {
-			t.Errorf("outbound: %+v", out)
-		}
-		dl := find(evs, func(e event) bool { return e.Type == "download" })
-		if len(dl) != 1 || !strings.HasSuffix(dl[0].Target, "/files/report.pdf") {
-			t.Errorf("download: %+v", dl)
-		}
-
-		// Each page queues one call before the script loads; /app/ also
-		// sends one with props and revenue.
-		custom := find(evs, func(e event) bool { return e.Type == "custom" })
-		byName := map[string]event{}
-		for _, e := range custom {
-			byName[e.Name+" "+e.Path] = e
-		}
-		for _, path := range []string{"/app/", "/hash/"} {
-			if e, ok := byName["Queued "+path]; !ok || e.prop("early") != "yes" {
-				t.Errorf("the call queued before the script loaded on %s: %+v", path, e)
-			}
-		}
-		if e, ok := byName["Signup /app/"]; !ok || e.prop("plan") != "pro" || e.prop("seats") != "3" || e.RevenueMicros != 12_500_000 || e.Currency != "EUR" {
-			t.Errorf("custom event with props and revenue: %+v", e)
-		}
-		if len(custom) != 3 {
-			t.Errorf("%d custom events, want 3", len(custom))
-		}
-
-		imp := find(evs, func(e event) bool { return e.Type == "impression" })
-		if len(imp) != 1 || imp[0].Name != "pricing-banner" {
-			t.Errorf("impressions: %+v, want one pricing-banner", imp)
-		}
-
-		// Engagement: once per page view, with visible time and scroll depth.
-		eng := find(evs, func(e event) bool { return e.Type == "engagement" })
-		if len(eng) != 7 {
-			t.Errorf("%d engagement events, want 7", len(eng))
-		}
-		perPath := map[string]int{}
-		for _, e := range eng {
-			perPath[e.Path]++
-		}
-		if perPath["/app/page2"] != 2 || perPath["/app/"] != 1 || perPath["/app/page3"] != 1 {
-			t.Errorf("engagement events per page: %v", perPath)
-		}
-		// Left by navigating to another document, after scrolling to the end.
-		left := find(eng, func(e event) bool { return e.Path == "/app/page2" && e.ScrollDepth == 100 })
-		if len(left) != 1 || left[0].EngagementMS == 0 {
-			t.Errorf("want one engagement of /app/page2 with visible time and scroll depth 100 after leaving it: %+v", eng)
-		}
-		// Left by a client-side navigation, after scrolling to the banner.
-		firstEng := find(eng, func(e event) bool { return e.Path == "/app/" })
-		if len(firstEng) != 1 || firstEng[0].EngagementMS == 0 || firstEng[0].ScrollDepth < 50 {
-			t.Errorf("want one engagement of /app/ with visible time and scroll depth of at least 50: %+v", firstEng)
-		}
-	})
-
-	t.Run("gpc", func(t *testing.T) {
-		tab, ctx := open(t, "gpc")
-		if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Sec-GPC": "1"}}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
-			Source: `Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', {get: () => true, configurable: true})`,
-		}); err != nil {
-			t.Fatal(err)
-		}
-		d := quiet(t, "gpc", func() { browseSilently(t, st.addr, ctx, siteURL+"/app/gpc/") })
-		if d.handled() != 1 {
-			t.Errorf("the collector got %d events besides the barrier: %+v", d.handled()-1, d)
-		}
-		st.mu.Lock()
-		seen := st.gpcSeen
-		st.mu.Unlock()
-		if seen == 0 {
-			t.Error("the test site never saw Sec-GPC: 1")
-		}
-		assertNoBeacon(t, tab)
-	})
-
-	t.Run("localStorage", func(t *testing.T) {
-		tab, ctx := open(t, "storage")
-		browser.Navigate(t, ctx, siteURL+"/blank", "")
-		browser.Eval(t, ctx, `localStorage.glimpse_ignore = 'true'`)
-		d := quiet(t, "storage", func() { browseSilently(t, st.addr, ctx, siteURL+"/app/ls/") })
-		if d.handled() != 1 {
-			t.Errorf("the collector got %d events besides the barrier: %+v", d.handled()-1, d)
-		}
-		assertNoBeacon(t, tab)
-	})
-
-	t.Run("dnt", func(t *testing.T) {
-		// With data-respect-dnt, Do-Not-Track silences the script.
-		tab, ctx := open(t, "dnt")
-		if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
-			Source: `Object.defineProperty(Navigator.prototype, 'doNotTrack', {get: () => '1', configurable: true})`,
-		}); err != nil {
-			t.Fatal(err)
-		}
-		d := quiet(t, "dnt", func() { browseSilently(t, st.addr, ctx, siteURL+"/dnt/") })
-		if d.handled() != 1 {
-			t.Errorf("the collector got %d events besides the barrier: %+v", d.handled()-1, d)
-		}
-		assertNoBeacon(t, tab)
-	})
-
-	t.Run("local guard", func(t *testing.T) {
-		// Without data-allow-local the script stays silent on 127.0.0.1.
-		tab, ctx := open(t, "local")
-		d := quiet(t, "local", func() { browseSilently(t, st.addr, ctx, siteURL+"/local/") })
-		if d.handled() != 1 {
-			t.Errorf("the collector got %d events besides the barrier: %+v", d.handled()-1, d)
-		}
-		assertNoBeacon(t, tab)
-	})
-
-	t.Run("optout", func(t *testing.T) {
-		tab, ctx := open(t, "optout")
-		browser.Navigate(t, ctx, collectorURL+"/optout?site=browser.test", "")
-		state := func() string {
-			s, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("state")))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
-		}
-		if s := state(); s != "Your visits are counted, without cookies." {
-			t.Fatalf("opt-out page state %q", s)
-		}
-		browser.Screenshot(t, ctx, "optout.png", "/tmp/optout.png")
-		click := chromedp.Click(chromedp.CSS("form button"))
-		if _, err := chromedp.Run(ctx, chromedp.WaitEvent(page.LoadEventFired, nil, click)); err != nil {
-			t.Fatal(err)
-		}
-		if s := state(); s != "You are opted out of Glimpse analytics." {
-			t.Fatalf("after clicking the button the page says %q", s)
-		}
-		if loc, err := chromedp.Run(ctx, chromedp.Location()); err != nil || loc != collectorURL+"/optout?site=browser.test" {
-			t.Errorf("after the POST the browser is at %q (%v), want the page again", loc, err)
-		}
-		browser.Screenshot(t, ctx, "optout-done.png", "/tmp/optout-done.png")
-
-		// Browsing the test site now: the script sends, the collector drops.
-		d := quiet(t, "optout", func() { browseSilently(t, st.addr, ctx, siteURL+"/app/optedout/") })
-		sent := 0
-		for _, r := range tab.Requests() {
-			if strings.HasSuffix(r.URL, "/api/event") {
-				sent++
-				if r.Status != 0 && r.Dropped != "opt-out" {
-					t.Errorf("beacon answered %d without X-Glimpse-Dropped: opt-out (%q): %s", r.Status, r.Dropped, r.Body)
-				}
-			}
-		}
-		if sent < 7 || d.dropped["opt-out"] < sent || d.handled() != d.dropped["opt-out"]+1 {
-			t.Errorf("the opted-out browser sent %d events (DevTools saw %d); want all dropped as opt-out", d.handled()-1, sent)
-		}
-
-		// And back in: the cookie is removed and visits count again.
-		browser.Navigate(t, ctx, collectorURL+"/optout?site=browser.test", "")
-		if _, err := chromedp.Run(ctx, chromedp.WaitEvent(page.LoadEventFired, nil, click)); err != nil {
-			t.Fatal(err)
-		}
-		if s := state(); s != "Your visits are counted, without cookies." {
-			t.Fatalf("after opting back in the page says %q", s)
-		}
-		browser.Navigate(t, ctx, siteURL+"/app/optedin/", "")
-		scriptReady(t, ctx)
-		waitEvents(t, db, "browser.test", func(evs []event) string {
-			if len(find(evs, func(e event) bool { return e.Path == "/app/optedin/" })) == 0 {
-				return "no pageview after opting back in"
-			}
-			return ""
-		})
-	})
-
-	t.Run("embed", func(t *testing.T) {
-		// The opt-out page may be framed by the configured ancestors only.
-		_, ctx := open(t, "embed")
-		browser.Navigate(t, ctx, siteURL+"/embed", "")
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			tree, err := chromedp.Call(ctx, page.GetFrameTree, cdp.Empty{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			urls := map[string]string{}
-			for _, f := range tree.FrameTree.ChildFrames {
-				urls[f.Frame.Name+f.Frame.URL] = f.Frame.URL
-			}
-			var allowed, refused bool
-			for _, u := range urls {
-				allowed = allowed || u == collectorURL+"/optout?site=browser.test"
-				refused = refused || strings.HasPrefix(u, "chrome-error:")
-			}
-			if allowed && refused {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("frames %v: want the browser.test page shown and the other.test page refused", urls)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	})
-
-	// Last, as its tab may still send an engagement event when it closes,
-	// which would land in another subtest's quiet window.
-	t.Run("plausible tracker", func(t *testing.T) {
-		if st.plausible == "" {
-			t.Skipf("set %s to plausible.js of npm's @plausible-analytics/tracker (make test fetches it)", envPlausible)
-		}
-		before := collectorCounts(t, srv)
-		tab, ctx := open(t, "plausible")
-		browser.Navigate(t, ctx, siteURL+"/plausible/?utm_source=newsletter&utm_campaign=spring", "https://duckduckgo.com/")
-		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`typeof window.ptrack == 'function'`)); err != nil {
-			t.Fatal(err)
-		}
-		tab.WaitBeacons(t, 1) // the page view
-		browser.Eval(t, ctx, `ptrack('Signup', {props: {plan: 'pro'}, revenue: {amount: 12.5, currency: 'EUR'}})`)
-		if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("out")), chromedp.Click(chromedp.ID("dl"))); err != nil {
-			t.Fatal(err)
-		}
-		tab.WaitBeacons(t, 4)
-		// Scroll to the end; a client-side navigation then sends the
-		// engagement of the page left, and a page view of the next.
-		browser.Eval(t, ctx, `window.scrollTo(0, document.documentElement.scrollHeight)`)
-		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`window.scrollY > 0`)); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(50 * time.Millisecond) // the tracker's scroll listener runs
-		browser.Eval(t, ctx, `history.pushState({}, '', '/plausible/page2')`)
-		tab.WaitBeacons(t, 6)
-
-		evs := waitEvents(t, db, "plausible.test", func(evs []event) string {
-			if len(evs) < 6 {
-				return fmt.Sprintf("%d events, want 6", len(evs))
-			}
-			return ""
-		})
-		// Every beacon was accepted. The collector's counters say so; the
-		// DevTools protocol does not always report the answer to a
-		// keepalive fetch, so only the answers it reported are checked.
-		after := collectorCounts(t, srv)
-		if d := after.accepted - before.accepted; d < len(evs) || after.rejected != before.rejected || after.handled()-before.handled() != d {
-			t.Errorf("collector counters before %+v, after %+v: want %d or more accepted, none dropped or rejected", before, after, len(evs))
-		}
-		for _, r := range tab.Requests() {
-			if strings.HasSuffix(r.URL, "/api/event") && r.Done() && (r.Status != 202 || r.Dropped != "") {
-				t.Errorf("beacon %s answered %d, dropped %q (%s)", r.Body, r.Status, r.Dropped, r.Failed)
-			}
-		}
-		// check finds the one event that match picks and checks it with ok.
-		check := func(what string, match func(event) bool, ok func(event) bool) {
-			t.Helper()
-			switch found := find(evs, match); {
-			case len(found) != 1:
-				t.Errorf("%d %s, want 1", len(found), what)
-			case !ok(found[0]):
-				t.Errorf("%s: %+v", what, found[0])
-			}
-		}
-		check("page views of /plausible/", func(e event) bool { return e.Type == "pageview" && e.Path == "/plausible/" }, func(e event) bool {
-			return e.Source == "DuckDuckGo" && e.UTMSource == "newsletter" && e.UTMCampaign == "spring" && e.prop("theme") == "dark" &&
-				(e.Browser == "Chromium" || e.Browser == "Chrome")
-		})
-		check("page views of /plausible/page2", func(e event) bool { return e.Type == "pageview" && e.Path == "/plausible/page2" },
-			func(e event) bool { return e.prop("theme") == "dark" })
-		check("Signup events with props and revenue", func(e event) bool { return e.Type == "custom" && e.Name == "Signup" }, func(e event) bool {
-			return e.prop("plan") == "pro" && e.prop("theme") == "dark" && e.RevenueMicros == 12_500_000 && e.Currency == "EUR"
-		})
-		check("outbound clicks", func(e event) bool { return e.Type == "outbound" }, func(e event) bool {
-			return e.Name == "Outbound Link: Click" && e.Target == "example.org/elsewhere" && e.Path == "/plausible/"
-		})
-		check("downloads", func(e event) bool { return e.Type == "download" }, func(e event) bool {
-			return e.Name == "File Download" && strings.HasSuffix(e.Target, "/files/report.pdf")
-		})
-		check("engagements of /plausible/ (want scroll depth 100 and some engaged time)",
-			func(e event) bool { return e.Type == "engagement" && e.Path == "/plausible/" },
-			func(e event) bool { return e.ScrollDepth == 100 && e.EngagementMS > 0 })
-		t.Logf("Plausible's tracker: %d events stored", len(evs))
-	})
-
-	// Nothing from the silent tabs is stored. The barrier events are sent
-	// after them: once the last is in ClickHouse, so is anything before it.
-	evs := waitEvents(t, db, "browser.test", func(evs []event) string {
-		if len(find(evs, func(e event) bool { return e.Path == "/barrier/optout" })) == 0 {
-			return "the last barrier event is not stored"
+// nothingStored checks, after quiet, that no event of a page under the
+// silent path was stored. The barrier event was sent after them: once it
+// is in ClickHouse, so is anything before it.
+func (bt *browserTest) nothingStored(t *testing.T, silent string) {
+	t.Helper()
+	barrier := "/barrier/" + bt.tab.Name
+	evs := waitEvents(t, bt.db, "browser.test", func(evs []event) string {
+		if len(find(evs, func(e event) bool { return e.Path == barrier })) == 0 {
+			return "the barrier event " + barrier + " is not stored"
 		}
 		return ""
 	})
 	for _, e := range evs {
-		for _, silent := range []string{"/app/gpc/", "/app/ls/", "/dnt/", "/local/", "/app/optedout/"} {
-			if strings.HasPrefix(e.Path, silent) {
-				t.Errorf("stored an event that should not exist: %+v", e)
-			}
+		if strings.HasPrefix(e.Path, silent) {
+			t.Errorf("stored an event that should not exist: %+v", e)
 		}
 	}
+}
 
-	// The test site's pages talked to no host but itself and the collector.
-	var reqs []browser.Request
-	for _, tab := range tabs {
-		reqs = append(reqs, tab.Requests()...)
-	}
+// onlyTwoHosts checks that the tab's pages talked to no host but the test
+// site and the collector.
+func (bt *browserTest) onlyTwoHosts(t *testing.T) {
+	t.Helper()
 	hosts := map[string]int{}
-	for _, r := range reqs {
+	for _, r := range bt.tab.Requests() {
 		u, err := url.Parse(r.URL)
 		if err != nil {
 			t.Errorf("request to %q", r.URL)
@@ -740,11 +389,411 @@ func TestBrowser(t *testing.T) {
 			continue
 		}
 		hosts[u.Host]++
-		if u.Host != st.addr && u.Host != srv.Addr {
+		if u.Host != bt.site.addr && u.Host != bt.srv.Addr {
 			t.Errorf("tab %s requested %s: neither the test site nor the collector", r.Tab, r.URL)
 		}
 	}
-	t.Logf("requests by host: %v; browser part took %v", hosts, time.Since(start).Round(time.Millisecond))
+	t.Logf("requests by host: %v", hosts)
+}
+
+// TestBrowserTracking browses the test site as a visitor would: page
+// views with a referrer and UTM tags, the pre-load queue, a custom event
+// with props and revenue, an outbound click, a download, an impression,
+// client-side and hash routing, and the engagement of every page view;
+// each is stored once, as sent.
+func TestBrowserTracking(t *testing.T) {
+	bt := newBrowserTest(t, "tracking")
+	ctx := bt.tab.Ctx
+	browser.Navigate(t, ctx, bt.siteURL+"/app/?utm_source=newsletter&utm_medium=email&utm_campaign=spring", "https://duckduckgo.com/")
+	scriptReady(t, ctx)
+	browser.Eval(t, ctx, `glimpse('Signup', {props: {plan: 'pro', seats: 3}, revenue: {amount: 12.5, currency: 'EUR'}})`)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("out")), chromedp.Click(chromedp.ID("dl"))); err != nil {
+		t.Fatal(err)
+	}
+	// The banner comes into view, leaves, and comes back: one impression.
+	bt.tab.WaitBeacons(t, 5) // pageview, queued, custom, outbound, download
+	n := bt.tab.Beacons()
+	browser.Eval(t, ctx, `window.scrollTo(0, 2900)`)
+	bt.tab.WaitBeacons(t, n+1) // the impression
+	browser.Eval(t, ctx, `window.scrollTo(0, 0)`)
+	browser.Eval(t, ctx, `window.scrollTo(0, 2900)`)
+	// Client-side navigation: a new path is a view, the same path is not.
+	browser.Eval(t, ctx, `history.pushState({}, '', '/app/page2')`)
+	browser.Eval(t, ctx, `history.pushState({}, '', '/app/page2')`)
+	browser.Eval(t, ctx, `history.replaceState({}, '', '/app/page2?tab=1')`)
+	browser.Eval(t, ctx, `history.pushState({}, '', '/app/page3')`)
+	browser.Eval(t, ctx, `history.back()`) // popstate back to /app/page2
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`location.pathname == '/app/page2'`)); err != nil {
+		t.Fatal(err)
+	}
+	// Scroll to the end and leave the page: its engagement is sent.
+	browser.Eval(t, ctx, `window.scrollTo(0, document.documentElement.scrollHeight)`)
+	time.Sleep(50 * time.Millisecond) // some visible time to measure
+	browser.Navigate(t, ctx, bt.siteURL+"/blank", "")
+	// Hash routing.
+	browser.Navigate(t, ctx, bt.siteURL+"/hash/", "")
+	scriptReady(t, ctx)
+	n = bt.tab.Beacons()
+	browser.Eval(t, ctx, `location.hash = '#/settings'`)
+	bt.tab.WaitBeacons(t, n+2) // engagement of /hash/, pageview
+	browser.Eval(t, ctx, `location.hash = '#/settings'`)
+	browser.Eval(t, ctx, `location.hash = '#/profile'`)
+	bt.tab.WaitBeacons(t, n+4)
+	browser.Navigate(t, ctx, bt.siteURL+"/blank", "")
+
+	views := func(evs []event, path string) int {
+		return len(find(evs, func(e event) bool { return e.Type == "pageview" && e.Path == path }))
+	}
+	evs := waitEvents(t, bt.db, "browser.test", func(evs []event) string {
+		for path, n := range map[string]int{"/app/": 1, "/app/page2": 2, "/app/page3": 1, "/hash/": 1, "/hash/#/settings": 1, "/hash/#/profile": 1} {
+			if got := views(evs, path); got < n {
+				return fmt.Sprintf("%d pageviews of %s, want %d", got, path, n)
+			}
+		}
+		for _, typ := range []string{"outbound", "download", "impression"} {
+			if len(find(evs, func(e event) bool { return e.Type == typ })) == 0 {
+				return "no " + typ + " event"
+			}
+		}
+		if len(find(evs, func(e event) bool { return e.Type == "custom" })) < 3 {
+			return "fewer than 3 custom events"
+		}
+		if n := len(find(evs, func(e event) bool { return e.Type == "engagement" })); n < 7 {
+			return fmt.Sprintf("%d engagement events, want 7 (one per page view)", n)
+		}
+		return ""
+	})
+	t.Logf("%d events stored", len(evs))
+	if c := collectorCounts(t, bt.srv); c.handled() != c.accepted || c.accepted != len(evs) {
+		t.Errorf("collector counters %+v: want all %d events accepted, none dropped or rejected", c, len(evs))
+	}
+
+	// Exactly: a repeated path is not a view, and nothing is doubled.
+	for path, n := range map[string]int{"/app/": 1, "/app/page2": 2, "/app/page3": 1, "/hash/": 1, "/hash/#/settings": 1, "/hash/#/profile": 1} {
+		if got := views(evs, path); got != n {
+			t.Errorf("%d pageviews of %s, want %d", got, path, n)
+		}
+	}
+	if n := len(find(evs, func(e event) bool { return e.Type == "pageview" })); n != 7 {
+		t.Errorf("%d pageviews in all, want 7", n)
+	}
+
+	first := find(evs, func(e event) bool { return e.Type == "pageview" && e.Path == "/app/" })[0]
+	if !strings.HasPrefix(first.Referrer, "duckduckgo.com") || first.Source != "DuckDuckGo" {
+		t.Errorf("first pageview: referrer %q, source %q; want duckduckgo.com, DuckDuckGo", first.Referrer, first.Source)
+	}
+	if first.UTMSource != "newsletter" || first.UTMMedium != "email" || first.UTMCampaign != "spring" {
+		t.Errorf("first pageview: utm %q %q %q", first.UTMSource, first.UTMMedium, first.UTMCampaign)
+	}
+	for _, e := range find(evs, func(e event) bool { return e.Type == "pageview" }) {
+		if e.Conn == "" || e.Screen == "" || e.Browser != "Chromium" && e.Browser != "Chrome" {
+			t.Errorf("pageview %s: connection %q, screen %q, browser %q", e.Path, e.Conn, e.Screen, e.Browser)
+		}
+	}
+	t.Logf("connection: type %q, downlink %v Mbit/s, rtt %d ms, screen %q", first.Conn, first.Downlink, first.RTT, first.Screen)
+
+	out := find(evs, func(e event) bool { return e.Type == "outbound" })
+	if len(out) != 1 || out[0].Target != "example.org/elsewhere" || out[0].Path != "/app/" {
+		t.Errorf("outbound: %+v", out)
+	}
+	dl := find(evs, func(e event) bool { return e.Type == "download" })
+	if len(dl) != 1 || !strings.HasSuffix(dl[0].Target, "/files/report.pdf") {
+		t.Errorf("download: %+v", dl)
+	}
+
+	// Each page queues one call before the script loads; /app/ also
+	// sends one with props and revenue.
+	custom := find(evs, func(e event) bool { return e.Type == "custom" })
+	byName := map[string]event{}
+	for _, e := range custom {
+		byName[e.Name+" "+e.Path] = e
+	}
+	for _, path := range []string{"/app/", "/hash/"} {
+		if e, ok := byName["Queued "+path]; !ok || e.prop("early") != "yes" {
+			t.Errorf("the call queued before the script loaded on %s: %+v", path, e)
+		}
+	}
+	if e, ok := byName["Signup /app/"]; !ok || e.prop("plan") != "pro" || e.prop("seats") != "3" || e.RevenueMicros != 12_500_000 || e.Currency != "EUR" {
+		t.Errorf("custom event with props and revenue: %+v", e)
+	}
+	if len(custom) != 3 {
+		t.Errorf("%d custom events, want 3", len(custom))
+	}
+
+	imp := find(evs, func(e event) bool { return e.Type == "impression" })
+	if len(imp) != 1 || imp[0].Name != "pricing-banner" {
+		t.Errorf("impressions: %+v, want one pricing-banner", imp)
+	}
+
+	// Engagement: once per page view, with visible time and scroll depth.
+	eng := find(evs, func(e event) bool { return e.Type == "engagement" })
+	if len(eng) != 7 {
+		t.Errorf("%d engagement events, want 7", len(eng))
+	}
+	perPath := map[string]int{}
+	for _, e := range eng {
+		perPath[e.Path]++
+	}
+	if perPath["/app/page2"] != 2 || perPath["/app/"] != 1 || perPath["/app/page3"] != 1 {
+		t.Errorf("engagement events per page: %v", perPath)
+	}
+	// Left by navigating to another document, after scrolling to the end.
+	left := find(eng, func(e event) bool { return e.Path == "/app/page2" && e.ScrollDepth == 100 })
+	if len(left) != 1 || left[0].EngagementMS == 0 {
+		t.Errorf("want one engagement of /app/page2 with visible time and scroll depth 100 after leaving it: %+v", eng)
+	}
+	// Left by a client-side navigation, after scrolling to the banner.
+	firstEng := find(eng, func(e event) bool { return e.Path == "/app/" })
+	if len(firstEng) != 1 || firstEng[0].EngagementMS == 0 || firstEng[0].ScrollDepth < 50 {
+		t.Errorf("want one engagement of /app/ with visible time and scroll depth of at least 50: %+v", firstEng)
+	}
+}
+
+// TestBrowserGPC: a browser that sends Global Privacy Control sends no
+// beacon, and nothing of its visit is stored.
+func TestBrowserGPC(t *testing.T) {
+	bt := newBrowserTest(t, "gpc")
+	ctx := bt.tab.Ctx
+	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Sec-GPC": "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+		Source: `Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', {get: () => true, configurable: true})`,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	d := bt.quiet(t, func() { browseSilently(t, bt.site.addr, ctx, bt.siteURL+"/app/gpc/") })
+	if d.handled() != 1 {
+		t.Errorf("the collector got %d events besides the barrier: %+v", d.handled()-1, d)
+	}
+	bt.site.mu.Lock()
+	seen := bt.site.gpcSeen
+	bt.site.mu.Unlock()
+	if seen == 0 {
+		t.Error("the test site never saw Sec-GPC: 1")
+	}
+	assertNoBeacon(t, bt.tab)
+	bt.nothingStored(t, "/app/gpc/")
+}
+
+// TestBrowserLocalStorage: localStorage.glimpse_ignore silences the
+// script, and nothing of the visit is stored.
+func TestBrowserLocalStorage(t *testing.T) {
+	bt := newBrowserTest(t, "storage")
+	ctx := bt.tab.Ctx
+	browser.Navigate(t, ctx, bt.siteURL+"/blank", "")
+	browser.Eval(t, ctx, `localStorage.glimpse_ignore = 'true'`)
+	d := bt.quiet(t, func() { browseSilently(t, bt.site.addr, ctx, bt.siteURL+"/app/ls/") })
+	if d.handled() != 1 {
+		t.Errorf("the collector got %d events besides the barrier: %+v", d.handled()-1, d)
+	}
+	assertNoBeacon(t, bt.tab)
+	bt.nothingStored(t, "/app/ls/")
+}
+
+// TestBrowserDNT: with data-respect-dnt, Do-Not-Track silences the
+// script, and nothing of the visit is stored.
+func TestBrowserDNT(t *testing.T) {
+	bt := newBrowserTest(t, "dnt")
+	ctx := bt.tab.Ctx
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+		Source: `Object.defineProperty(Navigator.prototype, 'doNotTrack', {get: () => '1', configurable: true})`,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	d := bt.quiet(t, func() { browseSilently(t, bt.site.addr, ctx, bt.siteURL+"/dnt/") })
+	if d.handled() != 1 {
+		t.Errorf("the collector got %d events besides the barrier: %+v", d.handled()-1, d)
+	}
+	assertNoBeacon(t, bt.tab)
+	bt.nothingStored(t, "/dnt/")
+}
+
+// TestBrowserLocalGuard: without data-allow-local the script stays
+// silent on 127.0.0.1, and nothing of the visit is stored.
+func TestBrowserLocalGuard(t *testing.T) {
+	bt := newBrowserTest(t, "local")
+	ctx := bt.tab.Ctx
+	d := bt.quiet(t, func() { browseSilently(t, bt.site.addr, ctx, bt.siteURL+"/local/") })
+	if d.handled() != 1 {
+		t.Errorf("the collector got %d events besides the barrier: %+v", d.handled()-1, d)
+	}
+	assertNoBeacon(t, bt.tab)
+	bt.nothingStored(t, "/local/")
+}
+
+// TestBrowserOptOut opts out on the collector's page, browses (the
+// script sends, the collector drops every event as opt-out and stores
+// none), and opts back in (visits count again).
+func TestBrowserOptOut(t *testing.T) {
+	bt := newBrowserTest(t, "optout")
+	ctx := bt.tab.Ctx
+	browser.Navigate(t, ctx, bt.collectorURL+"/optout?site=browser.test", "")
+	state := func() string {
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("state")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if s := state(); s != "Your visits are counted, without cookies." {
+		t.Fatalf("opt-out page state %q", s)
+	}
+	browser.Screenshot(t, ctx, "optout.png", "/tmp/optout.png")
+	click := chromedp.Click(chromedp.CSS("form button"))
+	if _, err := chromedp.Run(ctx, chromedp.WaitEvent(page.LoadEventFired, nil, click)); err != nil {
+		t.Fatal(err)
+	}
+	if s := state(); s != "You are opted out of Glimpse analytics." {
+		t.Fatalf("after clicking the button the page says %q", s)
+	}
+	if loc, err := chromedp.Run(ctx, chromedp.Location()); err != nil || loc != bt.collectorURL+"/optout?site=browser.test" {
+		t.Errorf("after the POST the browser is at %q (%v), want the page again", loc, err)
+	}
+	browser.Screenshot(t, ctx, "optout-done.png", "/tmp/optout-done.png")
+
+	// Browsing the test site now: the script sends, the collector drops.
+	d := bt.quiet(t, func() { browseSilently(t, bt.site.addr, ctx, bt.siteURL+"/app/optedout/") })
+	sent := 0
+	for _, r := range bt.tab.Requests() {
+		if strings.HasSuffix(r.URL, "/api/event") {
+			sent++
+			if r.Status != 0 && r.Dropped != "opt-out" {
+				t.Errorf("beacon answered %d without X-Glimpse-Dropped: opt-out (%q): %s", r.Status, r.Dropped, r.Body)
+			}
+		}
+	}
+	if sent < 7 || d.dropped["opt-out"] < sent || d.handled() != d.dropped["opt-out"]+1 {
+		t.Errorf("the opted-out browser sent %d events (DevTools saw %d); want all dropped as opt-out", d.handled()-1, sent)
+	}
+	bt.nothingStored(t, "/app/optedout/")
+
+	// And back in: the cookie is removed and visits count again.
+	browser.Navigate(t, ctx, bt.collectorURL+"/optout?site=browser.test", "")
+	if _, err := chromedp.Run(ctx, chromedp.WaitEvent(page.LoadEventFired, nil, click)); err != nil {
+		t.Fatal(err)
+	}
+	if s := state(); s != "Your visits are counted, without cookies." {
+		t.Fatalf("after opting back in the page says %q", s)
+	}
+	browser.Navigate(t, ctx, bt.siteURL+"/app/optedin/", "")
+	scriptReady(t, ctx)
+	waitEvents(t, bt.db, "browser.test", func(evs []event) string {
+		if len(find(evs, func(e event) bool { return e.Path == "/app/optedin/" })) == 0 {
+			return "no pageview after opting back in"
+		}
+		return ""
+	})
+}
+
+// TestBrowserEmbed: the opt-out page may be framed by the configured
+// ancestors only.
+func TestBrowserEmbed(t *testing.T) {
+	bt := newBrowserTest(t, "embed")
+	ctx := bt.tab.Ctx
+	browser.Navigate(t, ctx, bt.siteURL+"/embed", "")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		tree, err := chromedp.Call(ctx, page.GetFrameTree, cdp.Empty{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		urls := map[string]string{}
+		for _, f := range tree.FrameTree.ChildFrames {
+			urls[f.Frame.Name+f.Frame.URL] = f.Frame.URL
+		}
+		var allowed, refused bool
+		for _, u := range urls {
+			allowed = allowed || u == bt.collectorURL+"/optout?site=browser.test"
+			refused = refused || strings.HasPrefix(u, "chrome-error:")
+		}
+		if allowed && refused {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("frames %v: want the browser.test page shown and the other.test page refused", urls)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestBrowserPlausibleTracker points Plausible's own tracker (npm's
+// @plausible-analytics/tracker) at the collector: its events are all
+// accepted and stored as Glimpse's own.
+func TestBrowserPlausibleTracker(t *testing.T) {
+	if os.Getenv(envPlausible) == "" {
+		t.Skipf("set %s to plausible.js of npm's @plausible-analytics/tracker (make test fetches it)", envPlausible)
+	}
+	bt := newBrowserTest(t, "plausible")
+	ctx := bt.tab.Ctx
+	before := collectorCounts(t, bt.srv)
+	browser.Navigate(t, ctx, bt.siteURL+"/plausible/?utm_source=newsletter&utm_campaign=spring", "https://duckduckgo.com/")
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`typeof window.ptrack == 'function'`)); err != nil {
+		t.Fatal(err)
+	}
+	bt.tab.WaitBeacons(t, 1) // the page view
+	browser.Eval(t, ctx, `ptrack('Signup', {props: {plan: 'pro'}, revenue: {amount: 12.5, currency: 'EUR'}})`)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("out")), chromedp.Click(chromedp.ID("dl"))); err != nil {
+		t.Fatal(err)
+	}
+	bt.tab.WaitBeacons(t, 4)
+	// Scroll to the end; a client-side navigation then sends the
+	// engagement of the page left, and a page view of the next.
+	browser.Eval(t, ctx, `window.scrollTo(0, document.documentElement.scrollHeight)`)
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`window.scrollY > 0`)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the tracker's scroll listener runs
+	browser.Eval(t, ctx, `history.pushState({}, '', '/plausible/page2')`)
+	bt.tab.WaitBeacons(t, 6)
+
+	evs := waitEvents(t, bt.db, "plausible.test", func(evs []event) string {
+		if len(evs) < 6 {
+			return fmt.Sprintf("%d events, want 6", len(evs))
+		}
+		return ""
+	})
+	// Every beacon was accepted. The collector's counters say so; the
+	// DevTools protocol does not always report the answer to a
+	// keepalive fetch, so only the answers it reported are checked.
+	after := collectorCounts(t, bt.srv)
+	if d := after.accepted - before.accepted; d < len(evs) || after.rejected != before.rejected || after.handled()-before.handled() != d {
+		t.Errorf("collector counters before %+v, after %+v: want %d or more accepted, none dropped or rejected", before, after, len(evs))
+	}
+	for _, r := range bt.tab.Requests() {
+		if strings.HasSuffix(r.URL, "/api/event") && r.Done() && (r.Status != 202 || r.Dropped != "") {
+			t.Errorf("beacon %s answered %d, dropped %q (%s)", r.Body, r.Status, r.Dropped, r.Failed)
+		}
+	}
+	// check finds the one event that match picks and checks it with ok.
+	check := func(what string, match func(event) bool, ok func(event) bool) {
+		t.Helper()
+		switch found := find(evs, match); {
+		case len(found) != 1:
+			t.Errorf("%d %s, want 1", len(found), what)
+		case !ok(found[0]):
+			t.Errorf("%s: %+v", what, found[0])
+		}
+	}
+	check("page views of /plausible/", func(e event) bool { return e.Type == "pageview" && e.Path == "/plausible/" }, func(e event) bool {
+		return e.Source == "DuckDuckGo" && e.UTMSource == "newsletter" && e.UTMCampaign == "spring" && e.prop("theme") == "dark" &&
+			(e.Browser == "Chromium" || e.Browser == "Chrome")
+	})
+	check("page views of /plausible/page2", func(e event) bool { return e.Type == "pageview" && e.Path == "/plausible/page2" },
+		func(e event) bool { return e.prop("theme") == "dark" })
+	check("Signup events with props and revenue", func(e event) bool { return e.Type == "custom" && e.Name == "Signup" }, func(e event) bool {
+		return e.prop("plan") == "pro" && e.prop("theme") == "dark" && e.RevenueMicros == 12_500_000 && e.Currency == "EUR"
+	})
+	check("outbound clicks", func(e event) bool { return e.Type == "outbound" }, func(e event) bool {
+		return e.Name == "Outbound Link: Click" && e.Target == "example.org/elsewhere" && e.Path == "/plausible/"
+	})
+	check("downloads", func(e event) bool { return e.Type == "download" }, func(e event) bool {
+		return e.Name == "File Download" && strings.HasSuffix(e.Target, "/files/report.pdf")
+	})
+	check("engagements of /plausible/ (want scroll depth 100 and some engaged time)",
+		func(e event) bool { return e.Type == "engagement" && e.Path == "/plausible/" },
+		func(e event) bool { return e.ScrollDepth == 100 && e.EngagementMS > 0 })
+	t.Logf("Plausible's tracker: %d events stored", len(evs))
 }
 
 // browseSilently does everything the tracking tab does that would send an
