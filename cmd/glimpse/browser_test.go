@@ -755,13 +755,20 @@ func TestBrowserPlausibleTracker(t *testing.T) {
 	})
 	// Every beacon was accepted. The collector's counters say so; the
 	// DevTools protocol does not always report the answer to a
-	// keepalive fetch, so only the answers it reported are checked.
+	// keepalive fetch, and at times reports one the collector accepted as
+	// aborted (net::ERR_ABORTED, status 0): such a report carries no
+	// answer, so only the answers it reported are checked, and the
+	// counters and rows prove the rest were accepted.
 	after := collectorCounts(t, bt.srv)
 	if d := after.accepted - before.accepted; d < len(evs) || after.rejected != before.rejected || after.handled()-before.handled() != d {
 		t.Errorf("collector counters before %+v, after %+v: want %d or more accepted, none dropped or rejected", before, after, len(evs))
 	}
 	for _, r := range bt.tab.Requests() {
-		if strings.HasSuffix(r.URL, "/api/event") && r.Done() && (r.Status != 202 || r.Dropped != "") {
+		switch {
+		case !strings.HasSuffix(r.URL, "/api/event") || !r.Done():
+		case r.Aborted():
+			t.Logf("DevTools reports beacon %s as aborted, without an answer", r.Body)
+		case r.Status != 202 || r.Dropped != "":
 			t.Errorf("beacon %s answered %d, dropped %q (%s)", r.Body, r.Status, r.Dropped, r.Failed)
 		}
 	}
