@@ -2,8 +2,6 @@ package aggregator_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,6 +9,7 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/aggregator"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
+	"github.com/glimpse-analytics/glimpse/internal/apptest"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
 	"github.com/glimpse-analytics/glimpse/internal/config"
 	"github.com/glimpse-analytics/glimpse/internal/storage/seed"
@@ -25,8 +24,8 @@ func testSites(t testing.TB, tz string, k int) *config.File {
 	t.Helper()
 	y := "sites:\n  - domain: " + testSite + "\n    timezone: " + tz + "\n    privacy:\n      k_anonymity: " + itoa(k) + "\n" +
 		"  - domain: other.example\n" +
-		"api_keys:\n  - name: test\n    sha256: \"" + sha("test-key") + "\"\n    sites: [" + testSite + "]\n" +
-		"  - name: other\n    sha256: \"" + sha("other-key") + "\"\n    sites: [other.example]\n"
+		"api_keys:\n  - name: test\n    sha256: \"" + apptest.KeyHash("test-key") + "\"\n    sites: [" + testSite + "]\n" +
+		"  - name: other\n    sha256: \"" + apptest.KeyHash("other-key") + "\"\n    sites: [other.example]\n"
 	f, err := config.Parse("test.yaml", []byte(y))
 	if err != nil {
 		t.Fatal(err)
@@ -49,11 +48,6 @@ func seeded(t *testing.T) *chtest.DB {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
-
-func sha(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])
-}
 
 // query parses Stats API parameters given as "k=v&k=v" for kind.
 func query(t *testing.T, kind aggregator.Kind, site *config.Site, params string) *aggregator.Query {

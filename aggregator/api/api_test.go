@@ -3,8 +3,6 @@ package api_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"net/url"
@@ -19,6 +17,7 @@ import (
 	"github.com/glimpse-analytics/glimpse/aggregator"
 	"github.com/glimpse-analytics/glimpse/aggregator/api"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
+	"github.com/glimpse-analytics/glimpse/internal/apptest"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
 	"github.com/glimpse-analytics/glimpse/internal/config"
 	"github.com/glimpse-analytics/glimpse/internal/storage/seed"
@@ -28,11 +27,6 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // seedEnd is the fixed end of the seeded range: the golden files depend on it.
 var seedEnd = time.Date(2025, 3, 31, 0, 0, 0, 0, time.UTC)
-
-func sha(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])
-}
 
 func sites(t *testing.T) *config.File {
 	t.Helper()
@@ -44,13 +38,13 @@ func sites(t *testing.T) *config.File {
   - domain: other.example
 api_keys:
   - name: test
-    sha256: "` + sha("test-key") + `"
+    sha256: "` + apptest.KeyHash("test-key") + `"
     sites: [example.com]
   - name: other
-    sha256: "` + sha("other-key") + `"
+    sha256: "` + apptest.KeyHash("other-key") + `"
     sites: [other.example]
   - name: dpo
-    sha256: "` + sha("dpo-key") + `"
+    sha256: "` + apptest.KeyHash("dpo-key") + `"
     sites: [example.com]
     scopes: [subjects]
 `

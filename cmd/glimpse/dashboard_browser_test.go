@@ -5,9 +5,7 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/csv"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -120,7 +118,6 @@ func TestDashboardBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum := sha256.Sum256([]byte(dashAPIKey))
 	cfg := apptest.WriteConfig(t, fmt.Sprintf(`sites:
   - domain: %s
     privacy:
@@ -136,7 +133,7 @@ api_keys:
   - name: test
     sha256: %q
     sites: [%s]
-`, dashSite, dashToken, dashEmail, hash, hex.EncodeToString(sum[:]), dashSite))
+`, dashSite, dashToken, dashEmail, hash, apptest.KeyHash(dashAPIKey), dashSite))
 	srv := apptest.Start(t, nil, "--config", cfg, "--clickhouse", db.DSN)
 	base := "http://" + srv.Addr
 

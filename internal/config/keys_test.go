@@ -1,21 +1,16 @@
 package config
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"testing"
-)
 
-func keyHash(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
-}
+	"github.com/glimpse-analytics/glimpse/internal/apptest"
+)
 
 func TestKeysMatch(t *testing.T) {
 	ks := newKeys([]APIKey{
-		{Name: "grafana", SHA256: keyHash("read-token"), Sites: []string{"a.com"}},
-		{Name: "dpo", SHA256: keyHash("dpo-token"), Sites: []string{"a.com", "b.com"}, Scopes: []string{ScopeSubjects}},
+		{Name: "grafana", SHA256: apptest.KeyHash("read-token"), Sites: []string{"a.com"}},
+		{Name: "dpo", SHA256: apptest.KeyHash("dpo-token"), Sites: []string{"a.com", "b.com"}, Scopes: []string{ScopeSubjects}},
 		{Name: "broken", SHA256: "not hex", Sites: []string{"a.com"}},
 	})
 	tests := []struct {
@@ -32,7 +27,7 @@ func TestKeysMatch(t *testing.T) {
 		{"read-token", "", ErrNoKey},
 		{"Bearer read-token ", "", ErrBadKey}, // the token is every byte after the scheme
 		{"Bearer READ-TOKEN", "", ErrBadKey},
-		{"Bearer " + keyHash("read-token"), "", ErrBadKey}, // the hash is not the key
+		{"Bearer " + apptest.KeyHash("read-token"), "", ErrBadKey}, // the hash is not the key
 		{"Bearer not hex", "", ErrBadKey},
 	}
 	for _, tt := range tests {
@@ -86,10 +81,10 @@ func TestParseKeyScopes(t *testing.T) {
   - domain: a.com
 api_keys:
   - name: grafana
-    sha256: "`+keyHash("x")+`"
+    sha256: "`+apptest.KeyHash("x")+`"
     sites: [a.com]
   - name: dpo
-    sha256: "`+keyHash("y")+`"
+    sha256: "`+apptest.KeyHash("y")+`"
     sites: [a.com]
     scopes: [stats, subjects]
 `))

@@ -3,9 +3,7 @@ package subject_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/csv"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +17,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/glimpse-analytics/glimpse/collector/sink"
+	"github.com/glimpse-analytics/glimpse/internal/apptest"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
 	"github.com/glimpse-analytics/glimpse/internal/config"
 	"github.com/glimpse-analytics/glimpse/internal/identity"
@@ -34,10 +33,6 @@ const (
 
 func sites(t *testing.T) *config.File {
 	t.Helper()
-	hash := func(key string) string {
-		sum := sha256.Sum256([]byte(key))
-		return hex.EncodeToString(sum[:])
-	}
 	f, err := config.Parse("s.yaml", []byte(fmt.Sprintf(`sites:
   - domain: shop.example
     privacy: {mode: consented, subject_key: %s}
@@ -45,7 +40,7 @@ func sites(t *testing.T) *config.File {
 api_keys:
   - {name: dpo, sha256: %s, sites: [shop.example], scopes: [subjects]}
   - {name: grafana, sha256: %s, sites: [shop.example, other.example]}
-`, subjectKey, hash(apiKey), hash(statsKey))))
+`, subjectKey, apptest.KeyHash(apiKey), apptest.KeyHash(statsKey))))
 	if err != nil {
 		t.Fatal(err)
 	}
