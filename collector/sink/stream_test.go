@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,24 +13,10 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/glimpse-analytics/glimpse/collector/sink"
+	"github.com/glimpse-analytics/glimpse/internal/apptest"
 	"github.com/glimpse-analytics/glimpse/internal/chconn"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
 )
-
-// metricValue reads one sample (name with its labels, exactly) from set.
-func metricValue(t *testing.T, set *metrics.Set, name string) float64 {
-	t.Helper()
-	for line := range strings.Lines(metricsText(set)) {
-		if rest, ok := strings.CutPrefix(line, name+" "); ok {
-			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return v
-		}
-	}
-	return 0
-}
 
 // countStored returns the events table's rows and distinct event ids.
 func countStored(t *testing.T, db *chtest.DB) (rows, ids uint64) {
@@ -92,7 +76,7 @@ func TestSpoolStreamsBlocksIntoFewInserts(t *testing.T) {
 			if rows, ids := countStored(t, db); rows != uint64(tt.n) || ids != uint64(tt.n) {
 				t.Fatalf("%d rows, %d distinct ids; want %d of each", rows, ids, tt.n)
 			}
-			if inserts := metricValue(t, set, `glimpse_flush_rows_count{table="events"}`); inserts != 1 {
+			if inserts := apptest.SetMetric(t, set, `glimpse_flush_rows_count{table="events"}`); inserts != 1 {
 				t.Fatalf("%d rows took %.0f INSERTs; want 1", tt.n, inserts)
 			}
 		})
@@ -228,7 +212,7 @@ func testRewindsAfterFailedStream(t *testing.T, spooled bool) {
 		proxy.cut()
 	}
 	<-done
-	if metricValue(t, set, errorsMetric) == 0 {
+	if apptest.SetMetric(t, set, errorsMetric) == 0 {
 		t.Fatalf("%d cuts and not one insert failed: the test proves nothing", cuts)
 	}
 	waitStored(t, db, n)
@@ -239,8 +223,8 @@ func testRewindsAfterFailedStream(t *testing.T, spooled bool) {
 	}
 	rows, ids := countStored(t, db)
 	t.Logf("%d cuts, %.0f failed inserts, %.0f rows read again from disk, %.0f INSERTs",
-		cuts, metricValue(t, set, errorsMetric), metricValue(t, set, `glimpse_spool_rows_read_total{from="disk"}`),
-		metricValue(t, set, `glimpse_flush_rows_count{table="events"}`))
+		cuts, apptest.SetMetric(t, set, errorsMetric), apptest.SetMetric(t, set, `glimpse_spool_rows_read_total{from="disk"}`),
+		apptest.SetMetric(t, set, `glimpse_flush_rows_count{table="events"}`))
 	if rows != n || ids != n {
 		t.Fatalf("%d rows, %d distinct ids; want %d of each", rows, ids, n)
 	}
@@ -273,7 +257,7 @@ func TestSpoolStreamsThroughSlowInserts(t *testing.T) {
 	if rows, ids := countStored(t, db); rows != n || ids != n {
 		t.Fatalf("%d rows, %d distinct ids; want %d of each", rows, ids, n)
 	}
-	inserts := metricValue(t, set, `glimpse_flush_rows_count{table="events"}`)
+	inserts := apptest.SetMetric(t, set, `glimpse_flush_rows_count{table="events"}`)
 	t.Logf("%d rows in %.0f INSERTs", n, inserts)
 	if inserts > 4 {
 		t.Fatalf("%d rows took %.0f INSERTs; want at most 4", n, inserts)

@@ -3,12 +3,12 @@ package sink
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/glimpse-analytics/glimpse/internal/apptest"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
 	"github.com/glimpse-analytics/glimpse/internal/model"
 )
@@ -20,20 +20,6 @@ func tailEvent(w *Writer, i int) *model.Event {
 	e.VisitorID = uint64(i + 1)
 	e.Pathname = fmt.Appendf(e.Pathname, "/p/%d", i)
 	return e
-}
-
-func readCounts(set *metrics.Set) (memory, disk string) {
-	var sb strings.Builder
-	set.WritePrometheus(&sb)
-	for line := range strings.Lines(sb.String()) {
-		switch {
-		case strings.HasPrefix(line, `glimpse_spool_rows_read_total{from="memory"}`):
-			memory = strings.TrimSpace(strings.Fields(line)[1])
-		case strings.HasPrefix(line, `glimpse_spool_rows_read_total{from="disk"}`):
-			disk = strings.TrimSpace(strings.Fields(line)[1])
-		}
-	}
-	return memory, disk
 }
 
 // TestSpoolTail checks the reader's two sources: while ClickHouse keeps up
@@ -77,9 +63,9 @@ func TestSpoolTail(t *testing.T) {
 
 	enqueue(0, 2000)
 	wait(2000)
-	memory, disk := readCounts(set)
-	if memory == "" || memory == "0" {
-		t.Fatalf("a reader that keeps up read nothing from memory (memory %s, disk %s)", memory, disk)
+	memory, disk := apptest.SetMetric(t, set, `glimpse_spool_rows_read_total{from="memory"}`), apptest.SetMetric(t, set, `glimpse_spool_rows_read_total{from="disk"}`)
+	if memory == 0 {
+		t.Fatalf("a reader that keeps up read nothing from memory (memory %v, disk %v)", memory, disk)
 	}
 
 	// Stall inserts (the erasure guard is held during each one) while far
@@ -96,7 +82,7 @@ func TestSpoolTail(t *testing.T) {
 	w.erasures.insertMu.Unlock()
 	total := uint64(2000 + 3*w.log.capacity())
 	wait(total)
-	if _, disk := readCounts(set); disk == "" || disk == "0" {
+	if disk := apptest.SetMetric(t, set, `glimpse_spool_rows_read_total{from="disk"}`); disk == 0 {
 		t.Fatal("a reader that fell behind never read from disk")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
