@@ -14,13 +14,14 @@ import (
 	"github.com/glimpse-analytics/glimpse/collector/locate"
 	"github.com/glimpse-analytics/glimpse/collector/locate/geotest"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
+	"github.com/glimpse-analytics/glimpse/internal/apptest"
 	"github.com/glimpse-analytics/glimpse/internal/config"
 )
 
 // newAllocServer is a collector with a discarding writer and geo, as the
 // hot path runs in production.
 func newAllocServer(t testing.TB) *Server {
-	sites, err := config.Parse("t.yaml", []byte("sites:\n  - domain: example.com\n"))
+	sites, err := config.Parse("t.yaml", []byte(apptest.SitesYAML))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,11 +7,12 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/collector"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
+	"github.com/glimpse-analytics/glimpse/internal/apptest"
 	"github.com/glimpse-analytics/glimpse/internal/config"
 )
 
 func TestPrefixRoutes(t *testing.T) {
-	sites, err := config.Parse("t.yaml", []byte("sites:\n  - domain: example.com\n"))
+	sites, err := config.Parse("t.yaml", []byte(apptest.SitesYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
