@@ -133,45 +133,16 @@ func dropped(reason string) outcome {
 // client IP is dropped right after geo, truncation and hashing.
 func (s *Server) ingest(ctx *fasthttp.RequestCtx, h *hit) outcome {
 	ev := &h.ev
-	// 1. Site.
-	var st *siteState
-	for d := range ev.Domains() {
-		if site := s.sites.Lookup(d); site != nil {
-			st = s.siteStates[site]
-			break
-		}
-	}
+	st, anonymous, ua, o := s.gate(ctx, h)
 	if st == nil {
-		return dropped(dropUnknownSite)
-	}
-	// 2. Opt-outs.
-	hdr := &h.hdr
-	hdr.read(&ctx.Request.Header)
-	anonymous := false
-	if reason := s.optedOut(ctx, hdr, st.cfg); reason != "" {
-		if !st.aggregate {
-			return dropped(reason)
-		}
-		anonymous = true
-	}
-	// 3. Bots.
-	req := &ctx.Request.Header
-	uaBytes := req.UserAgent()
-	ua := s.ua.Parse(uaBytes, enrich.ClientHints{
-		UA:              hdr.chUA,
-		Mobile:          hdr.chMobile,
-		Platform:        hdr.chPlatform,
-		PlatformVersion: hdr.chPlatformVersion,
-	})
-	if ua.Bot {
-		return dropped(dropBot)
+		return o
 	}
 	if benchFloor != floorOff {
 		if o, ok := s.floor(st, sinkType(ev.Type)); ok {
 			return o
 		}
 	}
-	// 4. URL and referrer.
+	// URL and referrer.
 	policy := st.policy
 	policy.HashMode = ev.HashMode
 	if err := policy.Clean(&h.page, ev.URL); err != nil {
@@ -186,25 +157,7 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, h *hit) outcome {
 	e.TS = now
 	e.Type = sinkType(ev.Type)
 	e.Name = append(e.Name, ev.Name...)
-
-	// 5. Client IP → geo → truncation → visitor id. The address lives only
-	// in this block's locals.
-	var visitorID, previousID uint64
-	{
-		peer, _ := netip.AddrFromSlice(ctx.RemoteIP())
-		client := s.proxies.ClientIP(peer.Unmap(), hdr.xff)
-		place := s.geo.Lookup(client, st.precision)
-		e.CountryCode = place.CountryCode
-		if !anonymous {
-			e.Region, e.City = place.Region, place.City
-			e.IPPrefix = locate.AppendPrefix(e.IPPrefix, client)
-			var hasPrev bool
-			visitorID, previousID, hasPrev = s.salts.VisitorID(now, st.cfg.Domain, client, uaBytes)
-			if !hasPrev {
-				previousID = 0
-			}
-		}
-	}
+	visitorID, previousID := s.locate(ctx, h, st, e, now, anonymous)
 	e.Hostname = append(e.Hostname, h.page.Host...)
 	e.Pathname = append(e.Pathname, h.page.Path...)
 	if len(h.page.Query) > 0 {
@@ -220,6 +173,70 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, h *hit) outcome {
 	if st.subject != nil && ev.Consent && len(ev.UID) > 0 {
 		e.SubjectID = st.subject.Append(e.SubjectID, ev.UID)
 	}
+	fill(e, h, st, ua)
+	return s.session(h, st, e, visitorID, previousID, now)
+}
+
+// gate is the privacy gate: the site, the opt-outs and the bot verdict.
+// It returns the site and the parsed User-Agent of an event that goes on
+// (anonymous when an opted-out visit is counted without identifiers), or
+// a nil site and the outcome of one that does not.
+func (s *Server) gate(ctx *fasthttp.RequestCtx, h *hit) (st *siteState, anonymous bool, ua *enrich.UA, o outcome) {
+	for d := range h.ev.Domains() {
+		if site := s.sites.Lookup(d); site != nil {
+			st = s.siteStates[site]
+			break
+		}
+	}
+	if st == nil {
+		return nil, false, nil, dropped(dropUnknownSite)
+	}
+	hdr := &h.hdr
+	hdr.read(&ctx.Request.Header)
+	if reason := s.optedOut(ctx, hdr, st.cfg); reason != "" {
+		if !st.aggregate {
+			return nil, false, nil, dropped(reason)
+		}
+		anonymous = true
+	}
+	ua = s.ua.Parse(ctx.Request.Header.UserAgent(), enrich.ClientHints{
+		UA:              hdr.chUA,
+		Mobile:          hdr.chMobile,
+		Platform:        hdr.chPlatform,
+		PlatformVersion: hdr.chPlatformVersion,
+	})
+	if ua.Bot {
+		return nil, false, nil, dropped(dropBot)
+	}
+	return st, anonymous, ua, accepted
+}
+
+// locate turns the client address into e's geo and address prefix and
+// returns the visitor ids (none for an anonymous event): the current
+// day's and, after midnight, the previous day's (0 without). The full
+// address lives only in this function's locals.
+func (s *Server) locate(ctx *fasthttp.RequestCtx, h *hit, st *siteState, e *model.Event, now time.Time, anonymous bool) (visitorID, previousID uint64) {
+	peer, _ := netip.AddrFromSlice(ctx.RemoteIP())
+	client := s.proxies.ClientIP(peer.Unmap(), h.hdr.xff)
+	place := s.geo.Lookup(client, st.precision)
+	e.CountryCode = place.CountryCode
+	if anonymous {
+		return 0, 0
+	}
+	e.Region, e.City = place.Region, place.City
+	e.IPPrefix = locate.AppendPrefix(e.IPPrefix, client)
+	visitorID, previousID, hasPrev := s.salts.VisitorID(now, st.cfg.Domain, client, ctx.Request.Header.UserAgent())
+	if !hasPrev {
+		previousID = 0
+	}
+	return visitorID, previousID
+}
+
+// fill copies the enriched request into e: referrer and campaign, the
+// link target, the User-Agent's fields, screen and connection classes,
+// engagement, properties and revenue.
+func fill(e *model.Event, h *hit, st *siteState, ua *enrich.UA) {
+	ev := &h.ev
 	e.Referrer = append(append(e.Referrer, h.ref.Host...), h.ref.Path...)
 	e.ReferrerSource, e.Channel = h.ref.Source, string(h.ref.Channel)
 	e.UTMSource = append(e.UTMSource, h.page.UTMSource...)
@@ -248,8 +265,16 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, h *hit) outcome {
 		e.RevenueMicros = int64(math.Round(ev.RevenueAmount * 1e6))
 		e.RevenueCurrency = append(e.RevenueCurrency, ev.RevenueCurrency...)
 	}
+}
 
-	// 6. Session.
+// session touches the visitor's session with e and hands e to the writer,
+// unless the visitor is over the rate limit. The writer drains the cache's
+// changed sessions every session interval (sink.Writer.WriteSessions). The
+// session counts the visitor's events per second; an event without one
+// (engagement reported after its session ended) is counted in the
+// limiter's table instead.
+func (s *Server) session(h *hit, st *siteState, e *model.Event, visitorID, previousID uint64, now time.Time) outcome {
+	ev := &h.ev
 	h.attrs = model.AttrsView(e)
 	touch := session.Touch{
 		Pageview:     ev.Type == decode.TypePageview,
@@ -259,10 +284,6 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, h *hit) outcome {
 		Attrs:        &h.attrs,
 		Limit:        s.limiter.limit,
 	}
-	// The writer drains the cache's changed sessions every session interval
-	// (sink.Writer.WriteSessions). The session counts the visitor's events
-	// per second; an event without one (engagement reported after its
-	// session ended) is counted in the limiter's table instead.
 	id, limited := s.sessions.Touch(st.cfg.Domain, visitorID, previousID, now, &touch)
 	if limited || (id == 0 && !s.limiter.allow(visitorID, now)) {
 		s.writer.Release(e)
