@@ -243,60 +243,62 @@ func (d *Decoder) apply(e *Event) *Error {
 		}
 		explicit = t
 	}
-
-	name, err := d.str(fName, true) // numbers allowed: Plausible's 404 goals
-	switch {
-	case err != nil:
-		return err
-	case len(name) > MaxNameLen:
-		return ErrNameTooLong
+	// The text fields, checked in this order. Numbers are allowed where
+	// senders send them: Plausible's 404 goals are named by numbers, user
+	// ids may be numeric.
+	for _, t := range [...]struct {
+		f       field
+		numbers bool
+		max     int
+		tooLong *Error
+		check   func([]byte) *Error
+		dst     *[]byte
+	}{
+		{fName, true, MaxNameLen, ErrNameTooLong, nil, &e.Name},
+		{fURL, false, MaxURLLen, ErrURLTooLong, requireURL, &e.URL},
+		{fDomain, false, MaxDomainLen, ErrDomainTooLong, requireDomain, &e.Domain},
+		{fReferrer, false, MaxReferrerLen, ErrReferrerTooLong, nil, &e.Referrer},
+	} {
+		v, err := d.str(t.f, t.numbers)
+		if err == nil && t.check != nil {
+			err = t.check(v)
+		}
+		switch {
+		case err != nil:
+			return err
+		case len(v) > t.max:
+			return t.tooLong
+		}
+		*t.dst = append(*t.dst, v...)
 	}
-	e.Name = append(e.Name, name...)
+	for _, step := range [...]func(*Event) *Error{d.props, d.revenue, d.flags, d.numbers, d.tail} {
+		if err := step(e); err != nil {
+			return err
+		}
+	}
+	return finish(e, explicit)
+}
 
-	url, err := d.str(fURL, false)
-	switch {
-	case err != nil:
-		return err
-	case len(url) == 0:
+// requireURL refuses an event without a page URL.
+func requireURL(v []byte) *Error {
+	if len(v) == 0 {
 		return ErrMissingURL
-	case len(url) > MaxURLLen:
-		return ErrURLTooLong
 	}
-	e.URL = append(e.URL, url...)
+	return nil
+}
 
-	domain, err := d.str(fDomain, false)
-	switch {
-	case err != nil:
-		return err
-	case len(domain) > MaxDomainLen:
-		return ErrDomainTooLong
-	case !hasDomain(domain):
+// requireDomain refuses an event without a site domain (a long one is
+// refused as too long first).
+func requireDomain(v []byte) *Error {
+	if len(v) <= MaxDomainLen && !hasDomain(v) {
 		return ErrMissingDomain
 	}
-	e.Domain = append(e.Domain, domain...)
+	return nil
+}
 
-	ref, err := d.str(fReferrer, false)
-	switch {
-	case err != nil:
-		return err
-	case len(ref) > MaxReferrerLen:
-		return ErrReferrerTooLong
-	}
-	e.Referrer = append(e.Referrer, ref...)
-
-	if err := d.props(e); err != nil {
-		return err
-	}
-	if err := d.revenue(e); err != nil {
-		return err
-	}
-	if err := d.flags(e); err != nil {
-		return err
-	}
-	if err := d.numbers(e); err != nil {
-		return err
-	}
-
+// tail copies the connection type, the consented user id and the link
+// target into e.
+func (d *Decoder) tail(e *Event) *Error {
 	ct, err := d.str(fConnType, false)
 	if err != nil {
 		return err
@@ -307,7 +309,6 @@ func (d *Decoder) apply(e *Event) *Error {
 	default:
 		return ErrBadConnectionType
 	}
-
 	uid, err := d.str(fUID, true) // numbers allowed: numeric user ids
 	switch {
 	case err != nil:
@@ -316,7 +317,6 @@ func (d *Decoder) apply(e *Event) *Error {
 		return ErrUIDTooLong
 	}
 	e.UID = append(e.UID, uid...)
-
 	target, err := d.str(fTarget, false)
 	switch {
 	case err != nil:
@@ -325,8 +325,7 @@ func (d *Decoder) apply(e *Event) *Error {
 		return ErrTargetTooLong
 	}
 	e.TargetURL = append(e.TargetURL, target...)
-
-	return finish(e, explicit)
+	return nil
 }
 
 // flags copies the boolean fields into e.
