@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -68,26 +69,35 @@ func dialer(timeout time.Duration, conf *tls.Config) func(context.Context, strin
 
 // writeLimitConn sets a write deadline before each write: the driver's own
 // deadline when it set one that comes sooner, else WriteTimeout from now.
-// A connection is used by one goroutine at a time.
+// The driver writes from one goroutine at a time, but when it cancels a
+// query it sets deadlines from another, so the deadline it set is kept
+// atomically.
 type writeLimitConn struct {
 	net.Conn
-	deadline time.Time // the driver's write deadline, if any
+	deadline atomic.Int64 // the driver's write deadline, Unix ns; 0: none
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
 }
 
 func (c *writeLimitConn) SetDeadline(t time.Time) error {
-	c.deadline = t
+	c.deadline.Store(unixNano(t))
 	return c.Conn.SetDeadline(t)
 }
 
 func (c *writeLimitConn) SetWriteDeadline(t time.Time) error {
-	c.deadline = t
+	c.deadline.Store(unixNano(t))
 	return c.Conn.SetWriteDeadline(t)
 }
 
 func (c *writeLimitConn) Write(p []byte) (int, error) {
 	d := time.Now().Add(WriteTimeout)
-	if !c.deadline.IsZero() && c.deadline.Before(d) {
-		d = c.deadline
+	if own := c.deadline.Load(); own != 0 && own < d.UnixNano() {
+		d = time.Unix(0, own)
 	}
 	if err := c.Conn.SetWriteDeadline(d); err != nil {
 		return 0, err

@@ -3,6 +3,7 @@ package chconn
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"syscall"
@@ -54,4 +55,29 @@ func TestWritesToAStalledServerTimeOut(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("writes to a peer that reads nothing still block after 30 s")
 	}
+}
+
+// TestDeadlineSetWhileWriting: clickhouse-go sets a connection's deadline
+// from another goroutine when it cancels a query while a write is under
+// way; under -race this failed while the deadline was a plain field.
+func TestDeadlineSetWhileWriting(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	go func() { _, _ = io.Copy(io.Discard, b) }()
+	c := &writeLimitConn{Conn: a}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 1000 {
+			_ = c.SetDeadline(time.Now().Add(time.Minute))
+			_ = c.SetWriteDeadline(time.Time{})
+		}
+	}()
+	for range 1000 {
+		if _, err := c.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
 }
