@@ -8,13 +8,16 @@ package insert
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/google/uuid"
 )
 
 // Builder writes INSERT statements naming only the columns a batch
@@ -109,6 +112,7 @@ type Prepared struct {
 
 type preparedInsert struct {
 	query  string
+	id     string // the query id of its INSERTs
 	batch  driver.Batch
 	cols   []column.Interface
 	ctx    context.Context // the batch's context for its whole life
@@ -167,8 +171,9 @@ func (p *preparedInsert) close() {
 func (ps *Prepared) Insert(ctx context.Context, conn driver.Conn, timeout time.Duration, query string, cols []any) error {
 	p := ps.take(query)
 	if p == nil {
-		bctx, cancel := context.WithCancel(context.Background())
-		p = &preparedInsert{query: query, ctx: bctx, cancel: cancel}
+		id := uuid.NewString()
+		bctx, cancel := context.WithCancel(clickhouse.Context(context.Background(), clickhouse.WithQueryID(id)))
+		p = &preparedInsert{query: query, id: id, ctx: bctx, cancel: cancel}
 	}
 	// The batch keeps its context from PrepareBatch on, so the attempt's
 	// deadline and ctx cancel the batch's context instead: the driver then
@@ -181,7 +186,7 @@ func (ps *Prepared) Insert(ctx context.Context, conn driver.Conn, timeout time.D
 	}
 	if err != nil {
 		p.close()
-		return err
+		return &Error{QueryID: p.id, Err: err}
 	}
 	ps.put(p)
 	return nil
@@ -249,6 +254,7 @@ func appendColumns(table string, cols []column.Interface, vals []any) error {
 type Stream struct {
 	table  string
 	query  string
+	id     string // the INSERT's query id
 	batch  driver.Batch
 	cols   []column.Interface
 	ctx    context.Context
@@ -263,15 +269,16 @@ type Stream struct {
 // with ctx. Its String columns take their buffers from bufs, and give them
 // back when the INSERT ends.
 func OpenStream(ctx context.Context, conn driver.Conn, timeout time.Duration, table, query string, bufs *Buffers) (*Stream, error) {
-	sctx, cancel := context.WithCancel(context.Background())
-	s := &Stream{table: table, query: query, ctx: sctx, cancel: cancel, stop: cancelAfter(ctx, timeout, cancel), bufs: bufs}
+	id := uuid.NewString()
+	sctx, cancel := context.WithCancel(clickhouse.Context(context.Background(), clickhouse.WithQueryID(id)))
+	s := &Stream{table: table, query: query, id: id, ctx: sctx, cancel: cancel, stop: cancelAfter(ctx, timeout, cancel), bufs: bufs}
 	start := time.Now()
 	b, err := conn.PrepareBatch(sctx, query)
 	s.busy += time.Since(start)
 	if err != nil {
 		s.stop()
 		cancel()
-		return nil, fmt.Errorf("cannot prepare %s: %w", table, err)
+		return nil, &Error{QueryID: id, Err: fmt.Errorf("cannot prepare %s: %w", table, err)}
 	}
 	s.batch, s.cols = b, b.Columns()
 	bufs.lend(s.cols)
@@ -284,13 +291,16 @@ func (s *Stream) Add(cols []any, n int) error {
 	start := time.Now()
 	defer func() { s.busy += time.Since(start) }()
 	if err := appendColumns(s.table, s.cols, cols); err != nil {
-		return err
+		return &Error{QueryID: s.id, Err: err}
 	}
 	s.rows += n
 	if err := s.batch.Flush(); err != nil {
-		return fmt.Errorf("cannot send a block to %s: %w", s.table, err)
+		return &Error{QueryID: s.id, Err: fmt.Errorf("cannot send a block to %s: %w", s.table, err)}
 	}
-	return s.ctx.Err()
+	if err := s.ctx.Err(); err != nil {
+		return &Error{QueryID: s.id, Err: err}
+	}
+	return nil
 }
 
 // Commit ends the INSERT: the server writes the rows and answers.
@@ -305,10 +315,13 @@ func (s *Stream) Commit() error {
 	}
 	s.cancel()
 	if err != nil {
-		return fmt.Errorf("cannot insert into %s: %w", s.table, err)
+		return &Error{QueryID: s.id, Err: fmt.Errorf("cannot insert into %s: %w", s.table, err)}
 	}
 	return nil
 }
+
+// QueryID is the query id the server knows the stream's INSERT by.
+func (s *Stream) QueryID() string { return s.id }
 
 // Query is the stream's INSERT statement.
 func (s *Stream) Query() string { return s.query }
@@ -331,4 +344,37 @@ func (s *Stream) Abort() {
 	s.bufs.reclaim(s.cols)
 	s.stop()
 	s.cancel()
+}
+
+// Error is an INSERT that failed, with the query id the server knows it
+// by. The server may still be running it: a dropped connection ends an
+// INSERT's data, not the INSERT, and 18.16 stores the blocks it received.
+// Before rows of it are checked against the table and sent again, wait
+// until Running says the server is done with it.
+type Error struct {
+	QueryID string
+	Err     error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// QueryID returns the query id of the INSERT that err is about, or "".
+func QueryID(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.QueryID
+	}
+	return ""
+}
+
+// Running returns how many of the queries ids names the server is still
+// running.
+func Running(ctx context.Context, conn driver.Conn, ids []string) (uint64, error) {
+	var n uint64
+	err := conn.QueryRow(ctx, "SELECT count() FROM system.processes WHERE has(?, query_id)", ids).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("cannot read the running queries: %w", err)
+	}
+	return n, nil
 }

@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -41,6 +42,9 @@ type flusher struct {
 	stopped bool   // the writer gave up (Close's deadline): drop what comes
 	retry   backoff
 	bufs    insert.Buffers
+	// unsettled are the query ids of INSERTs that failed and that the
+	// server may still be running (settle).
+	unsettled []string
 }
 
 func newFlusher(w *Writer, in <-chan block, free chan<- []*model.Event, acked chan<- struct{}) *flusher {
@@ -107,7 +111,9 @@ func (f *flusher) take(b block) bool {
 	}
 	var err error
 	if b.replay && len(rows) > 0 {
-		rows, err = f.dedupe(rows)
+		if err = f.settle(); err == nil {
+			rows, err = f.dedupe(rows)
+		}
 	}
 	if err == nil {
 		err = f.store(b, rows)
@@ -199,6 +205,7 @@ func (f *flusher) commit() error {
 // abort drops the open INSERT, if any.
 func (f *flusher) abort() {
 	if f.s != nil {
+		f.unsettled = append(f.unsettled, f.s.QueryID())
 		f.s.Abort()
 		f.s = nil
 		f.t.guard.Unlock()
@@ -218,6 +225,9 @@ func (f *flusher) confirm() { f.w.log.stored(f.end, f.whole) }
 // row not stored.
 func (f *flusher) fail(err error) {
 	f.abort()
+	if id := insert.QueryID(err); id != "" {
+		f.unsettled = append(f.unsettled, id)
+	}
 	w := f.w
 	f.t.errors.Inc()
 	w.failing.Store(true)
@@ -229,6 +239,37 @@ func (f *flusher) fail(err error) {
 		return
 	}
 	f.gen = w.rewinds.set(f.from)
+}
+
+// settle waits until the server is done with every INSERT that failed,
+// for up to InsertTimeout: a failed INSERT's rows may still be stored
+// after the client saw the failure (18.16 takes a dropped connection for
+// the end of the data), and checking them against the table before that
+// would send them twice. An error means it cannot tell yet.
+func (f *flusher) settle() error {
+	if len(f.unsettled) == 0 {
+		return nil
+	}
+	deadline := time.Now().Add(f.w.opts.InsertTimeout)
+	for {
+		ctx, cancel := context.WithTimeout(f.w.stopCtx, f.w.opts.InsertTimeout)
+		n, err := insert.Running(ctx, f.w.opts.Conn, f.unsettled)
+		cancel()
+		switch {
+		case err != nil:
+			return err
+		case n == 0:
+			f.unsettled = f.unsettled[:0]
+			return nil
+		case time.Now().After(deadline):
+			return fmt.Errorf("%d failed INSERTs still running after %v", n, f.w.opts.InsertTimeout)
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-f.w.stop:
+			return errors.New("writer stopped")
+		}
+	}
 }
 
 // dedupeChunk bounds the event ids of one check query: 2,000 quoted UUIDs
