@@ -8,7 +8,7 @@ import (
 	"io"
 	"log/slog"
 
-	"github.com/glimpse-analytics/glimpse/collector/sink"
+	"github.com/glimpse-analytics/glimpse/collector/eventlog"
 	"github.com/glimpse-analytics/glimpse/internal/storage/subject"
 )
 
@@ -44,7 +44,7 @@ func subjectCommand() *command {
 			defer conn.Close()
 			so := subject.Options{Conn: conn, Sites: sites}
 			if o.SpoolDir != "" {
-				so.Pending = sink.OfflineSpool(o.SpoolDir)
+				so.Pending = eventlog.Offline(o.SpoolDir)
 			}
 			svc := subject.New(so)
 			id, err := svc.SubjectID(site, uid)

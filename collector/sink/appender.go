@@ -14,7 +14,7 @@ func (w *Writer) appendLoop() {
 	defer w.wg.Done()
 	l := w.log
 	var tick <-chan time.Time
-	if l.tickEvery() {
+	if l.TickEvery() {
 		t := time.NewTicker(w.opts.SpoolSyncInterval)
 		defer t.Stop()
 		tick = t.C
@@ -24,7 +24,7 @@ func (w *Writer) appendLoop() {
 		select {
 		case e, ok := <-w.queue:
 			if !ok {
-				l.closeAppend()
+				l.CloseAppend()
 				return
 			}
 			ok = w.append(e)
@@ -41,11 +41,11 @@ func (w *Writer) appendLoop() {
 			}
 			if !ok {
 				w.dropQueue()
-				l.closeAppend()
+				l.CloseAppend()
 				return
 			}
 		case <-tick:
-			l.tick()
+			l.Tick()
 		}
 	}
 }
@@ -53,9 +53,9 @@ func (w *Writer) appendLoop() {
 // append appends e to the log, waiting while it is full; false when the
 // writer stopped meanwhile (e is counted lost).
 func (w *Writer) append(e *model.Event) bool {
-	for !w.log.append(e) {
+	for !w.log.Append(e) {
 		select {
-		case <-w.log.space():
+		case <-w.log.Space():
 		case <-w.stop:
 			w.lostQueued.Add(1)
 			w.Release(e)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/glimpse-analytics/glimpse/collector/eventlog"
 	"github.com/glimpse-analytics/glimpse/collector/insert"
 	"github.com/glimpse-analytics/glimpse/internal/model"
 )
@@ -29,8 +30,8 @@ type flusher struct {
 	acked chan<- struct{}
 
 	s     *insert.Stream // the open INSERT, if any; the erasure guard is held while one is open
-	from  pos            // where the rows of the open (or last) INSERT start
-	end   pos            // and end
+	from  eventlog.Pos   // where the rows of the open (or last) INSERT start
+	end   eventlog.Pos   // and end
 	whole bool           // end is the end of its sealed segment
 	// start is when the open INSERT began (PrepareBatch returned), not
 	// when its first row was read: a reader held up by a slow INSERT hands
@@ -89,7 +90,7 @@ func (f *flusher) run() {
 // or the writer gave up) or failed.
 func (f *flusher) take(b block) bool {
 	rows := b.rows
-	defer func() { f.w.log.done(rows) }()
+	defer func() { f.w.log.Done(rows) }()
 	if !f.stopped {
 		select {
 		case <-f.w.stop:
@@ -163,7 +164,7 @@ func (f *flusher) add(b block, rows []*model.Event) error {
 		t.guard.Lock() // until the INSERT ends: Erase waits for it
 	}
 	query, cols := t.build(rows) // leaves out erased rows, under the guard
-	defer t.batch.release()
+	defer t.batch.Release()
 	if f.s != nil && f.s.Query() != query {
 		// Another column set: end this INSERT, still under the guard, and
 		// go on in a new one.
@@ -219,7 +220,7 @@ func (f *flusher) stored(rows int, busy time.Duration) {
 }
 
 // confirm tells the log that everything up to f.end is stored.
-func (f *flusher) confirm() { f.w.log.stored(f.end, f.whole) }
+func (f *flusher) confirm() { f.w.log.Stored(f.end, f.whole) }
 
 // fail drops the open INSERT, waits, and rewinds the reader to the first
 // row not stored.
@@ -300,7 +301,7 @@ func (f *flusher) dedupe(rows []*model.Event) ([]*model.Event, error) {
 		}
 		keep = append(keep, e)
 	}
-	w.log.done(dups)
+	w.log.Done(dups)
 	f.t.dups.Add(len(dups))
 	return keep, nil
 }

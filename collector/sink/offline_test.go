@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glimpse-analytics/glimpse/collector/eventlog"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
 	"github.com/glimpse-analytics/glimpse/internal/model"
@@ -30,13 +31,13 @@ func TestOfflineSpool(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	held := sink.OfflineSpool(dir)
+	held := eventlog.Offline(dir)
 	if err := held.Erase("example.com", "subject-a"); err == nil || !strings.Contains(err.Error(), "held by a running glimpse serve") {
 		t.Errorf("Erase while a writer holds the spool: %v, want a refusal", err)
 	}
 	closeAbandoning(t, w)
 
-	spool := sink.OfflineSpool(dir)
+	spool := eventlog.Offline(dir)
 	found := func() (n int) {
 		t.Helper()
 		err := spool.SubjectEvents("example.com", "subject-a", func(e *model.Event) {

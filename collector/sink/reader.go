@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/glimpse-analytics/glimpse/collector/eventlog"
 	"github.com/glimpse-analytics/glimpse/collector/spool"
 	"github.com/glimpse-analytics/glimpse/internal/model"
 )
@@ -33,8 +34,8 @@ const (
 // segment) can be let go of.
 type block struct {
 	rows   []*model.Event
-	from   pos
-	end    pos
+	from   eventlog.Pos
+	end    eventlog.Pos
 	whole  bool // end is the end of its sealed segment
 	replay bool // some rows may be stored already (left by an earlier process, or read before a rewind)
 	kind   blockKind
@@ -45,14 +46,14 @@ type block struct {
 // failed INSERT's rows start.
 type rewinds struct {
 	mu   sync.Mutex
-	to   pos
+	to   eventlog.Pos
 	gen  uint64
 	wake chan struct{}
 }
 
 // set asks for a rewind to p and returns the generation of the blocks
 // read after it.
-func (r *rewinds) set(p pos) uint64 {
+func (r *rewinds) set(p eventlog.Pos) uint64 {
 	r.mu.Lock()
 	r.to = p
 	r.gen++
@@ -62,10 +63,18 @@ func (r *rewinds) set(p pos) uint64 {
 	return gen
 }
 
-func (r *rewinds) get() (uint64, pos) {
+func (r *rewinds) get() (uint64, eventlog.Pos) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.gen, r.to
+}
+
+// signal sends on c unless a signal is pending.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
 }
 
 // reader reads the log in order and hands the flusher blocks: at most
@@ -76,7 +85,7 @@ func (r *rewinds) get() (uint64, pos) {
 // until the flusher has stored it (acked) or asks for a rewind.
 type reader struct {
 	w     *Writer
-	log   eventLog
+	log   eventlog.Log
 	out   chan<- block
 	free  <-chan []*model.Event
 	acked <-chan struct{}
@@ -88,8 +97,8 @@ type reader struct {
 	unconfirmed bool           // b.end moved without rows: something to let go of
 	open        bool           // the last block did not end its batch: the flusher may hold an INSERT open
 	gen         uint64
-	read        pos  // the end of the furthest record read: rows before it may be stored already
-	lastSent    bool // the last block is with the flusher
+	read        eventlog.Pos // the end of the furthest record read: rows before it may be stored already
+	lastSent    bool         // the last block is with the flusher
 	timer       *time.Timer
 }
 
@@ -111,12 +120,12 @@ func (r *reader) run() {
 		default:
 		}
 		r.checkRewind()
-		x := r.log.next()
-		switch x.res {
+		x := r.log.Next()
+		switch x.Res {
 		case spool.Record:
 			r.take(x)
 		case spool.SegmentEnd:
-			r.b.end, r.b.whole, r.unconfirmed = x.end, true, true
+			r.b.end, r.b.whole, r.unconfirmed = x.End, true, true
 		case spool.CaughtUp:
 			r.caughtUp()
 		case spool.Retry:
@@ -138,31 +147,31 @@ func (r *reader) checkRewind() {
 	}
 	r.gen = gen
 	r.dropRows()
-	r.log.rewind(to)
+	r.log.Rewind(to)
 	r.b = block{from: to, end: to}
 	r.unconfirmed, r.lastSent, r.handed, r.open = false, false, 0, false
 }
 
 // take adds an event read to the block, unless it is erased, and hands
 // the block over when it is full.
-func (r *reader) take(x logRead) {
+func (r *reader) take(x eventlog.Read) {
 	switch {
-	case x.replay:
+	case x.Replay:
 		r.b.replay = true
-	case !r.read.Before(x.end):
+	case !r.read.Before(x.End):
 		r.b.replay = true // read before a rewind
 	default:
-		r.read = x.end
+		r.read = x.End
 	}
-	if r.w.erased(x.e) {
-		r.log.done([]*model.Event{x.e})
+	if r.w.erased(x.E) {
+		r.log.Done([]*model.Event{x.E})
 	} else {
 		if len(r.rows) == 0 && r.handed == 0 {
 			r.start = time.Now()
 		}
-		r.rows = append(r.rows, x.e)
+		r.rows = append(r.rows, x.E)
 	}
-	r.b.end, r.b.whole, r.unconfirmed = x.end, false, true
+	r.b.end, r.b.whole, r.unconfirmed = x.End, false, true
 	switch {
 	case r.handed+len(r.rows) >= r.w.opts.BatchSize:
 		r.hand(batchFull)
@@ -178,7 +187,7 @@ func (r *reader) take(x logRead) {
 func (r *reader) caughtUp() {
 	reading := len(r.rows) > 0 || r.handed > 0
 	wait := r.w.opts.Interval - time.Since(r.start)
-	if (reading && wait <= 0) || (!reading && r.unconfirmed) || ((reading || r.open) && r.log.full()) {
+	if (reading && wait <= 0) || (!reading && r.unconfirmed) || ((reading || r.open) && r.log.Full()) {
 		r.hand(batchCaughtUp)
 		return
 	}
@@ -223,7 +232,7 @@ func (r *reader) hand(kind blockKind) {
 
 // dropRows gives back the rows of the block being read.
 func (r *reader) dropRows() {
-	r.log.done(r.rows)
+	r.log.Done(r.rows)
 	clear(r.rows)
 	r.rows = r.rows[:0]
 }
@@ -234,7 +243,7 @@ func (r *reader) wait(d time.Duration) {
 	t := r.timer
 	t.Reset(d)
 	select {
-	case <-r.log.news():
+	case <-r.log.News():
 	case <-r.w.rewinds.wake:
 	case <-t.C:
 		return

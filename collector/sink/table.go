@@ -53,7 +53,7 @@ func (t *tableMetrics) count(rows int, d time.Duration) {
 type eventsTable struct {
 	tableMetrics
 	w        *Writer
-	batch    eventBatch
+	batch    insert.Events
 	prepared insert.Prepared
 	// guard is held during each insert and while an INSERT is open:
 	// Writer.Erase waits on it.
@@ -75,7 +75,7 @@ func newEventsTable(w *Writer) *eventsTable {
 // build returns the INSERT of rows, less erased ones; the caller holds
 // the guard, and calls batch.release once the columns are sent.
 func (t *eventsTable) build(rows []*model.Event) (string, []any) {
-	return t.batch.build(t.w.withoutErased(rows))
+	return t.batch.Build(t.w.withoutErased(rows))
 }
 
 // insertPrepared inserts rows as one INSERT of a prepared batch.
@@ -83,7 +83,7 @@ func (t *eventsTable) insertPrepared(ctx context.Context, rows []*model.Event) e
 	t.guard.Lock()
 	defer t.guard.Unlock()
 	query, cols := t.build(rows)
-	defer t.batch.release()
+	defer t.batch.Release()
 	return t.prepared.Insert(ctx, t.w.opts.Conn, t.w.opts.InsertTimeout, query, cols)
 }
 

@@ -71,7 +71,7 @@ func TestSpoolTail(t *testing.T) {
 	// Stall inserts (the erasure guard is held during each one) while far
 	// more events than the tail holds are appended.
 	w.erasures.insertMu.Lock()
-	enqueue(2000, 3*w.log.capacity())
+	enqueue(2000, 3*w.log.Capacity())
 	deadline := time.Now().Add(30 * time.Second)
 	for len(w.queue) > 0 {
 		if time.Now().After(deadline) {
@@ -80,7 +80,7 @@ func TestSpoolTail(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	w.erasures.insertMu.Unlock()
-	total := uint64(2000 + 3*w.log.capacity())
+	total := uint64(2000 + 3*w.log.Capacity())
 	wait(total)
 	if disk := apptest.SetMetric(t, set, `glimpse_spool_rows_read_total{from="disk"}`); disk == 0 {
 		t.Fatal("a reader that fell behind never read from disk")

@@ -3,9 +3,9 @@
 // of sessions.
 //
 // Events: Enqueue hands an event to a bounded queue and never blocks. The
-// appender moves queued events into the log (log.go): the disk spool
-// (collector/spool) with the newest events also kept in memory, or memory
-// alone without Options.SpoolDir. The reader (reader.go) reads the log in
+// appender moves queued events into the log (collector/eventlog): the
+// disk spool (collector/spool) with the newest events also kept in memory,
+// or memory alone without Options.SpoolDir. The reader (reader.go) reads the log in
 // order and hands the flusher (flusher.go) blocks of rows; the flusher
 // sends them as INSERTs (collector/insert), several blocks to one INSERT
 // under load, and tells the log what is stored, so that it can let go of
@@ -31,6 +31,8 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/glimpse-analytics/glimpse/collector/eventlog"
+	"github.com/glimpse-analytics/glimpse/collector/insert"
 	"github.com/glimpse-analytics/glimpse/collector/rollup"
 	"github.com/glimpse-analytics/glimpse/collector/spool"
 	"github.com/glimpse-analytics/glimpse/internal/model"
@@ -133,12 +135,12 @@ var (
 type Writer struct {
 	opts  Options
 	queue chan *model.Event
-	log   eventLog
+	log   eventlog.Log
 	spool *spool.Spool // nil without Options.SpoolDir
 	// events is the events table: its INSERTs, metrics and erasure guard.
 	events *eventsTable
 	// sessions and sessionDims take each drain of sessions (sessions.go).
-	sessions    *table[sessionRow]
+	sessions    *table[insert.SessionRow]
 	sessionDims *table[rollup.Row]
 	dimSums     rollup.Sums   // runSessions' alone
 	closing     chan struct{} // closed by Close: the last drain of sessions
@@ -186,7 +188,7 @@ func Open(o Options) (*Writer, error) {
 	w.stopCtx, w.stopCancel = context.WithCancel(context.Background())
 	w.queue = make(chan *model.Event, o.QueueSize)
 	if o.SpoolDir == "" {
-		w.log = newMemLog(w, 2*o.BatchSize)
+		w.log = eventlog.NewMemory(w, 2*o.BatchSize)
 	} else {
 		if o.Discard {
 			return nil, errors.New("a spool and the discard sink do not go together")
@@ -196,19 +198,22 @@ func Open(o Options) (*Writer, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := w.erasures.load(o.SpoolDir); err != nil {
+		if err := w.erasures.Load(o.SpoolDir); err != nil {
 			sp.CloseAppend(w.stop)
 			sp.Close()
 			return nil, err
 		}
 		w.spool = sp
-		w.log = newDiskLog(w, sp)
+		w.log = eventlog.NewDisk(sp, eventlog.DiskOptions{
+			Pool: w, TailCap: max(2*o.BatchSize, 1024), Stop: w.stop, Metrics: o.Metrics, Log: o.Log,
+			Released: func(oldest uint64) { w.erasures.Expire(oldest, true, time.Now()) },
+		})
 	}
 	// Queued, in the log's memory, and in blocks on their way.
-	w.free = make(chan *model.Event, o.QueueSize+w.log.capacity()+2*w.blockRows())
+	w.free = make(chan *model.Event, o.QueueSize+w.log.Capacity()+2*w.blockRows())
 	w.events = newEventsTable(w)
-	var sb sessionBatch
-	w.sessions = newTable(w, "sessions", sb.build, func([]sessionRow) { sb.release() })
+	var sb insert.Sessions
+	w.sessions = newTable(w, "sessions", sb.Build, func([]insert.SessionRow) { sb.Release() })
 	var db rollup.Columns
 	w.sessionDims = newTable(w, "sessions_dims_input", db.Build, func([]rollup.Row) { db.Release() })
 	o.Metrics.NewGauge("glimpse_queue_depth", func() float64 { return float64(w.QueueDepth()) })
@@ -313,7 +318,7 @@ func (w *Writer) Close(ctx context.Context) (lost int64, err error) {
 	w.events.prepared.CloseAll()
 	w.sessions.prepared.CloseAll()
 	w.sessionDims.prepared.CloseAll()
-	events := w.log.abandon() + w.lostQueued.Load()
+	events := w.log.Abandon() + w.lostQueued.Load()
 	w.events.dropped.Add(int(events))
 	lost = events + w.sessions.lost.Load() + w.sessionDims.lost.Load()
 	if w.spool != nil {

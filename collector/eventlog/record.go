@@ -1,4 +1,4 @@
-package sink
+package eventlog
 
 import (
 	"encoding/binary"
@@ -23,8 +23,8 @@ const recordV1 = 1
 
 var errBadRecord = errors.New("malformed spool record")
 
-// appendRecord appends e's record payload to dst.
-func appendRecord(dst []byte, e *model.Event) []byte {
+// AppendRecord appends e's record payload to dst.
+func AppendRecord(dst []byte, e *model.Event) []byte {
 	dst = append(dst, recordV1)
 	bs := func(b []byte) { dst = binary.AppendUvarint(dst, uint64(len(b))); dst = append(dst, b...) }
 	ss := func(s string) { dst = binary.AppendUvarint(dst, uint64(len(s))); dst = append(dst, s...) }
@@ -79,10 +79,10 @@ func appendRecord(dst []byte, e *model.Event) []byte {
 	return dst
 }
 
-// interner returns one string per distinct value, so decoding the
+// Interner returns one string per distinct value, so decoding the
 // low-cardinality string fields (site, browser, country, ...) of a replayed
 // row allocates only the first time a value is seen.
-type interner struct {
+type Interner struct {
 	m map[string]string
 	// last holds the string each field slot had in the previous record:
 	// consecutive events mostly share their site, browser, OS, country and
@@ -91,7 +91,7 @@ type interner struct {
 }
 
 // get returns an interned copy of b; slot names the field, for last.
-func (in *interner) get(slot int, b []byte) string {
+func (in *Interner) get(slot int, b []byte) string {
 	if len(b) == 0 {
 		return ""
 	}
@@ -103,7 +103,7 @@ func (in *interner) get(slot int, b []byte) string {
 	return s
 }
 
-func (in *interner) lookup(b []byte) string {
+func (in *Interner) lookup(b []byte) string {
 	if s, ok := in.m[string(b)]; ok {
 		return s
 	}
@@ -119,7 +119,7 @@ func (in *interner) lookup(b []byte) string {
 type recordDecoder struct {
 	p   []byte
 	err error
-	in  *interner
+	in  *Interner
 }
 
 func (d *recordDecoder) uvarint() uint64 {
@@ -177,8 +177,8 @@ func (d *recordDecoder) str(slot int) string {
 	return d.in.get(slot, d.raw(int(n)))
 }
 
-// decodeRecord fills e (reset, from the pool) from a record's payload.
-func decodeRecord(p []byte, e *model.Event, in *interner) error {
+// DecodeRecord fills e (reset, from the pool) from a record's payload.
+func DecodeRecord(p []byte, e *model.Event, in *Interner) error {
 	if len(p) == 0 || p[0] != recordV1 {
 		return errBadRecord
 	}

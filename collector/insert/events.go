@@ -1,4 +1,4 @@
-package sink
+package insert
 
 import (
 	"time"
@@ -6,7 +6,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/glimpse-analytics/glimpse/collector/insert"
 	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
@@ -15,8 +14,9 @@ import (
 // its own buffer on Append, so the view never outlives its bytes.
 func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
-// eventBatch holds column slices reused from one flush to the next.
-type eventBatch struct {
+// Events builds the events table's INSERTs: column slices reused from
+// one batch to the next.
+type Events struct {
 	strs    [30][]string // one slice per String-like column, in build's order
 	ids     []uuid.UUID
 	ts      []time.Time
@@ -29,14 +29,14 @@ type eventBatch struct {
 	i64     []int64
 	arrs    [2][][]string
 	arrPool []string
-	insert  insert.Builder
+	insert  Builder
 }
 
-// build returns the INSERT for rows and its column slices. Columns that hold
+// Build returns the INSERT for rows and its column slices. Columns that hold
 // only defaults in this batch (empty strings, zeros, empty arrays: e-mail
 // fields in a batch of page views, say) are left out of the INSERT, and
 // ClickHouse fills the same defaults: less to encode, send and store.
-func (c *eventBatch) build(rows []*model.Event) (string, []any) {
+func (c *Events) Build(rows []*model.Event) (string, []any) {
 	c.reset()
 	// One pass, row by row: an event's fields are read together, so each
 	// event is fetched from memory once, not once per column (a batch is
@@ -90,7 +90,7 @@ func (c *eventBatch) build(rows []*model.Event) (string, []any) {
 
 var eventColumnNames = model.EventColumns()
 
-func (c *eventBatch) reset() {
+func (c *Events) reset() {
 	for i := range c.strs {
 		c.strs[i] = c.strs[i][:0]
 	}
@@ -104,9 +104,9 @@ func (c *eventBatch) reset() {
 	c.arrPool = c.arrPool[:0]
 }
 
-// release zeroes the string views after a flush so they do not pin the
+// Release zeroes the string views after a flush so they do not pin the
 // released rows' buffers.
-func (c *eventBatch) release() {
+func (c *Events) Release() {
 	for i := range c.strs {
 		clear(c.strs[i])
 	}

@@ -1,8 +1,8 @@
-package sink
+package eventlog
 
 import (
+	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
@@ -10,7 +10,7 @@ import (
 	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
-// diskLog keeps events in the spool, each as a record (record.go), and
+// Disk keeps events in the spool, each as a record (record.go), and
 // the newest of them in memory too, in the tail: while the reader keeps up
 // it takes them from there instead of reading and decoding them back (the
 // records are on disk all the same; memory only saves the read). At most
@@ -18,11 +18,11 @@ import (
 // dropped and the reader reads from disk until it reaches the newer
 // records kept after that. Events read from a failed INSERT's start again
 // come from disk.
-type diskLog struct {
-	w  *Writer
+type Disk struct {
+	o  DiskOptions
 	sp *spool.Spool
 	r  *spool.Reader
-	in interner
+	in Interner
 
 	mu      sync.Mutex
 	tail    []tailRecord // from tail[head] on, in spool order
@@ -38,13 +38,28 @@ type diskLog struct {
 // tailRecord is an event in the tail and where its record is.
 type tailRecord struct {
 	e       *model.Event
-	at, end pos
+	at, end Pos
 }
 
-func newDiskLog(w *Writer, sp *spool.Spool) *diskLog {
-	m := w.opts.Metrics
-	d := &diskLog{
-		w: w, sp: sp, r: sp.NewReader(), tailCap: max(2*w.opts.BatchSize, 1024),
+// DiskOptions configure NewDisk.
+type DiskOptions struct {
+	Pool Pool
+	// TailCap is the most events held in memory.
+	TailCap int
+	// Stop ends the retries of the final commit (CloseAppend).
+	Stop    <-chan struct{}
+	Metrics *metrics.Set
+	Log     *slog.Logger
+	// Released is told the oldest segment left (0 for none) after Stored
+	// released some.
+	Released func(oldest uint64)
+}
+
+// NewDisk returns a log over sp.
+func NewDisk(sp *spool.Spool, o DiskOptions) *Disk {
+	m := o.Metrics
+	d := &Disk{
+		o: o, sp: sp, r: sp.NewReader(), tailCap: o.TailCap,
 		fromMemory:  m.NewCounter(`glimpse_spool_rows_read_total{from="memory"}`),
 		fromDisk:    m.NewCounter(`glimpse_spool_rows_read_total{from="disk"}`),
 		replayed:    m.NewCounter("glimpse_spool_replayed_rows_total"),
@@ -53,10 +68,12 @@ func newDiskLog(w *Writer, sp *spool.Spool) *diskLog {
 	return d
 }
 
-func (d *diskLog) capacity() int { return d.tailCap }
+var _ Log = (*Disk)(nil)
 
-func (d *diskLog) append(e *model.Event) bool {
-	start, end, err := d.sp.Append(func(dst []byte) []byte { return appendRecord(dst, e) })
+func (d *Disk) Capacity() int { return d.tailCap }
+
+func (d *Disk) Append(e *model.Event) bool {
+	start, end, err := d.sp.Append(func(dst []byte) []byte { return AppendRecord(dst, e) })
 	d.sp.LogError(err)
 	d.pushTail(e, start, end)
 	if d.uncommitted++; d.uncommitted >= d.tailCap/4 {
@@ -68,19 +85,19 @@ func (d *diskLog) append(e *model.Event) bool {
 	return true
 }
 
-func (d *diskLog) space() <-chan struct{} { return nil } // append never refuses
-func (d *diskLog) tickEvery() bool        { return true }
+func (d *Disk) Space() <-chan struct{} { return nil } // append never refuses
+func (d *Disk) TickEvery() bool        { return true }
 
-func (d *diskLog) tick() {
+func (d *Disk) Tick() {
 	d.sp.LogError(d.sp.Sync())
 	d.uncommitted = 0
 }
 
-func (d *diskLog) closeAppend() { d.sp.CloseAppend(d.w.stop) }
+func (d *Disk) CloseAppend() { d.sp.CloseAppend(d.o.Stop) }
 
 // pushTail hands e, whose record the appender has just added at
 // [start, end), to the tail; the log owns it from then on.
-func (d *diskLog) pushTail(e *model.Event, start, end pos) {
+func (d *Disk) pushTail(e *model.Event, start, end Pos) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if n := len(d.tail); n > d.head {
@@ -101,7 +118,7 @@ func (d *diskLog) pushTail(e *model.Event, start, end pos) {
 // memo is the reader's spool.Memo: it takes the event whose record starts
 // at at and ends by limit from the tail, if the tail holds it; records
 // before at are dropped (the reader has passed them).
-func (d *diskLog) memo(at pos, limit int64) (int64, bool) {
+func (d *Disk) memo(at Pos, limit int64) (int64, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for d.head < len(d.tail) {
@@ -109,7 +126,7 @@ func (d *diskLog) memo(at pos, limit int64) (int64, bool) {
 		if !t.at.Before(at) {
 			break
 		}
-		d.w.Release(t.e)
+		d.o.Pool.Release(t.e)
 		*t = tailRecord{}
 		d.head++
 	}
@@ -127,61 +144,63 @@ func (d *diskLog) memo(at pos, limit int64) (int64, bool) {
 	return t.end.Off, true
 }
 
-func (d *diskLog) dropTailLocked() {
+func (d *Disk) dropTailLocked() {
 	for i := d.head; i < len(d.tail); i++ {
-		d.w.Release(d.tail[i].e)
+		d.o.Pool.Release(d.tail[i].e)
 	}
 	clear(d.tail)
 	d.tail, d.head = d.tail[:0], 0
 }
 
-func (d *diskLog) next() logRead {
+func (d *Disk) Next() Read {
 	for {
 		res, payload, end := d.r.Next(d.memo)
 		if res != spool.Record {
-			return logRead{res: res, end: end}
+			return Read{Res: res, End: end}
 		}
 		e := d.taken
 		d.taken = nil
 		if e != nil {
 			d.fromMemory.Inc()
 		} else {
-			e = d.w.NewEvent()
-			if err := decodeRecord(payload, e, &d.in); err != nil {
+			e = d.o.Pool.NewEvent()
+			if err := DecodeRecord(payload, e, &d.in); err != nil {
 				// The record checked (its CRC) but does not decode: a
 				// newer version's, or a bug. It is skipped and counted.
-				d.w.Release(e)
+				d.o.Pool.Release(e)
 				d.undecodable.Inc()
-				d.w.opts.Log.Error("spool record does not decode; skipped", "segment", end.Seq, "offset", end.Off, "err", err)
+				d.o.Log.Error("spool record does not decode; skipped", "segment", end.Seq, "offset", end.Off, "err", err)
 				continue
 			}
 			d.fromDisk.Inc()
 		}
-		r := logRead{e: e, end: end, res: spool.Record, replay: d.sp.LeftOver(end.Seq)}
-		if r.replay {
+		r := Read{E: e, End: end, Res: spool.Record, Replay: d.sp.LeftOver(end.Seq)}
+		if r.Replay {
 			d.replayed.Inc()
 		}
 		return r
 	}
 }
 
-func (d *diskLog) rewind(p pos) { d.r.Seek(p) }
+func (d *Disk) Rewind(p Pos) { d.r.Seek(p) }
 
-func (d *diskLog) news() <-chan struct{} { return d.sp.Notify() }
-func (d *diskLog) full() bool            { return false }
+func (d *Disk) News() <-chan struct{} { return d.sp.Notify() }
+func (d *Disk) Full() bool            { return false }
 
-func (d *diskLog) done(rows []*model.Event) {
+func (d *Disk) Done(rows []*model.Event) {
 	for _, e := range rows {
-		d.w.Release(e)
+		d.o.Pool.Release(e)
 	}
 }
 
-func (d *diskLog) stored(p pos, whole bool) {
+func (d *Disk) Stored(p Pos, whole bool) {
 	oldest := d.sp.Release(p, whole)
-	d.w.erasures.expire(oldest, true, time.Now())
+	if d.o.Released != nil {
+		d.o.Released(oldest)
+	}
 }
 
-func (d *diskLog) abandon() int64 {
+func (d *Disk) Abandon() int64 {
 	d.mu.Lock()
 	d.dropTailLocked()
 	d.mu.Unlock()
