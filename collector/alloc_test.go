@@ -13,6 +13,7 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/collector/locate"
 	"github.com/glimpse-analytics/glimpse/collector/locate/geotest"
+	"github.com/glimpse-analytics/glimpse/collector/session"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/internal/apptest"
 	"github.com/glimpse-analytics/glimpse/internal/config"
@@ -34,7 +35,9 @@ func newAllocServer(t testing.TB) *Server {
 	t.Cleanup(func() { geo.Close() })
 	w := sink.New(sink.Options{Discard: true, BatchSize: 16, QueueSize: 100000, Interval: time.Hour})
 	t.Cleanup(func() { w.Close(context.Background()) })
-	s, err := New(Options{Sites: sites, Writer: w, Geo: geo, RateLimit: -1})
+	sessions := session.NewCache(session.CacheConfig{})
+	w.WriteSessions(sessions)
+	s, err := New(Options{Sites: sites, Writer: w, Sessions: sessions, Geo: geo, RateLimit: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/glimpse-analytics/glimpse/collector"
 	"github.com/glimpse-analytics/glimpse/collector/locate"
 	"github.com/glimpse-analytics/glimpse/collector/locate/geotest"
+	"github.com/glimpse-analytics/glimpse/collector/session"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
 	"github.com/glimpse-analytics/glimpse/internal/config"
@@ -121,6 +122,8 @@ func startWithWriter(t *testing.T, o collector.Options, mk func(sink.Options) *s
 		ts.writer = mk(wo)
 	}
 	o.Sites, o.Writer, o.Conn, o.Geo, o.Proxies, o.Metrics, o.Log = sites, ts.writer, db.Conn, geo, proxies, ts.metrics, log
+	o.Sessions = session.NewCache(session.CacheConfig{})
+	ts.writer.WriteSessions(o.Sessions)
 	srv, err := collector.New(o)
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/glimpse-analytics/glimpse/collector"
+	"github.com/glimpse-analytics/glimpse/collector/session"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/internal/apptest"
 	"github.com/glimpse-analytics/glimpse/internal/config"
@@ -21,7 +22,7 @@ func TestPrefixRoutes(t *testing.T) {
 	answer := func(s string) fasthttp.RequestHandler {
 		return func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString(s) }
 	}
-	srv, err := collector.New(collector.Options{Sites: sites, Writer: w,
+	srv, err := collector.New(collector.Options{Sites: sites, Writer: w, Sessions: session.NewCache(session.CacheConfig{}),
 		Routes:   map[string]fasthttp.RequestHandler{"/e/c/exact": answer("exact"), "/healthz": answer("hijack")},
 		Prefixes: map[string]fasthttp.RequestHandler{"/e/": answer("e"), "/e/c/": answer("c"), "/h": answer("hijack")},
 	})

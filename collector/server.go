@@ -5,6 +5,7 @@ package collector
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sort"
 	"time"
@@ -21,7 +22,7 @@ import (
 	"github.com/glimpse-analytics/glimpse/internal/identity"
 )
 
-// Options configure a Server. Sites and Writer are required.
+// Options configure a Server. Sites, Writer and Sessions are required.
 type Options struct {
 	Sites  *config.File
 	Writer *sink.Writer
@@ -31,12 +32,12 @@ type Options struct {
 	Geo *locate.Geo
 	// Proxies whose X-Forwarded-For is believed; the zero value trusts none.
 	Proxies locate.TrustedProxies
-	// Salts and Sessions default to in-memory ones with default settings.
-	// New makes Writer write the sessions of Sessions (Writer.WriteSessions).
-	Salts    *identity.Salts
+	// Salts default to in-memory ones of this Server's own.
+	Salts *identity.Salts
+	// Sessions is the session cache the ingest path touches. The caller
+	// gives the same cache to the writer (sink.Writer.WriteSessions), which
+	// stores what changes in it: the collector only feeds it.
 	Sessions *session.Cache
-	// MaxSessions bounds the default Sessions (DefaultMaxSessions when 0).
-	MaxSessions int
 	// UACacheSize bounds the parsed User-Agent cache (default 8192).
 	UACacheSize int
 	// MaxBody bounds an event body (default 8 KiB): larger is 413.
@@ -88,6 +89,9 @@ const DefaultMaxSessions = 100_000
 
 // New returns a Server.
 func New(o Options) (*Server, error) {
+	if o.Sites == nil || o.Writer == nil || o.Sessions == nil {
+		return nil, errors.New("collector: Sites, Writer and Sessions are required")
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -116,12 +120,6 @@ func New(o Options) (*Server, error) {
 		}
 		o.Salts = salts
 	}
-	if o.Sessions == nil {
-		if o.MaxSessions <= 0 {
-			o.MaxSessions = DefaultMaxSessions
-		}
-		o.Sessions = session.NewCache(session.CacheConfig{MaxSessions: o.MaxSessions})
-	}
 	s := &Server{
 		sites:      o.Sites,
 		siteStates: map[*config.Site]*siteState{},
@@ -139,7 +137,6 @@ func New(o Options) (*Server, error) {
 		routes:     o.Routes,
 		limiter:    &rateLimiter{limit: uint32(o.RateLimit)},
 	}
-	s.writer.WriteSessions(s.sessions)
 	o.Metrics.NewGauge("glimpse_sessions_evicted_total", func() float64 { return float64(s.sessions.Evictions()) })
 	o.Metrics.NewGauge("glimpse_session_changes_dropped_total", func() float64 { return float64(s.sessions.DroppedChanges()) })
 	s.hits = make(chan *hit, maxFreeHits)

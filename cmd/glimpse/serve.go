@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/glimpse-analytics/glimpse/collector/beacon"
 	"github.com/glimpse-analytics/glimpse/collector/email"
 	"github.com/glimpse-analytics/glimpse/collector/locate"
+	"github.com/glimpse-analytics/glimpse/collector/session"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/internal/chconn"
 	"github.com/glimpse-analytics/glimpse/internal/config"
@@ -29,6 +31,10 @@ import (
 	"github.com/glimpse-analytics/glimpse/internal/storage/subject"
 	"github.com/glimpse-analytics/glimpse/migrations"
 )
+
+// The writer drains a source's ended sessions early, when a full cache
+// evicts many, only if the source is an EndedSource: the cache must stay one.
+var _ sink.EndedSource = (*session.Cache)(nil)
 
 func serveCommand() *command {
 	var (
@@ -129,15 +135,15 @@ func serveCommand() *command {
 			if err != nil {
 				return err
 			}
-			var salts *identity.Salts
-			if shared {
-				if salts, err = identity.NewSalts(ctx, identity.SaltsConfig{Store: identity.ClickHouseStore(conn), Logger: log.With("component", "salts")}); err != nil {
-					return fmt.Errorf("--shared-salts: %w", err)
-				}
+			salts, err := newSalts(ctx, shared, conn, log)
+			if err != nil {
+				return err
 			}
+			sessions := session.NewCache(session.CacheConfig{MaxSessions: maxSess})
+			writer.WriteSessions(sessions)
 			srv, err := collector.New(collector.Options{
 				Sites: sites, Writer: writer, Conn: conn, Geo: geo, Proxies: proxies, Metrics: set, Log: log,
-				RateLimit: rateLimit, Salts: salts, MaxSessions: maxSess,
+				RateLimit: rateLimit, Salts: salts, Sessions: sessions,
 				Prefixes: emailPrefixes,
 				Routes: map[string]fasthttp.RequestHandler{
 					beacon.ScriptPath: beacon.NewScript().Handler,
@@ -219,4 +225,17 @@ func serveCommand() *command {
 			return serveErr
 		},
 	}
+}
+
+// newSalts returns the daily visitor-id salts: shared through ClickHouse
+// with --shared-salts, otherwise this process's own, in memory.
+func newSalts(ctx context.Context, shared bool, conn driver.Conn, log *slog.Logger) (*identity.Salts, error) {
+	if !shared {
+		return identity.NewSalts(ctx, identity.SaltsConfig{})
+	}
+	salts, err := identity.NewSalts(ctx, identity.SaltsConfig{Store: identity.ClickHouseStore(conn), Logger: log.With("component", "salts")})
+	if err != nil {
+		return nil, fmt.Errorf("--shared-salts: %w", err)
+	}
+	return salts, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/glimpse-analytics/glimpse/collector"
 	"github.com/glimpse-analytics/glimpse/collector/email"
 	"github.com/glimpse-analytics/glimpse/collector/locate"
+	"github.com/glimpse-analytics/glimpse/collector/session"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
 	"github.com/glimpse-analytics/glimpse/internal/config"
@@ -68,7 +69,9 @@ func TestEmailIntoClickHouse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := collector.New(collector.Options{Sites: sites, Writer: writer, Conn: db.Conn, Proxies: proxies, Metrics: set, Log: log,
+	sessions := session.NewCache(session.CacheConfig{})
+	writer.WriteSessions(sessions)
+	srv, err := collector.New(collector.Options{Sites: sites, Writer: writer, Sessions: sessions, Conn: db.Conn, Proxies: proxies, Metrics: set, Log: log,
 		Routes: h.Routes(), Prefixes: h.Prefixes()})
 	if err != nil {
 		t.Fatal(err)
