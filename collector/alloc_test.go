@@ -61,9 +61,11 @@ const allocUA = "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefo
 // TestHandlerAllocs proves the handler path up to the queue allocates
 // nothing per request once warm: decode, gate, UA (cached), geo (cached),
 // truncation, hashing, URL and referrer cleaning, the session update and
-// the enqueue.
+// the enqueue. It calls the handler serve's mux routes /api/event to
+// (cmd/glimpse's TestMuxAllocs covers the routing).
 func TestHandlerAllocs(t *testing.T) {
 	s := newAllocServer(t)
+	event := s.Routes()[PathEvent]
 	tests := []struct{ name, body string }{
 		{"pageview", `{"n":"pageview","u":"https://example.com/blog/post?utm_source=news&utm_medium=email","d":"example.com","r":"https://www.google.com/search","w":1280}`},
 		{"custom with props", `{"n":"Signup","u":"https://example.com/pricing","d":"example.com","p":"{\"plan\":\"pro\"}","$":{"amount":"9.5","currency":"EUR"}}`},
@@ -74,7 +76,7 @@ func TestHandlerAllocs(t *testing.T) {
 			ctx := newEventCtx(tt.body, allocUA, "203.0.113.7")
 			run := func() {
 				ctx.Response.Reset()
-				s.Handler(ctx)
+				event(ctx)
 				if ctx.Response.StatusCode() != fasthttp.StatusAccepted || len(ctx.Response.Header.Peek("X-Glimpse-Dropped")) > 0 {
 					t.Fatalf("status %d, dropped %q, body %q", ctx.Response.StatusCode(), ctx.Response.Header.Peek("X-Glimpse-Dropped"), ctx.Response.Body())
 				}
@@ -98,13 +100,14 @@ func TestHandlerAllocs(t *testing.T) {
 
 func BenchmarkHandler(b *testing.B) {
 	s := newAllocServer(b)
+	event := s.Routes()[PathEvent]
 	body := `{"n":"pageview","u":"https://example.com/blog/post?utm_source=news","d":"example.com","r":"https://www.google.com/","w":1280}`
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		ctx := newEventCtx(body, allocUA, "203.0.113.7")
 		for pb.Next() {
 			ctx.Response.Reset()
-			s.Handler(ctx)
+			event(ctx)
 		}
 	})
 }

@@ -30,7 +30,7 @@ func TestBenchFloor(t *testing.T) {
 			s := newAllocServer(t)
 			s.writer.Close(context.Background())
 			ctx := newEventCtx(body, allocUA, "203.0.113.7")
-			s.Handler(ctx)
+			s.serveEvent(ctx)
 			if got := ctx.Response.StatusCode(); got != tt.status {
 				t.Errorf("status %d, want %d (dropped %q)", got, tt.status, ctx.Response.Header.Peek("X-Glimpse-Dropped"))
 			}
@@ -39,7 +39,7 @@ func TestBenchFloor(t *testing.T) {
 			}
 			// A bot is still dropped before any floor.
 			bot := newEventCtx(body, "Googlebot/2.1 (+http://www.google.com/bot.html)", "203.0.113.8")
-			s.Handler(bot)
+			s.serveEvent(bot)
 			if got := string(bot.Response.Header.Peek("X-Glimpse-Dropped")); got != dropBot {
 				t.Errorf("bot: dropped %q, want %q", got, dropBot)
 			}

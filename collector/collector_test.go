@@ -121,7 +121,7 @@ func startWithWriter(t *testing.T, o collector.Options, mk func(sink.Options) *s
 	} else {
 		ts.writer = mk(wo)
 	}
-	o.Sites, o.Writer, o.Conn, o.Geo, o.Proxies, o.Metrics, o.Log = sites, ts.writer, db.Conn, geo, proxies, ts.metrics, log
+	o.Sites, o.Writer, o.Geo, o.Proxies, o.Metrics, o.Log = sites, ts.writer, geo, proxies, ts.metrics, log
 	o.Sessions = session.NewCache(session.CacheConfig{})
 	ts.writer.WriteSessions(o.Sessions)
 	srv, err := collector.New(o)
@@ -133,7 +133,17 @@ func startWithWriter(t *testing.T, o collector.Options, mk func(sink.Options) *s
 		t.Fatal(err)
 	}
 	ts.url = "http://" + ln.Addr().String()
-	ts.hs = &fasthttp.Server{Handler: srv.Handler, ErrorHandler: srv.ErrorHandler, MaxRequestBodySize: 64 << 10, Logger: collector.HTTPLogger{Log: log}}
+	// The collector's endpoints and /readyz, as serve's mux routes them.
+	routes := srv.Routes()
+	routes["/readyz"] = collector.NewHealth(db.Conn, ts.writer).Readyz
+	handler := func(ctx *fasthttp.RequestCtx) {
+		if h := routes[string(ctx.Path())]; h != nil {
+			h(ctx)
+			return
+		}
+		srv.NotFound(ctx)
+	}
+	ts.hs = &fasthttp.Server{Handler: handler, ErrorHandler: srv.ErrorHandler, MaxRequestBodySize: 64 << 10, Logger: collector.HTTPLogger{Log: log}}
 	go ts.hs.Serve(ln)
 	t.Cleanup(func() { ts.stop(t) })
 	return ts

@@ -39,7 +39,6 @@ const (
 // collectorMetrics are the ingest counters, created up front so the hot
 // path only increments them.
 type collectorMetrics struct {
-	set      *metrics.Set
 	accepted *metrics.Counter
 	dropped  map[string]*metrics.Counter
 	rejected map[string]*metrics.Counter
@@ -48,7 +47,6 @@ type collectorMetrics struct {
 
 func newCollectorMetrics(set *metrics.Set) *collectorMetrics {
 	m := &collectorMetrics{
-		set:      set,
 		accepted: set.NewCounter("glimpse_events_accepted_total"),
 		dropped:  map[string]*metrics.Counter{},
 		rejected: map[string]*metrics.Counter{},

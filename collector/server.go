@@ -1,16 +1,20 @@
 // Package collector is Glimpse's ingest side: the fasthttp handlers that
 // take page views and events, the privacy gate, enrichment, sessions, and
 // the hand-off to the batch writer (collector/sink).
+//
+// A Server exposes its endpoints (POST /api/event, GET /p.gif) with
+// Routes and answers unknown paths with NotFound; it routes nothing else.
+// cmd/glimpse owns the HTTP mux: it routes the Server's endpoints beside
+// those of the other components (beacon, email, Stats API, subject API,
+// dashboard) and the process's /metrics, /healthz and /readyz (Health).
 package collector
 
 import (
 	"context"
 	"errors"
 	"log/slog"
-	"sort"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
@@ -26,8 +30,6 @@ import (
 type Options struct {
 	Sites  *config.File
 	Writer *sink.Writer
-	// Conn is checked by /readyz; nil makes the server never ready.
-	Conn driver.Conn
 	// Geo may be nil: no geo is stored.
 	Geo *locate.Geo
 	// Proxies whose X-Forwarded-For is believed; the zero value trusts none.
@@ -49,15 +51,9 @@ type Options struct {
 	Log       *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
-	// Routes adds handlers by exact path (the beacon script, the opt-out
-	// page, ...). They cannot replace the collector's own endpoints.
-	Routes map[string]fasthttp.RequestHandler
-	// Prefixes adds handlers by path prefix (paths with a parameter, like
-	// /e/c/{token}); the longest matching prefix wins, after exact routes.
-	Prefixes map[string]fasthttp.RequestHandler
 }
 
-// Server routes the collector's HTTP endpoints.
+// Server serves the collector's HTTP endpoints.
 type Server struct {
 	sites      *config.File
 	siteStates map[*config.Site]*siteState
@@ -71,10 +67,7 @@ type Server struct {
 	metrics    *collectorMetrics
 	log        *slog.Logger
 	now        func() time.Time
-	ready      readiness
 	hits       chan *hit // free list of request state
-	routes     map[string]fasthttp.RequestHandler
-	prefixes   []prefixRoute // longest first
 	limiter    *rateLimiter
 }
 
@@ -133,14 +126,11 @@ func New(o Options) (*Server, error) {
 		metrics:    newCollectorMetrics(o.Metrics),
 		log:        o.Log.With("component", "collector"),
 		now:        o.Now,
-		ready:      readiness{conn: o.Conn, timeout: 2 * time.Second},
-		routes:     o.Routes,
 		limiter:    &rateLimiter{limit: uint32(o.RateLimit)},
 	}
 	o.Metrics.NewGauge("glimpse_sessions_evicted_total", func() float64 { return float64(s.sessions.Evictions()) })
 	o.Metrics.NewGauge("glimpse_session_changes_dropped_total", func() float64 { return float64(s.sessions.DroppedChanges()) })
 	s.hits = make(chan *hit, maxFreeHits)
-	s.prefixes = sortPrefixes(o.Prefixes)
 	for i := range o.Sites.Sites {
 		site := &o.Sites.Sites[i]
 		prec, err := locate.ParsePrecision(site.Privacy.Geo)
@@ -159,17 +149,6 @@ func New(o Options) (*Server, error) {
 		}
 	}
 	return s, nil
-}
-
-// AddRoutes adds handlers by exact path, like Options.Routes. Call it
-// before serving.
-func (s *Server) AddRoutes(routes map[string]fasthttp.RequestHandler) {
-	if s.routes == nil {
-		s.routes = map[string]fasthttp.RequestHandler{}
-	}
-	for p, h := range routes {
-		s.routes[p] = h
-	}
 }
 
 // Run does the background work until ctx ends: salt rotation and session
@@ -192,60 +171,25 @@ func (s *Server) Run(ctx context.Context) {
 	}
 }
 
-// Handler is the fasthttp request handler.
-func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
-	switch string(ctx.Path()) {
-	case "/api/event":
-		s.serveEvent(ctx)
-	case "/p.gif":
-		s.servePixel(ctx)
-	case "/metrics":
-		s.serveMetrics(ctx)
-	case "/healthz":
-		s.serveHealthz(ctx)
-	case "/readyz":
-		s.serveReadyz(ctx)
-	default:
-		if h, ok := s.routes[string(ctx.Path())]; ok {
-			h(ctx)
-			return
-		}
-		if h := s.prefixHandler(ctx.Path()); h != nil {
-			h(ctx)
-			return
-		}
-		s.metrics.reject(rejectNotFound)
-		ctx.Error("not found", fasthttp.StatusNotFound)
+// Paths of the collector's endpoints.
+const (
+	PathEvent = "/api/event"
+	PathPixel = "/p.gif"
+)
+
+// Routes returns the collector's handlers by exact path, for the mux.
+func (s *Server) Routes() map[string]fasthttp.RequestHandler {
+	return map[string]fasthttp.RequestHandler{
+		PathEvent: s.serveEvent,
+		PathPixel: s.servePixel,
 	}
 }
 
-type prefixRoute struct {
-	prefix string
-	h      fasthttp.RequestHandler
-}
-
-func sortPrefixes(m map[string]fasthttp.RequestHandler) []prefixRoute {
-	var rs []prefixRoute
-	for p, h := range m {
-		rs = append(rs, prefixRoute{p, h})
-	}
-	sort.Slice(rs, func(i, j int) bool {
-		if len(rs[i].prefix) != len(rs[j].prefix) {
-			return len(rs[i].prefix) > len(rs[j].prefix)
-		}
-		return rs[i].prefix < rs[j].prefix
-	})
-	return rs
-}
-
-// prefixHandler returns the handler of the longest prefix of path, or nil.
-func (s *Server) prefixHandler(path []byte) fasthttp.RequestHandler {
-	for _, r := range s.prefixes {
-		if len(path) >= len(r.prefix) && string(path[:len(r.prefix)]) == r.prefix {
-			return r.h
-		}
-	}
-	return nil
+// NotFound answers a path no component serves with 404, counted as a
+// rejected request (reason not_found).
+func (s *Server) NotFound(ctx *fasthttp.RequestCtx) {
+	s.metrics.reject(rejectNotFound)
+	ctx.Error("not found", fasthttp.StatusNotFound)
 }
 
 // ErrorHandler answers requests fasthttp could not parse (a body over the
@@ -263,11 +207,6 @@ func (s *Server) ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
 	}
 	s.metrics.reject(rejectMalformed)
 	ctx.Error("bad request", fasthttp.StatusBadRequest)
-}
-
-func (s *Server) serveMetrics(ctx *fasthttp.RequestCtx) {
-	ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
-	s.metrics.set.WritePrometheus(ctx)
 }
 
 func cors(ctx *fasthttp.RequestCtx) {
@@ -414,9 +353,9 @@ func writeGIF(ctx *fasthttp.RequestCtx) {
 	ctx.Response.SetBodyRaw(gif[:])
 }
 
-// HTTPServer returns the fasthttp server settings glimpse serves with:
-// timeouts against slow clients, a body cap and no default headers. serve
-// adds its error handler and logger; the benchmark's bare handler uses the
+// HTTPServer returns the fasthttp server settings glimpse serves its main
+// listener with: timeouts against slow clients, a body cap and no default
+// headers. serve adds its mux, the Server's ErrorHandler and a logger; the benchmark's bare handler uses the
 // same settings, so that comparing the two measures what the collector
 // adds, not a different server configuration.
 func HTTPServer(name string, h fasthttp.RequestHandler) *fasthttp.Server {

@@ -159,8 +159,8 @@ func New(o Options) (*Dashboard, error) {
 	return d, nil
 }
 
-// Routes returns the dashboard's handlers by exact path, for
-// collector.Options.Routes or Server.AddRoutes.
+// Routes returns the dashboard's handlers by exact path, for the mux of
+// glimpse serve's main listener.
 func (d *Dashboard) Routes() map[string]fasthttp.RequestHandler {
 	out := make(map[string]fasthttp.RequestHandler, len(d.routes))
 	for p, h := range d.routes {

@@ -84,8 +84,8 @@ func New(o Options) (*API, error) {
 	return a, nil
 }
 
-// Routes returns the API's handlers by exact path, for
-// collector.Options.Routes.
+// Routes returns the API's handlers by exact path, for the mux of
+// glimpse serve.
 func (a *API) Routes() map[string]fasthttp.RequestHandler {
 	return map[string]fasthttp.RequestHandler{
 		PathRealtime:   a.wrap(a.realtime),

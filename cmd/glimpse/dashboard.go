@@ -26,15 +26,15 @@ const dashboardFlagUsage = "separate address for the web dashboard (keep it inte
 	"empty: served on --listen under /dashboard/ (env GLIMPSE_DASHBOARD_LISTEN)"
 
 // serveDashboard builds the dashboard and serves it: on its own listener
-// when addr is set, otherwise on the collector's. The returned stop closes
+// when addr is set, otherwise on the main listener's mux m. The returned stop closes
 // its own listener (a no-op otherwise).
-func serveDashboard(sites *config.File, stats *api.API, srv *collector.Server, addr, mainAddr string, stdout io.Writer, log *slog.Logger) (stop func(context.Context), err error) {
+func serveDashboard(sites *config.File, stats *api.API, m *mux, addr, mainAddr string, stdout io.Writer, log *slog.Logger) (stop func(context.Context), err error) {
 	d, err := dashboards.New(dashboards.Options{Sites: sites, Stats: stats, Log: log.With("component", "dashboard")})
 	if err != nil {
 		return nil, err
 	}
 	if addr == "" {
-		srv.AddRoutes(d.Routes())
+		m.handle(d.Routes())
 		fmt.Fprintf(stdout, "dashboard on http://%s%s\n", mainAddr, dashboards.PathHome)
 		return func(context.Context) {}, nil
 	}

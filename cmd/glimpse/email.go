@@ -137,17 +137,17 @@ func runEmail(o *Options, gfs *flag.FlagSet, args []string, stdin io.Reader, std
 	return err
 }
 
-// emailEndpoints builds the collector's email endpoints for serve: the
-// handler of POST /api/email/sign, the token endpoints by prefix, and the
+// emailEndpoints builds the email endpoints for serve: POST
+// /api/email/sign by exact path, the token endpoints by prefix, and the
 // opt-out refresh loop to run in the background. Without
 // email.signing_keys in the sites file the endpoints are off: sign
 // answers 404 and no prefix is served.
 func emailEndpoints(ctx context.Context, o *Options, sites *config.File, conn driver.Conn, writer *sink.Writer,
-	proxies locate.TrustedProxies, set *metrics.Set, log *slog.Logger) (sign fasthttp.RequestHandler, prefixes map[string]fasthttp.RequestHandler, run func(context.Context), err error) {
-	off := func(ctx *fasthttp.RequestCtx) { ctx.Error("email tracking is not configured", fasthttp.StatusNotFound) }
+	proxies locate.TrustedProxies, set *metrics.Set, log *slog.Logger) (routes, prefixes map[string]fasthttp.RequestHandler, run func(context.Context), err error) {
 	if len(sites.Email.SigningKeys) == 0 {
 		log.Info("email tracking off: no email.signing_keys in the sites file")
-		return off, nil, func(context.Context) {}, nil
+		off := func(ctx *fasthttp.RequestCtx) { ctx.Error("email tracking is not configured", fasthttp.StatusNotFound) }
+		return map[string]fasthttp.RequestHandler{email.SignPath: off}, nil, func(context.Context) {}, nil
 	}
 	signer, err := email.NewSigner(sites.Email.Keys())
 	if err != nil {
@@ -164,5 +164,5 @@ func emailEndpoints(ctx context.Context, o *Options, sites *config.File, conn dr
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	return h.ServeSign, h.Prefixes(), func(ctx context.Context) { optOuts.Run(ctx, 0) }, nil
+	return h.Routes(), h.Prefixes(), func(ctx context.Context) { optOuts.Run(ctx, 0) }, nil
 }

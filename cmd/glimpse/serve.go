@@ -21,7 +21,6 @@ import (
 	"github.com/glimpse-analytics/glimpse/aggregator/api"
 	"github.com/glimpse-analytics/glimpse/collector"
 	"github.com/glimpse-analytics/glimpse/collector/beacon"
-	"github.com/glimpse-analytics/glimpse/collector/email"
 	"github.com/glimpse-analytics/glimpse/collector/locate"
 	"github.com/glimpse-analytics/glimpse/collector/session"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
@@ -130,8 +129,7 @@ func serveCommand() *command {
 			if err != nil {
 				return err
 			}
-			statsRoutes := stats.Routes()
-			emailSign, emailPrefixes, runEmailOptOuts, err := emailEndpoints(ctx, o, sites, conn, writer, proxies, set, log)
+			emailRoutes, emailPrefixes, runEmailOptOuts, err := emailEndpoints(ctx, o, sites, conn, writer, proxies, set, log)
 			if err != nil {
 				return err
 			}
@@ -142,35 +140,37 @@ func serveCommand() *command {
 			sessions := session.NewCache(session.CacheConfig{MaxSessions: maxSess})
 			writer.WriteSessions(sessions)
 			srv, err := collector.New(collector.Options{
-				Sites: sites, Writer: writer, Conn: conn, Geo: geo, Proxies: proxies, Metrics: set, Log: log,
+				Sites: sites, Writer: writer, Geo: geo, Proxies: proxies, Metrics: set, Log: log,
 				RateLimit: rateLimit, Salts: salts, Sessions: sessions,
-				Prefixes: emailPrefixes,
-				Routes: map[string]fasthttp.RequestHandler{
-					beacon.ScriptPath: beacon.NewScript().Handler,
-					beacon.OptOutPath: optOut.Handler,
-					email.SignPath:    emailSign,
-
-					api.PathRealtime:   statsRoutes[api.PathRealtime],
-					api.PathAggregate:  statsRoutes[api.PathAggregate],
-					api.PathTimeseries: statsRoutes[api.PathTimeseries],
-					api.PathBreakdown:  statsRoutes[api.PathBreakdown],
-				},
 			})
 			if err != nil {
 				return err
 			}
+			m := newMux(srv.NotFound)
+			health := collector.NewHealth(conn, writer)
+			m.handle(map[string]fasthttp.RequestHandler{
+				"/metrics": metricsHandler(set),
+				"/healthz": health.Healthz,
+				"/readyz":  health.Readyz,
+			})
+			m.handle(srv.Routes())
+			m.handle(beacon.NewScript().Routes())
+			m.handle(optOut.Routes())
+			m.handle(emailRoutes)
+			m.handlePrefixes(emailPrefixes)
+			m.handle(stats.Routes())
+			m.handle(subject.New(subject.Options{Conn: conn, Sites: sites, Pending: writer}).Routes(log.With("component", "subject-api")))
 			if demo {
 				pages, err := demoRoutes(sites.Sites[0].Domain)
 				if err != nil {
 					return err
 				}
-				srv.AddRoutes(pages)
+				m.handle(pages)
 			}
-			stopDash, err := serveDashboard(sites, stats, srv, dashAddr, o.Listen, stdout, log)
+			stopDash, err := serveDashboard(sites, stats, m, dashAddr, o.Listen, stdout, log)
 			if err != nil {
 				return err
 			}
-			srv.AddRoutes(subject.New(subject.Options{Conn: conn, Sites: sites, Pending: writer}).Routes(log.With("component", "subject-api")))
 			if debugAddr != "" {
 				go func() {
 					if err := http.ListenAndServe(debugAddr, nil); err != nil {
@@ -191,7 +191,7 @@ func serveCommand() *command {
 			if err != nil {
 				return fmt.Errorf("cannot listen on %s (set --listen): %w", o.Listen, err)
 			}
-			hs := collector.HTTPServer("glimpse", srv.Handler)
+			hs := collector.HTTPServer("glimpse", m.serve)
 			hs.ErrorHandler, hs.Logger = srv.ErrorHandler, collector.HTTPLogger{Log: log}
 			errc := make(chan error, 1)
 			go func() { errc <- hs.Serve(ln) }()

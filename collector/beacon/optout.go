@@ -88,6 +88,11 @@ func webOrigin(scheme, host string) string {
 	return scheme + "://" + host
 }
 
+// Routes returns the page's handler by exact path, for the mux.
+func (p *OptOut) Routes() map[string]fasthttp.RequestHandler {
+	return map[string]fasthttp.RequestHandler{OptOutPath: p.Handler}
+}
+
 // Handler answers /optout.
 func (p *OptOut) Handler(ctx *fasthttp.RequestCtx) {
 	site := p.sites.Lookup(ctx.QueryArgs().Peek("site"))

@@ -71,6 +71,11 @@ func Gzip(b []byte) []byte {
 	return buf.Bytes()
 }
 
+// Routes returns the script's handler by exact path, for the mux.
+func (s *Script) Routes() map[string]fasthttp.RequestHandler {
+	return map[string]fasthttp.RequestHandler{ScriptPath: s.Handler}
+}
+
 // Handler answers GET and HEAD /js/glimpse.js.
 func (s *Script) Handler(ctx *fasthttp.RequestCtx) {
 	if !ctx.IsGet() && !ctx.IsHead() {

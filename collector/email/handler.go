@@ -106,8 +106,8 @@ func New(o Options) (*Handlers, error) {
 	return h, nil
 }
 
-// Prefixes returns the token endpoints by path prefix
-// (collector.Options.Prefixes).
+// Prefixes returns the token endpoints by path prefix, for the mux of
+// glimpse serve.
 func (h *Handlers) Prefixes() map[string]fasthttp.RequestHandler {
 	return map[string]fasthttp.RequestHandler{
 		OpenPrefix:   h.ServeOpen,
@@ -116,7 +116,7 @@ func (h *Handlers) Prefixes() map[string]fasthttp.RequestHandler {
 	}
 }
 
-// Routes returns the exact-path endpoints (collector.Options.Routes).
+// Routes returns the exact-path endpoints, for the mux of glimpse serve.
 func (h *Handlers) Routes() map[string]fasthttp.RequestHandler {
 	return map[string]fasthttp.RequestHandler{SignPath: h.ServeSign}
 }

@@ -21,7 +21,7 @@ const (
 	PathErase  = "/api/v1/subject/erase"
 )
 
-// Routes returns the handlers by path.
+// Routes returns the handlers by exact path, for the mux of glimpse serve.
 func (s *Service) Routes(log *slog.Logger) map[string]fasthttp.RequestHandler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
