@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -16,14 +15,6 @@ import (
 	"github.com/glimpse-analytics/glimpse/dashboards"
 	"github.com/glimpse-analytics/glimpse/internal/config"
 )
-
-// dashboardFlag is serve's --dashboard-listen, with its environment
-// fallback GLIMPSE_DASHBOARD_LISTEN; empty: the dashboard is served on the
-// main listener under /dashboard/.
-func dashboardFlagDefault() string { return os.Getenv("GLIMPSE_DASHBOARD_LISTEN") }
-
-const dashboardFlagUsage = "separate address for the web dashboard (keep it internal while ingest is public); " +
-	"empty: served on --listen under /dashboard/ (env GLIMPSE_DASHBOARD_LISTEN)"
 
 // serveDashboard builds the dashboard and serves it: on its own listener
 // when addr is set, otherwise on the main listener's mux m. The returned stop closes

@@ -30,7 +30,7 @@ func emailCommand() *command {
 	return &command{
 		name:  "email",
 		usage: "mint signed email links and pixels: email link|pixel|rewrite (see glimpse email -h)",
-		run: func(_ context.Context, o *Options, gfs *flag.FlagSet, args []string, stdout io.Writer, log *slog.Logger) error {
+		run: func(_ context.Context, o *globalOptions, gfs *flag.FlagSet, args []string, stdout io.Writer, log *slog.Logger) error {
 			return runEmail(o, gfs, args, os.Stdin, stdout, log)
 		},
 	}
@@ -41,7 +41,7 @@ var emailUsage = `usage: glimpse email <link|pixel|rewrite> [flags]
   pixel    print the <img> tag of an open pixel
   rewrite  read an HTML email on stdin, write it with tracked links and the pixel to stdout`
 
-func runEmail(o *Options, gfs *flag.FlagSet, args []string, stdin io.Reader, stdout io.Writer, log *slog.Logger) error {
+func runEmail(o *globalOptions, gfs *flag.FlagSet, args []string, stdin io.Reader, stdout io.Writer, log *slog.Logger) error {
 	if len(args) == 0 {
 		return errors.New(emailUsage)
 	}
@@ -53,8 +53,8 @@ func runEmail(o *Options, gfs *flag.FlagSet, args []string, stdin io.Reader, std
 	}
 	fs := flag.NewFlagSet("glimpse email "+sub, flag.ContinueOnError)
 	fs.SetOutput(gfs.Output())
-	var g Options
-	globalFlags(fs, &g) // global flags may also follow the sub-command
+	var g globalOptions
+	g.register(fs) // global flags may also follow the sub-command
 	var site, campaign, dest, recipient, ttl string
 	var optOut bool
 	fs.StringVar(&site, "site", "", "site domain from the sites file (required)")
@@ -142,7 +142,7 @@ func runEmail(o *Options, gfs *flag.FlagSet, args []string, stdin io.Reader, std
 // opt-out refresh loop to run in the background. Without
 // email.signing_keys in the sites file the endpoints are off: sign
 // answers 404 and no prefix is served.
-func emailEndpoints(ctx context.Context, o *Options, sites *config.File, conn driver.Conn, writer *sink.Writer,
+func emailEndpoints(ctx context.Context, o *globalOptions, sites *config.File, conn driver.Conn, writer *sink.Writer,
 	proxies locate.TrustedProxies, set *metrics.Set, log *slog.Logger) (routes, prefixes map[string]fasthttp.RequestHandler, run func(context.Context), err error) {
 	if len(sites.Email.SigningKeys) == 0 {
 		log.Info("email tracking off: no email.signing_keys in the sites file")

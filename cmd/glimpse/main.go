@@ -35,7 +35,7 @@ func main() {
 type command struct {
 	name  string
 	usage string
-	run   func(ctx context.Context, o *Options, fs *flag.FlagSet, args []string, stdout io.Writer, log *slog.Logger) error
+	run   func(ctx context.Context, o *globalOptions, fs *flag.FlagSet, args []string, stdout io.Writer, log *slog.Logger) error
 	flags func(fs *flag.FlagSet) // subcommand-specific flags, may be nil
 }
 
@@ -73,8 +73,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fs := flag.NewFlagSet("glimpse "+cmd.name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var o Options
-	globalFlags(fs, &o)
+	var o globalOptions
+	o.register(fs)
 	if cmd.flags != nil {
 		cmd.flags(fs)
 	}
@@ -102,7 +102,7 @@ func versionCommand() *command {
 	return &command{
 		name:  "version",
 		usage: "print the version",
-		run: func(_ context.Context, _ *Options, _ *flag.FlagSet, _ []string, stdout io.Writer, _ *slog.Logger) error {
+		run: func(_ context.Context, _ *globalOptions, _ *flag.FlagSet, _ []string, stdout io.Writer, _ *slog.Logger) error {
 			rev := ""
 			if bi, ok := debug.ReadBuildInfo(); ok {
 				for _, s := range bi.Settings {

@@ -22,7 +22,7 @@ func migrateCommand() *command {
 			fs.StringVar(&cluster, "cluster", "", "render for a ClickHouse cluster: ON CLUSTER NAME, Replicated*/Distributed engines")
 			fs.BoolVar(&print, "print", false, "print the rendered SQL of every migration instead of applying it")
 		},
-		run: func(ctx context.Context, o *Options, _ *flag.FlagSet, _ []string, stdout io.Writer, log *slog.Logger) error {
+		run: func(ctx context.Context, o *globalOptions, _ *flag.FlagSet, _ []string, stdout io.Writer, log *slog.Logger) error {
 			opts, err := chconn.ParseDSN(o.ClickHouse)
 			if err != nil {
 				return err

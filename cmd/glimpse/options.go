@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -12,26 +13,32 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/internal/chconn"
 	"github.com/glimpse-analytics/glimpse/internal/config"
+	"github.com/glimpse-analytics/glimpse/internal/storage/retention"
 )
 
-// Options are the global flags every subcommand takes. Each has an
+// Each subsystem's settings are one options struct whose register method
+// binds every flag straight into a field, with the flag's one default:
+// globalOptions here (every command), retentionOptions (prune and serve),
+// and serve's own in serve_options.go.
+
+// globalOptions are the global flags every command takes. Each has an
 // environment fallback; a flag given on the command line wins.
-type Options struct {
-	Config         string // --config, GLIMPSE_CONFIG: the sites YAML file
-	ClickHouse     string // --clickhouse, GLIMPSE_CLICKHOUSE: native-protocol DSN
-	Listen         string // --listen, GLIMPSE_LISTEN: ingest listener address
-	GeoIP          string // --geoip, GLIMPSE_GEOIP: GeoIP2/GeoLite2 City or Country .mmdb (optional)
-	TrustedProxies string // --trusted-proxies, GLIMPSE_TRUSTED_PROXIES: comma-separated CIDRs
-	PublicURL      string // --public-url, GLIMPSE_PUBLIC_URL: the collector's public base URL
-	SpoolDir       string // --spool-dir, GLIMPSE_SPOOL_DIR: the durable spool directory
-	LogLevel       string // --log-level, GLIMPSE_LOG_LEVEL: debug, info, warn or error
+type globalOptions struct {
+	Config         string // the sites YAML file
+	ClickHouse     string // native-protocol DSN
+	Listen         string // main listener address
+	GeoIP          string // GeoIP2/GeoLite2 City or Country .mmdb (optional)
+	TrustedProxies string // comma-separated CIDRs
+	PublicURL      string // the collector's public base URL
+	SpoolDir       string // the durable spool directory
+	LogLevel       string // debug, info, warn or error
 	ShutdownWait   time.Duration
 }
 
-// globalFlags registers the global flags on fs. Defaults come from the
+// register binds the global flags on fs. Defaults come from the
 // environment when set, so the flag wins over the environment, which wins
 // over the built-in default.
-func globalFlags(fs *flag.FlagSet, o *Options) {
+func (o *globalOptions) register(fs *flag.FlagSet) {
 	str := func(p *string, name, env, def, usage string) {
 		if v, ok := os.LookupEnv(env); ok {
 			def = v
@@ -57,10 +64,18 @@ func globalFlags(fs *flag.FlagSet, o *Options) {
 	fs.DurationVar(&o.ShutdownWait, "shutdown-timeout", wait, "how long a stopping server may take to drain and flush (env GLIMPSE_SHUTDOWN_TIMEOUT)")
 }
 
-// publicURL returns --public-url or one derived from --listen.
+func (o *globalOptions) validate() error {
+	switch o.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", o.LogLevel)
+	}
+	return nil
+}
+
 // sitesAndConn loads the sites file and connects to ClickHouse, for the
 // commands that work on stored data; the caller closes the connection.
-func (o *Options) sitesAndConn(ctx context.Context) (*config.File, driver.Conn, error) {
+func (o *globalOptions) sitesAndConn(ctx context.Context) (*config.File, driver.Conn, error) {
 	sites, err := config.Load(o.Config)
 	if err != nil {
 		return nil, nil, err
@@ -72,7 +87,8 @@ func (o *Options) sitesAndConn(ctx context.Context) (*config.File, driver.Conn, 
 	return sites, conn, nil
 }
 
-func (o *Options) publicURL() string {
+// publicURL returns --public-url or one derived from --listen.
+func (o *globalOptions) publicURL() string {
 	if o.PublicURL != "" {
 		return strings.TrimRight(o.PublicURL, "/")
 	}
@@ -80,7 +96,7 @@ func (o *Options) publicURL() string {
 }
 
 // proxies splits --trusted-proxies.
-func (o *Options) proxies() []string {
+func (o *globalOptions) proxies() []string {
 	var out []string
 	for _, p := range strings.Split(o.TrustedProxies, ",") {
 		if p = strings.TrimSpace(p); p != "" {
@@ -90,11 +106,32 @@ func (o *Options) proxies() []string {
 	return out
 }
 
-func (o *Options) validate() error {
-	switch o.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		return fmt.Errorf("--log-level %q: want debug, info, warn or error", o.LogLevel)
+// retentionOptions are the retention job's settings, for prune and for
+// serve's daily run.
+type retentionOptions struct {
+	rollupMonths int
+	noJob        bool // serve only
+}
+
+func (o *retentionOptions) register(fs *flag.FlagSet) {
+	fs.IntVar(&o.rollupMonths, "rollup-retention-months", retention.DefaultRollupMonths,
+		"months the hourly rollups (aggregates, no identifiers) are kept; raw tables follow each site's privacy.retention_months; -1: for ever")
+}
+
+// registerJob binds serve's switch of the daily job.
+func (o *retentionOptions) registerJob(fs *flag.FlagSet) {
+	fs.BoolVar(&o.noJob, "no-prune", false, "do not run the daily retention job (glimpse prune) inside serve")
+}
+
+func (o *retentionOptions) options(conn driver.Conn, sites *config.File, log *slog.Logger) retention.Options {
+	return retention.Options{Conn: conn, Sites: sites, RollupMonths: o.rollupMonths, Log: log.With("component", "retention")}
+}
+
+// startDaily runs the retention job inside serve: a first run a minute
+// after start, then one a day.
+func (o *retentionOptions) startDaily(ctx context.Context, conn driver.Conn, sites *config.File, log *slog.Logger) {
+	if o.noJob {
+		return
 	}
-	return nil
+	go retention.RunDaily(ctx, o.options(conn, sites, log), time.Minute)
 }

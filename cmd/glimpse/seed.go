@@ -32,7 +32,7 @@ func seedCommand() *command {
 			fs.Uint64Var(&rng, "seed", 1, "random seed: the same seed and --end write the same rows")
 			fs.StringVar(&end, "end", "", "exclusive end day YYYY-MM-DD (UTC); default tomorrow, so today is included")
 		},
-		run: func(ctx context.Context, o *Options, _ *flag.FlagSet, _ []string, stdout io.Writer, log *slog.Logger) error {
+		run: func(ctx context.Context, o *globalOptions, _ *flag.FlagSet, _ []string, stdout io.Writer, log *slog.Logger) error {
 			var endT time.Time
 			if end != "" {
 				var err error

@@ -7,10 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	_ "net/http/pprof" // profiles on --debug-listen only
-	"os"
-	"runtime/debug"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -36,195 +32,118 @@ import (
 var _ sink.EndedSource = (*session.Cache)(nil)
 
 func serveCommand() *command {
-	var (
-		noMigrate bool
-		sinkMode  string
-		batchSize int
-		interval  time.Duration
-		sessEvery time.Duration
-		queueSize int
-		memLimit  int
-		spool     spoolFlags
-		retain    retentionFlags
-		rateLimit int
-		maxSess   int
-		debugAddr string
-		demo      bool
-		shared    bool
-		dashAddr  string
-	)
+	var o serveOptions
 	return &command{
 		name:  "serve",
 		usage: "run the collector: ingest endpoints, metrics, health and readiness",
-		flags: func(fs *flag.FlagSet) {
-			fs.BoolVar(&noMigrate, "no-migrate", false, "do not apply pending migrations at start-up")
-			fs.StringVar(&sinkMode, "sink", "clickhouse", "where events go: clickhouse, or discard (for benchmarks: dequeued and dropped)")
-			fs.IntVar(&batchSize, "batch-size", 10000, "rows per insert: a batch is flushed when it has this many")
-			fs.DurationVar(&interval, "flush-interval", time.Second, "a non-empty batch is flushed at least this often")
-			fs.DurationVar(&sessEvery, "session-flush-interval", 10*time.Second, "session updates are written at least this often; updates of one session in between fold into one")
-			fs.IntVar(&queueSize, "queue-size", 10000, "events waiting for the writer; when full, events are answered 503")
-			fs.BoolVar(&shared, "shared-salts", false, "share the daily visitor-id salts with other instances through ClickHouse (the salts table, rows deleted after 48 h); default: in memory only")
-			fs.BoolVar(&demo, "demo", false, "also serve a demo site under /demo/ that embeds the beacon for the first configured site (make run uses it)")
-			fs.StringVar(&dashAddr, "dashboard-listen", dashboardFlagDefault(), dashboardFlagUsage)
-			fs.StringVar(&debugAddr, "debug-listen", "", "address for Go's pprof profiles (keep it on loopback); empty: off")
-			fs.IntVar(&rateLimit, "rate-limit", collector.DefaultRateLimit, "events one visitor may send per second; more are dropped (reason rate-limit); -1: no limit")
-			fs.IntVar(&maxSess, "max-sessions", collector.DefaultMaxSessions, "live sessions held in memory (230 to 460 bytes each); when full, a new session ends the least recently seen of a few (glimpse_sessions_evicted_total)")
-			spool.register(fs)
-			retain.register(fs)
-			fs.BoolVar(&retain.noJob, "no-prune", false, "do not run the daily retention job (glimpse prune) inside serve")
-			fs.IntVar(&memLimit, "memory-limit-mb", 96, "soft memory limit for the Go heap in MiB (the GC works harder near it); 0: none. GOMEMLIMIT wins when set")
-		},
-		run: func(ctx context.Context, o *Options, _ *flag.FlagSet, _ []string, stdout io.Writer, log *slog.Logger) error {
-			if sinkMode != "clickhouse" && sinkMode != "discard" {
-				return fmt.Errorf("--sink %q: want clickhouse or discard", sinkMode)
-			}
-			if maxSess < 1 {
-				return fmt.Errorf("--max-sessions %d: want at least 1", maxSess)
-			}
-			if _, set := os.LookupEnv("GOMEMLIMIT"); !set && memLimit > 0 {
-				debug.SetMemoryLimit(int64(memLimit) << 20)
-			}
-			sites, err := config.Load(o.Config)
-			if err != nil {
-				return err
-			}
-			optOut, err := beacon.NewOptOut(beacon.OptOutOptions{PublicURL: o.publicURL(), Sites: sites})
-			if err != nil {
-				return err
-			}
-			proxies, err := locate.ParseTrustedProxies(o.proxies())
-			if err != nil {
-				return fmt.Errorf("--trusted-proxies: %w", err)
-			}
-			var geo *locate.Geo
-			if o.GeoIP != "" {
-				if geo, err = locate.Open(o.GeoIP); err != nil {
-					return fmt.Errorf("--geoip: %w", err)
-				}
-				defer geo.Close()
-			}
-			conn, err := chconn.Open(ctx, o.ClickHouse)
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			if !noMigrate {
-				dsn, _ := chconn.ParseDSN(o.ClickHouse)
-				if _, err := migrations.NewRunner(conn, migrations.Target{Database: dsn.Auth.Database}, nil, log).Apply(ctx); err != nil {
-					return err
-				}
-			}
-			set := metrics.NewSet()
-			wopts := sink.Options{
-				Conn: conn, Discard: sinkMode == "discard", BatchSize: batchSize, Interval: interval, QueueSize: queueSize,
-				SessionInterval: sessEvery,
-				Metrics:         set, Log: log.With("component", "sink"),
-			}
-			spool.apply(&wopts, o.SpoolDir)
-			writer, err := sink.Open(wopts)
-			if err != nil {
-				return fmt.Errorf("--spool-dir: %w", err)
-			}
-			stats, err := api.New(api.Options{Engine: aggregator.New(aggregator.Options{Conn: conn}), Sites: sites, Log: log.With("component", "stats-api")})
-			if err != nil {
-				return err
-			}
-			emailRoutes, emailPrefixes, runEmailOptOuts, err := emailEndpoints(ctx, o, sites, conn, writer, proxies, set, log)
-			if err != nil {
-				return err
-			}
-			salts, err := newSalts(ctx, shared, conn, log)
-			if err != nil {
-				return err
-			}
-			sessions := session.NewCache(session.CacheConfig{MaxSessions: maxSess})
-			writer.WriteSessions(sessions)
-			srv, err := collector.New(collector.Options{
-				Sites: sites, Writer: writer, Geo: geo, Proxies: proxies, Metrics: set, Log: log,
-				RateLimit: rateLimit, Salts: salts, Sessions: sessions,
-			})
-			if err != nil {
-				return err
-			}
-			m := newMux(srv.NotFound)
-			health := collector.NewHealth(conn, writer)
-			m.handle(map[string]fasthttp.RequestHandler{
-				"/metrics": metricsHandler(set),
-				"/healthz": health.Healthz,
-				"/readyz":  health.Readyz,
-			})
-			m.handle(srv.Routes())
-			m.handle(beacon.NewScript().Routes())
-			m.handle(optOut.Routes())
-			m.handle(emailRoutes)
-			m.handlePrefixes(emailPrefixes)
-			m.handle(stats.Routes())
-			m.handle(subject.New(subject.Options{Conn: conn, Sites: sites, Pending: writer}).Routes(log.With("component", "subject-api")))
-			if demo {
-				pages, err := demoRoutes(sites.Sites[0].Domain)
-				if err != nil {
-					return err
-				}
-				m.handle(pages)
-			}
-			stopDash, err := serveDashboard(sites, stats, m, dashAddr, o.Listen, stdout, log)
-			if err != nil {
-				return err
-			}
-			if debugAddr != "" {
-				go func() {
-					if err := http.ListenAndServe(debugAddr, nil); err != nil {
-						log.Error("debug listener failed", "err", err)
-					}
-				}()
-			}
-			bg, stopBG := context.WithCancel(context.Background())
-			defer stopBG()
-			go srv.Run(bg)
-			if shared {
-				go identity.RunStorePrune(bg, conn, time.Now, func(err error) { log.Warn("cannot prune shared salts", "err", err) })
-			}
-			retain.startDaily(bg, conn, sites, log)
-			go runEmailOptOuts(bg)
-
-			ln, err := net.Listen("tcp", o.Listen)
-			if err != nil {
-				return fmt.Errorf("cannot listen on %s (set --listen): %w", o.Listen, err)
-			}
-			hs := collector.HTTPServer("glimpse", m.serve)
-			hs.ErrorHandler, hs.Logger = srv.ErrorHandler, collector.HTTPLogger{Log: log}
-			errc := make(chan error, 1)
-			go func() { errc <- hs.Serve(ln) }()
-			log.Info("serving", "listen", ln.Addr().String(), "sites", len(sites.Sites), "sink", sinkMode, "geo", geo != nil)
-			fmt.Fprintf(stdout, "glimpse is serving on http://%s\n", ln.Addr())
-			var serveErr error
-			select {
-			case serveErr = <-errc:
-				serveErr = fmt.Errorf("listener failed: %w", serveErr)
-			case <-ctx.Done():
-			}
-			// Shutdown in order: stop the listener and wait for handlers,
-			// then close the queues, drain and flush under a fresh deadline.
-			log.Info("stopping: closing the listener")
-			sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownWait)
-			defer cancel()
-			if err := hs.ShutdownWithContext(sctx); err != nil {
-				log.Warn("listener did not stop cleanly", "err", err)
-			}
-			stopDash(sctx)
-			fctx, fcancel := context.WithTimeout(context.Background(), o.ShutdownWait)
-			defer fcancel()
-			lost, err := writer.Close(fctx)
-			if err != nil {
-				log.Error("final flush incomplete", "err", err)
-			}
-			if lost > 0 {
-				log.Error("rows lost at shutdown", "rows", lost)
-			}
-			log.Info("stopped", "rows_lost", lost)
-			return serveErr
+		flags: o.register,
+		run: func(ctx context.Context, g *globalOptions, _ *flag.FlagSet, _ []string, stdout io.Writer, log *slog.Logger) error {
+			return serve(ctx, g, &o, stdout, log)
 		},
 	}
+}
+
+// server is a running glimpse serve: the parts main builds and wires.
+type server struct {
+	g       *globalOptions
+	o       *serveOptions
+	log     *slog.Logger
+	sites   *config.File
+	geo     *locate.Geo
+	proxies locate.TrustedProxies
+	conn    driver.Conn
+	metrics *metrics.Set
+	writer  *sink.Writer
+	ingest  *collector.Server
+	mux     *mux
+	// jobs run in the background until the listeners have stopped.
+	jobs     []func(context.Context)
+	stopDash func(context.Context)
+}
+
+// serve runs the collector until ctx ends: it checks the local inputs
+// before it connects to ClickHouse, builds the parts, routes them and
+// serves.
+func serve(ctx context.Context, g *globalOptions, o *serveOptions, stdout io.Writer, log *slog.Logger) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	o.memory.apply()
+	s := &server{g: g, o: o, log: log, metrics: metrics.NewSet()}
+	var err error
+	if s.sites, err = config.Load(g.Config); err != nil {
+		return err
+	}
+	optOut, err := beacon.NewOptOut(beacon.OptOutOptions{PublicURL: g.publicURL(), Sites: s.sites})
+	if err != nil {
+		return err
+	}
+	if s.proxies, err = locate.ParseTrustedProxies(g.proxies()); err != nil {
+		return fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	if g.GeoIP != "" {
+		if s.geo, err = locate.Open(g.GeoIP); err != nil {
+			return fmt.Errorf("--geoip: %w", err)
+		}
+		defer s.geo.Close()
+	}
+	if s.conn, err = openStore(ctx, g.ClickHouse, o.noMigrate, log); err != nil {
+		return err
+	}
+	defer s.conn.Close()
+	if err := s.build(ctx); err != nil {
+		return err
+	}
+	if err := s.route(ctx, optOut, stdout); err != nil {
+		return err
+	}
+	return s.run(ctx, stdout)
+}
+
+// openStore connects to ClickHouse and applies the pending migrations,
+// unless noMigrate.
+func openStore(ctx context.Context, dsn string, noMigrate bool, log *slog.Logger) (driver.Conn, error) {
+	conn, err := chconn.Open(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	if !noMigrate {
+		d, _ := chconn.ParseDSN(dsn)
+		if _, err := migrations.NewRunner(conn, migrations.Target{Database: d.Auth.Database}, nil, log).Apply(ctx); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	}
+	return conn, nil
+}
+
+// build makes the ingest side: the writer, the session cache it writes
+// and the salts, and the collector that feeds the cache and the writer.
+func (s *server) build(ctx context.Context) error {
+	var err error
+	if s.writer, err = s.o.writer.open(s.conn, s.g.SpoolDir, s.metrics, s.log); err != nil {
+		return err
+	}
+	salts, err := newSalts(ctx, s.o.sharedSalts, s.conn, s.log)
+	if err != nil {
+		return err
+	}
+	if s.o.sharedSalts {
+		s.jobs = append(s.jobs, func(ctx context.Context) {
+			identity.RunStorePrune(ctx, s.conn, time.Now, func(err error) { s.log.Warn("cannot prune shared salts", "err", err) })
+		})
+	}
+	sessions := session.NewCache(s.o.sessions.cache)
+	s.writer.WriteSessions(sessions)
+	s.ingest, err = collector.New(collector.Options{
+		Sites: s.sites, Writer: s.writer, Geo: s.geo, Proxies: s.proxies, Metrics: s.metrics, Log: s.log,
+		RateLimit: s.o.sessions.rateLimit, Salts: salts, Sessions: sessions,
+	})
+	if err != nil {
+		return err
+	}
+	s.jobs = append(s.jobs, s.ingest.Run)
+	return nil
 }
 
 // newSalts returns the daily visitor-id salts: shared through ClickHouse
@@ -238,4 +157,96 @@ func newSalts(ctx context.Context, shared bool, conn driver.Conn, log *slog.Logg
 		return nil, fmt.Errorf("--shared-salts: %w", err)
 	}
 	return salts, nil
+}
+
+// route builds the main listener's mux: the process's /metrics, /healthz
+// and /readyz, then every component's endpoints. The dashboard goes on
+// the mux, or on its own listener with --dashboard-listen.
+func (s *server) route(ctx context.Context, optOut *beacon.OptOut, stdout io.Writer) error {
+	stats, err := api.New(api.Options{Engine: aggregator.New(aggregator.Options{Conn: s.conn}), Sites: s.sites, Log: s.log.With("component", "stats-api")})
+	if err != nil {
+		return err
+	}
+	emailRoutes, emailPrefixes, runOptOuts, err := emailEndpoints(ctx, s.g, s.sites, s.conn, s.writer, s.proxies, s.metrics, s.log)
+	if err != nil {
+		return err
+	}
+	s.jobs = append(s.jobs, runOptOuts)
+	health := collector.NewHealth(s.conn, s.writer)
+	s.mux = newMux(s.ingest.NotFound)
+	s.mux.handle(map[string]fasthttp.RequestHandler{
+		"/metrics": metricsHandler(s.metrics),
+		"/healthz": health.Healthz,
+		"/readyz":  health.Readyz,
+	})
+	s.mux.handle(s.ingest.Routes())
+	s.mux.handle(beacon.NewScript().Routes())
+	s.mux.handle(optOut.Routes())
+	s.mux.handle(emailRoutes)
+	s.mux.handlePrefixes(emailPrefixes)
+	s.mux.handle(stats.Routes())
+	s.mux.handle(subject.New(subject.Options{Conn: s.conn, Sites: s.sites, Pending: s.writer}).Routes(s.log.With("component", "subject-api")))
+	if s.o.demo {
+		pages, err := demoRoutes(s.sites.Sites[0].Domain)
+		if err != nil {
+			return err
+		}
+		s.mux.handle(pages)
+	}
+	s.stopDash, err = serveDashboard(s.sites, stats, s.mux, s.o.dashboard.listen, s.g.Listen, stdout, s.log)
+	return err
+}
+
+// run serves the main listener, with the background jobs, until ctx ends
+// or the listener fails; then it stops.
+func (s *server) run(ctx context.Context, stdout io.Writer) error {
+	s.o.debug.start(s.log)
+	bg, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+	for _, job := range s.jobs {
+		go job(bg)
+	}
+	s.o.retention.startDaily(bg, s.conn, s.sites, s.log)
+
+	ln, err := net.Listen("tcp", s.g.Listen)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s (set --listen): %w", s.g.Listen, err)
+	}
+	hs := collector.HTTPServer("glimpse", s.mux.serve)
+	hs.ErrorHandler, hs.Logger = s.ingest.ErrorHandler, collector.HTTPLogger{Log: s.log}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	s.log.Info("serving", "listen", ln.Addr().String(), "sites", len(s.sites.Sites), "sink", s.o.writer.mode, "geo", s.geo != nil)
+	fmt.Fprintf(stdout, "glimpse is serving on http://%s\n", ln.Addr())
+	var serveErr error
+	select {
+	case serveErr = <-errc:
+		serveErr = fmt.Errorf("listener failed: %w", serveErr)
+	case <-ctx.Done():
+	}
+	s.stop(hs)
+	return serveErr
+}
+
+// stop shuts down in order: stop the listeners and wait for their
+// handlers, then close the writer's queues, drain and flush under a fresh
+// deadline.
+func (s *server) stop(hs *fasthttp.Server) {
+	s.log.Info("stopping: closing the listener")
+	sctx, cancel := context.WithTimeout(context.Background(), s.g.ShutdownWait)
+	defer cancel()
+	if err := hs.ShutdownWithContext(sctx); err != nil {
+		s.log.Warn("listener did not stop cleanly", "err", err)
+	}
+	s.stopDash(sctx)
+	fctx, fcancel := context.WithTimeout(context.Background(), s.g.ShutdownWait)
+	defer fcancel()
+	lost, err := s.writer.Close(fctx)
+	if err != nil {
+		s.log.Error("final flush incomplete", "err", err)
+	}
+	if lost > 0 {
+		s.log.Error("rows lost at shutdown", "rows", lost)
+	}
+	s.log.Info("stopped", "rows_lost", lost)
 }

@@ -22,7 +22,7 @@ func subjectCommand() *command {
 			fs.StringVar(&uid, "uid", "", "the user id the site sent as uid (hashed with the site's subject_key before lookup)")
 			fs.StringVar(&format, "format", subject.JSONLines, "export format: jsonl or csv")
 		},
-		run: func(ctx context.Context, o *Options, fs *flag.FlagSet, args []string, stdout io.Writer, log *slog.Logger) error {
+		run: func(ctx context.Context, o *globalOptions, fs *flag.FlagSet, args []string, stdout io.Writer, log *slog.Logger) error {
 			if len(args) == 0 {
 				return errors.New("want export or erase, e.g. glimpse subject export --site example.com --uid user-42")
 			}

@@ -25,7 +25,7 @@ func userCommand() *command {
 	return &command{
 		name:  "user",
 		usage: "print a dashboard user's lines for the sites file: user add --email ... (password on stdin)",
-		run: func(_ context.Context, _ *Options, gfs *flag.FlagSet, args []string, stdout io.Writer, _ *slog.Logger) error {
+		run: func(_ context.Context, _ *globalOptions, gfs *flag.FlagSet, args []string, stdout io.Writer, _ *slog.Logger) error {
 			return runUser(gfs, args, os.Stdin, stdout)
 		},
 	}
@@ -44,8 +44,8 @@ func runUser(gfs *flag.FlagSet, args []string, stdin io.Reader, stdout io.Writer
 	}
 	fs := flag.NewFlagSet("glimpse user add", flag.ContinueOnError)
 	fs.SetOutput(gfs.Output())
-	var g Options
-	globalFlags(fs, &g) // accepted after the sub-command too; unused here
+	var g globalOptions
+	g.register(fs) // accepted after the sub-command too; unused here
 	var email, sites string
 	var argon bool
 	fs.StringVar(&email, "email", "", "the user's e-mail address, used to sign in (required)")

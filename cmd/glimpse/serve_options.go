@@ -1,0 +1,161 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	_ "net/http/pprof" // profiles on --debug-listen only
+	"os"
+	"runtime/debug"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/glimpse-analytics/glimpse/collector"
+	"github.com/glimpse-analytics/glimpse/collector/session"
+	"github.com/glimpse-analytics/glimpse/collector/sink"
+)
+
+// serveOptions are serve's flags beside the global ones, one struct per
+// subsystem.
+type serveOptions struct {
+	writer      writerOptions
+	sessions    sessionOptions
+	retention   retentionOptions
+	dashboard   dashboardOptions
+	debug       debugOptions
+	memory      memoryOptions
+	noMigrate   bool
+	sharedSalts bool
+	demo        bool
+}
+
+func (o *serveOptions) register(fs *flag.FlagSet) {
+	o.writer.register(fs)
+	o.sessions.register(fs)
+	o.retention.register(fs)
+	o.retention.registerJob(fs)
+	o.dashboard.register(fs)
+	o.debug.register(fs)
+	o.memory.register(fs)
+	fs.BoolVar(&o.noMigrate, "no-migrate", false, "do not apply pending migrations at start-up")
+	fs.BoolVar(&o.sharedSalts, "shared-salts", false, "share the daily visitor-id salts with other instances through ClickHouse (the salts table, rows deleted after 48 h); default: in memory only")
+	fs.BoolVar(&o.demo, "demo", false, "also serve a demo site under /demo/ that embeds the beacon for the first configured site (make run uses it)")
+}
+
+func (o *serveOptions) validate() error {
+	if err := o.writer.validate(); err != nil {
+		return err
+	}
+	return o.sessions.validate()
+}
+
+// writerOptions are the writer's settings (collector/sink). The flags are
+// bound into a sink.Options, but for the spool's sizes, given in MiB.
+type writerOptions struct {
+	sink           sink.Options
+	mode           string // --sink: clickhouse or discard
+	spoolMaxMB     int64
+	spoolSegmentMB int64
+}
+
+func (o *writerOptions) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.mode, "sink", "clickhouse", "where events go: clickhouse, or discard (for benchmarks: dequeued and dropped)")
+	fs.IntVar(&o.sink.BatchSize, "batch-size", 10000, "rows per insert: a batch is flushed when it has this many")
+	fs.DurationVar(&o.sink.Interval, "flush-interval", time.Second, "a non-empty batch is flushed at least this often")
+	fs.DurationVar(&o.sink.SessionInterval, "session-flush-interval", 10*time.Second, "session updates are written at least this often; updates of one session in between fold into one")
+	fs.IntVar(&o.sink.QueueSize, "queue-size", 10000, "events waiting for the writer; when full, events are answered 503")
+	fs.Int64Var(&o.spoolMaxMB, "spool-max-mb", 1024, "cap of the spool in MiB; at the cap new events are answered 503 (reason spool-full) and /readyz says degraded")
+	fs.DurationVar(&o.sink.SpoolSyncInterval, "spool-sync-interval", 200*time.Millisecond, "group commit: spooled events are fsynced at least this often")
+	fs.Int64Var(&o.spoolSegmentMB, "spool-segment-mb", 8, "spool segment size in MiB, the unit deleted once its rows are stored")
+	fs.DurationVar(&o.sink.MaxBackoff, "retry-max-backoff", 5*time.Second, "longest wait between retries of a failing spooled insert")
+}
+
+func (o *writerOptions) validate() error {
+	if o.mode != "clickhouse" && o.mode != "discard" {
+		return fmt.Errorf("--sink %q: want clickhouse or discard", o.mode)
+	}
+	return nil
+}
+
+// open opens the writer on conn, with a spool in spoolDir (--spool-dir,
+// a global flag) when it is set and in memory only otherwise.
+func (o *writerOptions) open(conn driver.Conn, spoolDir string, set *metrics.Set, log *slog.Logger) (*sink.Writer, error) {
+	so := o.sink
+	so.Conn, so.Discard, so.Metrics, so.Log = conn, o.mode == "discard", set, log.With("component", "sink")
+	so.SpoolDir, so.SpoolMaxBytes, so.SpoolSegmentBytes = spoolDir, o.spoolMaxMB<<20, o.spoolSegmentMB<<20
+	w, err := sink.Open(so)
+	if err != nil {
+		return nil, fmt.Errorf("--spool-dir: %w", err)
+	}
+	return w, nil
+}
+
+// sessionOptions are the session cache's settings and the per-visitor
+// rate limit it counts.
+type sessionOptions struct {
+	cache     session.CacheConfig
+	rateLimit int
+}
+
+func (o *sessionOptions) register(fs *flag.FlagSet) {
+	fs.IntVar(&o.cache.MaxSessions, "max-sessions", collector.DefaultMaxSessions, "live sessions held in memory (230 to 460 bytes each); when full, a new session ends the least recently seen of a few (glimpse_sessions_evicted_total)")
+	fs.IntVar(&o.rateLimit, "rate-limit", collector.DefaultRateLimit, "events one visitor may send per second; more are dropped (reason rate-limit); -1: no limit")
+}
+
+func (o *sessionOptions) validate() error {
+	if o.cache.MaxSessions < 1 {
+		return fmt.Errorf("--max-sessions %d: want at least 1", o.cache.MaxSessions)
+	}
+	return nil
+}
+
+// dashboardOptions say where the web dashboard is served.
+type dashboardOptions struct {
+	listen string // empty: on the main listener under /dashboard/
+}
+
+func (o *dashboardOptions) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.listen, "dashboard-listen", os.Getenv("GLIMPSE_DASHBOARD_LISTEN"),
+		"separate address for the web dashboard (keep it internal while ingest is public); "+
+			"empty: served on --listen under /dashboard/ (env GLIMPSE_DASHBOARD_LISTEN)")
+}
+
+// debugOptions say where Go's profiles are served.
+type debugOptions struct {
+	listen string // empty: nowhere
+}
+
+func (o *debugOptions) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.listen, "debug-listen", "", "address for Go's pprof profiles (keep it on loopback); empty: off")
+}
+
+// start serves net/http/pprof's handlers on the debug listener, if any.
+func (o *debugOptions) start(log *slog.Logger) {
+	if o.listen == "" {
+		return
+	}
+	go func() {
+		if err := http.ListenAndServe(o.listen, nil); err != nil {
+			log.Error("debug listener failed", "err", err)
+		}
+	}()
+}
+
+// memoryOptions bound the Go heap.
+type memoryOptions struct {
+	limitMB int
+}
+
+func (o *memoryOptions) register(fs *flag.FlagSet) {
+	fs.IntVar(&o.limitMB, "memory-limit-mb", 96, "soft memory limit for the Go heap in MiB (the GC works harder near it); 0: none. GOMEMLIMIT wins when set")
+}
+
+// apply sets the soft memory limit, unless GOMEMLIMIT did.
+func (o *memoryOptions) apply() {
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && o.limitMB > 0 {
+		debug.SetMemoryLimit(int64(o.limitMB) << 20)
+	}
+}
