@@ -51,8 +51,7 @@ func runEmail(o *globalOptions, gfs *flag.FlagSet, args []string, stdin io.Reade
 	default:
 		return fmt.Errorf("unknown email command %q\n%s", sub, emailUsage)
 	}
-	fs := flag.NewFlagSet("glimpse email "+sub, flag.ContinueOnError)
-	fs.SetOutput(gfs.Output())
+	fs := newFlagSet("glimpse email "+sub, gfs.Output())
 	var g globalOptions
 	g.register(fs) // global flags may also follow the sub-command
 	var site, campaign, dest, recipient, ttl string

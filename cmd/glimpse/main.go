@@ -36,7 +36,7 @@ type command struct {
 	name  string
 	usage string
 	run   func(ctx context.Context, o *globalOptions, fs *flag.FlagSet, args []string, stdout io.Writer, log *slog.Logger) error
-	flags func(fs *flag.FlagSet) // subcommand-specific flags, may be nil
+	flags func(fs *flagSet) // subcommand-specific flags, may be nil
 }
 
 func commands() []*command {
@@ -71,14 +71,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		usage()
 		return 2
 	}
-	fs := flag.NewFlagSet("glimpse "+cmd.name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("glimpse "+cmd.name, stderr)
 	var o globalOptions
 	o.register(fs)
 	if cmd.flags != nil {
 		cmd.flags(fs)
 	}
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := fs.parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
@@ -91,7 +90,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(o.LogLevel))
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	if err := cmd.run(ctx, &o, fs, fs.Args(), stdout, log); err != nil {
+	if err := cmd.run(ctx, &o, fs.FlagSet, fs.Args(), stdout, log); err != nil {
 		fmt.Fprintf(stderr, "glimpse %s: %v\n", cmd.name, err)
 		return 1
 	}

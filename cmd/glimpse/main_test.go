@@ -72,6 +72,31 @@ func TestEnvFallbackAndFlagWins(t *testing.T) {
 	}
 }
 
+// TestBadEnvFailsLikeABadFlag: an environment value that does not parse
+// fails every command with exit code 2 and a message naming the variable,
+// as the same value given as the flag does; the flag, when given, wins
+// over the variable and the command runs.
+func TestBadEnvFailsLikeABadFlag(t *testing.T) {
+	for _, cmd := range [][]string{{"migrate", "--print"}, {"version"}} {
+		_, flagErr, flagCode := apptest.Run(t, nil, append(cmd, "--shutdown-timeout", "abc")...)
+		_, envErr, envCode := apptest.Run(t, []string{"GLIMPSE_SHUTDOWN_TIMEOUT=abc"}, cmd...)
+		if flagCode != 2 || envCode != 2 {
+			t.Errorf("glimpse %v: exit code %d with the bad flag, %d with the bad variable; want 2 and 2", cmd, flagCode, envCode)
+		}
+		for _, want := range []string{`invalid value "abc"`, "Usage of glimpse " + cmd[0]} {
+			if !strings.Contains(flagErr, want) || !strings.Contains(envErr, want) {
+				t.Errorf("glimpse %v: want %q in both\nflag: %q\nenv: %q", cmd, want, flagErr, envErr)
+			}
+		}
+		if !strings.Contains(envErr, "GLIMPSE_SHUTDOWN_TIMEOUT") {
+			t.Errorf("glimpse %v: the message does not name the variable: %q", cmd, envErr)
+		}
+		if _, errOut, code := apptest.Run(t, []string{"GLIMPSE_SHUTDOWN_TIMEOUT=abc"}, append(cmd, "--shutdown-timeout", "5s")...); code != 0 {
+			t.Errorf("glimpse %v --shutdown-timeout 5s under a bad variable: code %d, %q; the flag should win", cmd, code, errOut)
+		}
+	}
+}
+
 func TestMigrateTwice(t *testing.T) {
 	db := chtest.New(t)
 	out, errOut, code := apptest.Run(t, nil, "migrate", "--clickhouse", db.DSN)

@@ -18,7 +18,7 @@ func migrateCommand() *command {
 	return &command{
 		name:  "migrate",
 		usage: "apply the ClickHouse schema migrations (--cluster NAME for a cluster, --print to show the SQL)",
-		flags: func(fs *flag.FlagSet) {
+		flags: func(fs *flagSet) {
 			fs.StringVar(&cluster, "cluster", "", "render for a ClickHouse cluster: ON CLUSTER NAME, Replicated*/Distributed engines")
 			fs.BoolVar(&print, "print", false, "print the rendered SQL of every migration instead of applying it")
 		},

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
@@ -21,8 +19,8 @@ import (
 // globalOptions here (every command), retentionOptions (prune and serve),
 // and serve's own in serve_options.go.
 
-// globalOptions are the global flags every command takes. Each has an
-// environment fallback; a flag given on the command line wins.
+// globalOptions are the global flags every command takes. Each falls
+// back to a GLIMPSE_* variable (flagSet).
 type globalOptions struct {
 	Config         string // the sites YAML file
 	ClickHouse     string // native-protocol DSN
@@ -35,33 +33,19 @@ type globalOptions struct {
 	ShutdownWait   time.Duration
 }
 
-// register binds the global flags on fs. Defaults come from the
-// environment when set, so the flag wins over the environment, which wins
-// over the built-in default.
-func (o *globalOptions) register(fs *flag.FlagSet) {
-	str := func(p *string, name, env, def, usage string) {
-		if v, ok := os.LookupEnv(env); ok {
-			def = v
-		}
-		fs.StringVar(p, name, def, usage+" (env "+env+")")
-	}
-	str(&o.Config, "config", "GLIMPSE_CONFIG", "glimpse.yaml", "sites file (YAML)")
-	str(&o.ClickHouse, "clickhouse", "GLIMPSE_CLICKHOUSE", "clickhouse://127.0.0.1:9000/glimpse",
+// register binds the global flags on fs, each with its variable.
+func (o *globalOptions) register(fs *flagSet) {
+	fs.stringEnv(&o.Config, "config", "GLIMPSE_CONFIG", "glimpse.yaml", "sites file (YAML)")
+	fs.stringEnv(&o.ClickHouse, "clickhouse", "GLIMPSE_CLICKHOUSE", "clickhouse://127.0.0.1:9000/glimpse",
 		"ClickHouse DSN, native protocol; the database is created if missing")
-	str(&o.Listen, "listen", "GLIMPSE_LISTEN", "127.0.0.1:8080", "address the HTTP listener binds")
-	str(&o.GeoIP, "geoip", "GLIMPSE_GEOIP", "", "GeoIP2/GeoLite2 City or Country .mmdb file; empty: no geo")
-	str(&o.TrustedProxies, "trusted-proxies", "GLIMPSE_TRUSTED_PROXIES", "",
+	fs.stringEnv(&o.Listen, "listen", "GLIMPSE_LISTEN", "127.0.0.1:8080", "address the HTTP listener binds")
+	fs.stringEnv(&o.GeoIP, "geoip", "GLIMPSE_GEOIP", "", "GeoIP2/GeoLite2 City or Country .mmdb file; empty: no geo")
+	fs.stringEnv(&o.TrustedProxies, "trusted-proxies", "GLIMPSE_TRUSTED_PROXIES", "",
 		"comma-separated CIDRs whose X-Forwarded-For is believed; default none: the TCP peer is the client")
-	str(&o.PublicURL, "public-url", "GLIMPSE_PUBLIC_URL", "", "the collector's public base URL, used in snippets and links (default http://<listen>)")
-	str(&o.SpoolDir, "spool-dir", "GLIMPSE_SPOOL_DIR", "", "directory of the durable spool")
-	str(&o.LogLevel, "log-level", "GLIMPSE_LOG_LEVEL", "info", "log level: debug, info, warn or error")
-	wait := 15 * time.Second
-	if v, ok := os.LookupEnv("GLIMPSE_SHUTDOWN_TIMEOUT"); ok {
-		if d, err := time.ParseDuration(v); err == nil {
-			wait = d
-		}
-	}
-	fs.DurationVar(&o.ShutdownWait, "shutdown-timeout", wait, "how long a stopping server may take to drain and flush (env GLIMPSE_SHUTDOWN_TIMEOUT)")
+	fs.stringEnv(&o.PublicURL, "public-url", "GLIMPSE_PUBLIC_URL", "", "the collector's public base URL, used in snippets and links (default http://<listen>)")
+	fs.stringEnv(&o.SpoolDir, "spool-dir", "GLIMPSE_SPOOL_DIR", "", "directory of the durable spool")
+	fs.stringEnv(&o.LogLevel, "log-level", "GLIMPSE_LOG_LEVEL", "info", "log level: debug, info, warn or error")
+	fs.durationEnv(&o.ShutdownWait, "shutdown-timeout", "GLIMPSE_SHUTDOWN_TIMEOUT", 15*time.Second, "how long a stopping server may take to drain and flush")
 }
 
 func (o *globalOptions) validate() error {
@@ -113,13 +97,13 @@ type retentionOptions struct {
 	noJob        bool // serve only
 }
 
-func (o *retentionOptions) register(fs *flag.FlagSet) {
+func (o *retentionOptions) register(fs *flagSet) {
 	fs.IntVar(&o.rollupMonths, "rollup-retention-months", retention.DefaultRollupMonths,
 		"months the hourly rollups (aggregates, no identifiers) are kept; raw tables follow each site's privacy.retention_months; -1: for ever")
 }
 
 // registerJob binds serve's switch of the daily job.
-func (o *retentionOptions) registerJob(fs *flag.FlagSet) {
+func (o *retentionOptions) registerJob(fs *flagSet) {
 	fs.BoolVar(&o.noJob, "no-prune", false, "do not run the daily retention job (glimpse prune) inside serve")
 }
 

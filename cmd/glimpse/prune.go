@@ -18,7 +18,7 @@ func pruneCommand() *command {
 	return &command{
 		name:  "prune",
 		usage: "drop raw rows past each site's retention and rollups past theirs (--dry-run lists them)",
-		flags: func(fs *flag.FlagSet) {
+		flags: func(fs *flagSet) {
 			r.register(fs)
 			fs.BoolVar(&dryRun, "dry-run", false, "list what would be dropped or deleted, change nothing")
 		},

@@ -25,7 +25,7 @@ func seedCommand() *command {
 	return &command{
 		name:  "seed",
 		usage: "write synthetic traffic for a site (demo and benchmark data)",
-		flags: func(fs *flag.FlagSet) {
+		flags: func(fs *flagSet) {
 			fs.StringVar(&site, "site", "example.com", "site domain the events belong to")
 			fs.IntVar(&events, "events", 10000, "number of events to write")
 			fs.IntVar(&days, "days", 30, "spread the events over this many days before --end")

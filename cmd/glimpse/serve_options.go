@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -32,7 +31,7 @@ type serveOptions struct {
 	demo        bool
 }
 
-func (o *serveOptions) register(fs *flag.FlagSet) {
+func (o *serveOptions) register(fs *flagSet) {
 	o.writer.register(fs)
 	o.sessions.register(fs)
 	o.retention.register(fs)
@@ -61,7 +60,7 @@ type writerOptions struct {
 	spoolSegmentMB int64
 }
 
-func (o *writerOptions) register(fs *flag.FlagSet) {
+func (o *writerOptions) register(fs *flagSet) {
 	fs.StringVar(&o.mode, "sink", "clickhouse", "where events go: clickhouse, or discard (for benchmarks: dequeued and dropped)")
 	fs.IntVar(&o.sink.BatchSize, "batch-size", 10000, "rows per insert: a batch is flushed when it has this many")
 	fs.DurationVar(&o.sink.Interval, "flush-interval", time.Second, "a non-empty batch is flushed at least this often")
@@ -100,7 +99,7 @@ type sessionOptions struct {
 	rateLimit int
 }
 
-func (o *sessionOptions) register(fs *flag.FlagSet) {
+func (o *sessionOptions) register(fs *flagSet) {
 	fs.IntVar(&o.cache.MaxSessions, "max-sessions", collector.DefaultMaxSessions, "live sessions held in memory (230 to 460 bytes each); when full, a new session ends the least recently seen of a few (glimpse_sessions_evicted_total)")
 	fs.IntVar(&o.rateLimit, "rate-limit", collector.DefaultRateLimit, "events one visitor may send per second; more are dropped (reason rate-limit); -1: no limit")
 }
@@ -117,10 +116,9 @@ type dashboardOptions struct {
 	listen string // empty: on the main listener under /dashboard/
 }
 
-func (o *dashboardOptions) register(fs *flag.FlagSet) {
-	fs.StringVar(&o.listen, "dashboard-listen", os.Getenv("GLIMPSE_DASHBOARD_LISTEN"),
-		"separate address for the web dashboard (keep it internal while ingest is public); "+
-			"empty: served on --listen under /dashboard/ (env GLIMPSE_DASHBOARD_LISTEN)")
+func (o *dashboardOptions) register(fs *flagSet) {
+	fs.stringEnv(&o.listen, "dashboard-listen", "GLIMPSE_DASHBOARD_LISTEN", "",
+		"separate address for the web dashboard (keep it internal while ingest is public); empty: served on --listen under /dashboard/")
 }
 
 // debugOptions say where Go's profiles are served.
@@ -128,7 +126,7 @@ type debugOptions struct {
 	listen string // empty: nowhere
 }
 
-func (o *debugOptions) register(fs *flag.FlagSet) {
+func (o *debugOptions) register(fs *flagSet) {
 	fs.StringVar(&o.listen, "debug-listen", "", "address for Go's pprof profiles (keep it on loopback); empty: off")
 }
 
@@ -149,7 +147,7 @@ type memoryOptions struct {
 	limitMB int
 }
 
-func (o *memoryOptions) register(fs *flag.FlagSet) {
+func (o *memoryOptions) register(fs *flagSet) {
 	fs.IntVar(&o.limitMB, "memory-limit-mb", 96, "soft memory limit for the Go heap in MiB (the GC works harder near it); 0: none. GOMEMLIMIT wins when set")
 }
 

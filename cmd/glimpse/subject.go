@@ -17,7 +17,7 @@ func subjectCommand() *command {
 	return &command{
 		name:  "subject",
 		usage: "data-subject requests for a consented uid: subject export|erase --site S --uid X",
-		flags: func(fs *flag.FlagSet) {
+		flags: func(fs *flagSet) {
 			fs.StringVar(&site, "site", "", "site domain (privacy mode consented)")
 			fs.StringVar(&uid, "uid", "", "the user id the site sent as uid (hashed with the site's subject_key before lookup)")
 			fs.StringVar(&format, "format", subject.JSONLines, "export format: jsonl or csv")

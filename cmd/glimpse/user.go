@@ -42,8 +42,7 @@ func runUser(gfs *flag.FlagSet, args []string, stdin io.Reader, stdout io.Writer
 	if len(args) == 0 || args[0] != "add" {
 		return errors.New(userUsage)
 	}
-	fs := flag.NewFlagSet("glimpse user add", flag.ContinueOnError)
-	fs.SetOutput(gfs.Output())
+	fs := newFlagSet("glimpse user add", gfs.Output())
 	var g globalOptions
 	g.register(fs) // accepted after the sub-command too; unused here
 	var email, sites string
