@@ -4,7 +4,8 @@
 //	glimpse migrate   apply the ClickHouse schema migrations
 //	glimpse version   print the version
 //
-// Every subcommand takes the same global flags; see glimpse <cmd> -h.
+// Every subcommand takes the same global flags, before or after its name;
+// see glimpse <cmd> -h.
 package main
 
 import (
@@ -18,6 +19,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"syscall"
 	_ "time/tzdata" // site time zones must load on machines without tzdata
 )
@@ -43,58 +45,81 @@ func commands() []*command {
 	return []*command{serveCommand(), migrateCommand(), seedCommand(), emailCommand(), userCommand(), pruneCommand(), subjectCommand(), versionCommand()}
 }
 
-// run parses args and runs one subcommand; it returns the exit code.
+// run parses args and runs one command; it returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cmds := commands()
-	usage := func() {
-		fmt.Fprintf(stderr, "usage: glimpse <command> [flags]\n\ncommands:\n")
-		for _, c := range cmds {
-			fmt.Fprintf(stderr, "  %-10s %s\n", c.name, c.usage)
-		}
-		fmt.Fprintf(stderr, "\nEvery command takes the global flags; see glimpse <command> -h.\n")
-	}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage()
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
-	}
-	var cmd *command
-	for _, c := range cmds {
-		if c.name == args[0] {
-			cmd = c
-		}
-	}
+	cmd, o, fs, code := parse(args, stderr)
 	if cmd == nil {
-		fmt.Fprintf(stderr, "glimpse: unknown command %q\n\n", args[0])
-		usage()
-		return 2
-	}
-	fs := newFlagSet("glimpse "+cmd.name, stderr)
-	var o globalOptions
-	o.register(fs)
-	if cmd.flags != nil {
-		cmd.flags(fs)
-	}
-	if err := fs.parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if err := o.validate(); err != nil {
-		fmt.Fprintf(stderr, "glimpse %s: %v\n", cmd.name, err)
-		return 2
+		return code
 	}
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(o.LogLevel))
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	if err := cmd.run(ctx, &o, fs.FlagSet, fs.Args(), stdout, log); err != nil {
+	if err := cmd.run(ctx, o, fs.FlagSet, fs.Args(), stdout, log); err != nil {
 		fmt.Fprintf(stderr, "glimpse %s: %v\n", cmd.name, err)
 		return 1
 	}
 	return 0
+}
+
+// parse finds the command in args and parses the flags: the global ones
+// before the command or after it, and the command's own after it. Without
+// a command to run it returns the exit code.
+func parse(args []string, stderr io.Writer) (*command, *globalOptions, *flagSet, int) {
+	cmds := commands()
+	usage := func() {
+		fmt.Fprintf(stderr, "usage: glimpse [global flags] <command> [flags]\n\ncommands:\n")
+		for _, c := range cmds {
+			fmt.Fprintf(stderr, "  %-10s %s\n", c.name, c.usage)
+		}
+		fmt.Fprintf(stderr, "\nEvery command takes the global flags, before or after it; see glimpse <command> -h.\n")
+	}
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		usage()
+		return nil, nil, nil, 0
+	}
+	fs := newFlagSet("glimpse", stderr)
+	var o globalOptions
+	o.register(fs)
+	commandUsage := fs.Usage // it names the flag set as it is named when called
+	fs.Usage = usage
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, nil, parseExit(err)
+	}
+	if fs.NArg() == 0 {
+		usage()
+		return nil, nil, nil, 2
+	}
+	i := slices.IndexFunc(cmds, func(c *command) bool { return c.name == fs.Arg(0) })
+	if i < 0 {
+		fmt.Fprintf(stderr, "glimpse: unknown command %q\n\n", fs.Arg(0))
+		usage()
+		return nil, nil, nil, 2
+	}
+	cmd := cmds[i]
+	// The same flag set parses on, so a global flag after the command wins
+	// over one before it, and the variables fill in what neither gave.
+	fs.Init("glimpse "+cmd.name, flag.ContinueOnError)
+	fs.Usage = commandUsage
+	if cmd.flags != nil {
+		cmd.flags(fs)
+	}
+	if err := fs.parse(fs.Args()[1:]); err != nil {
+		return nil, nil, nil, parseExit(err)
+	}
+	if err := o.validate(); err != nil {
+		fmt.Fprintf(stderr, "glimpse %s: %v\n", cmd.name, err)
+		return nil, nil, nil, 2
+	}
+	return cmd, &o, fs, 0
+}
+
+// parseExit is the exit code after a parse error: 0 when help was asked
+// for, 2 otherwise (the flag package has printed the error and usage).
+func parseExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
 }
 
 func versionCommand() *command {

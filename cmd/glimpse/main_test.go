@@ -97,6 +97,38 @@ func TestBadEnvFailsLikeABadFlag(t *testing.T) {
 	}
 }
 
+// TestGlobalFlagsBeforeTheCommand: the global flags may come before the
+// command as well as after it, where they win; the command's own flags
+// may not.
+func TestGlobalFlagsBeforeTheCommand(t *testing.T) {
+	out, errOut, code := apptest.Run(t, nil, "--clickhouse", "clickhouse://h:9000/before", "migrate", "--print", "--cluster", "analytics")
+	if code != 0 || !strings.Contains(out, "/before/events_local") {
+		t.Errorf("--clickhouse before migrate: code %d, stderr %q", code, errOut)
+	}
+	out, errOut, code = apptest.Run(t, nil, "--clickhouse", "clickhouse://h:9000/before", "migrate", "--print", "--cluster", "analytics",
+		"--clickhouse", "clickhouse://h:9000/after")
+	if code != 0 || !strings.Contains(out, "/after/events_local") || strings.Contains(out, "/before/") {
+		t.Errorf("--clickhouse before and after migrate: code %d, stderr %q; want the one after", code, errOut)
+	}
+	missing := t.TempDir() + "/missing.yaml"
+	_, errOut, code = apptest.Run(t, nil, "--config", missing, "serve")
+	if code != 1 || !strings.Contains(errOut, missing) {
+		t.Errorf("glimpse --config %s serve: code %d, stderr %q; want 1 naming the file", missing, code, errOut)
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--cluster", "analytics", "migrate"}, "flag provided but not defined: -cluster"},
+		{[]string{"--shutdown-timeout", "abc", "version"}, `invalid value "abc"`},
+		{[]string{"--config", missing}, "usage: glimpse"},
+	} {
+		if _, errOut, code := apptest.Run(t, nil, tt.args...); code != 2 || !strings.Contains(errOut, tt.want) {
+			t.Errorf("glimpse %v: code %d, stderr %q; want 2 and %q", tt.args, code, errOut, tt.want)
+		}
+	}
+}
+
 func TestMigrateTwice(t *testing.T) {
 	db := chtest.New(t)
 	out, errOut, code := apptest.Run(t, nil, "migrate", "--clickhouse", db.DSN)
