@@ -75,11 +75,6 @@ type Server struct {
 // request in flight on a busy collector.
 const maxFreeHits = 1024
 
-// DefaultMaxSessions bounds the session cache in serve: 230 to 460 bytes a
-// session (see session.DefaultMaxSessions) keep the cache under 50 MiB
-// when full, inside the 150 MB budget.
-const DefaultMaxSessions = 100_000
-
 // New returns a Server.
 func New(o Options) (*Server, error) {
 	if o.Sites == nil || o.Writer == nil || o.Sessions == nil {

@@ -100,7 +100,7 @@ type sessionOptions struct {
 }
 
 func (o *sessionOptions) register(fs *flagSet) {
-	fs.IntVar(&o.cache.MaxSessions, "max-sessions", collector.DefaultMaxSessions, "live sessions held in memory (230 to 460 bytes each); when full, a new session ends the least recently seen of a few (glimpse_sessions_evicted_total)")
+	fs.IntVar(&o.cache.MaxSessions, "max-sessions", session.DefaultMaxSessions, "live sessions held in memory (230 to 460 bytes each); when full, a new session ends the least recently seen of a few (glimpse_sessions_evicted_total)")
 	fs.IntVar(&o.rateLimit, "rate-limit", collector.DefaultRateLimit, "events one visitor may send per second; more are dropped (reason rate-limit); -1: no limit")
 }
 

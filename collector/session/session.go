@@ -21,8 +21,11 @@ const (
 	// DefaultMaxSessions bounds the cache. A session costs its 128-byte
 	// slot and 72 bytes beside it (the state last written among them), in
 	// tables 7/16 to 7/8 used, so 230 to 460 bytes; paths and attribution
-	// are shared. The default is 110 to 230 MiB when full.
-	DefaultMaxSessions = 500_000
+	// are shared. The default is 22 to 44 MiB when full, inside a
+	// collector's 150 MB budget. It lives here, beside the option it is
+	// the default of, and glimpse serve's --max-sessions defaults to it,
+	// so that a zero CacheConfig and serve hold the same number.
+	DefaultMaxSessions = 100_000
 )
 
 // Touch is one event as the session cache sees it.
