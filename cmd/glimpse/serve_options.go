@@ -7,7 +7,6 @@ import (
 	_ "net/http/pprof" // profiles on --debug-listen only
 	"os"
 	"runtime/debug"
-	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/VictoriaMetrics/metrics"
@@ -52,7 +51,8 @@ func (o *serveOptions) validate() error {
 }
 
 // writerOptions are the writer's settings (collector/sink). The flags are
-// bound into a sink.Options, but for the spool's sizes, given in MiB.
+// bound into a sink.Options, but for the spool's sizes, given in MiB; each
+// defaults to sink's default of its field.
 type writerOptions struct {
 	sink           sink.Options
 	mode           string // --sink: clickhouse or discard
@@ -62,14 +62,14 @@ type writerOptions struct {
 
 func (o *writerOptions) register(fs *flagSet) {
 	fs.StringVar(&o.mode, "sink", "clickhouse", "where events go: clickhouse, or discard (for benchmarks: dequeued and dropped)")
-	fs.IntVar(&o.sink.BatchSize, "batch-size", 10000, "rows per insert: a batch is flushed when it has this many")
-	fs.DurationVar(&o.sink.Interval, "flush-interval", time.Second, "a non-empty batch is flushed at least this often")
-	fs.DurationVar(&o.sink.SessionInterval, "session-flush-interval", 10*time.Second, "session updates are written at least this often; updates of one session in between fold into one")
-	fs.IntVar(&o.sink.QueueSize, "queue-size", 10000, "events waiting for the writer; when full, events are answered 503")
-	fs.Int64Var(&o.spoolMaxMB, "spool-max-mb", 1024, "cap of the spool in MiB; at the cap new events are answered 503 (reason spool-full) and /readyz says degraded")
-	fs.DurationVar(&o.sink.SpoolSyncInterval, "spool-sync-interval", 200*time.Millisecond, "group commit: spooled events are fsynced at least this often")
-	fs.Int64Var(&o.spoolSegmentMB, "spool-segment-mb", 8, "spool segment size in MiB, the unit deleted once its rows are stored")
-	fs.DurationVar(&o.sink.MaxBackoff, "retry-max-backoff", 5*time.Second, "longest wait between retries of a failing spooled insert")
+	fs.IntVar(&o.sink.BatchSize, "batch-size", sink.DefaultBatchSize, "rows per insert: a batch is flushed when it has this many")
+	fs.DurationVar(&o.sink.Interval, "flush-interval", sink.DefaultInterval, "a non-empty batch is flushed at least this often")
+	fs.DurationVar(&o.sink.SessionInterval, "session-flush-interval", sink.DefaultSessionInterval, "session updates are written at least this often; updates of one session in between fold into one")
+	fs.IntVar(&o.sink.QueueSize, "queue-size", sink.DefaultQueueSize, "events waiting for the writer; when full, events are answered 503")
+	fs.Int64Var(&o.spoolMaxMB, "spool-max-mb", sink.DefaultSpoolMaxBytes>>20, "cap of the spool in MiB; at the cap new events are answered 503 (reason spool-full) and /readyz says degraded")
+	fs.DurationVar(&o.sink.SpoolSyncInterval, "spool-sync-interval", sink.DefaultSpoolSyncInterval, "group commit: spooled events are fsynced at least this often")
+	fs.Int64Var(&o.spoolSegmentMB, "spool-segment-mb", sink.DefaultSpoolSegmentBytes>>20, "spool segment size in MiB, the unit deleted once its rows are stored")
+	fs.DurationVar(&o.sink.MaxBackoff, "retry-max-backoff", sink.DefaultMaxBackoff, "longest wait between retries of a failing spooled insert")
 }
 
 func (o *writerOptions) validate() error {

@@ -38,33 +38,50 @@ import (
 	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
-// Options configure a Writer. Zero values take the documented defaults.
+// Defaults of Options, one per setting; glimpse serve's flags default to
+// them.
+const (
+	DefaultBatchSize       = 10_000
+	DefaultInterval        = time.Second
+	DefaultSessionInterval = 10 * time.Second
+	// DefaultQueueSize does not grow with BatchSize: the queue only takes
+	// bursts until the appender moves them into the log, which holds the
+	// rows of the blocks being inserted.
+	DefaultQueueSize         = 10_000
+	DefaultInsertTimeout     = 30 * time.Second
+	DefaultMaxBackoff        = 5 * time.Second
+	DefaultSpoolMaxBytes     = 1 << 30
+	DefaultSpoolSegmentBytes = 8 << 20
+	DefaultSpoolSyncInterval = 200 * time.Millisecond
+)
+
+// Options configure a Writer. Zero values take the defaults above.
 type Options struct {
 	Conn driver.Conn // nil only with Discard
 	// Discard drops rows after dequeuing them instead of inserting them; for
 	// benchmarks that measure the collector without ClickHouse.
 	Discard bool
 	// BatchSize is the most rows of one table that one INSERT block holds
-	// (default 10,000).
+	// (DefaultBatchSize).
 	BatchSize int
 	// Interval: a row waits at most this long before its INSERT starts,
 	// and an INSERT stays open at most this long for more blocks
-	// (default 1 s).
+	// (DefaultInterval).
 	Interval time.Duration
 	// SessionInterval is how often the sessions changed in the meantime
-	// are written (default 10 s; see Writer.WriteSessions): a checkpoint
+	// are written (DefaultSessionInterval; see Writer.WriteSessions): a checkpoint
 	// period, so an active session costs at most two rows per interval, not
 	// two per event, and a crash loses at most one interval of session
 	// changes (never events).
 	SessionInterval time.Duration
-	// QueueSize bounds the queue between Enqueue and the log (default
-	// 2×BatchSize). A full queue makes Enqueue fail at once; it never
+	// QueueSize bounds the queue between Enqueue and the log
+	// (DefaultQueueSize). A full queue makes Enqueue fail at once; it never
 	// blocks.
 	QueueSize int
-	// InsertTimeout bounds one insert attempt (default 30 s).
+	// InsertTimeout bounds one insert attempt (DefaultInsertTimeout).
 	InsertTimeout time.Duration
-	// MaxBackoff caps the wait between retries of a failed insert (default
-	// 5 s): the wait starts at 250 ms and doubles. Inserts are retried
+	// MaxBackoff caps the wait between retries of a failed insert
+	// (DefaultMaxBackoff): the wait starts at 250 ms and doubles. Inserts are retried
 	// until ClickHouse takes them or Close's deadline passes; this bounds
 	// how long a recovered ClickHouse waits before the backlog drains.
 	MaxBackoff time.Duration
@@ -76,35 +93,36 @@ type Options struct {
 	// loses at most SpoolSyncInterval of them. Without it they wait in
 	// memory (at most 2×BatchSize beside the queue).
 	SpoolDir string
-	// SpoolMaxBytes caps the spool (default 1 GiB); at the cap Enqueue
-	// refuses with ErrSpoolFull.
+	// SpoolMaxBytes caps the spool (DefaultSpoolMaxBytes); at the cap
+	// Enqueue refuses with ErrSpoolFull.
 	SpoolMaxBytes int64
-	// SpoolSegmentBytes is the size at which a new segment starts (default
-	// 8 MiB): the unit of deletion once its rows are stored.
+	// SpoolSegmentBytes is the size at which a new segment starts
+	// (DefaultSpoolSegmentBytes): the unit of deletion once its rows are
+	// stored.
 	SpoolSegmentBytes int64
 	// SpoolSyncInterval is the group commit interval: accepted events are
-	// fsynced at least this often (default 200 ms).
+	// fsynced at least this often (DefaultSpoolSyncInterval).
 	SpoolSyncInterval time.Duration
 }
 
 func (o *Options) defaults() {
 	if o.BatchSize <= 0 {
-		o.BatchSize = 10000
+		o.BatchSize = DefaultBatchSize
 	}
 	if o.Interval <= 0 {
-		o.Interval = time.Second
+		o.Interval = DefaultInterval
 	}
 	if o.SessionInterval <= 0 {
-		o.SessionInterval = 10 * time.Second
+		o.SessionInterval = DefaultSessionInterval
 	}
 	if o.QueueSize <= 0 {
-		o.QueueSize = 2 * o.BatchSize
+		o.QueueSize = DefaultQueueSize
 	}
 	if o.InsertTimeout <= 0 {
-		o.InsertTimeout = 30 * time.Second
+		o.InsertTimeout = DefaultInsertTimeout
 	}
 	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = 5 * time.Second
+		o.MaxBackoff = DefaultMaxBackoff
 	}
 	if o.Metrics == nil {
 		o.Metrics = metrics.NewSet()
@@ -113,13 +131,13 @@ func (o *Options) defaults() {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	if o.SpoolMaxBytes <= 0 {
-		o.SpoolMaxBytes = 1 << 30
+		o.SpoolMaxBytes = DefaultSpoolMaxBytes
 	}
 	if o.SpoolSegmentBytes <= 0 {
-		o.SpoolSegmentBytes = 8 << 20
+		o.SpoolSegmentBytes = DefaultSpoolSegmentBytes
 	}
 	if o.SpoolSyncInterval <= 0 {
-		o.SpoolSyncInterval = 200 * time.Millisecond
+		o.SpoolSyncInterval = DefaultSpoolSyncInterval
 	}
 }
 
