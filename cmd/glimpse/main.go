@@ -6,6 +6,23 @@
 //
 // Every subcommand takes the same global flags, before or after its name;
 // see glimpse <cmd> -h.
+//
+// The package parses the flags and wires the pieces; the pieces live
+// elsewhere. Each subsystem's settings are one options struct whose
+// register method binds its flags straight into its fields, each with the
+// one default of the option it sets: globalOptions and retentionOptions
+// in options.go; serve's writerOptions (a sink.Options), sessionOptions
+// (a session.CacheConfig and the rate limit), dashboardOptions,
+// debugOptions and memoryOptions in serve_options.go. flagSet (flags.go)
+// gives flags their GLIMPSE_* variables.
+//
+// serve (serve.go) builds the writer, the session cache and salts, gives
+// the cache to the writer and both to the collector, and routes every
+// component on the main listener's mux (mux.go): the process's /metrics,
+// /healthz and /readyz, then the routes each component exposes (the
+// collector's ingest, the beacon script and opt-out page, email, the
+// Stats API, the subject API, the dashboard unless it has its own
+// listener, and the demo pages).
 package main
 
 import (
