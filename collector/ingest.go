@@ -10,6 +10,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/glimpse-analytics/glimpse/collector/agent"
 	"github.com/glimpse-analytics/glimpse/collector/decode"
 	"github.com/glimpse-analytics/glimpse/collector/enrich"
 	"github.com/glimpse-analytics/glimpse/collector/locate"
@@ -181,7 +182,7 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, h *hit) outcome {
 // It returns the site and the parsed User-Agent of an event that goes on
 // (anonymous when an opted-out visit is counted without identifiers), or
 // a nil site and the outcome of one that does not.
-func (s *Server) gate(ctx *fasthttp.RequestCtx, h *hit) (st *siteState, anonymous bool, ua *enrich.UA, o outcome) {
+func (s *Server) gate(ctx *fasthttp.RequestCtx, h *hit) (st *siteState, anonymous bool, ua *agent.UA, o outcome) {
 	for d := range h.ev.Domains() {
 		if site := s.sites.Lookup(d); site != nil {
 			st = s.siteStates[site]
@@ -199,7 +200,7 @@ func (s *Server) gate(ctx *fasthttp.RequestCtx, h *hit) (st *siteState, anonymou
 		}
 		anonymous = true
 	}
-	ua = s.ua.Parse(ctx.Request.Header.UserAgent(), enrich.ClientHints{
+	ua = s.ua.Parse(ctx.Request.Header.UserAgent(), agent.ClientHints{
 		UA:              hdr.chUA,
 		Mobile:          hdr.chMobile,
 		Platform:        hdr.chPlatform,
@@ -235,7 +236,7 @@ func (s *Server) locate(ctx *fasthttp.RequestCtx, h *hit, st *siteState, e *mode
 // fill copies the enriched request into e: referrer and campaign, the
 // link target, the User-Agent's fields, screen and connection classes,
 // engagement, properties and revenue.
-func fill(e *model.Event, h *hit, st *siteState, ua *enrich.UA) {
+func fill(e *model.Event, h *hit, st *siteState, ua *agent.UA) {
 	ev := &h.ev
 	e.Referrer = append(append(e.Referrer, h.ref.Host...), h.ref.Path...)
 	e.ReferrerSource, e.Channel = h.ref.Source, string(h.ref.Channel)

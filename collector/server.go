@@ -18,6 +18,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
+	"github.com/glimpse-analytics/glimpse/collector/agent"
 	"github.com/glimpse-analytics/glimpse/collector/enrich"
 	"github.com/glimpse-analytics/glimpse/collector/locate"
 	"github.com/glimpse-analytics/glimpse/collector/session"
@@ -62,7 +63,7 @@ type Server struct {
 	proxies    locate.TrustedProxies
 	salts      *identity.Salts
 	sessions   *session.Cache
-	ua         *enrich.UAParser
+	ua         *agent.Parser
 	maxBody    int
 	metrics    *collectorMetrics
 	log        *slog.Logger
@@ -99,7 +100,7 @@ func New(o Options) (*Server, error) {
 		o.RateLimit = 0
 	}
 	if o.UACacheSize <= 0 {
-		o.UACacheSize = enrich.DefaultUACacheSize
+		o.UACacheSize = agent.DefaultCacheSize
 	}
 	if o.Salts == nil {
 		salts, err := identity.NewSalts(context.Background(), identity.SaltsConfig{Now: o.Now})
@@ -116,7 +117,7 @@ func New(o Options) (*Server, error) {
 		proxies:    o.Proxies,
 		salts:      o.Salts,
 		sessions:   o.Sessions,
-		ua:         enrich.NewUAParser(o.UACacheSize),
+		ua:         agent.NewParser(o.UACacheSize),
 		maxBody:    o.MaxBody,
 		metrics:    newCollectorMetrics(o.Metrics),
 		log:        o.Log.With("component", "collector"),

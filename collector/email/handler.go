@@ -15,6 +15,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/valyala/fasthttp"
 
+	"github.com/glimpse-analytics/glimpse/collector/agent"
 	"github.com/glimpse-analytics/glimpse/collector/enrich"
 	"github.com/glimpse-analytics/glimpse/collector/locate"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
@@ -52,7 +53,7 @@ type Handlers struct {
 	optOuts  *OptOuts
 	rules    *Classifier
 	proxies  locate.TrustedProxies
-	ua       *enrich.UAParser
+	ua       *agent.Parser
 	policies map[string]*enrich.URLPolicy
 	opens    *lru.Cache[uint64, int64]
 	minter   *Minter
@@ -95,7 +96,7 @@ func New(o Options) (*Handlers, error) {
 	}
 	h := &Handlers{
 		sites: o.Sites, signer: o.Signer, writer: o.Writer, optOuts: o.OptOuts, rules: o.Rules,
-		proxies: o.Proxies, ua: enrich.NewUAParser(0), policies: map[string]*enrich.URLPolicy{},
+		proxies: o.Proxies, ua: agent.NewParser(0), policies: map[string]*enrich.URLPolicy{},
 		opens: opens, apiKeys: o.Sites.Keys(), log: o.Log.With("component", "email"), now: o.Now, m: handlerMetrics{o.Metrics},
 		minter: &Minter{Signer: o.Signer, Sites: o.Sites, Base: strings.TrimRight(o.PublicURL, "/"), Now: o.Now},
 	}
@@ -254,7 +255,7 @@ func (h *Handlers) classify(ctx *fasthttp.RequestCtx, t *Token, click bool, now 
 		Now:    now,
 		Sent:   t.Sent,
 	}
-	r.Bot = h.ua.Parse(r.UA, enrich.ClientHints{}).Bot
+	r.Bot = h.ua.Parse(r.UA, agent.ClientHints{}).Bot
 	if click && t.Recipient != "" {
 		if ns, ok := h.opens.Get(openKey(t)); ok {
 			r.LastOpen = time.Unix(0, ns)

@@ -2,48 +2,15 @@
 
 package enrich
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/glimpse-analytics/glimpse/collector/agent"
+)
 
 // These tests pin the hot-path contract: once caches are warm and buffers
 // have grown, enrichment allocates nothing per request. The race detector
 // allocates on its own, hence the build tag.
-
-var allocUAs = []struct {
-	ua    string
-	hints ClientHints
-}{
-	{uaChromeWin, ClientHints{
-		UA:       []byte(`"Chromium";v="124", "Google Chrome";v="124", "Not-A.Brand";v="99"`),
-		Mobile:   []byte("?0"),
-		Platform: []byte(`"Windows"`),
-	}},
-	{uaSafariIOS, ClientHints{}},
-	{uaSamsung, ClientHints{}},
-	{"curl/8.5.0", ClientHints{}},
-	{"", ClientHints{}},
-}
-
-func TestAllocsUAParseCached(t *testing.T) {
-	p := NewUAParser(64)
-	for _, c := range allocUAs {
-		p.Parse([]byte(c.ua), c.hints)
-	}
-	uas := make([][]byte, len(allocUAs))
-	for i, c := range allocUAs {
-		uas[i] = []byte(c.ua)
-	}
-	i := 0
-	n := testing.AllocsPerRun(1000, func() {
-		c := allocUAs[i%len(allocUAs)]
-		if p.Parse(uas[i%len(uas)], c.hints) == nil {
-			t.Fatal("nil UA")
-		}
-		i++
-	})
-	if n != 0 {
-		t.Errorf("cached UA parse: %v allocs/op, want 0", n)
-	}
-}
 
 var allocURLs = [][]byte{
 	[]byte("https://WWW.Example.com:8443/blog/caf%C3%A9/john.doe%40example.com/9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" +
@@ -107,19 +74,19 @@ func TestAllocsClassifyReferrer(t *testing.T) {
 // TestAllocsEnrichPipeline runs the three steps the way an ingest handler
 // does, with one pooled PageURL and Referrer.
 func TestAllocsEnrichPipeline(t *testing.T) {
-	p := NewUAParser(64)
+	p := agent.NewParser(64)
 	policy := &URLPolicy{Allow: []string{"page"}}
 	site := []string{"example.com"}
 	var (
 		u PageURL
 		r Referrer
 	)
-	uas := make([][]byte, len(allocUAs))
-	for i, c := range allocUAs {
+	uas := make([][]byte, len(pipelineUAs))
+	for i, c := range pipelineUAs {
 		uas[i] = []byte(c.ua)
 	}
 	step := func(i int) {
-		_ = p.Parse(uas[i%len(uas)], allocUAs[i%len(allocUAs)].hints)
+		_ = p.Parse(uas[i%len(uas)], pipelineUAs[i%len(pipelineUAs)].hints)
 		if policy.Clean(&u, allocURLs[i%len(allocURLs)]) == nil {
 			ClassifyReferrer(&r, allocReferrers[i%len(allocReferrers)], &u, site)
 		}

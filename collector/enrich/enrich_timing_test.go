@@ -1,57 +1,13 @@
 package enrich
 
 import (
-	"strconv"
-	"sync/atomic"
 	"testing"
+
+	"github.com/glimpse-analytics/glimpse/collector/agent"
 )
 
 // Benchmarks for the hot path. Compare sub-benchmarks of one run (cached
 // vs uncached UA parse) rather than absolute times: the machines are shared.
-
-func BenchmarkUAParse(b *testing.B) {
-	hints := ClientHints{
-		UA:       []byte(`"Chromium";v="124", "Google Chrome";v="124", "Not-A.Brand";v="99"`),
-		Mobile:   []byte("?0"),
-		Platform: []byte(`"Windows"`),
-	}
-	uas := make([][]byte, len(browserUAs))
-	for i, s := range browserUAs {
-		uas[i] = []byte(s)
-	}
-	b.Run("cached", func(b *testing.B) {
-		p := NewUAParser(1024)
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
-			p.Parse(uas[i%len(uas)], hints)
-		}
-	})
-	b.Run("cached-parallel", func(b *testing.B) {
-		p := NewUAParser(1024)
-		b.ReportAllocs()
-		var start atomic.Int64
-		b.RunParallel(func(pb *testing.PB) {
-			// Each goroutine walks the UAs from its own offset, as
-			// independent requests would.
-			for i := int(start.Add(7)); pb.Next(); i++ {
-				p.Parse(uas[i%len(uas)], hints)
-			}
-		})
-	})
-	b.Run("uncached", func(b *testing.B) {
-		// Distinct UAs on every call: the cost of a miss (library parse,
-		// bot list scan, cache insert and eviction).
-		p := NewUAParser(1024)
-		distinct := make([][]byte, 4096)
-		for i := range distinct {
-			distinct[i] = []byte(browserUAs[i%len(browserUAs)] + " Build/" + strconv.Itoa(i))
-		}
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
-			p.Parse(distinct[i%len(distinct)], ClientHints{})
-		}
-	})
-}
 
 func BenchmarkCleanURL(b *testing.B) {
 	policy := &URLPolicy{Allow: []string{"page", "lang"}}
@@ -99,13 +55,26 @@ func BenchmarkClassifyReferrer(b *testing.B) {
 	}
 }
 
-// BenchmarkEnrich is the whole package's share of one page view.
+// pipelineUAs are the User-Agents the pipeline's alloc test and benchmark
+// parse beside the URLs.
+var pipelineUAs = []struct {
+	ua    string
+	hints agent.ClientHints
+}{
+	{"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+		agent.ClientHints{UA: []byte(`"Chromium";v="124", "Google Chrome";v="124", "Not-A.Brand";v="99"`), Mobile: []byte("?0")}},
+	{"Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Mobile/15E148 Safari/604.1", agent.ClientHints{}},
+	{"curl/8.5.0", agent.ClientHints{}},
+}
+
+// BenchmarkEnrich is enrichment's share of one page view: the User-Agent
+// (collector/agent), the URL and the referrer.
 func BenchmarkEnrich(b *testing.B) {
-	p := NewUAParser(1024)
+	p := agent.NewParser(1024)
 	policy := &URLPolicy{Allow: []string{"page"}}
 	site := []string{"example.com"}
-	ua := []byte(uaChromeWin)
-	hints := ClientHints{UA: []byte(`"Chromium";v="124", "Google Chrome";v="124", "Not-A.Brand";v="99"`)}
+	ua := []byte(pipelineUAs[0].ua)
+	hints := agent.ClientHints{UA: []byte(`"Chromium";v="124", "Google Chrome";v="124", "Not-A.Brand";v="99"`)}
 	raw := []byte("https://www.example.com/blog/post?utm_source=newsletter&utm_medium=email&page=2")
 	ref := []byte("https://www.google.com/")
 	b.ReportAllocs()

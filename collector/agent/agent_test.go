@@ -1,4 +1,4 @@
-package enrich
+package agent
 
 import (
 	"fmt"
@@ -109,7 +109,7 @@ func TestUAParse(t *testing.T) {
 		{"windows tablet pc is desktop", "Mozilla/4.0 (compatible; MSIE 8.0; Windows NT 6.1; Trident/4.0; Tablet PC 2.0)",
 			UA{Browser: "Internet Explorer", BrowserVersion: "8", OS: "Windows", OSVersion: "7", Device: "desktop"}},
 	}
-	p := NewUAParser(64)
+	p := NewParser(64)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := p.Parse([]byte(tt.ua), ClientHints{})
@@ -169,7 +169,7 @@ func TestUAClientHints(t *testing.T) {
 			ClientHints{UA: []byte(`;;;,"`), Mobile: []byte("maybe"), Platform: []byte(`"Plan 9"`)},
 			UA{Browser: "Firefox", BrowserVersion: "125", OS: "Linux", Device: "desktop"}},
 	}
-	p := NewUAParser(64)
+	p := NewParser(64)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := p.Parse([]byte(tt.ua), tt.hints)
@@ -181,7 +181,7 @@ func TestUAClientHints(t *testing.T) {
 }
 
 func TestUACache(t *testing.T) {
-	p := NewUAParser(16)
+	p := NewParser(16)
 	a := p.Parse([]byte(uaChromeWin), ClientHints{})
 	b := p.Parse([]byte(uaChromeWin), ClientHints{})
 	if a != b {
@@ -217,7 +217,7 @@ func TestUACache(t *testing.T) {
 // TestUACollision forces two keys into one hash slot and checks that the
 // stored key material keeps them apart.
 func TestUACollision(t *testing.T) {
-	p := NewUAParser(16)
+	p := NewParser(16)
 	chrome := p.Parse([]byte(uaChromeWin), ClientHints{})
 	h := p.hash([]byte(uaChromeWin), &ClientHints{})
 	shard := p.shards[(h>>32)&p.mask]
@@ -231,7 +231,7 @@ func TestUACollision(t *testing.T) {
 }
 
 func TestUAConcurrent(t *testing.T) {
-	p := NewUAParser(32)
+	p := NewParser(32)
 	var wg sync.WaitGroup
 	for g := 0; g < 8; g++ {
 		wg.Add(1)

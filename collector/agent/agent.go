@@ -1,4 +1,12 @@
-package enrich
+// Package agent reads a request's User-Agent and client hints into the
+// coarse fields Glimpse stores (browser and OS names and major versions,
+// device class) and a bot verdict, with parsed answers cached: user
+// agents repeat heavily, so a warm parser allocates nothing.
+//
+// The raw User-Agent is never returned, stored or logged. bots.txt
+// (crawler User-Agent substrings) is embedded at build time; its header
+// says where it comes from and how to update it.
+package agent
 
 import (
 	_ "embed"
@@ -28,14 +36,14 @@ const (
 )
 
 const (
-	// DefaultUACacheSize is the cache size NewUAParser uses for size <= 0.
+	// DefaultCacheSize is the cache size NewParser uses for size <= 0.
 	// UA strings repeat heavily: a few thousand distinct values cover
 	// almost all traffic of a busy site.
-	DefaultUACacheSize = 8192
+	DefaultCacheSize = 8192
 
-	// MaxUALength bounds the User-Agent bytes that are hashed, cached and
+	// MaxLength bounds the User-Agent bytes that are hashed, cached and
 	// parsed; longer headers are cut there. Real browsers send < 512 bytes.
-	MaxUALength = 1024
+	MaxLength = 1024
 
 	// maxHintLength bounds each client-hint header in the same way.
 	maxHintLength = 256
@@ -50,7 +58,7 @@ const (
 	promoteEvery = 8
 )
 
-// UA is a parsed User-Agent. Values returned by UAParser.Parse are shared
+// UA is a parsed User-Agent. Values returned by Parser.Parse are shared
 // between requests through the cache and must not be modified.
 type UA struct {
 	// Browser is a name from a small stable vocabulary ("Chrome",
@@ -90,10 +98,10 @@ func (h *ClientHints) empty() bool {
 	return len(h.UA) == 0 && len(h.Mobile) == 0 && len(h.Platform) == 0 && len(h.PlatformVersion) == 0
 }
 
-// UAParser parses User-Agent strings and client hints into UA values behind
+// Parser parses User-Agent strings and client hints into UA values behind
 // a bounded LRU cache. It is safe for concurrent use. A cache hit allocates
 // nothing.
-type UAParser struct {
+type Parser struct {
 	seed   maphash.Seed
 	shards []*lru.Cache[uint64, *uaEntry]
 	mask   uint64
@@ -113,17 +121,17 @@ func (e *uaEntry) matches(ua []byte, h *ClientHints) bool {
 		string(h.Platform) == e.chPlat && string(h.PlatformVersion) == e.chPlatVers
 }
 
-// NewUAParser returns a parser whose cache holds about size parsed
-// User-Agents (DefaultUACacheSize if size <= 0).
-func NewUAParser(size int) *UAParser {
+// NewParser returns a parser whose cache holds about size parsed
+// User-Agents (DefaultCacheSize if size <= 0).
+func NewParser(size int) *Parser {
 	if size <= 0 {
-		size = DefaultUACacheSize
+		size = DefaultCacheSize
 	}
 	n := 1
 	for n < uaShards && size/(n*2) >= minShardSize {
 		n *= 2
 	}
-	p := &UAParser{
+	p := &Parser{
 		seed:   maphash.MakeSeed(),
 		shards: make([]*lru.Cache[uint64, *uaEntry], n),
 		mask:   uint64(n - 1),
@@ -144,8 +152,8 @@ func NewUAParser(size int) *UAParser {
 // Parse returns the parsed form of the User-Agent ua and the client hints.
 // The result is shared and must not be modified. The inputs are not
 // retained; on a cache miss they are copied into the cache entry.
-func (p *UAParser) Parse(ua []byte, hints ClientHints) *UA {
-	ua = clip(trimSpace(ua), MaxUALength)
+func (p *Parser) Parse(ua []byte, hints ClientHints) *UA {
+	ua = clip(trimSpace(ua), MaxLength)
 	hints.UA = clip(trimSpace(hints.UA), maxHintLength)
 	hints.Mobile = clip(trimSpace(hints.Mobile), maxHintLength)
 	hints.Platform = clip(trimSpace(hints.Platform), maxHintLength)
@@ -174,7 +182,7 @@ func (p *UAParser) Parse(ua []byte, hints ClientHints) *UA {
 	return &e.ua
 }
 
-func (p *UAParser) hash(ua []byte, hints *ClientHints) uint64 {
+func (p *Parser) hash(ua []byte, hints *ClientHints) uint64 {
 	var mh maphash.Hash
 	mh.SetSeed(p.seed)
 	_, _ = mh.Write(ua)
@@ -713,3 +721,18 @@ func (m *botMatcher) match(lowerUA string) bool {
 	}
 	return false
 }
+
+// trimSpace trims ASCII spaces and control bytes from both ends of b.
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && b[0] <= ' ' {
+		b = b[1:]
+	}
+	for len(b) > 0 && b[len(b)-1] <= ' ' {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+func isAlnum(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || isDigit(c) }
