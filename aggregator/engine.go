@@ -38,6 +38,8 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/glimpse-analytics/glimpse/aggregator/period"
 )
 
 // Options configure an Engine.
@@ -89,7 +91,7 @@ func withheldReason(k int) string {
 // plan decides the sources and sample ratio of a query over p.
 type plan struct {
 	q       *Query
-	p       Period
+	p       period.Period
 	evCols  []string
 	seCols  []string
 	evSrc   source
@@ -99,9 +101,9 @@ type plan struct {
 	sources map[string]bool
 }
 
-func (e *Engine) plan(ctx context.Context, q *Query, p Period, evCols, seCols []string) (*plan, error) {
+func (e *Engine) plan(ctx context.Context, q *Query, p period.Period, evCols, seCols []string) (*plan, error) {
 	pl := &plan{q: q, p: p, evCols: evCols, seCols: seCols, evSrc: srcEvents, seSrc: srcSessions, sources: map[string]bool{}}
-	rollup := !q.Raw && p.Name != "realtime" && hourAligned(p)
+	rollup := !q.Raw && p.Name != "realtime" && period.HourAligned(p)
 	if rollup && len(q.Filters) == 0 && subset(evCols, eventsHourlyCols) && (len(seCols) == 0 || subset(seCols, sessionsHourlyCols)) {
 		pl.evSrc = srcEventsHourly
 		pl.seSrc = srcSessionsHourly
@@ -121,11 +123,11 @@ func (e *Engine) plan(ctx context.Context, q *Query, p Period, evCols, seCols []
 
 // sampleRatio estimates the events in p from the rollup and returns the
 // SAMPLE ratio keeping about SampleThreshold of them (0: no sampling).
-func (e *Engine) sampleRatio(ctx context.Context, site string, p Period) (float64, error) {
+func (e *Engine) sampleRatio(ctx context.Context, site string, p period.Period) (float64, error) {
 	if e.opts.SampleThreshold < 0 {
 		return 0, nil
 	}
-	s := &scan{src: srcEventsHourly, site: site, p: Period{From: p.From.Truncate(time.Hour), To: p.To, Loc: p.Loc}, cols: []string{"events"}}
+	s := &scan{src: srcEventsHourly, site: site, p: period.Period{From: p.From.Truncate(time.Hour), To: p.To, Loc: p.Loc}, cols: []string{"events"}}
 	v, err := e.one(ctx, s)
 	if err != nil {
 		return 0, err
@@ -229,7 +231,7 @@ func (q *Query) values(pt point) (map[string]any, bool) {
 }
 
 // aggregate computes one period's point.
-func (e *Engine) aggregate(ctx context.Context, q *Query, p Period) (map[string]any, bool, Meta, error) {
+func (e *Engine) aggregate(ctx context.Context, q *Query, p period.Period) (map[string]any, bool, Meta, error) {
 	evCols, seCols := sideCols(q)
 	pl, err := e.plan(ctx, q, p, evCols, seCols)
 	if err != nil {
@@ -302,7 +304,7 @@ func (e *Engine) Timeseries(ctx context.Context, q *Query) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys := bucketKeys(q.Period, q.Interval)
+	keys := period.BucketKeys(q.Period, q.Interval)
 	pts := make(map[string]*point, len(keys))
 	for _, k := range keys {
 		pts[k] = &point{}
@@ -383,7 +385,7 @@ func (e *Engine) Breakdown(ctx context.Context, q *Query) (*Response, error) {
 		src = srcSessions
 	}
 	pl := &plan{q: q, p: q.Period, sources: map[string]bool{}}
-	rollup := !q.Raw && q.Period.Name != "realtime" && hourAligned(q.Period)
+	rollup := !q.Raw && q.Period.Name != "realtime" && period.HourAligned(q.Period)
 	dim, oneDimFiltered := oneDim(q.Filters)
 	switch {
 	case rollup && src == srcEvents && q.Property.Name == "event:page" && len(q.Filters) == 0 && subset(cols, pagesHourlyCols):

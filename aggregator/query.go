@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/glimpse-analytics/glimpse/aggregator/period"
 	"github.com/glimpse-analytics/glimpse/internal/config"
 )
 
@@ -19,7 +20,7 @@ const (
 // Query is one validated Stats API request.
 type Query struct {
 	Site     *config.Site
-	Period   Period
+	Period   period.Period
 	Metrics  []string
 	Filters  []Filter
 	Property *Property // breakdowns
@@ -41,8 +42,8 @@ func ParseQuery(kind Kind, site *config.Site, get func(string) string, now time.
 		loc = time.UTC
 	}
 	var err error
-	if q.Period, err = ParsePeriod(get("period"), get("date"), loc, now); err != nil {
-		return nil, err
+	if q.Period, err = period.Parse(get("period"), get("date"), loc, now); err != nil {
+		return nil, badRequest("%s", err)
 	}
 	if q.Metrics, err = parseMetrics(get("metrics")); err != nil {
 		return nil, err
@@ -74,8 +75,8 @@ func ParseQuery(kind Kind, site *config.Site, get func(string) string, now time.
 		if q.Period.Name == "realtime" {
 			return nil, badRequest("period=realtime is not supported by timeseries; use realtime/visitors")
 		}
-		if q.Interval, err = parseInterval(get("interval"), q.Period); err != nil {
-			return nil, err
+		if q.Interval, err = period.ParseInterval(get("interval"), q.Period); err != nil {
+			return nil, badRequest("%s", err)
 		}
 	case KindBreakdown:
 		p := get("property")

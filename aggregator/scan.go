@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/glimpse-analytics/glimpse/aggregator/period"
 )
 
 // source is the table a scan reads.
@@ -58,7 +60,7 @@ func (s source) timeCol() string {
 type scan struct {
 	src     source
 	site    string
-	p       Period
+	p       period.Period
 	filters []Filter
 	cols    []string // raw column names, see metric.go
 	sample  float64  // SAMPLE ratio; 0 or 1: none
@@ -98,11 +100,11 @@ func (s *scan) key(b *sqlb) {
 	}
 	t := s.src.timeCol()
 	switch s.bucket {
-	case IntervalHour:
+	case period.IntervalHour:
 		b.w("toString(toStartOfHour(", t, ", ").arg(s.p.Loc.String()).w("))")
-	case IntervalWeek:
+	case period.IntervalWeek:
 		b.w("toString(toMonday(toDate(", t, ", ").arg(s.p.Loc.String()).w(")))")
-	case IntervalMonth:
+	case period.IntervalMonth:
 		b.w("toString(toStartOfMonth(toDate(", t, ", ").arg(s.p.Loc.String()).w(")))")
 	default:
 		b.w("toString(toDate(", t, ", ").arg(s.p.Loc.String()).w("))")

@@ -23,6 +23,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/glimpse-analytics/glimpse/aggregator"
+	"github.com/glimpse-analytics/glimpse/aggregator/period"
 	"github.com/glimpse-analytics/glimpse/internal/config"
 )
 
@@ -317,7 +318,7 @@ func (a *API) query(kind aggregator.Kind) handler {
 
 // realtime answers a bare number, as Plausible does.
 func (a *API) realtime(ctx context.Context, r *request) (any, error) {
-	p, err := aggregator.ParsePeriod("realtime", "", r.site.Location, r.now)
+	p, err := period.Parse("realtime", "", r.site.Location, r.now)
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,7 @@
-package aggregator
+// Package period resolves the Stats API's reporting ranges (Plausible's
+// period and date parameters) in a site's time zone, and the buckets of a
+// time series over them.
+package period
 
 import (
 	"fmt"
@@ -20,11 +23,11 @@ const Realtime = 5 * time.Minute
 // maxCustomDays bounds a custom range.
 const maxCustomDays = 3 * 366
 
-// ParsePeriod resolves Plausible's period and date parameters in loc. For
+// Parse resolves Plausible's period and date parameters in loc. For
 // every period but custom, date (YYYY-MM-DD, default today in loc) is the
 // last day of the range; for custom it is "YYYY-MM-DD,YYYY-MM-DD", both
 // days included.
-func ParsePeriod(period, date string, loc *time.Location, now time.Time) (Period, error) {
+func Parse(period, date string, loc *time.Location, now time.Time) (Period, error) {
 	if period == "" {
 		period = "30d"
 	}
@@ -37,14 +40,14 @@ func ParsePeriod(period, date string, loc *time.Location, now time.Time) (Period
 	day := func(s string) (time.Time, error) {
 		t, err := time.ParseInLocation("2006-01-02", s, loc)
 		if err != nil {
-			return t, badRequest("invalid date %q: want YYYY-MM-DD", s)
+			return t, invalid("invalid date %q: want YYYY-MM-DD", s)
 		}
 		return t, nil
 	}
 	if period == "custom" {
 		a, b, ok := strings.Cut(date, ",")
 		if !ok {
-			return p, badRequest("period=custom needs date=YYYY-MM-DD,YYYY-MM-DD")
+			return p, invalid("period=custom needs date=YYYY-MM-DD,YYYY-MM-DD")
 		}
 		from, err := day(a)
 		if err != nil {
@@ -55,10 +58,10 @@ func ParsePeriod(period, date string, loc *time.Location, now time.Time) (Period
 			return p, err
 		}
 		if last.Before(from) {
-			return p, badRequest("invalid date %q: the first day is after the last", date)
+			return p, invalid("invalid date %q: the first day is after the last", date)
 		}
 		if last.Sub(from) > maxCustomDays*24*time.Hour {
-			return p, badRequest("invalid date %q: a custom range may span at most %d days", date, maxCustomDays)
+			return p, invalid("invalid date %q: a custom range may span at most %d days", date, maxCustomDays)
 		}
 		p.From, p.To = from, last.AddDate(0, 0, 1)
 		return p, nil
@@ -85,7 +88,7 @@ func ParsePeriod(period, date string, loc *time.Location, now time.Time) (Period
 		first := time.Date(end.Year(), end.Month(), 1, 0, 0, 0, 0, loc)
 		p.From, p.To = first.AddDate(0, 1-p.months, 0), first.AddDate(0, 1, 0)
 	default:
-		return p, badRequest("invalid period %q: want realtime, day, 7d, 30d, month, 6mo, 12mo or custom", period)
+		return p, invalid("invalid period %q: want realtime, day, 7d, 30d, month, 6mo, 12mo or custom", period)
 	}
 	return p, nil
 }
@@ -119,9 +122,9 @@ const (
 	IntervalMonth = "month"
 )
 
-// parseInterval validates interval, defaulting by period as Plausible does:
+// ParseInterval validates interval, defaulting by period as Plausible does:
 // hours for one day, months for 6mo and 12mo, days otherwise.
-func parseInterval(s string, p Period) (string, error) {
+func ParseInterval(s string, p Period) (string, error) {
 	switch s {
 	case "":
 		switch p.Name {
@@ -135,17 +138,17 @@ func parseInterval(s string, p Period) (string, error) {
 		return IntervalDate, nil
 	case IntervalHour, IntervalWeek, IntervalMonth:
 		if s == IntervalHour && p.To.Sub(p.From) > 93*24*time.Hour {
-			return "", badRequest("interval=hour is limited to ranges of at most 93 days")
+			return "", invalid("interval=hour is limited to ranges of at most 93 days")
 		}
 		return s, nil
 	}
-	return "", badRequest("invalid interval %q: want hour, date, week or month", s)
+	return "", invalid("invalid interval %q: want hour, date, week or month", s)
 }
 
-// bucketKeys lists the labels of every bucket of p, in order, exactly as
-// the SQL bucket expressions render them (see bucketExpr); gaps are filled
+// BucketKeys lists the labels of every bucket of p, in order, exactly as
+// the SQL bucket expressions render them (the engine's bucket expressions); gaps are filled
 // from this list.
-func bucketKeys(p Period, interval string) []string {
+func BucketKeys(p Period, interval string) []string {
 	var keys []string
 	seen := map[string]bool{}
 	add := func(k string) {
@@ -182,13 +185,13 @@ func dayBucket(d time.Time, interval string) time.Time {
 	return d
 }
 
-// hourAligned reports whether every local day, week and month boundary
+// HourAligned reports whether every local day, week and month boundary
 // inside p and both of its ends fall on whole UTC hours, which is when the
 // hourly rollups (whose hours are UTC) answer exactly what the raw tables
 // do: each UTC hour then lies inside one local bucket. Zones with a
 // half-hour or 45-minute offset (Asia/Kolkata, Australia/Adelaide,
 // Asia/Kathmandu) fail this and are answered from raw tables.
-func hourAligned(p Period) bool {
+func HourAligned(p Period) bool {
 	if p.From.Unix()%3600 != 0 || p.To.Unix()%3600 != 0 {
 		return false
 	}
@@ -199,4 +202,14 @@ func hourAligned(p Period) bool {
 	}
 	_, off := p.To.In(p.Loc).Zone()
 	return off%3600 == 0
+}
+
+// Error is a period or interval parameter that cannot be used; its
+// message says what to send instead.
+type Error struct{ Message string }
+
+func (e *Error) Error() string { return e.Message }
+
+func invalid(format string, args ...any) error {
+	return &Error{Message: fmt.Sprintf(format, args...)}
 }

@@ -1,0 +1,76 @@
+package period
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func zone(t *testing.T, name string) *time.Location {
+	t.Helper()
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
+func TestParse(t *testing.T) {
+	berlin := zone(t, "Europe/Berlin")
+	now := time.Date(2025, 3, 30, 12, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		period, date   string
+		from, to, prev string // local days; prev is the previous period's start
+	}{
+		{"day", "2025-03-30", "2025-03-30", "2025-03-31", "2025-03-29"},
+		{"7d", "2025-03-30", "2025-03-24", "2025-03-31", "2025-03-17"},
+		{"30d", "", "2025-03-01", "2025-03-31", "2025-01-30"},
+		{"month", "2025-02-10", "2025-02-01", "2025-03-01", "2025-01-01"},
+		{"6mo", "2025-03-30", "2024-10-01", "2025-04-01", "2024-04-01"},
+		{"custom", "2025-03-01,2025-03-03", "2025-03-01", "2025-03-04", "2025-02-26"},
+	} {
+		p, err := Parse(tt.period, tt.date, berlin, now)
+		if err != nil {
+			t.Fatalf("%s %s: %v", tt.period, tt.date, err)
+		}
+		day := func(tm time.Time) string { return tm.In(berlin).Format("2006-01-02") }
+		if day(p.From) != tt.from || day(p.To) != tt.to || day(p.Previous().From) != tt.prev || !p.Previous().To.Equal(p.From) {
+			t.Errorf("%s %s: [%s, %s) previous from %s; want [%s, %s) previous from %s",
+				tt.period, tt.date, day(p.From), day(p.To), day(p.Previous().From), tt.from, tt.to, tt.prev)
+		}
+	}
+	for _, bad := range []struct{ period, date string }{{"7d", "2025-13-01"}, {"week", ""}, {"custom", "2025-03-05,2025-03-01"}} {
+		if _, err := Parse(bad.period, bad.date, berlin, now); err == nil {
+			t.Errorf("%s %s: no error", bad.period, bad.date)
+		} else if _, ok := err.(*Error); !ok {
+			t.Errorf("%s %s: %T, want *Error", bad.period, bad.date, err)
+		}
+	}
+}
+
+func TestIntervalsAndBuckets(t *testing.T) {
+	berlin := zone(t, "Europe/Berlin")
+	p, err := Parse("custom", "2025-10-01,2025-10-20", berlin, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if iv, err := ParseInterval("", p); err != nil || iv != IntervalDate {
+		t.Errorf("default interval %q %v, want date", iv, err)
+	}
+	keys := BucketKeys(p, IntervalWeek)
+	want := "2025-09-29 2025-10-06 2025-10-13 2025-10-20"
+	if got := strings.Join(keys, " "); got != want {
+		t.Errorf("weeks %s, want %s (Mondays)", got, want)
+	}
+	long, _ := Parse("custom", "2025-01-01,2025-06-30", berlin, time.Now())
+	if _, err := ParseInterval(IntervalHour, long); err == nil {
+		t.Error("hourly buckets over six months: no error")
+	}
+	if !HourAligned(p) {
+		t.Error("a Berlin period is not hour aligned")
+	}
+	kolkata, _ := Parse("7d", "2025-03-30", zone(t, "Asia/Kolkata"), time.Now())
+	if HourAligned(kolkata) {
+		t.Error("a Kolkata period (UTC+5:30) is hour aligned")
+	}
+}
