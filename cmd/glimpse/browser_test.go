@@ -354,6 +354,23 @@ func (bt *browserTest) quiet(t *testing.T, browse func()) counts {
 	return d
 }
 
+// silent browses path in the tab without sending the collector anything:
+// the collector counts no event but the barrier, the tab sends no beacon,
+// and nothing of the path is stored. check, if not nil, runs between the
+// browsing and the checks of what the tab sent and what was stored.
+func (bt *browserTest) silent(t *testing.T, path string, check func()) {
+	t.Helper()
+	d := bt.quiet(t, func() { browseSilently(t, bt.site.addr, bt.tab.Ctx, bt.siteURL+path) })
+	if d.handled() != 1 {
+		t.Errorf("the collector got %d events besides the barrier: %+v", d.handled()-1, d)
+	}
+	if check != nil {
+		check()
+	}
+	assertNoBeacon(t, bt.tab)
+	bt.nothingStored(t, path)
+}
+
 // nothingStored checks, after quiet, that no event of a page under the
 // silent path was stored. The barrier event was sent after them: once it
 // is in ClickHouse, so is anything before it.
@@ -562,18 +579,14 @@ func TestBrowserGPC(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	d := bt.quiet(t, func() { browseSilently(t, bt.site.addr, ctx, bt.siteURL+"/app/gpc/") })
-	if d.handled() != 1 {
-		t.Errorf("the collector got %d events besides the barrier: %+v", d.handled()-1, d)
-	}
-	bt.site.mu.Lock()
-	seen := bt.site.gpcSeen
-	bt.site.mu.Unlock()
-	if seen == 0 {
-		t.Error("the test site never saw Sec-GPC: 1")
-	}
-	assertNoBeacon(t, bt.tab)
-	bt.nothingStored(t, "/app/gpc/")
+	bt.silent(t, "/app/gpc/", func() {
+		bt.site.mu.Lock()
+		seen := bt.site.gpcSeen
+		bt.site.mu.Unlock()
+		if seen == 0 {
+			t.Error("the test site never saw Sec-GPC: 1")
+		}
+	})
 }
 
 // TestBrowserLocalStorage: localStorage.glimpse_ignore silences the
@@ -583,12 +596,7 @@ func TestBrowserLocalStorage(t *testing.T) {
 	ctx := bt.tab.Ctx
 	browser.Navigate(t, ctx, bt.siteURL+"/blank", "")
 	browser.Eval(t, ctx, `localStorage.glimpse_ignore = 'true'`)
-	d := bt.quiet(t, func() { browseSilently(t, bt.site.addr, ctx, bt.siteURL+"/app/ls/") })
-	if d.handled() != 1 {
-		t.Errorf("the collector got %d events besides the barrier: %+v", d.handled()-1, d)
-	}
-	assertNoBeacon(t, bt.tab)
-	bt.nothingStored(t, "/app/ls/")
+	bt.silent(t, "/app/ls/", nil)
 }
 
 // TestBrowserDNT: with data-respect-dnt, Do-Not-Track silences the
@@ -601,25 +609,14 @@ func TestBrowserDNT(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	d := bt.quiet(t, func() { browseSilently(t, bt.site.addr, ctx, bt.siteURL+"/dnt/") })
-	if d.handled() != 1 {
-		t.Errorf("the collector got %d events besides the barrier: %+v", d.handled()-1, d)
-	}
-	assertNoBeacon(t, bt.tab)
-	bt.nothingStored(t, "/dnt/")
+	bt.silent(t, "/dnt/", nil)
 }
 
 // TestBrowserLocalGuard: without data-allow-local the script stays
 // silent on 127.0.0.1, and nothing of the visit is stored.
 func TestBrowserLocalGuard(t *testing.T) {
 	bt := newBrowserTest(t, "local")
-	ctx := bt.tab.Ctx
-	d := bt.quiet(t, func() { browseSilently(t, bt.site.addr, ctx, bt.siteURL+"/local/") })
-	if d.handled() != 1 {
-		t.Errorf("the collector got %d events besides the barrier: %+v", d.handled()-1, d)
-	}
-	assertNoBeacon(t, bt.tab)
-	bt.nothingStored(t, "/local/")
+	bt.silent(t, "/local/", nil)
 }
 
 // TestBrowserOptOut opts out on the collector's page, browses (the
