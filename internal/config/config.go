@@ -79,7 +79,35 @@ type Privacy struct {
 	// subject.go), given here or, better, named by SubjectKeyEnv.
 	SubjectKey    string `yaml:"subject_key"`
 	SubjectKeyEnv string `yaml:"subject_key_env"`
+
+	// Aggregates says how released numbers are protected (noise.go):
+	// AggregatesNoisy (the default in mode strict) perturbs every one
+	// with calibrated noise, AggregatesExact (the default otherwise)
+	// releases exact numbers under the k threshold alone, which does not
+	// protect against differencing.
+	Aggregates string `yaml:"aggregates"`
+	// Epsilon is the privacy loss of one released number (default
+	// DefaultEpsilon), Budget the total a reader may spend in a UTC day
+	// (default DefaultBudget).
+	Epsilon float64 `yaml:"epsilon"`
+	Budget  float64 `yaml:"budget"`
+	// NoiseKey keys the noise: the same question always gets the same
+	// answer, across restarts and collectors, so that asking again gains
+	// nothing. Given here or, better, named by NoiseKeyEnv; without one a
+	// noisy site's key is random per process (and a restart gives new
+	// noise, which a patient reader could average).
+	NoiseKey    string `yaml:"noise_key"`
+	NoiseKeyEnv string `yaml:"noise_key_env"`
 }
+
+// Aggregates modes.
+const (
+	AggregatesNoisy = "noisy"
+	AggregatesExact = "exact"
+)
+
+// Noisy reports whether the site's released numbers carry noise.
+func (p Privacy) Noisy() bool { return p.Aggregates == AggregatesNoisy }
 
 // GPC reports whether Sec-GPC: 1 opts a visitor out.
 func (p Privacy) GPC() bool { return p.HonorGPC == nil || *p.HonorGPC }
@@ -133,6 +161,14 @@ func (e Email) Keys() [][]byte {
 const (
 	DefaultK               = 5
 	DefaultRetentionMonths = 25
+	// DefaultEpsilon and DefaultBudget: a site with a few thousand daily
+	// visitors sees its visitors, visits and page views within 1% (README,
+	// "Disclosure control"), and a reader can release 10,000 numbers a
+	// day.
+	DefaultEpsilon = 0.5
+	DefaultBudget  = 5000
+	// MaxEpsilon bounds epsilon: beyond it the noise protects nothing.
+	MaxEpsilon = 10
 )
 
 // Error is a validation error at a place in the file.
@@ -418,6 +454,7 @@ func (v *validator) site(f *File, i int, seen map[string]string) {
 		v.fail(append(pat, "mode"), "unknown privacy mode %q (want strict, aggregate or consented)", p.Mode)
 	}
 	v.subjectKey(p, pat)
+	v.aggregates(p, pat)
 	switch {
 	case p.KAnonymity == 0:
 		p.KAnonymity = DefaultK
