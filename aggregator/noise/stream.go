@@ -86,7 +86,10 @@ func (s *stream) bits(k uint) uint64 {
 // m or more, so every value has probability exactly 1/m (no modulo
 // bias). Each try succeeds with probability m/2^k > 1/2.
 func (s *stream) uniform(m uint64) uint64 {
-	if m == 1 {
+	if m <= 1 {
+		if m == 0 {
+			panic("noise: uniform(0)") // would never return
+		}
 		return 0
 	}
 	k := uint(bits.Len64(m - 1))
