@@ -93,6 +93,21 @@ func Parse(period, date string, loc *time.Location, now time.Time) (Period, erro
 	return p, nil
 }
 
+// Until returns p with its end moved back to t if it lies after t (and
+// its start too if it lies after t: an empty range).
+func (p Period) Until(t time.Time) Period {
+	if t.IsZero() {
+		return p
+	}
+	if p.To.After(t) {
+		p.To = t
+	}
+	if p.From.After(p.To) {
+		p.From = p.To
+	}
+	return p
+}
+
 // Previous is the period of the same length just before p: the previous
 // calendar month(s) for month periods, the same number of days otherwise.
 func (p Period) Previous() Period {
@@ -172,6 +187,38 @@ func BucketKeys(p Period, interval string) []string {
 		add(dayBucket(d, interval).Format("2006-01-02"))
 	}
 	return keys
+}
+
+// BucketRange is the part of p that the bucket labelled key (one of
+// BucketKeys) covers: [from, to), clipped to p.
+func BucketRange(p Period, interval, key string) (from, to time.Time) {
+	if interval == IntervalHour {
+		t, err := time.ParseInLocation("2006-01-02 15:00:00", key, p.Loc)
+		if err != nil {
+			return p.From, p.From
+		}
+		from, to = t, t.Add(time.Hour)
+	} else {
+		d, err := time.ParseInLocation("2006-01-02", key, p.Loc)
+		if err != nil {
+			return p.From, p.From
+		}
+		switch interval {
+		case IntervalWeek:
+			from, to = d, d.AddDate(0, 0, 7)
+		case IntervalMonth:
+			from, to = d, d.AddDate(0, 1, 0)
+		default:
+			from, to = d, d.AddDate(0, 0, 1)
+		}
+	}
+	if from.Before(p.From) {
+		from = p.From
+	}
+	if to.After(p.To) {
+		to = p.To
+	}
+	return from, to
 }
 
 func dayBucket(d time.Time, interval string) time.Time {

@@ -62,6 +62,14 @@ func TestIntervalsAndBuckets(t *testing.T) {
 	if got := strings.Join(keys, " "); got != want {
 		t.Errorf("weeks %s, want %s (Mondays)", got, want)
 	}
+	from, to := BucketRange(p, IntervalWeek, keys[0])
+	if !from.Equal(p.From) || !to.Equal(time.Date(2025, 10, 6, 0, 0, 0, 0, berlin)) {
+		t.Errorf("first week covers [%s, %s), want the period's start to Monday Oct 6", from, to)
+	}
+	from, to = BucketRange(p, IntervalWeek, keys[3])
+	if !from.Equal(time.Date(2025, 10, 20, 0, 0, 0, 0, berlin)) || !to.Equal(p.To) {
+		t.Errorf("last week covers [%s, %s), want Monday Oct 20 to the period's end", from, to)
+	}
 	long, _ := Parse("custom", "2025-01-01,2025-06-30", berlin, time.Now())
 	if _, err := ParseInterval(IntervalHour, long); err == nil {
 		t.Error("hourly buckets over six months: no error")
@@ -72,5 +80,22 @@ func TestIntervalsAndBuckets(t *testing.T) {
 	kolkata, _ := Parse("7d", "2025-03-30", zone(t, "Asia/Kolkata"), time.Now())
 	if HourAligned(kolkata) {
 		t.Error("a Kolkata period (UTC+5:30) is hour aligned")
+	}
+}
+
+func TestUntil(t *testing.T) {
+	p := Period{From: time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2025, 6, 8, 0, 0, 0, 0, time.UTC), Loc: time.UTC}
+	at := time.Date(2025, 6, 7, 14, 0, 0, 0, time.UTC)
+	if q := p.Until(at); !q.From.Equal(p.From) || !q.To.Equal(at) {
+		t.Errorf("Until(%s) = [%s, %s), want the end moved back", at, q.From, q.To)
+	}
+	if q := p.Until(p.To.Add(time.Hour)); q != p {
+		t.Errorf("Until after the end changed %v to %v", p, q)
+	}
+	if q := p.Until(time.Time{}); q != p {
+		t.Errorf("Until(zero) changed %v to %v", p, q)
+	}
+	if q := p.Until(p.From.Add(-time.Hour)); !q.From.Equal(q.To) || !q.To.Equal(p.From.Add(-time.Hour)) {
+		t.Errorf("Until before the start = [%s, %s), want an empty range", q.From, q.To)
 	}
 }
