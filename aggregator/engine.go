@@ -35,10 +35,12 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/glimpse-analytics/glimpse/aggregator/noise"
 	"github.com/glimpse-analytics/glimpse/aggregator/period"
 )
 
@@ -50,10 +52,17 @@ type Options struct {
 	// SampleThreshold: raw queries over ranges with more events than this
 	// are sampled (default 10,000,000; negative: never sample).
 	SampleThreshold int64
+	// Budget charges readers for the numbers noisy sites release
+	// (disclosure.go); nil charges nothing.
+	Budget *Budget
 }
 
 // Engine answers queries.
-type Engine struct{ opts Options }
+type Engine struct {
+	opts    Options
+	noiseMu sync.Mutex
+	noises  map[string]*noise.Noise // by site
+}
 
 // New returns an Engine.
 func New(o Options) *Engine {
@@ -66,6 +75,26 @@ func New(o Options) *Engine {
 	return &Engine{opts: o}
 }
 
+// finish charges the reader for what r released and completes meta.
+func (e *Engine) finish(q *Query, r *release, meta *Meta) error {
+	meta.Aggregates = q.Site.Privacy.Aggregates
+	if !r.noisy {
+		return nil
+	}
+	meta.Epsilon = q.Site.Privacy.Epsilon
+	if !q.until.IsZero() && q.until.Before(q.Period.To) {
+		meta.ReleasedUntil = &q.until
+	}
+	left, err := e.opts.Budget.spend(q.Reader, q.Site, r)
+	if err != nil {
+		return err
+	}
+	if !math.IsInf(left, 1) {
+		meta.BudgetRemaining = &left
+	}
+	return nil
+}
+
 // Meta describes how a response was computed; Plausible clients ignore it.
 type Meta struct {
 	Source       string  `json:"source"`        // rollup, raw, or rollup+raw
@@ -75,6 +104,16 @@ type Meta struct {
 	FoldedRows   *int    `json:"folded_rows,omitempty"` // breakdowns: rows under k folded into (other)
 	OtherShown   *bool   `json:"other_shown,omitempty"` // breakdowns: whether (other) reached k
 	Withheld     int     `json:"withheld,omitempty"`    // time series: points withheld
+	// Aggregates is noisy (every number carries calibrated noise) or exact
+	// (k threshold only: not protected against differencing).
+	Aggregates string `json:"aggregates"`
+	// Epsilon is the privacy loss of each number released (noisy only),
+	// and BudgetRemaining what is left of the reader's daily budget.
+	Epsilon         float64  `json:"epsilon,omitempty"`
+	BudgetRemaining *float64 `json:"budget_remaining,omitempty"`
+	// ReleasedUntil is where a noisy answer's data stops when its range
+	// reaches past the last full hour (ReleaseHour).
+	ReleasedUntil *time.Time `json:"released_until,omitempty"`
 }
 
 // Response is a Stats API answer: Plausible's "results" plus Glimpse's meta.
@@ -209,7 +248,9 @@ func hasMetric(q *Query, name string) bool {
 // point is the raw columns of one aggregate or bucket, by side.
 type point struct{ ev, se map[string]float64 }
 
-// values derives the requested metrics of a point, or reports it withheld.
+// values derives the requested metrics of a point, or reports it
+// withheld. In noisy mode the point's components carry noise already:
+// counts are reported as at least 0.
 func (q *Query) values(pt point) (map[string]any, bool) {
 	k := float64(q.Site.Privacy.KAnonymity)
 	if len(q.Filters) > 0 && ((pt.ev != nil && pt.ev["visitors"] < k) || (pt.se != nil && pt.se["visitors"] < k)) {
@@ -225,13 +266,37 @@ func (q *Query) values(pt point) (map[string]any, bool) {
 		if v == nil {
 			v = map[string]float64{}
 		}
-		out[m] = d.value(v)
+		out[m] = d.value(nonNegative(v))
 	}
 	return out, false
 }
 
-// aggregate computes one period's point.
-func (e *Engine) aggregate(ctx context.Context, q *Query, p period.Period) (map[string]any, bool, Meta, error) {
+// nonNegative returns v with negative components (noise on a small
+// count) raised to 0.
+func nonNegative(v map[string]float64) map[string]float64 {
+	for _, x := range v {
+		if x < 0 {
+			out := make(map[string]float64, len(v))
+			for c, x := range v {
+				out[c] = max(x, 0)
+			}
+			return out
+		}
+	}
+	return v
+}
+
+// noisy releases pt's components for the range [from, to) through r.
+func (pl *plan) noisy(r *release, pt point, from, to time.Time) point {
+	f := pl.factor()
+	return point{
+		ev: r.values(pt.ev, cell{side: "ev", from: from, to: to}, f),
+		se: r.values(pt.se, cell{side: "se", from: from, to: to}, f),
+	}
+}
+
+// aggregate computes one period's point, released through r.
+func (e *Engine) aggregate(ctx context.Context, q *Query, p period.Period, r *release) (map[string]any, bool, Meta, error) {
 	evCols, seCols := sideCols(q)
 	pl, err := e.plan(ctx, q, p, evCols, seCols)
 	if err != nil {
@@ -248,12 +313,15 @@ func (e *Engine) aggregate(ctx context.Context, q *Query, p period.Period) (map[
 			return nil, false, Meta{}, err
 		}
 	}
+	pt = pl.noisy(r, pt, p.From, p.To)
 	if hasMetric(q, "conversion_rate") {
 		tot, err := e.one(ctx, pl.scan(srcEvents, []string{"visitors"}, withoutGoals(q.Filters)))
 		if err != nil {
 			return nil, false, Meta{}, err
 		}
-		pt.ev["total_visitors"] = tot["visitors"]
+		// The same cell as the visitors of the query without its goals.
+		at := cell{side: "ev", from: p.From, to: p.To}.withoutGoals(q.Filters)
+		pt.ev["total_visitors"] = r.value("visitors", at, tot["visitors"], pl.factor())
 	}
 	vals, withheld := q.values(pt)
 	return vals, withheld, pl.meta(), nil
@@ -263,14 +331,15 @@ func (e *Engine) aggregate(ctx context.Context, q *Query, p period.Period) (map[
 // {"value": 12, "change": 50}}}. A filtered aggregate under k visitors
 // has every value null with a "withheld" reason.
 func (e *Engine) Aggregate(ctx context.Context, q *Query) (*Response, error) {
-	cur, withheld, meta, err := e.aggregate(ctx, q, q.Period)
+	r := e.release(q)
+	cur, withheld, meta, err := e.aggregate(ctx, q, q.released(q.Period), r)
 	if err != nil {
 		return nil, err
 	}
 	var prev map[string]any
 	prevWithheld := false
 	if q.Compare {
-		if prev, prevWithheld, _, err = e.aggregate(ctx, q, q.Period.Previous()); err != nil {
+		if prev, prevWithheld, _, err = e.aggregate(ctx, q, q.released(q.Period.Previous()), r); err != nil {
 			return nil, err
 		}
 	}
@@ -291,6 +360,9 @@ func (e *Engine) Aggregate(ctx context.Context, q *Query) (*Response, error) {
 		}
 		res[m] = o
 	}
+	if err := e.finish(q, r, &meta); err != nil {
+		return nil, err
+	}
 	return &Response{Results: res, Meta: meta}, nil
 }
 
@@ -300,7 +372,7 @@ func (e *Engine) Aggregate(ctx context.Context, q *Query) (*Response, error) {
 // reason.
 func (e *Engine) Timeseries(ctx context.Context, q *Query) (*Response, error) {
 	evCols, seCols := sideCols(q)
-	pl, err := e.plan(ctx, q, q.Period, evCols, seCols)
+	pl, err := e.plan(ctx, q, q.released(q.Period), evCols, seCols)
 	if err != nil {
 		return nil, err
 	}
@@ -348,8 +420,24 @@ func (e *Engine) Timeseries(ctx context.Context, q *Query) (*Response, error) {
 	meta := pl.meta()
 	reason := withheldReason(q.Site.Privacy.KAnonymity)
 	out := make([]map[string]any, 0, len(keys))
+	r := e.release(q)
 	for _, k := range keys {
-		vals, withheld := q.values(*pts[k])
+		from, to := period.BucketRange(q.Period, q.Interval, k)
+		pt := *pts[k]
+		// A bucket after the release point read nothing: its zeros are
+		// released as they are. The bucket of the release point is the
+		// cell of its released part.
+		if to.After(pl.p.To) {
+			to = pl.p.To
+		}
+		if from.Before(to) {
+			pt = pl.noisy(r, pt, from, to)
+			if tv, ok := pts[k].ev["total_visitors"]; ok && r.noisy {
+				at := cell{side: "ev", from: from, to: to}.withoutGoals(q.Filters)
+				pt.ev["total_visitors"] = r.value("visitors", at, tv, pl.factor())
+			}
+		}
+		vals, withheld := q.values(pt)
 		o := map[string]any{"date": k}
 		if withheld {
 			meta.Withheld++
@@ -363,6 +451,9 @@ func (e *Engine) Timeseries(ctx context.Context, q *Query) (*Response, error) {
 			}
 		}
 		out = append(out, o)
+	}
+	if err := e.finish(q, r, &meta); err != nil {
+		return nil, err
 	}
 	return &Response{Results: out, Meta: meta}, nil
 }
@@ -384,8 +475,8 @@ func (e *Engine) Breakdown(ctx context.Context, q *Query) (*Response, error) {
 	if q.Property.side == sideSessions {
 		src = srcSessions
 	}
-	pl := &plan{q: q, p: q.Period, sources: map[string]bool{}}
-	rollup := !q.Raw && q.Period.Name != "realtime" && period.HourAligned(q.Period)
+	pl := &plan{q: q, p: q.released(q.Period), sources: map[string]bool{}}
+	rollup := !q.Raw && q.Period.Name != "realtime" && period.HourAligned(pl.p)
 	dim, oneDimFiltered := oneDim(q.Filters)
 	switch {
 	case rollup && src == srcEvents && q.Property.Name == "event:page" && len(q.Filters) == 0 && subset(cols, pagesHourlyCols):
@@ -395,9 +486,12 @@ func (e *Engine) Breakdown(ctx context.Context, q *Query) (*Response, error) {
 		src, pl.dim = srcSessionDims, q.Property.Name
 	default:
 		var err error
-		if pl.sample, err = e.sampleRatio(ctx, q.Site.Domain, q.Period); err != nil {
+		if pl.sample, err = e.sampleRatio(ctx, q.Site.Domain, pl.p); err != nil {
 			return nil, err
 		}
+	}
+	if q.Site.Privacy.Noisy() {
+		return e.breakdownNoisy(ctx, q, pl, src, cols)
 	}
 	k := float64(q.Site.Privacy.KAnonymity)
 	// Thresholds compare sampled counts: k scaled visitors are k/factor read.
@@ -483,6 +577,7 @@ func (e *Engine) Breakdown(ctx context.Context, q *Query) (*Response, error) {
 		}
 	}
 	meta.FoldedRows, meta.OtherShown = &n, &shown
+	meta.Aggregates = q.Site.Privacy.Aggregates
 	return &Response{Results: results, Meta: meta}, nil
 }
 
@@ -543,11 +638,28 @@ func (e *Engine) conversionTotals(ctx context.Context, pl *plan, q *Query, src s
 // RealtimeVisitors answers /api/v1/stats/realtime/visitors: unique
 // visitors in the last 5 minutes (an unfiltered site total: never
 // withheld).
+//
+// In noisy mode the count is read up to the last full minute and carries
+// noise keyed by that minute, so that polling within a minute gets one
+// answer (and costs one number).
 func (e *Engine) RealtimeVisitors(ctx context.Context, q *Query) (int64, error) {
-	pl := &plan{q: q, p: q.Period, sources: map[string]bool{}}
+	p := q.Period
+	r := e.release(q)
+	if r.noisy {
+		// Up to the last full minute: a number that cannot move while
+		// its noise stays.
+		p.To = p.To.Truncate(time.Minute)
+		p.From = p.To.Add(-period.Realtime)
+	}
+	pl := &plan{q: q, p: p, sources: map[string]bool{}}
 	v, err := e.one(ctx, pl.scan(srcEvents, []string{"visitors"}, nil))
 	if err != nil {
 		return 0, err
 	}
-	return int64(math.Round(v["visitors"])), nil
+	n := r.value("visitors", cell{side: "ev", from: p.From, to: p.To, by: "realtime"}, v["visitors"], 1)
+	var meta Meta
+	if err := e.finish(q, r, &meta); err != nil {
+		return 0, err
+	}
+	return int64(math.Round(max(n, 0))), nil
 }

@@ -1,12 +1,18 @@
 package aggregator
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Error is a request error the Stats API answers with its Status and
 // Message, as {"error": Message}.
 type Error struct {
 	Status  int
 	Message string
+	// RetryAt, if set, is when the request may succeed (an exhausted
+	// privacy budget: the next UTC day).
+	RetryAt time.Time
 }
 
 func (e *Error) Error() string { return e.Message }

@@ -31,7 +31,29 @@ type Query struct {
 	// Raw answers from the raw tables even where a rollup could; the
 	// rollup == raw test uses it. Not reachable from the API.
 	Raw bool
+	// Reader is who the answer is released to (an API key, a dashboard
+	// session, a shared link): the privacy budget is theirs.
+	Reader string
+	// until is a noisy site's release point: data after it is not read
+	// (releasedAt).
+	until time.Time
 }
+
+// ReleaseHour is how far a noisy site's numbers lag: a range is read up to
+// the last full hour, whose data is final, so a number about it cannot
+// move (and subtract to who arrived) while its noise stays. The realtime
+// count is read up to the last full minute (RealtimeVisitors).
+const ReleaseHour = time.Hour
+
+// releasedAt sets a noisy site's release point for an answer at now.
+func (q *Query) releasedAt(now time.Time) {
+	if q.Site.Privacy.Noisy() && q.Period.Name != "realtime" {
+		q.until = now.UTC().Truncate(ReleaseHour)
+	}
+}
+
+// released is p as a noisy site releases it: up to the release point.
+func (q *Query) released(p period.Period) period.Period { return p.Until(q.until) }
 
 // ParseQuery validates Plausible v1 parameters read through get (site_id
 // is resolved by the caller). now anchors default dates and realtime.
@@ -45,6 +67,7 @@ func ParseQuery(kind Kind, site *config.Site, get func(string) string, now time.
 	if q.Period, err = period.Parse(get("period"), get("date"), loc, now); err != nil {
 		return nil, badRequest("%s", err)
 	}
+	q.releasedAt(now)
 	if q.Metrics, err = parseMetrics(get("metrics")); err != nil {
 		return nil, err
 	}

@@ -22,8 +22,8 @@ const testSite = "example.com"
 
 func testSites(t testing.TB, tz string, k int) *config.File {
 	t.Helper()
-	y := "sites:\n  - domain: " + testSite + "\n    timezone: " + tz + "\n    privacy:\n      k_anonymity: " + itoa(k) + "\n" +
-		"  - domain: other.example\n" +
+	y := "sites:\n  - domain: " + testSite + "\n    timezone: " + tz + "\n    privacy:\n      k_anonymity: " + itoa(k) + "\n      aggregates: exact\n" +
+		"  - domain: other.example\n    privacy: {aggregates: exact}\n" +
 		"api_keys:\n  - name: test\n    sha256: \"" + apptest.KeyHash("test-key") + "\"\n    sites: [" + testSite + "]\n" +
 		"  - name: other\n    sha256: \"" + apptest.KeyHash("other-key") + "\"\n    sites: [other.example]\n"
 	f, err := config.Parse("test.yaml", []byte(y))

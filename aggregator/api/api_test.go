@@ -35,6 +35,7 @@ func sites(t *testing.T) *config.File {
     timezone: Europe/Berlin
     privacy:
       k_anonymity: 5
+      aggregates: exact
   - domain: other.example
 api_keys:
   - name: test
