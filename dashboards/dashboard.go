@@ -278,36 +278,41 @@ func sameOrigin(c *fasthttp.RequestCtx) bool {
 
 // authorize lets a signed-in user read the sites they may, and a shared
 // link's token read its own site.
-func (d *Dashboard) authorize(c *fasthttp.RequestCtx, domain string) error {
+//
+// The reader whose privacy budget pays for what it reads is the shared
+// link, or the signed-in user (all their sessions: signing in again does
+// not refill it).
+func (d *Dashboard) authorize(c *fasthttp.RequestCtx, domain string) (string, error) {
 	if tok := string(c.QueryArgs().Peek("auth")); tok != "" {
-		if d.shareOK(domain, tok) {
-			return nil
+		if link, ok := d.shareOK(domain, tok); ok {
+			return "link:" + link, nil
 		}
-		return api.StatusError(fasthttp.StatusForbidden, "this shared link is not valid (any more)")
+		return "", api.StatusError(fasthttp.StatusForbidden, "this shared link is not valid (any more)")
 	}
 	_, s := d.current(c)
 	if s == nil {
-		return api.StatusError(fasthttp.StatusUnauthorized, "not signed in")
+		return "", api.StatusError(fasthttp.StatusUnauthorized, "not signed in")
 	}
 	if u := d.opts.Sites.User(s.email); u == nil || !u.CanRead(domain) {
-		return api.StatusError(fasthttp.StatusForbidden, "you cannot read site "+strconv.Quote(domain))
+		return "", api.StatusError(fasthttp.StatusForbidden, "you cannot read site "+strconv.Quote(domain))
 	}
-	return nil
+	return "user:" + s.email, nil
 }
 
-// shareOK reports whether tok is a shared link of site domain.
-func (d *Dashboard) shareOK(domain, tok string) bool {
+// shareOK reports whether tok is a shared link of site domain, and its
+// name.
+func (d *Dashboard) shareOK(domain, tok string) (string, bool) {
 	s := d.opts.Sites.Site(domain)
 	if s == nil {
-		return false
+		return "", false
 	}
-	ok := false
+	name, ok := "", false
 	for _, l := range s.SharedLinks {
 		if equalTokens(tok, l.Token) {
-			ok = true
+			name, ok = l.Name, true
 		}
 	}
-	return ok
+	return name, ok
 }
 
 // readable lists the sites the signed-in user may read.
@@ -367,7 +372,7 @@ func (d *Dashboard) site(c *fasthttp.RequestCtx) {
 	domain := string(c.QueryArgs().Peek("site"))
 	page := sitePage{Site: d.opts.Sites.Site(domain), Labels: dimensionLabels}
 	if tok := string(c.QueryArgs().Peek("auth")); tok != "" {
-		if page.Site == nil || !d.shareOK(domain, tok) {
+		if _, ok := d.shareOK(domain, tok); page.Site == nil || !ok {
 			d.render(c, fasthttp.StatusForbidden, "error.html", "This shared link is not valid (any more). Ask its owner for a new one.")
 			return
 		}
@@ -378,7 +383,7 @@ func (d *Dashboard) site(c *fasthttp.RequestCtx) {
 			d.toLogin(c)
 			return
 		}
-		if page.Site == nil || d.authorize(c, domain) != nil {
+		if _, err := d.authorize(c, domain); page.Site == nil || err != nil {
 			d.render(c, fasthttp.StatusNotFound, "error.html", "No such site, or you cannot read it.")
 			return
 		}

@@ -102,6 +102,7 @@ type request struct {
 	site   *config.Site
 	params map[string]string
 	now    time.Time
+	reader string // who the answer is released to: its privacy budget pays
 }
 
 func (r *request) get(k string) string { return r.params[k] }
@@ -129,7 +130,13 @@ func (a *API) wrapWith(serve func(c *fasthttp.RequestCtx) (any, error)) fasthttp
 		c.SetContentType("application/json")
 		if err != nil {
 			status, msg := a.classify(c, err)
-			if status == fasthttp.StatusTooManyRequests {
+			var qe *aggregator.Error
+			switch {
+			case errors.As(err, &qe) && !qe.RetryAt.IsZero():
+				// A privacy budget spent: it is refilled at the next UTC day.
+				c.Response.Header.Set("Retry-After", strconv.Itoa(int(math.Ceil(qe.RetryAt.Sub(a.opts.Now()).Seconds()))))
+				c.Response.Header.Set(HeaderBudget, "0")
+			case status == fasthttp.StatusTooManyRequests:
 				c.Response.Header.Set("Retry-After", strconv.Itoa(a.retryAfter()))
 			}
 			c.SetStatusCode(status)
@@ -144,10 +151,17 @@ func (a *API) wrapWith(serve func(c *fasthttp.RequestCtx) (any, error)) fasthttp
 			c.SetBodyString(`{"error":"internal error"}`)
 			return
 		}
+		if r, ok := res.(*aggregator.Response); ok && r.Meta.BudgetRemaining != nil {
+			c.Response.Header.Set(HeaderBudget, strconv.FormatFloat(*r.Meta.BudgetRemaining, 'f', -1, 64))
+		}
 		c.SetStatusCode(fasthttp.StatusOK)
 		c.SetBody(b)
 	}
 }
+
+// HeaderBudget carries what is left of the reader's daily privacy budget
+// for the site (noisy sites): 0 with a 429 when it is spent.
+const HeaderBudget = "X-Glimpse-Privacy-Budget"
 
 func (a *API) classify(c *fasthttp.RequestCtx, err error) (int, string) {
 	var he *httpError
@@ -181,26 +195,28 @@ func (a *API) serve(c *fasthttp.RequestCtx, h handler) (any, error) {
 	if !a.allow(ki, now) {
 		return nil, &httpError{fasthttp.StatusTooManyRequests, fmt.Sprintf("too many requests: this key may make %d requests per hour", a.opts.RateLimit)}
 	}
-	return a.answer(c, h, now, func(domain string) error {
+	return a.answer(c, h, now, func(domain string) (string, error) {
 		if !key.Covers(domain) {
-			return &httpError{fasthttp.StatusForbidden, fmt.Sprintf("this API key cannot read site %q", domain)}
+			return "", &httpError{fasthttp.StatusForbidden, fmt.Sprintf("this API key cannot read site %q", domain)}
 		}
-		return nil
+		return "key:" + key.Name, nil
 	})
 }
 
 // answer reads the parameters and the site, checks that the caller may
 // read it, and runs h under the request timeout.
-func (a *API) answer(c *fasthttp.RequestCtx, h handler, now time.Time, may func(domain string) error) (any, error) {
+func (a *API) answer(c *fasthttp.RequestCtx, h handler, now time.Time, may func(domain string) (string, error)) (any, error) {
 	r := &request{params: map[string]string{}, now: now}
 	c.QueryArgs().VisitAll(func(k, v []byte) { r.params[string(k)] = string(v) })
 	domain := r.get("site_id")
 	if domain == "" {
 		return nil, &httpError{fasthttp.StatusBadRequest, "missing site_id: the site's domain, e.g. site_id=example.com"}
 	}
-	if err := may(domain); err != nil {
+	reader, err := may(domain)
+	if err != nil {
 		return nil, err
 	}
+	r.reader = reader
 	if r.site = a.opts.Sites.Site(domain); r.site == nil {
 		return nil, &httpError{fasthttp.StatusForbidden, fmt.Sprintf("cannot read site %q", domain)}
 	}
@@ -209,10 +225,11 @@ func (a *API) answer(c *fasthttp.RequestCtx, h handler, now time.Time, may func(
 	return h(ctx, r)
 }
 
-// Authorizer decides whether the request c may read the site domain: nil
+// Authorizer decides whether the request c may read the site domain, and
+// who reads it (the privacy budget of noisy sites is theirs): a nil error
 // allows it; an error from StatusError is answered with its status, any
 // other error with 403.
-type Authorizer func(c *fasthttp.RequestCtx, domain string) error
+type Authorizer func(c *fasthttp.RequestCtx, domain string) (reader string, err error)
 
 // StatusError returns an error the API answers with status and
 // {"error": msg}.
@@ -238,13 +255,13 @@ func (a *API) HandlersWith(auth Authorizer) map[string]fasthttp.RequestHandler {
 				c.Response.Header.Set("Allow", "GET, HEAD")
 				return nil, &httpError{fasthttp.StatusMethodNotAllowed, "method not allowed: use GET"}
 			}
-			return a.answer(c, h, a.opts.Now(), func(domain string) error {
-				err := auth(c, domain)
+			return a.answer(c, h, a.opts.Now(), func(domain string) (string, error) {
+				reader, err := auth(c, domain)
 				var he *httpError
 				if err != nil && !errors.As(err, &he) {
-					return &httpError{fasthttp.StatusForbidden, err.Error()}
+					return "", &httpError{fasthttp.StatusForbidden, err.Error()}
 				}
-				return err
+				return reader, err
 			})
 		})
 	}
@@ -268,7 +285,7 @@ func (a *API) Run(c *fasthttp.RequestCtx, endpoint string, auth Authorizer) (any
 	if h == nil {
 		return nil, &httpError{fasthttp.StatusNotFound, "unknown endpoint " + endpoint}
 	}
-	return a.answer(c, h, a.opts.Now(), func(domain string) error { return auth(c, domain) })
+	return a.answer(c, h, a.opts.Now(), func(domain string) (string, error) { return auth(c, domain) })
 }
 
 // StatusOf maps an error of Run to the status and message the Stats API
@@ -306,6 +323,7 @@ func (a *API) query(kind aggregator.Kind) handler {
 		if err != nil {
 			return nil, err
 		}
+		q.Reader = r.reader
 		switch kind {
 		case aggregator.KindAggregate:
 			return a.opts.Engine.Aggregate(ctx, q)
@@ -322,5 +340,5 @@ func (a *API) realtime(ctx context.Context, r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return a.opts.Engine.RealtimeVisitors(ctx, &aggregator.Query{Site: r.site, Period: p})
+	return a.opts.Engine.RealtimeVisitors(ctx, &aggregator.Query{Site: r.site, Period: p, Reader: r.reader})
 }
