@@ -36,6 +36,7 @@ import (
 
 const (
 	dashSite     = "dash.test"
+	noisySite    = "noisy.dash.test" // the same kind of traffic, aggregates noisy
 	dashEmail    = "ana@dash.test"
 	dashPassword = "correct horse battery"
 	dashToken    = "shared-token-0123456789abcdef"
@@ -44,14 +45,18 @@ const (
 	xssPath = `<img src=x onerror=alert(1)>`
 )
 
-// seedDashboard writes the seeded traffic and 120 visitors of xssPath
-// (enough to rank among the top pages) straight through the batch writer.
+// seedDashboard writes the seeded traffic (on dashSite and noisySite) and
+// 120 visitors of xssPath (enough to rank among the top pages) straight
+// through the batch writer.
 func seedDashboard(t *testing.T, db *chtest.DB) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	w := sink.New(sink.Options{Conn: db.Conn, BatchSize: 50000, QueueSize: 200000})
 	if _, err := seed.Generate(ctx, w, seed.Options{Site: dashSite, Events: 8000, Days: 30, Seed: 6}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := seed.Generate(ctx, w, seed.Options{Site: noisySite, Events: 8000, Days: 30, Seed: 7}); err != nil {
 		t.Fatal(err)
 	}
 	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
@@ -75,7 +80,9 @@ func seedDashboard(t *testing.T, db *chtest.DB) {
 // statsAPI calls the Bearer Stats API the way any client would.
 func statsAPI(t *testing.T, addr, endpoint string, q url.Values) map[string]any {
 	t.Helper()
-	q.Set("site_id", dashSite)
+	if !q.Has("site_id") {
+		q.Set("site_id", dashSite)
+	}
 	req, _ := http.NewRequest("GET", "http://"+addr+"/api/v1/stats/"+endpoint+"?"+q.Encode(), nil)
 	req.Header.Set("Authorization", "Bearer "+dashAPIKey)
 	resp, err := http.DefaultClient.Do(req)
@@ -122,18 +129,24 @@ func TestDashboardBrowser(t *testing.T) {
   - domain: %s
     privacy:
       k_anonymity: 5
+      aggregates: exact
       retention_months: 13
     shared_links:
       - name: board
         token: %s
+  - domain: %s
+    privacy:
+      k_anonymity: 5
+      aggregates: noisy
+      noise_key: "dashboard-noise-key-0123456789abcdef"
 users:
   - email: %s
     password_hash: %q
 api_keys:
   - name: test
     sha256: %q
-    sites: [%s]
-`, dashSite, dashToken, dashEmail, hash, apptest.KeyHash(dashAPIKey), dashSite))
+    sites: [%s, %s]
+`, dashSite, dashToken, noisySite, dashEmail, hash, apptest.KeyHash(dashAPIKey), dashSite, noisySite))
 	srv := apptest.Start(t, nil, "--config", cfg, "--clickhouse", db.DSN)
 	base := "http://" + srv.Addr
 
@@ -335,6 +348,54 @@ api_keys:
 			want := []string{fmt.Sprint(m["page"]), fmt.Sprint(m["visitors"]), fmt.Sprint(m["pageviews"])}
 			if strings.Join(recs[i+1], "\x00") != strings.Join(want, "\x00") {
 				t.Errorf("CSV row %d = %q, want %q", i+1, recs[i+1], want)
+			}
+		}
+	})
+
+	t.Run("a noisy site says so; its page, CSV and Stats API agree", func(t *testing.T) {
+		browser.Navigate(t, ctx, base+"/dashboard/site?site="+noisySite, "")
+		browser.WaitJS(t, ctx, "every panel", panelsLoaded)
+		if txt := browser.Value[string](t, ctx, `document.getElementById('noisy')?.textContent || ''`); txt != "Numbers are approximate" {
+			t.Errorf("the noisy site's badge reads %q", txt)
+		}
+		metrics := "visitors,visits,pageviews,views_per_visit,bounce_rate,visit_duration,time_on_page,scroll_depth"
+		agg := statsAPI(t, srv.Addr, "aggregate", url.Values{"site_id": {noisySite}, "period": {"30d"}, "metrics": {metrics}, "compare": {"previous_period"}})
+		if meta := agg["meta"].(map[string]any); meta["aggregates"] != "noisy" {
+			t.Errorf("Stats API meta %v does not say noisy", meta)
+		}
+		want := agg["results"].(map[string]any)
+		got := browser.Value[map[string]string](t, ctx, `Object.fromEntries([...document.querySelectorAll('.kpi')].map(k => [k.dataset.metric, k.querySelector('.kpi-value').dataset.value]))`)
+		for _, m := range strings.Split(metrics, ",") {
+			if w := fmt.Sprint(want[m].(map[string]any)["value"]); got[m] != w {
+				t.Errorf("%s: the page shows %q, the Stats API %s: one release, one number", m, got[m], w)
+			}
+		}
+		res := statsAPI(t, srv.Addr, "breakdown", url.Values{"site_id": {noisySite}, "period": {"30d"}, "property": {"event:page"}, "metrics": {"visitors,pageviews"}, "limit": {"10"}})
+		if got, want := panelRows(t, ctx, "pages"), breakdownKeys(res, "page"); strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("top pages on the page %q, Stats API %q", got, want)
+		}
+		if n := int(res["meta"].(map[string]any)["folded_rows"].(float64)); n > 0 {
+			if note := browser.Value[string](t, ctx, `document.querySelector('#panel-pages .note').textContent`); !strings.HasPrefix(note, fmt.Sprintf("About %d rows", n)) {
+				t.Errorf("pages note %q, want about %d folded rows", note, n)
+			}
+		}
+		csvText, err := chromedp.Run(ctx, chromedp.Evaluate[string](`fetch(document.querySelector('#panel-pages a.csv').href).then(r => r.text())`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := csv.NewReader(strings.NewReader(csvText)).ReadAll()
+		if err != nil {
+			t.Fatalf("CSV %q: %v", csvText, err)
+		}
+		full := statsAPI(t, srv.Addr, "breakdown", url.Values{"site_id": {noisySite}, "period": {"30d"}, "property": {"event:page"}, "metrics": {"visitors,pageviews"}, "limit": {"1000"}})
+		rows := full["results"].([]any)
+		if len(recs) != len(rows)+1 {
+			t.Fatalf("CSV has %d records, the Stats API %d rows", len(recs), len(rows))
+		}
+		for i, r := range rows {
+			m := r.(map[string]any)
+			if want := []string{fmt.Sprint(m["page"]), fmt.Sprint(m["visitors"]), fmt.Sprint(m["pageviews"])}; strings.Join(recs[i+1], "\x00") != strings.Join(want, "\x00") {
+				t.Errorf("CSV row %d = %q, Stats API %q", i+1, recs[i+1], want)
 			}
 		}
 	})

@@ -12,6 +12,8 @@
   const page = new URL(location.href);
   const AUTH = page.searchParams.get('auth') || '';
   const TZ = app.dataset.tz || 'UTC';
+  // NOISY: every number carries noise (disclosure control); the page says so.
+  const NOISY = app.dataset.noisy === 'true';
 
   // ---- DOM helpers: text only ------------------------------------------
   function el(tag, attrs, ...kids) {
@@ -526,7 +528,7 @@
     const folded = m.folded_rows || 0;
     note.className = 'note' + (folded ? ' folded' : '');
     note.textContent = folded
-      ? folded + (folded === 1 ? ' row' : ' rows') + ' with fewer than ' + K + ' visitors ' + (m.other_shown ? 'folded into (other).' : 'folded away; together still under ' + K + ', so not shown.')
+      ? (NOISY ? 'About ' : '') + folded + (folded === 1 ? ' row' : ' rows') + ' with fewer than ' + K + ' visitors ' + (m.other_shown ? 'folded into (other).' : 'folded away; together still under ' + K + ', so not shown.')
       : '';
     if (m.sample_factor > 1) note.textContent += ' Estimated from a 1-in-' + Math.round(m.sample_factor) + ' sample.';
     more.hidden = !(rows.length >= 10 || limit > 10);
