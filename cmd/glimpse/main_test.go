@@ -262,7 +262,8 @@ func TestSIGTERMUnderLoadLosesNothing(t *testing.T) {
 
 func TestDemoSite(t *testing.T) {
 	db := chtest.New(t)
-	cfg := apptest.WriteConfig(t, apptest.SitesYAML)
+	// Noisy without a noise key: the log says what that costs.
+	cfg := apptest.WriteConfig(t, "sites:\n  - domain: example.com\n    privacy: {aggregates: noisy}\n")
 	s := apptest.Start(t, nil, "--config", cfg, "--clickhouse", db.DSN, "--demo")
 	for path, want := range map[string]string{
 		"/demo/":                   `data-domain="example.com"`,
@@ -274,6 +275,34 @@ func TestDemoSite(t *testing.T) {
 		if code != 200 || !strings.Contains(body, want) {
 			t.Errorf("%s: %d, want 200 with %q", path, code, want)
 		}
+	}
+	s.Stop(t)
+	if !strings.Contains(s.Output(), "noisy aggregates without a noise key") {
+		t.Errorf("a noisy site without a noise key starts without a warning: %s", s.Output())
+	}
+}
+
+// TestDemoConfig: make run's sites file serves, and its demo site's
+// numbers carry noise under a fixed key, with the reader's budget.
+func TestDemoConfig(t *testing.T) {
+	db := chtest.New(t)
+	s := apptest.Start(t, nil, "--config", "../../scripts/demo.yaml", "--clickhouse", db.DSN)
+	req, _ := http.NewRequest("GET", "http://"+s.Addr+"/api/v1/stats/aggregate?site_id=demo.glimpse.localhost&period=30d&metrics=visitors", nil)
+	req.Header.Set("Authorization", "Bearer demo-key")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"aggregates":"noisy"`) || resp.Header.Get("X-Glimpse-Privacy-Budget") == "" {
+		t.Errorf("the demo's Stats API: %d %s (budget header %q), want noisy numbers and a budget", resp.StatusCode, body, resp.Header.Get("X-Glimpse-Privacy-Budget"))
+	}
+	if spent := s.Metric(t, "glimpse_privacy_budget_spent_total"); spent != 0.5 {
+		t.Errorf("glimpse_privacy_budget_spent_total = %g after one number at epsilon 0.5", spent)
+	}
+	if log := s.Output(); strings.Contains(log, "without a noise key") {
+		t.Errorf("the demo has a noise key, yet the log warns: %s", log)
 	}
 	s.Stop(t)
 }

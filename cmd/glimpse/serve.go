@@ -159,11 +159,20 @@ func newSalts(ctx context.Context, shared bool, conn driver.Conn, log *slog.Logg
 	return salts, nil
 }
 
+// newBudget is the readers' daily privacy budget of noisy sites, with its
+// spend and refusals in /metrics.
+func newBudget(set *metrics.Set) *aggregator.Budget {
+	spent := set.NewFloatCounter("glimpse_privacy_budget_spent_total")
+	refused := set.NewCounter("glimpse_privacy_budget_refusals_total")
+	return aggregator.NewBudget(time.Now, spent.Add, refused.Inc)
+}
+
 // route builds the main listener's mux: the process's /metrics, /healthz
 // and /readyz, then every component's endpoints. The dashboard goes on
 // the mux, or on its own listener with --dashboard-listen.
 func (s *server) route(ctx context.Context, optOut *beacon.OptOut, stdout io.Writer) error {
-	stats, err := api.New(api.Options{Engine: aggregator.New(aggregator.Options{Conn: s.conn}), Sites: s.sites, Log: s.log.With("component", "stats-api")})
+	engine := aggregator.New(aggregator.Options{Conn: s.conn, Budget: newBudget(s.metrics)})
+	stats, err := api.New(api.Options{Engine: engine, Sites: s.sites, Log: s.log.With("component", "stats-api")})
 	if err != nil {
 		return err
 	}
@@ -216,6 +225,13 @@ func (s *server) run(ctx context.Context, stdout io.Writer) error {
 	hs.ErrorHandler, hs.Logger = s.ingest.ErrorHandler, collector.HTTPLogger{Log: s.log}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	for _, site := range s.sites.Sites {
+		if site.Privacy.Noisy() && site.Privacy.NoiseKey == "" {
+			s.log.Warn("noisy aggregates without a noise key: this process draws a random one, so a restart "+
+				"answers the same questions with new noise, which a patient reader can average; set privacy.noise_key_env",
+				"site", site.Domain)
+		}
+	}
 	s.log.Info("serving", "listen", ln.Addr().String(), "sites", len(s.sites.Sites), "sink", s.o.writer.mode, "geo", s.geo != nil)
 	fmt.Fprintf(stdout, "glimpse is serving on http://%s\n", ln.Addr())
 	var serveErr error

@@ -80,7 +80,8 @@ type Privacy struct {
 	SubjectKey    string `yaml:"subject_key"`
 	SubjectKeyEnv string `yaml:"subject_key_env"`
 
-	// Aggregates says how released numbers are protected (noise.go):
+	// Aggregates says how released numbers are protected
+	// (aggregator/disclosure.go):
 	// AggregatesNoisy (the default in mode strict) perturbs every one
 	// with calibrated noise, AggregatesExact (the default otherwise)
 	// releases exact numbers under the k threshold alone, which does not
