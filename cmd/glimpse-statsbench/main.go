@@ -2,7 +2,8 @@
 // one site (glimpse seed's generator, through the collector's writer) into
 // its own database, then calls each endpoint in-process through the API's
 // handlers, interleaved over rounds, and prints p50/p95 per call and its
-// ratio to a trivial query (SELECT 1) timed in the same rounds.
+// ratio to a trivial query (SELECT 1) timed in the same rounds, each call
+// against exact and against noisy aggregates (disclosure control).
 package main
 
 import (
@@ -14,6 +15,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/valyala/fasthttp"
 
 	"github.com/glimpse-analytics/glimpse/aggregator"
@@ -70,59 +72,43 @@ func run(dsn string, events, days, runs int, reuse bool) error {
 			st.Events, st.Sessions, st.Visitors, days, time.Since(began).Round(time.Second))
 		_ = conn.Exec(ctx, "OPTIMIZE TABLE "+db+".sessions FINAL")
 	}
-	sites, err := config.Parse("bench.yaml", []byte(`sites:
-  - domain: example.com
-    timezone: Europe/Berlin
-api_keys:
-  - name: bench
-    sha256: "`+"0f4642e75fcac5f414875163594e3e406cb504b3ad43701bfb107b8559efa727"+`"
-    sites: [example.com]
-`))
+	// Each call runs twice per round: against the site with exact
+	// aggregates and against the same data with noisy ones (disclosure
+	// control), so their ratio is measured in the same rounds.
+	exact, err := newAPI(conn, config.AggregatesExact)
 	if err != nil {
 		return err
 	}
-	a, err := api.New(api.Options{Engine: aggregator.New(aggregator.Options{Conn: conn}), Sites: sites, RateLimit: 1 << 30})
+	noisy, err := newAPI(conn, config.AggregatesNoisy)
 	if err != nil {
 		return err
 	}
-	routes := a.Routes()
 	date := end.AddDate(0, 0, -1).Format("2006-01-02")
-	call := func(path string, kv ...string) func() error {
-		v := url.Values{"site_id": {"example.com"}, "period": {"30d"}, "date": {date}}
-		for i := 0; i+1 < len(kv); i += 2 {
-			v.Set(kv[i], kv[i+1])
-		}
-		uri := path + "?" + v.Encode()
-		return func() error {
-			var rc fasthttp.RequestCtx
-			rc.Request.SetRequestURI(uri)
-			rc.Request.Header.Set("Authorization", "Bearer "+benchKey)
-			routes[path](&rc)
-			if rc.Response.StatusCode() != 200 {
-				return fmt.Errorf("%s: %d %s", uri, rc.Response.StatusCode(), rc.Response.Body())
-			}
-			return nil
-		}
-	}
 	calls := []struct {
 		name string
-		fn   func() error
+		path string
+		kv   []string
 	}{
-		{"baseline SELECT 1", func() error { return conn.Exec(ctx, "SELECT 1") }},
-		{"aggregate 30d (rollup)", call(api.PathAggregate, "metrics", "visitors,visits,pageviews,bounce_rate,visit_duration")},
-		{"timeseries 30d (rollup)", call(api.PathTimeseries, "metrics", "visitors,pageviews,visits")},
-		{"top pages (rollup)", call(api.PathBreakdown, "property", "event:page", "metrics", "visitors,pageviews", "limit", "10")},
-		{"sources (sessions_dims_hourly)", call(api.PathBreakdown, "property", "visit:source", "metrics", "visitors,visits,bounce_rate", "limit", "10")},
-		{"countries (sessions_dims_hourly)", call(api.PathBreakdown, "property", "visit:country", "metrics", "visitors", "limit", "10")},
-		{"filtered breakdown (raw)", call(api.PathBreakdown, "property", "event:page", "metrics", "visitors,pageviews", "limit", "10",
-			"filters", "visit:country==DE;visit:source==Google")},
-		{"filtered aggregate (rollup+raw)", call(api.PathAggregate, "metrics", "visitors,pageviews,bounce_rate", "filters", "visit:device==Mobile")},
+		{"aggregate 30d (rollup)", api.PathAggregate, []string{"metrics", "visitors,visits,pageviews,bounce_rate,visit_duration"}},
+		{"timeseries 30d (rollup)", api.PathTimeseries, []string{"metrics", "visitors,pageviews,visits"}},
+		{"top pages (rollup)", api.PathBreakdown, []string{"property", "event:page", "metrics", "visitors,pageviews", "limit", "10"}},
+		{"sources (sessions_dims_hourly)", api.PathBreakdown, []string{"property", "visit:source", "metrics", "visitors,visits,bounce_rate", "limit", "10"}},
+		{"countries (sessions_dims_hourly)", api.PathBreakdown, []string{"property", "visit:country", "metrics", "visitors", "limit", "10"}},
+		{"filtered breakdown (raw)", api.PathBreakdown, []string{"property", "event:page", "metrics", "visitors,pageviews", "limit", "10",
+			"filters", "visit:country==DE;visit:source==Google"}},
+		{"filtered aggregate (rollup+raw)", api.PathAggregate, []string{"metrics", "visitors,pageviews,bounce_rate", "filters", "visit:device==Mobile"}},
 	}
-	times := make([][]time.Duration, len(calls))
+	baseline := func() error { return conn.Exec(ctx, "SELECT 1") }
+	var fns []func() error
+	for _, c := range calls {
+		fns = append(fns, exact.call(date, c.path, c.kv...), noisy.call(date, c.path, c.kv...))
+	}
+	fns = append(fns, baseline)
+	times := make([][]time.Duration, len(fns))
 	for r := 0; r < runs+1; r++ {
-		for i, c := range calls {
+		for i, fn := range fns {
 			t0 := time.Now()
-			if err := c.fn(); err != nil {
+			if err := fn(); err != nil {
 				return err
 			}
 			if r > 0 { // round 0 warms caches
@@ -135,14 +121,60 @@ api_keys:
 		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 		return s[min(len(s)-1, int(float64(len(s))*p))]
 	}
-	base := pct(times[0], 0.5)
-	fmt.Printf("%-28s %10s %10s %12s\n", "call ("+fmt.Sprint(runs)+" runs)", "p50", "p95", "p50/baseline")
+	ms := func(d time.Duration) time.Duration { return d.Round(100 * time.Microsecond) }
+	base := pct(times[len(fns)-1], 0.5)
+	fmt.Printf("baseline SELECT 1: p50 %s over %d runs\n", ms(base), runs)
+	fmt.Printf("%-34s %9s %9s %9s %9s %9s %12s\n", "call", "p50", "p95", "p50/base", "noisy p50", "noisy p95", "noisy/exact")
 	for i, c := range calls {
-		p50 := pct(times[i], 0.5)
-		fmt.Printf("%-28s %10s %10s %11.1fx\n", c.name, p50.Round(100*time.Microsecond), pct(times[i], 0.95).Round(100*time.Microsecond),
-			float64(p50)/float64(base))
+		e50, n50 := pct(times[2*i], 0.5), pct(times[2*i+1], 0.5)
+		fmt.Printf("%-34s %9s %9s %8.1fx %9s %9s %11.2fx\n", c.name, ms(e50), ms(pct(times[2*i], 0.95)),
+			float64(e50)/float64(base), ms(n50), ms(pct(times[2*i+1], 0.95)), float64(n50)/float64(e50))
 	}
 	return nil
+}
+
+// statsAPI is the Stats API over the seeded site, its aggregates as asked.
+type statsAPI struct {
+	routes map[string]fasthttp.RequestHandler
+}
+
+func newAPI(conn driver.Conn, aggregates string) (*statsAPI, error) {
+	sites, err := config.Parse("bench.yaml", []byte(`sites:
+  - domain: example.com
+    timezone: Europe/Berlin
+    privacy: {aggregates: `+aggregates+`, noise_key: "statsbench-noise-key-0123456789abcdef"}
+api_keys:
+  - name: bench
+    sha256: "`+"0f4642e75fcac5f414875163594e3e406cb504b3ad43701bfb107b8559efa727"+`"
+    sites: [example.com]
+`))
+	if err != nil {
+		return nil, err
+	}
+	a, err := api.New(api.Options{Engine: aggregator.New(aggregator.Options{Conn: conn}), Sites: sites, RateLimit: 1 << 30})
+	if err != nil {
+		return nil, err
+	}
+	return &statsAPI{a.Routes()}, nil
+}
+
+// call returns one request to path for the 30 days before date.
+func (a *statsAPI) call(date, path string, kv ...string) func() error {
+	v := url.Values{"site_id": {"example.com"}, "period": {"30d"}, "date": {date}}
+	for i := 0; i+1 < len(kv); i += 2 {
+		v.Set(kv[i], kv[i+1])
+	}
+	uri := path + "?" + v.Encode()
+	return func() error {
+		var rc fasthttp.RequestCtx
+		rc.Request.SetRequestURI(uri)
+		rc.Request.Header.Set("Authorization", "Bearer "+benchKey)
+		a.routes[path](&rc)
+		if rc.Response.StatusCode() != 200 {
+			return fmt.Errorf("%s: %d %s", uri, rc.Response.StatusCode(), rc.Response.Body())
+		}
+		return nil
+	}
 }
 
 // benchKey is the bench's API key; its SHA-256 is in the config above.
