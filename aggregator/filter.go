@@ -3,6 +3,7 @@ package aggregator
 import (
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 // Filter is one clause of Plausible's v1 filter syntax: property==a|b or
@@ -40,7 +41,12 @@ func ParseFilters(s string) ([]Filter, error) {
 		}
 		var vals []string
 		for _, v := range splitEscaped(clause[i+2:], '|') {
-			vals = append(vals, unescape(strings.TrimSpace(v)))
+			v = unescape(strings.TrimSpace(v))
+			if !utf8.ValidString(v) {
+				// RE2 refuses such a pattern, and no stored value is one.
+				return nil, badRequest("invalid filter %q: a value is not valid UTF-8", clause)
+			}
+			vals = append(vals, v)
 		}
 		if len(vals) > 100 {
 			return nil, badRequest("invalid filter %q: at most 100 alternatives", clause)
@@ -83,13 +89,30 @@ func unescape(s string) string {
 }
 
 // wildcard turns a Plausible glob into an anchored RE2 pattern, bound as
-// a value.
+// a value: ** matches across path segments, * within one, and every other
+// byte stands for itself (a NUL too, which RE2 reads as \x00).
 func wildcard(v string) string {
-	q := regexp.QuoteMeta(v)
-	q = strings.ReplaceAll(q, `\*\*`, "\x00")
-	q = strings.ReplaceAll(q, `\*`, "[^/]*")
-	q = strings.ReplaceAll(q, "\x00", ".*")
-	return "^" + q + "$"
+	var b strings.Builder
+	b.WriteByte('^')
+	for v != "" {
+		switch {
+		case strings.HasPrefix(v, "**"):
+			b.WriteString(".*")
+			v = v[2:]
+		case v[0] == '*':
+			b.WriteString("[^/]*")
+			v = v[1:]
+		default:
+			n := strings.IndexByte(v, '*')
+			if n < 0 {
+				n = len(v)
+			}
+			b.WriteString(strings.ReplaceAll(regexp.QuoteMeta(v[:n]), "\x00", `\x00`))
+			v = v[n:]
+		}
+	}
+	b.WriteByte('$')
+	return b.String()
 }
 
 // pred writes the filter as a boolean expression over one row.

@@ -232,6 +232,13 @@ func TestStatsAPI(t *testing.T) {
 			{q(api.PathBreakdown, "property", "event:page", "metrics", "bounce_rate"), `metric \"bounce_rate\" is not supported in a breakdown by event:page`},
 			{q(api.PathBreakdown, "property", "event:page", "limit", "0"), `invalid limit \"0\"`},
 			{q(api.PathBreakdown, "property", "event:page", "page", "x"), `invalid page \"x\"`},
+			// Audit, issue 21: a wildcard of invalid UTF-8 reached RE2 and
+			// answered 500; a property key named like a metric overwrote
+			// that metric in every row.
+			{q(api.PathAggregate, "filters", "event:page==/\xff*"), "not valid UTF-8"},
+			{q(api.PathAggregate, "filters", "visit:country==\xc3"), "not valid UTF-8"},
+			{q(api.PathBreakdown, "property", "event:props:visitors", "metrics", "visitors,events"), `key \"visitors\" is the name of a metric asked for`},
+			{q(api.PathBreakdown, "property", "event:props:events", "metrics", "visitors,events"), `key \"events\" is the name of a metric asked for`},
 		}
 		for _, tt := range tests {
 			t.Run(tt.want, func(t *testing.T) {
@@ -240,6 +247,29 @@ func TestStatsAPI(t *testing.T) {
 					t.Fatalf("%s: got %d %s, want 400 containing %q", tt.uri, status, body, tt.want)
 				}
 			})
+		}
+	})
+
+	// Audit, issue 21: a NUL in a wildcard became ".*" and matched every
+	// page. A NUL is a literal byte like any other: no stored path has
+	// one, so the filter matches nobody, as a wildcard of an unknown path
+	// does, and unlike one matching every path.
+	t.Run("NUL in a wildcard", func(t *testing.T) {
+		get := func(filter string) string {
+			t.Helper()
+			status, body := c.get(t, "test-key", q(api.PathAggregate, "period", "30d", "date", "2025-03-30",
+				"metrics", "visitors,pageviews", "filters", filter))
+			if status != 200 {
+				t.Fatalf("%s: status %d: %s", filter, status, body)
+			}
+			return string(body)
+		}
+		nul, nobody, all := get("event:page==/\x00*"), get("event:page==/no-such-page-*"), get("event:page==/**")
+		if nul != nobody {
+			t.Errorf("/\\x00* answered %s, want what a wildcard matching nobody answers: %s", nul, nobody)
+		}
+		if nul == all {
+			t.Errorf("/\\x00* answered as /** does: %s", all)
 		}
 	})
 
