@@ -47,13 +47,21 @@ type Touch struct {
 	// Attrs is copied into a session that this touch starts, and ignored
 	// otherwise. It may be nil, and it is not retained.
 	Attrs *model.Attrs
+	// NoStart makes a touch that finds no live session start none and
+	// return id 0, as an engagement report without a session does: for a
+	// caller whose visitor may start no more sessions.
+	NoStart bool
 	// Limit is how many touches a session takes per second (of now's Unix
 	// time); those beyond it change nothing and are reported as limited,
 	// so that a caller drops them. 0: no limit.
 	Limit uint32
 }
 
-func (t *Touch) isReport() bool {
+// Report reports whether t is an engagement report: neither a page view
+// nor interactive, with engaged time. A report never starts a session, so
+// a caller tells a start that NoStart refused (id 0) from a report that
+// found no session by it.
+func (t *Touch) Report() bool {
 	return !t.Pageview && !t.Interactive && t.EngagementMS > 0
 }
 

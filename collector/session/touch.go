@@ -23,11 +23,12 @@ import (
 // under visitor but one is held under previous, that session continues
 // and is re-keyed to visitor, so later touches find it directly.
 //
-// A zero visitor, or an engagement report that finds no live session
-// (engagement arriving after the session ended), creates nothing: id is
-// 0. limited reports a touch beyond ev.Limit in its second, which changed
-// nothing: the caller drops the event. Keeping the count in the session's
-// slot, which the touch reads anyway, costs no cache miss of its own.
+// A zero visitor, an engagement report that finds no live session
+// (engagement arriving after the session ended), or a touch with NoStart
+// that finds none creates nothing: id is 0. limited reports a touch
+// beyond ev.Limit in its second, which changed nothing: the caller drops
+// the event. Keeping the count in the session's slot, which the touch
+// reads anyway, costs no cache miss of its own.
 //
 // Touch copies no session out, and does not allocate when it continues a
 // session, nor when it starts one whose page and attribution were seen
@@ -56,7 +57,7 @@ func (c *Cache) touch(site string, visitor, previous uint64, now time.Time, ev *
 	sh := l.sh
 	i := c.liveSlot(&l, sid, visitor, previous, ns)
 	if i < 0 {
-		if ev.isReport() {
+		if ev.Report() || ev.NoStart {
 			return 0, false, false
 		}
 		i = c.start(sh, sid, visitor, now, ev)
@@ -252,7 +253,7 @@ func (c *Cache) update(sh *sessionShard, i int, ns int64, ev *Touch) {
 	s.lastSeen = ns
 	s.version++
 	s.engagement += uint64(ev.EngagementMS)
-	if ev.isReport() {
+	if ev.Report() {
 		s.tailMS += uint64(ev.EngagementMS)
 	} else {
 		s.events++

@@ -183,6 +183,35 @@ func TestSessionTransitions(t *testing.T) {
 			},
 		},
 		{
+			name: "no start: a touch that would start a session starts none",
+			steps: []step{
+				{visitor: 1, ev: Touch{Pageview: true, Path: "/a", NoStart: true}, none: true},
+				{at: time.Second, ev: event("/b", true), newSess: true, view: view{Version: 1, Events: 1, Bounce: true, EntryPage: "/b", ExitPage: "/b"}},
+			},
+		},
+		{
+			name: "no start continues a live session",
+			steps: []step{
+				{ev: pageview("/a"), newSess: true, view: view{Version: 1, Pageviews: 1, Events: 1, Bounce: true, EntryPage: "/a", ExitPage: "/a"}},
+				{at: 10 * time.Second, ev: Touch{Pageview: true, Path: "/b", NoStart: true}, view: view{Version: 2, Pageviews: 2, Events: 2, DurationSec: 10, EntryPage: "/a", ExitPage: "/b"}},
+			},
+		},
+		{
+			name: "no start after the idle timeout starts none",
+			steps: []step{
+				{ev: pageview("/a"), newSess: true, view: view{Version: 1, Pageviews: 1, Events: 1, Bounce: true, EntryPage: "/a", ExitPage: "/a"}},
+				{visitor: 1, at: 30 * time.Minute, ev: Touch{Pageview: true, Path: "/b", NoStart: true}, none: true},
+				{visitor: 1, at: 31 * time.Minute, ev: engagement(1000), none: true},
+			},
+		},
+		{
+			name: "no start continues a session across midnight",
+			steps: []step{
+				{visitor: 1, at: 50 * time.Minute, ev: pageview("/a"), newSess: true, view: view{Version: 1, Pageviews: 1, Events: 1, Bounce: true, EntryPage: "/a", ExitPage: "/a"}},
+				{visitor: 7, previous: 1, at: 65 * time.Minute, ev: Touch{Pageview: true, Path: "/b", NoStart: true}, view: view{Version: 2, Pageviews: 2, Events: 2, DurationSec: 900, EntryPage: "/a", ExitPage: "/b"}},
+			},
+		},
+		{
 			name: "fallback with previous equal to visitor",
 			steps: []step{
 				{visitor: 3, previous: 3, ev: pageview("/a"), newSess: true, view: view{Version: 1, Pageviews: 1, Events: 1, Bounce: true, EntryPage: "/a", ExitPage: "/a"}},
@@ -367,5 +396,26 @@ func TestTouchIDMatchesSession(t *testing.T) {
 	}
 	if id2, _ := c.Touch("example.com", 1, 0, t0.Add(2*time.Second), &pv); id2 != id {
 		t.Fatalf("Touch continued as %d, want %d", id2, id)
+	}
+}
+
+// TestTouchNoStart: a touch with NoStart continues a live session, and
+// where there is none returns id 0 and leaves nothing behind.
+func TestTouchNoStart(t *testing.T) {
+	c := NewCache(CacheConfig{})
+	ev := Touch{Pageview: true, Path: "/", NoStart: true}
+	if id, limited := c.Touch("example.com", 1, 0, t0, &ev); id != 0 || limited {
+		t.Fatalf("NoStart without a session: id %d, limited %v; want 0, false", id, limited)
+	}
+	if n := c.Len(); n != 0 {
+		t.Fatalf("NoStart left %d sessions held", n)
+	}
+	if n := c.Drain(func(_, cur *model.Session, _ bool) { t.Errorf("drained %+v", viewOf(*cur)) }, nil); n != 0 {
+		t.Fatalf("NoStart left %d changes to write", n)
+	}
+	pv := pageview("/")
+	id, _ := c.Touch("example.com", 1, 0, t0, &pv)
+	if got, _ := c.Touch("example.com", 1, 0, t0.Add(time.Second), &ev); got != id || id == 0 {
+		t.Fatalf("NoStart with a live session: id %d, want %d", got, id)
 	}
 }
