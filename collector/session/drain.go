@@ -98,14 +98,20 @@ func (c *Cache) session(sh *sessionShard, i int) model.Session {
 	return c.sessionAt(s, &sh.colds[i], &w)
 }
 
-// current returns what changes between versions as s holds it now.
+// current returns what changes between versions as s holds it now. The
+// duration is capped here, where every version (and so every row, and
+// the rollups summed from them) takes it from.
 func current(s *slot) written {
 	ms := uint64(max(s.lastEventAt-s.start, 0)/int64(time.Millisecond)) + s.tailMS
+	sec := uint32(min(ms/1000, 1<<32-1))
+	if s.maxDurSec != 0 {
+		sec = min(sec, s.maxDurSec)
+	}
 	return written{
 		lastSeen: s.lastSeen, engagement: s.engagement,
 		entryHash: s.entryHash, exitHash: s.exitHash,
 		version: s.version, pageviews: s.pageviews, events: s.events,
-		durationSec: uint32(min(ms/1000, 1<<32-1)), bounce: s.interactive < 2,
+		durationSec: sec, bounce: s.interactive < 2,
 	}
 }
 

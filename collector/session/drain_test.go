@@ -145,6 +145,31 @@ func TestDrainKeepsEndedAndEvictedSessions(t *testing.T) {
 	}
 }
 
+// TestDrainCapsDuration: every version of a session started with a
+// duration cap is written within it, the cancel rows too and after the
+// session ended, so that the rollups summed from them are.
+func TestDrainCapsDuration(t *testing.T) {
+	c := NewCache(CacheConfig{})
+	tb := newTable()
+	_, s, _ := c.touchSession("example.com", 1, t0, Touch{Pageview: true, Path: "/a", MaxDurationSec: 90})
+	c.touchSession("example.com", 1, t0.Add(time.Minute), pageview("/b"))
+	tb.drain(c)
+	c.touchSession("example.com", 1, t0.Add(10*time.Minute), pageview("/c"))
+	c.touchSession("example.com", 1, t0.Add(12*time.Minute), engagement(60_000))
+	tb.drain(c)
+	c.touchSession("example.com", 1, t0.Add(20*time.Minute), pageview("/d"))
+	c.Sweep(t0.Add(time.Hour)) // ended: drained from the frozen list
+	tb.drain(c)
+	for k, row := range tb.last {
+		if k[0] == s.ID && row.DurationSec > 90 {
+			t.Errorf("version %d written with %d s, over the cap of 90", k[1], row.DurationSec)
+		}
+	}
+	if got := tb.collapsed(t)[s.ID]; got.DurationSec != 90 || got.Pageviews != 4 {
+		t.Errorf("collapsed to %+v, want 4 page views in 90 s", viewOf(got))
+	}
+}
+
 // keepLatest notes cur in final unless final holds a later version of it.
 func keepLatest(final map[uint64]model.Session, cur model.Session) {
 	if old, ok := final[cur.ID]; !ok || cur.Version > old.Version {

@@ -51,6 +51,10 @@ type Touch struct {
 	// return id 0, as an engagement report without a session does: for a
 	// caller whose visitor may start no more sessions.
 	NoStart bool
+	// MaxDurationSec caps the duration (Session.DurationSec) of a session
+	// this touch starts, in seconds; 0: no cap. A touch that continues a
+	// session does not change its cap.
+	MaxDurationSec uint32
 	// Limit is how many touches a session takes per second (of now's Unix
 	// time); those beyond it change nothing and are reported as limited,
 	// so that a caller drops them. 0: no limit.

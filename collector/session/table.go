@@ -27,7 +27,8 @@ type slot struct {
 	exitHash    uint64 // the exit page's
 	rateSec     uint32 // the second (Unix, truncated) rateN counts touches of
 	rateN       uint32
-	_           [24]byte
+	maxDurSec   uint32 // Touch.MaxDurationSec of the first touch; 0: none
+	_           [20]byte
 }
 
 // slotDirty marks a session changed since the last Drain.

@@ -230,6 +230,7 @@ func (c *Cache) start(sh *sessionShard, site uint32, visitor uint64, now time.Ti
 		exitHash:    path,
 		rateSec:     uint32(now.Unix()),
 		rateN:       1,
+		maxDurSec:   ev.MaxDurationSec,
 	}
 	if ev.Pageview {
 		s.pageviews = 1

@@ -212,6 +212,29 @@ func TestSessionTransitions(t *testing.T) {
 			},
 		},
 		{
+			name: "duration capped as the first touch asks",
+			steps: []step{
+				{ev: Touch{Pageview: true, Path: "/a", MaxDurationSec: 60}, newSess: true, view: view{Version: 1, Pageviews: 1, Events: 1, Bounce: true, EntryPage: "/a", ExitPage: "/a"}},
+				{at: 50 * time.Second, ev: pageview("/b"), view: view{Version: 2, Pageviews: 2, Events: 2, DurationSec: 50, EntryPage: "/a", ExitPage: "/b"}},
+				{at: 100 * time.Second, ev: pageview("/c"), view: view{Version: 3, Pageviews: 3, Events: 3, DurationSec: 60, EntryPage: "/a", ExitPage: "/c"}},
+				{at: 130 * time.Second, ev: engagement(20_000), view: view{Version: 4, Pageviews: 3, Events: 3, DurationSec: 60, EngagementMS: 20_000, EntryPage: "/a", ExitPage: "/c"}},
+			},
+		},
+		{
+			name: "duration cap given after the start is ignored",
+			steps: []step{
+				{ev: pageview("/a"), newSess: true, view: view{Version: 1, Pageviews: 1, Events: 1, Bounce: true, EntryPage: "/a", ExitPage: "/a"}},
+				{at: 100 * time.Second, ev: Touch{Pageview: true, Path: "/b", MaxDurationSec: 60}, view: view{Version: 2, Pageviews: 2, Events: 2, DurationSec: 100, EntryPage: "/a", ExitPage: "/b"}},
+			},
+		},
+		{
+			name: "duration cap survives the midnight re-key",
+			steps: []step{
+				{visitor: 1, at: 40 * time.Minute, ev: Touch{Pageview: true, Path: "/a", MaxDurationSec: 1000}, newSess: true, view: view{Version: 1, Pageviews: 1, Events: 1, Bounce: true, EntryPage: "/a", ExitPage: "/a"}},
+				{visitor: 7, previous: 1, at: 65 * time.Minute, ev: pageview("/b"), view: view{Version: 2, Pageviews: 2, Events: 2, DurationSec: 1000, EntryPage: "/a", ExitPage: "/b"}},
+			},
+		},
+		{
 			name: "fallback with previous equal to visitor",
 			steps: []step{
 				{visitor: 3, previous: 3, ev: pageview("/a"), newSess: true, view: view{Version: 1, Pageviews: 1, Events: 1, Bounce: true, EntryPage: "/a", ExitPage: "/a"}},

@@ -31,6 +31,8 @@ type Session struct {
 	// event, plus the engagement reported after that last one: reports
 	// arrive when a page is left, so earlier reports are already inside
 	// the first-to-last span and adding them again would count them twice.
+	// At most the cap the session started with (MaxVisitSeconds on a site
+	// with noisy aggregates).
 	DurationSec uint32
 	// EngagementMS is all engagement reported in the session.
 	EngagementMS uint64
