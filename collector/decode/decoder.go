@@ -6,6 +6,8 @@ import (
 
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fastjson"
+
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 // Limits on decoded fields, in bytes unless said otherwise. Longer input is
@@ -362,11 +364,13 @@ func (d *Decoder) numbers(e *Event) *Error {
 	}
 	e.EngagementMS = uint32(ms)
 
+	// Whole percents, at most model.MaxScrollDepth: the bound the noise
+	// on a site's scroll depth is calibrated to holds for every event.
 	sd, sent, err := d.float(fScroll)
 	switch {
 	case err != nil:
 		return err
-	case sd >= 101:
+	case sd >= model.MaxScrollDepth+1:
 		return ErrBadScrollDepth
 	}
 	e.ScrollDepth, e.HasScrollDepth = uint8(sd), sent

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 // dump renders every field of e canonically, so that two events compare
@@ -217,6 +219,14 @@ func TestDecodeJSON(t *testing.T) {
 			want: event(func(e *Event) {
 				e.Type, e.Name = TypeEngagement, []byte("engagement")
 				e.HasScrollDepth = true
+			}),
+		},
+		{
+			name: "scroll depth just under the bound is truncated to it",
+			body: page(`"n":"engagement","sd":100.9`),
+			want: event(func(e *Event) {
+				e.Type, e.Name = TypeEngagement, []byte("engagement")
+				e.HasScrollDepth, e.ScrollDepth = true, model.MaxScrollDepth
 			}),
 		},
 		{
