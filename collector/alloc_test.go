@@ -4,8 +4,10 @@ package collector
 
 import (
 	"context"
+	"encoding/binary"
 	"net"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,15 +21,21 @@ import (
 	"github.com/glimpse-analytics/glimpse/internal/config"
 )
 
-// newAllocServer is a collector with a discarding writer and geo, as the
-// hot path runs in production.
-func newAllocServer(t testing.TB) *Server {
-	sites, err := config.Parse("t.yaml", []byte(apptest.SitesYAML))
+// noisySitesYAML is example.com with every setting at its default, as
+// serve has it: noisy aggregates, so contribution caps (apptest.SitesYAML
+// has exact ones).
+const noisySitesYAML = "sites:\n  - domain: example.com\n"
+
+// newAllocServer is a collector on the sites of sitesYAML with a
+// discarding writer and geo, as the hot path runs in production.
+func newAllocServer(t testing.TB, sitesYAML string) *Server {
+	sites, err := config.Parse("t.yaml", []byte(sitesYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
 	geo, err := locate.Open(geotest.Write(t, "GeoIP2-City", 6, []geotest.Network{
 		{CIDR: "203.0.113.0/24", Country: "DE", Subdivision: "BE", City: "Berlin"},
+		{CIDR: "2001:db8:1::/48", Country: "JP", Subdivision: "13", City: "Tokyo"}, // visitorAddrs
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -58,13 +66,25 @@ func newEventCtx(body, ua string, peer string) *fasthttp.RequestCtx {
 
 const allocUA = "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0"
 
+// visitorAddrs returns n client addresses, one visitor each, in one /48
+// (so that the geo cache, which keys networks, holds one entry for them).
+func visitorAddrs(n int) []net.Addr {
+	addrs := make([]net.Addr, n)
+	for i := range addrs {
+		ip := net.ParseIP("2001:db8:1::")
+		binary.BigEndian.PutUint64(ip[8:], uint64(i)+1)
+		addrs[i] = &net.TCPAddr{IP: ip, Port: 40000}
+	}
+	return addrs
+}
+
 // TestHandlerAllocs proves the handler path up to the queue allocates
 // nothing per request once warm: decode, gate, UA (cached), geo (cached),
 // truncation, hashing, URL and referrer cleaning, the session update and
 // the enqueue. It calls the handler serve's mux routes /api/event to
 // (cmd/glimpse's TestMuxAllocs covers the routing).
 func TestHandlerAllocs(t *testing.T) {
-	s := newAllocServer(t)
+	s := newAllocServer(t, apptest.SitesYAML)
 	event := s.Routes()[PathEvent]
 	tests := []struct{ name, body string }{
 		{"pageview", `{"n":"pageview","u":"https://example.com/blog/post?utm_source=news&utm_medium=email","d":"example.com","r":"https://www.google.com/search","w":1280}`},
@@ -98,16 +118,44 @@ func TestHandlerAllocs(t *testing.T) {
 	}
 }
 
+const benchBody = `{"n":"pageview","u":"https://example.com/blog/post?utm_source=news","d":"example.com","r":"https://www.google.com/","w":1280}`
+
+// BenchmarkHandler sends one visitor's page view over and over.
 func BenchmarkHandler(b *testing.B) {
-	s := newAllocServer(b)
+	s := newAllocServer(b, apptest.SitesYAML)
 	event := s.Routes()[PathEvent]
-	body := `{"n":"pageview","u":"https://example.com/blog/post?utm_source=news","d":"example.com","r":"https://www.google.com/","w":1280}`
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
-		ctx := newEventCtx(body, allocUA, "203.0.113.7")
+		ctx := newEventCtx(benchBody, allocUA, "203.0.113.7")
 		for pb.Next() {
 			ctx.Response.Reset()
 			event(ctx)
 		}
 	})
+}
+
+// BenchmarkHandlerVisitors sends page views of many visitors, twenty
+// each (within every contribution cap), to a site with exact aggregates
+// and to one with noisy ones: the ratio of the two is what the caps
+// cost a page view.
+func BenchmarkHandlerVisitors(b *testing.B) {
+	const perVisitor = 20
+	for _, bc := range []struct{ name, sites string }{{"exact", apptest.SitesYAML}, {"noisy", noisySitesYAML}} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := newAllocServer(b, bc.sites)
+			event := s.Routes()[PathEvent]
+			addrs := visitorAddrs(b.N/perVisitor + 1)
+			var next atomic.Int64
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				ctx := newEventCtx(benchBody, allocUA, "203.0.113.7")
+				for pb.Next() {
+					ctx.SetRemoteAddr(addrs[(next.Add(1)-1)/perVisitor])
+					ctx.Response.Reset()
+					event(ctx)
+				}
+			})
+		})
+	}
 }
