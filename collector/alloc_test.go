@@ -19,6 +19,7 @@ import (
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/internal/apptest"
 	"github.com/glimpse-analytics/glimpse/internal/config"
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 // noisySitesYAML is example.com with every setting at its default, as
@@ -80,33 +81,66 @@ func visitorAddrs(n int) []net.Addr {
 
 // TestHandlerAllocs proves the handler path up to the queue allocates
 // nothing per request once warm: decode, gate, UA (cached), geo (cached),
-// truncation, hashing, URL and referrer cleaning, the session update and
-// the enqueue. It calls the handler serve's mux routes /api/event to
-// (cmd/glimpse's TestMuxAllocs covers the routing).
+// truncation, hashing, URL and referrer cleaning, the contribution caps
+// of a noisy site, the session update and the enqueue. It calls the
+// handler serve's mux routes /api/event to (cmd/glimpse's TestMuxAllocs
+// covers the routing).
 func TestHandlerAllocs(t *testing.T) {
-	s := newAllocServer(t, apptest.SitesYAML)
-	event := s.Routes()[PathEvent]
-	tests := []struct{ name, body string }{
-		{"pageview", `{"n":"pageview","u":"https://example.com/blog/post?utm_source=news&utm_medium=email","d":"example.com","r":"https://www.google.com/search","w":1280}`},
-		{"custom with props", `{"n":"Signup","u":"https://example.com/pricing","d":"example.com","p":"{\"plan\":\"pro\"}","$":{"amount":"9.5","currency":"EUR"}}`},
-		{"engagement", `{"n":"engagement","u":"https://example.com/pricing","d":"example.com","e":5000,"sd":60,"ct":"4g","dl":10,"rtt":50}`},
+	exact, noisy := newAllocServer(t, apptest.SitesYAML), newAllocServer(t, noisySitesYAML)
+	const (
+		pageview   = `{"n":"pageview","u":"https://example.com/blog/post?utm_source=news&utm_medium=email","d":"example.com","r":"https://www.google.com/search","w":1280}`
+		custom     = `{"n":"Signup","u":"https://example.com/pricing","d":"example.com","p":"{\"plan\":\"pro\"}","$":{"amount":"9.5","currency":"EUR"}}`
+		engagement = `{"n":"engagement","u":"https://example.com/pricing","d":"example.com","e":5000,"sd":60,"ct":"4g","dl":10,"rtt":50}`
+	)
+	// On the noisy site, one visitor's events would soon be beyond its
+	// caps: spread cases send each visitor ten, within every cap. The last
+	// case is one visitor beyond the events cap, every event dropped.
+	tests := []struct {
+		name    string
+		s       *Server
+		body    string
+		spread  bool
+		dropped string
+	}{
+		{"pageview", exact, pageview, false, ""},
+		{"custom with props", exact, custom, false, ""},
+		{"engagement", exact, engagement, false, ""},
+		{"noisy pageview", noisy, pageview, true, ""},
+		{"noisy custom with props", noisy, custom, true, ""},
+		{"noisy engagement", noisy, engagement, true, ""},
+		{"noisy beyond the cap", noisy, pageview, false, dropContributionCap},
 	}
-	for _, tt := range tests {
+	const runs, perVisitor = 2000 + 501, 10
+	addrs := visitorAddrs(len(tests) * runs / perVisitor)
+	for ti, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			event := tt.s.Routes()[PathEvent]
 			ctx := newEventCtx(tt.body, allocUA, "203.0.113.7")
+			i, check := ti*runs, true
 			run := func() {
+				if tt.spread {
+					ctx.SetRemoteAddr(addrs[i/perVisitor])
+					i++
+				}
 				ctx.Response.Reset()
 				event(ctx)
-				if ctx.Response.StatusCode() != fasthttp.StatusAccepted || len(ctx.Response.Header.Peek("X-Glimpse-Dropped")) > 0 {
-					t.Fatalf("status %d, dropped %q, body %q", ctx.Response.StatusCode(), ctx.Response.Header.Peek("X-Glimpse-Dropped"), ctx.Response.Body())
+				if dropped := ctx.Response.Header.Peek("X-Glimpse-Dropped"); check && (ctx.Response.StatusCode() != fasthttp.StatusAccepted || string(dropped) != tt.dropped) {
+					t.Fatalf("status %d, dropped %q (want %q), body %q", ctx.Response.StatusCode(), dropped, tt.dropped, ctx.Response.Body())
 				}
 				// Let the writer goroutine take the event off the queue, as it
 				// does between requests on a collector that keeps up; a
 				// descheduled writer would otherwise make the free list run
 				// dry and count new events against the handler.
-				for s.writer.QueueDepth() > 0 {
+				for tt.s.writer.QueueDepth() > 0 {
 					runtime.Gosched()
 				}
+			}
+			if tt.dropped != "" {
+				check = false // the events up to the cap are stored
+				for range model.MaxEventsPerDay {
+					run()
+				}
+				check = true
 			}
 			for range 2000 { // warm the pools, caches and the session
 				run()

@@ -40,6 +40,10 @@ const sitesYAML = `sites:
     privacy: {geo: city}
   - domain: consent.example
     privacy: {mode: consented, subject_key: 0123456789abcdef0123456789abcdef}
+  - domain: exact.example
+    privacy: {aggregates: exact}
+  - domain: aggnoisy.example
+    privacy: {mode: aggregate, aggregates: noisy}
 `
 
 const (

@@ -104,6 +104,8 @@ type siteState struct {
 	precision locate.Precision
 	hosts     []string // domain and aliases, for self-referrals
 	aggregate bool     // privacy mode aggregate: opted-out events counted anonymously
+	noisy     bool     // aggregates noisy: contribution caps apply (contrib.go)
+	index     uint32   // the site's place in the sites file, its key in the ledger
 	// subject hashes consented user ids (mode consented only; nil otherwise).
 	subject *identity.SubjectKey
 }
@@ -165,8 +167,17 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, h *hit) outcome {
 		e.Pathname = append(append(e.Pathname, '?'), h.page.Query...)
 	}
 	if anonymous {
+		// No visitor id, so no contribution cap: each is its own unit.
 		s.metrics.anon.Inc()
 		return s.enqueue(e)
+	}
+	var c contribution
+	if st.noisy {
+		var ok bool
+		if c, ok = s.admit(st, ev, visitorID, now); !ok {
+			s.writer.Release(e)
+			return dropped(dropContributionCap)
+		}
 	}
 	e.VisitorID = visitorID
 	// A consented user id is stored only as its keyed hash, and only for a
@@ -175,7 +186,7 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, h *hit) outcome {
 		e.SubjectID = st.subject.Append(e.SubjectID, ev.UID)
 	}
 	fill(e, h, st, ua)
-	return s.session(h, st, e, visitorID, previousID, now)
+	return s.session(h, st, e, visitorID, previousID, now, &c)
 }
 
 // gate is the privacy gate: the site, the opt-outs and the bot verdict.
@@ -274,7 +285,12 @@ func fill(e *model.Event, h *hit, st *siteState, ua *agent.UA) {
 // session counts the visitor's events per second; an event without one
 // (engagement reported after its session ended) is counted in the
 // limiter's table instead.
-func (s *Server) session(h *hit, st *siteState, e *model.Event, visitorID, previousID uint64, now time.Time) outcome {
+//
+// On a noisy site, c is what admit counted for e: a visitor-day that may
+// start no more visits continues its session but starts none (the event
+// is dropped), every session is capped at MaxVisitSeconds, and an event
+// not stored gives its counts back.
+func (s *Server) session(h *hit, st *siteState, e *model.Event, visitorID, previousID uint64, now time.Time, c *contribution) outcome {
 	ev := &h.ev
 	h.attrs = model.AttrsView(e)
 	touch := session.Touch{
@@ -285,13 +301,36 @@ func (s *Server) session(h *hit, st *siteState, e *model.Event, visitorID, previ
 		Attrs:        &h.attrs,
 		Limit:        s.limiter.limit,
 	}
+	if st.noisy {
+		touch.NoStart = c.noStart
+		touch.MaxDurationSec = model.MaxVisitSeconds
+	}
 	id, limited := s.sessions.Touch(st.cfg.Domain, visitorID, previousID, now, &touch)
-	if limited || (id == 0 && !s.limiter.allow(visitorID, now)) {
+	var reason string
+	switch {
+	case limited:
+		reason = dropRateLimit
+	case id == 0 && touch.NoStart && !touch.Report():
+		reason = dropContributionCap // it would start a visit too many
+	case id == 0 && !s.limiter.allow(visitorID, now):
+		reason = dropRateLimit
+	}
+	if reason != "" {
 		s.writer.Release(e)
-		return dropped(dropRateLimit)
+		if st.noisy {
+			s.refund(c)
+		}
+		return dropped(reason)
 	}
 	e.SessionID = id
-	return s.enqueue(e)
+	if st.noisy && id != 0 {
+		s.visit(c, id)
+	}
+	o := s.enqueue(e)
+	if st.noisy && o.reason != "" {
+		s.refund(c)
+	}
+	return o
 }
 
 // enqueue hands e to the writer; a full queue is answered 503 so the client

@@ -21,9 +21,12 @@ const (
 	dropQueueFull   = "queue-full"
 	dropShutdown    = "shutting-down"
 	dropSpoolFull   = "spool-full"
+	// dropContributionCap: the visitor-day is at a contribution cap of
+	// its noisy site (contrib.go).
+	dropContributionCap = "contribution-cap"
 )
 
-var dropReasons = []string{dropUnknownSite, dropOptOut, dropGPC, dropDNT, dropBot, dropRateLimit, dropQueueFull, dropShutdown, dropSpoolFull}
+var dropReasons = []string{dropUnknownSite, dropOptOut, dropGPC, dropDNT, dropBot, dropRateLimit, dropQueueFull, dropShutdown, dropSpoolFull, dropContributionCap}
 
 // rejections are 4xx answers to bad requests, by reason. Decoder errors
 // use the decoder's codes; the rest are the HTTP layer's.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/collector/agent"
 	"github.com/glimpse-analytics/glimpse/collector/enrich"
+	"github.com/glimpse-analytics/glimpse/collector/ledger"
 	"github.com/glimpse-analytics/glimpse/collector/locate"
 	"github.com/glimpse-analytics/glimpse/collector/session"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
@@ -70,6 +71,9 @@ type Server struct {
 	now        func() time.Time
 	hits       chan *hit // free list of request state
 	limiter    *rateLimiter
+	// ledger counts what each visitor-day stores on noisy sites
+	// (contrib.go); nil when no site is noisy.
+	ledger *ledger.Table[dayCounts]
 }
 
 // maxFreeHits bounds the request states kept for reuse: enough for every
@@ -126,6 +130,12 @@ func New(o Options) (*Server, error) {
 	}
 	o.Metrics.NewGauge("glimpse_sessions_evicted_total", func() float64 { return float64(s.sessions.Evictions()) })
 	o.Metrics.NewGauge("glimpse_session_changes_dropped_total", func() float64 { return float64(s.sessions.DroppedChanges()) })
+	o.Metrics.NewGauge("glimpse_contribution_evictions_total", func() float64 {
+		if s.ledger == nil {
+			return 0
+		}
+		return float64(s.ledger.Evictions())
+	})
 	s.hits = make(chan *hit, maxFreeHits)
 	for i := range o.Sites.Sites {
 		site := &o.Sites.Sites[i]
@@ -139,6 +149,11 @@ func New(o Options) (*Server, error) {
 			precision: prec,
 			hosts:     append([]string{site.Domain}, site.Aliases...),
 			aggregate: site.Privacy.Mode == config.ModeAggregate,
+			noisy:     site.Privacy.Noisy(),
+			index:     uint32(i),
+		}
+		if site.Privacy.Noisy() && s.ledger == nil {
+			s.ledger = newLedger()
 		}
 		if site.Privacy.Mode == config.ModeConsented && site.Privacy.SubjectKey != "" {
 			s.siteStates[site].subject = identity.NewSubjectKey([]byte(site.Privacy.SubjectKey))
