@@ -17,6 +17,7 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/collector/agent"
 	"github.com/glimpse-analytics/glimpse/collector/enrich"
+	"github.com/glimpse-analytics/glimpse/collector/ledger"
 	"github.com/glimpse-analytics/glimpse/collector/locate"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/internal/config"
@@ -38,7 +39,8 @@ type Options struct {
 	// POST /api/email/sign.
 	PublicURL string
 	// RecentOpens bounds the opens remembered for the click-after-open
-	// rule (default 100,000, about 6 MiB).
+	// rule (default 100,000, about 6 MiB), and sizes the ledger of
+	// recipient-days on noisy sites (recipients.go) alike.
 	RecentOpens int
 	Metrics     *metrics.Set
 	Log         *slog.Logger
@@ -61,6 +63,9 @@ type Handlers struct {
 	log      *slog.Logger
 	now      func() time.Time
 	m        handlerMetrics
+	// recipients counts the opens and clicks stored per recipient and UTC
+	// day on noisy sites (recipients.go); nil when no site is noisy.
+	recipients *ledger.Table[recipientDay]
 }
 
 type handlerMetrics struct {
@@ -103,6 +108,9 @@ func New(o Options) (*Handlers, error) {
 	for i := range o.Sites.Sites {
 		s := &o.Sites.Sites[i]
 		h.policies[s.Domain] = &enrich.URLPolicy{Allow: s.QueryAllow}
+		if s.Privacy.Noisy() && h.recipients == nil {
+			h.recipients = ledger.New[recipientDay](o.RecentOpens)
+		}
 	}
 	return h, nil
 }
@@ -270,8 +278,16 @@ func (h *Handlers) record(t *Token, typ int8, verdict, reason string, now time.T
 	if typ == model.TypeEmailClick {
 		kind = "click"
 	}
+	// On a noisy site a recipient's opens and clicks of a day are bounded
+	// (recipients.go); those without a recipient are each their own unit.
+	site := h.sites.Site(t.Site)
+	bounded := site.Privacy.Noisy() && t.Recipient != ""
+	if bounded && !h.admit(t, now) {
+		h.m.count(kind, "contribution_cap")
+		return "contribution_cap"
+	}
 	e := h.writer.NewEvent()
-	e.SiteID = h.sites.Site(t.Site).Domain // the config's string, not the token's copy
+	e.SiteID = site.Domain // the config's string, not the token's copy
 	e.NewID()
 	e.TS = now.UTC().Truncate(time.Second)
 	e.Type = typ
@@ -291,7 +307,11 @@ func (h *Handlers) record(t *Token, typ int8, verdict, reason string, now time.T
 			e.UTMTerm = append(e.UTMTerm, u.UTMTerm...)
 		}
 	}
-	switch err := h.writer.Enqueue(e); err {
+	err := h.writer.Enqueue(e)
+	if err != nil && bounded {
+		h.refund(t, now)
+	}
+	switch err {
 	case nil:
 		h.m.count(kind, "recorded_"+verdict)
 		return ""
