@@ -600,6 +600,50 @@ func TestSessionAcrossPageviews(t *testing.T) {
 	}
 }
 
+// TestSessionEndsAtMidnight: a visitor browsing across 00:00 UTC gets a
+// second session, under the new day's visitor id, and no session id is
+// stored with two visitor ids, in events or in sessions: nothing joins
+// one day's id to the next.
+func TestSessionEndsAtMidnight(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2026, 5, 6, 23, 50, 0, 0, time.UTC)
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	ts := startWith(t, collector.Options{Now: clock}, "127.0.0.1/32")
+	h := map[string]string{"X-Forwarded-For": "203.0.113.20"}
+	for i, at := range []string{"23:50", "23:58", "00:01", "00:04"} {
+		mu.Lock()
+		now, _ = time.Parse(time.DateTime, fmt.Sprintf("2026-05-0%d %s:00", 6+i/2, at))
+		mu.Unlock()
+		if r := ts.do(t, req{body: pageview("example.com", fmt.Sprintf("https://example.com/%d", i)), header: h}); r.status != 202 || r.dropped != "" {
+			t.Fatalf("event at %s: %d %q %q", at, r.status, r.dropped, r.body)
+		}
+	}
+	ts.stop(t)
+	var sessions, visitors uint64
+	if err := ts.db.Conn.QueryRow(context.Background(), "SELECT uniqExact(session_id), uniqExact(visitor_id) FROM events").Scan(&sessions, &visitors); err != nil {
+		t.Fatal(err)
+	}
+	if sessions != 2 || visitors != 2 {
+		t.Errorf("events: %d sessions of %d visitor ids across midnight, want 2 of 2", sessions, visitors)
+	}
+	if got := ts.count(t, "SELECT toUInt64(sum(sign)) FROM sessions"); got != 2 {
+		t.Errorf("sessions: %d visits, want 2", got)
+	}
+	// One session id with two visitor ids anywhere would join the days.
+	if got := ts.count(t, `SELECT count() FROM (
+		SELECT session_id FROM (SELECT session_id, visitor_id FROM events UNION ALL SELECT session_id, visitor_id FROM sessions)
+		GROUP BY session_id HAVING uniqExact(visitor_id) > 1)`); got != 0 {
+		t.Errorf("%d session ids are stored with two visitor ids", got)
+	}
+	if got := ts.count(t, "SELECT count() FROM (SELECT session_id FROM events GROUP BY session_id HAVING uniqExact(toDate(ts)) > 1)"); got != 0 {
+		t.Errorf("%d sessions hold events of two UTC days", got)
+	}
+}
+
 func TestRateLimitPerVisitor(t *testing.T) {
 	now := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
 	ts := startWith(t, collector.Options{RateLimit: 5, Now: func() time.Time { return now }}, "127.0.0.1/32")

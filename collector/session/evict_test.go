@@ -40,17 +40,25 @@ func TestSessionEviction(t *testing.T) {
 }
 
 func TestSessionSweep(t *testing.T) {
+	t12 := at("2025-03-01T12:00:00Z")
 	c := NewCache(CacheConfig{MaxLength: 2 * time.Hour})
-	c.touchSession("example.com", 1, t0, pageview("/"))                     // idle from 00:30
-	c.touchSession("example.com", 2, t0.Add(25*time.Minute), pageview("/")) // live
-	for i := range 6 {                                                      // too old from 02:00
-		c.touchSession("example.com", 3, t0.Add(time.Duration(i)*20*time.Minute), pageview("/"))
+	c.touchSession("example.com", 1, t12, pageview("/"))                     // idle from 12:30
+	c.touchSession("example.com", 2, t12.Add(25*time.Minute), pageview("/")) // live
+	for i := range 6 {                                                       // too old from 14:00
+		c.touchSession("example.com", 3, t12.Add(time.Duration(i)*20*time.Minute), pageview("/"))
 	}
-	if n := c.Sweep(t0.Add(30 * time.Minute)); n != 1 {
-		t.Errorf("Sweep at 00:30 removed %d, want 1", n)
+	c.touchSession("example.com", 4, at("2025-03-01T23:59:00Z"), pageview("/")) // ends at midnight
+	if n := c.Sweep(t12.Add(30 * time.Minute)); n != 1 {
+		t.Errorf("Sweep at 12:30 removed %d, want 1", n)
 	}
-	if n := c.Sweep(t0.Add(2 * time.Hour)); n != 2 {
-		t.Errorf("Sweep at 02:00 removed %d, want 2", n)
+	if n := c.Sweep(t12.Add(2 * time.Hour)); n != 2 {
+		t.Errorf("Sweep at 14:00 removed %d, want 2", n)
+	}
+	if n := c.Sweep(at("2025-03-01T23:59:30Z")); n != 0 {
+		t.Errorf("Sweep at 23:59:30 removed %d, want 0", n)
+	}
+	if n := c.Sweep(at("2025-03-02T00:00:00Z")); n != 1 {
+		t.Errorf("Sweep at 00:00 removed %d, want 1: a session ends at midnight UTC", n)
 	}
 	if n := c.Len(); n != 0 {
 		t.Errorf("Len = %d after sweeping everything", n)

@@ -12,9 +12,9 @@ import (
 	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
-// Session defaults. A session ends after IdleTimeout without a touch or
-// once it is MaxLength old, whichever is first; the next touch starts a
-// new one.
+// Session defaults. A session ends after IdleTimeout without a touch,
+// once it is MaxLength old or at 00:00 UTC, whichever is first; the next
+// touch starts a new one.
 const (
 	DefaultIdleTimeout = 30 * time.Minute
 	DefaultMaxLength   = 24 * time.Hour

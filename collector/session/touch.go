@@ -14,9 +14,10 @@ import (
 
 // Touch records an event of visitor on site at now and returns the id of
 // its session: the session held under visitor continues, or, if none is
-// live, a new one starts. A touch after the idle timeout or the maximum
-// length starts a new session; the old one keeps its last written
-// version. Changes reach storage through Drain.
+// live, a new one starts. A touch after the idle timeout, the maximum
+// length or the midnight UTC after the session started starts a new
+// session; the old one keeps its last written version. Changes reach
+// storage through Drain.
 //
 // previous is the visitor's previous-day id in the window after midnight
 // (see identity.Salts.VisitorID), 0 otherwise. If no live session is held
@@ -194,9 +195,25 @@ func (s *slot) overLimit(now time.Time, limit uint32) bool {
 	return false
 }
 
-// live reports whether s may continue at ns.
+// live reports whether s may continue at ns: seen within the idle
+// timeout, younger than the maximum length, and started on ns's UTC day.
+// Visitor ids change at 00:00 UTC with the daily salt (identity.Salts),
+// so a session that went on past midnight would store one session id
+// beside two days' visitor ids, and link them.
 func (c *Cache) live(s *slot, ns int64) bool {
-	return ns-s.lastSeen < c.idle && ns-s.start < c.maxLength
+	return ns-s.lastSeen < c.idle && ns-s.start < c.maxLength && utcDay(ns) == utcDay(s.start)
+}
+
+const nsPerDay = int64(24 * time.Hour)
+
+// utcDay returns the UTC day of ns (Unix nanoseconds) as days since the
+// Unix epoch.
+func utcDay(ns int64) int64 {
+	d := ns / nsPerDay
+	if ns%nsPerDay < 0 {
+		d--
+	}
+	return d
 }
 
 // noAttrs is the attribution of a touch that has none.

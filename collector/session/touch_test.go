@@ -155,16 +155,22 @@ func TestSessionTransitions(t *testing.T) {
 			},
 		},
 		{
-			name: "midnight fallback continues and re-keys",
+			// t0 is 23:00 UTC.
+			name: "midnight ends the session",
 			steps: []step{
-				{visitor: 1, at: 40 * time.Minute, ev: pageview("/a"), newSess: true, view: view{Version: 1, Pageviews: 1, Events: 1, Bounce: true, EntryPage: "/a", ExitPage: "/a"}},
-				{visitor: 1, at: 59 * time.Minute, ev: pageview("/b"), view: view{Version: 2, Pageviews: 2, Events: 2, DurationSec: 1140, EntryPage: "/a", ExitPage: "/b"}},
+				{at: 40 * time.Minute, ev: pageview("/a"), newSess: true, view: view{Version: 1, Pageviews: 1, Events: 1, Bounce: true, EntryPage: "/a", ExitPage: "/a"}},
+				{at: 59 * time.Minute, ev: pageview("/b"), view: view{Version: 2, Pageviews: 2, Events: 2, DurationSec: 1140, EntryPage: "/a", ExitPage: "/b"}},
+				// 00:01: a new session, even under the same id.
+				{at: 61 * time.Minute, ev: pageview("/c"), newSess: true, view: view{Version: 1, Pageviews: 1, Events: 1, Bounce: true, EntryPage: "/c", ExitPage: "/c"}},
+				{at: 62 * time.Minute, ev: pageview("/d"), view: view{Version: 2, Pageviews: 2, Events: 2, DurationSec: 60, EntryPage: "/c", ExitPage: "/d"}},
+			},
+		},
+		{
+			name: "midnight fallback does not continue yesterday's session",
+			steps: []step{
+				{visitor: 1, at: 59 * time.Minute, ev: pageview("/a"), newSess: true, view: view{Version: 1, Pageviews: 1, Events: 1, Bounce: true, EntryPage: "/a", ExitPage: "/a"}},
 				// 00:05: new day, new id 7, previous id 1.
-				{visitor: 7, previous: 1, at: 65 * time.Minute, ev: pageview("/c"), view: view{Version: 3, Pageviews: 3, Events: 3, DurationSec: 1500, EntryPage: "/a", ExitPage: "/c"}},
-				// Found under the new id alone.
-				{visitor: 7, at: 66 * time.Minute, ev: pageview("/d"), view: view{Version: 4, Pageviews: 4, Events: 4, DurationSec: 1560, EntryPage: "/a", ExitPage: "/d"}},
-				// The old key is gone.
-				{visitor: 1, at: 67 * time.Minute, ev: pageview("/e"), newSess: true, view: view{Version: 1, Pageviews: 1, Events: 1, Bounce: true, EntryPage: "/e", ExitPage: "/e"}},
+				{visitor: 7, previous: 1, at: 65 * time.Minute, ev: pageview("/c"), newSess: true, view: view{Version: 1, Pageviews: 1, Events: 1, Bounce: true, EntryPage: "/c", ExitPage: "/c"}},
 			},
 		},
 		{
