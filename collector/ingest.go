@@ -160,7 +160,7 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, h *hit) outcome {
 	e.TS = now
 	e.Type = sinkType(ev.Type)
 	e.Name = append(e.Name, ev.Name...)
-	visitorID, previousID := s.locate(ctx, h, st, e, now, anonymous)
+	visitorID := s.locate(ctx, h, st, e, now, anonymous)
 	e.Hostname = append(e.Hostname, h.page.Host...)
 	e.Pathname = append(e.Pathname, h.page.Path...)
 	if len(h.page.Query) > 0 {
@@ -186,7 +186,7 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, h *hit) outcome {
 		e.SubjectID = st.subject.Append(e.SubjectID, ev.UID)
 	}
 	fill(e, h, st, ua)
-	return s.session(h, st, e, visitorID, previousID, now, &c)
+	return s.session(h, st, e, visitorID, now, &c)
 }
 
 // gate is the privacy gate: the site, the opt-outs and the bot verdict.
@@ -224,24 +224,19 @@ func (s *Server) gate(ctx *fasthttp.RequestCtx, h *hit) (st *siteState, anonymou
 }
 
 // locate turns the client address into e's geo and address prefix and
-// returns the visitor ids (none for an anonymous event): the current
-// day's and, after midnight, the previous day's (0 without). The full
-// address lives only in this function's locals.
-func (s *Server) locate(ctx *fasthttp.RequestCtx, h *hit, st *siteState, e *model.Event, now time.Time, anonymous bool) (visitorID, previousID uint64) {
+// returns the visitor id (0 for an anonymous event). The full address
+// lives only in this function's locals.
+func (s *Server) locate(ctx *fasthttp.RequestCtx, h *hit, st *siteState, e *model.Event, now time.Time, anonymous bool) uint64 {
 	peer, _ := netip.AddrFromSlice(ctx.RemoteIP())
 	client := s.proxies.ClientIP(peer.Unmap(), h.hdr.xff)
 	place := s.geo.Lookup(client, st.precision)
 	e.CountryCode = place.CountryCode
 	if anonymous {
-		return 0, 0
+		return 0
 	}
 	e.Region, e.City = place.Region, place.City
 	e.IPPrefix = locate.AppendPrefix(e.IPPrefix, client)
-	visitorID, previousID, hasPrev := s.salts.VisitorID(now, st.cfg.Domain, client, ctx.Request.Header.UserAgent())
-	if !hasPrev {
-		previousID = 0
-	}
-	return visitorID, previousID
+	return s.salts.VisitorID(now, st.cfg.Domain, client, ctx.Request.Header.UserAgent())
 }
 
 // fill copies the enriched request into e: referrer and campaign, the
@@ -290,7 +285,7 @@ func fill(e *model.Event, h *hit, st *siteState, ua *agent.UA) {
 // start no more visits continues its session but starts none (the event
 // is dropped), every session is capped at MaxVisitSeconds, and an event
 // not stored gives its counts back.
-func (s *Server) session(h *hit, st *siteState, e *model.Event, visitorID, previousID uint64, now time.Time, c *contribution) outcome {
+func (s *Server) session(h *hit, st *siteState, e *model.Event, visitorID uint64, now time.Time, c *contribution) outcome {
 	ev := &h.ev
 	h.attrs = model.AttrsView(e)
 	touch := session.Touch{
@@ -305,7 +300,7 @@ func (s *Server) session(h *hit, st *siteState, e *model.Event, visitorID, previ
 		touch.NoStart = c.noStart
 		touch.MaxDurationSec = model.MaxVisitSeconds
 	}
-	id, limited := s.sessions.Touch(st.cfg.Domain, visitorID, previousID, now, &touch)
+	id, limited := s.sessions.Touch(st.cfg.Domain, visitorID, now, &touch)
 	var reason string
 	switch {
 	case limited:

@@ -215,7 +215,7 @@ func touchAndDrain(c *Cache, tb *table, touches func(g int)) {
 	tb.drain(c)
 }
 
-// TestDrainProperty runs random touches (with midnight fallbacks across
+// TestDrainProperty runs random touches (of visitors seen once, across
 // shards, expiries and evictions) against concurrent drains, and checks
 // that the modelled table collapses to exactly the cache's last state of
 // every session.
@@ -234,8 +234,8 @@ func TestDrainProperty(t *testing.T) {
 			v := uint64(g*1000 + r.IntN(40) + 1)
 			var cur model.Session
 			if r.IntN(4) == 0 {
-				// Midnight: the same visitor under a new id continues.
-				_, cur, _ = c.touchSessionFallback("example.com", v+uint64(i)*1_000_000, v, now, pageview("/f"))
+				// A visitor seen once.
+				_, cur, _ = c.touchSession("example.com", v+uint64(i)*1_000_000, now, pageview("/f"))
 			} else {
 				_, cur, _ = c.touchSession("example.com", v, now, pageview("/p"))
 			}

@@ -22,12 +22,7 @@ func at(s string) time.Time {
 // (prev) and after (cur) the touch; hadPrev is false when the touch
 // started a new session, and cur.ID is 0 when it created nothing.
 func (c *Cache) touchSession(site string, visitor uint64, now time.Time, ev Touch) (prev, cur model.Session, hadPrev bool) {
-	return c.touchSessionFallback(site, visitor, 0, now, ev)
-}
-
-// touchSessionFallback is touchSession with the visitor's previous-day id.
-func (c *Cache) touchSessionFallback(site string, visitor, previous uint64, now time.Time, ev Touch) (prev, cur model.Session, hadPrev bool) {
-	_, hadPrev, _ = c.touch(site, visitor, previous, now, &ev, &prev, &cur)
+	_, hadPrev, _ = c.touch(site, visitor, now, &ev, &prev, &cur)
 	return prev, cur, hadPrev
 }
 

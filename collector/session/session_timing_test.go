@@ -36,7 +36,7 @@ func BenchmarkTouch(b *testing.B) {
 		existing(b, func(c *Cache, v uint64, now time.Time, ev *Touch) { c.touchSession("example.com", v, now, *ev) })
 	})
 	b.Run("existing-id", func(b *testing.B) {
-		existing(b, func(c *Cache, v uint64, now time.Time, ev *Touch) { c.Touch("example.com", v, 0, now, ev) })
+		existing(b, func(c *Cache, v uint64, now time.Time, ev *Touch) { c.Touch("example.com", v, now, ev) })
 	})
 	b.Run("new", func(b *testing.B) {
 		c := NewCache(CacheConfig{MaxSessions: 100_000})

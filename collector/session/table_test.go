@@ -97,13 +97,13 @@ func TestSessionTablesGrowTogether(t *testing.T) {
 	const n = 40_000
 	ids := make([]uint64, n+1)
 	for v := uint64(1); v <= n; v++ {
-		ids[v], _ = c.Touch("example.com", v, 0, t0, &Touch{Pageview: true, Path: "/"})
+		ids[v], _ = c.Touch("example.com", v, t0, &Touch{Pageview: true, Path: "/"})
 	}
 	if c.Len() != n || c.Evictions() != 0 {
 		t.Fatalf("Len %d, Evictions %d", c.Len(), c.Evictions())
 	}
 	for v := uint64(1); v <= n; v++ {
-		if id, _ := c.Touch("example.com", v, 0, t0.Add(time.Second), &Touch{Pageview: true, Path: "/"}); id != ids[v] {
+		if id, _ := c.Touch("example.com", v, t0.Add(time.Second), &Touch{Pageview: true, Path: "/"}); id != ids[v] {
 			t.Fatalf("visitor %d: session %d after growing, was %d", v, id, ids[v])
 		}
 	}

@@ -1,9 +1,8 @@
 package session
 
-// Touching a session, in steps: lock the visitor's shard (and the
-// previous id's) with room for what the touch may add, find the live
-// session's slot (re-keying one held under the previous-day id), then
-// start a session or count the touch for the rate limit and apply it.
+// Touching a session, in steps: lock the visitor's shard with room for
+// what the touch may add, find the live session's slot, then start a
+// session or count the touch for the rate limit and apply it.
 
 import (
 	"math/rand/v2"
@@ -19,11 +18,6 @@ import (
 // session; the old one keeps its last written version. Changes reach
 // storage through Drain.
 //
-// previous is the visitor's previous-day id in the window after midnight
-// (see identity.Salts.VisitorID), 0 otherwise. If no live session is held
-// under visitor but one is held under previous, that session continues
-// and is re-keyed to visitor, so later touches find it directly.
-//
 // A zero visitor, an engagement report that finds no live session
 // (engagement arriving after the session ended), or a touch with NoStart
 // that finds none creates nothing: id is 0. limited reports a touch
@@ -34,29 +28,25 @@ import (
 // Touch copies no session out, and does not allocate when it continues a
 // session, nor when it starts one whose page and attribution were seen
 // before and the table has room.
-func (c *Cache) Touch(site string, visitor, previous uint64, now time.Time, ev *Touch) (id uint64, limited bool) {
-	id, _, limited = c.touch(site, visitor, previous, now, ev, nil, nil)
+func (c *Cache) Touch(site string, visitor uint64, now time.Time, ev *Touch) (id uint64, limited bool) {
+	id, _, limited = c.touch(site, visitor, now, ev, nil, nil)
 	return id, limited
 }
 
 // touch is Touch, filling prev (the session before the touch) and cur
 // (after it) when they are not nil; hadPrev is false when the touch
 // started a new session. Only tests ask for prev and cur.
-func (c *Cache) touch(site string, visitor, previous uint64, now time.Time, ev *Touch, prev, cur *model.Session) (id uint64, hadPrev, limited bool) {
+func (c *Cache) touch(site string, visitor uint64, now time.Time, ev *Touch, prev, cur *model.Session) (id uint64, hadPrev, limited bool) {
 	if visitor == 0 {
 		return 0, false, false
 	}
-	if previous == visitor {
-		previous = 0
-	}
 	sid := c.sites.id(site)
 	ns := now.UnixNano()
-	l := c.touchShards(visitor, previous)
-	c.lockRoom(&l)
-	defer l.unlock()
+	sh := &c.shards[c.shardIndex(visitor)]
+	c.lockRoom(sh)
+	defer sh.mu.Unlock()
 
-	sh := l.sh
-	i := c.liveSlot(&l, sid, visitor, previous, ns)
+	i := c.liveSlot(sh, sid, visitor, ns)
 	if i < 0 {
 		if ev.Report() || ev.NoStart {
 			return 0, false, false
@@ -81,102 +71,34 @@ func (c *Cache) touch(site string, visitor, previous uint64, now time.Time, ev *
 	return s.id, true, false
 }
 
-// shardPair is the lock shards a touch holds: the visitor's, and the
-// previous id's when that is another one.
-type shardPair struct {
-	sh     *sessionShard // the visitor's
-	old    *sessionShard // the previous id's, nil if none or sh
-	si, oi int           // their indexes, oi == si when old is nil
-}
-
-// touchShards returns the shards of visitor and previous (0: none).
-func (c *Cache) touchShards(visitor, previous uint64) shardPair {
-	si := c.shardIndex(visitor)
-	l := shardPair{sh: &c.shards[si], si: si, oi: si}
-	if previous != 0 {
-		if l.oi = c.shardIndex(previous); l.oi != si {
-			l.old = &c.shards[l.oi]
-		}
-	}
-	return l
-}
-
-// lock locks both shards in index order, so that concurrent fallbacks
-// cannot deadlock.
-func (l *shardPair) lock() {
-	if l.old != nil && l.oi < l.si {
-		l.old.mu.Lock()
-	}
-	l.sh.mu.Lock()
-	if l.old != nil && l.oi > l.si {
-		l.old.mu.Lock()
-	}
-}
-
-func (l *shardPair) unlock() {
-	l.sh.mu.Unlock()
-	if l.old != nil {
-		l.old.mu.Unlock()
-	}
-}
-
-// lockRoom locks l with room in the tables for what a touch may add: a
+// lockRoom locks sh with room in the tables for what a touch may add: a
 // session, a path or an attribution. Growing the slot tables and
 // compacting the key tables take every shard's lock, so it does either
-// with l unlocked, and checks again once l is locked.
-func (c *Cache) lockRoom(l *shardPair) {
-	l.lock()
-	for c.full(l.sh) || c.paths.over() || c.attrs.over() {
+// with sh unlocked, and checks again once sh is locked.
+func (c *Cache) lockRoom(sh *sessionShard) {
+	sh.mu.Lock()
+	for c.full(sh) || c.paths.over() || c.attrs.over() {
 		per := c.per
-		l.unlock()
+		sh.mu.Unlock()
 		if c.paths.over() || c.attrs.over() {
 			c.compact()
 		} else {
 			c.grow(per)
 		}
-		l.lock()
+		sh.mu.Lock()
 	}
 }
 
-// liveSlot returns the slot in l.sh of the live session of (site,
+// liveSlot returns the slot in sh of the live session of (site,
 // visitor), or -1 if there is none. A session held under visitor that
-// has expired is removed. Failing a live one, a live session held under
-// previous (0: none) is re-keyed to visitor.
-func (c *Cache) liveSlot(l *shardPair, site uint32, visitor, previous uint64, ns int64) int {
-	sh := l.sh
+// has expired is removed.
+func (c *Cache) liveSlot(sh *sessionShard, site uint32, visitor uint64, ns int64) int {
 	i := sh.find(site, visitor)
 	if i >= 0 && !c.live(&sh.slots[i], ns) {
 		c.removeAt(sh, i)
 		i = -1
 	}
-	if i < 0 && previous != 0 {
-		i = c.rekey(l, site, visitor, previous, ns)
-	}
 	return i
-}
-
-// rekey moves the live session of (site, previous), held in l.old or
-// l.sh, to visitor in l.sh, so that later touches find it directly, and
-// returns its slot; -1 if previous has no session, or an expired one,
-// which it removes. The session moves with its dirty mark and the state
-// last written, so Drain finds it where it now is.
-func (c *Cache) rekey(l *shardPair, site uint32, visitor, previous uint64, ns int64) int {
-	src := l.sh
-	if l.old != nil {
-		src = l.old
-	}
-	pi := src.find(site, previous)
-	if pi < 0 {
-		return -1
-	}
-	if !c.live(&src.slots[pi], ns) {
-		c.removeAt(src, pi)
-		return -1
-	}
-	s, k := src.slots[pi], src.colds[pi]
-	src.deleteAt(pi)
-	s.visitor = visitor
-	return c.insert(l.sh, &s, &k, ns)
 }
 
 // overLimit counts a touch of s in now's second and reports whether it is

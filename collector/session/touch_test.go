@@ -10,10 +10,9 @@ import (
 )
 
 type step struct {
-	at       time.Duration // since t0
-	visitor  uint64        // default 1
-	previous uint64        // the previous-day id, for touchSessionFallback
-	ev       Touch
+	at      time.Duration // since t0
+	visitor uint64        // default 1
+	ev      Touch
 	// want
 	none    bool // nothing to write (cur.ID == 0)
 	newSess bool // hadPrev false: a new session started
@@ -166,29 +165,6 @@ func TestSessionTransitions(t *testing.T) {
 			},
 		},
 		{
-			name: "midnight fallback does not continue yesterday's session",
-			steps: []step{
-				{visitor: 1, at: 59 * time.Minute, ev: pageview("/a"), newSess: true, view: view{Version: 1, Pageviews: 1, Events: 1, Bounce: true, EntryPage: "/a", ExitPage: "/a"}},
-				// 00:05: new day, new id 7, previous id 1.
-				{visitor: 7, previous: 1, at: 65 * time.Minute, ev: pageview("/c"), newSess: true, view: view{Version: 1, Pageviews: 1, Events: 1, Bounce: true, EntryPage: "/c", ExitPage: "/c"}},
-			},
-		},
-		{
-			name: "midnight fallback does not revive an expired session",
-			steps: []step{
-				{visitor: 1, ev: pageview("/a"), newSess: true, view: view{Version: 1, Pageviews: 1, Events: 1, Bounce: true, EntryPage: "/a", ExitPage: "/a"}},
-				{visitor: 7, previous: 1, at: 65 * time.Minute, ev: pageview("/c"), newSess: true, view: view{Version: 1, Pageviews: 1, Events: 1, Bounce: true, EntryPage: "/c", ExitPage: "/c"}},
-			},
-		},
-		{
-			name: "midnight fallback prefers a session under the new id",
-			steps: []step{
-				{visitor: 1, at: 50 * time.Minute, ev: pageview("/a"), newSess: true, view: view{Version: 1, Pageviews: 1, Events: 1, Bounce: true, EntryPage: "/a", ExitPage: "/a"}},
-				{visitor: 7, at: 61 * time.Minute, ev: pageview("/x"), newSess: true, view: view{Version: 1, Pageviews: 1, Events: 1, Bounce: true, EntryPage: "/x", ExitPage: "/x"}},
-				{visitor: 7, previous: 1, at: 62 * time.Minute, ev: pageview("/y"), view: view{Version: 2, Pageviews: 2, Events: 2, DurationSec: 60, EntryPage: "/x", ExitPage: "/y"}},
-			},
-		},
-		{
 			name: "no start: a touch that would start a session starts none",
 			steps: []step{
 				{visitor: 1, ev: Touch{Pageview: true, Path: "/a", NoStart: true}, none: true},
@@ -211,13 +187,6 @@ func TestSessionTransitions(t *testing.T) {
 			},
 		},
 		{
-			name: "no start continues a session across midnight",
-			steps: []step{
-				{visitor: 1, at: 50 * time.Minute, ev: pageview("/a"), newSess: true, view: view{Version: 1, Pageviews: 1, Events: 1, Bounce: true, EntryPage: "/a", ExitPage: "/a"}},
-				{visitor: 7, previous: 1, at: 65 * time.Minute, ev: Touch{Pageview: true, Path: "/b", NoStart: true}, view: view{Version: 2, Pageviews: 2, Events: 2, DurationSec: 900, EntryPage: "/a", ExitPage: "/b"}},
-			},
-		},
-		{
 			name: "duration capped as the first touch asks",
 			steps: []step{
 				{ev: Touch{Pageview: true, Path: "/a", MaxDurationSec: 60}, newSess: true, view: view{Version: 1, Pageviews: 1, Events: 1, Bounce: true, EntryPage: "/a", ExitPage: "/a"}},
@@ -233,20 +202,6 @@ func TestSessionTransitions(t *testing.T) {
 				{at: 100 * time.Second, ev: Touch{Pageview: true, Path: "/b", MaxDurationSec: 60}, view: view{Version: 2, Pageviews: 2, Events: 2, DurationSec: 100, EntryPage: "/a", ExitPage: "/b"}},
 			},
 		},
-		{
-			name: "duration cap survives the midnight re-key",
-			steps: []step{
-				{visitor: 1, at: 40 * time.Minute, ev: Touch{Pageview: true, Path: "/a", MaxDurationSec: 1000}, newSess: true, view: view{Version: 1, Pageviews: 1, Events: 1, Bounce: true, EntryPage: "/a", ExitPage: "/a"}},
-				{visitor: 7, previous: 1, at: 65 * time.Minute, ev: pageview("/b"), view: view{Version: 2, Pageviews: 2, Events: 2, DurationSec: 1000, EntryPage: "/a", ExitPage: "/b"}},
-			},
-		},
-		{
-			name: "fallback with previous equal to visitor",
-			steps: []step{
-				{visitor: 3, previous: 3, ev: pageview("/a"), newSess: true, view: view{Version: 1, Pageviews: 1, Events: 1, Bounce: true, EntryPage: "/a", ExitPage: "/a"}},
-				{visitor: 3, previous: 3, at: time.Second, ev: pageview("/b"), view: view{Version: 2, Pageviews: 2, Events: 2, DurationSec: 1, EntryPage: "/a", ExitPage: "/b"}},
-			},
-		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -258,7 +213,7 @@ func TestSessionTransitions(t *testing.T) {
 					visitor = 1
 				}
 				now := t0.Add(st.at)
-				prev, cur, hadPrev := c.touchSessionFallback("example.com", visitor, st.previous, now, st.ev)
+				prev, cur, hadPrev := c.touchSession("example.com", visitor, now, st.ev)
 				if st.none {
 					if cur.ID != 0 || hadPrev {
 						t.Fatalf("step %d: got session %+v, want none", i, cur)
@@ -330,8 +285,8 @@ func TestSessionSitesAreSeparate(t *testing.T) {
 	}
 }
 
-// TestSessionConcurrent exercises touches, with and without a previous-day
-// id, and Sweep together; it is meant for -race.
+// TestSessionConcurrent exercises touches of returning and new visitors
+// and Sweep together; it is meant for -race.
 func TestSessionConcurrent(t *testing.T) {
 	c := NewCache(CacheConfig{MaxSessions: 5000})
 	var wg sync.WaitGroup
@@ -343,7 +298,7 @@ func TestSessionConcurrent(t *testing.T) {
 				var prev, cur model.Session
 				var hadPrev bool
 				if i%7 == 0 {
-					prev, cur, hadPrev = c.touchSessionFallback("example.com", v+10_000, v, now, pageview("/"))
+					prev, cur, hadPrev = c.touchSession("example.com", v+10_000+uint64(i), now, pageview("/"))
 				} else {
 					prev, cur, hadPrev = c.touchSession("example.com", v, now, pageview("/"))
 				}
@@ -390,7 +345,7 @@ func TestSessionRateLimit(t *testing.T) {
 	at := t0.Add(500 * time.Millisecond)
 	var id uint64
 	for i := range 5 {
-		got, limited := c.Touch("example.com", 1, 0, at, &pv)
+		got, limited := c.Touch("example.com", 1, at, &pv)
 		if want := i >= 3; limited != want {
 			t.Fatalf("touch %d in one second: limited %v, want %v", i+1, limited, want)
 		}
@@ -403,10 +358,10 @@ func TestSessionRateLimit(t *testing.T) {
 	if _, cur, _ := c.touchSession("example.com", 1, at, Touch{Pageview: true, Path: "/"}); cur.Version != 4 {
 		t.Fatalf("after 3 counted touches and an unlimited one, version %d, want 4", cur.Version)
 	}
-	if _, limited := c.Touch("example.com", 1, 0, at.Add(600*time.Millisecond), &pv); limited {
+	if _, limited := c.Touch("example.com", 1, at.Add(600*time.Millisecond), &pv); limited {
 		t.Fatal("a new second is still limited")
 	}
-	if _, limited := c.Touch("example.com", 2, 0, at, &pv); limited {
+	if _, limited := c.Touch("example.com", 2, at, &pv); limited {
 		t.Fatal("another visitor is limited")
 	}
 }
@@ -414,16 +369,16 @@ func TestSessionRateLimit(t *testing.T) {
 func TestTouchIDMatchesSession(t *testing.T) {
 	c := NewCache(CacheConfig{})
 	ev := engagement(500)
-	if id, _ := c.Touch("example.com", 1, 0, t0, &ev); id != 0 {
+	if id, _ := c.Touch("example.com", 1, t0, &ev); id != 0 {
 		t.Fatalf("an engagement report with no session started one (%d)", id)
 	}
 	pv := pageview("/")
-	id, _ := c.Touch("example.com", 1, 0, t0, &pv)
+	id, _ := c.Touch("example.com", 1, t0, &pv)
 	_, cur, hadPrev := c.touchSession("example.com", 1, t0.Add(time.Second), pageview("/b"))
 	if id == 0 || cur.ID != id || !hadPrev || cur.Version != 2 {
 		t.Fatalf("Touch %d, then touchSession gave id %d version %d hadPrev %v", id, cur.ID, cur.Version, hadPrev)
 	}
-	if id2, _ := c.Touch("example.com", 1, 0, t0.Add(2*time.Second), &pv); id2 != id {
+	if id2, _ := c.Touch("example.com", 1, t0.Add(2*time.Second), &pv); id2 != id {
 		t.Fatalf("Touch continued as %d, want %d", id2, id)
 	}
 }
@@ -433,7 +388,7 @@ func TestTouchIDMatchesSession(t *testing.T) {
 func TestTouchNoStart(t *testing.T) {
 	c := NewCache(CacheConfig{})
 	ev := Touch{Pageview: true, Path: "/", NoStart: true}
-	if id, limited := c.Touch("example.com", 1, 0, t0, &ev); id != 0 || limited {
+	if id, limited := c.Touch("example.com", 1, t0, &ev); id != 0 || limited {
 		t.Fatalf("NoStart without a session: id %d, limited %v; want 0, false", id, limited)
 	}
 	if n := c.Len(); n != 0 {
@@ -443,8 +398,8 @@ func TestTouchNoStart(t *testing.T) {
 		t.Fatalf("NoStart left %d changes to write", n)
 	}
 	pv := pageview("/")
-	id, _ := c.Touch("example.com", 1, 0, t0, &pv)
-	if got, _ := c.Touch("example.com", 1, 0, t0.Add(time.Second), &ev); got != id || id == 0 {
+	id, _ := c.Touch("example.com", 1, t0, &pv)
+	if got, _ := c.Touch("example.com", 1, t0.Add(time.Second), &ev); got != id || id == 0 {
 		t.Fatalf("NoStart with a live session: id %d, want %d", got, id)
 	}
 }

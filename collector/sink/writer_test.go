@@ -225,9 +225,9 @@ func TestSessionsCollapse(t *testing.T) {
 	w.WriteSessions(c)
 	start := time.Date(2026, 3, 4, 5, 0, 0, 0, time.UTC)
 	attrs := &model.Attrs{Browser: "Firefox", Country: "DE", ConnectionType: "4g"}
-	c.Touch("example.com", 9, 0, start, &session.Touch{Pageview: true, Path: "/", Attrs: attrs})
+	c.Touch("example.com", 9, start, &session.Touch{Pageview: true, Path: "/", Attrs: attrs})
 	waitRows(t, db, "SELECT count() FROM sessions", 1)
-	c.Touch("example.com", 9, 0, start.Add(90*time.Second), &session.Touch{Pageview: true, Path: "/pricing"})
+	c.Touch("example.com", 9, start.Add(90*time.Second), &session.Touch{Pageview: true, Path: "/pricing"})
 	closeWriter(t, w)
 	if n := count(t, db, "SELECT count() FROM sessions"); n != 3 {
 		t.Fatalf("%d session rows, want 3 (+1, then -1 and +1)", n)
@@ -260,7 +260,7 @@ func TestEndedSessionsWrittenEarly(t *testing.T) {
 	start := time.Date(2026, 3, 4, 5, 0, 0, 0, time.UTC)
 	const visitors = 20000 // more than the cache holds
 	for v := range uint64(visitors) {
-		c.Touch("example.com", v+1, 0, start.Add(time.Duration(v)*time.Millisecond), &session.Touch{Pageview: true, Path: "/"})
+		c.Touch("example.com", v+1, start.Add(time.Duration(v)*time.Millisecond), &session.Touch{Pageview: true, Path: "/"})
 	}
 	waitRows(t, db, "SELECT count() FROM sessions", 1024) // an eighth of the cache, before any drain
 	closeWriter(t, w)
@@ -304,12 +304,12 @@ func testSessionCheckpoints(t *testing.T, batch int) {
 	const visitors, touches = 50, 200
 	for i := range touches {
 		for v := range uint64(visitors) {
-			c.Touch("example.com", v+1, 0, start.Add(time.Duration(i)*time.Second), &session.Touch{Pageview: true, Path: fmt.Sprintf("/p%d", i)})
+			c.Touch("example.com", v+1, start.Add(time.Duration(i)*time.Second), &session.Touch{Pageview: true, Path: fmt.Sprintf("/p%d", i)})
 		}
 	}
 	// Visitor 1 comes back after the idle timeout: a second session, and the
 	// first one ended with no further touch.
-	c.Touch("example.com", 1, 0, start.Add(2*time.Hour), &session.Touch{Pageview: true, Path: "/back"})
+	c.Touch("example.com", 1, start.Add(2*time.Hour), &session.Touch{Pageview: true, Path: "/back"})
 	closeWriter(t, w)
 	if n := count(t, db, "SELECT count() FROM sessions"); n != visitors+1 {
 		t.Fatalf("%d rows for %d touches of %d sessions, want one per session", n, visitors*touches+1, visitors+1)
@@ -338,7 +338,7 @@ func TestSessionsFromTwoSources(t *testing.T) {
 	w.WriteSessions(c)
 	w.WriteSessions(&b)
 	start := time.Date(2026, 3, 4, 5, 0, 0, 0, time.UTC)
-	c.Touch("example.com", 1, 0, start, &session.Touch{Pageview: true, Path: "/from-cache"})
+	c.Touch("example.com", 1, start, &session.Touch{Pageview: true, Path: "/from-cache"})
 	s := model.Session{Site: "example.com", ID: 99, VisitorID: 2, Version: 1, Start: start, LastSeen: start,
 		Pageviews: 1, Events: 1, Bounce: true, EntryPage: "/from-buffer", ExitPage: "/from-buffer", Attrs: &model.Attrs{}}
 	if err := b.Add(context.Background(), model.Session{}, s, false); err != nil {
@@ -373,7 +373,7 @@ func TestSessionDimsFollowSessions(t *testing.T) {
 		for v := range visitors {
 			site := []string{"a.example", "b.example"}[v%2]
 			ts := base.Add(time.Duration(v)*7*time.Second + time.Duration(round)*time.Minute)
-			c.Touch(site, uint64(v+1), 0, ts, &session.Touch{Pageview: round != 1 || v%5 == 0, Interactive: round == 1 && v%3 == 0,
+			c.Touch(site, uint64(v+1), ts, &session.Touch{Pageview: round != 1 || v%5 == 0, Interactive: round == 1 && v%3 == 0,
 				EngagementMS: uint32(round * 1000), Path: fmt.Sprintf("/p%d", round), Attrs: attrs[v%len(attrs)]})
 		}
 	}

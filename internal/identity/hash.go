@@ -12,20 +12,14 @@ import (
 // User-Agent ua, seen at now: SipHash-2-4 keyed with the first 16 bytes of
 // the salt of now's UTC day, over the site, the full 16-byte address
 // (IPv4 in its IPv4-mapped form, so both spellings agree; zones ignored)
-// and the User-Agent. During the window after midnight it also returns the
-// id under the previous day's salt, so the caller can continue a session
-// that started before midnight (see session.Cache.Touch).
+// and the User-Agent.
 //
 // Ids are never 0, which means "no visitor id". Neither ip nor ua is
 // retained, and VisitorID does not allocate.
-func (s *Salts) VisitorID(now time.Time, site string, ip netip.Addr, ua []byte) (current, previous uint64, hasPrevious bool) {
-	ck0, ck1, pk0, pk1, hasPrev := s.keys(now)
+func (s *Salts) VisitorID(now time.Time, site string, ip netip.Addr, ua []byte) uint64 {
+	k0, k1 := s.keys(now)
 	addr := ip.As16()
-	current = visitorHash(ck0, ck1, site, &addr, ua)
-	if hasPrev {
-		previous = visitorHash(pk0, pk1, site, &addr, ua)
-	}
-	return current, previous, hasPrev
+	return visitorHash(k0, k1, site, &addr, ua)
 }
 
 // maxInlineSite is the longest site hashed as is; longer ones (never a

@@ -5,14 +5,12 @@
 // collectors that share salts keep them in ClickHouse for 48 hours at most
 // (ClickHouseStore).
 //
-// Salts: every UTC day has its own random salt. At 00:00 UTC the current
-// salt becomes the previous one and a new current salt is made. The
-// previous salt is kept only for a short window after midnight (by default
-// 30 minutes, the session idle timeout), so that a session active at
-// midnight can be found under its old visitor id and continue; then its
-// bytes are overwritten with zeros. After that, nobody — including
-// Glimpse — can compute yesterday's visitor ids again (in shared mode, once
-// the Store has deleted the day too; see Store).
+// Salts: every UTC day has its own random salt. At 00:00 UTC the day's
+// salt is replaced by the next day's and its bytes are overwritten with
+// zeros: sessions end at midnight too (collector/session), so nothing
+// needs yesterday's salt. After that, nobody — including Glimpse — can
+// compute yesterday's visitor ids again (in shared mode, once the Store
+// has deleted the day too; see Store).
 package identity
 
 import (
@@ -31,14 +29,6 @@ import (
 // SaltSize is the size of a generated salt. The first 16 bytes of a salt
 // are the SipHash key.
 const SaltSize = 16
-
-// DefaultWindow is how long after midnight UTC the previous day's salt is
-// kept: the session idle timeout, so the last session that can still
-// continue across midnight (last seen just before 00:00) has expired when
-// the salt is destroyed at 00:30.
-const DefaultWindow = 30 * time.Minute
-
-const oneDay = 24 * time.Hour
 
 // Store lets several collector instances share their daily salts, so one
 // person gets the same visitor id whichever instance answers. Without a
@@ -70,9 +60,6 @@ type Store struct {
 type SaltsConfig struct {
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
-	// Window is how long after midnight UTC the previous day's salt is kept.
-	// Default DefaultWindow; at most 24 hours.
-	Window time.Duration
 	// Store, if set, shares salts between instances. Default nil: salts are
 	// random and in memory only.
 	Store *Store
@@ -80,57 +67,43 @@ type SaltsConfig struct {
 	Logger *slog.Logger
 }
 
-// Salts holds the current day's salt and, during the window after
-// midnight, the previous day's. It is safe for concurrent use.
+// Salts holds the current day's salt. It is safe for concurrent use.
 //
 // Rotation happens lazily in VisitorID, so a Salts works without a
-// background goroutine; Run additionally destroys the previous salt on
-// time when no requests arrive and, with a Store, fetches salts ahead.
+// background goroutine; Run additionally destroys the day's salt on time
+// when no requests arrive and, with a Store, fetches salts ahead.
 type Salts struct {
-	now    func() time.Time
-	window time.Duration
-	store  *Store
-	log    *slog.Logger
+	now   func() time.Time
+	store *Store
+	log   *slog.Logger
 
 	mu   sync.RWMutex
 	cur  daySalt
-	prev daySalt // empty outside the window
 	next daySalt // with a Store: tomorrow's salt, fetched ahead
 
-	// hot is what VisitorID reads: the keys of cur and prev, published by
-	// every change under mu. Readers take no lock (a read lock's counter
-	// is a cache line written by every request on every core).
+	// hot is what VisitorID reads: the key of cur, published by every
+	// change under mu. Readers take no lock (a read lock's counter is a
+	// cache line written by every request on every core).
 	hot hotKeys
 }
 
-// hotKeys is a seqlock over the keys in use: a writer (holding Salts.mu)
+// hotKeys is a seqlock over the key in use: a writer (holding Salts.mu)
 // makes seq odd, stores, and makes it even again; a reader retries when
 // seq was odd or changed while it read. The fields are overwritten in
 // place, so a destroyed key leaves no copy behind.
 type hotKeys struct {
-	seq       atomic.Uint64
-	day       atomic.Int64 // cur.day
-	windowEnd atomic.Int64 // Unix ns when prev must be gone; 0: no prev
-	ck0, ck1  atomic.Uint64
-	pk0, pk1  atomic.Uint64
+	seq    atomic.Uint64
+	day    atomic.Int64 // cur.day
+	k0, k1 atomic.Uint64
 }
 
-// publishLocked copies the keys of cur and prev to hot.
+// publishLocked copies the key of cur to hot.
 func (s *Salts) publishLocked() {
 	h := &s.hot
 	h.seq.Add(1)
 	h.day.Store(s.cur.day)
-	h.ck0.Store(s.cur.k0)
-	h.ck1.Store(s.cur.k1)
-	if s.prev.ok() {
-		h.windowEnd.Store(s.windowEnd().UnixNano())
-		h.pk0.Store(s.prev.k0)
-		h.pk1.Store(s.prev.k1)
-	} else {
-		h.windowEnd.Store(0)
-		h.pk0.Store(0)
-		h.pk1.Store(0)
-	}
+	h.k0.Store(s.cur.k0)
+	h.k1.Store(s.cur.k1)
 	h.seq.Add(1)
 }
 
@@ -183,23 +156,15 @@ func dayStart(d int64) time.Time {
 // NewSalts returns Salts for the current day. Without a Store it cannot
 // fail. With one, it loads today's salt from the Store (using ctx) and
 // fails if it cannot, as an instance with a private salt would split every
-// visitor in two. After a restart no previous salt exists: in-memory
-// sessions did not survive the restart either.
+// visitor in two.
 func NewSalts(ctx context.Context, cfg SaltsConfig) (*Salts, error) {
 	s := &Salts{
-		now:    cfg.Now,
-		window: cfg.Window,
-		store:  cfg.Store,
-		log:    cfg.Logger,
+		now:   cfg.Now,
+		store: cfg.Store,
+		log:   cfg.Logger,
 	}
 	if s.now == nil {
 		s.now = time.Now
-	}
-	if s.window == 0 {
-		s.window = DefaultWindow
-	}
-	if s.window < 0 || s.window > oneDay {
-		return nil, fmt.Errorf("cannot use salt window %s: it must be between 0 and 24h", cfg.Window)
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -236,10 +201,10 @@ func (s *Salts) load(ctx context.Context, d int64) ([]byte, error) {
 	return bytes.Clone(salt), nil
 }
 
-// Rotate brings the salts up to date with the clock: it rotates at
-// midnight UTC and destroys the previous salt once the window has passed.
-// VisitorID does the same lazily; Rotate is for callers that want the
-// previous salt gone on time even when no requests arrive (Run calls it).
+// Rotate brings the salts up to date with the clock: at midnight UTC it
+// destroys the day's salt and takes the next day's. VisitorID does the
+// same lazily; Rotate is for callers that want the old salt gone on time
+// even when no requests arrive (Run calls it).
 func (s *Salts) Rotate() {
 	now := s.now()
 	s.mu.Lock()
@@ -249,22 +214,12 @@ func (s *Salts) Rotate() {
 
 // stale reports whether rotateLocked(now) would change anything.
 func (s *Salts) stale(now time.Time) bool {
-	return dayOf(now) > s.cur.day || (s.prev.ok() && !now.Before(s.windowEnd()))
-}
-
-// windowEnd is when the previous salt must be gone.
-func (s *Salts) windowEnd() time.Time {
-	return dayStart(s.cur.day).Add(s.window)
+	return dayOf(now) > s.cur.day
 }
 
 func (s *Salts) rotateLocked(now time.Time) {
 	if d := dayOf(now); d > s.cur.day {
-		s.prev.destroy()
-		if d == s.cur.day+1 {
-			s.prev = s.cur // the bytes move; no copy is left behind
-		} else {
-			s.cur.destroy() // older than yesterday: useless
-		}
+		s.cur.destroy()
 		if s.next.ok() && s.next.day == d {
 			s.cur = s.next
 			s.next = daySalt{}
@@ -280,46 +235,38 @@ func (s *Salts) rotateLocked(now time.Time) {
 			s.cur = newDaySalt(d, randomSalt())
 		}
 	}
-	if s.prev.ok() && !now.Before(s.windowEnd()) {
-		s.prev.destroy()
-	}
 	s.publishLocked()
 }
 
-// keys returns the SipHash keys to use at now, rotating first if needed.
-func (s *Salts) keys(now time.Time) (ck0, ck1, pk0, pk1 uint64, hasPrev bool) {
+// keys returns the SipHash key to use at now, rotating first if needed.
+func (s *Salts) keys(now time.Time) (k0, k1 uint64) {
 	h := &s.hot
 	for range 4 {
 		seq := h.seq.Load()
 		if seq&1 != 0 {
 			continue // a writer is storing
 		}
-		day, end := h.day.Load(), h.windowEnd.Load()
-		ck0, ck1, pk0, pk1 = h.ck0.Load(), h.ck1.Load(), h.pk0.Load(), h.pk1.Load()
+		day := h.day.Load()
+		k0, k1 = h.k0.Load(), h.k1.Load()
 		if h.seq.Load() != seq {
 			continue
 		}
-		ns := now.UnixNano()
-		if dayOf(now) > day || (end != 0 && ns >= end) {
+		if dayOf(now) > day {
 			break // stale: rotate under the lock
 		}
-		return ck0, ck1, pk0, pk1, end != 0
+		return k0, k1
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stale(now) {
 		s.rotateLocked(now)
 	}
-	ck0, ck1 = s.cur.k0, s.cur.k1
-	if s.prev.ok() && now.Before(s.windowEnd()) {
-		pk0, pk1, hasPrev = s.prev.k0, s.prev.k1, true
-	}
-	return ck0, ck1, pk0, pk1, hasPrev
+	return s.cur.k0, s.cur.k1
 }
 
 // Run keeps the salts up to date until ctx is done: it rotates at
-// midnight, destroys the previous salt when the window ends and, with a
-// Store, fetches tomorrow's shared salt ahead of time (retrying every
+// midnight, destroying the day's salt, and, with a Store, fetches
+// tomorrow's shared salt ahead of time (retrying every
 // minute on errors). It sleeps on runtime timers, so tests drive it with
 // testing/synctest rather than an injected clock. Run returns ctx.Err().
 func (s *Salts) Run(ctx context.Context) error {
@@ -345,16 +292,12 @@ func (s *Salts) Run(ctx context.Context) error {
 	}
 }
 
-// untilNextChange returns the time until the next midnight or the end of
-// the window, whichever is first, but at most an hour so that a clock
-// step is noticed.
+// untilNextChange returns the time until the next midnight, but at most
+// an hour so that a clock step is noticed.
 func (s *Salts) untilNextChange() time.Duration {
 	now := s.now()
 	s.mu.RLock()
 	next := dayStart(s.cur.day + 1)
-	if s.prev.ok() {
-		next = s.windowEnd()
-	}
 	s.mu.RUnlock()
 	return min(max(next.Sub(now), 0)+time.Millisecond, time.Hour)
 }
@@ -398,12 +341,4 @@ func (s *Salts) current() []byte {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.cur.salt
-}
-
-// previous returns the previous salt itself (not a copy) and whether it is
-// still kept, for tests. It does not rotate.
-func (s *Salts) previous() ([]byte, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.prev.salt, s.prev.ok()
 }

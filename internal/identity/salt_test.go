@@ -3,6 +3,7 @@ package identity
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"strings"
@@ -63,31 +64,20 @@ func TestNewSalts(t *testing.T) {
 	if len(cur) != SaltSize || isZero(cur) {
 		t.Fatalf("current salt = %x", cur)
 	}
-	if _, ok := s.previous(); ok {
-		t.Error("a fresh Salts has a previous salt")
-	}
 	other := newTestSalts(t, c)
 	if bytes.Equal(cur, other.current()) {
 		t.Error("two instances drew the same salt")
-	}
-	for _, w := range []time.Duration{-time.Second, 25 * time.Hour} {
-		if _, err := NewSalts(context.Background(), SaltsConfig{Window: w}); err == nil || !strings.Contains(err.Error(), "cannot use salt window") {
-			t.Errorf("window %s: err = %v", w, err)
-		}
 	}
 }
 
 func TestSaltRotation(t *testing.T) {
 	type check struct {
 		at          string
-		sameCurrent bool // current id equals the one of the step before
-		hasPrevious bool
-		prevIsOld   bool // previous id equals the current id before midnight
+		sameCurrent bool // the id equals the one of the step before
 	}
 	tests := []struct {
-		name   string
-		window time.Duration
-		steps  []check
+		name  string
+		steps []check
 	}{
 		{
 			name: "same day is stable",
@@ -98,33 +88,16 @@ func TestSaltRotation(t *testing.T) {
 			},
 		},
 		{
-			name: "midnight rotates and keeps previous for the window",
+			name: "midnight rotates",
 			steps: []check{
 				{at: "2025-03-01T23:59:00Z"},
-				{at: "2025-03-02T00:00:00Z", hasPrevious: true, prevIsOld: true},
-				{at: "2025-03-02T00:29:59Z", sameCurrent: true, hasPrevious: true, prevIsOld: true},
-				{at: "2025-03-02T00:30:00Z", sameCurrent: true},
-				{at: "2025-03-02T00:10:00Z", sameCurrent: true}, // clock stepped back: previous stays gone
+				{at: "2025-03-02T00:00:00Z"},
+				{at: "2025-03-02T00:29:59Z", sameCurrent: true},
+				{at: "2025-03-01T23:59:30Z", sameCurrent: true}, // clock stepped back: yesterday's salt stays gone
 			},
 		},
 		{
-			name:   "custom window",
-			window: 5 * time.Minute,
-			steps: []check{
-				{at: "2025-03-01T23:59:00Z"},
-				{at: "2025-03-02T00:04:59Z", hasPrevious: true, prevIsOld: true},
-				{at: "2025-03-02T00:05:00Z", sameCurrent: true},
-			},
-		},
-		{
-			name: "first request after the window gets no previous",
-			steps: []check{
-				{at: "2025-03-01T22:00:00Z"},
-				{at: "2025-03-02T01:00:00Z"},
-			},
-		},
-		{
-			name: "skipped day gets no previous",
+			name: "skipped day",
 			steps: []check{
 				{at: "2025-03-01T23:59:00Z"},
 				{at: "2025-03-03T00:01:00Z"},
@@ -141,76 +114,47 @@ func TestSaltRotation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := &clock{t: at(tt.steps[0].at)}
-			s, err := NewSalts(context.Background(), SaltsConfig{Now: c.now, Window: tt.window})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var last, beforeMidnight uint64
-			lastDay := dayOf(at(tt.steps[0].at))
+			s := newTestSalts(t, c)
+			var last uint64
 			for i, st := range tt.steps {
 				now := at(st.at)
 				c.set(now)
-				cur, prev, hasPrev := s.VisitorID(now, "example.com", testIP, testUA)
-				if cur == 0 || (hasPrev && prev == 0) {
+				cur := s.VisitorID(now, "example.com", testIP, testUA)
+				if cur == 0 {
 					t.Fatalf("step %d: zero id", i)
 				}
 				if i > 0 && (cur == last) != st.sameCurrent {
-					t.Errorf("step %d (%s): current same as before = %v, want %v", i, st.at, cur == last, st.sameCurrent)
+					t.Errorf("step %d (%s): same id as before = %v, want %v", i, st.at, cur == last, st.sameCurrent)
 				}
-				if hasPrev != st.hasPrevious {
-					t.Errorf("step %d (%s): hasPrevious = %v, want %v", i, st.at, hasPrev, st.hasPrevious)
-				}
-				if st.prevIsOld && prev != beforeMidnight {
-					t.Errorf("step %d (%s): previous id is not the id from before midnight", i, st.at)
-				}
-				if _, ok := s.previous(); ok != st.hasPrevious {
-					t.Errorf("step %d (%s): previous salt kept = %v, want %v", i, st.at, ok, st.hasPrevious)
-				}
-				if d := dayOf(now); d == lastDay || i == 0 {
-					beforeMidnight = cur
-				}
-				lastDay = max(lastDay, dayOf(now))
 				last = cur
 			}
 		})
 	}
 }
 
-func TestPreviousSaltIsZeroed(t *testing.T) {
+// TestOldSaltIsZeroedAtMidnight: at 00:00 UTC the day's salt is
+// overwritten, and the key VisitorID reads without a lock is the new
+// day's.
+func TestOldSaltIsZeroedAtMidnight(t *testing.T) {
 	c := &clock{t: at("2025-03-01T23:59:00Z")}
 	s := newTestSalts(t, c)
 	old := s.current()
 	oldCopy := bytes.Clone(old)
 
-	c.set(at("2025-03-02T00:00:01Z"))
-	s.Rotate()
-	prev, ok := s.previous()
-	if !ok || !bytes.Equal(prev, oldCopy) {
-		t.Fatalf("after midnight previous = %x, %v; want the old current salt", prev, ok)
-	}
-	if &prev[0] != &old[0] {
-		t.Error("rotation copied the salt instead of moving it")
-	}
-
-	c.set(at("2025-03-02T00:30:00Z"))
+	c.set(at("2025-03-02T00:00:00Z"))
 	s.Rotate() // no VisitorID call: Rotate alone must destroy it
-	if _, ok := s.previous(); ok {
-		t.Fatal("previous salt kept after the window")
-	}
 	if !isZero(old) {
-		t.Errorf("destroyed salt still holds %x", old)
+		t.Errorf("yesterday's salt still holds %x", old)
 	}
-	if s.prev.k0 != 0 || s.prev.k1 != 0 {
-		t.Error("destroyed key not cleared")
+	if cur := s.current(); bytes.Equal(cur, oldCopy) || isZero(cur) {
+		t.Errorf("current salt after midnight = %x", cur)
 	}
-	// The lock-free copy VisitorID reads must hold no copy of it either,
-	// and must already hold the keys in use, not leave readers to find out
-	// under the lock.
-	if s.hot.pk0.Load() != 0 || s.hot.pk1.Load() != 0 || s.hot.windowEnd.Load() != 0 {
-		t.Error("destroyed key still published to VisitorID")
+	k0, k1 := binary.LittleEndian.Uint64(oldCopy[0:8]), binary.LittleEndian.Uint64(oldCopy[8:16])
+	if s.hot.k0.Load() == k0 || s.hot.k1.Load() == k1 {
+		t.Error("yesterday's key still published to VisitorID")
 	}
-	if s.hot.ck0.Load() != s.cur.k0 || s.hot.ck1.Load() != s.cur.k1 || s.hot.day.Load() != s.cur.day {
-		t.Error("published keys are not the current day's")
+	if s.hot.k0.Load() != s.cur.k0 || s.hot.k1.Load() != s.cur.k1 || s.hot.day.Load() != s.cur.day {
+		t.Error("published key is not the current day's")
 	}
 }
 
@@ -222,9 +166,6 @@ func TestSkippedDayZeroesOldSalt(t *testing.T) {
 	s.Rotate()
 	if !isZero(old) {
 		t.Errorf("salt from two days ago still holds %x", old)
-	}
-	if _, ok := s.previous(); ok {
-		t.Error("previous kept after a skipped day")
 	}
 }
 
@@ -243,13 +184,8 @@ func TestSaltsRun(t *testing.T) {
 
 		time.Sleep(2 * time.Minute) // 00:01
 		synctest.Wait()
-		if prev, ok := s.previous(); !ok || &prev[0] != &old[0] {
-			t.Fatal("Run did not rotate at midnight")
-		}
-		time.Sleep(29*time.Minute + time.Second) // 00:30:01
-		synctest.Wait()
-		if _, ok := s.previous(); ok || !isZero(old) {
-			t.Fatal("Run did not destroy the previous salt at 00:30")
+		if !isZero(old) || &s.current()[0] == &old[0] {
+			t.Fatal("Run did not destroy the day's salt at midnight")
 		}
 		cancel()
 		if err := <-done; !errors.Is(err, context.Canceled) {
@@ -311,10 +247,10 @@ func TestSharedSalts(t *testing.T) {
 		same := func(when string) {
 			t.Helper()
 			now := time.Now()
-			ac, ap, aok := a.VisitorID(now, "example.com", testIP, testUA)
-			bc, bp, bok := b.VisitorID(now, "example.com", testIP, testUA)
-			if ac != bc || ap != bp || aok != bok {
-				t.Errorf("%s: instances disagree: %x/%x/%v vs %x/%x/%v", when, ac, ap, aok, bc, bp, bok)
+			ac := a.VisitorID(now, "example.com", testIP, testUA)
+			bc := b.VisitorID(now, "example.com", testIP, testUA)
+			if ac != bc {
+				t.Errorf("%s: instances disagree: %x vs %x", when, ac, bc)
 			}
 		}
 		same("noon")
@@ -323,13 +259,10 @@ func TestSharedSalts(t *testing.T) {
 		time.Sleep(12*time.Hour + time.Minute) // 00:01 next day
 		synctest.Wait()
 		same("after midnight")
-		if _, ok := a.previous(); !ok {
-			t.Error("no previous salt after midnight")
-		}
 
 		// Salts copies what the Store returns: destroying its copy must not
 		// touch the Store's.
-		time.Sleep(30 * time.Minute)
+		time.Sleep(24 * time.Hour)
 		synctest.Wait()
 		st.mu.Lock()
 		for day, salt := range st.salts {
@@ -351,8 +284,8 @@ func TestSharedSalts(t *testing.T) {
 		time.Sleep(24 * time.Hour)
 		synctest.Wait()
 		now := time.Now()
-		ac, _, _ := a.VisitorID(now, "example.com", testIP, testUA)
-		bc, _, _ := b.VisitorID(now, "example.com", testIP, testUA)
+		ac := a.VisitorID(now, "example.com", testIP, testUA)
+		bc := b.VisitorID(now, "example.com", testIP, testUA)
 		if ac == 0 || ac == bc {
 			t.Errorf("store down: ids %x and %x, want a private salt on the instance that missed the prefetch", ac, bc)
 		}

@@ -12,9 +12,8 @@ import (
 type Session struct {
 	// ID is random and never 0; a zero ID means "no session".
 	ID uint64
-	// VisitorID is the visitor id that started the session. It stays the
-	// same when the session continues across midnight under a new id, so
-	// every version of the session has the same key.
+	// VisitorID is the visitor id of every event of the session: sessions
+	// end at 00:00 UTC, when visitor ids change (collector/session).
 	VisitorID uint64
 	Site      string
 	Start     time.Time
