@@ -59,10 +59,11 @@ func loadStored(ctx context.Context, conn driver.Conn, day time.Time) ([]byte, e
 	return []byte(salt), nil
 }
 
-// PruneStore deletes the salts of days that began more than StoreKeep before now,
-// and waits until ClickHouse has rewritten the parts that held them.
+// PruneStore deletes the salts of days that began StoreKeep or more before
+// now, and waits until ClickHouse has rewritten the parts that held them.
 func PruneStore(ctx context.Context, conn driver.Conn, now time.Time) error {
-	cutoff := now.UTC().Add(-StoreKeep).Truncate(24 * time.Hour).Format(time.DateOnly)
+	// The first day kept: the one after the day StoreKeep ago.
+	cutoff := now.UTC().Add(-StoreKeep).Truncate(24*time.Hour).AddDate(0, 0, 1).Format(time.DateOnly)
 	var n uint64
 	if err := conn.QueryRow(ctx, "SELECT count() FROM salts WHERE day < toDate(?)", cutoff).Scan(&n); err != nil {
 		return fmt.Errorf("cannot count expired salts: %w", err)

@@ -3,6 +3,7 @@ package identity_test
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -55,41 +56,46 @@ func TestInstancesShareSalts(t *testing.T) {
 
 // TestPruneDeletesSaltsOlderThan48Hours stores salts for several days and
 // checks that Prune deletes, on disk through a mutation, those whose day
-// began more than 48 hours ago.
+// began 48 hours ago or more.
 func TestPruneDeletesSaltsOlderThan48Hours(t *testing.T) {
-	db := chtest.Migrated(t)
 	ctx := context.Background()
-	store := identity.ClickHouseStore(db.Conn)
-	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
-	for _, d := range []int{0, 1, 2, 3, 10} {
-		day := now.Truncate(24*time.Hour).AddDate(0, 0, -d)
-		if _, err := store.LoadOrStore(ctx, day, []byte("0123456789abcdef-salt-for-a-day")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := identity.PruneStore(ctx, db.Conn, now); err != nil {
-		t.Fatal(err)
-	}
-	rows, err := db.Conn.Query(ctx, "SELECT toString(day) FROM salts ORDER BY day")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var got []string
-	for rows.Next() {
-		var d string
-		_ = rows.Scan(&d)
-		got = append(got, d)
-	}
-	// 48 h before 2026-03-10 12:00 is 2026-03-08 12:00: days from 03-08 on
-	// may still continue a session; older ones are gone.
-	want := []string{"2026-03-08", "2026-03-09", "2026-03-10"}
-	if len(got) != len(want) {
-		t.Fatalf("days left %v, want %v", got, want)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("days left %v, want %v", got, want)
-		}
+	for _, tt := range []struct {
+		now  string
+		want []string
+	}{
+		// 2026-03-08 began 60 hours before: gone; 03-09 36 hours before.
+		{"2026-03-10T12:00:00Z", []string{"2026-03-09", "2026-03-10"}},
+		// 03-08 began 48 hours before, to the second.
+		{"2026-03-10T00:00:00Z", []string{"2026-03-09", "2026-03-10"}},
+		{"2026-03-09T23:59:59Z", []string{"2026-03-08", "2026-03-09", "2026-03-10"}},
+	} {
+		t.Run(tt.now, func(t *testing.T) {
+			db := chtest.Migrated(t)
+			store := identity.ClickHouseStore(db.Conn)
+			for _, d := range []string{"2026-02-28", "2026-03-07", "2026-03-08", "2026-03-09", "2026-03-10"} {
+				day, _ := time.Parse(time.DateOnly, d)
+				if _, err := store.LoadOrStore(ctx, day, []byte("0123456789abcdef-salt-for-a-day")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			now, _ := time.Parse(time.RFC3339, tt.now)
+			if err := identity.PruneStore(ctx, db.Conn, now); err != nil {
+				t.Fatal(err)
+			}
+			rows, err := db.Conn.Query(ctx, "SELECT toString(day) FROM salts ORDER BY day")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			var got []string
+			for rows.Next() {
+				var d string
+				_ = rows.Scan(&d)
+				got = append(got, d)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("days left %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
