@@ -12,6 +12,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +25,12 @@ import (
 
 // EnvAddr names the environment variable with the server's address.
 const EnvAddr = "GLIMPSE_TEST_CLICKHOUSE"
+
+// EnvData names the environment variable with the test server's data
+// directory (its --path), for tests that search the server's files;
+// scripts/test sets it when the server is the one scripts/clickhouse runs
+// from the repository.
+const EnvData = "GLIMPSE_TEST_CLICKHOUSE_DATA"
 
 // DB is one test's database.
 type DB struct {
@@ -78,4 +86,56 @@ func Migrated(t testing.TB) *DB {
 		t.Fatalf("chtest: %v", err)
 	}
 	return db
+}
+
+// DataDir returns the test server's data directory, skipping t when
+// EnvData does not give it.
+func DataDir(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv(EnvData)
+	if dir == "" {
+		t.Skipf("the server's files are not searched: set %s to the test server's data directory (scripts/test does)", EnvData)
+	}
+	return dir
+}
+
+// Paths returns the server's directories and files of db's tables, as
+// system.tables names them, and fails t unless every one is under dir
+// (DataDir): a path elsewhere means dir is not this server's.
+func (db *DB) Paths(t testing.TB, dir string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// data_path on 18.16; data_paths on current servers.
+	rows, err := db.Conn.Query(ctx, "SELECT data_path, metadata_path FROM system.tables WHERE database = ?", db.Database)
+	if err != nil {
+		rows, err = db.Conn.Query(ctx, "SELECT arrayJoin(data_paths), metadata_path FROM system.tables WHERE database = ?", db.Database)
+	}
+	if err != nil {
+		t.Fatalf("chtest: %v", err)
+	}
+	defer rows.Close()
+	root := filepath.Clean(dir) + string(filepath.Separator)
+	seen := map[string]bool{}
+	var out []string
+	for rows.Next() {
+		var data, meta string
+		if err := rows.Scan(&data, &meta); err != nil {
+			t.Fatalf("chtest: %v", err)
+		}
+		for _, p := range []string{data, meta} {
+			if p == "" || seen[p] {
+				continue
+			}
+			seen[p] = true
+			if !strings.HasPrefix(filepath.Clean(p), root) {
+				t.Fatalf("chtest: the server keeps %s at %s, not under %s=%s", db.Database, p, EnvData, dir)
+			}
+			out = append(out, p)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("chtest: %v", err)
+	}
+	return out
 }
