@@ -14,7 +14,8 @@
 // Template functions: {{table "t"}} names the storage table, {{onCluster}}
 // adds the ON CLUSTER clause, {{engine "Family" "t" "args"}} renders the
 // engine, {{distributed "t" "sharding key"}} renders the Distributed
-// table (nothing on a single server).
+// table and {{dropDistributed "t"}} drops it (both nothing on a single
+// server).
 //
 // Statements are separated by a semicolon at the end of a line. The SQL must
 // run on ClickHouse 18.16.1 and on current releases (see CLICKHOUSE.md).
@@ -135,6 +136,12 @@ func (t Target) funcs() template.FuncMap {
 				zk += ", " + params
 			}
 			return "Replicated" + family + "(" + zk + ")"
+		},
+		"dropDistributed": func(table string) string {
+			if t.Cluster == "" {
+				return ""
+			}
+			return fmt.Sprintf("DROP TABLE IF EXISTS %s ON CLUSTER %s;", table, quoteIdent(t.Cluster))
 		},
 		"distributed": func(table, key string) string {
 			if t.Cluster == "" {

@@ -104,6 +104,7 @@ func TestClusterRendering(t *testing.T) {
 		"FROM sessions_dims_input_local\nARRAY JOIN visitor_ids AS v",
 		"FROM events_local",
 		"ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/glimpse/sessions_hourly_local', '{replica}', (visits,",
+		"DROP TABLE IF EXISTS salts ON CLUSTER analytics;\nDROP TABLE IF EXISTS salts_local ON CLUSTER analytics",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("cluster rendering lacks %q", want)

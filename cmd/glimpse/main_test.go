@@ -322,8 +322,9 @@ func TestSharedSalts(t *testing.T) {
 			if tt.shared {
 				args = append(args, "--shared-salts")
 			}
-			a := apptest.Start(t, nil, args...)
-			b := apptest.Start(t, nil, args...)
+			env := []string{"GLIMPSE_SALT_KEY=" + newSaltKey(t)}
+			a := apptest.Start(t, env, args...)
+			b := apptest.Start(t, env, args...)
 			for i, s := range []*apptest.Server{a, b} {
 				code, h := s.Post(t, "/api/event", fmt.Sprintf(`{"n":"pageview","u":"https://example.com/%d","d":"example.com"}`, i), http.Header{
 					"User-Agent":      {"Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0"},

@@ -124,11 +124,11 @@ func (s *server) build(ctx context.Context) error {
 	if s.writer, err = s.o.writer.open(s.conn, s.g.SpoolDir, s.metrics, s.log); err != nil {
 		return err
 	}
-	salts, err := newSalts(ctx, s.o.sharedSalts, s.conn, s.log)
+	salts, err := newSalts(ctx, s.o.salts.key, s.conn, s.log)
 	if err != nil {
 		return err
 	}
-	if s.o.sharedSalts {
+	if s.o.salts.shared {
 		s.jobs = append(s.jobs, func(ctx context.Context) {
 			identity.RunStorePrune(ctx, s.conn, time.Now, func(err error) { s.log.Warn("cannot prune shared salts", "err", err) })
 		})
@@ -146,13 +146,15 @@ func (s *server) build(ctx context.Context) error {
 	return nil
 }
 
-// newSalts returns the daily visitor-id salts: shared through ClickHouse
-// with --shared-salts, otherwise this process's own, in memory.
-func newSalts(ctx context.Context, shared bool, conn driver.Conn, log *slog.Logger) (*identity.Salts, error) {
-	if !shared {
+// newSalts returns the daily visitor-id salts: shared through ClickHouse,
+// sealed under key, with --shared-salts (key is nil without), otherwise
+// this process's own, in memory.
+func newSalts(ctx context.Context, key *identity.SaltKey, conn driver.Conn, log *slog.Logger) (*identity.Salts, error) {
+	if key == nil {
 		return identity.NewSalts(ctx, identity.SaltsConfig{})
 	}
-	salts, err := identity.NewSalts(ctx, identity.SaltsConfig{Store: identity.ClickHouseStore(conn), Logger: log.With("component", "salts")})
+	log = log.With("component", "salts")
+	salts, err := identity.NewSalts(ctx, identity.SaltsConfig{Store: identity.ClickHouseStore(conn, key, log), Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("--shared-salts: %w", err)
 	}

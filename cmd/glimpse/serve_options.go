@@ -14,20 +14,21 @@ import (
 	"github.com/glimpse-analytics/glimpse/collector"
 	"github.com/glimpse-analytics/glimpse/collector/session"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
+	"github.com/glimpse-analytics/glimpse/internal/identity"
 )
 
 // serveOptions are serve's flags beside the global ones, one struct per
 // subsystem.
 type serveOptions struct {
-	writer      writerOptions
-	sessions    sessionOptions
-	retention   retentionOptions
-	dashboard   dashboardOptions
-	debug       debugOptions
-	memory      memoryOptions
-	noMigrate   bool
-	sharedSalts bool
-	demo        bool
+	writer    writerOptions
+	sessions  sessionOptions
+	retention retentionOptions
+	dashboard dashboardOptions
+	debug     debugOptions
+	memory    memoryOptions
+	salts     saltOptions
+	noMigrate bool
+	demo      bool
 }
 
 func (o *serveOptions) register(fs *flagSet) {
@@ -38,8 +39,8 @@ func (o *serveOptions) register(fs *flagSet) {
 	o.dashboard.register(fs)
 	o.debug.register(fs)
 	o.memory.register(fs)
+	o.salts.register(fs)
 	fs.BoolVar(&o.noMigrate, "no-migrate", false, "do not apply pending migrations at start-up")
-	fs.BoolVar(&o.sharedSalts, "shared-salts", false, "share the daily visitor-id salts with other instances through ClickHouse (the salts table, rows deleted after 48 h); default: in memory only")
 	fs.BoolVar(&o.demo, "demo", false, "also serve a demo site under /demo/ that embeds the beacon for the first configured site (make run uses it)")
 }
 
@@ -47,7 +48,10 @@ func (o *serveOptions) validate() error {
 	if err := o.writer.validate(); err != nil {
 		return err
 	}
-	return o.sessions.validate()
+	if err := o.sessions.validate(); err != nil {
+		return err
+	}
+	return o.salts.validate()
 }
 
 // writerOptions are the writer's settings (collector/sink). The flags are
@@ -108,6 +112,42 @@ func (o *sessionOptions) validate() error {
 	if o.cache.MaxSessions < 1 {
 		return fmt.Errorf("--max-sessions %d: want at least 1", o.cache.MaxSessions)
 	}
+	return nil
+}
+
+// saltOptions say where the daily visitor-id salts live: in memory, or
+// shared through ClickHouse, sealed under a key every collector holds.
+type saltOptions struct {
+	shared bool
+	keyEnv string
+	key    *identity.SaltKey // with shared, read from keyEnv's variable by validate
+}
+
+// defaultSaltKeyEnv is the variable --salt-key-env names by default.
+const defaultSaltKeyEnv = "GLIMPSE_SALT_KEY"
+
+func (o *saltOptions) register(fs *flagSet) {
+	fs.BoolVar(&o.shared, "shared-salts", false, "share the daily visitor-id salts with other instances through ClickHouse, sealed under the salt key (the sealed_salts table, rows deleted after 48 h); default: in memory only")
+	fs.StringVar(&o.keyEnv, "salt-key-env", defaultSaltKeyEnv, "environment variable holding the key that seals shared salts: at least 32 random bytes, the same on every collector (e.g. openssl rand -base64 32); read with --shared-salts only")
+}
+
+// validate reads the salt key when salts are shared: without it a
+// collector would have to keep salts in ClickHouse in clear, so it does
+// not start. Errors name the variable, never its value.
+func (o *saltOptions) validate() error {
+	if !o.shared {
+		return nil
+	}
+	secret := os.Getenv(o.keyEnv)
+	if secret == "" {
+		return fmt.Errorf("--shared-salts needs the salt key: set %s (or the variable --salt-key-env names) to the same secret of at least %d random bytes on every collector, e.g. openssl rand -base64 32; shared salts are sealed with it in ClickHouse",
+			o.keyEnv, identity.MinSaltKeyLen)
+	}
+	key, err := identity.NewSaltKey([]byte(secret))
+	if err != nil {
+		return fmt.Errorf("--shared-salts: %s: %w", o.keyEnv, err)
+	}
+	o.key = key
 	return nil
 }
 

@@ -2,8 +2,8 @@
 // are: a visitor id is a keyed hash under a salt that changes every day and
 // is destroyed soon after (Salts, VisitorID); a consented user id is
 // stored only as its HMAC under the site's key (SubjectKey); and
-// collectors that share salts keep them in ClickHouse for 48 hours at most
-// (ClickHouseStore).
+// collectors that share salts keep them in ClickHouse for 48 hours at
+// most, sealed under a key only they hold (ClickHouseStore, SaltKey).
 //
 // Salts: every UTC day has its own random salt. At 00:00 UTC the day's
 // salt is replaced by the next day's and its bytes are overwritten with
@@ -35,16 +35,11 @@ const SaltSize = 16
 // Store each instance keeps its own salts in memory only, which is the
 // default and the most private mode.
 //
-// The intended implementation is a ClickHouse table (this shape also runs
-// on ClickHouse 18.16, which has no TTL)
-//
-//	CREATE TABLE salts (day Date, salt String, created DateTime)
-//	ENGINE = MergeTree ORDER BY day
-//
-// where LoadOrStore inserts (day, candidate, now()) and then returns the
-// salt of the earliest row for day (ORDER BY created, salt LIMIT 1), and a
-// periodic job deletes rows older than 48 hours
-// (ALTER TABLE salts DELETE WHERE day < today() - 1). "Earliest insert
+// The implementation is ClickHouseStore: a table of sealed candidates
+// (0009_sealed_salts.sql), where LoadOrStore inserts the sealed candidate
+// and then returns the salt of the earliest row of the day, and a
+// periodic job (PruneStore) deletes a day 48 hours after it began; the
+// shape also runs on ClickHouse 18.16, which has no TTL. "Earliest insert
 // wins" is only racy among instances inserting at the same moment;
 // Salts.Run fetches each day's salt about a day before it is needed, so
 // every instance has read the settled winner long before midnight.

@@ -1,19 +1,26 @@
 package identity
 
-// The shared salt store: the salts table (0006_salts.sql) through
-// ClickHouse, for serve --shared-salts, so that a visitor gets the same
-// id whichever instance answers.
+// The shared salt store: the sealed_salts table (0009_sealed_salts.sql)
+// through ClickHouse, for serve --shared-salts, so that a visitor gets
+// the same id whichever instance answers.
 //
 // Each instance proposes a random candidate for a day; the earliest row
 // stored for the day wins, and every instance reads the winner. Salts.Run
 // fetches a day's salt about a day ahead, so instances agree long before
-// midnight. Rows are deleted 48 hours after their day began (PruneStore):
-// a salt is at rest only while it can still continue a session.
+// midnight. Rows are deleted 48 hours after their day began (PruneStore).
+//
+// Salts are sealed under the collectors' SaltKey before they leave the
+// process, and travel as a column of a native INSERT block, never in the
+// text of a query: ClickHouse logs query texts (system.query_log, on by
+// default in current releases, and its server log on errors), and a salt
+// there would be a salt at rest in clear. No query of this file holds
+// more than a date.
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -22,18 +29,24 @@ import (
 // StoreKeep is how long a day's salt stays in the table after the day began.
 const StoreKeep = 48 * time.Hour
 
-// ClickHouseStore returns a Store backed by the salts table (0006_salts.sql).
-func ClickHouseStore(conn driver.Conn) *Store {
+// ClickHouseStore returns a Store backed by the sealed_salts table: salts
+// sealed under key. Rows that do not open under key (sealed under another
+// key, or tampered with) are skipped, and counted in a warning on log
+// (nil: discard): after the key changes, the collectors agree on a new
+// salt for the day, sealed under the new key.
+func ClickHouseStore(conn driver.Conn, key *SaltKey, log *slog.Logger) *Store {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &Store{LoadOrStore: func(ctx context.Context, day time.Time, candidate []byte) ([]byte, error) {
-		if salt, err := loadStored(ctx, conn, day); err != nil || salt != nil {
+		day = day.UTC()
+		if salt, err := loadSealed(ctx, conn, key, day, log); err != nil || salt != nil {
 			return salt, err
 		}
-		// INSERT ... VALUES hangs on 18.16 through clickhouse-go; INSERT ... SELECT works.
-		if err := conn.Exec(ctx, "INSERT INTO salts (day, salt, created) SELECT toDate(?), ?, now()",
-			day.UTC().Format(time.DateOnly), string(candidate)); err != nil {
-			return nil, fmt.Errorf("cannot store a salt candidate: %w", err)
+		if err := storeSealed(ctx, conn, day, key.Seal(day, candidate)); err != nil {
+			return nil, err
 		}
-		salt, err := loadStored(ctx, conn, day)
+		salt, err := loadSealed(ctx, conn, key, day, log)
 		if err == nil && salt == nil {
 			err = errors.New("the salt just stored cannot be read back")
 		}
@@ -41,22 +54,52 @@ func ClickHouseStore(conn driver.Conn) *Store {
 	}}
 }
 
-// loadStored returns the winning salt for day, or nil if the day has none yet.
-func loadStored(ctx context.Context, conn driver.Conn, day time.Time) ([]byte, error) {
-	rows, err := conn.Query(ctx, "SELECT salt FROM salts WHERE day = toDate(?) ORDER BY created, salt LIMIT 1",
-		day.UTC().Format(time.DateOnly))
+// storeSealed inserts a sealed candidate for day. The bytes go in a
+// native block; the server fills created (DEFAULT now()), so that every
+// instance orders candidates by one clock.
+func storeSealed(ctx context.Context, conn driver.Conn, day time.Time, sealed []byte) error {
+	b, err := conn.PrepareBatch(ctx, "INSERT INTO sealed_salts (day, sealed)")
+	if err != nil {
+		return fmt.Errorf("cannot store a salt candidate: %w", err)
+	}
+	if err := b.Append(day, sealed); err != nil {
+		_ = b.Abort()
+		return fmt.Errorf("cannot store a salt candidate: %w", err)
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("cannot store a salt candidate: %w", err)
+	}
+	return nil
+}
+
+// loadSealed returns the winning salt for day: the earliest row that
+// opens under key, or nil if none does yet.
+func loadSealed(ctx context.Context, conn driver.Conn, key *SaltKey, day time.Time, log *slog.Logger) ([]byte, error) {
+	date := day.Format(time.DateOnly)
+	rows, err := conn.Query(ctx, "SELECT sealed FROM sealed_salts WHERE day = toDate(?) ORDER BY created, sealed", date)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the shared salt: %w", err)
 	}
 	defer rows.Close()
-	if !rows.Next() {
-		return nil, rows.Err()
+	skipped := 0
+	var salt []byte
+	for salt == nil && rows.Next() {
+		var sealed []byte
+		if err := rows.Scan(&sealed); err != nil {
+			return nil, fmt.Errorf("cannot read the shared salt: %w", err)
+		}
+		if salt, err = key.Open(day, sealed); err != nil {
+			skipped++
+		}
 	}
-	var salt string
-	if err := rows.Scan(&salt); err != nil {
+	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("cannot read the shared salt: %w", err)
 	}
-	return []byte(salt), nil
+	if skipped > 0 {
+		log.Warn("skipped shared salts that do not open under this collector's salt key; was the key changed, or is it not the same on every collector?",
+			"day", date, "rows", skipped)
+	}
+	return salt, nil
 }
 
 // PruneStore deletes the salts of days that began StoreKeep or more before
@@ -65,18 +108,18 @@ func PruneStore(ctx context.Context, conn driver.Conn, now time.Time) error {
 	// The first day kept: the one after the day StoreKeep ago.
 	cutoff := now.UTC().Add(-StoreKeep).Truncate(24*time.Hour).AddDate(0, 0, 1).Format(time.DateOnly)
 	var n uint64
-	if err := conn.QueryRow(ctx, "SELECT count() FROM salts WHERE day < toDate(?)", cutoff).Scan(&n); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT count() FROM sealed_salts WHERE day < toDate(?)", cutoff).Scan(&n); err != nil {
 		return fmt.Errorf("cannot count expired salts: %w", err)
 	}
 	if n == 0 {
 		return nil
 	}
-	if err := conn.Exec(ctx, "ALTER TABLE salts DELETE WHERE day < toDate(?)", cutoff); err != nil {
+	if err := conn.Exec(ctx, "ALTER TABLE sealed_salts DELETE WHERE day < toDate(?)", cutoff); err != nil {
 		return fmt.Errorf("cannot delete expired salts: %w", err)
 	}
 	for {
 		var pending uint64
-		err := conn.QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = currentDatabase() AND table = 'salts' AND is_done = 0").
+		err := conn.QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = currentDatabase() AND table = 'sealed_salts' AND is_done = 0").
 			Scan(&pending)
 		if err != nil {
 			return fmt.Errorf("cannot read system.mutations: %w", err)
