@@ -75,8 +75,13 @@ func (s *sessions) remove(id string) {
 }
 
 // throttle limits failed sign-ins per key (an e-mail address, a client
-// IP) within a window: after limit failures the key is refused until the
-// window of its first failure has passed.
+// network) within a window: after limit failures the key is refused until
+// the window of its first failure has passed.
+//
+// An attempt is counted when it starts (take), before its password check,
+// and given back if it succeeds (release): counting after the check would
+// let attempts that arrive together all pass the limit while their checks
+// run.
 type throttle struct {
 	mu     sync.Mutex
 	window time.Duration
@@ -88,6 +93,12 @@ type failures struct {
 	first time.Time
 }
 
+// limit is a throttle key and the attempts it may fail in one window.
+type limit struct {
+	key string
+	n   int
+}
+
 // maxThrottleKeys bounds the failure table; beyond it, expired entries
 // are dropped first and then the oldest.
 const maxThrottleKeys = 100_000
@@ -96,37 +107,56 @@ func newThrottle(window time.Duration) *throttle {
 	return &throttle{window: window, m: map[string]*failures{}}
 }
 
-// blocked reports how long key must wait, or 0.
-func (t *throttle) blocked(key string, limit int, now time.Time) time.Duration {
+// take counts one attempt against every key, unless one of them has
+// reached its limit: then it counts none and returns how long to wait.
+func (t *throttle) take(now time.Time, limits ...limit) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	f := t.m[key]
-	if f == nil {
-		return 0
+	var wait time.Duration
+	for _, l := range limits {
+		f := t.live(l.key, now)
+		if f != nil && f.n >= l.n {
+			wait = max(wait, f.first.Add(t.window).Sub(now))
+		}
 	}
-	end := f.first.Add(t.window)
-	if !now.Before(end) {
-		delete(t.m, key)
-		return 0
+	if wait > 0 {
+		return wait
 	}
-	if f.n < limit {
-		return 0
+	for _, l := range limits {
+		f := t.live(l.key, now)
+		if f == nil {
+			if len(t.m) >= maxThrottleKeys {
+				t.prune(now)
+			}
+			f = &failures{first: now}
+			t.m[l.key] = f
+		}
+		f.n++
 	}
-	return end.Sub(now)
+	return 0
 }
 
-func (t *throttle) fail(key string, now time.Time) {
+// release gives back the attempt take counted against key, for an
+// attempt that did not fail.
+func (t *throttle) release(key string, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	f := t.m[key]
-	if f == nil || !now.Before(f.first.Add(t.window)) {
-		if len(t.m) >= maxThrottleKeys {
-			t.prune(now)
+	if f := t.live(key, now); f != nil {
+		if f.n--; f.n <= 0 {
+			delete(t.m, key)
 		}
-		f = &failures{first: now}
-		t.m[key] = f
 	}
-	f.n++
+}
+
+// live returns key's failures in the current window, dropping an expired
+// entry.
+func (t *throttle) live(key string, now time.Time) *failures {
+	f := t.m[key]
+	if f != nil && !now.Before(f.first.Add(t.window)) {
+		delete(t.m, key)
+		return nil
+	}
+	return f
 }
 
 func (t *throttle) reset(key string) {

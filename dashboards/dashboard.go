@@ -436,9 +436,8 @@ func (d *Dashboard) login(c *fasthttp.RequestCtx) {
 	}
 	now := d.opts.Now()
 	ip := c.RemoteIP().String()
-	emailKey := "e:" + strings.ToLower(email)
-	wait := max(d.throttle.blocked(emailKey, d.opts.LoginLimitEmail, now), d.throttle.blocked("i:"+ip, d.opts.LoginLimitIP, now))
-	if wait > 0 {
+	emailKey, ipKey := "e:"+strings.ToLower(email), "i:"+ip
+	if wait := d.throttle.take(now, limit{emailKey, d.opts.LoginLimitEmail}, limit{ipKey, d.opts.LoginLimitIP}); wait > 0 {
 		mins := int((wait + time.Minute - 1) / time.Minute)
 		c.Response.Header.Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 		d.opts.Log.Warn("dashboard sign-in throttled", "email", email)
@@ -456,13 +455,13 @@ func (d *Dashboard) login(c *fasthttp.RequestCtx) {
 		hash = d.dummy
 	}
 	if !VerifyPassword(hash, pw) || u == nil {
-		d.throttle.fail(emailKey, now)
-		d.throttle.fail("i:"+ip, now)
+		// The attempt stays counted as a failure for both keys.
 		d.opts.Log.Info("dashboard sign-in failed", "email", email)
 		again(fasthttp.StatusUnauthorized, "Wrong e-mail address or password.")
 		return
 	}
 	d.throttle.reset(emailKey)
+	d.throttle.release(ipKey, now)
 	id, _ := d.sessions.create(u.Email, now)
 	d.setCookie(c, cookieName, id, d.opts.SessionTTL)
 	d.setCookie(c, csrfCookie, "", -1)
