@@ -434,17 +434,24 @@ func (d *Dashboard) login(c *fasthttp.RequestCtx) {
 		again(fasthttp.StatusBadRequest, "E-mail address or password too long.")
 		return
 	}
+	// The throttle and the lookup both use the one canonical form: an
+	// address no user can have (not ASCII, say) is refused here.
+	canon, err := config.CanonicalEmail(email)
+	if err != nil {
+		again(fasthttp.StatusBadRequest, "Not an e-mail address a user can have: use ASCII only (an international domain in its xn-- form).")
+		return
+	}
 	now := d.opts.Now()
 	ip := c.RemoteIP().String()
-	emailKey, ipKey := "e:"+strings.ToLower(email), "i:"+ip
+	emailKey, ipKey := "e:"+canon, "i:"+ip
 	if wait := d.throttle.take(now, limit{emailKey, d.opts.LoginLimitEmail}, limit{ipKey, d.opts.LoginLimitIP}); wait > 0 {
 		mins := int((wait + time.Minute - 1) / time.Minute)
 		c.Response.Header.Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-		d.opts.Log.Warn("dashboard sign-in throttled", "email", email)
+		d.opts.Log.Warn("dashboard sign-in throttled", "email", canon)
 		again(fasthttp.StatusTooManyRequests, "Too many failed sign-ins. Try again in "+strconv.Itoa(mins)+" minutes.")
 		return
 	}
-	u := d.opts.Sites.User(email)
+	u := d.opts.Sites.User(canon)
 	hash := ""
 	if u != nil {
 		hash = u.PasswordHash
@@ -456,7 +463,7 @@ func (d *Dashboard) login(c *fasthttp.RequestCtx) {
 	}
 	if !VerifyPassword(hash, pw) || u == nil {
 		// The attempt stays counted as a failure for both keys.
-		d.opts.Log.Info("dashboard sign-in failed", "email", email)
+		d.opts.Log.Info("dashboard sign-in failed", "email", canon)
 		again(fasthttp.StatusUnauthorized, "Wrong e-mail address or password.")
 		return
 	}

@@ -30,6 +30,12 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureFor(t, testEmail)
+}
+
+// newFixtureFor is newFixture with email as the user's address.
+func newFixtureFor(t *testing.T, email string) *fixture {
+	t.Helper()
 	h, err := bcrypt.GenerateFromPassword([]byte(testPass), config.MinBcryptCost)
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +47,7 @@ func newFixture(t *testing.T) *fixture {
         token: `+testToken+`
   - domain: other.example
 users:
-  - email: `+testEmail+`
+  - email: `+email+`
     password_hash: "`+string(h)+`"
     sites: [example.com]
 `))

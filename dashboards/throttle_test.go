@@ -83,3 +83,39 @@ func TestSignInThrottleConcurrent(t *testing.T) {
 		t.Errorf("the right password after 5 failures: %d, want 429", s)
 	}
 }
+
+// TestSignInThrottleOneAddressForm: once an address is throttled, no
+// other spelling of it signs in. The throttle and the user lookup read
+// the same canonical form (config.CanonicalEmail): ASCII case is folded,
+// and an address with non-ASCII characters, which no user can have, is
+// refused, so "ſ" (U+017F) or the Kelvin sign (U+212A), which Unicode
+// case folding equates with s and k, reach no user.
+func TestSignInThrottleOneAddressForm(t *testing.T) {
+	const admin = "admin@desk.test"
+	f := newFixtureFor(t, admin)
+	for i := range 5 {
+		if r := f.signIn(t, admin, "wrong"); r.StatusCode() != 401 {
+			t.Fatalf("failure %d: %d", i+1, r.StatusCode())
+		}
+	}
+	tests := []struct {
+		email  string
+		status int
+	}{
+		{admin, 429},
+		{"Admin@DESK.test", 429},
+		{" admin@desk.test ", 429},
+		{"admin@de\u017fk.test", 400},    // ſ
+		{"admin@des\u212a.test", 400},    // the Kelvin sign
+		{"admin@desk.te\u017ft", 400},    // ſ in the TLD
+		{"admin@desk.test\u200b", 400},   // a zero-width space
+		{"ADM\u0130N@desk.test", 400},    // İ, whose lower case Go makes i
+		{"admin@xn--desk-5na.test", 401}, // another address, not throttled
+	}
+	for _, tt := range tests {
+		r := f.signIn(t, tt.email, testPass)
+		if r.StatusCode() != tt.status || cookie(r, cookieName) != "" {
+			t.Errorf("%q with the right password: %d (session %q), want %d and no session", tt.email, r.StatusCode(), cookie(r, cookieName), tt.status)
+		}
+	}
+}

@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/mail"
 	"os"
 	"strings"
 
 	"github.com/glimpse-analytics/glimpse/dashboards"
+	"github.com/glimpse-analytics/glimpse/internal/config"
 )
 
 // userCommand prints the sites-file lines of a dashboard user:
@@ -59,8 +59,9 @@ func runUser(gfs *flag.FlagSet, args []string, stdin io.Reader, stdout io.Writer
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if a, err := mail.ParseAddress(email); err != nil || a.Address != email {
-		return fmt.Errorf("--email %q: want a bare e-mail address like ana@example.com", email)
+	email, err := config.CanonicalEmail(email)
+	if err != nil {
+		return fmt.Errorf("--email: %w", err)
 	}
 	line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {

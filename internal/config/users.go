@@ -32,14 +32,39 @@ func (u *User) CanRead(domain string) bool {
 	return false
 }
 
-// User returns the user with this e-mail address (case-insensitive), or nil.
+// User returns the user whose address has the canonical form of email
+// (CanonicalEmail), or nil.
 func (f *File) User(email string) *User {
+	c, err := CanonicalEmail(email)
+	if err != nil {
+		return nil
+	}
 	for i := range f.Users {
-		if strings.EqualFold(f.Users[i].Email, email) {
+		if u, err := CanonicalEmail(f.Users[i].Email); err == nil && u == c {
 			return &f.Users[i]
 		}
 	}
 	return nil
+}
+
+// CanonicalEmail returns the one form of a dashboard user's e-mail address
+// that everything comparing addresses uses (the users: lookup, the sign-in
+// throttle, this file's duplicate check, glimpse user add): a bare address,
+// printable ASCII only, in lower case. Any other address is refused, with
+// an error saying why: Unicode case folding equates distinct strings ("ſ"
+// and "s", the Kelvin sign and "k"), so a lookup that folded them and a
+// throttle that did not would count one user's attempts apart. An
+// internationalised domain has an ASCII form (xn--...).
+func CanonicalEmail(email string) (string, error) {
+	for i := 0; i < len(email); i++ {
+		if c := email[i]; c < 0x20 || c > 0x7e {
+			return "", fmt.Errorf("%q has characters outside printable ASCII; write an international domain in its xn-- form", email)
+		}
+	}
+	if a, err := mail.ParseAddress(email); err != nil || a.Address != email || a.Name != "" {
+		return "", fmt.Errorf("%q is not a bare e-mail address like ana@example.com", email)
+	}
+	return strings.ToLower(email), nil
 }
 
 // SharedLink is a read-only link to one site's dashboard: whoever holds
@@ -98,18 +123,17 @@ func (v *validator) users(f *File) {
 	for i := range f.Users {
 		u := &f.Users[i]
 		at := []any{"users", i}
-		a, err := mail.ParseAddress(u.Email)
+		c, err := CanonicalEmail(u.Email)
 		switch {
 		case u.Email == "":
 			v.fail(append(at, "email"), "missing; each user signs in with an e-mail address")
-		case err != nil || a.Address != u.Email || a.Name != "":
-			v.fail(append(at, "email"), "%q is not a bare e-mail address like ana@example.com", u.Email)
+		case err != nil:
+			v.fail(append(at, "email"), "%v", err)
 		default:
-			key := strings.ToLower(u.Email)
-			if j, dup := seen[key]; dup {
+			if j, dup := seen[c]; dup {
 				v.fail(append(at, "email"), "%q is already users[%d]", u.Email, j)
 			}
-			seen[key] = i
+			seen[c] = i
 		}
 		if msg := checkPasswordHash(u.PasswordHash); msg != "" {
 			v.fail(append(at, "password_hash"), "%s", msg)

@@ -26,6 +26,7 @@ func TestUsersAndSharedLinks(t *testing.T) {
 		{"missing email", base + "users:\n  - password_hash: \"" + bc + "\"\n", ":5: users[0].email: missing"},
 		{"display name email", base + "users:\n  - email: \"Ana <ana@example.com>\"\n    password_hash: \"" + bc + "\"\n", "users[0].email: \"Ana <ana@example.com>\" is not a bare e-mail"},
 		{"duplicate email", base + "users:\n  - email: ana@example.com\n    password_hash: \"" + bc + "\"\n  - email: ANA@example.com\n    password_hash: \"" + bc + "\"\n", ":7: users[1].email: \"ANA@example.com\" is already users[0]"},
+		{"non-ASCII email", base + "users:\n  - email: ana@\u017fhop.example\n    password_hash: \"" + bc + "\"\n", "users[0].email: \"ana@\u017fhop.example\" has characters outside printable ASCII"},
 		{"plain password", base + "users:\n  - email: ana@example.com\n    password_hash: hunter2\n", ":6: users[0].password_hash: want a bcrypt"},
 		{"missing hash", base + "users:\n  - email: ana@example.com\n", "users[0].password_hash: missing"},
 		{"weak bcrypt", base + "users:\n  - email: ana@example.com\n    password_hash: \"" + string(low) + "\"\n", "bcrypt cost 4 is too low"},
@@ -64,10 +65,39 @@ func TestUserLookupAndCanRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := f.User("ana@example.com")
-	if u == nil || f.User("bob@example.com") != nil {
+	if u == nil || f.User("ANA@EXAMPLE.COM") != u || f.User("bob@example.com") != nil {
 		t.Fatalf("User lookup: %v", u)
+	}
+	// Only the canonical form finds a user: nothing outside ASCII (which
+	// Unicode case folding could equate with it), nothing around it.
+	for _, e := range []string{"ana@ex\u0430mple.com", "ana@example.com\u200b", " ana@example.com", "Ana <ana@example.com>"} {
+		if f.User(e) != nil {
+			t.Errorf("User(%q) finds %s", e, u.Email)
+		}
 	}
 	if u.CanRead("example.com") || !u.CanRead("shop.example") {
 		t.Errorf("CanRead ignores sites: %v", u.Sites)
+	}
+}
+
+func TestCanonicalEmail(t *testing.T) {
+	tests := []struct{ in, want, err string }{
+		{"ana@example.com", "ana@example.com", ""},
+		{"Ana@Example.COM", "ana@example.com", ""},
+		{"ana@xn--bcher-kva.example", "ana@xn--bcher-kva.example", ""},
+		{"ana@de\u017fk.example", "", "outside printable ASCII"}, // ſ folds to s
+		{"ana@des\u212a.example", "", "outside printable ASCII"}, // the Kelvin sign folds to k
+		{"ana@bücher.example", "", "outside printable ASCII"},
+		{"ana@example.com\n", "", "outside printable ASCII"},
+		{" ana@example.com", "", "not a bare e-mail address"},
+		{"Ana <ana@example.com>", "", "not a bare e-mail address"},
+		{"ana", "", "not a bare e-mail address"},
+		{"", "", "not a bare e-mail address"},
+	}
+	for _, tt := range tests {
+		got, err := CanonicalEmail(tt.in)
+		if got != tt.want || (err == nil) != (tt.err == "") || (err != nil && !strings.Contains(err.Error(), tt.err)) {
+			t.Errorf("CanonicalEmail(%q) = %q, %v; want %q, error containing %q", tt.in, got, err, tt.want, tt.err)
+		}
 	}
 }
