@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"mime"
+	"net/netip"
 	"net/url"
 	"path"
 	"strconv"
@@ -59,10 +60,15 @@ type Options struct {
 	// SecureCookies marks cookies Secure even on plain HTTP (set it behind
 	// a TLS-terminating proxy); over TLS they always are.
 	SecureCookies bool
+	// ClientNet returns the network of a request's client, which the
+	// sign-in throttle counts per. glimpse serve passes the collector's:
+	// the client behind --trusted-proxies, truncated to the /24 or /48
+	// that is stored of it. Default: the TCP peer's address alone.
+	ClientNet func(c *fasthttp.RequestCtx) netip.Prefix
 	// LoginWindow and the limits throttle failed sign-ins: after
 	// LoginLimitEmail failures for one address, or LoginLimitIP from one
-	// client IP, within the window, sign-ins are refused until it ends
-	// (defaults 15 min, 5, 20).
+	// client network (ClientNet), within the window, sign-ins are refused
+	// until it ends (defaults 15 min, 5, 20).
 	LoginWindow     time.Duration
 	LoginLimitEmail int
 	LoginLimitIP    int
@@ -106,6 +112,9 @@ func New(o Options) (*Dashboard, error) {
 	}
 	if o.LoginLimitIP <= 0 {
 		o.LoginLimitIP = 20
+	}
+	if o.ClientNet == nil {
+		o.ClientNet = peerNet
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -186,6 +195,13 @@ func (d *Dashboard) Handler(c *fasthttp.RequestCtx) {
 		}
 		plain(c, fasthttp.StatusNotFound, "404 page not found")
 	})(c)
+}
+
+// peerNet is the TCP peer's address as a single-host network.
+func peerNet(c *fasthttp.RequestCtx) netip.Prefix {
+	a, _ := netip.AddrFromSlice(c.RemoteIP())
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen())
 }
 
 // secure adds the security headers every dashboard response carries.
@@ -442,9 +458,8 @@ func (d *Dashboard) login(c *fasthttp.RequestCtx) {
 		return
 	}
 	now := d.opts.Now()
-	ip := c.RemoteIP().String()
-	emailKey, ipKey := "e:"+canon, "i:"+ip
-	if wait := d.throttle.take(now, limit{emailKey, d.opts.LoginLimitEmail}, limit{ipKey, d.opts.LoginLimitIP}); wait > 0 {
+	emailKey, netKey := "e:"+canon, "n:"+d.opts.ClientNet(c).String()
+	if wait := d.throttle.take(now, limit{emailKey, d.opts.LoginLimitEmail}, limit{netKey, d.opts.LoginLimitIP}); wait > 0 {
 		mins := int((wait + time.Minute - 1) / time.Minute)
 		c.Response.Header.Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 		d.opts.Log.Warn("dashboard sign-in throttled", "email", canon)
@@ -468,7 +483,7 @@ func (d *Dashboard) login(c *fasthttp.RequestCtx) {
 		return
 	}
 	d.throttle.reset(emailKey)
-	d.throttle.release(ipKey, now)
+	d.throttle.release(netKey, now)
 	id, _ := d.sessions.create(u.Email, now)
 	d.setCookie(c, cookieName, id, d.opts.SessionTTL)
 	d.setCookie(c, csrfCookie, "", -1)

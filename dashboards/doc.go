@@ -12,7 +12,10 @@
 //   - users come from the sites file (users:, bcrypt or argon2id hashes);
 //     a sign-in sets an HttpOnly, SameSite=Strict session cookie (Secure
 //     over TLS or with Options.SecureCookies) whose id lives in memory;
-//   - failed sign-ins are throttled per e-mail address and per client IP;
+//   - failed sign-ins are throttled per e-mail address and per client
+//     network (Options.ClientNet: serve counts the client behind trusted
+//     proxies, by the /24 or /48 the collector stores), each attempt
+//     counted before its password check;
 //   - every form (sign-in, sign-out) carries a CSRF token checked against
 //     a cookie (sign-in) or the session (sign-out), and a cross-site
 //     Origin or Sec-Fetch-Site is refused;

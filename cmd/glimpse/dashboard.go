@@ -4,29 +4,33 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/glimpse-analytics/glimpse/aggregator/api"
 	"github.com/glimpse-analytics/glimpse/collector"
+	"github.com/glimpse-analytics/glimpse/collector/locate"
 	"github.com/glimpse-analytics/glimpse/dashboards"
-	"github.com/glimpse-analytics/glimpse/internal/config"
 )
 
 // serveDashboard builds the dashboard and serves it: on its own listener
-// when addr is set, otherwise on the main listener's mux m. The returned stop closes
-// its own listener (a no-op otherwise).
-func serveDashboard(sites *config.File, stats *api.API, m *mux, addr, mainAddr string, stdout io.Writer, log *slog.Logger) (stop func(context.Context), err error) {
-	d, err := dashboards.New(dashboards.Options{Sites: sites, Stats: stats, Log: log.With("component", "dashboard")})
+// with --dashboard-listen, otherwise on the main listener's mux. The
+// returned stop closes its own listener (a no-op otherwise).
+func (s *server) serveDashboard(stats *api.API, stdout io.Writer) (stop func(context.Context), err error) {
+	log := s.log.With("component", "dashboard")
+	d, err := dashboards.New(dashboards.Options{
+		Sites: s.sites, Stats: stats, ClientNet: clientNet(s.proxies), Log: log,
+	})
 	if err != nil {
 		return nil, err
 	}
+	addr := s.o.dashboard.listen
 	if addr == "" {
-		m.handle(d.Routes())
-		fmt.Fprintf(stdout, "dashboard on http://%s%s\n", mainAddr, dashboards.PathHome)
+		s.mux.handle(d.Routes())
+		fmt.Fprintf(stdout, "dashboard on http://%s%s\n", s.g.Listen, dashboards.PathHome)
 		return func(context.Context) {}, nil
 	}
 	ln, err := net.Listen("tcp", addr)
@@ -49,4 +53,14 @@ func serveDashboard(sites *config.File, stats *api.API, m *mux, addr, mainAddr s
 			log.Warn("dashboard listener did not stop cleanly", "err", err)
 		}
 	}, nil
+}
+
+// clientNet is the network of a request's client as the collector
+// determines and stores it: the client behind the trusted proxies,
+// truncated to its /24 or /48. The dashboard throttles sign-ins per it.
+func clientNet(proxies locate.TrustedProxies) func(*fasthttp.RequestCtx) netip.Prefix {
+	return func(c *fasthttp.RequestCtx) netip.Prefix {
+		peer, _ := netip.AddrFromSlice(c.RemoteIP())
+		return locate.Prefix(proxies.ClientIP(peer, c.Request.Header.Peek("X-Forwarded-For")))
+	}
 }

@@ -4,11 +4,112 @@ package main
 // glimpse serve and the commands that write the sites file.
 
 import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/glimpse-analytics/glimpse/internal/apptest"
+	"github.com/glimpse-analytics/glimpse/internal/chtest"
+	"github.com/glimpse-analytics/glimpse/internal/config"
 )
+
+// dashUser is a sites file with one site and the dashboard user
+// dashEmail (a bcrypt hash of the lowest accepted cost, so that tests
+// that fail many sign-ins stay quick).
+func dashUser(t *testing.T) string {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(dashPassword), config.MinBcryptCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("sites:\n  - domain: %s\n    shared_links:\n      - name: board\n        token: %s\nusers:\n  - email: %s\n    password_hash: %q\n",
+		dashSite, dashToken, dashEmail, h)
+}
+
+// dashClient signs in to one dashboard over HTTP as a browser would, with
+// the CSRF token of one sign-in form.
+type dashClient struct {
+	t    *testing.T
+	base string
+	csrf string
+}
+
+var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+func newDashClient(t *testing.T, base string) *dashClient {
+	t.Helper()
+	resp, err := http.Get(base + "/dashboard/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for _, c := range resp.Cookies() {
+		if c.Name == "glimpse_csrf" {
+			return &dashClient{t: t, base: base, csrf: c.Value}
+		}
+	}
+	t.Fatalf("the sign-in form set no CSRF cookie: %v", resp.Header)
+	return nil
+}
+
+// signIn posts the sign-in form with headers ("Key: value") and returns
+// the answer.
+func (d *dashClient) signIn(email, password string, header ...string) *http.Response {
+	d.t.Helper()
+	form := url.Values{"email": {email}, "password": {password}, "csrf": {d.csrf}}
+	req, _ := http.NewRequest("POST", d.base+"/dashboard/login", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Cookie", "glimpse_csrf="+d.csrf)
+	for _, h := range header {
+		k, v, _ := strings.Cut(h, ": ")
+		req.Header.Set(k, v)
+	}
+	resp, err := noRedirects.Do(req)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+// TestDashboardThrottlePerClientBehindProxies: behind a trusted proxy the
+// sign-in throttle counts per client network as the collector determines
+// it (the client in X-Forwarded-For, truncated to its /24 or /48), not per
+// proxy: one client's 20 failures lock out its own network only.
+func TestDashboardThrottlePerClientBehindProxies(t *testing.T) {
+	db := chtest.New(t)
+	cfg := apptest.WriteConfig(t, dashUser(t))
+	srv := apptest.Start(t, nil, "--config", cfg, "--clickhouse", db.DSN, "--trusted-proxies", "127.0.0.0/8")
+	d := newDashClient(t, srv.URL())
+	for i := range 20 { // the limit per client; each address fails once
+		if r := d.signIn(fmt.Sprintf("guess%d@dash.test", i), "wrong password", "X-Forwarded-For: 198.51.100.7"); r.StatusCode != 401 {
+			t.Fatalf("failure %d: %d", i+1, r.StatusCode)
+		}
+	}
+	for _, tt := range []struct {
+		xff    string
+		status int
+	}{
+		{"198.51.100.7", 429},
+		{"198.51.100.200", 429},             // the same /24
+		{"6.6.6.6, 198.51.100.7", 429},      // a client cannot choose its address
+		{"203.0.113.9", 303},                // another client signs in
+		{"198.51.100.7, 203.0.113.10", 303}, // the right-most untrusted entry is the client
+	} {
+		if r := d.signIn(dashEmail, dashPassword, "X-Forwarded-For: "+tt.xff); r.StatusCode != tt.status {
+			t.Errorf("right password from %s: %d, want %d", tt.xff, r.StatusCode, tt.status)
+		}
+	}
+	if strings.Contains(srv.Output(), "198.51.100.7") || strings.Contains(srv.Output(), "203.0.113.9") {
+		t.Errorf("a client address reached the log:\n%s", srv.Output())
+	}
+}
 
 // TestUserAddCanonicalEmail: user add prints the address in the one form
 // sign-in compares (config.CanonicalEmail), and refuses one no user can

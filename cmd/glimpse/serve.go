@@ -204,7 +204,7 @@ func (s *server) route(ctx context.Context, optOut *beacon.OptOut, stdout io.Wri
 		}
 		s.mux.handle(pages)
 	}
-	s.stopDash, err = serveDashboard(s.sites, stats, s.mux, s.o.dashboard.listen, s.g.Listen, stdout, s.log)
+	s.stopDash, err = s.serveDashboard(stats, stdout)
 	return err
 }
 
