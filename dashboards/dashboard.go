@@ -42,6 +42,12 @@ const (
 	maxEmailLen = 254
 )
 
+// HSTS is the Strict-Transport-Security of a dashboard reached over
+// HTTPS (Options.HTTPS): browsers use only HTTPS for this host for a
+// year. Not includeSubDomains: other hosts under the domain are not ours
+// to decide for.
+const HSTS = "max-age=31536000"
+
 // ContentSecurityPolicy is sent with every dashboard response: everything
 // from this origin only, no inline script or style, no plugins, no
 // framing, forms post only here.
@@ -57,9 +63,12 @@ type Options struct {
 	Stats *api.API // the Stats API whose handlers the page's JSON endpoints reuse
 	// SessionTTL is how long a sign-in lasts (default 12 h).
 	SessionTTL time.Duration
-	// SecureCookies marks cookies Secure even on plain HTTP (set it behind
-	// a TLS-terminating proxy); over TLS they always are.
-	SecureCookies bool
+	// HTTPS says browsers reach the dashboard over HTTPS, as behind a
+	// TLS-terminating proxy (glimpse serve sets it when --dashboard-url,
+	// by default --public-url, is https): its cookies are Secure and every
+	// answer carries Strict-Transport-Security. Over a TLS connection of
+	// its own the cookies are Secure either way.
+	HTTPS bool
 	// ClientNet returns the network of a request's client, which the
 	// sign-in throttle counts per. glimpse serve passes the collector's:
 	// the client behind --trusted-proxies, truncated to the /24 or /48
@@ -163,7 +172,7 @@ func New(o Options) (*Dashboard, error) {
 		d.routes[p] = d.asset
 	}
 	for p, h := range d.routes {
-		d.routes[p] = secure(h)
+		d.routes[p] = d.secure(h)
 	}
 	return d, nil
 }
@@ -188,7 +197,7 @@ func (d *Dashboard) Handler(c *fasthttp.RequestCtx) {
 		h(c)
 		return
 	}
-	secure(func(c *fasthttp.RequestCtx) {
+	d.secure(func(c *fasthttp.RequestCtx) {
 		if p == "/" {
 			c.Redirect(PathHome, fasthttp.StatusFound)
 			return
@@ -205,9 +214,12 @@ func peerNet(c *fasthttp.RequestCtx) netip.Prefix {
 }
 
 // secure adds the security headers every dashboard response carries.
-func secure(h fasthttp.RequestHandler) fasthttp.RequestHandler {
+func (d *Dashboard) secure(h fasthttp.RequestHandler) fasthttp.RequestHandler {
 	return func(c *fasthttp.RequestCtx) {
 		hd := &c.Response.Header
+		if d.opts.HTTPS {
+			hd.Set("Strict-Transport-Security", HSTS)
+		}
 		hd.Set("Content-Security-Policy", ContentSecurityPolicy)
 		hd.Set("X-Frame-Options", "DENY")
 		hd.Set("Referrer-Policy", "no-referrer")
@@ -266,7 +278,7 @@ func (d *Dashboard) setCookie(c *fasthttp.RequestCtx, name, value string, maxAge
 	ck.SetPath(cookiePath)
 	ck.SetHTTPOnly(true)
 	ck.SetSameSite(fasthttp.CookieSameSiteStrictMode)
-	ck.SetSecure(c.IsTLS() || d.opts.SecureCookies)
+	ck.SetSecure(c.IsTLS() || d.opts.HTTPS)
 	if maxAge > 0 {
 		ck.SetMaxAge(int(maxAge / time.Second))
 	} else if maxAge < 0 {

@@ -33,8 +33,9 @@ func newFixture(t *testing.T) *fixture {
 	return newFixtureFor(t, testEmail)
 }
 
-// newFixtureFor is newFixture with email as the user's address.
-func newFixtureFor(t *testing.T, email string) *fixture {
+// newFixtureFor is newFixture with email as the user's address, and the
+// options changed by set.
+func newFixtureFor(t *testing.T, email string, set ...func(*Options)) *fixture {
 	t.Helper()
 	h, err := bcrypt.GenerateFromPassword([]byte(testPass), config.MinBcryptCost)
 	if err != nil {
@@ -59,7 +60,11 @@ users:
 		t.Fatal(err)
 	}
 	f := &fixture{now: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
-	f.d, err = New(Options{Sites: sites, Stats: stats, Now: func() time.Time { return f.now }})
+	o := Options{Sites: sites, Stats: stats, Now: func() time.Time { return f.now }}
+	for _, s := range set {
+		s(&o)
+	}
+	f.d, err = New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,6 +135,29 @@ func TestSecurityHeaders(t *testing.T) {
 	// No inline script anywhere in the pages.
 	if b := string(f.do("GET", PathLogin, "").Body()); strings.Contains(b, "<script>") || strings.Contains(b, "style=") {
 		t.Error("the sign-in page has inline script or style")
+	}
+}
+
+// TestHTTPS: a dashboard reached over HTTPS (Options.HTTPS, which serve
+// sets from an https --public-url) marks its cookies Secure and sends
+// Strict-Transport-Security with every answer; one reached over plain
+// HTTP does neither.
+func TestHTTPS(t *testing.T) {
+	for _, https := range []bool{true, false} {
+		f := newFixtureFor(t, testEmail, func(o *Options) { o.HTTPS = https })
+		for _, p := range []string{PathLogin, PathHome, PathAssets + "app.js", PathAPI + "aggregate?site_id=example.com", "/nope", "/"} {
+			r := f.do("GET", p, "")
+			if got := string(r.Header.Peek("Strict-Transport-Security")); (got == HSTS) != https || (!https && got != "") {
+				t.Errorf("HTTPS %v: %s: Strict-Transport-Security %q", https, p, got)
+			}
+		}
+		r := f.signIn(t, testEmail, testPass)
+		for _, name := range []string{cookieName, csrfCookie} {
+			set := string(r.Header.PeekCookie(name))
+			if set == "" || strings.Contains(set, "secure") != https {
+				t.Errorf("HTTPS %v: cookie %s: %q", https, name, set)
+			}
+		}
 	}
 }
 

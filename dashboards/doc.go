@@ -11,7 +11,8 @@
 //     framing), X-Frame-Options: DENY and Referrer-Policy: no-referrer;
 //   - users come from the sites file (users:, bcrypt or argon2id hashes);
 //     a sign-in sets an HttpOnly, SameSite=Strict session cookie (Secure
-//     over TLS or with Options.SecureCookies) whose id lives in memory;
+//     over TLS or with Options.HTTPS) whose id lives in memory;
+//   - with Options.HTTPS every response carries Strict-Transport-Security;
 //   - failed sign-ins are throttled per e-mail address and per client
 //     network (Options.ClientNet: serve counts the client behind trusted
 //     proxies, by the /24 or /48 the collector stores), each attempt

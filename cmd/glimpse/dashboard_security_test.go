@@ -129,3 +129,65 @@ func TestUserAddCanonicalEmail(t *testing.T) {
 		}
 	}
 }
+
+// TestDashboardHTTPS: with an https --public-url the dashboard's cookies
+// are Secure and its answers carry Strict-Transport-Security; a dashboard
+// on its own listener that browsers reach over plain HTTP says so with
+// --dashboard-url, and gets neither (a Secure cookie would never come
+// back over HTTP, so nobody could sign in).
+func TestDashboardHTTPS(t *testing.T) {
+	db := chtest.New(t)
+	cfg := apptest.WriteConfig(t, dashUser(t))
+	check := func(t *testing.T, base string, https bool) {
+		t.Helper()
+		resp, err := http.Get(base + "/dashboard/login")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Strict-Transport-Security"); (got != "") != https || (https && !strings.HasPrefix(got, "max-age=")) {
+			t.Errorf("sign-in form: Strict-Transport-Security %q", got)
+		}
+		set := strings.Join(resp.Header.Values("Set-Cookie"), "\n")
+		if !strings.Contains(set, "glimpse_csrf=") || strings.Contains(strings.ToLower(set), "; secure") != https {
+			t.Errorf("sign-in form sets %q, want Secure %v", set, https)
+		}
+		d := newDashClient(t, base)
+		r := d.signIn(dashEmail, dashPassword)
+		var session *http.Cookie
+		for _, c := range r.Cookies() {
+			if c.Name == "glimpse_session" {
+				session = c
+			}
+		}
+		if r.StatusCode != 303 || session == nil || session.Secure != https || !session.HttpOnly {
+			t.Errorf("sign-in: %d, session cookie %v, want Secure %v", r.StatusCode, session, https)
+		}
+		if got := r.Header.Get("Strict-Transport-Security"); (got != "") != https {
+			t.Errorf("sign-in: Strict-Transport-Security %q", got)
+		}
+	}
+	t.Run("public URL https", func(t *testing.T) {
+		srv := apptest.Start(t, nil, "--config", cfg, "--clickhouse", db.DSN, "--public-url", "https://stats.example")
+		check(t, srv.URL(), true)
+		srv.Stop(t)
+	})
+	t.Run("public URL http", func(t *testing.T) {
+		srv := apptest.Start(t, nil, "--config", cfg, "--clickhouse", db.DSN)
+		check(t, srv.URL(), false)
+		srv.Stop(t)
+	})
+	t.Run("a bad dashboard URL", func(t *testing.T) {
+		b, err := apptest.Command(t, nil, "serve", "--config", cfg, "--dashboard-url", "ftp://stats.example").CombinedOutput()
+		if err == nil || !strings.Contains(string(b), "--dashboard-url \"ftp://stats.example\": want http") {
+			t.Errorf("serve --dashboard-url ftp://...: %v\n%s", err, b)
+		}
+	})
+	t.Run("internal dashboard over http", func(t *testing.T) {
+		dash := apptest.FreeAddr(t)
+		srv := apptest.Start(t, []string{"GLIMPSE_DASHBOARD_URL=http://" + dash}, "--config", cfg, "--clickhouse", db.DSN,
+			"--public-url", "https://stats.example", "--dashboard-listen", dash)
+		check(t, "http://"+dash, false)
+		srv.Stop(t)
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	_ "net/http/pprof" // profiles on --debug-listen only
+	"net/url"
 	"os"
 	"runtime/debug"
 
@@ -46,6 +47,9 @@ func (o *serveOptions) register(fs *flagSet) {
 
 func (o *serveOptions) validate() error {
 	if err := o.writer.validate(); err != nil {
+		return err
+	}
+	if err := o.dashboard.validate(); err != nil {
 		return err
 	}
 	if err := o.sessions.validate(); err != nil {
@@ -154,11 +158,35 @@ func (o *saltOptions) validate() error {
 // dashboardOptions say where the web dashboard is served.
 type dashboardOptions struct {
 	listen string // empty: on the main listener under /dashboard/
+	url    string // empty: --public-url
 }
 
 func (o *dashboardOptions) register(fs *flagSet) {
 	fs.stringEnv(&o.listen, "dashboard-listen", "GLIMPSE_DASHBOARD_LISTEN", "",
 		"separate address for the web dashboard (keep it internal while ingest is public); empty: served on --listen under /dashboard/")
+	fs.stringEnv(&o.url, "dashboard-url", "GLIMPSE_DASHBOARD_URL", "",
+		"base URL browsers open the dashboard at; https:// makes its cookies Secure and adds Strict-Transport-Security (default --public-url)")
+}
+
+func (o *dashboardOptions) validate() error {
+	if o.url == "" {
+		return nil
+	}
+	if u, err := url.Parse(o.url); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("--dashboard-url %q: want http://host[:port] or https://host[:port]", o.url)
+	}
+	return nil
+}
+
+// https reports whether browsers reach the dashboard over HTTPS: its URL,
+// or else publicURL, is https.
+func (o *dashboardOptions) https(publicURL string) bool {
+	s := o.url
+	if s == "" {
+		s = publicURL
+	}
+	u, err := url.Parse(s)
+	return err == nil && u.Scheme == "https"
 }
 
 // debugOptions say where Go's profiles are served.
