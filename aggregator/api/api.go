@@ -17,7 +17,6 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -25,6 +24,7 @@ import (
 	"github.com/glimpse-analytics/glimpse/aggregator"
 	"github.com/glimpse-analytics/glimpse/aggregator/period"
 	"github.com/glimpse-analytics/glimpse/internal/config"
+	"github.com/glimpse-analytics/glimpse/internal/ratelimit"
 )
 
 // Paths of the Stats API.
@@ -52,14 +52,8 @@ type Options struct {
 type API struct {
 	opts Options
 	keys *config.Keys
-	mu   sync.Mutex
-	// buckets are the keys' rate-limit token buckets, by key index.
-	buckets []bucket
-}
-
-type bucket struct {
-	tokens float64
-	at     time.Time
+	// limits are the keys' rate-limit token buckets, by key index.
+	limits *ratelimit.Buckets[int]
 }
 
 // New validates the keys and returns the API.
@@ -81,7 +75,7 @@ func New(o Options) (*API, error) {
 	}
 	a := &API{opts: o}
 	a.keys = o.Sites.Keys()
-	a.buckets = make([]bucket, a.keys.Len())
+	a.limits = ratelimit.New[int](ratelimit.Limit{PerHour: o.RateLimit}, a.keys.Len())
 	return a, nil
 }
 
@@ -294,22 +288,7 @@ func (a *API) StatusOf(c *fasthttp.RequestCtx, err error) (int, string) { return
 
 // allow takes one token from the key's bucket.
 func (a *API) allow(ki int, now time.Time) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	b := &a.buckets[ki]
-	limit := float64(a.opts.RateLimit)
-	if b.at.IsZero() {
-		b.tokens, b.at = limit, now
-	}
-	if d := now.Sub(b.at); d > 0 {
-		b.tokens = math.Min(limit, b.tokens+d.Hours()*limit)
-		b.at = now
-	}
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+	return a.limits.Take(ki, now) == 0
 }
 
 // retryAfter is the seconds until a token is back.
