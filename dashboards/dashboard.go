@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
 	"github.com/glimpse-analytics/glimpse/aggregator/api"
@@ -82,7 +83,10 @@ type Options struct {
 	LoginLimitEmail int
 	LoginLimitIP    int
 	Now             func() time.Time
-	Log             *slog.Logger
+	// Metrics is where the dashboard counts sign-ins (default: a set of
+	// its own, which nothing serves).
+	Metrics *metrics.Set
+	Log     *slog.Logger
 }
 
 // Dashboard is the web dashboard.
@@ -91,6 +95,7 @@ type Dashboard struct {
 	tmpl     *template.Template
 	sessions *sessions
 	throttle *throttle
+	metrics  *dashMetrics
 	assets   map[string]asset
 	api      map[string]fasthttp.RequestHandler
 	routes   map[string]fasthttp.RequestHandler
@@ -131,11 +136,14 @@ func New(o Options) (*Dashboard, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.NewSet()
+	}
 	tmpl, err := template.New("").Funcs(template.FuncMap{"prefix": func() string { return Prefix }}).ParseFS(files, "templates/*.html")
 	if err != nil {
 		return nil, err
 	}
-	d := &Dashboard{opts: o, tmpl: tmpl, sessions: newSessions(o.SessionTTL), throttle: newThrottle(o.LoginWindow), assets: map[string]asset{}}
+	d := &Dashboard{opts: o, tmpl: tmpl, sessions: newSessions(o.SessionTTL), throttle: newThrottle(o.LoginWindow), metrics: newDashMetrics(o.Metrics), assets: map[string]asset{}}
 	err = fs.WalkDir(files, "assets", func(p string, e fs.DirEntry, err error) error {
 		if err != nil || e.IsDir() {
 			return err
@@ -435,6 +443,7 @@ func safeNext(n string) string {
 func (d *Dashboard) login(c *fasthttp.RequestCtx) {
 	if !c.IsPost() {
 		if !c.IsGet() && !c.IsHead() {
+			d.metrics.signin(fasthttp.StatusMethodNotAllowed)
 			plain(c, fasthttp.StatusMethodNotAllowed, "method not allowed")
 			return
 		}
@@ -450,6 +459,7 @@ func (d *Dashboard) login(c *fasthttp.RequestCtx) {
 	pw := string(args.Peek("password"))
 	next := safeNext(string(args.Peek("next")))
 	again := func(status int, msg string) {
+		d.metrics.signin(status)
 		tok := randomToken()
 		d.setCookie(c, csrfCookie, tok, time.Hour)
 		d.render(c, status, "login.html", loginPage{CSRF: tok, Next: next, Email: email, Error: msg})
@@ -500,6 +510,7 @@ func (d *Dashboard) login(c *fasthttp.RequestCtx) {
 	d.setCookie(c, cookieName, id, d.opts.SessionTTL)
 	d.setCookie(c, csrfCookie, "", -1)
 	d.opts.Log.Info("dashboard sign-in", "email", u.Email)
+	d.metrics.signin(fasthttp.StatusSeeOther)
 	c.Redirect(next, fasthttp.StatusSeeOther)
 }
 

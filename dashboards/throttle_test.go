@@ -9,7 +9,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
+
+	"github.com/glimpse-analytics/glimpse/internal/apptest"
 )
 
 // serve runs the dashboard on a real listener on 127.0.0.1 and returns
@@ -55,7 +58,8 @@ func postSignIn(t *testing.T, base, tok, email, pass string, header ...string) i
 // 20 are refused before any check. An attempt is reserved before the
 // (slow) check, not counted after it.
 func TestSignInThrottleConcurrent(t *testing.T) {
-	f := newFixture(t)
+	set := metrics.NewSet()
+	f := newFixtureFor(t, testEmail, func(o *Options) { o.Metrics = set })
 	base := f.serve(t)
 	tok := f.loginForm(t)
 	const n = 25
@@ -82,6 +86,12 @@ func TestSignInThrottleConcurrent(t *testing.T) {
 	if s := postSignIn(t, base, tok, testEmail, testPass); s != 429 {
 		t.Errorf("the right password after 5 failures: %d, want 429", s)
 	}
+	for result, want := range map[string]float64{"failed": 5, "throttled": n - 5 + 1, "ok": 0} {
+		name := `glimpse_dashboard_signins_total{result="` + result + `"}`
+		if got := apptest.SetMetric(t, set, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
 }
 
 // TestSignInThrottleOneAddressForm: once an address is throttled, no
@@ -92,7 +102,8 @@ func TestSignInThrottleConcurrent(t *testing.T) {
 // case folding equates with s and k, reach no user.
 func TestSignInThrottleOneAddressForm(t *testing.T) {
 	const admin = "admin@desk.test"
-	f := newFixtureFor(t, admin)
+	set := metrics.NewSet()
+	f := newFixtureFor(t, admin, func(o *Options) { o.Metrics = set })
 	for i := range 5 {
 		if r := f.signIn(t, admin, "wrong"); r.StatusCode() != 401 {
 			t.Fatalf("failure %d: %d", i+1, r.StatusCode())
@@ -117,5 +128,9 @@ func TestSignInThrottleOneAddressForm(t *testing.T) {
 		if r.StatusCode() != tt.status || cookie(r, cookieName) != "" {
 			t.Errorf("%q with the right password: %d (session %q), want %d and no session", tt.email, r.StatusCode(), cookie(r, cookieName), tt.status)
 		}
+	}
+	// The refused spellings are bad input, counted as such.
+	if n := apptest.SetMetric(t, set, `glimpse_dashboard_signins_total{result="invalid"}`); n != 5 {
+		t.Errorf("%v sign-ins counted invalid, want 5", n)
 	}
 }

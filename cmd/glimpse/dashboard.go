@@ -22,7 +22,8 @@ import (
 func (s *server) serveDashboard(stats *api.API, stdout io.Writer) (stop func(context.Context), err error) {
 	log := s.log.With("component", "dashboard")
 	d, err := dashboards.New(dashboards.Options{
-		Sites: s.sites, Stats: stats, ClientNet: clientNet(s.proxies), HTTPS: s.o.dashboard.https(s.g.publicURL()), Log: log,
+		Sites: s.sites, Stats: stats, ClientNet: clientNet(s.proxies), HTTPS: s.o.dashboard.https(s.g.publicURL()),
+		Metrics: s.metrics, Log: log,
 	})
 	if err != nil {
 		return nil, err

@@ -106,6 +106,12 @@ func TestDashboardThrottlePerClientBehindProxies(t *testing.T) {
 			t.Errorf("right password from %s: %d, want %d", tt.xff, r.StatusCode, tt.status)
 		}
 	}
+	for result, want := range map[string]float64{"failed": 20, "throttled": 3, "ok": 2} {
+		name := `glimpse_dashboard_signins_total{result="` + result + `"}`
+		if got := srv.Metric(t, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
 	if strings.Contains(srv.Output(), "198.51.100.7") || strings.Contains(srv.Output(), "203.0.113.9") {
 		t.Errorf("a client address reached the log:\n%s", srv.Output())
 	}
