@@ -24,6 +24,7 @@ import (
 	"github.com/glimpse-analytics/glimpse/aggregator/api"
 	"github.com/glimpse-analytics/glimpse/internal/config"
 	"github.com/glimpse-analytics/glimpse/internal/model"
+	"github.com/glimpse-analytics/glimpse/internal/ratelimit"
 )
 
 // Paths. The dashboard lives under Prefix, on the main listener or on its
@@ -82,9 +83,17 @@ type Options struct {
 	LoginWindow     time.Duration
 	LoginLimitEmail int
 	LoginLimitIP    int
-	Now             func() time.Time
-	// Metrics is where the dashboard counts sign-ins (default: a set of
-	// its own, which nothing serves).
+	// ReaderLimit and ClientLimit bound the requests of the JSON and CSV
+	// endpoints (which run queries) per reader, a signed-in user or a
+	// shared link, and per client network (ClientNet); beyond them the
+	// answer is 429 with Retry-After (defaults 3600 an hour in bursts of
+	// up to 300, and 7200 an hour in bursts of up to 600: a page load
+	// costs about 9, an open page 4 a minute).
+	ReaderLimit ratelimit.Limit
+	ClientLimit ratelimit.Limit
+	Now         func() time.Time
+	// Metrics is where the dashboard counts sign-ins and limited requests
+	// (default: a set of its own, which nothing serves).
 	Metrics *metrics.Set
 	Log     *slog.Logger
 }
@@ -96,6 +105,7 @@ type Dashboard struct {
 	sessions *sessions
 	throttle *throttle
 	metrics  *dashMetrics
+	limits   *limits
 	assets   map[string]asset
 	api      map[string]fasthttp.RequestHandler
 	routes   map[string]fasthttp.RequestHandler
@@ -127,6 +137,12 @@ func New(o Options) (*Dashboard, error) {
 	if o.LoginLimitIP <= 0 {
 		o.LoginLimitIP = 20
 	}
+	if o.ReaderLimit.PerHour <= 0 {
+		o.ReaderLimit = defaultReaderLimit
+	}
+	if o.ClientLimit.PerHour <= 0 {
+		o.ClientLimit = defaultClientLimit
+	}
 	if o.ClientNet == nil {
 		o.ClientNet = peerNet
 	}
@@ -143,7 +159,7 @@ func New(o Options) (*Dashboard, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Dashboard{opts: o, tmpl: tmpl, sessions: newSessions(o.SessionTTL), throttle: newThrottle(o.LoginWindow), metrics: newDashMetrics(o.Metrics), assets: map[string]asset{}}
+	d := &Dashboard{opts: o, tmpl: tmpl, sessions: newSessions(o.SessionTTL), throttle: newThrottle(o.LoginWindow), metrics: newDashMetrics(o.Metrics), limits: newLimits(o), assets: map[string]asset{}}
 	err = fs.WalkDir(files, "assets", func(p string, e fs.DirEntry, err error) error {
 		if err != nil || e.IsDir() {
 			return err
@@ -170,11 +186,11 @@ func New(o Options) (*Dashboard, error) {
 		PathLogin:      d.login,
 		PathLogout:     d.logout,
 		PathSite:       d.site,
-		PathCSV:        d.csv,
+		PathCSV:        d.limited(d.csv),
 		"/favicon.ico": func(c *fasthttp.RequestCtx) { c.Redirect(PathAssets+"favicon.svg", fasthttp.StatusMovedPermanently) },
 	}
 	for name, h := range d.api {
-		d.routes[PathAPI+name] = h
+		d.routes[PathAPI+name] = d.limited(h)
 	}
 	for p := range d.assets {
 		d.routes[p] = d.asset

@@ -21,7 +21,10 @@
 //     a cookie (sign-in) or the session (sign-out), and a cross-site
 //     Origin or Sec-Fetch-Site is refused;
 //   - a shared link (sites[].shared_links) reads one site with its token
-//     in the URL; the page passes it on to the JSON endpoints as auth=.
+//     in the URL; the page passes it on to the JSON endpoints as auth=;
+//   - the JSON and CSV endpoints are rate-limited per reader (a user, a
+//     shared link) and per client network, with 429 and Retry-After
+//     (internal/ratelimit, the Stats API's buckets).
 //
 // Grafana dashboards for the ClickHouse data source live in grafana/.
 package dashboards

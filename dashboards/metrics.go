@@ -11,6 +11,9 @@ import (
 type dashMetrics struct {
 	// signins counts POSTs of the sign-in form by outcome.
 	signins map[int]*metrics.Counter // by the status answered
+	// limited counts the requests of the JSON and CSV endpoints refused
+	// by the limit of the client's network or of the reader.
+	limited map[string]*metrics.Counter
 }
 
 // signinResults name the outcomes of a sign-in by the status answered.
@@ -24,7 +27,10 @@ var signinResults = map[int]string{
 }
 
 func newDashMetrics(set *metrics.Set) *dashMetrics {
-	m := &dashMetrics{signins: map[int]*metrics.Counter{}}
+	m := &dashMetrics{signins: map[int]*metrics.Counter{}, limited: map[string]*metrics.Counter{}}
+	for _, by := range []string{"client", "reader"} {
+		m.limited[by] = set.GetOrCreateCounter(fmt.Sprintf(`glimpse_dashboard_requests_limited_total{by=%q}`, by))
+	}
 	for status, result := range signinResults {
 		m.signins[status] = set.GetOrCreateCounter(fmt.Sprintf(`glimpse_dashboard_signins_total{result=%q}`, result))
 	}
