@@ -58,9 +58,11 @@ func TestSpoolStreamsBlocksIntoFewInserts(t *testing.T) {
 			db := chtest.Migrated(t)
 			set := metrics.NewSet()
 			// An INSERT open for up to Interval must not count that time
-			// against InsertTimeout.
+			// against InsertTimeout. InsertTimeout leaves a busy machine
+			// room for the INSERT itself: at 300 ms, under a load of 8 on
+			// two cores, it timed out and the rows went in by a retry.
 			w := openSpooled(t, sink.Options{Conn: db.Conn, SpoolDir: t.TempDir(), BatchSize: tt.batch, QueueSize: tt.n,
-				Interval: time.Second, InsertTimeout: 300 * time.Millisecond, SpoolSyncInterval: 5 * time.Millisecond, Metrics: set})
+				Interval: 4 * time.Second, InsertTimeout: 2 * time.Second, SpoolSyncInterval: 5 * time.Millisecond, Metrics: set})
 			ts := time.Now().UTC().Truncate(time.Second)
 			for i := range tt.n {
 				if err := w.Enqueue(fill(w, i, ts)); err != nil {
