@@ -147,7 +147,8 @@ func startWithWriter(t *testing.T, o collector.Options, mk func(sink.Options) *s
 		}
 		srv.NotFound(ctx)
 	}
-	ts.hs = &fasthttp.Server{Handler: handler, ErrorHandler: srv.ErrorHandler, MaxRequestBodySize: 64 << 10, Logger: collector.HTTPLogger{Log: log}}
+	ts.hs = &fasthttp.Server{Handler: handler, MaxRequestBodySize: 64 << 10}
+	srv.HTTPErrors().Install(ts.hs)
 	go ts.hs.Serve(ln)
 	t.Cleanup(func() { ts.stop(t) })
 	return ts

@@ -36,7 +36,7 @@ const (
 	rejectContentType = "content_type"
 	rejectBadURL      = "bad_url"
 	rejectNotFound    = "not_found"
-	rejectMalformed   = "malformed_request" // fasthttp could not parse the request
+	rejectMalformed   = "malformed_request" // fasthttp could not parse the request (HTTPErrors)
 )
 
 // collectorMetrics are the ingest counters, created up front so the hot
@@ -58,12 +58,13 @@ func newCollectorMetrics(set *metrics.Set) *collectorMetrics {
 	for _, r := range dropReasons {
 		m.dropped[r] = set.NewCounter(fmt.Sprintf(`glimpse_events_dropped_total{reason=%q}`, r))
 	}
-	reasons := []string{rejectMethod, rejectTooLarge, rejectContentType, rejectBadURL, rejectNotFound, rejectMalformed}
+	reasons := []string{rejectMethod, rejectTooLarge, rejectContentType, rejectBadURL, rejectNotFound}
 	for _, e := range decode.Errors() {
 		reasons = append(reasons, e.Code)
 	}
 	for _, r := range reasons {
-		m.rejected[r] = set.NewCounter(fmt.Sprintf(`glimpse_requests_rejected_total{reason=%q}`, r))
+		// GetOrCreate: HTTPErrors counts the listener's 413s as too_large too.
+		m.rejected[r] = set.GetOrCreateCounter(fmt.Sprintf(`glimpse_requests_rejected_total{reason=%q}`, r))
 	}
 	// Make sure the stored counter exists from the start even before a flush.
 	set.GetOrCreateCounter("glimpse_events_stored_total")

@@ -67,6 +67,7 @@ type Server struct {
 	ua         *agent.Parser
 	maxBody    int
 	metrics    *collectorMetrics
+	httpErrors *HTTPErrors
 	log        *slog.Logger
 	now        func() time.Time
 	hits       chan *hit // free list of request state
@@ -128,6 +129,7 @@ func New(o Options) (*Server, error) {
 		now:        o.Now,
 		limiter:    &rateLimiter{limit: uint32(o.RateLimit)},
 	}
+	s.httpErrors = NewHTTPErrors(o.Metrics, o.Log)
 	o.Metrics.NewGauge("glimpse_sessions_evicted_total", func() float64 { return float64(s.sessions.Evictions()) })
 	o.Metrics.NewGauge("glimpse_session_changes_dropped_total", func() float64 { return float64(s.sessions.DroppedChanges()) })
 	o.Metrics.NewGauge("glimpse_contribution_evictions_total", func() float64 {
@@ -203,22 +205,9 @@ func (s *Server) NotFound(ctx *fasthttp.RequestCtx) {
 	ctx.Error("not found", fasthttp.StatusNotFound)
 }
 
-// ErrorHandler answers requests fasthttp could not parse (a body over the
-// server's limit, a malformed request line) and counts them.
-func (s *Server) ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
-	if _, ok := err.(*fasthttp.ErrSmallBuffer); ok {
-		s.metrics.reject(rejectTooLarge)
-		ctx.Error("request header too large", fasthttp.StatusRequestHeaderFieldsTooLarge)
-		return
-	}
-	if err == fasthttp.ErrBodyTooLarge {
-		s.metrics.reject(rejectTooLarge)
-		ctx.Error("request body too large", fasthttp.StatusRequestEntityTooLarge)
-		return
-	}
-	s.metrics.reject(rejectMalformed)
-	ctx.Error("bad request", fasthttp.StatusBadRequest)
-}
+// HTTPErrors answers, counts and logs the requests a listener could not
+// read; serve installs it on every listener (HTTPErrors.Install).
+func (s *Server) HTTPErrors() *HTTPErrors { return s.httpErrors }
 
 func cors(ctx *fasthttp.RequestCtx) {
 	h := &ctx.Response.Header
@@ -366,9 +355,10 @@ func writeGIF(ctx *fasthttp.RequestCtx) {
 
 // HTTPServer returns the fasthttp server settings glimpse serves its main
 // listener with: timeouts against slow clients, a body cap and no default
-// headers. serve adds its mux, the Server's ErrorHandler and a logger; the benchmark's bare handler uses the
-// same settings, so that comparing the two measures what the collector
-// adds, not a different server configuration.
+// headers. serve adds its mux and installs the Server's HTTPErrors; the
+// benchmark's bare handler uses the same settings, so that comparing the
+// two measures what the collector adds, not a different server
+// configuration.
 func HTTPServer(name string, h fasthttp.RequestHandler) *fasthttp.Server {
 	return &fasthttp.Server{
 		Handler:                      h,

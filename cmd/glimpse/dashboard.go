@@ -11,14 +11,14 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/glimpse-analytics/glimpse/aggregator/api"
-	"github.com/glimpse-analytics/glimpse/collector"
 	"github.com/glimpse-analytics/glimpse/collector/locate"
 	"github.com/glimpse-analytics/glimpse/dashboards"
 )
 
 // serveDashboard builds the dashboard and serves it: on its own listener
 // with --dashboard-listen, otherwise on the main listener's mux. The
-// returned stop closes its own listener (a no-op otherwise).
+// returned stop closes its own listener (a no-op otherwise). Its own
+// listener answers and logs requests it cannot read as the main one does.
 func (s *server) serveDashboard(stats *api.API, stdout io.Writer) (stop func(context.Context), err error) {
 	log := s.log.With("component", "dashboard")
 	d, err := dashboards.New(dashboards.Options{
@@ -39,10 +39,11 @@ func (s *server) serveDashboard(stats *api.API, stdout io.Writer) (stop func(con
 		return nil, fmt.Errorf("cannot listen on %s (set --dashboard-listen): %w", addr, err)
 	}
 	hs := &fasthttp.Server{
-		Handler: d.Handler, Logger: collector.HTTPLogger{Log: log}, Name: "glimpse",
+		Handler: d.Handler, Name: "glimpse",
 		ReadTimeout: 10 * time.Second, WriteTimeout: time.Minute, IdleTimeout: 60 * time.Second,
 		MaxRequestBodySize: 16 << 10, NoDefaultDate: true, DisablePreParseMultipartForm: true,
 	}
+	s.ingest.HTTPErrors().Install(hs)
 	go func() {
 		if err := hs.Serve(ln); err != nil {
 			log.Error("dashboard listener failed", "err", err)

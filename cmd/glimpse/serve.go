@@ -224,7 +224,7 @@ func (s *server) run(ctx context.Context, stdout io.Writer) error {
 		return fmt.Errorf("cannot listen on %s (set --listen): %w", s.g.Listen, err)
 	}
 	hs := collector.HTTPServer("glimpse", s.mux.serve)
-	hs.ErrorHandler, hs.Logger = s.ingest.ErrorHandler, collector.HTTPLogger{Log: s.log}
+	s.ingest.HTTPErrors().Install(hs)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	for _, site := range s.sites.Sites {

@@ -98,7 +98,8 @@ func TestEmailIntoClickHouse(t *testing.T) {
 			}
 		}
 		srv.NotFound(ctx)
-	}, ErrorHandler: srv.ErrorHandler}
+	}}
+	srv.HTTPErrors().Install(hs)
 	go hs.Serve(ln)
 	stopped := false
 	stop := func() {
