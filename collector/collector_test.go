@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os/exec"
 	"strings"
 	"sync"
@@ -698,5 +699,43 @@ func TestMalformedRequestIsCounted(t *testing.T) {
 	ts.metrics.WritePrometheus(&b)
 	if !strings.Contains(b.String(), `glimpse_requests_rejected_total{reason="malformed_request"} 1`) {
 		t.Errorf("malformed request not counted:\n%s", b.String())
+	}
+}
+
+// TestRevenueOutOfRangeIsRejected: an amount whose micros do not fit the
+// revenue_micros column (1e300 was stored as -9223372036854775808) is a
+// 400, counted, storing nothing; the largest amount accepted is stored
+// exactly.
+func TestRevenueOutOfRangeIsRejected(t *testing.T) {
+	ts := start(t)
+	custom := func(amount string) string {
+		return `{"n":"Purchase","u":"https://example.com/checkout","d":"example.com","$":{"amount":` + amount + `,"currency":"EUR"}}`
+	}
+	pixel := func(amount string) string {
+		return "/p.gif?n=Purchase&u=https%3A%2F%2Fexample.com%2Fcheckout&d=example.com&%24=" +
+			url.QueryEscape(`{"amount":`+amount+`,"currency":"EUR"}`)
+	}
+	for _, amount := range []string{"1e300", `"1e300"`, "9223372036854.775807", "1000000000000.01", "1e13", "-1e300"} {
+		if r := ts.do(t, req{body: custom(amount)}); r.status != 400 || !strings.Contains(r.body, "revenue amount") {
+			t.Errorf("POST amount %s: %d %q, want 400 naming the revenue amount", amount, r.status, r.body)
+		}
+		if r := ts.do(t, req{method: "GET", path: pixel(amount)}); r.status != 400 {
+			t.Errorf("GET /p.gif amount %s: %d, want 400", amount, r.status)
+		}
+	}
+	if r := ts.do(t, req{body: custom("1e12")}); r.status != 202 || r.dropped != "" {
+		t.Fatalf("amount 1e12: %d %q %q", r.status, r.dropped, r.body)
+	}
+	ts.stop(t)
+	if got := ts.count(t, "SELECT count() FROM events"); got != 1 {
+		t.Fatalf("%d rows, want only the amount in range", got)
+	}
+	if got := ts.count(t, "SELECT toUInt64(revenue_micros) FROM events"); got != 1e18 {
+		t.Errorf("revenue_micros %d, want 1e18", got)
+	}
+	var b strings.Builder
+	ts.metrics.WritePrometheus(&b)
+	if want := `glimpse_requests_rejected_total{reason="bad_revenue_amount"} 12`; !strings.Contains(b.String(), want) {
+		t.Errorf("metrics lack %s", want)
 	}
 }

@@ -269,6 +269,8 @@ func fill(e *model.Event, h *hit, st *siteState, ua *agent.UA) {
 		e.AddProp(k, ev.PropValues[i])
 	}
 	if ev.HasRevenue {
+		// The decoder bounds the amount (decode.MaxRevenueAmount), so the
+		// micros fit int64.
 		e.RevenueMicros = int64(math.Round(ev.RevenueAmount * 1e6))
 		e.RevenueCurrency = append(e.RevenueCurrency, ev.RevenueCurrency...)
 	}

@@ -24,6 +24,13 @@ const (
 	MaxTargetLen    = 2048
 )
 
+// MaxRevenueAmount bounds a revenue amount, in units of its currency: a
+// trillion, whose micros (the revenue_micros column, Int64) are 1e18, so
+// every accepted amount converts to micros without overflow. A larger one,
+// like 1e300 (whose micros do not fit int64: converted, they were stored
+// as -9223372036854775808), is rejected.
+const MaxRevenueAmount = 1e12
+
 // field is one logical event field, whichever wire key carried it.
 type field uint8
 
@@ -512,7 +519,7 @@ func (d *Decoder) revenue(e *Event) *Error {
 		return ErrBadRevenueAmount
 	}
 	f, ok := parseFloat(text)
-	if !ok || f < 0 {
+	if !ok || !(f >= 0 && f <= MaxRevenueAmount) {
 		return ErrBadRevenueAmount
 	}
 

@@ -464,6 +464,8 @@ var errorTests = []struct {
 	{"revenue amount with suffix", page(`"n":"x","$":{"amount":"5 EUR","currency":"EUR"}`), "", ErrBadRevenueAmount},
 	{"revenue amount negative", page(`"n":"x","$":{"amount":-1,"currency":"EUR"}`), "", ErrBadRevenueAmount},
 	{"revenue amount overflows", page(`"n":"x","$":{"amount":"1e999","currency":"EUR"}`), "", ErrBadRevenueAmount},
+	{"revenue micros overflow int64", page(`"n":"x","$":{"amount":1e300,"currency":"EUR"}`), pageQ("n=x&%24=%7B%22amount%22%3A1e300%2C%22currency%22%3A%22EUR%22%7D"), ErrBadRevenueAmount},
+	{"revenue amount over 1e12", page(`"n":"x","$":{"amount":"1000000000000.5","currency":"EUR"}`), "", ErrBadRevenueAmount},
 	{"revenue amount bool", page(`"n":"x","$":{"amount":true,"currency":"EUR"}`), "", ErrBadRevenueAmount},
 	{"currency lower case", page(`"n":"x","$":{"amount":1,"currency":"eur"}`), "", ErrBadCurrency},
 	{"currency too long", page(`"n":"x","$":{"amount":1,"currency":"EURO"}`), "", ErrBadCurrency},

@@ -28,7 +28,7 @@
 //	Referrer         r, referrer                                  string, <= 2048 bytes
 //	PropKeys/Values  m, meta, p, props                            object, or JSON string holding an object
 //	Revenue*         revenue, $                                   {"amount": 12.5|"12.5", "currency": "EUR"},
-//	                                                              object or JSON string
+//	                                                              object or JSON string; amount 0..1e12
 //	HashMode         h, hashMode, hash_mode                       bool, 1 or 0
 //	Interactive      i, interactive                               bool, 1 or 0; true when absent
 //	ScreenWidth      w                                            integer 0..65535

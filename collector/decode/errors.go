@@ -32,7 +32,7 @@ var (
 	ErrPropKeyTooLong    = &Error{"prop_key_too_long", "a prop key is longer than 300 bytes"}
 	ErrPropValueTooLong  = &Error{"prop_value_too_long", "a prop value is longer than 2000 bytes"}
 	ErrBadRevenue        = &Error{"bad_revenue", "revenue ($) must be an object with amount and currency"}
-	ErrBadRevenueAmount  = &Error{"bad_revenue_amount", "revenue amount must be a non-negative number"}
+	ErrBadRevenueAmount  = &Error{"bad_revenue_amount", "revenue amount must be a number from 0 to 1e12"}
 	ErrBadCurrency       = &Error{"bad_currency", "revenue currency must be a 3-letter upper-case ISO 4217 code"}
 	ErrBadNumber         = &Error{"bad_number", "a numeric field is not a number or is out of range"}
 	ErrNegativeNumber    = &Error{"negative_number", "a numeric field is negative"}

@@ -142,7 +142,7 @@ type Event struct {
 
 	// HasRevenue reports whether RevenueAmount and RevenueCurrency were sent.
 	HasRevenue bool
-	// RevenueAmount is the non-negative, finite revenue amount.
+	// RevenueAmount is the revenue amount, 0..MaxRevenueAmount.
 	RevenueAmount float64
 	// RevenueCurrency is a 3-letter upper-case ISO 4217 code.
 	RevenueCurrency []byte

@@ -37,8 +37,8 @@ func checkDecoded(t *testing.T, e *Event, err error) {
 		t.Errorf("scroll depth %v/%d", e.HasScrollDepth, e.ScrollDepth)
 	case e.Type == TypeEngagement && !e.HasScrollDepth && e.EngagementMS == 0:
 		t.Errorf("empty engagement")
-	case e.HasRevenue && (!isCurrency(e.RevenueCurrency) || e.RevenueAmount < 0 ||
-		math.IsNaN(e.RevenueAmount) || math.IsInf(e.RevenueAmount, 0)):
+	case e.HasRevenue && (!isCurrency(e.RevenueCurrency) || !(e.RevenueAmount >= 0 && e.RevenueAmount <= MaxRevenueAmount) ||
+		math.Round(e.RevenueAmount*1e6) >= math.MaxInt64):
 		t.Errorf("revenue %v %q", e.RevenueAmount, e.RevenueCurrency)
 	case !e.HasRevenue && (e.RevenueAmount != 0 || len(e.RevenueCurrency) != 0):
 		t.Errorf("revenue without HasRevenue")
