@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/glimpse-analytics/glimpse/internal/apptest"
+	"github.com/glimpse-analytics/glimpse/internal/chtest"
 )
 
 const emailConfig = `sites:
@@ -56,5 +59,53 @@ func TestEmailCommand(t *testing.T) {
 	if !strings.Contains(o.String(), `<a href="https://g.example/e/c/`) || !strings.Contains(o.String(), `<a href="{{unsubscribe}}">`) ||
 		!strings.Contains(o.String(), `/e/o/`) || !strings.Contains(e.String(), "links=1") {
 		t.Errorf("rewrite:\n%s\n%s", o.String(), e.String())
+	}
+}
+
+// TestSignNeedsTheEmailScope: a key whose entry lists no scopes reads
+// stats but cannot mint email links or pixels over POST /api/email/sign
+// (a link is a redirect from the collector's domain that may never
+// expire); a key that lists email can.
+func TestSignNeedsTheEmailScope(t *testing.T) {
+	db := chtest.New(t)
+	cfg := apptest.WriteConfig(t, emailConfig+`api_keys:
+  - name: grafana
+    sha256: "`+apptest.KeyHash("no-scopes-key")+`"
+    sites: [example.com]
+  - name: esp
+    sha256: "`+apptest.KeyHash("email-key")+`"
+    sites: [example.com]
+    scopes: [email]
+`)
+	s := apptest.Start(t, []string{"TEST_EMAIL_KEY=0123456789abcdef0123456789abcdef-cli"}, "--config", cfg, "--clickhouse", db.DSN)
+	call := func(method, path, key, body string) (int, string) {
+		req, err := http.NewRequest(method, s.URL()+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	link := `{"kind":"link","site":"example.com","campaign":"c","url":"https://example.com/x","ttl":"never"}`
+	pixel := `{"kind":"pixel","site":"example.com","campaign":"c","ttl":"never"}`
+	for _, body := range []string{link, pixel} {
+		if code, got := call("POST", "/api/email/sign", "no-scopes-key", body); code != 403 || !strings.Contains(got, "list email in its scopes") {
+			t.Errorf("key without scopes signs %s: %d %s, want 403 naming the email scope", body, code, got)
+		}
+		if code, got := call("POST", "/api/email/sign", "email-key", body); code != 200 || !strings.Contains(got, "/e/") {
+			t.Errorf("key with the email scope signs %s: %d %s, want 200", body, code, got)
+		}
+	}
+	if code, got := call("GET", "/api/v1/stats/aggregate?site_id=example.com&period=30d&metrics=visitors", "no-scopes-key", ""); code != 200 {
+		t.Errorf("key without scopes reads stats: %d %s, want 200", code, got)
+	}
+	if code, got := call("GET", "/api/v1/stats/aggregate?site_id=example.com&period=30d&metrics=visitors", "email-key", ""); code != 403 {
+		t.Errorf("email-only key reads stats: %d %s, want 403", code, got)
 	}
 }

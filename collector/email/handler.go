@@ -419,8 +419,8 @@ type signResponse struct {
 	Skipped []string `json:"skipped,omitempty"`
 }
 
-// ServeSign answers POST /api/email/sign for ESP integrations, with a
-// Stats API key (Authorization: Bearer) allowed for the site.
+// ServeSign answers POST /api/email/sign for ESP integrations, with an
+// API key (Authorization: Bearer) that lists the site and the email scope.
 func (h *Handlers) ServeSign(ctx *fasthttp.RequestCtx) {
 	if !ctx.IsPost() {
 		ctx.Response.Header.Set("Allow", "POST")
@@ -436,7 +436,7 @@ func (h *Handlers) ServeSign(ctx *fasthttp.RequestCtx) {
 	}
 	if !key.Can(config.ScopeEmail) {
 		h.m.count("sign", "forbidden")
-		jsonError(ctx, fasthttp.StatusForbidden, "this API key may not sign email links: list email in its scopes (api_keys)")
+		jsonError(ctx, fasthttp.StatusForbidden, "this API key may not sign email links: list email in its scopes (api_keys; a key without scopes only reads stats)")
 		return
 	}
 	var req signRequest

@@ -81,6 +81,7 @@ api_keys:
   - name: esp
     sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" # "test"
     sites: [example.com]
+    scopes: [email]
   - name: grafana
     sha256: "95385f758769ed9031c18195ab22146736b67b0479be286743c0cea4fe517070" # "grafana-key"
     sites: [example.com]

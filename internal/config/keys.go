@@ -23,11 +23,12 @@ const (
 // Scopes are the scope names a key may list.
 var Scopes = []string{ScopeStats, ScopeEmail, ScopeSubjects}
 
-// DefaultScopes are the scopes of a key whose entry lists none: everything
-// but subjects. An export hands out one person's rows and an erase destroys
-// them, so a key given to a dashboard (which only ever needs aggregates)
-// must not be able to do either unless its entry says so.
-var DefaultScopes = []string{ScopeStats, ScopeEmail}
+// DefaultScopes are the scopes of a key whose entry lists none: reading
+// stats, what a dashboard's key needs, and nothing else. A minted email
+// link is a redirect from the collector's domain that may never expire,
+// an export hands out one person's rows and an erase destroys them: a key
+// may do any of these only when its entry lists the scope.
+var DefaultScopes = []string{ScopeStats}
 
 // Can reports whether the key holds scope.
 func (k *APIKey) Can(scope string) bool {

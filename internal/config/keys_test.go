@@ -58,7 +58,7 @@ func TestKeyScopes(t *testing.T) {
 		want  bool
 	}{
 		{def, ScopeStats, true},
-		{def, ScopeEmail, true},
+		{def, ScopeEmail, false},    // never by default: links redirect forever
 		{def, ScopeSubjects, false}, // never by default
 		{dpo, ScopeSubjects, true},
 		{dpo, ScopeStats, false}, // listing scopes replaces the default
