@@ -434,6 +434,72 @@ func TestSpoofedForwardedForIsIgnored(t *testing.T) {
 	}
 }
 
+// TestEveryForwardedForLineCounts sends events whose X-Forwarded-For
+// comes in several header lines, as a proxy that adds its own line
+// (rather than appending to the client's) sends it: the lines are one list
+// in order (RFC 9110 5.3), walked from the right past trusted proxies, so
+// the line a client wrote first cannot choose its address. A field in the
+// trailer of a chunked body is refused.
+func TestEveryForwardedForLineCounts(t *testing.T) {
+	ts := start(t, "127.0.0.1/32", "10.0.0.0/8")
+	tests := []struct {
+		path  string
+		lines []string
+		want  string
+	}{
+		{"/two-lines", []string{"198.51.100.66", "203.0.113.9"}, "203.0.113.0/24"},
+		{"/three-lines", []string{"198.51.100.66", "203.0.113.9", "10.1.1.1"}, "203.0.113.0/24"},
+		{"/lists-in-lines", []string{"198.51.100.66, 192.0.2.1", "2001:db8:1::abcd, 10.0.0.5", "10.1.1.1"}, "2001:db8:1::/48"},
+		{"/garbage-line", []string{"203.0.113.9", "unknown", "10.1.1.1"}, "10.1.1.0/24"},
+		{"/all-trusted", []string{"10.0.0.9", "10.0.0.8"}, "10.0.0.0/24"},
+	}
+	for _, tt := range tests {
+		hr, err := http.NewRequest("POST", ts.url+"/api/event", strings.NewReader(pageview("example.com", "https://example.com"+tt.path)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hr.Header.Set("User-Agent", firefox)
+		hr.Header["X-Forwarded-For"] = tt.lines // one header line each
+		res, err := http.DefaultClient.Do(hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 202 || res.Header.Get("X-Glimpse-Dropped") != "" {
+			t.Fatalf("%s: %d %q", tt.path, res.StatusCode, res.Header.Get("X-Glimpse-Dropped"))
+		}
+	}
+	// A field in the trailer of a chunked body arrives after any proxy's
+	// header lines; fasthttp refuses X-Forwarded-For there (400), and
+	// ClientIP reads the header section only.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := pageview("example.com", "https://example.com/trailer")
+	fmt.Fprintf(conn, "POST /api/event HTTP/1.1\r\nHost: x\r\nUser-Agent: %s\r\nX-Forwarded-For: 203.0.113.9\r\n"+
+		"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\nX-Forwarded-For: 198.51.100.66\r\n\r\n",
+		firefox, len(body), body)
+	status, _ := io.ReadAll(io.LimitReader(conn, 12))
+	conn.Close()
+	if string(status) != "HTTP/1.1 400" {
+		t.Errorf("X-Forwarded-For in a trailer: %q, want HTTP/1.1 400", status)
+	}
+	ts.stop(t)
+	for _, tt := range tests {
+		var got string
+		if err := ts.db.Conn.QueryRow(context.Background(), "SELECT ip_prefix FROM events WHERE pathname = ?", tt.path).Scan(&got); err != nil {
+			t.Fatalf("%s: %v", tt.path, err)
+		}
+		if got != tt.want {
+			t.Errorf("%s (X-Forwarded-For lines %q): stored %s, want %s", tt.path, tt.lines, got, tt.want)
+		}
+	}
+	if n := ts.count(t, "SELECT count() FROM events WHERE pathname = '/trailer'"); n != 0 {
+		t.Errorf("the event with an X-Forwarded-For trailer was stored")
+	}
+}
+
 // TestRawIPAppearsNowhere sends events whose client addresses arrive
 // through a trusted proxy, then dumps every table of the database in
 // ClickHouse's Native format and searches the bytes for the addresses as

@@ -32,7 +32,7 @@ func TestHeadersRead(t *testing.T) {
 	h.read(&req.Header)
 	for name, got := range map[string][]byte{
 		"Sec-CH-UA": h.chUA, "Sec-CH-UA-Mobile": h.chMobile, "Sec-CH-UA-Platform": h.chPlatform,
-		"Sec-CH-UA-Platform-Version": h.chPlatformVersion, "X-Forwarded-For": h.xff, "Sec-GPC": h.gpc, "DNT": h.dnt,
+		"Sec-CH-UA-Platform-Version": h.chPlatformVersion, "Sec-GPC": h.gpc, "DNT": h.dnt,
 	} {
 		if want := req.Header.Peek(name); string(got) != string(want) || len(want) == 0 {
 			t.Errorf("%s = %q, Peek gives %q", name, got, want)

@@ -40,12 +40,13 @@ type hit struct {
 
 // headers are the request headers the pipeline reads, found in one pass
 // over the request's headers (a Peek per name normalises the name and
-// scans them all, and the pipeline reads seven). Each is the first field
+// scans them all, and the pipeline reads six). Each is the first field
 // of its name, as Peek would return; nil when absent. They are views of
-// the request, valid until the handler returns.
+// the request, valid until the handler returns. X-Forwarded-For is not
+// among them: every line of it counts, and locate.ClientIP reads them.
 type headers struct {
 	chUA, chMobile, chPlatform, chPlatformVersion []byte
-	xff, gpc, dnt                                 []byte
+	gpc, dnt                                      []byte
 }
 
 // read fills h from req. The names are compared in the form fasthttp
@@ -63,8 +64,6 @@ func (h *headers) read(req *fasthttp.RequestHeader) {
 			dst = &h.chPlatform
 		case "Sec-Ch-Ua-Platform-Version":
 			dst = &h.chPlatformVersion
-		case "X-Forwarded-For":
-			dst = &h.xff
 		case "Sec-Gpc":
 			dst = &h.gpc
 		case "Dnt":
@@ -228,7 +227,7 @@ func (s *Server) gate(ctx *fasthttp.RequestCtx, h *hit) (st *siteState, anonymou
 // lives only in this function's locals.
 func (s *Server) locate(ctx *fasthttp.RequestCtx, h *hit, st *siteState, e *model.Event, now time.Time, anonymous bool) uint64 {
 	peer, _ := netip.AddrFromSlice(ctx.RemoteIP())
-	client := s.proxies.ClientIP(peer.Unmap(), h.hdr.xff)
+	client := s.proxies.ClientIP(peer.Unmap(), &ctx.Request.Header)
 	place := s.geo.Lookup(client, st.precision)
 	e.CountryCode = place.CountryCode
 	if anonymous {

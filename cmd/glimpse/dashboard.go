@@ -63,6 +63,6 @@ func (s *server) serveDashboard(stats *api.API, stdout io.Writer) (stop func(con
 func clientNet(proxies locate.TrustedProxies) func(*fasthttp.RequestCtx) netip.Prefix {
 	return func(c *fasthttp.RequestCtx) netip.Prefix {
 		peer, _ := netip.AddrFromSlice(c.RemoteIP())
-		return locate.Prefix(proxies.ClientIP(peer, c.Request.Header.Peek("X-Forwarded-For")))
+		return locate.Prefix(proxies.ClientIP(peer, &c.Request.Header))
 	}
 }

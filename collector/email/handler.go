@@ -258,7 +258,7 @@ func (h *Handlers) classify(ctx *fasthttp.RequestCtx, t *Token, click bool, now 
 	r := Request{
 		Method: string(req.Method()),
 		UA:     req.UserAgent(),
-		IP:     h.proxies.ClientIP(peer.Unmap(), req.Peek("X-Forwarded-For")),
+		IP:     h.proxies.ClientIP(peer.Unmap(), req),
 		Click:  click,
 		Now:    now,
 		Sent:   t.Sent,

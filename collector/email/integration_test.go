@@ -36,6 +36,7 @@ email:
 	alice  = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 	bob    = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 	carol  = "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+	dave   = "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd"
 )
 
 type row struct {
@@ -120,12 +121,15 @@ func TestEmailIntoClickHouse(t *testing.T) {
 	m := &email.Minter{Signer: signer, Sites: sites, Base: base, Now: func() time.Time { return time.Now().Add(-time.Hour) }}
 	mint := func(rec string) email.Mint { return email.Mint{Site: "example.com", Campaign: "june", Recipient: rec} }
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	do := func(method, url, ua, xff string) *http.Response {
+	// do sends each non-empty xff as an X-Forwarded-For line of its own.
+	do := func(method, url, ua string, xff ...string) *http.Response {
 		t.Helper()
 		req, _ := http.NewRequest(method, url, nil)
 		req.Header.Set("User-Agent", ua)
-		if xff != "" {
-			req.Header.Set("X-Forwarded-For", xff)
+		for _, line := range xff {
+			if line != "" {
+				req.Header.Add("X-Forwarded-For", line)
+			}
 		}
 		resp, err := client.Do(req)
 		if err != nil {
@@ -150,6 +154,12 @@ func TestEmailIntoClickHouse(t *testing.T) {
 	// An Apple Mail Privacy Protection prefetch.
 	if r := do("GET", pixelBob, "Mozilla/5.0", "17.58.0.20"); r.StatusCode != 200 || r.ContentLength != 43 {
 		t.Fatalf("apple open: %d", r.StatusCode)
+	}
+	// A scanner in a datacenter that claims a home address in a line of its
+	// own, before the one its proxy adds: every line counts.
+	pixelDave, _ := m.PixelURL(mint(dave))
+	if r := do("GET", pixelDave, chrome, "198.51.100.10", "3.0.0.1"); r.StatusCode != 200 {
+		t.Fatalf("datacenter open: %d", r.StatusCode)
 	}
 	// A scanner's HEAD on a link: answered, recorded as a machine.
 	if r := do("HEAD", link, chrome, "198.51.100.8"); r.StatusCode != 302 || r.Header.Get("Location") != "https://example.com/sale?utm_source=news&secret=1" {
@@ -202,6 +212,7 @@ func TestEmailIntoClickHouse(t *testing.T) {
 		"email_click|june||machine|head|example.com/sale||",
 		"email_open|june|" + alice + "|human|human|||",
 		"email_open|june|" + bob + "|machine|apple_mpp|||",
+		"email_open|june|" + dave + "|machine|datacenter|||",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("rows:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/valyala/fasthttp"
 )
 
 // TrustedProxies is the set of networks whose X-Forwarded-For header is
@@ -79,54 +81,94 @@ func (t TrustedProxies) contains(ip netip.Addr) bool {
 }
 
 // ClientIP returns the address of the client that sent a request which
-// arrived from the TCP peer peer carrying the X-Forwarded-For value xff
-// (several header lines may be joined with commas).
+// arrived from the TCP peer peer with the header h.
 //
 // If the peer is not a trusted proxy (in particular when none are
-// configured), the peer is the client and xff is ignored entirely: anybody
-// can send an X-Forwarded-For header, so believing it from an untrusted peer
+// configured), the peer is the client and X-Forwarded-For is ignored
+// entirely: anybody can send one, so believing it from an untrusted peer
 // would let clients choose their own address.
 //
-// Behind a trusted peer, xff is walked from the right (the entry appended by
-// the nearest proxy) to the left, skipping entries that are themselves
-// trusted proxies; the first untrusted entry is the client. Empty entries
-// are skipped. An entry that is not an address (garbage, "unknown", an
-// obfuscated RFC 7239 identifier, a zone) ends the walk: the last trusted hop
-// seen (initially the peer) is returned, as nothing left of a bad entry can
-// be trusted. If every entry is trusted, the left-most one is returned.
-// Entries may carry a port ("192.0.2.1:1234", "[2001:db8::1]:443").
+// Behind a trusted peer, every X-Forwarded-For line of the header section
+// counts: several lines are one comma-separated list in their order (RFC
+// 9110 section 5.3), as a proxy that adds a line of its own instead of
+// appending to the client's sends it. Reading only the first line would
+// believe the line the client wrote. Trailer fields are never read.
+//
+// The list is walked from the right (the entry of the nearest proxy) to
+// the left, skipping entries that are themselves trusted proxies; the
+// first untrusted entry is the client. Empty entries are skipped. An entry
+// that is not an address (garbage, "unknown", an obfuscated RFC 7239
+// identifier, a zone) ends the walk: the last trusted hop seen (initially
+// the peer) is returned, as nothing left of a bad entry can be trusted. If
+// every entry is trusted, the left-most one is returned. Entries may carry
+// a port ("192.0.2.1:1234", "[2001:db8::1]:443").
 //
 // IPv4-mapped IPv6 addresses are returned as IPv4, and zones are dropped.
-// ClientIP does not allocate and does not retain xff.
-func (t TrustedProxies) ClientIP(peer netip.Addr, xff []byte) netip.Addr {
+// ClientIP does not allocate and does not retain h's bytes.
+func (t TrustedProxies) ClientIP(peer netip.Addr, h *fasthttp.RequestHeader) netip.Addr {
 	peer = normalize(peer)
 	if len(t.prefixes) == 0 || !t.contains(peer) {
 		return peer
 	}
-	last := peer
-	rest := xff
-	for len(rest) > 0 {
+	var w forwardedWalk
+	for k, v := range h.All() {
+		if len(k) == len(xffName) && bytes.EqualFold(k, xffName) {
+			w.line(t, v)
+		}
+	}
+	return w.client(peer)
+}
+
+var xffName = []byte("X-Forwarded-For")
+
+// forwardedWalk reads an X-Forwarded-For list from the left, one line at a
+// time, and keeps what the walk from the right that ClientIP describes
+// would stop at, so that lines need not be collected first.
+type forwardedWalk struct {
+	// stop is the right-most entry seen that is not a trusted proxy: its
+	// address, or the zero Addr for an entry that is not an address.
+	stop    netip.Addr
+	stopped bool
+	// after is the left-most trusted entry right of stop (of all entries,
+	// while nothing stopped the walk).
+	after netip.Addr
+}
+
+// line adds the entries of one header line.
+func (w *forwardedWalk) line(t TrustedProxies, v []byte) {
+	for len(v) > 0 {
 		var entry []byte
-		if i := bytes.LastIndexByte(rest, ','); i >= 0 {
-			entry, rest = rest[i+1:], rest[:i]
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			entry, v = v[:i], v[i+1:]
 		} else {
-			entry, rest = rest, nil
+			entry, v = v, nil
 		}
 		entry = trimSpace(entry)
 		if len(entry) == 0 {
 			continue
 		}
 		ip, ok := parseForwarded(entry)
-		if !ok {
-			return last
-		}
 		ip = ip.Unmap()
-		if !t.contains(ip) {
-			return ip
+		switch {
+		case !ok:
+			w.stop, w.stopped, w.after = netip.Addr{}, true, netip.Addr{}
+		case !t.contains(ip):
+			w.stop, w.stopped, w.after = ip, true, netip.Addr{}
+		case !w.after.IsValid():
+			w.after = ip
 		}
-		last = ip
 	}
-	return last
+}
+
+// client is the walk's answer for a request from the trusted peer.
+func (w *forwardedWalk) client(peer netip.Addr) netip.Addr {
+	switch {
+	case w.stopped && w.stop.IsValid():
+		return w.stop // the untrusted client
+	case w.after.IsValid():
+		return w.after // the last trusted hop right of garbage, or the left-most of all trusted
+	}
+	return peer // no entries, or garbage right next to the peer
 }
 
 // Prefix returns the network Glimpse stores instead of ip: the /24 of an

@@ -1,9 +1,13 @@
 package locate
 
 import (
+	"bytes"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/valyala/fasthttp"
 )
 
 func TestParseTrustedProxies(t *testing.T) {
@@ -67,6 +71,14 @@ func TestClientIP(t *testing.T) {
 		{name: "client spoofs left of real client", proxies: trusted, peer: "10.0.0.1", xff: "6.6.6.6, 203.0.113.9", want: "203.0.113.9"},
 		{name: "multiple trusted hops", proxies: trusted, peer: "10.0.0.1", xff: "6.6.6.6,203.0.113.9, 192.0.2.10,10.9.9.9", want: "203.0.113.9"},
 		{name: "joined header lines", proxies: trusted, peer: "10.0.0.1", xff: "6.6.6.6, 203.0.113.9,10.1.1.1", want: "203.0.113.9"},
+		{name: "two lines, proxy's last", proxies: trusted, peer: "10.0.0.1", xff: "6.6.6.6\n203.0.113.9", want: "203.0.113.9"},
+		{name: "three lines past trusted hops", proxies: trusted, peer: "10.0.0.1", xff: "6.6.6.6\n203.0.113.9\n10.1.1.1", want: "203.0.113.9"},
+		{name: "lists in lines", proxies: trusted, peer: "10.0.0.1", xff: "6.6.6.6, 198.51.100.2\n2001:db8:1::9, 10.0.0.5\n192.0.2.10", want: "2001:db8:1::9"},
+		{name: "empty line", proxies: trusted, peer: "10.0.0.1", xff: "203.0.113.9\n\n10.0.0.5", want: "203.0.113.9"},
+		{name: "garbage line", proxies: trusted, peer: "10.0.0.1", xff: "203.0.113.9\nunknown\n10.0.0.5", want: "10.0.0.5"},
+		{name: "garbage in the last line", proxies: trusted, peer: "10.0.0.1", xff: "203.0.113.9\n10.0.0.5, unknown", want: "10.0.0.1"},
+		{name: "trusted lines only", proxies: trusted, peer: "10.0.0.1", xff: "10.0.0.3\n10.0.0.2, 192.0.2.10", want: "10.0.0.3"},
+		{name: "untrusted peer ignores every line", proxies: trusted, peer: "198.51.100.1", xff: "203.0.113.9\n10.0.0.2", want: "198.51.100.1"},
 		{name: "tabs and spaces", proxies: trusted, peer: "10.0.0.1", xff: "\t203.0.113.9 \t,  10.1.1.1  ", want: "203.0.113.9"},
 		{name: "all trusted returns left-most", proxies: trusted, peer: "10.0.0.1", xff: "10.0.0.3, 10.0.0.2", want: "10.0.0.3"},
 		{name: "garbage returns last trusted hop", proxies: trusted, peer: "10.0.0.1", xff: "203.0.113.9, garbage, 10.0.0.2", want: "10.0.0.2"},
@@ -94,7 +106,7 @@ func TestClientIP(t *testing.T) {
 			if tt.peer != "" {
 				peer = netip.MustParseAddr(tt.peer)
 			}
-			got := tt.proxies.ClientIP(peer, []byte(tt.xff))
+			got := tt.proxies.ClientIP(peer, xffHeader(tt.xff))
 			if got.String() != tt.want {
 				t.Errorf("ClientIP(%s, %q) = %s, want %s", tt.peer, tt.xff, got, tt.want)
 			}
@@ -188,10 +200,11 @@ func FuzzParseAddr(f *testing.F) {
 	})
 }
 
-// FuzzClientIP checks that any header gives the peer, an address written
-// in the header, or a trusted hop, and never panics.
+// FuzzClientIP checks that any header, its lines separated by "\n", gives
+// the peer, an address written in the header, or a trusted hop, and never
+// panics.
 func FuzzClientIP(f *testing.F) {
-	for _, s := range []string{"203.0.113.9, 10.0.0.2", "garbage", "[::1]:80", ",,", "1.2.3.4:5"} {
+	for _, s := range []string{"203.0.113.9, 10.0.0.2", "garbage", "[::1]:80", ",,", "1.2.3.4:5", "6.6.6.6\n203.0.113.9\n10.0.0.3", "x\n\n10.0.0.2"} {
 		f.Add(s)
 	}
 	tp, err := ParseTrustedProxies([]string{"10.0.0.0/8", "2001:db8::/32"})
@@ -200,14 +213,59 @@ func FuzzClientIP(f *testing.F) {
 	}
 	peer := netip.MustParseAddr("10.0.0.1")
 	f.Fuzz(func(t *testing.T, xff string) {
-		got := tp.ClientIP(peer, []byte(xff))
+		h := xffHeader(xff)
+		got := tp.ClientIP(peer, h)
 		if !got.IsValid() || got.Is4In6() || got.Zone() != "" {
 			t.Fatalf("ClientIP(%q) = %v", xff, got)
+		}
+		var joined []byte
+		for k, v := range h.All() {
+			if string(k) == "X-Forwarded-For" {
+				joined = append(append(joined, ','), v...)
+			}
+		}
+		if want := walkFromTheRight(tp, peer, joined); got != want {
+			t.Fatalf("ClientIP(%q) = %v; the lines joined with commas, walked from the right, give %v", xff, got, want)
 		}
 		if got != peer && !strings.Contains(xff, got.String()) && !strings.Contains(xff, ":") {
 			t.Fatalf("ClientIP(%q) = %v, which is not in the header", xff, got)
 		}
 	})
+}
+
+// walkFromTheRight is ClientIP as the definition reads, on one
+// comma-separated list: from the right, past trusted entries, stopping at
+// an untrusted one (the client) or at garbage (the last trusted hop).
+func walkFromTheRight(t TrustedProxies, peer netip.Addr, xff []byte) netip.Addr {
+	last := peer
+	for _, entry := range slices.Backward(bytes.Split(xff, []byte(","))) {
+		entry = trimSpace(entry)
+		if len(entry) == 0 {
+			continue
+		}
+		ip, ok := parseForwarded(entry)
+		if !ok {
+			return last
+		}
+		if ip = ip.Unmap(); !t.contains(ip) {
+			return ip
+		}
+		last = ip
+	}
+	return last
+}
+
+// xffHeader is a request header with one X-Forwarded-For line per line of
+// xff (none for "").
+func xffHeader(xff string) *fasthttp.RequestHeader {
+	h := new(fasthttp.RequestHeader)
+	h.Set("Host", "example.com")
+	if xff != "" {
+		for _, line := range strings.Split(xff, "\n") {
+			h.Add("X-Forwarded-For", line)
+		}
+	}
+	return h
 }
 
 func mustTrusted(t *testing.T, cidrs ...string) TrustedProxies {

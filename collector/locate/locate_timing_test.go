@@ -16,16 +16,17 @@ func BenchmarkClientIP(b *testing.B) {
 		{"v4-one-hop", "203.0.113.9"},
 		{"v4-three-hops", "6.6.6.6, 203.0.113.9, 10.0.0.2"},
 		{"v6-one-hop", "2001:db8:1:2:3:4:5:6"},
+		{"v4-three-lines", "6.6.6.6\n203.0.113.9\n10.0.0.2"},
 	} {
 		b.Run(bm.name, func(b *testing.B) {
 			p := peer
 			if bm.xff == "" {
 				p = netip.MustParseAddr("198.51.100.1")
 			}
-			xff := []byte(bm.xff)
+			h := xffHeader(bm.xff)
 			b.ReportAllocs()
 			for b.Loop() {
-				tp.ClientIP(p, xff)
+				tp.ClientIP(p, h)
 			}
 		})
 	}
