@@ -204,7 +204,7 @@ func (s *Server) gate(ctx *fasthttp.RequestCtx, h *hit) (st *siteState, anonymou
 	}
 	hdr := &h.hdr
 	hdr.read(&ctx.Request.Header)
-	if reason := s.optedOut(ctx, hdr, st.cfg); reason != "" {
+	if reason := OptedOut(ctx.Request.Header.Cookie(OptOutCookie), hdr.gpc, hdr.dnt, &st.cfg.Privacy); reason != "" {
 		if !st.aggregate {
 			return nil, false, nil, dropped(reason)
 		}
@@ -346,17 +346,26 @@ func (s *Server) enqueue(e *model.Event) outcome {
 	}
 }
 
-// optedOut returns the opt-out that applies to this request, or "".
-func (s *Server) optedOut(ctx *fasthttp.RequestCtx, hdr *headers, site *config.Site) string {
-	req := &ctx.Request.Header
-	if string(req.Cookie(OptOutCookie)) == "1" {
-		return dropOptOut
-	}
-	if site.Privacy.GPC() && string(bytes.TrimSpace(hdr.gpc)) == "1" {
-		return dropGPC
-	}
-	if site.Privacy.DNT() && string(bytes.TrimSpace(hdr.dnt)) == "1" {
-		return dropDNT
+// The opt-outs OptedOut finds, in the order it looks for them; each is
+// also the drop reason of the events it stops.
+const (
+	OptOutCookieReason = "opt-out" // the OptOutCookie, on every site
+	OptOutGPCReason    = "gpc"     // Sec-GPC: 1, where the site honours GPC
+	OptOutDNTReason    = "dnt"     // DNT: 1, where the site honours DNT
+)
+
+// OptedOut returns the opt-out that applies on a site with privacy p to a
+// request with these values of the OptOutCookie and of the Sec-GPC and
+// DNT headers, or "". The privacy gate and the opt-out page both ask it,
+// so that the page describes what the gate does.
+func OptedOut(cookie, gpc, dnt []byte, p *config.Privacy) string {
+	switch {
+	case string(cookie) == "1":
+		return OptOutCookieReason
+	case p.GPC() && string(bytes.TrimSpace(gpc)) == "1":
+		return OptOutGPCReason
+	case p.DNT() && string(bytes.TrimSpace(dnt)) == "1":
+		return OptOutDNTReason
 	}
 	return ""
 }

@@ -13,9 +13,9 @@ import (
 // X-Glimpse-Dropped response header.
 const (
 	dropUnknownSite = "unknown-site"
-	dropOptOut      = "opt-out"
-	dropGPC         = "gpc"
-	dropDNT         = "dnt"
+	dropOptOut      = OptOutCookieReason
+	dropGPC         = OptOutGPCReason
+	dropDNT         = OptOutDNTReason
 	dropBot         = "bot"
 	dropRateLimit   = "rate-limit"
 	dropQueueFull   = "queue-full"

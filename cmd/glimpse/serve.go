@@ -74,7 +74,7 @@ func serve(ctx context.Context, g *globalOptions, o *serveOptions, stdout io.Wri
 	if s.sites, err = config.Load(g.Config); err != nil {
 		return err
 	}
-	optOut, err := beacon.NewOptOut(beacon.OptOutOptions{PublicURL: g.publicURL(), Sites: s.sites})
+	optOut, err := beacon.NewOptOut(beacon.OptOutOptions{PublicURL: g.publicURL(), Sites: s.sites, Geo: g.GeoIP != ""})
 	if err != nil {
 		return err
 	}

@@ -52,17 +52,20 @@ func TestOptOutPage(t *testing.T) {
 		ancestors string
 	}{
 		// Without ?site= the page speaks for every site: the union of the
-		// ancestors, the GPC line only if all honour it, the aggregate caveat
-		// if any counts opted-out visits.
-		{"counted", "/optout", "", []string{stateCounted, `value="out"`, "Opt out of Glimpse analytics", "replaced every day", `action="/optout"`},
-			[]string{stateOut, "Global Privacy Control"}, "https://strict.example https://*.strict.example"},
-		{"opted out", "/optout", cookieOut, []string{stateOut, `value="in"`, "Count my visits again", "only the page and your country"},
-			[]string{stateCounted, "Nothing about your visits is stored"}, "https://strict.example https://*.strict.example"},
-		{"strict site opted out", "/optout?site=strict.example", cookieOut, []string{stateOut, "Nothing about your visits is stored", `action="/optout?site=strict.example"`, "Global Privacy Control"},
-			[]string{"only the page and your country"}, "https://strict.example https://*.strict.example"},
+		// ancestors, what holds on which kind of site where they differ.
+		{"counted", "/optout", "", []string{stateCounted, `value="out"`, "Opt out of Glimpse analytics", "replaced every day", `action="/optout"`,
+			"If you opt out, sites in privacy mode strict or consented store nothing about your visits, and sites in mode aggregate still count",
+			"Some of these sites also opt out a browser that sends Global Privacy Control."},
+			[]string{stateOut, "A browser that sends Global Privacy Control is"}, "https://strict.example https://*.strict.example"},
+		{"opted out", "/optout", cookieOut, []string{stateOut, `value="in"`, "Count my visits again",
+			"Sites in privacy mode strict or consented store nothing about your visits, and sites in mode aggregate still count your page views and events in their totals, but store each with only the page, the time and the event’s name and nothing else"},
+			[]string{stateCounted, "Nothing about your visits is stored", "your country"}, "https://strict.example https://*.strict.example"},
+		{"strict site opted out", "/optout?site=strict.example", cookieOut, []string{stateOut, "Nothing about your visits is stored.", `action="/optout?site=strict.example"`,
+			"A browser that sends Global Privacy Control is opted out in the same way."},
+			[]string{"still count"}, "https://strict.example https://*.strict.example"},
 		{"site via alias case", "/optout?site=WWW.Strict.Example", "", []string{stateCounted, `action="/optout?site=strict.example"`}, nil,
 			"https://strict.example https://*.strict.example"},
-		{"aggregate site without gpc", "/optout?site=agg.example", cookieOut, []string{"only the page and your country"},
+		{"aggregate site without gpc", "/optout?site=agg.example", cookieOut, []string{"Your page views and events still count in the site’s totals, but each is stored with only the page, the time and the event’s name and nothing else"},
 			[]string{"Global Privacy Control"}, "'none'"},
 		{"unknown site", "/optout?site=evil.example", "", []string{`action="/optout"`}, []string{"evil"}, "https://strict.example https://*.strict.example"},
 		{"other cookie value", "/optout?site=plain.example", collector.OptOutCookie + "=0", []string{stateCounted, "Global Privacy Control"}, nil, "'none'"},
