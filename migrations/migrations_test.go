@@ -2,6 +2,8 @@ package migrations_test
 
 import (
 	"context"
+	"fmt"
+	"io/fs"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -105,6 +107,9 @@ func TestClusterRendering(t *testing.T) {
 		"FROM events_local",
 		"ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/glimpse/sessions_hourly_local', '{replica}', (visits,",
 		"DROP TABLE IF EXISTS salts ON CLUSTER analytics;\nDROP TABLE IF EXISTS salts_local ON CLUSTER analytics",
+		// A column added to a table is added to the Distributed table in front.
+		"ALTER TABLE email_optouts_local ON CLUSTER analytics\n    ADD COLUMN opted_out UInt8 DEFAULT 1,",
+		"ALTER TABLE email_optouts ON CLUSTER analytics\n    ADD COLUMN opted_out UInt8 DEFAULT 1,",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("cluster rendering lacks %q", want)
@@ -140,6 +145,69 @@ func TestApplyTwiceIsNoop(t *testing.T) {
 	ok, err := migrations.Current(ctx(t), db.Conn)
 	if err != nil || !ok {
 		t.Fatalf("Current = %v, %v; want true", ok, err)
+	}
+}
+
+// TestEmailOptOutStateKeepsOldRows upgrades a database whose
+// email_optouts holds rows of the collectors before 0010: they read as
+// opt-outs older than any later change, and a recipient's latest change
+// decides its state.
+func TestEmailOptOutStateKeepsOldRows(t *testing.T) {
+	db := chtest.New(t)
+	before := fstest.MapFS{}
+	all, err := migrations.Load(migrations.Files())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range all {
+		if m.Version < 10 {
+			b, err := fs.ReadFile(migrations.Files(), m.Name+".sql")
+			if err != nil {
+				t.Fatal(err)
+			}
+			before[m.Name+".sql"] = &fstest.MapFile{Data: b}
+		}
+	}
+	target := migrations.Target{Database: db.Database}
+	if _, err := migrations.NewRunner(db.Conn, target, before, nil).Apply(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range []string{"old", "back"} {
+		if err := db.Conn.Exec(ctx(t), "INSERT INTO email_optouts (site_id, recipient, ts) SELECT 'example.com', ?, now()", rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done, err := migrations.NewRunner(db.Conn, target, nil, nil).Apply(ctx(t))
+	if err != nil || len(done) != len(all)-9 {
+		t.Fatalf("applied %d migrations after 0009, %v; want %d", len(done), err, len(all)-9)
+	}
+	// "back" opted in again, "new" opted out and in and out.
+	for _, r := range []struct {
+		rec string
+		out uint8
+		seq uint64
+	}{{"back", 0, 10}, {"new", 1, 20}, {"new", 0, 21}, {"new", 1, 22}} {
+		err := db.Conn.Exec(ctx(t), "INSERT INTO email_optouts (site_id, recipient, ts, opted_out, seq) SELECT 'example.com', ?, now(), ?, ?", r.rec, r.out, r.seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := db.Conn.Query(ctx(t), "SELECT recipient, argMax(opted_out, seq) FROM email_optouts GROUP BY site_id, recipient ORDER BY recipient")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var rec string
+		var out uint8
+		if err := rows.Scan(&rec, &out); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s=%d", rec, out))
+	}
+	if strings.Join(got, " ") != "back=0 new=1 old=1" {
+		t.Fatalf("states %v, want back=0 new=1 old=1", got)
 	}
 }
 

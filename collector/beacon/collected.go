@@ -63,8 +63,8 @@ var collected = []item{
 		columns: []string{"ip_prefix"}},
 	{text: "on a site where you agreed to it, a keyed hash of your account id there",
 		columns: []string{"subject_id"}, when: func(s *scope) bool { return s.anySite(consented) }},
-	{text: "for emails a site tracks: opens and link clicks with their campaign, a pseudonym of the recipient that the sender computes (never the address), whether a person or a machine opened or clicked, and a recipient’s choice to opt out",
-		columns: []string{"email_campaign", "email_recipient", "email_verdict", "email_reason", "recipient"},
+	{text: "for emails a site tracks: opens and link clicks with their campaign, a pseudonym of the recipient that the sender computes (never the address), whether a person or a machine opened or clicked, and each time a recipient opts out or back in",
+		columns: []string{"email_campaign", "email_recipient", "email_verdict", "email_reason", "recipient", "opted_out", "seq"},
 		when:    func(s *scope) bool { return s.email }},
 }
 
