@@ -355,7 +355,7 @@ func (h *Handlers) ServeOptOut(ctx *fasthttp.RequestCtx) {
 	}
 	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := h.optOuts.Add(c, t.Site, t.Recipient, now); err != nil {
+	if err := h.optOuts.Set(c, t.Site, t.Recipient, true, now); err != nil {
 		h.log.Error("cannot record an email opt-out", "site", t.Site, "err", err)
 		h.m.count("optout", "error")
 		ctx.Response.Header.Set("Retry-After", "60")
