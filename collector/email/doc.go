@@ -1,6 +1,6 @@
 // Package email is Glimpse's email tracking: signed open pixels
 // (GET /e/o/{token}.gif), signed click redirects (GET /e/c/{token}),
-// recipient opt-out (/e/optout/{token}), minting (Minter, the glimpse
+// recipient opt-out and opt-in (/e/optout/{token}), minting (Minter, the glimpse
 // email CLI, POST /api/email/sign) and the human/machine classifier whose
 // rules live in rules.txt.
 //
@@ -26,5 +26,6 @@
 //
 // Everything else (visitor_id, session_id, ip_prefix, geo, browser, ...)
 // stays empty: no IP address or User-Agent is stored. Opted-out
-// recipients get no rows; opt-outs are in the email_optouts table.
+// recipients get no rows. Each opt-out and opt-in is a row of the
+// email_optouts table; a recipient's latest row is its state.
 package email

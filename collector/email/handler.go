@@ -324,10 +324,12 @@ func (h *Handlers) record(t *Token, typ int8, verdict, reason string, now time.T
 	}
 }
 
-// ServeOptOut answers /e/optout/{token}. GET shows a confirmation page
-// with a button; POST (the button, or an RFC 8058 one-click
-// List-Unsubscribe-Post) records the opt-out. A GET alone never opts out:
-// link scanners fetch every link in a message.
+// ServeOptOut answers /e/optout/{token}. GET shows the recipient's state
+// with a button that changes it; POST records the change: opt=in tracks
+// the recipient again, anything else without opt (the button of the
+// opt-out form, an RFC 8058 one-click List-Unsubscribe-Post, a bare
+// POST) or opt=out opts out. A GET alone never changes anything: link
+// scanners fetch every link in a message.
 func (h *Handlers) ServeOptOut(ctx *fasthttp.RequestCtx) {
 	if !h.method(ctx, "GET, HEAD, POST") {
 		return
@@ -347,23 +349,38 @@ func (h *Handlers) ServeOptOut(ctx *fasthttp.RequestCtx) {
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	if !ctx.IsPost() {
 		if h.optOuts.Has(t.Site, t.Recipient) {
-			page(ctx, fasthttp.StatusOK, "Opted out", "Opens and clicks of emails from "+t.Site+" are not tracked for you.")
+			optedOutPage(ctx, t.Site, "Opens and clicks of emails from "+t.Site+" are not tracked for you.")
 			return
 		}
-		optOutForm(ctx, t.Site)
+		optOutForm(ctx, t.Site, "")
+		return
+	}
+	var out bool
+	switch opt := string(ctx.FormValue("opt")); opt {
+	case "", "out":
+		out = true
+	case "in":
+	default:
+		h.m.count("optout", "bad_request")
+		page(ctx, fasthttp.StatusBadRequest, "Not understood", `This request is not understood: opt must be "out" or "in".`)
 		return
 	}
 	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := h.optOuts.Set(c, t.Site, t.Recipient, true, now); err != nil {
-		h.log.Error("cannot record an email opt-out", "site", t.Site, "err", err)
+	if err := h.optOuts.Set(c, t.Site, t.Recipient, out, now); err != nil {
+		h.log.Error("cannot record an email opt-out change", "site", t.Site, "opted_out", out, "err", err)
 		h.m.count("optout", "error")
 		ctx.Response.Header.Set("Retry-After", "60")
-		page(ctx, fasthttp.StatusServiceUnavailable, "Please try again", "Your opt-out could not be saved just now. Please try again in a minute.")
+		page(ctx, fasthttp.StatusServiceUnavailable, "Please try again", "Your choice could not be saved just now. Please try again in a minute.")
+		return
+	}
+	if !out {
+		h.m.count("optout", "opted_in")
+		optOutForm(ctx, t.Site, "Done: opens and clicks of emails from "+t.Site+" are tracked for you again. ")
 		return
 	}
 	h.m.count("optout", "recorded")
-	page(ctx, fasthttp.StatusOK, "Opted out", "Done: opens and clicks of emails from "+t.Site+" will no longer be tracked for you. Links keep working.")
+	optedOutPage(ctx, t.Site, "Done: opens and clicks of emails from "+t.Site+" will no longer be tracked for you. Links keep working.")
 }
 
 func (h *Handlers) decodeIgnoringExpiry(ctx *fasthttp.RequestCtx) (Token, string) {
@@ -394,10 +411,20 @@ func pageWith(ctx *fasthttp.RequestCtx, status int, title, msg, extra string) {
 		html.EscapeString(title) + `</title><style>` + pageCSS + `</style></head><body><h1>` + html.EscapeString(title) + `</h1><p>` + html.EscapeString(msg) + `</p>` + extra + `</body></html>`)
 }
 
-func optOutForm(ctx *fasthttp.RequestCtx, site string) {
+// optOutForm shows the state of a tracked recipient, after done (a
+// sentence or ""), and the button that opts out.
+func optOutForm(ctx *fasthttp.RequestCtx, site, done string) {
 	pageWith(ctx, fasthttp.StatusOK, "Stop email tracking",
-		"Emails from "+site+" count opens and link clicks per recipient pseudonym (never your address). Press the button to stop that for you; links keep working.",
-		`<form method="post"><button type="submit">Stop tracking my opens and clicks</button></form>`)
+		done+"Emails from "+site+" count opens and link clicks per recipient pseudonym (never your address). Press the button to stop that for you; links keep working.",
+		`<form method="post"><input type="hidden" name="opt" value="out"><button type="submit">Stop tracking my opens and clicks</button></form>`)
+}
+
+// optedOutPage shows the state of an opted-out recipient, msg, and the
+// button that tracks the recipient again.
+func optedOutPage(ctx *fasthttp.RequestCtx, site, msg string) {
+	pageWith(ctx, fasthttp.StatusOK, "Opted out", msg,
+		`<p>Changed your mind? Emails from `+html.EscapeString(site)+` may count your opens and link clicks again.</p>`+
+			`<form method="post"><input type="hidden" name="opt" value="in"><button type="submit">Track my opens and clicks again</button></form>`)
 }
 
 // signRequest is the body of POST /api/email/sign.

@@ -3,6 +3,7 @@ package email_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -43,9 +44,17 @@ type row struct {
 	typ, campaign, recipient, verdict, reason, target, ipPrefix, browser string
 }
 
-// TestEmailIntoClickHouse drives the real collector listener with the email
-// endpoints and checks the rows ClickHouse ends up with.
-func TestEmailIntoClickHouse(t *testing.T) {
+// emailServer is the collector and the email endpoints on a real
+// loopback listener, writing to a fresh database on the real ClickHouse.
+type emailServer struct {
+	db      *chtest.DB
+	optOuts *email.OptOuts
+	minter  *email.Minter
+	stop    func() // shuts the listener down and flushes the writer
+}
+
+func startEmail(t *testing.T) *emailServer {
+	t.Helper()
 	db := chtest.Migrated(t)
 	sites, err := config.Parse("test.yaml", []byte(sitesYAML))
 	if err != nil {
@@ -116,29 +125,52 @@ func TestEmailIntoClickHouse(t *testing.T) {
 		}
 	}
 	t.Cleanup(stop)
-
 	// Links minted an hour ago, so a click now is not "right after sending".
 	m := &email.Minter{Signer: signer, Sites: sites, Base: base, Now: func() time.Time { return time.Now().Add(-time.Hour) }}
-	mint := func(rec string) email.Mint { return email.Mint{Site: "example.com", Campaign: "june", Recipient: rec} }
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return &emailServer{db: db, optOuts: optOuts, minter: m, stop: stop}
+}
+
+var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// send requests url with the User-Agent ua, each non-empty line of xff as
+// an X-Forwarded-For line of its own, and a form body (if any); the
+// answer's ContentLength is its body's, and its body is returned beside it.
+func send(t *testing.T, method, url, ua string, xff []string, form string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(form))
+	req.Header.Set("User-Agent", ua)
+	for _, line := range xff {
+		if line != "" {
+			req.Header.Add("X-Forwarded-For", line)
+		}
+	}
+	if form != "" {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := noRedirects.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	resp.ContentLength = int64(len(b))
+	return resp, string(b)
+}
+
+func mint(rec string) email.Mint {
+	return email.Mint{Site: "example.com", Campaign: "june", Recipient: rec}
+}
+
+// TestEmailIntoClickHouse drives the real collector listener with the email
+// endpoints and checks the rows ClickHouse ends up with.
+func TestEmailIntoClickHouse(t *testing.T) {
+	es := startEmail(t)
+	db, optOuts, m, stop := es.db, es.optOuts, es.minter, es.stop
 	// do sends each non-empty xff as an X-Forwarded-For line of its own.
 	do := func(method, url, ua string, xff ...string) *http.Response {
 		t.Helper()
-		req, _ := http.NewRequest(method, url, nil)
-		req.Header.Set("User-Agent", ua)
-		for _, line := range xff {
-			if line != "" {
-				req.Header.Add("X-Forwarded-For", line)
-			}
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		resp.ContentLength = int64(len(b))
-		return resp
+		r, _ := send(t, method, url, ua, xff, "")
+		return r
 	}
 	pixelAlice, _ := m.PixelURL(mint(alice))
 	pixelBob, _ := m.PixelURL(mint(bob))
@@ -219,8 +251,113 @@ func TestEmailIntoClickHouse(t *testing.T) {
 	}
 	// The opt-out is in ClickHouse, and a fresh mirror (another instance, a
 	// restart) loads it.
-	fresh := email.NewOptOuts(db.Conn, log)
+	fresh := email.NewOptOuts(db.Conn, nil)
 	if err := fresh.Load(ctx); err != nil || !fresh.Has("example.com", carol) || fresh.Has("example.com", alice) {
 		t.Errorf("fresh opt-out mirror: %v", err)
+	}
+}
+
+// TestEmailOptOutAndBackIn drives /e/optout/{token} through the real
+// handler: the opted-out page offers the way back, opt=in tracks the
+// recipient again, a one-click List-Unsubscribe POST and a bare POST opt
+// out, and opens and clicks are recorded or not accordingly. Another
+// collector sees each state after its Load.
+func TestEmailOptOutAndBackIn(t *testing.T) {
+	es := startEmail(t)
+	optOut, _ := es.minter.OptOutURL(mint(carol))
+	pixel, _ := es.minter.PixelURL(mint(carol))
+	link, _ := es.minter.Link(mint(carol), "https://example.com/carol")
+	other := email.NewOptOuts(es.db.Conn, nil)
+	// n numbers the opens and clicks, so each row says which step sent it.
+	n := 0
+	openAndClick := func(step string, tracked bool) {
+		t.Helper()
+		n++
+		xff := fmt.Sprintf("198.51.100.%d", n)
+		r, _ := send(t, "GET", pixel, chrome, []string{xff}, "")
+		if r.StatusCode != 200 || r.ContentLength != 43 || (r.Header.Get("X-Glimpse-Dropped") == "opted_out") == tracked {
+			t.Errorf("%s: open %d %d bytes, X-Glimpse-Dropped %q; tracked %t", step, r.StatusCode, r.ContentLength, r.Header.Get("X-Glimpse-Dropped"), tracked)
+		}
+		r, _ = send(t, "GET", link, chrome, []string{xff}, "")
+		if r.StatusCode != 302 || r.Header.Get("Location") != "https://example.com/carol" {
+			t.Errorf("%s: click %d %q; the redirect must work either way", step, r.StatusCode, r.Header.Get("Location"))
+		}
+	}
+	state := func(step string, out bool) {
+		t.Helper()
+		if got := es.optOuts.Has("example.com", carol); got != out {
+			t.Errorf("%s: opted out here %t, want %t", step, got, out)
+		}
+		if err := other.Load(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if got := other.Has("example.com", carol); got != out {
+			t.Errorf("%s: opted out on another collector after Load %t, want %t", step, got, out)
+		}
+	}
+	const (
+		optOutButton = `<input type="hidden" name="opt" value="out"><button type="submit">Stop tracking my opens and clicks</button>`
+		optInButton  = `<input type="hidden" name="opt" value="in"><button type="submit">Track my opens and clicks again</button>`
+	)
+	page := func(step, method, form string, want ...string) {
+		t.Helper()
+		r, body := send(t, method, optOut, chrome, nil, form)
+		if r.StatusCode != 200 {
+			t.Fatalf("%s: %s %q: %d %s", step, method, form, r.StatusCode, body)
+		}
+		for _, w := range want {
+			if !strings.Contains(body, w) {
+				t.Errorf("%s: page lacks %q:\n%s", step, w, body)
+			}
+		}
+	}
+
+	openAndClick("before", true)
+	page("form", "GET", "", optOutButton)
+	page("opt out", "POST", "opt=out", "will no longer be tracked", optInButton)
+	state("opt out", true)
+	openAndClick("opted out", false)
+	page("opted-out page", "GET", "", "are not tracked for you", optInButton)
+	page("opt back in", "POST", "opt=in", "tracked for you again", optOutButton)
+	state("opt back in", false)
+	openAndClick("back in", true)
+	page("one-click", "POST", "List-Unsubscribe=One-Click", "will no longer be tracked", optInButton)
+	state("one-click", true)
+	openAndClick("one-click", false)
+	page("back in again", "POST", "opt=in", "tracked for you again")
+	page("bare POST", "POST", "", "will no longer be tracked")
+	state("bare POST", true)
+	openAndClick("bare POST", false)
+	if r, body := send(t, "POST", optOut, chrome, nil, "opt=maybe"); r.StatusCode != 400 || !es.optOuts.Has("example.com", carol) {
+		t.Errorf("opt=maybe: %d %s; want 400 and no change", r.StatusCode, body)
+	}
+	es.stop()
+
+	// Opens and clicks were stored exactly while carol was tracked: steps
+	// 1 (before) and 3 (back in).
+	rows, err := es.db.Conn.Query(t.Context(), "SELECT toString(type), target_url FROM events WHERE email_recipient = ? ORDER BY type", carol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for rows.Next() {
+		var typ, target string
+		if err := rows.Scan(&typ, &target); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, typ+" "+target)
+	}
+	rows.Close()
+	want := []string{"email_open ", "email_open ", "email_click example.com/carol", "email_click example.com/carol"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("stored %q, want %q (the opens and clicks of the two tracked steps)", got, want)
+	}
+	// Every change is a row; none was deleted.
+	var changes uint64
+	if err := es.db.Conn.QueryRow(t.Context(), "SELECT count() FROM email_optouts WHERE recipient = ?", carol).Scan(&changes); err != nil {
+		t.Fatal(err)
+	}
+	if changes == 0 {
+		t.Error("no change stored")
 	}
 }
