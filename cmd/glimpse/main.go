@@ -13,13 +13,14 @@
 // one default of the option it sets: globalOptions and retentionOptions
 // in options.go; serve's writerOptions (a sink.Options), sessionOptions
 // (a session.CacheConfig and the rate limit), dashboardOptions,
-// debugOptions and memoryOptions in serve_options.go. flagSet (flags.go)
+// adminOptions, debugOptions and memoryOptions in serve_options.go. flagSet (flags.go)
 // gives flags their GLIMPSE_* variables.
 //
 // serve (serve.go) builds the writer, the session cache and salts, gives
 // the cache to the writer and both to the collector, and routes every
-// component on the main listener's mux (mux.go): the process's /metrics,
-// /healthz and /readyz, then the routes each component exposes (the
+// component on the main listener's mux (mux.go): the process's /healthz,
+// its /metrics and /readyz unless --admin-listen gives them their own
+// listener, then the routes each component exposes (the
 // collector's ingest, the beacon script and opt-out page, email, the
 // Stats API, the subject API, the dashboard unless it has its own
 // listener, and the demo pages).

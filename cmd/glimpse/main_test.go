@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -159,6 +160,64 @@ func TestServeHealthAndSignals(t *testing.T) {
 		t.Fatalf("/nope = %d, want 404", code)
 	}
 	s.Stop(t)
+}
+
+// TestAdminListen: with --admin-listen (or GLIMPSE_ADMIN_LISTEN) /metrics
+// and /readyz move to their own listener, the ingest listener answers
+// them 404 and keeps /healthz, and the admin listener stops with the
+// process.
+func TestAdminListen(t *testing.T) {
+	db := chtest.New(t)
+	cfg := apptest.WriteConfig(t, apptest.SitesYAML)
+	for _, how := range []string{"flag", "env"} {
+		t.Run(how, func(t *testing.T) {
+			admin := apptest.FreeAddr(t)
+			var env, args []string
+			if how == "flag" {
+				args = []string{"--admin-listen", admin}
+			} else {
+				env = []string{"GLIMPSE_ADMIN_LISTEN=" + admin}
+			}
+			s := apptest.Start(t, env, append([]string{"--config", cfg, "--clickhouse", db.DSN}, args...)...)
+			for _, tt := range []struct {
+				addr, path string
+				code       int
+				body       string
+			}{
+				{admin, "/metrics", 200, "glimpse_events_accepted_total"},
+				{admin, "/readyz", 200, ""},
+				{admin, "/healthz", 200, "ok"},
+				{admin, "/api/event", 404, ""},
+				{s.Addr, "/metrics", 404, ""},
+				{s.Addr, "/readyz", 404, ""},
+				{s.Addr, "/healthz", 200, "ok"},
+				{s.Addr, "/js/glimpse.js", 200, ""},
+			} {
+				code, body := apptest.Get(tt.addr, tt.path)
+				if code != tt.code || !strings.Contains(body, tt.body) {
+					t.Errorf("%s%s: %d, want %d with %q", tt.addr, tt.path, code, tt.code, tt.body)
+				}
+			}
+			if !strings.Contains(s.Output(), "metrics and readiness on http://"+admin) {
+				t.Errorf("serve does not print the admin address:\n%s", s.Output())
+			}
+			s.Stop(t)
+			if code, _ := apptest.Get(admin, "/metrics"); code != 0 {
+				t.Errorf("the admin listener still answers %d after the process stopped", code)
+			}
+		})
+	}
+	// An address that cannot be bound fails serve and names the flag.
+	busy := apptest.FreeAddr(t)
+	l, err := net.Listen("tcp", busy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, errOut, code := apptest.Run(t, nil, "serve", "--config", cfg, "--clickhouse", db.DSN, "--listen", apptest.FreeAddr(t), "--admin-listen", busy)
+	if code != 1 || !strings.Contains(errOut, "--admin-listen") {
+		t.Errorf("a busy --admin-listen: code %d, stderr %q; want 1 naming the flag", code, errOut)
+	}
 }
 
 func TestReadyzNeedsCurrentSchema(t *testing.T) {

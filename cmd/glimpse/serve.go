@@ -56,6 +56,9 @@ type server struct {
 	writer  *sink.Writer
 	ingest  *collector.Server
 	mux     *mux
+	// admin routes /metrics and /readyz on --admin-listen; nil without it
+	// (they are on mux then).
+	admin *mux
 	// jobs run in the background until the listeners have stopped.
 	jobs     []func(context.Context)
 	stopDash func(context.Context)
@@ -169,9 +172,10 @@ func newBudget(set *metrics.Set) *aggregator.Budget {
 	return aggregator.NewBudget(time.Now, spent.Add, refused.Inc)
 }
 
-// route builds the main listener's mux: the process's /metrics, /healthz
-// and /readyz, then every component's endpoints. The dashboard goes on
-// the mux, or on its own listener with --dashboard-listen.
+// route builds the main listener's mux: the process's /healthz, its
+// /metrics and /readyz (or, with --admin-listen, the admin listener's mux
+// of them), then every component's endpoints. The dashboard goes on the
+// mux, or on its own listener with --dashboard-listen.
 func (s *server) route(ctx context.Context, optOut *beacon.OptOut, stdout io.Writer) error {
 	engine := aggregator.New(aggregator.Options{Conn: s.conn, Budget: newBudget(s.metrics)})
 	stats, err := api.New(api.Options{Engine: engine, Sites: s.sites, Log: s.log.With("component", "stats-api")})
@@ -185,11 +189,19 @@ func (s *server) route(ctx context.Context, optOut *beacon.OptOut, stdout io.Wri
 	s.jobs = append(s.jobs, runOptOuts)
 	health := collector.NewHealth(s.conn, s.writer)
 	s.mux = newMux(s.ingest.NotFound)
-	s.mux.handle(map[string]fasthttp.RequestHandler{
+	// /healthz stays on the main listener, for load balancers.
+	s.mux.handle(map[string]fasthttp.RequestHandler{"/healthz": health.Healthz})
+	admin := map[string]fasthttp.RequestHandler{
 		"/metrics": metricsHandler(s.metrics),
-		"/healthz": health.Healthz,
 		"/readyz":  health.Readyz,
-	})
+	}
+	if s.o.admin.listen == "" {
+		s.mux.handle(admin)
+	} else {
+		s.admin = newMux(func(ctx *fasthttp.RequestCtx) { ctx.Error("not found", fasthttp.StatusNotFound) })
+		admin["/healthz"] = health.Healthz
+		s.admin.handle(admin)
+	}
 	s.mux.handle(s.ingest.Routes())
 	s.mux.handle(beacon.NewScript().Routes())
 	s.mux.handle(optOut.Routes())
@@ -225,8 +237,28 @@ func (s *server) run(ctx context.Context, stdout io.Writer) error {
 	}
 	hs := collector.HTTPServer("glimpse", s.mux.serve)
 	s.ingest.HTTPErrors().Install(hs)
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	errc := make(chan error, 2)
+	var admin *fasthttp.Server
+	if s.admin != nil {
+		aln, err := net.Listen("tcp", s.o.admin.listen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("cannot listen on %s (set --admin-listen): %w", s.o.admin.listen, err)
+		}
+		admin = collector.HTTPServer("glimpse", s.admin.serve)
+		s.ingest.HTTPErrors().Install(admin)
+		go func() {
+			if err := admin.Serve(aln); err != nil {
+				errc <- fmt.Errorf("admin listener failed: %w", err)
+			}
+		}()
+		fmt.Fprintf(stdout, "metrics and readiness on http://%s\n", aln.Addr())
+	}
+	go func() {
+		if err := hs.Serve(ln); err != nil {
+			errc <- fmt.Errorf("listener failed: %w", err)
+		}
+	}()
 	for _, site := range s.sites.Sites {
 		if site.Privacy.Noisy() && site.Privacy.NoiseKey == "" {
 			s.log.Warn("noisy aggregates without a noise key: this process draws a random one, so a restart "+
@@ -239,22 +271,26 @@ func (s *server) run(ctx context.Context, stdout io.Writer) error {
 	var serveErr error
 	select {
 	case serveErr = <-errc:
-		serveErr = fmt.Errorf("listener failed: %w", serveErr)
 	case <-ctx.Done():
 	}
-	s.stop(hs)
+	s.stop(hs, admin)
 	return serveErr
 }
 
-// stop shuts down in order: stop the listeners and wait for their
-// handlers, then close the writer's queues, drain and flush under a fresh
-// deadline.
-func (s *server) stop(hs *fasthttp.Server) {
+// stop shuts down in order: stop the listeners (admin: nil without
+// --admin-listen) and wait for their handlers, then close the writer's
+// queues, drain and flush under a fresh deadline.
+func (s *server) stop(hs, admin *fasthttp.Server) {
 	s.log.Info("stopping: closing the listener")
 	sctx, cancel := context.WithTimeout(context.Background(), s.g.ShutdownWait)
 	defer cancel()
 	if err := hs.ShutdownWithContext(sctx); err != nil {
 		s.log.Warn("listener did not stop cleanly", "err", err)
+	}
+	if admin != nil {
+		if err := admin.ShutdownWithContext(sctx); err != nil {
+			s.log.Warn("admin listener did not stop cleanly", "err", err)
+		}
 	}
 	s.stopDash(sctx)
 	fctx, fcancel := context.WithTimeout(context.Background(), s.g.ShutdownWait)

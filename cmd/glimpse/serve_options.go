@@ -25,6 +25,7 @@ type serveOptions struct {
 	sessions  sessionOptions
 	retention retentionOptions
 	dashboard dashboardOptions
+	admin     adminOptions
 	debug     debugOptions
 	memory    memoryOptions
 	salts     saltOptions
@@ -38,6 +39,7 @@ func (o *serveOptions) register(fs *flagSet) {
 	o.retention.register(fs)
 	o.retention.registerJob(fs)
 	o.dashboard.register(fs)
+	o.admin.register(fs)
 	o.debug.register(fs)
 	o.memory.register(fs)
 	o.salts.register(fs)
@@ -187,6 +189,16 @@ func (o *dashboardOptions) https(publicURL string) bool {
 	}
 	u, err := url.Parse(s)
 	return err == nil && u.Scheme == "https"
+}
+
+// adminOptions say where the process's /metrics and /readyz are served.
+type adminOptions struct {
+	listen string // empty: on the main listener
+}
+
+func (o *adminOptions) register(fs *flagSet) {
+	fs.stringEnv(&o.listen, "admin-listen", "GLIMPSE_ADMIN_LISTEN", "",
+		"separate address for /metrics and /readyz (keep it internal while ingest is public); the main listener then answers them 404 and keeps /healthz; empty: served on --listen")
 }
 
 // debugOptions say where Go's profiles are served.
