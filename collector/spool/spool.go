@@ -9,8 +9,9 @@
 //
 //	u32 little-endian payload length | u32 CRC-32C of the payload | payload
 //
-// Segments only grow at the end and are never rewritten; a segment is
-// deleted once everything in it is released.
+// Segments only grow at the end; a segment is deleted once everything in
+// it is released. A sealed segment may be rewritten to blank records
+// (rewrite.go): every record keeps its position.
 //
 // Guarantees:
 //   - A record is buffered when appended; Sync writes the buffer and asks
@@ -85,10 +86,11 @@ type Spool struct {
 	lock    *os.File
 
 	mu        sync.Mutex
-	segs      []uint64 // existing segments, ascending
-	active    uint64   // segment the appender writes
-	committed int64    // fsynced length of the active segment
-	done      bool     // the appender has closed the active segment for good
+	fileMu    sync.Mutex // held while Release deletes segments and Rewrite replaces one
+	segs      []uint64   // existing segments, ascending
+	active    uint64     // segment the appender writes
+	committed int64      // fsynced length of the active segment
+	done      bool       // the appender has closed the active segment for good
 	notify    chan struct{}
 
 	leftOver    uint64 // segments up to this one were left by an earlier process
@@ -130,6 +132,10 @@ func Open(o Options) (*Spool, error) {
 	}
 	lock, err := LockDir(o.Dir)
 	if err != nil {
+		return nil, err
+	}
+	if err := removeTemps(o.Dir); err != nil {
+		lock.Close()
 		return nil, err
 	}
 	segs, size, err := listSegments(o.Dir)
@@ -268,6 +274,8 @@ func (s *Spool) wake() {
 // set (it was read to its end and is sealed). It returns the oldest
 // segment left, 0 for none.
 func (s *Spool) Release(p Pos, whole bool) (oldest uint64) {
+	s.fileMu.Lock()
+	defer s.fileMu.Unlock()
 	s.mu.Lock()
 	var drop []uint64
 	keep := s.segs[:0]
