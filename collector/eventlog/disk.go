@@ -93,6 +93,25 @@ func (d *Disk) Tick() {
 	d.uncommitted = 0
 }
 
+func (d *Disk) Commit(seal bool) error {
+	d.uncommitted = 0
+	if seal {
+		return d.sp.Seal()
+	}
+	return d.sp.Commit()
+}
+
+func (d *Disk) Scan(fn func(*model.Event)) error {
+	var in Interner
+	var e model.Event
+	return d.sp.Scan(func(p []byte) {
+		e.Reset()
+		if DecodeRecord(p, &e, &in) == nil {
+			fn(&e)
+		}
+	})
+}
+
 func (d *Disk) CloseAppend() { d.sp.CloseAppend(d.o.Stop) }
 
 // pushTail hands e, whose record the appender has just added at
@@ -164,7 +183,10 @@ func (d *Disk) Next() Read {
 			d.fromMemory.Inc()
 		} else {
 			e = d.o.Pool.NewEvent()
-			if err := DecodeRecord(payload, e, &d.in); err != nil {
+			if err := DecodeRecord(payload, e, &d.in); err == ErrBlank {
+				d.o.Pool.Release(e) // an erased event: nothing to store
+				continue
+			} else if err != nil {
 				// The record checked (its CRC) but does not decode: a
 				// newer version's, or a bug. It is skipped and counted.
 				d.o.Pool.Release(e)

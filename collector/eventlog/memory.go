@@ -43,6 +43,10 @@ type Log interface {
 	// TickEvery reports true: a group commit.
 	Tick()
 	TickEvery() bool
+	// Commit makes what was appended readable now, and with seal closes
+	// the spool segment it is in, so that it can be rewritten (the
+	// appender; Disk: spool.Seal).
+	Commit(seal bool) error
 	// CloseAppend ends appending: what was appended becomes readable to
 	// its end (the appender).
 	CloseAppend()
@@ -66,6 +70,10 @@ type Log interface {
 	// the events lost with it (the writer's Close, once the others are
 	// done).
 	Abandon() int64
+	// Scan calls fn for every event the log holds (stored or not; with a
+	// spool, what its files hold of what was committed), valid during the
+	// call (anyone, beside the others).
+	Scan(fn func(*model.Event)) error
 }
 
 // Read is what a log's Next found: with res spool.Record an event
@@ -124,6 +132,16 @@ func (m *Memory) Append(e *model.Event) bool {
 func (m *Memory) Space() <-chan struct{} { return m.spaceC }
 func (m *Memory) Tick()                  {}
 func (m *Memory) TickEvery() bool        { return false }
+func (m *Memory) Commit(bool) error      { return nil }
+
+func (m *Memory) Scan(fn func(*model.Event)) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := range m.n {
+		fn(m.ring[(m.first+uint64(i))%uint64(len(m.ring))])
+	}
+	return nil
+}
 
 func (m *Memory) CloseAppend() {
 	m.mu.Lock()

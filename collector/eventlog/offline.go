@@ -2,7 +2,6 @@ package eventlog
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/glimpse-analytics/glimpse/collector/spool"
 	"github.com/glimpse-analytics/glimpse/internal/model"
@@ -10,8 +9,9 @@ import (
 
 // ReadSpool calls fn for every readable event in the spool at dir without
 // taking it over (for glimpse subject export next to a running or stopped
-// server), skipping events erased through its ERASURES file. A damaged
-// record ends its segment, as in a replay.
+// server), skipping events erased through its ERASURES file (an erasure
+// also blanks them; a crash may come in between). A damaged record ends
+// its segment, as in a replay.
 func ReadSpool(dir string, fn func(*model.Event)) error {
 	x := new(Tombstones)
 	if err := x.Load(dir); err != nil {
@@ -29,42 +29,48 @@ func ReadSpool(dir string, fn func(*model.Event)) error {
 
 // Offline is a spool directory that no running server holds, for
 // glimpse subject export and erase from the command line: its events are
-// read without taking it over, and an erasure is recorded as a tombstone
-// that a server opening it later honours.
+// read without taking it over, and an erasure blanks the erased records
+// in its files and is recorded as a tombstone that a server opening the
+// spool later honours.
 type Offline string
 
-// SubjectEvents calls fn for every readable event in the spool of site
-// with subject id subject, skipping erased ones.
-func (dir Offline) SubjectEvents(site, subject string, fn func(*model.Event)) error {
+// Events calls fn for every event of site in the spool that match
+// selects, less erased ones: those a server would store.
+func (dir Offline) Events(site string, match func(*model.Event) bool, fn func(*model.Event)) error {
 	return ReadSpool(string(dir), func(e *model.Event) {
-		if e.SiteID == site && string(e.SubjectID) == subject {
+		if e.SiteID == site && match(e) {
 			fn(e)
 		}
 	})
 }
 
-// Erase records that site's events of subject accepted up to now must not
-// be replayed (AddErasure).
-func (dir Offline) Erase(site, subject string) error {
-	return AddErasure(string(dir), site, subject)
-}
-
-// AddErasure records, in the spool at dir, that site's events of subject
-// accepted up to now must not be replayed: for glimpse subject erase when
-// no server holds the spool. It fails when one does (its API must erase).
-func AddErasure(dir, site, subject string) error {
-	lock, err := spool.LockDir(dir)
+// Erase records x in the spool, so that a server replaying it stores none
+// of its events, and blanks them in the spool's files (spool.RewriteDir);
+// it returns the records blanked. It fails while a server holds the spool
+// (its API must erase).
+func (dir Offline) Erase(x model.Erasure) (int, error) {
+	d := string(dir)
+	lock, err := spool.LockDir(d)
 	if err != nil {
-		return fmt.Errorf("spool %s is held by a running glimpse serve: erase through its API (POST /api/v1/subject/erase) so that spooled rows go too", dir)
+		return 0, fmt.Errorf("spool %s is held by a running glimpse serve: erase through its API (POST /api/v1/subject/erase) so that spooled rows go too", d)
 	}
 	defer lock.Close()
-	last, err := spool.LastSegment(dir)
+	last, err := spool.LastSegment(d)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	x := new(Tombstones)
-	if err := x.Load(dir); err != nil {
-		return err
+	t := new(Tombstones)
+	if err := t.Load(d); err != nil {
+		return 0, err
 	}
-	return x.Add(Tombstone{Site: site, Subject: subject, Until: time.Now(), Seq: last})
+	if err := t.Add(Tombstone{Erasure: x, Seq: last}); err != nil {
+		return 0, fmt.Errorf("cannot record the erasure in the spool: %w", err)
+	}
+	var in Interner
+	var e model.Event
+	n, err := spool.RewriteDir(d, func(p []byte) bool { return t.MatchRecord(p, &e, &in) })
+	if err != nil {
+		return n, fmt.Errorf("cannot blank erased records in the spool: %w", err)
+	}
+	return n, nil
 }

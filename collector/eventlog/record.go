@@ -19,9 +19,15 @@ import (
 // PropKeys/PropValues as a count and then the pairs. The fields are
 // exactly the events table's columns, so the spool holds no more than the
 // table does: truncated IP prefix, hashes, parsed User-Agent fields.
+//
+// A payload that starts with 0 is a record an erasure blanked
+// (spool.Rewrite: all zeros): no event, and no damage either.
 const recordV1 = 1
 
 var errBadRecord = errors.New("malformed spool record")
+
+// ErrBlank is DecodeRecord's answer for a blanked record: skip it.
+var ErrBlank = errors.New("blanked spool record")
 
 // AppendRecord appends e's record payload to dst.
 func AppendRecord(dst []byte, e *model.Event) []byte {
@@ -179,6 +185,9 @@ func (d *recordDecoder) str(slot int) string {
 
 // DecodeRecord fills e (reset, from the pool) from a record's payload.
 func DecodeRecord(p []byte, e *model.Event, in *Interner) error {
+	if len(p) > 0 && p[0] == 0 {
+		return ErrBlank
+	}
 	if len(p) == 0 || p[0] != recordV1 {
 		return errBadRecord
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,14 +19,19 @@ import (
 // tombstones across restarts.
 const tombstonesFile = "ERASURES"
 
-// Tombstone says that site's events of subject accepted up to Until must
-// never be stored.
+// Tombstone says that the events an erasure matches must never be
+// stored.
 type Tombstone struct {
-	Site    string    `json:"site"`
-	Subject string    `json:"subject"`
-	Until   time.Time `json:"until"` // events accepted up to this time
-	Seq     uint64    `json:"seq"`   // the active spool segment then
+	model.Erasure
+	// Seq is the first spool segment that holds no record of an event
+	// accepted before the erasure, or Unsettled until that is known (the
+	// active segment is sealed: Settle).
+	Seq uint64 `json:"seq"`
 }
+
+// Unsettled is the Seq of a tombstone whose records may still be
+// appended to any segment: it does not expire.
+const Unsettled = math.MaxUint64
 
 // Tombstones are the erasures of subjects whose events may still be
 // pending. With a spool they are kept in its directory (Load), so that a
@@ -52,6 +58,9 @@ func (x *Tombstones) Load(dir string) error {
 	}
 	if err := json.Unmarshal(b, &x.list); err != nil {
 		return fmt.Errorf("spool erasures file %s is damaged (%v); erased subjects must not be replayed, so fix or remove it by hand", x.path, err)
+	}
+	for i := range x.list {
+		x.list[i].SetSessions(x.list[i].Sessions)
 	}
 	x.n.Store(int32(len(x.list)))
 	return nil
@@ -100,12 +109,21 @@ func (x *Tombstones) Match(e *model.Event) bool {
 	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	for _, t := range x.list {
-		if t.Site == e.SiteID && t.Subject == string(e.SubjectID) && !e.TS.After(t.Until) {
+	for i := range x.list {
+		if x.list[i].Match(e) {
 			return true
 		}
 	}
 	return false
+}
+
+// MatchRecord reports whether the spool record p holds an erased event.
+func (x *Tombstones) MatchRecord(p []byte, e *model.Event, in *Interner) bool {
+	if x.Empty() {
+		return false
+	}
+	e.Reset()
+	return DecodeRecord(p, e, in) == nil && x.Match(e)
 }
 
 // Expire forgets tombstones no longer needed: with a spool, when every
@@ -120,7 +138,11 @@ func (x *Tombstones) Expire(oldest uint64, spooled bool, now time.Time) {
 	n := len(x.list)
 	x.list = slices.DeleteFunc(x.list, func(t Tombstone) bool {
 		if spooled {
-			// Events queued at the erasure may land one segment later.
+			if t.Seq == Unsettled {
+				return false
+			}
+			// Events touched before the erasure and queued after it
+			// (in its sessions) may land one segment later.
 			return oldest == 0 || oldest > t.Seq+1
 		}
 		return now.Sub(t.Until) > time.Hour
@@ -133,10 +155,29 @@ func (x *Tombstones) Expire(oldest uint64, spooled bool, now time.Time) {
 
 // Add records t and saves the list where Load read it.
 func (x *Tombstones) Add(t Tombstone) error {
+	t.SetSessions(t.Sessions)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.list = append(x.list, t)
 	x.n.Store(int32(len(x.list)))
+	return x.save()
+}
+
+// Settle sets the Seq of the unsettled tombstones to seq, the first
+// segment with no record of an event accepted before them.
+func (x *Tombstones) Settle(seq uint64) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	n := 0
+	for i := range x.list {
+		if x.list[i].Seq == Unsettled {
+			x.list[i].Seq = seq
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
 	return x.save()
 }
 

@@ -6,10 +6,10 @@ import (
 	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
-// appendLoop moves events from the queue into the log, and ticks the log's
-// group commit, until Close closes the queue; then it closes the log for
-// appending. After Close's deadline (stop) the events it could not append
-// are counted lost.
+// appendLoop moves events from the queue into the log, ticks the log's
+// group commit and serves barriers (erase.go), until Close closes the
+// queue; then it closes the log for appending. After Close's deadline
+// (stop) the events it could not append are counted lost.
 func (w *Writer) appendLoop() {
 	defer w.wg.Done()
 	l := w.log
@@ -44,6 +44,23 @@ func (w *Writer) appendLoop() {
 				l.CloseAppend()
 				return
 			}
+		case req := <-w.barriers:
+			// What was queued before the request, into the log.
+			ok := true
+			for n := len(w.queue); ok && n > 0; n-- {
+				e := poll(w.queue)
+				if e == nil {
+					break
+				}
+				ok = w.append(e)
+			}
+			if !ok {
+				req.done <- ErrClosed
+				w.dropQueue()
+				l.CloseAppend()
+				return
+			}
+			req.done <- l.Commit(req.seal)
 		case <-tick:
 			l.Tick()
 		}

@@ -10,16 +10,23 @@ import (
 	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
-// Erasure of a subject's rows that are not stored yet. Writer.Erase
-// registers a tombstone (site, subject id, accepted before now); from then
-// on the reader skips matching spooled records and every insert leaves
-// matching rows out (the filter runs inside the insert, under a lock that
-// Erase takes once, so no insert that started before the tombstone is
-// still running when Erase returns). A ClickHouse mutation run after Erase
-// then sees every row that will ever be stored.
+// Erasure of a person's rows that are not stored yet (internal/storage/
+// subject deletes those that are). Writer.Erase registers a tombstone, a
+// model.Erasure: the subject's events accepted up to a time and every
+// event of their sessions. From then on the reader skips matching records
+// and every insert leaves matching rows out (the filter runs inside the
+// insert, under a lock that Erase takes once, so no insert that started
+// before the tombstone is still running when Erase returns). The session
+// sources forget the sessions, under the lock each drain of sessions
+// holds, so no row of them is written again. With a spool, the active
+// segment is sealed and the erased records are blanked in every sealed
+// segment (spool.Rewrite): their bytes leave the disk now, not when their
+// segment is released. A ClickHouse delete issued after Erase then sees
+// every row that will ever be stored.
 //
 // The tombstones themselves are eventlog.Tombstones: kept in the spool's
-// directory with a spool, in memory without.
+// directory with a spool (a restart neither replays nor keeps erased
+// records: Open blanks them again), in memory without.
 
 // erasures are the writer's tombstones and the lock that makes Erase wait
 // for the insert under way.
@@ -47,45 +54,118 @@ func (w *Writer) withoutErased(rows []*model.Event) []*model.Event {
 	return keep
 }
 
-// Erase makes the writer drop every event of site with subject id subject
-// that was accepted up to now and is not stored yet: queued, spooled, or
-// in an insert that has not started. It returns once no insert that could
-// still store such a row is running, so a ClickHouse delete issued after
-// it is final.
-func (w *Writer) Erase(site, subject string) error {
-	if subject == "" {
-		return errors.New("empty subject id")
-	}
-	x := &w.erasures
-	if w.spool == nil {
-		x.Expire(0, false, time.Now())
-	}
-	t := eventlog.Tombstone{Site: site, Subject: subject, Until: time.Now()}
-	if w.spool != nil {
-		t.Seq = w.spool.Active()
-	}
-	if err := x.Add(t); err != nil {
-		return fmt.Errorf("cannot record the erasure in the spool: %w", err)
-	}
-	x.insertMu.Lock()
-	//lint:ignore SA2001 an empty critical section: waiting for the running insert is the point
-	x.insertMu.Unlock()
-	return nil
+// Forgetter is a session source that can drop sessions for good
+// (session.Cache): an erasure makes the writer's sources forget the
+// erased sessions.
+type Forgetter interface {
+	Forget(site string, ids []uint64) int
 }
 
-// SubjectEvents calls fn for every spooled event (not yet deleted from
-// the spool, possibly stored already) of site with subject id subject;
-// without a spool there are none. The event is valid during the call.
-func (w *Writer) SubjectEvents(site, subject string, fn func(*model.Event)) error {
-	if w.spool == nil {
-		return nil
+// Erase makes the writer drop every event x matches that is not stored
+// yet (queued, in the log, or in an insert that has not started), makes
+// its session sources forget x's sessions, and with a spool blanks the
+// erased records in its files. It returns once no insert or session
+// write that could still store such a row is running, with the number of
+// spooled records it blanked.
+func (w *Writer) Erase(x model.Erasure) (int, error) {
+	if x.Subject == "" && len(x.Sessions) == 0 {
+		return 0, errors.New("an erasure without a subject or sessions")
 	}
+	// One at a time: the tombstone added below is the only unsettled one
+	// until the seal settles it.
+	w.eraseMu.Lock()
+	defer w.eraseMu.Unlock()
+	xs := &w.erasures
+	if w.spool == nil {
+		xs.Expire(0, false, time.Now())
+	}
+	// With a spool, the tombstone is kept until the segments that hold
+	// its records are released; which those are is known once the queue
+	// is in the log and the active segment sealed (below), and segments
+	// may be released meanwhile.
+	t := eventlog.Tombstone{Erasure: x, Seq: eventlog.Unsettled}
+	if err := xs.Add(t); err != nil {
+		return 0, fmt.Errorf("cannot record the erasure in the spool: %w", err)
+	}
+	xs.insertMu.Lock()
+	//lint:ignore SA2001 an empty critical section: waiting for the running insert is the point
+	xs.insertMu.Unlock()
+
+	w.sessionsMu.Lock()
+	w.srcMu.Lock()
+	srcs := w.sessionSrcs
+	w.srcMu.Unlock()
+	for _, src := range srcs {
+		if f, ok := src.(Forgetter); ok {
+			f.Forget(x.Site, x.Sessions)
+		}
+	}
+	w.sessionsMu.Unlock()
+
+	if w.spool == nil {
+		return 0, nil
+	}
+	// Everything queued before now into the log, and the active segment
+	// sealed: every erased record is in a segment Rewrite takes.
+	if err := w.barrier(true); err != nil {
+		return 0, err
+	}
+	if err := xs.Settle(w.spool.Active()); err != nil {
+		return 0, fmt.Errorf("cannot record the erasure in the spool: %w", err)
+	}
+	return w.blankSpool()
+}
+
+// blankSpool blanks the erased records in every sealed segment and
+// returns how many.
+func (w *Writer) blankSpool() (int, error) {
+	segs, active, _, done := w.spool.Segments()
 	var in eventlog.Interner
 	var e model.Event
-	return w.spool.Scan(func(p []byte) {
-		e.Reset()
-		if eventlog.DecodeRecord(p, &e, &in) == nil && e.SiteID == site && string(e.SubjectID) == subject && !w.erased(&e) {
-			fn(&e)
+	n := 0
+	for _, seq := range segs {
+		if seq == active && !done {
+			continue
+		}
+		k, err := w.spool.Rewrite(seq, func(p []byte) bool { return w.erasures.MatchRecord(p, &e, &in) })
+		n += k
+		if err != nil {
+			return n, fmt.Errorf("cannot blank erased records in the spool: %w", err)
+		}
+	}
+	return n, nil
+}
+
+// Events calls fn for every event of site that match selects among those
+// the writer holds and has not let go of, stored already or not, less
+// erased ones: with the queue moved into the log first, every event
+// accepted before the call. The event is valid during the call.
+func (w *Writer) Events(site string, match func(*model.Event) bool, fn func(*model.Event)) error {
+	if err := w.barrier(false); err != nil {
+		return err
+	}
+	return w.log.Scan(func(e *model.Event) {
+		if e.SiteID == site && match(e) && !w.erased(e) {
+			fn(e)
 		}
 	})
+}
+
+// barrierReq asks the appender to move what is queued into the log and
+// commit it, and with seal to seal the spool's active segment.
+type barrierReq struct {
+	seal bool
+	done chan error
+}
+
+// barrier makes every event queued before the call part of the log,
+// committed (readable); with seal, it also seals the active segment.
+func (w *Writer) barrier(seal bool) error {
+	req := barrierReq{seal: seal, done: make(chan error, 1)}
+	select {
+	case w.barriers <- req:
+	case <-w.closing:
+		return ErrClosed
+	}
+	return <-req.done
 }

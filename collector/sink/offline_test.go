@@ -1,6 +1,8 @@
 package sink_test
 
 import (
+	"bytes"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,8 +16,8 @@ import (
 // TestOfflineSpool is glimpse subject export and erase next to a stopped
 // server: the subject's spooled events are found without taking the spool
 // over, an erasure is refused while a writer holds the spool, and once
-// recorded, the events are neither found again nor stored when a writer
-// replays the spool.
+// recorded, the events are blanked in the spool's files, neither found
+// again nor stored when a writer replays the spool.
 func TestOfflineSpool(t *testing.T) {
 	dir := t.TempDir()
 	ts := time.Now().UTC().Truncate(time.Second)
@@ -31,8 +33,9 @@ func TestOfflineSpool(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	erasure := model.Erasure{Site: "example.com", Subject: "subject-a", Until: time.Now()}
 	held := eventlog.Offline(dir)
-	if err := held.Erase("example.com", "subject-a"); err == nil || !strings.Contains(err.Error(), "held by a running glimpse serve") {
+	if _, err := held.Erase(erasure); err == nil || !strings.Contains(err.Error(), "held by a running glimpse serve") {
 		t.Errorf("Erase while a writer holds the spool: %v, want a refusal", err)
 	}
 	closeAbandoning(t, w)
@@ -40,7 +43,7 @@ func TestOfflineSpool(t *testing.T) {
 	spool := eventlog.Offline(dir)
 	found := func() (n int) {
 		t.Helper()
-		err := spool.SubjectEvents("example.com", "subject-a", func(e *model.Event) {
+		err := spool.Events("example.com", erasure.OfSubject, func(e *model.Event) {
 			if string(e.SubjectID) != "subject-a" || e.SiteID != "example.com" {
 				t.Errorf("found another subject's event: %q %q", e.SiteID, e.SubjectID)
 			}
@@ -54,11 +57,16 @@ func TestOfflineSpool(t *testing.T) {
 	if n := found(); n != 5 {
 		t.Fatalf("found %d spooled events of the subject, want 5", n)
 	}
-	if err := spool.Erase("example.com", "subject-a"); err != nil {
-		t.Fatal(err)
+	if n, err := spool.Erase(erasure); err != nil || n != 5 {
+		t.Fatalf("Erase: %d records blanked, %v; want 5", n, err)
 	}
 	if n := found(); n != 0 {
 		t.Fatalf("found %d events after the erasure, want 0", n)
+	}
+	for _, seg := range segments(t, dir) {
+		if b, err := os.ReadFile(seg); err != nil || bytes.Contains(b, []byte("subject-a")) {
+			t.Fatalf("%s holds the erased events' bytes (%v)", seg, err)
+		}
 	}
 	// A server that takes the spool over stores the other 20, not these.
 	db := chtest.Migrated(t)

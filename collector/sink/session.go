@@ -89,6 +89,10 @@ func (w *Writer) flushEnded(ctx context.Context, rows []insert.SessionRow) []ins
 // in batches of at most about BatchSize rows, together with their sums for
 // sessions_dims_hourly (rollup.Sums).
 func (w *Writer) drainSessions(ctx context.Context, rows []insert.SessionRow, drain func(model.SessionSource, model.Emit, func()) int) []insert.SessionRow {
+	// Held until the last insert: an erasure that forgets sessions waits
+	// for the rows a drain took of them to be stored, then deletes them.
+	w.sessionsMu.Lock()
+	defer w.sessionsMu.Unlock()
 	w.srcMu.Lock()
 	srcs := w.sessionSrcs
 	w.srcMu.Unlock()

@@ -168,6 +168,12 @@ type Writer struct {
 	// endedWake is signalled when a source asks for its ended sessions to
 	// be drained early (EndedSource).
 	endedWake chan struct{}
+	// sessionsMu is held by each drain of sessions, from the drain to
+	// its last insert: Erase takes it.
+	sessionsMu sync.Mutex
+	// barriers are requests to the appender (barrier).
+	barriers chan barrierReq
+	eraseMu  sync.Mutex // held by Erase
 
 	mu      sync.RWMutex // held for reading while enqueuing; Close takes it to close the queue
 	closed  bool
@@ -202,7 +208,8 @@ func New(o Options) *Writer {
 // inserted before any new event. Close stops it.
 func Open(o Options) (*Writer, error) {
 	o.defaults()
-	w := &Writer{opts: o, stop: make(chan struct{}), closing: make(chan struct{}), endedWake: make(chan struct{}, 1)}
+	w := &Writer{opts: o, stop: make(chan struct{}), closing: make(chan struct{}), endedWake: make(chan struct{}, 1),
+		barriers: make(chan barrierReq)}
 	w.stopCtx, w.stopCancel = context.WithCancel(context.Background())
 	w.queue = make(chan *model.Event, o.QueueSize)
 	if o.SpoolDir == "" {
@@ -222,6 +229,24 @@ func Open(o Options) (*Writer, error) {
 			return nil, err
 		}
 		w.spool = sp
+		if !w.erasures.Empty() {
+			// A crash may have come between an erasure and its blanking,
+			// or before it was settled: every record of it is in a
+			// segment left over, before the active one.
+			err := w.erasures.Settle(sp.Active())
+			n := 0
+			if err == nil {
+				n, err = w.blankSpool()
+			}
+			if err != nil {
+				sp.CloseAppend(w.stop)
+				sp.Close()
+				return nil, err
+			}
+			if n > 0 {
+				o.Log.Info("blanked erased records left in the spool", "records", n)
+			}
+		}
 		w.log = eventlog.NewDisk(sp, eventlog.DiskOptions{
 			Pool: w, TailCap: max(2*o.BatchSize, 1024), Stop: w.stop, Metrics: o.Metrics, Log: o.Log,
 			Released: func(oldest uint64) { w.erasures.Expire(oldest, true, time.Now()) },

@@ -52,15 +52,17 @@ type Options struct {
 
 // Pending is where accepted rows wait before ClickHouse has them: the
 // collector's writer implements it (collector/sink), and so does a spool
-// directory read offline.
+// directory read offline (collector/eventlog).
 type Pending interface {
-	// Erase drops every pending event of site with subject id subject
-	// accepted up to now; once it returns, no insert can store one.
-	Erase(site, subject string) error
-	// SubjectEvents calls fn for every pending event of site with subject
-	// id subject (possibly stored already); the event is valid during the
-	// call.
-	SubjectEvents(site, subject string, fn func(*model.Event)) error
+	// Events calls fn for every pending event of site (possibly stored
+	// already, not erased) that match selects, every event accepted
+	// before the call included; the event is valid during the call.
+	Events(site string, match func(*model.Event) bool, fn func(*model.Event)) error
+	// Erase drops every pending event x matches and every change of its
+	// sessions, blanks the erased events' bytes where they are spooled,
+	// and returns how many records it blanked; once it returns, nothing
+	// of x can be stored.
+	Erase(x model.Erasure) (int, error)
 }
 
 // Service runs subject requests.
@@ -166,7 +168,7 @@ func (s *Service) Export(ctx context.Context, site, subject, format string, w io
 		werr = out.write(e.Values())
 	}
 	if s.o.Pending != nil {
-		err = s.o.Pending.SubjectEvents(site, subject, spooled)
+		err = s.o.Pending.Events(site, func(e *model.Event) bool { return string(e.SubjectID) == subject }, spooled)
 	}
 	if err == nil {
 		err = werr
@@ -180,8 +182,9 @@ func (s *Service) Export(ctx context.Context, site, subject, format string, w io
 // Erase deletes every row of the subject and verifies none is left; it
 // returns how many rows ClickHouse held before.
 func (s *Service) Erase(ctx context.Context, site, subject string) (uint64, error) {
+	x := model.Erasure{Site: site, Subject: subject, Until: time.Now()}
 	if s.o.Pending != nil {
-		if err := s.o.Pending.Erase(site, subject); err != nil {
+		if _, err := s.o.Pending.Erase(x); err != nil {
 			return 0, err
 		}
 	}
@@ -201,7 +204,7 @@ func (s *Service) Erase(ctx context.Context, site, subject string) (uint64, erro
 	}
 	spooled := 0
 	if s.o.Pending != nil {
-		if err := s.o.Pending.SubjectEvents(site, subject, func(*model.Event) { spooled++ }); err != nil {
+		if err := s.o.Pending.Events(site, x.OfSubject, func(*model.Event) { spooled++ }); err != nil {
 			return before, err
 		}
 	}
