@@ -139,3 +139,83 @@ func (db *DB) Paths(t testing.TB, dir string) []string {
 	}
 	return out
 }
+
+// replacedPartsSettings make ClickHouse delete the files of a part that a
+// merge or mutation replaced within seconds: by default it keeps them for
+// old_parts_lifetime (8 minutes), then waits for its next cleanup (30 to
+// 40 s).
+const replacedPartsSettings = "old_parts_lifetime = 1, cleanup_delay_period = 1, cleanup_delay_period_random_add = 0"
+
+// DropReplacedPartsSoon recreates db's MergeTree tables as they are but
+// with settings under which ClickHouse deletes replaced parts within
+// seconds, for tests that search the server's files for deleted rows
+// (WaitReplacedParts); rows already there are copied. ClickHouse 18.16
+// cannot change a table's settings (MODIFY SETTING came later).
+// Materialized views name their tables, so they feed and read the new
+// ones.
+func (db *DB) DropReplacedPartsSoon(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rows, err := db.Conn.Query(ctx, "SELECT name FROM system.tables WHERE database = ? AND engine LIKE '%MergeTree'", db.Database)
+	if err != nil {
+		t.Fatalf("chtest: %v", err)
+	}
+	var tables []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatalf("chtest: %v", err)
+		}
+		tables = append(tables, name)
+	}
+	rows.Close()
+	exec := func(q string) {
+		t.Helper()
+		if err := db.Conn.Exec(ctx, q); err != nil {
+			t.Fatalf("chtest: %s: %v", q, err)
+		}
+	}
+	for _, name := range tables {
+		full, tmp := db.Database+"."+name, db.Database+".chtest_tmp_"+name
+		var create string
+		if err := db.Conn.QueryRow(ctx, "SHOW CREATE TABLE "+full).Scan(&create); err != nil {
+			t.Fatalf("chtest: %v", err)
+		}
+		if strings.Contains(create, " SETTINGS ") {
+			create += ", " + replacedPartsSettings
+		} else {
+			create += " SETTINGS " + replacedPartsSettings
+		}
+		at := strings.Index(create, full)
+		if at < 0 {
+			t.Fatalf("chtest: SHOW CREATE TABLE %s does not name it: %s", full, create)
+		}
+		exec(create[:at] + tmp + create[at+len(full):])
+		exec("INSERT INTO " + tmp + " SELECT * FROM " + full)
+		exec("DROP TABLE " + full)
+		exec("RENAME TABLE " + tmp + " TO " + full)
+	}
+}
+
+// WaitReplacedParts waits until ClickHouse has deleted the files of every
+// part of db that a merge or mutation replaced (see DropReplacedPartsSoon).
+func (db *DB) WaitReplacedParts(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for {
+		var n uint64
+		if err := db.Conn.QueryRow(ctx, "SELECT count() FROM system.parts WHERE database = ? AND NOT active", db.Database).Scan(&n); err != nil {
+			t.Fatalf("chtest: waiting for replaced parts to go: %v", err)
+		}
+		if n == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("chtest: %d replaced parts of %s still on disk after 2 minutes", n, db.Database)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
