@@ -59,11 +59,11 @@ func subjectCommand() *command {
 				log.Info("exported", "site", site, "rows", n)
 				return nil
 			}
-			n, err := svc.Erase(ctx, site, id)
+			res, err := svc.Erase(ctx, site, id)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "erased %d rows of the subject from %s; none left\n", n, site)
+			fmt.Fprintf(stdout, "erased %d rows of the subject from %s (%d spooled records blanked); none left\n", res.Deleted, site, res.Blanked)
 			return nil
 		},
 	}

@@ -151,6 +151,18 @@ func (w *Writer) Events(site string, match func(*model.Event) bool, fn func(*mod
 	})
 }
 
+// Hold runs fn while the writer inserts nothing: no events, no sessions,
+// no session rollup rows (what comes meanwhile waits in the log and the
+// session sources). It is for rebuilding rollups from the raw tables
+// without a row landing in between.
+func (w *Writer) Hold(fn func() error) error {
+	w.erasures.insertMu.Lock()
+	defer w.erasures.insertMu.Unlock()
+	w.sessionsMu.Lock()
+	defer w.sessionsMu.Unlock()
+	return fn()
+}
+
 // barrierReq asks the appender to move what is queued into the log and
 // commit it, and with seal to seal the spool's active segment.
 type barrierReq struct {

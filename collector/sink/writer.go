@@ -169,7 +169,7 @@ type Writer struct {
 	// be drained early (EndedSource).
 	endedWake chan struct{}
 	// sessionsMu is held by each drain of sessions, from the drain to
-	// its last insert: Erase takes it.
+	// its last insert: Erase and Hold take it.
 	sessionsMu sync.Mutex
 	// barriers are requests to the appender (barrier).
 	barriers chan barrierReq

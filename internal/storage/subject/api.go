@@ -112,13 +112,20 @@ func (s *Service) exportHTTP(ctx context.Context, c *fasthttp.RequestCtx, site, 
 	return nil
 }
 
+// eraseHTTP answers 200 with what was erased, or 409 when rows of the
+// subject accepted after the erasure began are left (erase again).
 func (s *Service) eraseHTTP(ctx context.Context, c *fasthttp.RequestCtx, site, subject string) error {
-	n, err := s.Erase(ctx, site, subject)
-	if err != nil {
+	res, err := s.Erase(ctx, site, subject)
+	body := map[string]any{"site_id": site, "deleted": res.Deleted, "blanked": res.Blanked, "remaining": res.Remaining}
+	switch {
+	case errors.Is(err, ErrIncomplete):
+		c.SetStatusCode(fasthttp.StatusConflict)
+		body["error"] = err.Error()
+	case err != nil:
 		return err
 	}
 	c.SetContentType("application/json")
-	b, _ := json.Marshal(map[string]any{"site_id": site, "deleted": n, "remaining": 0})
+	b, _ := json.Marshal(body)
 	c.SetBody(b)
 	return nil
 }

@@ -5,33 +5,32 @@
 // A subject is named by the site and the id the site sent as uid in mode
 // consented; Glimpse stored only its keyed hash (identity.SubjectKey) in
 // events.subject_id, so the id is hashed again with the site's key to find
-// the rows. Only the events table carries subject ids: sessions and the
-// hourly rollups hold no identifier that links to a subject.
+// the rows. A person's rows are their events (by subject id) and the
+// sessions those events belong to (model.Erasure): the sessions rows and
+// every event of those sessions, such as the pages seen before signing
+// in, which carry no subject id. The hourly rollups hold no rows of a
+// person, but their visitor states hold the person's visitor ids, and
+// pages_hourly and sessions_dims_hourly their pages and attribution as
+// keys: an erasure rebuilds the rollup rows of every hour the person's
+// rows were in from the raw rows of everyone else (rollups.go).
 //
 // Rows not in ClickHouse yet are included: an export reads the pending
-// rows too (Pending), and an erase first makes the writer drop the
-// subject's unstored rows (the running server's writer, or a tombstone in
-// a stopped server's spool), then deletes with a mutation, waits for
-// system.mutations, and verifies that no row is left in ClickHouse or
-// pending.
+// rows too (Pending), and an erasure first makes the writer drop the
+// person's unstored rows and blank their spooled records (the running
+// server's writer, or a stopped server's spool), then deletes with
+// mutations, waits for system.mutations, and counts what is left.
 package subject
 
 import (
 	"context"
-	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"reflect"
-	"strconv"
-	"strings"
+	"slices"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/glimpse-analytics/glimpse/internal/config"
-	"github.com/glimpse-analytics/glimpse/internal/csvcell"
 	"github.com/glimpse-analytics/glimpse/internal/identity"
 	"github.com/glimpse-analytics/glimpse/internal/model"
 	"github.com/glimpse-analytics/glimpse/internal/storage/retention"
@@ -44,7 +43,9 @@ type Options struct {
 	// Pending holds the rows not stored yet: the running server's writer
 	// (serve), or for the command line a spool directory read without
 	// taking it over and erased through a tombstone (refused while a
-	// server holds it). Nil: none.
+	// server holds it). Nil: none, and nothing to hold while rollups
+	// are rebuilt (another process writing meanwhile may make the
+	// rebuilt hours count a row twice or miss it).
 	Pending Pending
 	// MutationTimeout bounds the wait for the delete (default 30 min).
 	MutationTimeout time.Duration
@@ -63,6 +64,9 @@ type Pending interface {
 	// and returns how many records it blanked; once it returns, nothing
 	// of x can be stored.
 	Erase(x model.Erasure) (int, error)
+	// Hold runs fn while nothing is inserted, so that a rollup rebuilt
+	// from the raw tables misses no row and counts none twice.
+	Hold(fn func() error) error
 }
 
 // Service runs subject requests.
@@ -81,6 +85,9 @@ var (
 	ErrUnknownSite  = errors.New("unknown site")
 	ErrNotConsented = errors.New("site is not in privacy mode consented: it stores no subject ids")
 	ErrNoUID        = errors.New("missing uid")
+	// ErrIncomplete: rows of the subject are left after an erasure,
+	// accepted after it began (Erased.Remaining); erase again.
+	ErrIncomplete = errors.New("erasure incomplete")
 )
 
 // SubjectID hashes uid with site's key.
@@ -101,209 +108,239 @@ func (s *Service) SubjectID(site, uid string) (string, error) {
 	return "", fmt.Errorf("%w %q", ErrUnknownSite, site)
 }
 
-// Formats of Export.
-const (
-	JSONLines = "jsonl"
-	CSV       = "csv"
-)
-
-// selectList is the events columns with event_id and type as text, the
-// shape model.Event.Values gives spooled rows.
-func selectList() string {
-	cols := model.EventColumns()
-	for i, c := range cols {
-		if c == "event_id" || c == "type" {
-			cols[i] = "toString(" + c + ")"
-		}
-	}
-	return strings.Join(cols, ", ")
+// Erased is what an erasure did.
+type Erased struct {
+	// Deleted is the rows ClickHouse held, events and sessions rows.
+	Deleted uint64
+	// Blanked is the spooled records blanked.
+	Blanked int
+	// Remaining is the rows of the subject left: events accepted after
+	// the erasure began, and the rows of their sessions.
+	Remaining uint64
 }
 
-// Export writes every row of the subject, stored or spooled, once each,
-// in format to w; it returns the number of rows.
-func (s *Service) Export(ctx context.Context, site, subject, format string, w io.Writer) (int, error) {
-	if format != JSONLines && format != CSV {
-		return 0, fmt.Errorf("unknown format %q (want jsonl or csv)", format)
-	}
-	out := newEncoder(format, w)
-	seen := map[string]bool{}
-	rows, err := s.o.Conn.Query(ctx, "SELECT "+selectList()+" FROM events WHERE site_id = ? AND subject_id = ? ORDER BY ts", site, subject)
-	if err != nil {
-		return 0, fmt.Errorf("cannot read the subject's events: %w", err)
-	}
-	var sample model.Event
-	dest := make([]any, 0, 64)
-	for _, v := range sample.Values() {
-		dest = append(dest, reflect.New(reflect.TypeOf(v)).Interface())
-	}
-	vals := make([]any, len(dest))
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			rows.Close()
-			return out.n, fmt.Errorf("cannot read the subject's events: %w", err)
-		}
-		for i, d := range dest {
-			vals[i] = reflect.ValueOf(d).Elem().Interface()
-		}
-		seen[vals[1].(string)] = true
-		if err := out.write(vals); err != nil {
-			rows.Close()
-			return out.n, err
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return out.n, err
-	}
-	var werr error
-	spooled := func(e *model.Event) {
-		if werr != nil || e.SiteID != site || string(e.SubjectID) != subject {
-			return
-		}
-		id := e.EventID.String()
-		if seen[id] {
-			return // stored already, its segment not yet deleted
-		}
-		seen[id] = true
-		werr = out.write(e.Values())
-	}
-	if s.o.Pending != nil {
-		err = s.o.Pending.Events(site, func(e *model.Event) bool { return string(e.SubjectID) == subject }, spooled)
-	}
-	if err == nil {
-		err = werr
-	}
-	if err == nil {
-		err = out.flush()
-	}
-	return out.n, err
-}
-
-// Erase deletes every row of the subject and verifies none is left; it
-// returns how many rows ClickHouse held before.
-func (s *Service) Erase(ctx context.Context, site, subject string) (uint64, error) {
+// Erase deletes every row of the subject accepted up to now: their
+// events, their sessions' rows and events, pending or stored, and their
+// visitor ids, pages and attribution in the rollups. It then counts the
+// subject's rows left anywhere and returns ErrIncomplete if there are any.
+func (s *Service) Erase(ctx context.Context, site, subject string) (Erased, error) {
+	var res Erased
 	x := model.Erasure{Site: site, Subject: subject, Until: time.Now()}
+	ids, err := s.sessionsOf(ctx, site, subject, x.Until)
+	if err != nil {
+		return res, err
+	}
+	x.SetSessions(ids)
 	if s.o.Pending != nil {
-		if _, err := s.o.Pending.Erase(x); err != nil {
+		if res.Blanked, err = s.o.Pending.Erase(x); err != nil {
+			return res, err
+		}
+	}
+	if res.Deleted, err = s.deleteStored(ctx, &x); err != nil {
+		return res, err
+	}
+	if res.Remaining, err = s.remaining(ctx, &x); err != nil {
+		return res, err
+	}
+	if res.Remaining > 0 {
+		return res, fmt.Errorf("%w: %d rows of the subject were accepted after the erasure began; erase again", ErrIncomplete, res.Remaining)
+	}
+	return res, nil
+}
+
+// deleteStored deletes what ClickHouse holds of x and returns the rows
+// deleted from events and sessions. The rollups are rebuilt first, from
+// the raw rows less x's, while nothing is inserted; the raw rows go last,
+// sessions before the events that name them, so that an erasure cut
+// short finds the same rows again when it is run again.
+func (s *Service) deleteStored(ctx context.Context, x *model.Erasure) (uint64, error) {
+	ev, err := s.eventsOf(ctx, x)
+	if err != nil {
+		return 0, err
+	}
+	ses := sessionsOf(x.Site, x.Sessions)
+	nEv, err := s.count(ctx, "events", ev)
+	if err != nil {
+		return 0, err
+	}
+	nSes, err := s.count(ctx, "sessions", ses)
+	if err != nil {
+		return 0, err
+	}
+	if nEv+nSes == 0 {
+		return 0, nil
+	}
+	erased := map[string]cond{"events": ev, "sessions": ses}
+	hours := map[string][]uint32{}
+	for _, r := range rollups {
+		if _, ok := hours[r.raw]; !ok {
+			if hours[r.raw], err = s.hours(ctx, r.raw, r.hour, erased[r.raw]); err != nil {
+				return 0, err
+			}
+		}
+	}
+	hold := func(fn func() error) error { return fn() }
+	if s.o.Pending != nil {
+		hold = s.o.Pending.Hold
+	}
+	err = hold(func() error { return rebuild(ctx, s.o.Conn, s.o.MutationTimeout, x.Site, hours, erased) })
+	if err != nil {
+		return 0, err
+	}
+	for _, d := range []struct {
+		table string
+		n     uint64
+		c     cond
+	}{{"sessions", nSes, ses}, {"events", nEv, ev}} {
+		if d.n > 0 {
+			if err := retention.DeleteWait(ctx, s.o.Conn, d.table, d.c.sql, s.o.MutationTimeout, d.c.args...); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return nEv + nSes, nil
+}
+
+// remaining counts the rows of x's subject left after its erasure: in
+// ClickHouse, their events of any time and the events and rows of their
+// sessions; pending, the events not stored yet.
+func (s *Service) remaining(ctx context.Context, x *model.Erasure) (uint64, error) {
+	ids, err := s.sessionsOf(ctx, x.Site, x.Subject, time.Time{})
+	if err != nil {
+		return 0, err
+	}
+	all := model.Erasure{Site: x.Site, Subject: x.Subject}
+	all.SetSessions(append(ids, x.Sessions...))
+	ev := cond{"site_id = ? AND subject_id = ?", []any{x.Site, x.Subject}}
+	if len(all.Sessions) > 0 {
+		ev = cond{"site_id = ? AND (subject_id = ? OR has(?, session_id))", []any{x.Site, x.Subject, all.Sessions}}
+	}
+	nEv, err := s.count(ctx, "events", ev)
+	if err != nil {
+		return 0, err
+	}
+	nSes, err := s.count(ctx, "sessions", sessionsOf(x.Site, all.Sessions))
+	if err != nil {
+		return 0, err
+	}
+	n := nEv + nSes
+	if s.o.Pending == nil {
+		return n, nil
+	}
+	var pending []string
+	mine := func(e *model.Event) bool { return string(e.SubjectID) == x.Subject || all.InSession(e.SessionID) }
+	if err := s.o.Pending.Events(x.Site, mine, func(e *model.Event) { pending = append(pending, e.EventID.String()) }); err != nil {
+		return 0, fmt.Errorf("cannot read pending events: %w", err)
+	}
+	if len(pending) > 0 {
+		// Those stored already are counted above.
+		stored, err := s.count(ctx, "events", cond{"site_id = ? AND has(?, toString(event_id))", []any{x.Site, pending}})
+		if err != nil {
 			return 0, err
 		}
+		n += uint64(len(pending)) - stored
 	}
-	var before uint64
-	q := "SELECT count() FROM events WHERE site_id = ? AND subject_id = ?"
-	if err := s.o.Conn.QueryRow(ctx, q, site, subject).Scan(&before); err != nil {
-		return 0, fmt.Errorf("cannot count the subject's events: %w", err)
+	return n, nil
+}
+
+// cond is a WHERE clause and its arguments, bound client-side.
+type cond struct {
+	sql  string
+	args []any
+}
+
+// sessionsOf is the sessions rows of site's sessions ids.
+func sessionsOf(site string, ids []uint64) cond {
+	if len(ids) == 0 {
+		return cond{"0", nil} // has([], x) fails on 18.16: Array(Nothing)
 	}
-	if before > 0 {
-		if err := retention.DeleteWait(ctx, s.o.Conn, "events", "site_id = ? AND subject_id = ?", s.o.MutationTimeout, site, subject); err != nil {
-			return 0, err
-		}
+	return cond{"site_id = ? AND has(?, session_id)", []any{site, ids}}
+}
+
+// eventsOf returns the events x erases from ClickHouse: those of its
+// sessions, and the subject's events up to x.Until outside them (none
+// are expected: every event of a known visitor has a session). The
+// subject id is in the condition only when needed, since ClickHouse
+// keeps the text of its last mutations (mutation_*.txt beside the
+// table's parts) and session ids link to no one once their rows are gone.
+func (s *Service) eventsOf(ctx context.Context, x *model.Erasure) (cond, error) {
+	loose := cond{"site_id = ? AND subject_id = ? AND toUInt32(ts) <= ?", []any{x.Site, x.Subject, x.Until.Unix()}}
+	if len(x.Sessions) == 0 {
+		return loose, nil
 	}
-	var left uint64
-	if err := s.o.Conn.QueryRow(ctx, q, site, subject).Scan(&left); err != nil {
-		return before, fmt.Errorf("cannot verify the erasure: %w", err)
+	in := sessionsOf(x.Site, x.Sessions)
+	n, err := s.count(ctx, "events", cond{loose.sql + " AND NOT has(?, session_id)", append(slices.Clone(loose.args), x.Sessions)})
+	if err != nil || n == 0 {
+		return in, err
 	}
-	spooled := 0
+	return cond{"site_id = ? AND (has(?, session_id) OR (subject_id = ? AND toUInt32(ts) <= ?))",
+		[]any{x.Site, x.Sessions, x.Subject, x.Until.Unix()}}, nil
+}
+
+// sessionsOf returns the sessions of site's events of subject, pending
+// and stored, accepted up to until (zero: any time), ascending. Pending
+// events are read first, so that one stored meanwhile is found in
+// ClickHouse.
+func (s *Service) sessionsOf(ctx context.Context, site, subject string, until time.Time) ([]uint64, error) {
+	var ids []uint64
 	if s.o.Pending != nil {
-		if err := s.o.Pending.Events(site, x.OfSubject, func(*model.Event) { spooled++ }); err != nil {
-			return before, err
+		mine := func(e *model.Event) bool {
+			return string(e.SubjectID) == subject && (until.IsZero() || !e.TS.After(until))
+		}
+		if err := s.o.Pending.Events(site, mine, func(e *model.Event) { ids = append(ids, e.SessionID) }); err != nil {
+			return nil, fmt.Errorf("cannot read pending events: %w", err)
 		}
 	}
-	if left != 0 || spooled != 0 {
-		return before, fmt.Errorf("erasure incomplete: %d rows left in ClickHouse, %d in the spool", left, spooled)
+	q := "SELECT DISTINCT session_id FROM events WHERE site_id = ? AND subject_id = ?"
+	args := []any{site, subject}
+	if !until.IsZero() {
+		q += " AND toUInt32(ts) <= ?"
+		args = append(args, until.Unix())
 	}
-	return before, nil
-}
-
-// encoder writes rows as JSON Lines or CSV.
-type encoder struct {
-	format string
-	w      io.Writer
-	csv    *csv.Writer
-	cols   []string
-	n      int
-	rec    []string
-}
-
-func newEncoder(format string, w io.Writer) *encoder {
-	e := &encoder{format: format, w: w, cols: model.EventColumns()}
-	if format == CSV {
-		e.csv = csv.NewWriter(w)
+	rows, err := s.o.Conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the subject's sessions: %w", err)
 	}
-	return e
-}
-
-func (e *encoder) write(vals []any) error {
-	if e.format == JSONLines {
-		var b strings.Builder
-		b.WriteByte('{')
-		for i, v := range vals {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			k, _ := json.Marshal(e.cols[i])
-			b.Write(k)
-			b.WriteByte(':')
-			if t, ok := v.(time.Time); ok {
-				v = t.UTC().Format(time.RFC3339)
-			}
-			j, err := json.Marshal(v)
-			if err != nil {
-				return err
-			}
-			b.Write(j)
+	defer rows.Close()
+	for rows.Next() {
+		var id uint64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("cannot read the subject's sessions: %w", err)
 		}
-		b.WriteString("}\n")
-		e.n++
-		_, err := io.WriteString(e.w, b.String())
-		return err
+		ids = append(ids, id)
 	}
-	if e.n == 0 {
-		if err := e.csv.Write(e.header()); err != nil {
-			return err
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cannot read the subject's sessions: %w", err)
+	}
+	var x model.Erasure
+	x.SetSessions(ids)
+	return x.Sessions, nil
+}
+
+// count counts table's rows where c holds.
+func (s *Service) count(ctx context.Context, table string, c cond) (uint64, error) {
+	var n uint64
+	if err := s.o.Conn.QueryRow(ctx, "SELECT count() FROM "+table+" WHERE "+c.sql, c.args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("cannot count the subject's rows in %s: %w", table, err)
+	}
+	return n, nil
+}
+
+// hours returns the hours (Unix seconds) of table's rows where c holds,
+// hour being the SQL of a row's hour.
+func (s *Service) hours(ctx context.Context, table, hour string, c cond) ([]uint32, error) {
+	rows, err := s.o.Conn.Query(ctx, "SELECT DISTINCT toUInt32("+hour+") FROM "+table+" WHERE "+c.sql, c.args...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the hours of the subject's rows in %s: %w", table, err)
+	}
+	defer rows.Close()
+	var out []uint32
+	for rows.Next() {
+		var h uint32
+		if err := rows.Scan(&h); err != nil {
+			return nil, fmt.Errorf("cannot read the hours of the subject's rows in %s: %w", table, err)
 		}
+		out = append(out, h)
 	}
-	e.rec = e.rec[:0]
-	for _, v := range vals {
-		e.rec = append(e.rec, csvField(v))
-	}
-	e.n++
-	return e.csv.Write(e.rec)
-}
-
-// header is the CSV's first record: the column names.
-func (e *encoder) header() []string {
-	h := make([]string, len(e.cols))
-	for i, c := range e.cols {
-		h[i] = csvcell.Text(c)
-	}
-	return h
-}
-
-// csvField renders a value; text (visitors sent much of it) is kept from
-// running as a formula in a spreadsheet.
-func csvField(v any) string {
-	switch v := v.(type) {
-	case string:
-		return csvcell.Text(v)
-	case time.Time:
-		return v.UTC().Format(time.RFC3339)
-	case float32:
-		return strconv.FormatFloat(float64(v), 'g', -1, 32)
-	case []string:
-		j, _ := json.Marshal(v)
-		return string(j)
-	default:
-		return fmt.Sprint(v)
-	}
-}
-
-func (e *encoder) flush() error {
-	if e.csv != nil {
-		if e.n == 0 {
-			_ = e.csv.Write(e.header())
-		}
-		e.csv.Flush()
-		return e.csv.Error()
-	}
-	return nil
+	return out, rows.Err()
 }
