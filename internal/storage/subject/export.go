@@ -33,93 +33,180 @@ func selectList() string {
 	return strings.Join(cols, ", ")
 }
 
-// Export writes every row of the subject, stored or spooled, once each,
-// in format to w; it returns the number of rows.
+// sessionsHidden are the sessions columns an export leaves out: how the
+// table folds versions, not what it says of the visit.
+var sessionsHidden = map[string]bool{"sign": true, "version": true}
+
+// Export writes every row of the subject, stored or pending, once each,
+// in format to w, and returns the number of rows: the subject's events,
+// the events and the current state of their sessions (what Erase
+// deletes; a live session's state is its last one written). Each row
+// names its table: a "table" field in JSON Lines, the first column in
+// CSV, whose header has every events column and then the sessions
+// columns that events lack.
 func (s *Service) Export(ctx context.Context, site, subject, format string, w io.Writer) (int, error) {
 	if format != JSONLines && format != CSV {
 		return 0, fmt.Errorf("unknown format %q (want jsonl or csv)", format)
 	}
-	out := newEncoder(format, w)
-	seen := map[string]bool{}
-	rows, err := s.o.Conn.Query(ctx, "SELECT "+selectList()+" FROM events WHERE site_id = ? AND subject_id = ? ORDER BY ts", site, subject)
+	ids, err := s.sessionsOf(ctx, site, subject, time.Time{})
+	if err != nil {
+		return 0, err
+	}
+	x := model.Erasure{Site: site, Subject: subject}
+	x.SetSessions(ids)
+	mine := func(e *model.Event) bool { return string(e.SubjectID) == subject || x.InSession(e.SessionID) }
+
+	// Pending events before stored ones, so that one stored meanwhile is
+	// found in ClickHouse; those found there too are left out below.
+	var pending [][]any
+	if s.o.Pending != nil {
+		err := s.o.Pending.Events(site, mine, func(e *model.Event) { pending = append(pending, e.Values()) })
+		if err != nil {
+			return 0, fmt.Errorf("cannot read pending events: %w", err)
+		}
+	}
+	sesCols, sessions, err := s.sessionRows(ctx, site, x.Sessions)
+	if err != nil {
+		return 0, err
+	}
+	out := newEncoder(format, w, sesCols)
+
+	ev := cond{"site_id = ? AND subject_id = ?", []any{site, subject}}
+	if len(x.Sessions) > 0 {
+		ev = cond{"site_id = ? AND (subject_id = ? OR has(?, session_id))", []any{site, subject, x.Sessions}}
+	}
+	rows, err := s.o.Conn.Query(ctx, "SELECT "+selectList()+" FROM events WHERE "+ev.sql+" ORDER BY ts", ev.args...)
 	if err != nil {
 		return 0, fmt.Errorf("cannot read the subject's events: %w", err)
 	}
-	var sample model.Event
-	dest := make([]any, 0, 64)
-	for _, v := range sample.Values() {
-		dest = append(dest, reflect.New(reflect.TypeOf(v)).Interface())
-	}
-	vals := make([]any, len(dest))
+	seen := map[string]bool{}
+	dest, vals := scanDest(rows.ColumnTypes())
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			rows.Close()
 			return out.n, fmt.Errorf("cannot read the subject's events: %w", err)
 		}
-		for i, d := range dest {
-			vals[i] = reflect.ValueOf(d).Elem().Interface()
-		}
+		deref(dest, vals)
 		seen[vals[1].(string)] = true
-		if err := out.write(vals); err != nil {
+		if err := out.write("events", out.events, vals); err != nil {
 			rows.Close()
 			return out.n, err
 		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return out.n, err
+		return out.n, fmt.Errorf("cannot read the subject's events: %w", err)
 	}
-	var werr error
-	spooled := func(e *model.Event) {
-		if werr != nil || e.SiteID != site || string(e.SubjectID) != subject {
-			return
+	for _, vals := range pending {
+		if id := vals[1].(string); !seen[id] {
+			seen[id] = true
+			if err := out.write("events", out.events, vals); err != nil {
+				return out.n, err
+			}
 		}
-		id := e.EventID.String()
-		if seen[id] {
-			return // stored already, its segment not yet deleted
+	}
+	for _, vals := range sessions {
+		if err := out.write("sessions", out.sessions, vals); err != nil {
+			return out.n, err
 		}
-		seen[id] = true
-		werr = out.write(e.Values())
 	}
-	if s.o.Pending != nil {
-		err = s.o.Pending.Events(site, func(e *model.Event) bool { return string(e.SubjectID) == subject }, spooled)
-	}
-	if err == nil {
-		err = werr
-	}
-	if err == nil {
-		err = out.flush()
-	}
-	return out.n, err
+	return out.n, out.flush()
 }
 
-// encoder writes rows as JSON Lines or CSV.
+// sessionRows returns the sessions columns an export shows and the
+// current state (the newest version) of each of site's sessions ids.
+func (s *Service) sessionRows(ctx context.Context, site string, ids []uint64) ([]string, [][]any, error) {
+	in := sessionsOf(site, ids)
+	rows, err := s.o.Conn.Query(ctx, `SELECT * FROM (
+    SELECT * FROM sessions WHERE `+in.sql+` AND sign = 1 ORDER BY version DESC LIMIT 1 BY session_id
+) ORDER BY start, session_id`, in.args...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot read the subject's sessions: %w", err)
+	}
+	defer rows.Close()
+	var cols []string
+	var keep []int
+	for i, c := range rows.Columns() {
+		if !sessionsHidden[c] {
+			cols = append(cols, c)
+			keep = append(keep, i)
+		}
+	}
+	var out [][]any
+	dest, vals := scanDest(rows.ColumnTypes())
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return nil, nil, fmt.Errorf("cannot read the subject's sessions: %w", err)
+		}
+		deref(dest, vals)
+		row := make([]any, len(keep))
+		for i, k := range keep {
+			row[i] = vals[k]
+		}
+		out = append(out, row)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("cannot read the subject's sessions: %w", err)
+	}
+	return cols, out, nil
+}
+
+// scanDest returns pointers to scan a row of columns of types into, and
+// the slice deref fills with their values.
+func scanDest[T interface{ ScanType() reflect.Type }](types []T) (dest, vals []any) {
+	dest = make([]any, len(types))
+	for i, t := range types {
+		dest[i] = reflect.New(t.ScanType()).Interface()
+	}
+	return dest, make([]any, len(types))
+}
+
+func deref(dest, vals []any) {
+	for i, d := range dest {
+		vals[i] = reflect.ValueOf(d).Elem().Interface()
+	}
+}
+
+// encoder writes rows of events and sessions as JSON Lines or CSV.
 type encoder struct {
-	format string
-	w      io.Writer
-	csv    *csv.Writer
-	cols   []string
-	n      int
-	rec    []string
+	format           string
+	w                io.Writer
+	csv              *csv.Writer
+	events, sessions []string // each table's columns
+	all              []string // CSV: "table", then every column once
+	at               map[string]int
+	n                int
+	rec              []string
 }
 
-func newEncoder(format string, w io.Writer) *encoder {
-	e := &encoder{format: format, w: w, cols: model.EventColumns()}
+func newEncoder(format string, w io.Writer, sessions []string) *encoder {
+	e := &encoder{format: format, w: w, events: model.EventColumns(), sessions: sessions}
 	if format == CSV {
 		e.csv = csv.NewWriter(w)
+		e.all = append([]string{"table"}, e.events...)
+		e.at = map[string]int{}
+		for i, c := range e.all {
+			e.at[c] = i
+		}
+		for _, c := range sessions {
+			if _, ok := e.at[c]; !ok {
+				e.at[c] = len(e.all)
+				e.all = append(e.all, c)
+			}
+		}
 	}
 	return e
 }
 
-func (e *encoder) write(vals []any) error {
+func (e *encoder) write(table string, cols []string, vals []any) error {
 	if e.format == JSONLines {
 		var b strings.Builder
-		b.WriteByte('{')
+		b.WriteString(`{"table":`)
+		t, _ := json.Marshal(table)
+		b.Write(t)
 		for i, v := range vals {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			k, _ := json.Marshal(e.cols[i])
+			b.WriteByte(',')
+			k, _ := json.Marshal(cols[i])
 			b.Write(k)
 			b.WriteByte(':')
 			if t, ok := v.(time.Time); ok {
@@ -141,9 +228,10 @@ func (e *encoder) write(vals []any) error {
 			return err
 		}
 	}
-	e.rec = e.rec[:0]
-	for _, v := range vals {
-		e.rec = append(e.rec, csvField(v))
+	e.rec = append(e.rec[:0], make([]string, len(e.all))...)
+	e.rec[0] = table
+	for i, v := range vals {
+		e.rec[e.at[cols[i]]] = csvField(v)
 	}
 	e.n++
 	return e.csv.Write(e.rec)
@@ -151,8 +239,8 @@ func (e *encoder) write(vals []any) error {
 
 // header is the CSV's first record: the column names.
 func (e *encoder) header() []string {
-	h := make([]string, len(e.cols))
-	for i, c := range e.cols {
+	h := make([]string, len(e.all))
+	for i, c := range e.all {
 		h[i] = csvcell.Text(c)
 	}
 	return h

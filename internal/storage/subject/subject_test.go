@@ -171,7 +171,7 @@ func TestExportEraseRoundTrip(t *testing.T) {
 	csvForm := url.Values{"site_id": {"shop.example"}, "uid": {"alice"}, "format": {"csv"}}
 	code, body = post(t, base, subject.PathExport, apiKey, csvForm)
 	recs, err := csv.NewReader(strings.NewReader(body)).ReadAll()
-	if code != 200 || err != nil || len(recs) != 10 || recs[0][0] != "site_id" || recs[0][1] != "event_id" {
+	if code != 200 || err != nil || len(recs) != 10 || recs[0][0] != "table" || recs[0][1] != "site_id" || recs[0][2] != "event_id" {
 		t.Fatalf("csv export: %d %v, %d records:\n%s", code, err, len(recs), body)
 	}
 
@@ -266,4 +266,73 @@ func TestExportCSVNeutralisesFormulas(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestExportIncludesSessions exports a person's rows: their events, the
+// other events of their sessions (a page seen before signing in) and the
+// current state of their sessions, in both formats, each row naming its
+// table; another visitor's rows stay out.
+func TestExportIncludesSessions(t *testing.T) {
+	db := chtest.Migrated(t)
+	h := newHarness(t, db)
+	now := time.Now().UTC().Add(-time.Minute)
+	h.open(false)
+	s := h.visit(1001, "", now, "/before", "", "spring")
+	h.visit(1001, "alice", now.Add(time.Second), "/a", "", "spring")
+	h.visit(1001, "alice", now.Add(2*time.Second), "/b", "", "spring")
+	h.visit(2002, "bob", now, "/", "", "")
+	h.waitFor("events stored", func() bool { return h.count("SELECT count() FROM events") == 4 })
+	h.waitFor("sessions written", func() bool { return h.count("SELECT uniqExact(session_id) FROM sessions") == 2 })
+	// The session's state now: three page views from /before to /b.
+	h.waitFor("the last view in the session", func() bool {
+		return h.count("SELECT count() FROM sessions WHERE session_id = ? AND sign = 1 AND pageviews = 3", s) > 0
+	})
+
+	code, body := h.post(subject.PathExport, url.Values{"site_id": {site}, "uid": {"alice"}})
+	if code != 200 {
+		t.Fatalf("export: %d %s", code, body)
+	}
+	var events, sessions []string
+	for _, l := range strings.Split(strings.TrimSpace(body), "\n") {
+		switch {
+		case strings.HasPrefix(l, `{"table":"events",`):
+			events = append(events, l)
+		case strings.HasPrefix(l, `{"table":"sessions",`):
+			sessions = append(sessions, l)
+		default:
+			t.Errorf("a line without its table: %s", l)
+		}
+	}
+	if len(events) != 3 || len(sessions) != 1 {
+		t.Fatalf("export has %d events and %d sessions, want 3 and 1:\n%s", len(events), len(sessions), body)
+	}
+	if !strings.Contains(events[0], `"pathname":"/before"`) || strings.Contains(body, `"visitor_id":2002`) {
+		t.Errorf("events exported: %v", events)
+	}
+	for _, want := range []string{fmt.Sprintf(`"session_id":%d`, s), `"entry_page":"/before"`, `"exit_page":"/b"`, `"pageviews":3`, `"utm_campaign":"spring"`} {
+		if !strings.Contains(sessions[0], want) {
+			t.Errorf("session row lacks %s: %s", want, sessions[0])
+		}
+	}
+
+	code, body = h.post(subject.PathExport, url.Values{"site_id": {site}, "uid": {"alice"}, "format": {"csv"}})
+	recs, err := csv.NewReader(strings.NewReader(body)).ReadAll()
+	if code != 200 || err != nil || len(recs) != 5 || recs[0][0] != "table" {
+		t.Fatalf("csv export: %d %v, %d records:\n%s", code, err, len(recs), body)
+	}
+	col := map[string]int{}
+	for i, c := range recs[0] {
+		col[c] = i
+	}
+	tables := map[string]int{}
+	for _, r := range recs[1:] {
+		tables[r[0]]++
+		if r[0] == "sessions" && (r[col["exit_page"]] != "/b" || r[col["session_id"]] != fmt.Sprint(s)) {
+			t.Errorf("csv session row: %v", r)
+		}
+	}
+	if tables["events"] != 3 || tables["sessions"] != 1 {
+		t.Errorf("csv rows by table: %v", tables)
+	}
+	h.close()
 }
