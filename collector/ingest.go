@@ -150,7 +150,7 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, h *hit) outcome {
 	if err := policy.Clean(&h.page, ev.URL); err != nil {
 		return outcome{status: fasthttp.StatusBadRequest, reason: rejectBadURL, msg: err.Error()}
 	}
-	enrich.ClassifyReferrer(&h.ref, ev.Referrer, &h.page, st.hosts)
+	enrich.ClassifyReferrer(&h.ref, ev.Referrer, &h.page, st.hosts, s.redact)
 
 	now := s.now().UTC().Truncate(time.Second)
 	e := s.writer.NewEvent()

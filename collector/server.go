@@ -22,6 +22,7 @@ import (
 	"github.com/glimpse-analytics/glimpse/collector/enrich"
 	"github.com/glimpse-analytics/glimpse/collector/ledger"
 	"github.com/glimpse-analytics/glimpse/collector/locate"
+	"github.com/glimpse-analytics/glimpse/collector/redact"
 	"github.com/glimpse-analytics/glimpse/collector/session"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/internal/config"
@@ -65,6 +66,7 @@ type Server struct {
 	salts      *identity.Salts
 	sessions   *session.Cache
 	ua         *agent.Parser
+	redact     *redact.Redactor
 	maxBody    int
 	metrics    *collectorMetrics
 	httpErrors *HTTPErrors
@@ -123,6 +125,7 @@ func New(o Options) (*Server, error) {
 		salts:      o.Salts,
 		sessions:   o.Sessions,
 		ua:         agent.NewParser(o.UACacheSize),
+		redact:     redact.New(o.Metrics),
 		maxBody:    o.MaxBody,
 		metrics:    newCollectorMetrics(o.Metrics),
 		log:        o.Log.With("component", "collector"),
@@ -147,7 +150,7 @@ func New(o Options) (*Server, error) {
 		}
 		s.siteStates[site] = &siteState{
 			cfg:       site,
-			policy:    enrich.URLPolicy{Allow: site.QueryAllow},
+			policy:    enrich.URLPolicy{Allow: site.QueryAllow, Redactor: s.redact},
 			precision: prec,
 			hosts:     append([]string{site.Domain}, site.Aliases...),
 			aggregate: site.Privacy.Mode == config.ModeAggregate,

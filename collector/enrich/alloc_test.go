@@ -59,11 +59,11 @@ func TestAllocsClassifyReferrer(t *testing.T) {
 	}
 	var r Referrer
 	for _, raw := range allocReferrers {
-		ClassifyReferrer(&r, raw, &pages[0], site)
+		ClassifyReferrer(&r, raw, &pages[0], site, nil)
 	}
 	i := 0
 	n := testing.AllocsPerRun(1000, func() {
-		ClassifyReferrer(&r, allocReferrers[i%len(allocReferrers)], &pages[i%len(pages)], site)
+		ClassifyReferrer(&r, allocReferrers[i%len(allocReferrers)], &pages[i%len(pages)], site, nil)
 		i++
 	})
 	if n != 0 {
@@ -88,7 +88,7 @@ func TestAllocsEnrichPipeline(t *testing.T) {
 	step := func(i int) {
 		_ = p.Parse(uas[i%len(uas)], pipelineUAs[i%len(pipelineUAs)].hints)
 		if policy.Clean(&u, allocURLs[i%len(allocURLs)]) == nil {
-			ClassifyReferrer(&r, allocReferrers[i%len(allocReferrers)], &u, site)
+			ClassifyReferrer(&r, allocReferrers[i%len(allocReferrers)], &u, site, nil)
 		}
 	}
 	for i := 0; i < 64; i++ {

@@ -15,9 +15,8 @@
 //
 // Privacy: nothing in this package logs or returns the raw URL or the raw
 // referrer. Query strings are reduced to UTM fields, the
-// `ref`/`source` parameters and a per-site allowlist; e-mail addresses and
-// long random-looking tokens are redacted from paths and kept values (see
-// DESIGN.md, "Privacy model").
+// `ref`/`source` parameters and a per-site allowlist; paths and kept values
+// are redacted by collector/redact (see DESIGN.md, "Privacy model").
 //
 // The data file sources.txt (referrer hosts, source names and channels) is
 // embedded at build time; its header documents its provenance and how to

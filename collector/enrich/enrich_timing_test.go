@@ -49,7 +49,7 @@ func BenchmarkClassifyReferrer(b *testing.B) {
 			var r Referrer
 			b.ReportAllocs()
 			for b.Loop() {
-				ClassifyReferrer(&r, raw, &page, site)
+				ClassifyReferrer(&r, raw, &page, site, nil)
 			}
 		})
 	}
@@ -88,7 +88,7 @@ func BenchmarkEnrich(b *testing.B) {
 			if err := policy.Clean(&u, raw); err != nil {
 				b.Fatal(err)
 			}
-			ClassifyReferrer(&r, ref, &u, site)
+			ClassifyReferrer(&r, ref, &u, site, nil)
 		}
 	})
 }

@@ -168,7 +168,7 @@ func FuzzReferrer(f *testing.F) {
 			pp = nil
 		}
 		var r Referrer
-		ClassifyReferrer(&r, raw, pp, site)
+		ClassifyReferrer(&r, raw, pp, site, nil)
 		switch r.Channel {
 		case ChannelDirect, ChannelSearch, ChannelSocial, ChannelEmail, ChannelPaid, ChannelReferral:
 		default:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/glimpse-analytics/glimpse/collector/redact"
 	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
@@ -33,8 +34,8 @@ type Referrer struct {
 	// referrer, a self-referral or an unusable referrer.
 	Host []byte
 	// Path is the referrer path, cleaned like a page path (decoded where
-	// safe, e-mail addresses and tokens redacted), without query or
-	// fragment. Empty when Host is empty or for app referrers.
+	// safe, redacted), without query or fragment: the referrer's query is
+	// never stored. Empty when Host is empty or for app referrers.
 	Path []byte
 	// Source is a readable source name ("Google", "Facebook", "Gmail",
 	// "Google Ads", ...) from sources.txt or the click-identifier table, or
@@ -58,7 +59,8 @@ func (r *Referrer) Reset() {
 // page is the visit's cleaned page URL (it may be nil): its host, UTM
 // fields, ref and click identifier take part in the decision. site lists
 // the site's domain and aliases; a referrer on the page host or any of them
-// ("www." folded) is a self-referral and yields no referrer.
+// ("www." folded) is a self-referral and yields no referrer. rd redacts
+// the path and counts what it removes (nil: redact, count nothing).
 //
 // Channel precedence: a recognised utm_medium (cpc/ppc/paid*/display →
 // paid, email/newsletter → email, social → social, organic → search),
@@ -67,10 +69,10 @@ func (r *Referrer) Reset() {
 // ref name, then "direct".
 //
 // ClassifyReferrer allocates nothing once dst's buffers have grown.
-func ClassifyReferrer(dst *Referrer, raw []byte, page *PageURL, site []string) {
+func ClassifyReferrer(dst *Referrer, raw []byte, page *PageURL, site []string, rd *redact.Redactor) {
 	dst.Reset()
 	var src *source
-	if dst.parse(raw) {
+	if dst.parse(raw, rd) {
 		switch {
 		case len(dst.Path) == 0 && isAppReferrer(raw):
 			src = defaultSources.apps[string(dst.Host)]
@@ -133,7 +135,7 @@ func isAppReferrer(raw []byte) bool {
 
 // parse fills Host and Path from an http(s) or android-app referrer and
 // reports whether it found a usable one.
-func (r *Referrer) parse(raw []byte) bool {
+func (r *Referrer) parse(raw []byte, rd *redact.Redactor) bool {
 	if len(raw) > MaxURLLength {
 		return false
 	}
@@ -160,7 +162,7 @@ func (r *Referrer) parse(raw []byte) bool {
 	}
 	r.Host = appendLower(r.Host, host)
 	path, _, _ := splitPathQueryFragment(rest)
-	r.Path, r.scratch = appendCleanPath(r.Path, r.scratch, path)
+	r.Path, r.scratch = appendCleanPath(r.Path, r.scratch, path, rd)
 	return true
 }
 

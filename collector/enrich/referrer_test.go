@@ -102,7 +102,7 @@ func TestClassifyReferrer(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var r Referrer
-			ClassifyReferrer(&r, []byte(tt.ref), tt.page, site)
+			ClassifyReferrer(&r, []byte(tt.ref), tt.page, site, nil)
 			got := want{string(r.Host), string(r.Path), r.Source, r.Channel}
 			if got != tt.want {
 				t.Errorf("ClassifyReferrer(%q)\n got %+v\nwant %+v", tt.ref, got, tt.want)
@@ -113,8 +113,8 @@ func TestClassifyReferrer(t *testing.T) {
 
 func TestReferrerReuse(t *testing.T) {
 	var r Referrer
-	ClassifyReferrer(&r, []byte("https://www.google.com/search"), nil, nil)
-	ClassifyReferrer(&r, []byte(""), nil, nil)
+	ClassifyReferrer(&r, []byte("https://www.google.com/search"), nil, nil, nil)
+	ClassifyReferrer(&r, []byte(""), nil, nil, nil)
 	if len(r.Host) != 0 || len(r.Path) != 0 || r.Source != "" || r.Channel != ChannelDirect {
 		t.Errorf("stale fields after reuse: %+v", r)
 	}

@@ -3,6 +3,8 @@ package enrich
 import (
 	"bytes"
 	"errors"
+
+	"github.com/glimpse-analytics/glimpse/collector/redact"
 )
 
 const (
@@ -40,6 +42,10 @@ type URLPolicy struct {
 	// single-page apps that route on the fragment. Any "?", "&" or "="
 	// part of the fragment is dropped.
 	HashMode bool
+	// Redactor removes personal data and secrets from the path and the
+	// kept values, and counts what it removes. Nil redacts the same and
+	// counts nothing.
+	Redactor *redact.Redactor
 }
 
 // PageURL receives a cleaned page URL. All slices are appended into the
@@ -51,8 +57,8 @@ type PageURL struct {
 	// (IPv6 literals keep their brackets). "www." is kept.
 	Host []byte
 	// Path is the cleaned path, starting with '/', percent-decoded where
-	// safe, with e-mail addresses and tokens redacted; in hash mode it is
-	// followed by "#fragment".
+	// safe, redacted (collector/redact); in hash mode it is followed by
+	// "#fragment".
 	Path []byte
 	// Query holds the kept query parameters without the leading '?':
 	// "ref", "source" and the allowlisted keys, in that order, first
@@ -152,7 +158,11 @@ func (p *URLPolicy) Clean(dst *PageURL, raw []byte) error {
 
 	path, query, fragment := splitPathQueryFragment(rest)
 
-	dst.Path, dst.scratch = appendCleanPath(dst.Path, dst.scratch, path)
+	var rd *redact.Redactor
+	if p != nil {
+		rd = p.Redactor
+	}
+	dst.Path, dst.scratch = appendCleanPath(dst.Path, dst.scratch, path, rd)
 
 	if p != nil && p.HashMode {
 		if i := bytes.IndexAny(fragment, "?&="); i >= 0 {
@@ -161,12 +171,12 @@ func (p *URLPolicy) Clean(dst *PageURL, raw []byte) error {
 		if len(fragment) > 0 {
 			dst.scratch = appendDecodedPath(dst.scratch[:0], fragment)
 			dst.Path = append(dst.Path, '#')
-			dst.Path = appendRedacted(dst.Path, dst.scratch)
+			dst.Path = rd.AppendPath(dst.Path, dst.scratch)
 		}
 	}
 
 	if len(query) > 0 {
-		p.cleanQuery(dst, query)
+		p.cleanQuery(dst, query, rd)
 	}
 	return nil
 }
@@ -306,16 +316,15 @@ func (u *PageURL) utmField(key []byte) *[]byte {
 
 // appendValue appends the cleaned form of the raw query value v: decoded,
 // sanitised, redacted and cut to MaxValueLength.
-func (u *PageURL) appendValue(dst, v []byte) []byte {
+func (u *PageURL) appendValue(dst, v []byte, rd *redact.Redactor) []byte {
 	start := len(dst)
 	if allIn(plainValueBytes, v) {
-		// Decoding and sanitising leave v as it is, and with no '@' and
-		// no '%' it has no e-mail address: only tokens can be redacted.
-		dst = appendTokensRedacted(dst, v)
+		// Decoding and sanitising leave v as it is.
+		dst = rd.AppendText(dst, v)
 	} else {
 		u.scratch = appendDecodedValue(u.scratch[:0], v)
 		u.scratch2 = appendSanitized(u.scratch2[:0], u.scratch)
-		dst = appendRedacted(dst, u.scratch2)
+		dst = rd.AppendText(dst, u.scratch2)
 	}
 	return dst[:start+len(truncateUTF8(dst[start:], MaxValueLength))]
 }
@@ -324,7 +333,7 @@ func (u *PageURL) appendValue(dst, v []byte) []byte {
 var builtinKept = [...]string{"ref", "source"}
 
 // cleanQuery extracts UTM fields, ref, the click source and the kept query.
-func (p *URLPolicy) cleanQuery(dst *PageURL, query []byte) {
+func (p *URLPolicy) cleanQuery(dst *PageURL, query []byte, rd *redact.Redactor) {
 	var allow []string
 	if p != nil {
 		allow = p.Allow
@@ -344,7 +353,7 @@ func (p *URLPolicy) cleanQuery(dst *PageURL, query []byte) {
 		}
 		if f := dst.utmField(key); f != nil {
 			if len(*f) == 0 {
-				*f = dst.appendValue(*f, value)
+				*f = dst.appendValue(*f, value, rd)
 			}
 			continue
 		}
@@ -356,7 +365,7 @@ func (p *URLPolicy) cleanQuery(dst *PageURL, query []byte) {
 		}
 		if b := builtinIndex(key); b >= 0 {
 			if len(dst.Ref) == 0 {
-				dst.Ref = dst.appendValue(dst.Ref, value)
+				dst.Ref = dst.appendValue(dst.Ref, value, rd)
 			}
 			present |= 1 << b
 			continue
@@ -374,7 +383,7 @@ func (p *URLPolicy) cleanQuery(dst *PageURL, query []byte) {
 	// Kept query: canonical order, first non-empty occurrence of each key.
 	for i, k := range builtinKept {
 		if present&(1<<i) != 0 {
-			dst.appendKept(query, k)
+			dst.appendKept(query, k, rd)
 		}
 	}
 	for i, k := range allow {
@@ -383,13 +392,13 @@ func (p *URLPolicy) cleanQuery(dst *PageURL, query []byte) {
 			!validAllowKey(k) || isBuiltinKey(k) || containsFold(allow[:i], k) {
 			continue
 		}
-		dst.appendKept(query, k)
+		dst.appendKept(query, k, rd)
 	}
 }
 
 // appendKept appends "name=value" for the first occurrence of name in
 // query that has a non-empty cleaned value.
-func (u *PageURL) appendKept(query []byte, name string) {
+func (u *PageURL) appendKept(query []byte, name string, rd *redact.Redactor) {
 	var kb [maxKeyLength]byte
 	for q := query; len(q) > 0; {
 		rawKey, value, rest := nextParam(q)
@@ -398,7 +407,7 @@ func (u *PageURL) appendKept(query []byte, name string) {
 		if !ok || !equalFold(key, name) {
 			continue
 		}
-		u.value = u.appendValue(u.value[:0], value)
+		u.value = u.appendValue(u.value[:0], value, rd)
 		if len(u.value) == 0 {
 			continue
 		}
@@ -458,9 +467,9 @@ func containsFold(list []string, k string) bool {
 }
 
 // appendCleanPath decodes path where safe, makes it start with '/', redacts
-// e-mail addresses and tokens, and appends it to dst. scratch is a buffer
-// the caller reuses; both are returned grown.
-func appendCleanPath(dst, scratch, path []byte) ([]byte, []byte) {
+// it with rd, and appends it to dst. scratch is a buffer the caller reuses;
+// both are returned grown.
+func appendCleanPath(dst, scratch, path []byte, rd *redact.Redactor) ([]byte, []byte) {
 	decoded := path // appendDecodedPath leaves such a path as it is
 	if !allIn(plainPathBytes, path) {
 		scratch = appendDecodedPath(scratch[:0], path)
@@ -469,7 +478,7 @@ func appendCleanPath(dst, scratch, path []byte) ([]byte, []byte) {
 	if len(decoded) == 0 || decoded[0] != '/' {
 		dst = append(dst, '/')
 	}
-	return appendRedacted(dst, decoded), scratch
+	return rd.AppendPath(dst, decoded), scratch
 }
 
 // cutHTTPScheme removes a case-insensitive "http://" or "https://" and
