@@ -105,6 +105,7 @@ func TestHandlerAllocs(t *testing.T) {
 		{"pageview", exact, pageview, false, ""},
 		{"custom with props", exact, custom, false, ""},
 		{"engagement", exact, engagement, false, ""},
+		{"redacted", exact, dirtyEvent, false, ""},
 		{"noisy pageview", noisy, pageview, true, ""},
 		{"noisy custom with props", noisy, custom, true, ""},
 		{"noisy engagement", noisy, engagement, true, ""},
@@ -154,6 +155,12 @@ func TestHandlerAllocs(t *testing.T) {
 
 const benchBody = `{"n":"pageview","u":"https://example.com/blog/post?utm_source=news","d":"example.com","r":"https://www.google.com/","w":1280}`
 
+// dirtyEvent carries personal data in every field that is redacted: path,
+// UTM value, referrer, property keys and values.
+const dirtyEvent = `{"n":"Signup","u":"https://example.com/users/eve.smith/orders/4111111111111111/reset/ab12CD34ef?utm_content=eve%40example.com",` +
+	`"d":"example.com","r":"https://shop.other.example/pay/4111-1111-1111-1111/confirm",` +
+	`"p":{"contact":"eve@example.com","phone":"+49 30 1234567","token":"sk_live_4eC39HqLyjWDarjtT1zdp7dc","plan":"pro"}}`
+
 // BenchmarkHandler sends one visitor's page view over and over.
 func BenchmarkHandler(b *testing.B) {
 	s := newAllocServer(b, apptest.SitesYAML)
@@ -161,6 +168,21 @@ func BenchmarkHandler(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		ctx := newEventCtx(benchBody, allocUA, "203.0.113.7")
+		for pb.Next() {
+			ctx.Response.Reset()
+			event(ctx)
+		}
+	})
+}
+
+// BenchmarkHandlerDirty sends one visitor's dirtyEvent over and over: the
+// worst case for redaction.
+func BenchmarkHandlerDirty(b *testing.B) {
+	s := newAllocServer(b, apptest.SitesYAML)
+	event := s.Routes()[PathEvent]
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := newEventCtx(dirtyEvent, allocUA, "203.0.113.7")
 		for pb.Next() {
 			ctx.Response.Reset()
 			event(ctx)

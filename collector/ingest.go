@@ -36,6 +36,8 @@ type hit struct {
 	ref    enrich.Referrer
 	attrs  model.Attrs
 	hdr    headers
+	// key and value hold a custom property redacted.
+	key, value []byte
 }
 
 // headers are the request headers the pipeline reads, found in one pass
@@ -240,7 +242,7 @@ func (s *Server) locate(ctx *fasthttp.RequestCtx, h *hit, st *siteState, e *mode
 
 // fill copies the enriched request into e: referrer and campaign, the
 // link target, the User-Agent's fields, screen and connection classes,
-// engagement, properties and revenue.
+// engagement, properties (redacted like URLs) and revenue.
 func fill(e *model.Event, h *hit, st *siteState, ua *agent.UA) {
 	ev := &h.ev
 	e.Referrer = append(append(e.Referrer, h.ref.Host...), h.ref.Path...)
@@ -261,11 +263,14 @@ func fill(e *model.Event, h *hit, st *siteState, ua *agent.UA) {
 	e.EngagementMS, e.ScrollDepth = ev.EngagementMS, ev.ScrollDepth
 	e.Interactive = b2u8(ev.Interactive)
 	link := ev.Type == decode.TypeOutbound || ev.Type == decode.TypeDownload
+	rd := st.policy.Redactor
 	for i, k := range ev.PropKeys {
 		if link && string(k) == "url" {
 			continue // the link target is stored cleaned in target_url, not raw
 		}
-		e.AddProp(k, ev.PropValues[i])
+		h.key = rd.AppendText(h.key[:0], k)
+		h.value = rd.AppendText(h.value[:0], ev.PropValues[i])
+		e.AddProp(h.key, h.value)
 	}
 	if ev.HasRevenue {
 		// The decoder bounds the amount (decode.MaxRevenueAmount), so the
