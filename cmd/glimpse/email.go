@@ -102,6 +102,9 @@ func runEmail(o *globalOptions, gfs *flag.FlagSet, args []string, stdin io.Reade
 	if o.PublicURL == "" {
 		log.Warn("--public-url is not set; links point at " + o.publicURL())
 	}
+	if c := email.CampaignName(nil, campaign); c != campaign && email.ValidCampaign(campaign) == nil {
+		log.Warn("the campaign name held personal data or a secret; links carry it redacted", "campaign", c)
+	}
 	m := &email.Minter{Signer: signer, Sites: sites, Base: o.publicURL()}
 	p := email.Mint{Site: site, Campaign: campaign, Recipient: recipient, TTL: life}
 	var out string

@@ -49,6 +49,14 @@ func TestEmailCommand(t *testing.T) {
 		})
 	}
 
+	// A campaign name with an address in it is signed redacted, with a
+	// warning that does not repeat the address.
+	out, errOut, code := apptest.Run(t, env, "email", "pixel", "--config", cfg, "--site", "example.com", "--campaign", "promo eve@example.com")
+	if code != 0 || !strings.HasPrefix(out, `<img src="https://g.example/e/o/`) || !strings.Contains(errOut, `campaign="promo [email]"`) ||
+		strings.Contains(errOut, "eve@") {
+		t.Errorf("redacted campaign: exit %d\nstdout %q\nstderr %q", code, out, errOut)
+	}
+
 	cmd := apptest.Command(t, env, "email", "rewrite", "--config", cfg, "--site", "example.com", "--campaign", "june")
 	cmd.Stdin = strings.NewReader(`<html><body><a href="https://example.com/a">a</a> <a href="{{unsubscribe}}">u</a></body></html>`)
 	var o, e bytes.Buffer

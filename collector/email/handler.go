@@ -19,6 +19,7 @@ import (
 	"github.com/glimpse-analytics/glimpse/collector/enrich"
 	"github.com/glimpse-analytics/glimpse/collector/ledger"
 	"github.com/glimpse-analytics/glimpse/collector/locate"
+	"github.com/glimpse-analytics/glimpse/collector/redact"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
 	"github.com/glimpse-analytics/glimpse/internal/config"
 	"github.com/glimpse-analytics/glimpse/internal/model"
@@ -57,6 +58,7 @@ type Handlers struct {
 	proxies  locate.TrustedProxies
 	ua       *agent.Parser
 	policies map[string]*enrich.URLPolicy
+	redact   *redact.Redactor
 	opens    *lru.Cache[uint64, int64]
 	minter   *Minter
 	apiKeys  *config.Keys
@@ -99,15 +101,16 @@ func New(o Options) (*Handlers, error) {
 	if err != nil {
 		return nil, err
 	}
+	rd := redact.New(o.Metrics)
 	h := &Handlers{
 		sites: o.Sites, signer: o.Signer, writer: o.Writer, optOuts: o.OptOuts, rules: o.Rules,
-		proxies: o.Proxies, ua: agent.NewParser(0), policies: map[string]*enrich.URLPolicy{},
+		proxies: o.Proxies, ua: agent.NewParser(0), policies: map[string]*enrich.URLPolicy{}, redact: rd,
 		opens: opens, apiKeys: o.Sites.Keys(), log: o.Log.With("component", "email"), now: o.Now, m: handlerMetrics{o.Metrics},
-		minter: &Minter{Signer: o.Signer, Sites: o.Sites, Base: strings.TrimRight(o.PublicURL, "/"), Now: o.Now},
+		minter: &Minter{Signer: o.Signer, Sites: o.Sites, Base: strings.TrimRight(o.PublicURL, "/"), Now: o.Now, Redactor: rd},
 	}
 	for i := range o.Sites.Sites {
 		s := &o.Sites.Sites[i]
-		h.policies[s.Domain] = &enrich.URLPolicy{Allow: s.QueryAllow}
+		h.policies[s.Domain] = &enrich.URLPolicy{Allow: s.QueryAllow, Redactor: rd}
 		if s.Privacy.Noisy() && h.recipients == nil {
 			h.recipients = ledger.New[recipientDay](o.RecentOpens)
 		}
@@ -291,7 +294,8 @@ func (h *Handlers) record(t *Token, typ int8, verdict, reason string, now time.T
 	e.NewID()
 	e.TS = now.UTC().Truncate(time.Second)
 	e.Type = typ
-	e.EmailCampaign = append(e.EmailCampaign, t.Campaign...)
+	// Tokens minted before campaign names were redacted may carry one raw.
+	e.EmailCampaign = h.redact.AppendText(e.EmailCampaign, []byte(t.Campaign))
 	e.EmailRecipient = append(e.EmailRecipient, t.Recipient...)
 	e.EmailVerdict, e.EmailReason = verdict, reason
 	if typ == model.TypeEmailClick {

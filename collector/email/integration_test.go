@@ -20,8 +20,10 @@ import (
 	"github.com/glimpse-analytics/glimpse/collector"
 	"github.com/glimpse-analytics/glimpse/collector/email"
 	"github.com/glimpse-analytics/glimpse/collector/locate"
+	"github.com/glimpse-analytics/glimpse/collector/redact"
 	"github.com/glimpse-analytics/glimpse/collector/session"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
+	"github.com/glimpse-analytics/glimpse/internal/apptest"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
 	"github.com/glimpse-analytics/glimpse/internal/config"
 )
@@ -50,6 +52,9 @@ type emailServer struct {
 	db      *chtest.DB
 	optOuts *email.OptOuts
 	minter  *email.Minter
+	signer  *email.Signer
+	base    string // the listener's URL
+	metrics *metrics.Set
 	stop    func() // shuts the listener down and flushes the writer
 }
 
@@ -127,7 +132,7 @@ func startEmail(t *testing.T) *emailServer {
 	t.Cleanup(stop)
 	// Links minted an hour ago, so a click now is not "right after sending".
 	m := &email.Minter{Signer: signer, Sites: sites, Base: base, Now: func() time.Time { return time.Now().Add(-time.Hour) }}
-	return &emailServer{db: db, optOuts: optOuts, minter: m, stop: stop}
+	return &emailServer{db: db, optOuts: optOuts, minter: m, signer: signer, base: base, metrics: set, stop: stop}
 }
 
 var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -178,6 +183,15 @@ func TestEmailIntoClickHouse(t *testing.T) {
 	linkCarol, _ := m.Link(mint(carol), "https://example.com/carol")
 	pixelCarol, _ := m.PixelURL(mint(carol))
 	optOutCarol, _ := m.OptOutURL(mint(carol))
+	// A link signed before campaign names were redacted (the Minter now
+	// redacts them), to a destination with personal data in its path and
+	// campaign fields: the hit is stored redacted.
+	oldToken, err := es.signer.Sign(email.Token{Kind: email.KindClick, Site: "example.com", Campaign: "promo for eve@example.com",
+		URL: "https://example.com/invite/eve@example.com/4111111111111111?utm_term=%2B4915112345678", Sent: time.Now().Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldLink := es.base + email.ClickPrefix + oldToken
 
 	// A human open.
 	if r := do("GET", pixelAlice, chrome, "198.51.100.7"); r.StatusCode != 200 || r.ContentLength != 43 || r.Header.Get("Cache-Control") != "no-store" {
@@ -200,6 +214,9 @@ func TestEmailIntoClickHouse(t *testing.T) {
 	// A valid click.
 	if r := do("GET", link, chrome, "198.51.100.7"); r.StatusCode != 302 || r.Header.Get("Location") != "https://example.com/sale?utm_source=news&secret=1" {
 		t.Fatalf("click: %d %q", r.StatusCode, r.Header.Get("Location"))
+	}
+	if r := do("GET", oldLink, chrome, "198.51.100.11"); r.StatusCode != 302 {
+		t.Fatalf("old click: %d", r.StatusCode)
 	}
 	// A tampered click: one character of the signature changed.
 	tampered := link[:len(link)-3] + map[bool]string{true: "B", false: "A"}[link[len(link)-3] == 'A'] + link[len(link)-2:]
@@ -242,12 +259,22 @@ func TestEmailIntoClickHouse(t *testing.T) {
 	want := []string{
 		"email_click|june||human|human|example.com/sale||",
 		"email_click|june||machine|head|example.com/sale||",
+		"email_click|promo for [email]||human|human|example.com/invite/[email]/[card]||",
 		"email_open|june|" + alice + "|human|human|||",
 		"email_open|june|" + bob + "|machine|apple_mpp|||",
 		"email_open|june|" + dave + "|machine|datacenter|||",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("rows:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	var term string
+	if err := db.Conn.QueryRow(ctx, "SELECT utm_term FROM events WHERE utm_term != ''").Scan(&term); err != nil || term != "[phone]" {
+		t.Errorf("utm_term %q, %v; want [phone]", term, err)
+	}
+	for rule, n := range map[redact.Rule]float64{redact.Email: 2, redact.Card: 1, redact.Phone: 1} {
+		if got := apptest.SetMetric(t, es.metrics, rule.MetricName()); got != n {
+			t.Errorf("%s = %v, want %v", rule.MetricName(), got, n)
+		}
 	}
 	// The opt-out is in ClickHouse, and a fresh mirror (another instance, a
 	// restart) loads it.

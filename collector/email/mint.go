@@ -7,7 +7,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/glimpse-analytics/glimpse/collector/redact"
 	"github.com/glimpse-analytics/glimpse/internal/config"
 )
 
@@ -31,6 +33,10 @@ type Minter struct {
 	Base string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Redactor redacts campaign names before they are signed, so that no
+	// minted URL carries an address or a secret a sender put in one; nil
+	// redacts the same and counts nothing.
+	Redactor *redact.Redactor
 }
 
 // Mint describes one link, pixel or opt-out to mint.
@@ -48,7 +54,10 @@ func (m *Minter) token(kind Kind, p Mint, dest string) (string, error) {
 	if m.Now != nil {
 		now = m.Now
 	}
-	t := Token{Kind: kind, Site: p.Site, Campaign: p.Campaign, Recipient: p.Recipient, URL: dest,
+	if err := ValidCampaign(p.Campaign); err != nil {
+		return "", err
+	}
+	t := Token{Kind: kind, Site: p.Site, Campaign: CampaignName(m.Redactor, p.Campaign), Recipient: p.Recipient, URL: dest,
 		Sent: now().UTC().Truncate(time.Second)}
 	switch {
 	case p.TTL == 0:
@@ -60,6 +69,21 @@ func (m *Minter) token(kind Kind, p Mint, dest string) (string, error) {
 		t.Expires = t.Sent.Add(p.TTL)
 	}
 	return m.Signer.Sign(t)
+}
+
+// CampaignName is the campaign c as it is signed and stored: redacted
+// (collector/redact), and cut to 100 bytes at a character boundary should
+// a placeholder have made it longer.
+func CampaignName(rd *redact.Redactor, c string) string {
+	c = rd.Text(c)
+	if len(c) > maxCampaignLen {
+		n := maxCampaignLen
+		for n > 0 && !utf8.RuneStart(c[n]) {
+			n--
+		}
+		c = c[:n]
+	}
+	return c
 }
 
 // Link returns a tracked link to dest.
