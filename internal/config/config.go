@@ -39,7 +39,9 @@ type Site struct {
 	// Timezone is an IANA zone for reports (default UTC).
 	Timezone string `yaml:"timezone"`
 	// QueryAllow lists extra URL query keys kept on stored page URLs, beside
-	// utm_*, ref and source.
+	// utm_*, ref and source. Keys that name secrets or personal data
+	// (session, token, password, key, code, email, ...) are refused
+	// (query.go).
 	QueryAllow []string `yaml:"query_allow"`
 	Privacy    Privacy  `yaml:"privacy"`
 	// OptOutFrameAncestors lists the origins (https://example.com, or
@@ -478,6 +480,9 @@ func (v *validator) site(f *File, i int, seen map[string]string) {
 	for j, k := range s.QueryAllow {
 		if k == "" || strings.ContainsAny(k, "&=?# ") {
 			v.fail(append(at, "query_allow", j), "%q is not a query parameter name", k)
+		} else if w := secretQueryKey(k); w != "" {
+			v.fail(append(at, "query_allow", j),
+				"%q may carry a secret or personal data (it names %q): kept values are stored in page URLs and shown in reports; remove it", k, w)
 		}
 	}
 	for j, o := range s.OptOutFrameAncestors {

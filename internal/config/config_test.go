@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -242,5 +243,31 @@ func TestEmailKeys(t *testing.T) {
 				t.Errorf("error leaks the secret: %v", err)
 			}
 		})
+	}
+}
+
+func TestQueryAllowRefusesSecrets(t *testing.T) {
+	refused := map[string]string{
+		"session": "session", "session_id": "session", "sessionId": "session", "PHPSESSID": "sessid", "sid": "sid",
+		"token": "token", "access_token": "token", "csrfToken": "csrf", "auth": "auth", "oauth": "auth",
+		"Authorization": "authorization", "auth_code": "auth", "code": "code", "password": "password",
+		"passwd": "passwd", "pwd": "pwd", "key": "key", "api_key": "key", "apiKey": "key", "accesskey": "key",
+		"secret": "secret", "client_secret": "secret", "email": "email", "userEmail": "user", "e-mail": "mail",
+		"sig": "sig", "X-Amz-Signature": "signature", "otp": "otp", "totp": "otp", "otp2": "otp",
+		"phone": "phone", "iban": "iban", "jwt": "jwt", "user": "user", "uid": "uid",
+	}
+	for k, why := range refused {
+		yaml := "sites:\n  - domain: a.com\n    query_allow: [page, \"" + k + "\"]\n"
+		_, err := Parse("glimpse.yaml", []byte(yaml))
+		want := fmt.Sprintf(`glimpse.yaml:3: sites[0].query_allow[1]: %q may carry a secret or personal data (it names %q)`, k, why)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("query_allow %q: error %v, want %s", k, err, want)
+		}
+	}
+	allowed := []string{"page", "lang", "q", "sort", "category", "keyword", "keywords", "author", "design", "passport",
+		"barcode", "tab", "view", "p", "product_id", "variant", "color", "size", "year", "ref_page"}
+	yaml := "sites:\n  - domain: a.com\n    query_allow: [" + strings.Join(allowed, ", ") + "]\n"
+	if _, err := Parse("glimpse.yaml", []byte(yaml)); err != nil {
+		t.Errorf("ordinary keys refused: %v", err)
 	}
 }
