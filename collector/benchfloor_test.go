@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/glimpse-analytics/glimpse/internal/apptest"
 )
 
 // TestBenchFloor checks where each floor stops the ingest path, on a
@@ -27,7 +29,7 @@ func TestBenchFloor(t *testing.T) {
 	for _, tt := range tests {
 		t.Run("stage="+tt.stage, func(t *testing.T) {
 			benchFloor = floorStage(tt.stage)
-			s := newAllocServer(t)
+			s := newAllocServer(t, apptest.SitesYAML)
 			s.writer.Close(context.Background())
 			ctx := newEventCtx(body, allocUA, "203.0.113.7")
 			s.serveEvent(ctx)
