@@ -245,11 +245,17 @@ func TestSpoolStreamsThroughSlowInserts(t *testing.T) {
 	w := openSpooled(t, sink.Options{Conn: conn, SpoolDir: t.TempDir(), QueueSize: n,
 		Interval: interval, SpoolSyncInterval: 5 * time.Millisecond, Metrics: set})
 	ts := time.Now().UTC().Truncate(time.Second)
+	start := time.Now()
 	for i := range n {
 		if err := w.Enqueue(fill(w, i, ts)); err != nil {
 			t.Fatal(err)
 		}
 	}
+	// While the backlog is still being written (long on a loaded machine
+	// under -race), the writer rightly sends what it has each interval;
+	// each such INSERT is held at least 2*interval by the proxy, so at
+	// most one per 2*interval of writing is not the backlog's.
+	early := int(time.Since(start) / (2 * interval))
 	waitStored(t, db, n)
 	cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer ccancel()
@@ -260,8 +266,8 @@ func TestSpoolStreamsThroughSlowInserts(t *testing.T) {
 		t.Fatalf("%d rows, %d distinct ids; want %d of each", rows, ids, n)
 	}
 	inserts := apptest.SetMetric(t, set, `glimpse_flush_rows_count{table="events"}`)
-	t.Logf("%d rows in %.0f INSERTs", n, inserts)
-	if inserts > 4 {
-		t.Fatalf("%d rows took %.0f INSERTs; want at most 4", n, inserts)
+	t.Logf("%d rows in %.0f INSERTs (%d may have started while they were written)", n, inserts, early)
+	if inserts > float64(4+early) {
+		t.Fatalf("%d rows took %.0f INSERTs; want at most %d", n, inserts, 4+early)
 	}
 }
