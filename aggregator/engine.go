@@ -203,7 +203,7 @@ func (pl *plan) scan(src source, cols []string, filters []Filter) *scan {
 	} else {
 		pl.sources["raw"] = true
 	}
-	s := &scan{src: src, site: pl.q.Site.Domain, p: pl.p, filters: filters, cols: cols}
+	s := &scan{src: src, site: pl.q.Site.Domain, p: pl.p, filters: filters, cols: cols, email: emailScope(pl.q)}
 	if src == srcSessionDims {
 		s.dim = pl.dim
 	}
@@ -211,6 +211,21 @@ func (pl *plan) scan(src source, cols []string, filters []Filter) *scan {
 		s.sample = pl.sample
 	}
 	return s
+}
+
+// emailScope reports whether q is about email campaigns: a breakdown by
+// email:campaign or a filter on it. Only such a question counts the
+// people behind email opens and clicks (recipients) as visitors.
+func emailScope(q *Query) bool {
+	if q.Property != nil && q.Property.Name == "email:campaign" {
+		return true
+	}
+	for _, f := range q.Filters {
+		if f.Prop.Name == "email:campaign" && !f.Negate {
+			return true
+		}
+	}
+	return false
 }
 
 // sideCols splits the raw columns the metrics need by their home side.

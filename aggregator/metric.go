@@ -10,6 +10,22 @@ import (
 const personExpr = "if(visitor_id != 0 OR type NOT IN ('email_open', 'email_click'), visitor_id, " +
 	"if(email_recipient != '', cityHash64(email_recipient), cityHash64(toString(event_id))))"
 
+// emailTypes are the event types of the email panel: opens and clicks
+// of tracked emails, stored with no visitor or session id. They are not
+// the site's traffic: only a question about email campaigns (a breakdown
+// by, or a filter on, email:campaign) counts their people as visitors.
+const emailTypes = "('email_open', 'email_click')"
+
+// siteEventsCols replace eventsCols' people and visit counts in every
+// other question: site visitors and visits only.
+var siteEventsCols = map[string]string{
+	"visitors": "uniqIf(visitor_id, type NOT IN " + emailTypes + ")",
+	"visits":   "uniqIf(session_id, type NOT IN " + emailTypes + ")",
+}
+
+// emailCols are the raw columns that count email rows.
+var emailCols = map[string]bool{"opens": true, "machine_opens": true, "clicks": true, "openers": true, "clickers": true}
+
 // Raw columns: the sums and unique counts metrics are derived from. Each
 // source below says how to compute the ones it can; a metric lists the raw
 // columns it needs, so one query serves several metrics.

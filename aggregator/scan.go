@@ -65,6 +65,10 @@ type scan struct {
 	cols    []string // raw column names, see metric.go
 	sample  float64  // SAMPLE ratio; 0 or 1: none
 	dim     string   // srcSessionDims: the dimension (a property name) read
+	// email: the question is about email campaigns, whose rows' people
+	// are visitors (emailScope); otherwise events scans count the site's
+	// traffic only.
+	email bool
 
 	bucket string    // the key is this interval's bucket, or
 	prop   *Property // this property (and only its scope is counted)
@@ -85,6 +89,30 @@ type scan struct {
 }
 
 func (s *scan) grouped() bool { return s.group }
+
+// col returns the SQL of raw column c over the scan's source.
+func (s *scan) col(c string) string {
+	if s.src == srcEvents && !s.email {
+		if x, ok := siteEventsCols[c]; ok {
+			return x
+		}
+	}
+	return s.src.cols()[c]
+}
+
+// siteOnly reports whether an events scan can skip email rows entirely:
+// not an email question, and no column counts them.
+func (s *scan) siteOnly() bool {
+	if s.email {
+		return false
+	}
+	for _, c := range s.cols {
+		if emailCols[c] {
+			return false
+		}
+	}
+	return true
+}
 
 func (s *scan) hasKey() bool { return s.bucket != "" || s.prop != nil }
 
@@ -133,7 +161,6 @@ const sessionSlack = 24 * time.Hour
 // grouped, c_keys when countKeys, then c_<col> (Float64) for each column.
 func (s *scan) build() *sqlb {
 	b := &sqlb{}
-	cols := s.src.cols()
 	sel := func(keyExpr func()) {
 		b.w("SELECT ")
 		if s.grouped() {
@@ -147,7 +174,7 @@ func (s *scan) build() *sqlb {
 		}
 		if s.states {
 			for _, c := range s.cols {
-				inner, _ := stateExpr(cols[c])
+				inner, _ := stateExpr(s.col(c))
 				b.w(inner, " AS m_", c, ", ")
 			}
 			// Visitors is a state: finalize it rather than count twice.
@@ -158,7 +185,7 @@ func (s *scan) build() *sqlb {
 			if i > 0 {
 				b.w(", ")
 			}
-			b.w("toFloat64(", cols[c], ") AS c_", c)
+			b.w("toFloat64(", s.col(c), ") AS c_", c)
 		}
 	}
 	tail := func() {
@@ -184,6 +211,9 @@ func (s *scan) build() *sqlb {
 		s.sampleClause(b)
 		b.w(" WHERE site_id = ").arg(s.site).w(" AND ")
 		s.timeRange(b, "ts", s.p.From, s.p.To)
+		if s.siteOnly() {
+			b.w(" AND type NOT IN " + emailTypes)
+		}
 		if s.prop != nil {
 			s.prop.scope(b)
 		}
@@ -281,6 +311,9 @@ func (s *scan) build() *sqlb {
 // mergeable value (a uniq state, or a count or sum) and the function that
 // merges those values across groups.
 func stateExpr(expr string) (inner, merge string) {
+	if rest, ok := strings.CutPrefix(expr, "uniqIf("); ok {
+		return "uniqStateIf(" + rest, "uniqMerge"
+	}
 	for _, f := range []string{"uniq(", "uniqMerge("} {
 		if rest, ok := strings.CutPrefix(expr, f); ok {
 			return strings.TrimSuffix(f, "(") + "State(" + rest, "uniqMerge"
@@ -305,7 +338,7 @@ func (s *scan) foldBuild() *sqlb {
 	b := &sqlb{}
 	b.w("SELECT if(c_v < ").arg(s.fold).w(", '', gk) AS fk, toUInt8(c_v < ").arg(s.fold).w(") AS folded, toFloat64(count()) AS c_keys")
 	for _, c := range s.cols {
-		_, merge := stateExpr(s.src.cols()[c])
+		_, merge := stateExpr(s.col(c))
 		if c == "visitors" {
 			// A kept key's group is its one inner row, whose visitors the
 			// inner query has already finalized (c_v): only the folded

@@ -1,0 +1,326 @@
+package aggregator_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/glimpse-analytics/glimpse/aggregator"
+	"github.com/glimpse-analytics/glimpse/collector/sink"
+	"github.com/glimpse-analytics/glimpse/internal/chtest"
+	"github.com/glimpse-analytics/glimpse/internal/config"
+	"github.com/glimpse-analytics/glimpse/internal/model"
+	"github.com/glimpse-analytics/glimpse/internal/storage/seed"
+	"github.com/glimpse-analytics/glimpse/migrations"
+)
+
+// A small, hand-counted site for the numbers of issue 22: every expected
+// value below is counted from these lists, not from the engine.
+
+// fxDay is the fixture's day (UTC); fxNow is the "now" of its queries,
+// the end of that day.
+var (
+	fxDay = time.Date(2025, 3, 29, 10, 0, 0, 0, time.UTC)
+	fxNow = time.Date(2025, 3, 30, 0, 0, 0, 0, time.UTC)
+)
+
+// fxEvent is one event of a fixture visitor, in its session.
+type fxEvent struct {
+	typ          int8
+	path         string // page of a page view, engagement, custom event
+	name         string // custom event
+	target       string // outbound link or download
+	engMS        uint32
+	scroll       uint8
+	propK, propV string
+	minutesAfter int
+}
+
+type fxVisitor struct {
+	id                     uint64
+	referrer, source       string
+	utmSource, utmCampaign string
+	country                string
+	at                     time.Time // session start; fxDay when zero
+	events                 []fxEvent
+}
+
+func pv(path string) fxEvent { return fxEvent{typ: model.TypePageview, path: path} }
+func eng(path string, ms uint32, scroll uint8) fxEvent {
+	return fxEvent{typ: model.TypeEngagement, path: path, engMS: ms, scroll: scroll}
+}
+func goal(name, k, v string) fxEvent {
+	return fxEvent{typ: model.TypeCustom, path: "/", name: name, propK: k, propV: v}
+}
+
+// fxVisitors: 6 site visitors on fxDay, 2 more in the last minutes
+// before fxNow (realtime).
+var fxVisitors = []fxVisitor{
+	{id: 101, referrer: "www.google.com/search", source: "Google", country: "DE", utmSource: "newsletter", utmCampaign: "spring",
+		events: []fxEvent{pv("/"), eng("/", 100_000, 40), pv("/pricing"), eng("/pricing", 120_000, 60), goal("Signup", "plan", "pro")}},
+	{id: 102, referrer: "www.google.com/search", source: "Google", country: "DE",
+		events: []fxEvent{pv("/"), eng("/", 20_000, 20), pv("/blog/a"),
+			{typ: model.TypeOutbound, path: "/blog/a", target: "https://github.com/glimpse"}}},
+	{id: 103, referrer: "news.ycombinator.com/item", source: "Hacker News", country: "US",
+		events: []fxEvent{pv("/pricing"), eng("/pricing", 98_000, 42), goal("Signup", "plan", "free")}},
+	{id: 104, country: "US", utmSource: "newsletter", utmCampaign: "spring",
+		events: []fxEvent{pv("/"), pv("/docs"), {typ: model.TypeDownload, path: "/docs", target: "https://example.com/glimpse.pdf"}}},
+	{id: 105, country: "FR",
+		events: []fxEvent{pv("/blog/a"), goal("Signup", "plan", "pro")}},
+	{id: 106, referrer: "t.co/x1", source: "Twitter", country: "FR",
+		events: []fxEvent{pv("/blog/b"), {typ: model.TypeOutbound, path: "/blog/b", target: "https://github.com/glimpse"}}},
+	// Realtime: two visitors in the last five minutes before fxNow.
+	{id: 201, country: "DE", at: fxNow.Add(-3 * time.Minute), events: []fxEvent{pv("/")}},
+	{id: 202, country: "US", at: fxNow.Add(-2 * time.Minute), events: []fxEvent{pv("/pricing")}},
+}
+
+// fxEmail: opens and clicks of two campaigns on fxDay and one in the
+// realtime window, stored as the email endpoints store them (no visitor
+// or session id).
+var fxEmail = []struct {
+	typ                 int8
+	campaign, recipient string
+	at                  time.Time
+}{
+	{model.TypeEmailOpen, "spring", "r1", fxDay}, {model.TypeEmailOpen, "spring", "r2", fxDay},
+	{model.TypeEmailClick, "spring", "r1", fxDay}, {model.TypeEmailOpen, "spring", "", fxDay},
+	{model.TypeEmailOpen, "summer", "r3", fxDay.Add(time.Hour)},
+	{model.TypeEmailOpen, "spring", "r4", fxNow.Add(-time.Minute)},
+}
+
+// fixture writes fxVisitors and fxEmail through the collector's writer.
+func fixture(t *testing.T) *chtest.DB {
+	t.Helper()
+	db := chtest.Migrated(t)
+	writeFixture(t, db)
+	return db
+}
+
+func writeFixture(t *testing.T, db *chtest.DB) {
+	t.Helper()
+	ctx := context.Background()
+	w := sink.New(sink.Options{Conn: db.Conn, BatchSize: 1000, Interval: 50 * time.Millisecond, SessionInterval: 50 * time.Millisecond})
+	sessions := new(seed.SessionBuffer)
+	w.WriteSessions(sessions)
+	for _, v := range fxVisitors {
+		start := v.at
+		if start.IsZero() {
+			start = fxDay.Add(time.Duration(v.id%100) * time.Minute)
+		}
+		attrs := model.Attrs{Referrer: v.referrer, Source: v.source, UTMSource: v.utmSource, UTMCampaign: v.utmCampaign,
+			Country: v.country, Browser: "Firefox", OS: "GNU/Linux", Device: model.DeviceDesktop, Channel: model.ChannelDirect}
+		s := model.Session{ID: v.id ^ 0x5e55, VisitorID: v.id, Site: testSite, Start: start, LastSeen: start, Version: 1,
+			Bounce: true, Attrs: &attrs}
+		for i, x := range v.events {
+			e := w.NewEvent()
+			e.SiteID, e.EventID, e.TS, e.Type = testSite, uuid.New(), start.Add(time.Duration(i)*time.Second), x.typ
+			e.VisitorID, e.SessionID = v.id, s.ID
+			e.Hostname = append(e.Hostname, testSite...)
+			e.Pathname = append(e.Pathname, x.path...)
+			e.Name = append(e.Name, x.name...)
+			e.TargetURL = append(e.TargetURL, x.target...)
+			e.Referrer = append(e.Referrer, v.referrer...)
+			e.ReferrerSource, e.Channel = v.source, attrs.Channel
+			e.UTMSource = append(e.UTMSource, v.utmSource...)
+			e.UTMCampaign = append(e.UTMCampaign, v.utmCampaign...)
+			e.CountryCode, e.Browser, e.OS, e.Device = v.country, attrs.Browser, attrs.OS, attrs.Device
+			e.EngagementMS, e.ScrollDepth = x.engMS, x.scroll
+			e.Interactive = 1
+			if x.propK != "" {
+				e.AddProp([]byte(x.propK), []byte(x.propV))
+			}
+			if err := w.EnqueueWait(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+			switch x.typ {
+			case model.TypePageview:
+				s.Pageviews++
+				s.Events++
+				if s.EntryPage == "" {
+					s.EntryPage = x.path
+				}
+				s.ExitPage = x.path
+			case model.TypeCustom, model.TypeOutbound, model.TypeDownload:
+				s.Events++
+			}
+		}
+		s.Bounce = s.Pageviews < 2
+		if err := sessions.Add(ctx, model.Session{}, s, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range fxEmail {
+		e := w.NewEvent()
+		e.SiteID, e.EventID, e.TS, e.Type = testSite, uuid.New(), m.at, m.typ
+		e.EmailCampaign = append(e.EmailCampaign, m.campaign...)
+		e.EmailRecipient = append(e.EmailRecipient, m.recipient...)
+		e.EmailVerdict = "human"
+		if err := w.EnqueueWait(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if lost, err := w.Close(ctx); err != nil || lost != 0 {
+		t.Fatalf("writing the fixture: %d lost, %v", lost, err)
+	}
+}
+
+// fxAsk answers params for kind about the fixture's site, asked at fxNow
+// (period=day&date=2025-03-29 unless params say otherwise).
+func fxAsk(t *testing.T, e *aggregator.Engine, site *config.Site, kind aggregator.Kind, params string) *aggregator.Response {
+	t.Helper()
+	return do(t, e, kind, fxQuery(t, kind, site, params))
+}
+
+func fxQuery(t *testing.T, kind aggregator.Kind, site *config.Site, params string) *aggregator.Query {
+	t.Helper()
+	v := map[string]string{"period": "day", "date": "2025-03-29"}
+	for _, kv := range strings.Split(params, "&") {
+		k, val, _ := strings.Cut(kv, "=")
+		v[k] = val
+	}
+	q, err := aggregator.ParseQuery(kind, site, func(k string) string { return v[k] }, fxNow)
+	if err != nil {
+		t.Fatalf("ParseQuery(%s): %v", params, err)
+	}
+	return q
+}
+
+// aggValues returns an aggregate's values by metric (nil: withheld).
+func aggValues(r *aggregator.Response) map[string]any {
+	out := map[string]any{}
+	for m, o := range r.Results.(map[string]any) {
+		out[m] = o.(map[string]any)["value"]
+	}
+	return out
+}
+
+// rowsBy returns a breakdown's rows by their key field.
+func rowsBy(t *testing.T, r *aggregator.Response, key string) map[string]map[string]any {
+	t.Helper()
+	out := map[string]map[string]any{}
+	for _, x := range r.Results.([]any) {
+		row := x.(map[string]any)
+		out[fmt.Sprint(row[key])] = row
+	}
+	return out
+}
+
+func jsonOf(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// TestEmailNotSiteTraffic: email opens and clicks (stored without a
+// visitor id) are the email panel's, never the site's visitors, visits,
+// page views, events or current visitors, from the raw tables or the
+// rollups alike; the campaign breakdown still counts their recipients.
+func TestEmailNotSiteTraffic(t *testing.T) {
+	db := fixture(t)
+	e := aggregator.New(aggregator.Options{Conn: db.Conn})
+	site := testSites(t, "UTC", 2).Site(testSite)
+	// 8 site visitors (6 in the morning, 2 before midnight), 8 visits,
+	// 11 page views, 17 events (11 + 3 goals + 2 outbound + 1 download).
+	want := map[string]any{"visitors": 8.0, "visits": 8.0, "pageviews": 11.0, "events": 17.0}
+	for _, raw := range []bool{false, true} {
+		q := fxQuery(t, aggregator.KindAggregate, site, "metrics=visitors,visits,pageviews,events")
+		q.Raw = raw
+		if got := aggValues(do(t, e, aggregator.KindAggregate, q)); jsonOf(got) != jsonOf(want) {
+			t.Errorf("aggregate raw=%v: %s, want %s", raw, jsonOf(got), jsonOf(want))
+		}
+		q = fxQuery(t, aggregator.KindTimeseries, site, "metrics=visitors,pageviews&interval=date")
+		q.Raw = raw
+		ts := do(t, e, aggregator.KindTimeseries, q).Results.([]any)
+		if pt := ts[0].(map[string]any); pt["visitors"] != 8.0 || pt["pageviews"] != 11.0 {
+			t.Errorf("timeseries raw=%v: %s, want 8 visitors, 11 page views", raw, jsonOf(pt))
+		}
+	}
+	// An events-side breakdown with no type of its own: no row of email
+	// events (their hostname is empty).
+	hosts := rowsBy(t, fxAsk(t, e, site, aggregator.KindBreakdown, "property=event:hostname&metrics=visitors,events"), "hostname")
+	if len(hosts) != 1 || hosts[testSite]["visitors"] != 8.0 || hosts[testSite]["events"] != 17.0 {
+		t.Errorf("hostname breakdown: %s, want one row of 8 visitors, 17 events", jsonOf(hosts))
+	}
+	// Filtered by an events-side property (raw): visitors of /pricing.
+	if got := aggValues(fxAsk(t, e, site, aggregator.KindAggregate, "metrics=visitors&filters=event:page!=/nowhere")); got["visitors"] != 8.0 {
+		t.Errorf("negated page filter: visitors %v, want 8", got["visitors"])
+	}
+	// Realtime: 201 and 202; the open of r4 a minute before now is not a
+	// current visitor.
+	n, err := e.RealtimeVisitors(context.Background(), fxQuery(t, aggregator.KindAggregate, site, "period=realtime"))
+	if err != nil || n != 2 {
+		t.Errorf("realtime visitors = %d, %v; want 2", n, err)
+	}
+	// The campaign breakdown counts recipients: spring has r1, r2, r4
+	// and one open without a pseudonym.
+	camp := rowsBy(t, fxAsk(t, e, site, aggregator.KindBreakdown, "property=email:campaign&metrics=visitors,email_opens,email_clicks"), "campaign")
+	if r := camp["spring"]; r == nil || r["visitors"] != 4.0 || r["email_opens"] != 4.0 || r["email_clicks"] != 1.0 {
+		t.Errorf("campaign spring: %s, want 4 visitors, 4 opens, 1 click", jsonOf(camp["spring"]))
+	}
+	// An aggregate of email opens still counts them.
+	if got := aggValues(fxAsk(t, e, site, aggregator.KindAggregate, "metrics=visitors,email_opens")); got["visitors"] != 8.0 || got["email_opens"] != 5.0 {
+		t.Errorf("visitors and email opens: %s, want 8 and 5", jsonOf(got))
+	}
+}
+
+// TestEventsHourlyRepair: 0011 rebuilds the hours of events_hourly that
+// counted email events as a visitor, written before it.
+func TestEventsHourlyRepair(t *testing.T) {
+	db := chtest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	before := fstest.MapFS{}
+	all := migrations.Files()
+	ms, err := migrations.Load(all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Version < 11 {
+			b, err := fs.ReadFile(all, m.Name+".sql")
+			if err != nil {
+				t.Fatal(err)
+			}
+			before[m.Name+".sql"] = &fstest.MapFile{Data: b}
+		}
+	}
+	target := migrations.Target{Database: db.Database}
+	if _, err := migrations.NewRunner(db.Conn, target, before, nil).Apply(ctx); err != nil {
+		t.Fatal(err)
+	}
+	writeFixture(t, db)
+	e := aggregator.New(aggregator.Options{Conn: db.Conn})
+	site := testSites(t, "UTC", 2).Site(testSite)
+	visitors := func() any {
+		return aggValues(fxAsk(t, e, site, aggregator.KindAggregate, "metrics=visitors"))["visitors"]
+	}
+	if v := visitors(); v != 9.0 {
+		t.Fatalf("before 0011: rollup visitors %v, want the 9 of the old view (8 and visitor 0)", v)
+	}
+	if _, err := migrations.NewRunner(db.Conn, target, nil, nil).Apply(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		var left uint64
+		if err := db.Conn.QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = ? AND is_done = 0", db.Database).Scan(&left); err != nil {
+			t.Fatal(err)
+		}
+		if left == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if v := visitors(); v != 8.0 {
+		t.Errorf("after 0011: rollup visitors %v, want 8", v)
+	}
+	q := fxQuery(t, aggregator.KindAggregate, site, "metrics=pageviews,events")
+	if got := aggValues(do(t, e, aggregator.KindAggregate, q)); got["pageviews"] != 11.0 || got["events"] != 17.0 {
+		t.Errorf("after 0010: %s, want 11 page views and 17 events", jsonOf(got))
+	}
+}
