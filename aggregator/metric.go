@@ -26,6 +26,17 @@ var siteEventsCols = map[string]string{
 // emailCols are the raw columns that count email rows.
 var emailCols = map[string]bool{"opens": true, "machine_opens": true, "clicks": true, "openers": true, "clickers": true}
 
+// engagementCols are the raw columns read from engagement events.
+var engagementCols = map[string]bool{"eng_ms": true, "eng_n": true, "scroll": true}
+
+// pageEngagementCols replace the people and visit counts of a scan by
+// event:page that reads engagement events beside page views
+// (scan.pageEngagement): a page's visitors are those who viewed it.
+var pageEngagementCols = map[string]string{
+	"visitors": "uniqIf(visitor_id, type = 'pageview')",
+	"visits":   "uniqIf(session_id, type = 'pageview')",
+}
+
 // Raw columns: the sums and unique counts metrics are derived from. Each
 // source below says how to compute the ones it can; a metric lists the raw
 // columns it needs, so one query serves several metrics.

@@ -324,3 +324,35 @@ func TestEventsHourlyRepair(t *testing.T) {
 		t.Errorf("after 0010: %s, want 11 page views and 17 events", jsonOf(got))
 	}
 }
+
+// TestPageEngagementBreakdown: a breakdown by event:page computes
+// time_on_page and scroll_depth per page as the aggregate filtered to
+// that page does, on the noisy path's scans too.
+func TestPageEngagementBreakdown(t *testing.T) {
+	db := fixture(t)
+	e := aggregator.New(aggregator.Options{Conn: db.Conn})
+	site := testSites(t, "UTC", 2).Site(testSite)
+	// "/": 101 (100 s, 40%), 102 (20 s, 20%); "/pricing": 101 (120 s,
+	// 60%), 103 (98 s, 42%). Visitors of page views: 4 and 3.
+	want := map[string]map[string]float64{
+		"/":        {"visitors": 4, "pageviews": 4, "time_on_page": 60, "scroll_depth": 30},
+		"/pricing": {"visitors": 3, "pageviews": 3, "time_on_page": 109, "scroll_depth": 51},
+	}
+	rows := rowsBy(t, fxAsk(t, e, site, aggregator.KindBreakdown, "property=event:page&metrics=visitors,pageviews,time_on_page,scroll_depth"), "page")
+	for page, w := range want {
+		agg := aggValues(fxAsk(t, e, site, aggregator.KindAggregate, "metrics=time_on_page,scroll_depth&filters=event:page=="+page))
+		for m, v := range w {
+			if rows[page][m] != v {
+				t.Errorf("breakdown %s %s = %v, want %v", page, m, rows[page][m], v)
+			}
+			if _, ok := agg[m]; ok && agg[m] != v {
+				t.Errorf("aggregate filtered to %s: %s = %v, want %v", page, m, agg[m], v)
+			}
+		}
+	}
+	// Asking for engagement does not change who visited a page.
+	plain := rowsBy(t, fxAsk(t, e, site, aggregator.KindBreakdown, "property=event:page&metrics=visitors"), "page")
+	if jsonOf(plain["/"]["visitors"]) != jsonOf(rows["/"]["visitors"]) || len(plain) != len(rows) {
+		t.Errorf("visitors differ with engagement asked: %s vs %s", jsonOf(plain), jsonOf(rows))
+	}
+}

@@ -94,9 +94,12 @@ func (p *Property) expr(b *sqlb) {
 // scope writes the events a breakdown by p counts (events side only):
 // pages count page views, goals custom events, props events carrying the
 // key, campaigns email events, outbound links, downloads and impressions
-// their own event types (Dimension.Types).
-func (p *Property) scope(b *sqlb) {
+// their own event types (Dimension.Types). With engagement, a breakdown
+// by pages also reads the engagement events that page leaves report.
+func (p *Property) scope(b *sqlb, engagement bool) {
 	switch {
+	case engagement:
+		b.w(" AND type IN ('", model.TypeName(p.types[0]), "', '", model.TypeName(model.TypeEngagement), "')")
 	case p.prop != "":
 		b.w(" AND has(prop_keys, ").arg(p.prop).w(")")
 	case len(p.types) == 1:

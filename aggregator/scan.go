@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/glimpse-analytics/glimpse/aggregator/period"
+	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
 // source is the table a scan reads.
@@ -92,12 +93,34 @@ func (s *scan) grouped() bool { return s.group }
 
 // col returns the SQL of raw column c over the scan's source.
 func (s *scan) col(c string) string {
+	if s.pageEngagement() {
+		if x, ok := pageEngagementCols[c]; ok {
+			return x
+		}
+	}
 	if s.src == srcEvents && !s.email {
 		if x, ok := siteEventsCols[c]; ok {
 			return x
 		}
 	}
 	return s.src.cols()[c]
+}
+
+// pageEngagement reports whether the scan is grouped by a property that
+// counts page views (event:page) and asks for engagement, which page
+// leaves report as engagement events with the page's path: it then reads
+// those events too (Property.scope), still counting the visitors and
+// visits of the page views only.
+func (s *scan) pageEngagement() bool {
+	if s.src != srcEvents || s.prop == nil || len(s.prop.types) != 1 || s.prop.types[0] != model.TypePageview {
+		return false
+	}
+	for _, c := range s.cols {
+		if engagementCols[c] {
+			return true
+		}
+	}
+	return false
 }
 
 // siteOnly reports whether an events scan can skip email rows entirely:
@@ -215,7 +238,7 @@ func (s *scan) build() *sqlb {
 			b.w(" AND type NOT IN " + emailTypes)
 		}
 		if s.prop != nil {
-			s.prop.scope(b)
+			s.prop.scope(b, s.pageEngagement())
 		}
 		for _, f := range bySide(s.filters, sideEvents) {
 			b.w(" AND ")
