@@ -130,11 +130,12 @@ func (q *Query) rowValues(key string, v map[string]float64) map[string]any {
 
 // totalVisitors releases a breakdown row's conversion_rate denominator:
 // the row's visitors without the goal filters, or for a breakdown by goal
-// the visitors of the whole question without them (one cell for all rows,
-// and the same cell as that aggregate's visitors).
+// or by a custom property the visitors of the whole question without
+// them (one cell for all rows, and the same cell as that aggregate's
+// visitors).
 func (r *release) totalVisitors(q *Query, pl *plan, key string, raw float64) float64 {
 	at := cell{side: "ev", from: pl.p.From, to: pl.p.To}
-	if q.Property.Name != "event:goal" {
+	if !q.Property.siteTotal() {
 		if q.Property.side == sideSessions {
 			at.side = "se"
 		}

@@ -597,7 +597,9 @@ func (e *Engine) Breakdown(ctx context.Context, q *Query) (*Response, error) {
 }
 
 // conversionTotals fills total_visitors: per row for a breakdown by a
-// non-goal property, the site's visitors for a breakdown by event:goal.
+// property every visitor has a value of, the site's visitors (of the
+// question without its goals) for one by event:goal or a custom property
+// (siteTotal).
 func (e *Engine) conversionTotals(ctx context.Context, pl *plan, q *Query, src source, rows, otherRows []row, otherPred func(*sqlb, func())) error {
 	switch src {
 	case srcPagesHourly:
@@ -605,7 +607,7 @@ func (e *Engine) conversionTotals(ctx context.Context, pl *plan, q *Query, src s
 	case srcSessionDims:
 		src = srcSessions
 	}
-	if q.Property.Name == "event:goal" {
+	if q.Property.siteTotal() {
 		tot, err := e.one(ctx, pl.scan(srcEvents, []string{"visitors"}, withoutGoals(q.Filters)))
 		if err != nil {
 			return err
@@ -621,6 +623,11 @@ func (e *Engine) conversionTotals(ctx context.Context, pl *plan, q *Query, src s
 	keys := make([]string, 0, len(rows))
 	for _, r := range rows {
 		keys = append(keys, r.key)
+	}
+	if len(keys) == 0 {
+		// has([], key) does not type-check: an empty array is Array(Nothing).
+		keys = append(keys, "")
+		rows = nil
 	}
 	s := pl.scan(src, []string{"visitors"}, withoutGoals(q.Filters))
 	s.prop, s.group = q.Property, true

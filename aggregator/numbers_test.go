@@ -56,24 +56,25 @@ func pv(path string) fxEvent { return fxEvent{typ: model.TypePageview, path: pat
 func eng(path string, ms uint32, scroll uint8) fxEvent {
 	return fxEvent{typ: model.TypeEngagement, path: path, engMS: ms, scroll: scroll}
 }
-func goal(name, k, v string) fxEvent {
-	return fxEvent{typ: model.TypeCustom, path: "/", name: name, propK: k, propV: v}
+func goal(path, name, k, v string) fxEvent {
+	return fxEvent{typ: model.TypeCustom, path: path, name: name, propK: k, propV: v}
 }
 
 // fxVisitors: 6 site visitors on fxDay, 2 more in the last minutes
 // before fxNow (realtime).
 var fxVisitors = []fxVisitor{
 	{id: 101, referrer: "www.google.com/search", source: "Google", country: "DE", utmSource: "newsletter", utmCampaign: "spring",
-		events: []fxEvent{pv("/"), eng("/", 100_000, 40), pv("/pricing"), eng("/pricing", 120_000, 60), goal("Signup", "plan", "pro")}},
+		events: []fxEvent{pv("/"), eng("/", 100_000, 40), pv("/pricing"), eng("/pricing", 120_000, 60), goal("/pricing", "Signup", "plan", "pro")}},
 	{id: 102, referrer: "www.google.com/search", source: "Google", country: "DE",
-		events: []fxEvent{pv("/"), eng("/", 20_000, 20), pv("/blog/a"),
+		events: []fxEvent{pv("/"), eng("/", 20_000, 20), goal("/", "Signup", "plan", "pro"), pv("/blog/a"),
 			{typ: model.TypeOutbound, path: "/blog/a", target: "https://github.com/glimpse"}}},
 	{id: 103, referrer: "news.ycombinator.com/item", source: "Hacker News", country: "US",
-		events: []fxEvent{pv("/pricing"), eng("/pricing", 98_000, 42), goal("Signup", "plan", "free")}},
+		events: []fxEvent{pv("/pricing"), eng("/pricing", 98_000, 42), goal("/pricing", "Signup", "plan", "free")}},
 	{id: 104, country: "US", utmSource: "newsletter", utmCampaign: "spring",
-		events: []fxEvent{pv("/"), pv("/docs"), {typ: model.TypeDownload, path: "/docs", target: "https://example.com/glimpse.pdf"}}},
+		events: []fxEvent{pv("/"), pv("/docs"), goal("/docs", "Signup", "plan", "free"),
+			{typ: model.TypeDownload, path: "/docs", target: "https://example.com/glimpse.pdf"}}},
 	{id: 105, country: "FR",
-		events: []fxEvent{pv("/blog/a"), goal("Signup", "plan", "pro")}},
+		events: []fxEvent{pv("/blog/a"), goal("/blog/a", "Signup", "plan", "pro")}},
 	{id: 106, referrer: "t.co/x1", source: "Twitter", country: "FR",
 		events: []fxEvent{pv("/blog/b"), {typ: model.TypeOutbound, path: "/blog/b", target: "https://github.com/glimpse"}}},
 	// Realtime: two visitors in the last five minutes before fxNow.
@@ -226,8 +227,8 @@ func TestEmailNotSiteTraffic(t *testing.T) {
 	e := aggregator.New(aggregator.Options{Conn: db.Conn})
 	site := testSites(t, "UTC", 2).Site(testSite)
 	// 8 site visitors (6 in the morning, 2 before midnight), 8 visits,
-	// 11 page views, 17 events (11 + 3 goals + 2 outbound + 1 download).
-	want := map[string]any{"visitors": 8.0, "visits": 8.0, "pageviews": 11.0, "events": 17.0}
+	// 11 page views, 19 events (11 + 5 goals + 2 outbound + 1 download).
+	want := map[string]any{"visitors": 8.0, "visits": 8.0, "pageviews": 11.0, "events": 19.0}
 	for _, raw := range []bool{false, true} {
 		q := fxQuery(t, aggregator.KindAggregate, site, "metrics=visitors,visits,pageviews,events")
 		q.Raw = raw
@@ -244,8 +245,8 @@ func TestEmailNotSiteTraffic(t *testing.T) {
 	// An events-side breakdown with no type of its own: no row of email
 	// events (their hostname is empty).
 	hosts := rowsBy(t, fxAsk(t, e, site, aggregator.KindBreakdown, "property=event:hostname&metrics=visitors,events"), "hostname")
-	if len(hosts) != 1 || hosts[testSite]["visitors"] != 8.0 || hosts[testSite]["events"] != 17.0 {
-		t.Errorf("hostname breakdown: %s, want one row of 8 visitors, 17 events", jsonOf(hosts))
+	if len(hosts) != 1 || hosts[testSite]["visitors"] != 8.0 || hosts[testSite]["events"] != 19.0 {
+		t.Errorf("hostname breakdown: %s, want one row of 8 visitors, 19 events", jsonOf(hosts))
 	}
 	// Filtered by an events-side property (raw): visitors of /pricing.
 	if got := aggValues(fxAsk(t, e, site, aggregator.KindAggregate, "metrics=visitors&filters=event:page!=/nowhere")); got["visitors"] != 8.0 {
@@ -320,8 +321,8 @@ func TestEventsHourlyRepair(t *testing.T) {
 		t.Errorf("after 0011: rollup visitors %v, want 8", v)
 	}
 	q := fxQuery(t, aggregator.KindAggregate, site, "metrics=pageviews,events")
-	if got := aggValues(do(t, e, aggregator.KindAggregate, q)); got["pageviews"] != 11.0 || got["events"] != 17.0 {
-		t.Errorf("after 0010: %s, want 11 page views and 17 events", jsonOf(got))
+	if got := aggValues(do(t, e, aggregator.KindAggregate, q)); got["pageviews"] != 11.0 || got["events"] != 19.0 {
+		t.Errorf("after 0010: %s, want 11 page views and 19 events", jsonOf(got))
 	}
 }
 
@@ -355,4 +356,54 @@ func TestPageEngagementBreakdown(t *testing.T) {
 	if jsonOf(plain["/"]["visitors"]) != jsonOf(rows["/"]["visitors"]) || len(plain) != len(rows) {
 		t.Errorf("visitors differ with engagement asked: %s vs %s", jsonOf(plain), jsonOf(rows))
 	}
+}
+
+// TestConversionRateBreakdown: with a goal filter, a row's
+// conversion_rate is its converting visitors over its visitors without
+// the goal filter; for a custom property, whose values exist only on the
+// events that carry them, over the site's visitors without it, as
+// Plausible computes it. Exact and noisy paths agree (noise aside).
+func TestConversionRateBreakdown(t *testing.T) {
+	db := fixture(t)
+	e := aggregator.New(aggregator.Options{Conn: db.Conn})
+	site := testSites(t, "UTC", 2).Site(testSite)
+	// Signup: 101 (DE, Google, pro, /pricing), 102 (DE, Google, pro, /),
+	// 103 (US, Hacker News, free, /pricing), 104 (US, direct, free,
+	// /docs), 105 (FR, direct, pro, /blog/a). 8 site visitors.
+	cases := []struct {
+		prop, key string
+		want      map[string]float64
+	}{
+		{"visit:country", "country", map[string]float64{"DE": 66.7, "US": 66.7}},
+		{"visit:source", "source", map[string]float64{"Google": 100, "Direct / None": 50}},
+		{"event:props:plan", "plan", map[string]float64{"pro": 37.5, "free": 25}},
+		{"event:page", "page", map[string]float64{"/pricing": 66.7}},
+		{"visit:browser_version", "browser_version", map[string]float64{"": 62.5}},
+	}
+	// Noisy at epsilon 10: noise of scale 0.1 on a visitor count is 0
+	// but about once in 10,000 draws.
+	noisy := noisySite(t)
+	for _, s := range []*config.Site{site, noisy} {
+		for _, c := range cases {
+			rows := rowsBy(t, fxAsk(t, e, s, aggregator.KindBreakdown, "property="+c.prop+"&metrics=visitors,conversion_rate&filters=event:goal==Signup"), c.key)
+			for v, w := range c.want {
+				if rows[v] == nil || rows[v]["conversion_rate"] != w {
+					t.Errorf("%s %s %q: conversion_rate %v, want %v (rows %s)", s.Privacy.Aggregates, c.prop, v, rows[v]["conversion_rate"], w, jsonOf(rows))
+				}
+			}
+		}
+	}
+}
+
+// noisySite is the fixture's site with noisy aggregates at the least
+// noise there is (epsilon 10), k = 2.
+func noisySite(t *testing.T) *config.Site {
+	t.Helper()
+	y := "sites:\n  - domain: " + testSite + "\n    timezone: UTC\n    privacy: {aggregates: noisy, k_anonymity: 2, epsilon: 10, budget: 100000, " +
+		"noise_key: \"numbers-test-noise-key-0123456789abcdef\"}\n"
+	f, err := config.Parse("noisy.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.Site(testSite)
 }

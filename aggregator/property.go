@@ -82,6 +82,18 @@ func ParseProperty(name string) (*Property, error) {
 	return p, nil
 }
 
+// siteTotal reports whether conversion_rate in a breakdown by p divides
+// by the visitors of the whole question without its goals rather than by
+// each row's: goals, and custom properties, whose values exist only on
+// the events that carry them (so a value's visitors without the goal are
+// its converters again), as Plausible divides them.
+func (p *Property) siteTotal() bool { return p.Name == "event:goal" || p.prop != "" }
+
+// goalScoped reports whether a breakdown by p under a goal filter counts
+// the events the goal selects rather than its own types: a page
+// breakdown of conversions groups the goal events by their page.
+func (p *Property) goalScoped(fs []Filter) bool { return p.Name == "event:page" && hasGoal(fs) }
+
 // expr writes the property's value expression.
 func (p *Property) expr(b *sqlb) {
 	if p.prop != "" {

@@ -112,7 +112,8 @@ func (s *scan) col(c string) string {
 // those events too (Property.scope), still counting the visitors and
 // visits of the page views only.
 func (s *scan) pageEngagement() bool {
-	if s.src != srcEvents || s.prop == nil || len(s.prop.types) != 1 || s.prop.types[0] != model.TypePageview {
+	if s.src != srcEvents || s.prop == nil || len(s.prop.types) != 1 || s.prop.types[0] != model.TypePageview ||
+		s.prop.goalScoped(s.filters) {
 		return false
 	}
 	for _, c := range s.cols {
@@ -237,7 +238,7 @@ func (s *scan) build() *sqlb {
 		if s.siteOnly() {
 			b.w(" AND type NOT IN " + emailTypes)
 		}
-		if s.prop != nil {
+		if s.prop != nil && !s.prop.goalScoped(s.filters) {
 			s.prop.scope(b, s.pageEngagement())
 		}
 		for _, f := range bySide(s.filters, sideEvents) {
