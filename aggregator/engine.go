@@ -267,8 +267,7 @@ type point struct{ ev, se map[string]float64 }
 // withheld. In noisy mode the point's components carry noise already:
 // counts are reported as at least 0.
 func (q *Query) values(pt point) (map[string]any, bool) {
-	k := float64(q.Site.Privacy.KAnonymity)
-	if len(q.Filters) > 0 && ((pt.ev != nil && pt.ev["visitors"] < k) || (pt.se != nil && pt.se["visitors"] < k)) {
+	if len(q.Filters) > 0 && (q.under(pt.ev) || q.under(pt.se)) {
 		return nil, true
 	}
 	out := make(map[string]any, len(q.Metrics))
@@ -284,6 +283,22 @@ func (q *Query) values(pt point) (map[string]any, bool) {
 		out[m] = d.value(nonNegative(v))
 	}
 	return out, false
+}
+
+// under reports whether one side of a filtered point counts fewer than k
+// visitors, and is withheld. An exact zero is not: k-anonymity hides
+// groups of 1 to k-1 people, and nobody is no group (Plausible answers 0
+// too). Noisy visitors are compared with k whatever their value, so that
+// an empty answer and a small one look alike.
+func (q *Query) under(v map[string]float64) bool {
+	if v == nil {
+		return false
+	}
+	n, k := v["visitors"], float64(q.Site.Privacy.KAnonymity)
+	if q.Site.Privacy.Noisy() {
+		return n < k
+	}
+	return n > 0 && n < k
 }
 
 // nonNegative returns v with negative components (noise on a small
@@ -343,8 +358,8 @@ func (e *Engine) aggregate(ctx context.Context, q *Query, p period.Period, r *re
 }
 
 // Aggregate answers /api/v1/stats/aggregate: {"results": {"visitors":
-// {"value": 12, "change": 50}}}. A filtered aggregate under k visitors
-// has every value null with a "withheld" reason.
+// {"value": 12, "change": 50}}}. A filtered aggregate of 1 to k-1
+// visitors (q.under) has every value null with a "withheld" reason.
 func (e *Engine) Aggregate(ctx context.Context, q *Query) (*Response, error) {
 	r := e.release(q)
 	cur, withheld, meta, err := e.aggregate(ctx, q, q.released(q.Period), r)
@@ -382,9 +397,9 @@ func (e *Engine) Aggregate(ctx context.Context, q *Query) (*Response, error) {
 }
 
 // Timeseries answers /api/v1/stats/timeseries: one point per bucket of
-// the interval, gaps filled with zeros. Under filters a point with fewer
-// than k visitors (zero included) has null metrics and a "withheld"
-// reason.
+// the interval, gaps filled with zeros. Under filters a point with 1 to
+// k-1 visitors (in noisy mode: fewer than k noisy visitors) has null
+// metrics and a "withheld" reason.
 func (e *Engine) Timeseries(ctx context.Context, q *Query) (*Response, error) {
 	evCols, seCols := sideCols(q)
 	pl, err := e.plan(ctx, q, q.released(q.Period), evCols, seCols)

@@ -407,3 +407,33 @@ func noisySite(t *testing.T) *config.Site {
 	}
 	return f.Site(testSite)
 }
+
+// TestExactZero: in exact mode a filter matching nobody answers 0;
+// k-anonymity withholds 1 to k-1 visitors, not 0. Noisy mode compares
+// noisy visitors with k and withholds an empty answer as it withholds a
+// small one (the two must look alike).
+func TestExactZero(t *testing.T) {
+	db := fixture(t)
+	e := aggregator.New(aggregator.Options{Conn: db.Conn})
+	site := testSites(t, "UTC", 2).Site(testSite)
+	r := fxAsk(t, e, site, aggregator.KindAggregate, "metrics=visitors,pageviews,visits,bounce_rate&filters=visit:country==JP")
+	if got := aggValues(r); jsonOf(got) != `{"bounce_rate":0,"pageviews":0,"visitors":0,"visits":0}` {
+		t.Errorf("nobody: %s, want zeros", jsonOf(r.Results))
+	}
+	// One visitor (106) is withheld.
+	if got := aggValues(fxAsk(t, e, site, aggregator.KindAggregate, "metrics=visitors&filters=visit:country==FR;event:page==/blog/b")); got["visitors"] != nil {
+		t.Errorf("one visitor: %v, want withheld", got["visitors"])
+	}
+	ts := fxAsk(t, e, site, aggregator.KindTimeseries, "period=7d&date=2025-03-29&metrics=visitors,visits&filters=visit:country==JP")
+	if ts.Meta.Withheld != 0 {
+		t.Errorf("time series of nobody: %d points withheld, want 0: %s", ts.Meta.Withheld, jsonOf(ts.Results))
+	}
+	for _, p := range ts.Results.([]any) {
+		if pt := p.(map[string]any); pt["visitors"] != 0.0 || pt["visits"] != 0.0 {
+			t.Errorf("time series of nobody: %s, want zeros", jsonOf(pt))
+		}
+	}
+	if got := aggValues(fxAsk(t, e, noisySite(t), aggregator.KindAggregate, "metrics=visitors&filters=visit:country==JP")); got["visitors"] != nil {
+		t.Errorf("noisy, nobody: %v, want withheld as before", got["visitors"])
+	}
+}

@@ -138,6 +138,8 @@ func TestStatsAPI(t *testing.T) {
 			{"aggregate_conversion", q(api.PathAggregate, "period", "30d", "date", "2025-03-30",
 				"metrics", "visitors,events,conversion_rate", "filters", "event:goal==Signup")},
 			{"aggregate_withheld", q(api.PathAggregate, "period", "day", "date", "2025-03-30",
+				"metrics", "visitors,pageviews", "filters", "visit:country==FR;visit:browser==Safari")},
+			{"aggregate_nobody", q(api.PathAggregate, "period", "day", "date", "2025-03-30",
 				"metrics", "visitors,pageviews", "filters", "visit:country==IS;visit:browser==Safari")},
 			{"timeseries_7d", q(api.PathTimeseries, "period", "7d", "date", "2025-03-30", "metrics", "visitors,pageviews,visits,bounce_rate")},
 			{"timeseries_day_hours", q(api.PathTimeseries, "period", "day", "date", "2025-03-29", "metrics", "visitors,pageviews")},
