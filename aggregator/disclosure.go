@@ -132,11 +132,7 @@ func canonicalFilters(fs []Filter) string {
 		vals := slices.Clone(f.Values)
 		slices.Sort(vals)
 		vals = slices.Compact(vals)
-		op := "=="
-		if f.Negate {
-			op = "!="
-		}
-		parts = append(parts, f.Prop.Name+op+strings.Join(vals, "\x1f"))
+		parts = append(parts, f.Prop.Name+f.op()+strings.Join(vals, "\x1f"))
 	}
 	slices.Sort(parts)
 	parts = slices.Compact(parts)

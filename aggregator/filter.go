@@ -8,11 +8,53 @@ import (
 
 // Filter is one clause of Plausible's v1 filter syntax: property==a|b or
 // property!=a|b, where * matches within a path segment and ** across
-// segments. Clauses are joined by ";" (AND).
+// segments, or property~a|b (also written property==~a|b) for values
+// containing a or b and property!~a|b (property!=~a|b) for values
+// containing neither. Clauses are joined by ";" (AND).
 type Filter struct {
 	Prop   *Property
 	Negate bool
-	Values []string
+	// Contains: the values are substrings, taken literally (no
+	// wildcards).
+	Contains bool
+	Values   []string
+}
+
+// op is the filter's operator, as written: ==, !=, ~ or !~.
+func (f *Filter) op() string {
+	switch {
+	case f.Contains && f.Negate:
+		return "!~"
+	case f.Contains:
+		return "~"
+	case f.Negate:
+		return "!="
+	}
+	return "=="
+}
+
+// cutOperator splits a clause at its first operator: ==, !=, ~ or !~,
+// and Plausible's ==~ and !=~ (contains, negated or not).
+func cutOperator(clause string) (prop, op, rest string, ok bool) {
+	i := strings.IndexAny(clause, "=!~")
+	for i >= 0 {
+		switch {
+		case strings.HasPrefix(clause[i:], "==~"), strings.HasPrefix(clause[i:], "!=~"):
+			return clause[:i], clause[i:i+1] + "~", clause[i+3:], true
+		case strings.HasPrefix(clause[i:], "=="), strings.HasPrefix(clause[i:], "!="):
+			return clause[:i], clause[i : i+2], clause[i+2:], true
+		case strings.HasPrefix(clause[i:], "!~"):
+			return clause[:i], "!~", clause[i+2:], true
+		case clause[i] == '~':
+			return clause[:i], "~", clause[i+1:], true
+		}
+		j := strings.IndexAny(clause[i+1:], "=!~")
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return "", "", "", false
 }
 
 // ParseFilters parses the filters parameter. "\|" and "\;" escape the
@@ -27,20 +69,16 @@ func ParseFilters(s string) ([]Filter, error) {
 		if clause == "" {
 			continue
 		}
-		op := "=="
-		i := strings.Index(clause, "==")
-		if j := strings.Index(clause, "!="); j >= 0 && (i < 0 || j < i) {
-			i, op = j, "!="
+		name, op, rest, ok := cutOperator(clause)
+		if !ok || strings.TrimSpace(name) == "" {
+			return nil, badRequest("invalid filter %q: want property==value, property!=value, property~value or property!~value", clause)
 		}
-		if i <= 0 {
-			return nil, badRequest("invalid filter %q: want property==value or property!=value", clause)
-		}
-		prop, err := ParseProperty(strings.TrimSpace(clause[:i]))
+		prop, err := ParseProperty(strings.TrimSpace(name))
 		if err != nil {
 			return nil, err
 		}
 		var vals []string
-		for _, v := range splitEscaped(clause[i+2:], '|') {
+		for _, v := range splitEscaped(rest, '|') {
 			v = unescape(strings.TrimSpace(v))
 			if !utf8.ValidString(v) {
 				// RE2 refuses such a pattern, and no stored value is one.
@@ -51,7 +89,7 @@ func ParseFilters(s string) ([]Filter, error) {
 		if len(vals) > 100 {
 			return nil, badRequest("invalid filter %q: at most 100 alternatives", clause)
 		}
-		out = append(out, Filter{Prop: prop, Negate: op == "!=", Values: vals})
+		out = append(out, Filter{Prop: prop, Negate: op[0] == '!', Contains: strings.HasSuffix(op, "~"), Values: vals})
 	}
 	if len(out) > 20 {
 		return nil, badRequest("too many filters: at most 20")
@@ -128,13 +166,23 @@ func (f *Filter) pred(b *sqlb) {
 			}
 			if page, ok := strings.CutPrefix(v, "Visit "); ok {
 				b.w("(type = 'pageview' AND ")
-				match(b, func() { b.w("pathname") }, page)
+				f.match(b, func() { b.w("pathname") }, page)
 				b.w(")")
 			} else {
 				b.w("(type = 'custom' AND ")
-				match(b, func() { b.w("name") }, v)
+				f.match(b, func() { b.w("name") }, v)
 				b.w(")")
 			}
+		}
+		b.w(")")
+		return
+	}
+	if f.Contains {
+		for i, v := range f.Values {
+			if i > 0 {
+				b.w(" OR ")
+			}
+			contains(b, func() { f.Prop.expr(b) }, v)
 		}
 		b.w(")")
 		return
@@ -165,7 +213,21 @@ func (f *Filter) pred(b *sqlb) {
 	b.w(")")
 }
 
-func match(b *sqlb, col func(), v string) {
+// contains writes whether col contains v. position() compares bytes:
+// unlike LIKE, no character of v (%, _, \) is a metacharacter to escape,
+// and a substring of valid UTF-8 is found exactly where it is a
+// substring of characters.
+func contains(b *sqlb, col func(), v string) {
+	b.w("position(")
+	col()
+	b.w(", ").arg(v).w(") > 0")
+}
+
+func (f *Filter) match(b *sqlb, col func(), v string) {
+	if f.Contains {
+		contains(b, col, v)
+		return
+	}
 	if strings.Contains(v, "*") {
 		b.w("match(")
 		col()

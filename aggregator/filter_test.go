@@ -1,6 +1,7 @@
 package aggregator
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -42,6 +43,7 @@ func FuzzParseFilters(f *testing.F) {
 		"event:page==/blog/**", "visit:country==DE|US;visit:browser!=Chrome",
 		`event:page==/a\|b`, "event:page==/\xff*", "event:page==/\x00*", "event:goal==Visit /x*",
 		"event:props:plan==a*b**c", "visit:city==", ";;", "==",
+		"event:page~blog|docs", "visit:source!~oog", "event:page==~%_", "visit:source!=~x", "~", "!~x", "event:props:a~b~c",
 	} {
 		f.Add(s)
 	}
@@ -68,4 +70,29 @@ func FuzzParseFilters(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestParseContains(t *testing.T) {
+	for in, want := range map[string]string{
+		"event:page~blog":        "event:page ~ [blog]",
+		"event:page==~blog|docs": "event:page ~ [blog docs]",
+		"visit:source!~oog":      "visit:source !~ [oog]",
+		"visit:source!=~oog":     "visit:source !~ [oog]",
+		"event:page==a~b":        "event:page == [a~b]",
+		"event:props:k~v~w":      "event:props:k ~ [v~w]",
+	} {
+		fs, err := ParseFilters(in)
+		if err != nil {
+			t.Errorf("%s: %v", in, err)
+			continue
+		}
+		if got := fs[0].Prop.Name + " " + fs[0].op() + " " + fmt.Sprint(fs[0].Values); got != want {
+			t.Errorf("%s: %s, want %s", in, got, want)
+		}
+	}
+	for _, in := range []string{"~x", "!~x", "event:page", "event:nope~x"} {
+		if _, err := ParseFilters(in); err == nil {
+			t.Errorf("%s: parsed, want a 400", in)
+		}
+	}
 }
