@@ -169,8 +169,12 @@ func (f *Filter) pred(b *sqlb) {
 				f.match(b, func() { b.w("pathname") }, page)
 				b.w(")")
 			} else {
-				b.w("(type = 'custom' AND ")
-				f.match(b, func() { b.w("name") }, v)
+				// Custom events by name, outbound clicks and downloads by
+				// Plausible's names for them (the dimension's SQL).
+				b.w("(")
+				f.Prop.scopePred(b, false)
+				b.w(" AND ")
+				f.match(b, func() { f.Prop.expr(b) }, v)
 				b.w(")")
 			}
 		}

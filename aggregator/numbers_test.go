@@ -74,7 +74,8 @@ var fxVisitors = []fxVisitor{
 		events: []fxEvent{pv("/"), pv("/docs"), goal("/docs", "Signup", "plan", "free"),
 			{typ: model.TypeDownload, path: "/docs", target: "https://example.com/glimpse.pdf"}}},
 	{id: 105, country: "FR",
-		events: []fxEvent{pv("/blog/a"), goal("/blog/a", "Signup", "plan", "pro")}},
+		events: []fxEvent{pv("/blog/a"), goal("/blog/a", "Signup", "plan", "pro"),
+			{typ: model.TypeDownload, path: "/blog/a", target: "https://example.com/glimpse.pdf"}}},
 	{id: 106, referrer: "t.co/x1", source: "Twitter", country: "FR",
 		events: []fxEvent{pv("/blog/b"), {typ: model.TypeOutbound, path: "/blog/b", target: "https://github.com/glimpse"}}},
 	// Realtime: two visitors in the last five minutes before fxNow.
@@ -227,8 +228,8 @@ func TestEmailNotSiteTraffic(t *testing.T) {
 	e := aggregator.New(aggregator.Options{Conn: db.Conn})
 	site := testSites(t, "UTC", 2).Site(testSite)
 	// 8 site visitors (6 in the morning, 2 before midnight), 8 visits,
-	// 11 page views, 19 events (11 + 5 goals + 2 outbound + 1 download).
-	want := map[string]any{"visitors": 8.0, "visits": 8.0, "pageviews": 11.0, "events": 19.0}
+	// 11 page views, 20 events (11 + 5 goals + 2 outbound + 2 downloads).
+	want := map[string]any{"visitors": 8.0, "visits": 8.0, "pageviews": 11.0, "events": 20.0}
 	for _, raw := range []bool{false, true} {
 		q := fxQuery(t, aggregator.KindAggregate, site, "metrics=visitors,visits,pageviews,events")
 		q.Raw = raw
@@ -245,8 +246,8 @@ func TestEmailNotSiteTraffic(t *testing.T) {
 	// An events-side breakdown with no type of its own: no row of email
 	// events (their hostname is empty).
 	hosts := rowsBy(t, fxAsk(t, e, site, aggregator.KindBreakdown, "property=event:hostname&metrics=visitors,events"), "hostname")
-	if len(hosts) != 1 || hosts[testSite]["visitors"] != 8.0 || hosts[testSite]["events"] != 19.0 {
-		t.Errorf("hostname breakdown: %s, want one row of 8 visitors, 19 events", jsonOf(hosts))
+	if len(hosts) != 1 || hosts[testSite]["visitors"] != 8.0 || hosts[testSite]["events"] != 20.0 {
+		t.Errorf("hostname breakdown: %s, want one row of 8 visitors, 20 events", jsonOf(hosts))
 	}
 	// Filtered by an events-side property (raw): visitors of /pricing.
 	if got := aggValues(fxAsk(t, e, site, aggregator.KindAggregate, "metrics=visitors&filters=event:page!=/nowhere")); got["visitors"] != 8.0 {
@@ -321,8 +322,8 @@ func TestEventsHourlyRepair(t *testing.T) {
 		t.Errorf("after 0011: rollup visitors %v, want 8", v)
 	}
 	q := fxQuery(t, aggregator.KindAggregate, site, "metrics=pageviews,events")
-	if got := aggValues(do(t, e, aggregator.KindAggregate, q)); got["pageviews"] != 11.0 || got["events"] != 19.0 {
-		t.Errorf("after 0010: %s, want 11 page views and 19 events", jsonOf(got))
+	if got := aggValues(do(t, e, aggregator.KindAggregate, q)); got["pageviews"] != 11.0 || got["events"] != 20.0 {
+		t.Errorf("after 0011: %s, want 11 page views and 20 events", jsonOf(got))
 	}
 }
 
@@ -480,5 +481,36 @@ func TestContainsFilter(t *testing.T) {
 	rows := rowsBy(t, fxAsk(t, e, site, aggregator.KindBreakdown, "property=visit:source&filters=visit:source~oog"), "source")
 	if len(rows) != 1 || rows["Google"]["visitors"] != 2.0 {
 		t.Errorf("breakdown by source~oog: %s, want Google with 2", jsonOf(rows))
+	}
+}
+
+// TestPlausibleGoals: Plausible's own goal names, "Outbound Link: Click"
+// and "File Download", name the outbound and download events, in filters
+// and event:goal breakdowns, and event:props:url reads their link.
+func TestPlausibleGoals(t *testing.T) {
+	db := fixture(t)
+	e := aggregator.New(aggregator.Options{Conn: db.Conn})
+	site := testSites(t, "UTC", 2).Site(testSite)
+	for filters, want := range map[string]string{
+		"event:goal==Outbound Link: Click":                                             `{"events":2,"visitors":2}`, // 102, 106
+		"event:goal==File Download":                                                    `{"events":2,"visitors":2}`, // 104, 105
+		"event:goal==File Download|Signup":                                             `{"events":7,"visitors":5}`,
+		"event:goal==Outbound Link: Click;event:props:url==https://github.com/glimpse": `{"events":2,"visitors":2}`,
+		"event:props:url==https://example.com/glimpse.pdf":                             `{"events":2,"visitors":2}`,
+		"event:goal~Download":                                                          `{"events":2,"visitors":2}`,
+	} {
+		if got := aggValues(fxAsk(t, e, site, aggregator.KindAggregate, "metrics=visitors,events&filters="+filters)); jsonOf(got) != want {
+			t.Errorf("%s: %s, want %s", filters, jsonOf(got), want)
+		}
+	}
+	goals := rowsBy(t, fxAsk(t, e, site, aggregator.KindBreakdown, "property=event:goal&metrics=visitors,events"), "goal")
+	for g, n := range map[string]float64{"Signup": 5, "Outbound Link: Click": 2, "File Download": 2} {
+		if goals[g]["visitors"] != n {
+			t.Errorf("goal %q: %v visitors, want %v (rows %s)", g, goals[g]["visitors"], n, jsonOf(goals))
+		}
+	}
+	urls := rowsBy(t, fxAsk(t, e, site, aggregator.KindBreakdown, "property=event:props:url&metrics=visitors&filters=event:goal==Outbound Link: Click"), "url")
+	if len(urls) != 1 || urls["https://github.com/glimpse"]["visitors"] != 2.0 {
+		t.Errorf("outbound links by url: %s, want github.com/glimpse with 2", jsonOf(urls))
 	}
 }

@@ -96,6 +96,14 @@ func (p *Property) goalScoped(fs []Filter) bool { return p.Name == "event:page" 
 
 // expr writes the property's value expression.
 func (p *Property) expr(b *sqlb) {
+	if p.prop == model.LinkURLProp {
+		// Plausible reports the link of an outbound click or a download
+		// as its url property; ingest stores it (cleaned) in target_url.
+		b.w("multiIf(has(prop_keys, ").arg(p.prop).w("), prop_values[indexOf(prop_keys, ").arg(p.prop).w(")], ")
+		linkTypes(b)
+		b.w(", target_url, '(none)')")
+		return
+	}
 	if p.prop != "" {
 		b.w("if(has(prop_keys, ").arg(p.prop).w("), prop_values[indexOf(prop_keys, ").arg(p.prop).w(")], '(none)')")
 		return
@@ -109,15 +117,27 @@ func (p *Property) expr(b *sqlb) {
 // their own event types (Dimension.Types). With engagement, a breakdown
 // by pages also reads the engagement events that page leaves report.
 func (p *Property) scope(b *sqlb, engagement bool) {
+	if p.prop != "" || len(p.types) > 0 {
+		b.w(" AND ")
+		p.scopePred(b, engagement)
+	}
+}
+
+// scopePred writes scope's predicate; p has a scope.
+func (p *Property) scopePred(b *sqlb, engagement bool) {
 	switch {
 	case engagement:
-		b.w(" AND type IN ('", model.TypeName(p.types[0]), "', '", model.TypeName(model.TypeEngagement), "')")
+		b.w("type IN ('", model.TypeName(p.types[0]), "', '", model.TypeName(model.TypeEngagement), "')")
+	case p.prop == model.LinkURLProp:
+		b.w("(has(prop_keys, ").arg(p.prop).w(") OR ")
+		linkTypes(b)
+		b.w(")")
 	case p.prop != "":
-		b.w(" AND has(prop_keys, ").arg(p.prop).w(")")
+		b.w("has(prop_keys, ").arg(p.prop).w(")")
 	case len(p.types) == 1:
-		b.w(" AND type = '", model.TypeName(p.types[0]), "'")
-	case len(p.types) > 1:
-		b.w(" AND type IN (")
+		b.w("type = '", model.TypeName(p.types[0]), "'")
+	default:
+		b.w("type IN (")
 		for i, t := range p.types {
 			if i > 0 {
 				b.w(", ")
@@ -126,4 +146,10 @@ func (p *Property) scope(b *sqlb, engagement bool) {
 		}
 		b.w(")")
 	}
+}
+
+// linkTypes writes whether an events row is an outbound click or a
+// download, whose link is target_url.
+func linkTypes(b *sqlb) {
+	b.w("type IN ('", model.TypeName(model.TypeOutbound), "', '", model.TypeName(model.TypeDownload), "')")
 }

@@ -44,6 +44,24 @@ type Dimension struct {
 	Vocabulary []string
 }
 
+// Goals that Plausible names itself: its tracker sends outbound link
+// clicks and file downloads as custom events of these names, which
+// ingest stores as outbound and download events (with the link in
+// target_url).
+const (
+	GoalOutbound = "Outbound Link: Click"
+	GoalDownload = "File Download"
+)
+
+// goalSQL is a goal's name over an events row: a custom event's name, or
+// Plausible's name of an outbound or download event.
+const goalSQL = "multiIf(type = 'outbound', '" + GoalOutbound + "', type = 'download', '" + GoalDownload + "', name)"
+
+// LinkURLProp is the custom property by which Plausible reports the link
+// of an outbound click or a download: event:props:url reads target_url
+// on those events.
+const LinkURLProp = "url"
+
 // DirectNone is the source of a visit that came from no referrer and no
 // campaign, as Plausible names it.
 const DirectNone = "Direct / None"
@@ -96,7 +114,7 @@ const (
 // leaves them empty), so they are read from events.
 var Dimensions = []Dimension{
 	{Name: "event:page", Key: "page", Label: "Page", Table: Events, Column: "pathname", Types: []int8{TypePageview}},
-	{Name: "event:goal", Key: "goal", Label: "Goal", Table: Events, Column: "name", Types: []int8{TypeCustom}},
+	{Name: "event:goal", Key: "goal", Label: "Goal", Table: Events, Column: goalSQL, Types: []int8{TypeCustom, TypeOutbound, TypeDownload}},
 	{Name: "event:hostname", Key: "hostname", Label: "Hostname", Table: Events, Column: "hostname"},
 	{Name: "event:outbound_link", Key: "url", Label: "Outbound link", Table: Events, Column: "target_url", Types: []int8{TypeOutbound}},
 	{Name: "event:download", Key: "url", Label: "Download", Table: Events, Column: "target_url", Types: []int8{TypeDownload}},
