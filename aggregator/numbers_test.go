@@ -78,6 +78,10 @@ var fxVisitors = []fxVisitor{
 			{typ: model.TypeDownload, path: "/blog/a", target: "https://example.com/glimpse.pdf"}}},
 	{id: 106, referrer: "t.co/x1", source: "Twitter", country: "FR",
 		events: []fxEvent{pv("/blog/b"), {typ: model.TypeOutbound, path: "/blog/b", target: "https://github.com/glimpse"}}},
+	// The day before: referrers as the seed and older collectors stored
+	// them, full URLs.
+	{id: 301, referrer: "https://www.google.com/", source: "Google", country: "DE", at: fxDay.AddDate(0, 0, -1), events: []fxEvent{pv("/")}},
+	{id: 302, referrer: "http://google.com", source: "Google", country: "DE", at: fxDay.AddDate(0, 0, -1), events: []fxEvent{pv("/")}},
 	// Realtime: two visitors in the last five minutes before fxNow.
 	{id: 201, country: "DE", at: fxNow.Add(-3 * time.Minute), events: []fxEvent{pv("/")}},
 	{id: 202, country: "US", at: fxNow.Add(-2 * time.Minute), events: []fxEvent{pv("/pricing")}},
@@ -512,5 +516,38 @@ func TestPlausibleGoals(t *testing.T) {
 	urls := rowsBy(t, fxAsk(t, e, site, aggregator.KindBreakdown, "property=event:props:url&metrics=visitors&filters=event:goal==Outbound Link: Click"), "url")
 	if len(urls) != 1 || urls["https://github.com/glimpse"]["visitors"] != 2.0 {
 		t.Errorf("outbound links by url: %s, want github.com/glimpse with 2", jsonOf(urls))
+	}
+}
+
+// TestReferrer: visit:referrer is Plausible's, the referrer URL without
+// scheme, "www." or a trailing slash, whichever way it was stored, from
+// raw sessions and from the rollup alike.
+func TestReferrer(t *testing.T) {
+	db := fixture(t)
+	e := aggregator.New(aggregator.Options{Conn: db.Conn})
+	site := testSites(t, "UTC", 2).Site(testSite)
+	for _, raw := range []bool{false, true} {
+		for params, want := range map[string]map[string]float64{
+			"property=visit:referrer": {"google.com/search": 2, "": 4, "(other)": 2},
+			"property=visit:referrer&filters=visit:referrer==google.com/search":          {"google.com/search": 2},
+			"property=visit:referrer&date=2025-03-28":                                    {"google.com": 2},
+			"property=visit:referrer&date=2025-03-28&filters=visit:referrer==google.com": {"google.com": 2},
+			"property=visit:referrer&filters=visit:referrer~google":                      {"google.com/search": 2},
+		} {
+			q := fxQuery(t, aggregator.KindBreakdown, site, params+"&metrics=visitors")
+			q.Raw = raw
+			got := map[string]float64{}
+			for k, row := range rowsBy(t, do(t, e, aggregator.KindBreakdown, q), "referrer") {
+				got[k] = row["visitors"].(float64)
+			}
+			if jsonOf(got) != jsonOf(want) {
+				t.Errorf("raw=%v %s: %s, want %s", raw, params, jsonOf(got), jsonOf(want))
+			}
+		}
+	}
+	// An aggregate filtered by referrer (the sessions side reads the
+	// rollup, the events side raw events).
+	if got := aggValues(fxAsk(t, e, site, aggregator.KindAggregate, "date=2025-03-28&metrics=visitors,visits&filters=visit:referrer==google.com")); jsonOf(got) != `{"visitors":2,"visits":2}` {
+		t.Errorf("aggregate by referrer google.com: %s, want 2 and 2", jsonOf(got))
 	}
 }

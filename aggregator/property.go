@@ -22,7 +22,10 @@ type Property struct {
 	Key  string // the JSON field of a breakdown row: source, author
 	side side
 	col  string // column or expression over the row, no request values
-	prop string // event:props key, bound as an argument
+	// valueCol is the expression over sessions_dims_hourly's value
+	// column (attribution properties).
+	valueCol string
+	prop     string // event:props key, bound as an argument
 	// types are the event types a breakdown by it counts (events side
 	// only; none: all).
 	types []int8
@@ -75,7 +78,7 @@ func ParseProperty(name string) (*Property, error) {
 	if d == nil {
 		return nil, badRequest("unknown property %q", name)
 	}
-	p := &Property{Name: name, Key: d.Key, side: sideEvents, col: d.SQL(), types: d.Types}
+	p := &Property{Name: name, Key: d.Key, side: sideEvents, col: d.ReportSQL(d.Column), valueCol: d.ReportSQL("value"), types: d.Types}
 	if d.Table == model.Sessions {
 		p.side = sideSessions
 	}

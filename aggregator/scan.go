@@ -143,7 +143,7 @@ func (s *scan) hasKey() bool { return s.bucket != "" || s.prop != nil }
 // key writes the group key expression over the source's rows.
 func (s *scan) key(b *sqlb) {
 	if s.src == srcSessionDims && s.prop != nil {
-		b.w("value")
+		b.w(s.prop.valueCol)
 		return
 	}
 	if s.prop != nil {
@@ -314,7 +314,7 @@ func (s *scan) build() *sqlb {
 			for _, f := range s.filters {
 				// Filters here are on s.dim (plan checks): read its value.
 				p := *f.Prop
-				p.col, p.prop = "value", ""
+				p.col, p.prop = p.valueCol, ""
 				g := f
 				g.Prop = &p
 				g.pred(b)

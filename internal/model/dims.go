@@ -30,6 +30,10 @@ type Dimension struct {
 	// Empty is what a row whose column is empty reports: DirectNone for a
 	// visit without a source; "" reports the empty value itself.
 	Empty string
+	// Clean, when set, returns the SQL of the reported value of a stored
+	// one, col (the raw column, or a rollup's value column). It must be
+	// idempotent: rollups hold stored values, cleaned at read.
+	Clean func(col string) string
 	// Types are the event types a breakdown by the dimension counts
 	// (page views for pages, custom events for goals); none: all.
 	Types []int8
@@ -67,12 +71,34 @@ const LinkURLProp = "url"
 const DirectNone = "Direct / None"
 
 // SQL returns the expression of the dimension's value over a row of its
-// table. It holds no request values.
+// table as rollups store it (Value): Empty for an empty column, not
+// cleaned. It holds no request values.
 func (d *Dimension) SQL() string {
 	if d.Empty == "" {
 		return d.Column
 	}
 	return "if(" + d.Column + " = '', '" + d.Empty + "', " + d.Column + ")"
+}
+
+// ReportSQL returns the expression of the value reports show over col,
+// a column holding stored values (the dimension's column, or a rollup's
+// value column): cleaned (Clean), Empty for an empty one.
+func (d *Dimension) ReportSQL(col string) string {
+	if d.Clean != nil {
+		col = d.Clean(col)
+	}
+	if d.Empty == "" {
+		return col
+	}
+	return "if(" + col + " = '', '" + d.Empty + "', " + col + ")"
+}
+
+// cleanReferrer reports a referrer as Plausible does: the URL without
+// its scheme, a leading "www." or a trailing slash ("google.com",
+// "news.ycombinator.com/item"). Ingest stores host and path without
+// scheme or query; older rows and the seed hold full URLs.
+func cleanReferrer(col string) string {
+	return "replaceRegexpAll(" + col + ", '^https?://www[.]|^https?://|^www[.]|/$', '')"
 }
 
 // Value returns the value of an attribution dimension for a, as SQL
@@ -128,7 +154,7 @@ var Dimensions = []Dimension{
 	{Name: "visit:exit_page", Key: "exit_page", Label: "Exit page", Table: Sessions, Column: "exit_page"},
 	{Name: "visit:source", Key: "source", Label: "Source", Table: Sessions, Column: "referrer_source", Empty: DirectNone,
 		Attr: func(a *Attrs) *string { return &a.Source }},
-	{Name: "visit:referrer", Key: "referrer", Label: "Referrer", Table: Sessions, Column: "referrer",
+	{Name: "visit:referrer", Key: "referrer", Label: "Referrer", Table: Sessions, Column: "referrer", Clean: cleanReferrer,
 		Attr: func(a *Attrs) *string { return &a.Referrer }},
 	{Name: "visit:channel", Key: "channel", Label: "Channel", Table: Sessions, Column: "channel",
 		Attr:       func(a *Attrs) *string { return &a.Channel },
