@@ -551,3 +551,32 @@ func TestReferrer(t *testing.T) {
 		t.Errorf("aggregate by referrer google.com: %s, want 2 and 2", jsonOf(got))
 	}
 }
+
+// TestUTMOmitsEmpty: a UTM breakdown lists the values set, as
+// Plausible's does: visits without the parameter are no row, neither
+// shown nor folded into (other), from the rollup or raw sessions.
+func TestUTMOmitsEmpty(t *testing.T) {
+	db := fixture(t)
+	e := aggregator.New(aggregator.Options{Conn: db.Conn})
+	for _, s := range []*config.Site{testSites(t, "UTC", 2).Site(testSite), noisySite(t)} {
+		for _, raw := range []bool{false, true} {
+			for _, p := range []string{"visit:utm_campaign", "visit:utm_source"} {
+				q := fxQuery(t, aggregator.KindBreakdown, s, "property="+p+"&metrics=visitors,visits")
+				q.Raw = raw
+				r := do(t, e, aggregator.KindBreakdown, q)
+				key := strings.TrimPrefix(p, "visit:")
+				rows := rowsBy(t, r, key)
+				want := map[string]bool{"spring": true, "newsletter": true}
+				// A noisy count of folded rows is noisy: checked exact only.
+				if len(rows) != 1 || (!s.Privacy.Noisy() && *r.Meta.FoldedRows != 0) {
+					t.Errorf("%s raw=%v %s: %s, folded %v; want only the set value", s.Privacy.Aggregates, raw, p, jsonOf(rows), r.Meta.FoldedRows)
+				}
+				for k, row := range rows {
+					if !want[k] || row["visitors"] != 2.0 {
+						t.Errorf("%s raw=%v %s: row %s, want 2 visitors of a set value", s.Privacy.Aggregates, raw, p, jsonOf(row))
+					}
+				}
+			}
+		}
+	}
+}

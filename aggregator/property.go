@@ -29,6 +29,9 @@ type Property struct {
 	// types are the event types a breakdown by it counts (events side
 	// only; none: all).
 	types []int8
+	// omitEmpty: a breakdown by it has no row for the empty value
+	// (model.Dimension.OmitEmpty).
+	omitEmpty bool
 }
 
 // isAttribution reports whether name is a session property fixed when a
@@ -78,7 +81,8 @@ func ParseProperty(name string) (*Property, error) {
 	if d == nil {
 		return nil, badRequest("unknown property %q", name)
 	}
-	p := &Property{Name: name, Key: d.Key, side: sideEvents, col: d.ReportSQL(d.Column), valueCol: d.ReportSQL("value"), types: d.Types}
+	p := &Property{Name: name, Key: d.Key, side: sideEvents, col: d.ReportSQL(d.Column), valueCol: d.ReportSQL("value"), types: d.Types,
+		omitEmpty: d.OmitEmpty}
 	if d.Table == model.Sessions {
 		p.side = sideSessions
 	}

@@ -106,6 +106,16 @@ func (s *scan) col(c string) string {
 	return s.src.cols()[c]
 }
 
+// omitEmpty writes, for a breakdown by a property without an empty row,
+// that its value, col, is set.
+func (s *scan) omitEmpty(b *sqlb, col func()) {
+	if s.prop != nil && s.prop.omitEmpty {
+		b.w(" AND ")
+		col()
+		b.w(" != ''")
+	}
+}
+
 // pageEngagement reports whether the scan is grouped by a property that
 // counts page views (event:page) and asks for engagement, which page
 // leaves report as engagement events with the page's path: it then reads
@@ -241,6 +251,7 @@ func (s *scan) build() *sqlb {
 		if s.prop != nil && !s.prop.goalScoped(s.filters) {
 			s.prop.scope(b, s.pageEngagement())
 		}
+		s.omitEmpty(b, func() { s.prop.expr(b) })
 		for _, f := range bySide(s.filters, sideEvents) {
 			b.w(" AND ")
 			f.pred(b)
@@ -284,6 +295,7 @@ func (s *scan) build() *sqlb {
 			b.w(" AND ")
 			f.pred(b)
 		}
+		s.omitEmpty(b, func() { s.prop.expr(b) })
 		if ef := bySide(s.filters, sideEvents); len(ef) > 0 {
 			b.w(" AND session_id IN (SELECT session_id FROM events")
 			s.sampleClause(b)
@@ -322,6 +334,9 @@ func (s *scan) build() *sqlb {
 			}
 		}
 		s.timeRange(b, "hour", s.p.From, s.p.To)
+		if s.src == srcSessionDims {
+			s.omitEmpty(b, func() { b.w("value") })
+		}
 		if s.keyPred != nil {
 			b.w(" AND ")
 			s.keyPred(b, key)

@@ -30,6 +30,10 @@ type Dimension struct {
 	// Empty is what a row whose column is empty reports: DirectNone for a
 	// visit without a source; "" reports the empty value itself.
 	Empty string
+	// OmitEmpty: a breakdown by the dimension lists only the rows with a
+	// value (UTM parameters, as Plausible's breakdowns list them); the
+	// empty value is neither a row nor folded into (other).
+	OmitEmpty bool
 	// Clean, when set, returns the SQL of the reported value of a stored
 	// one, col (the raw column, or a rollup's value column). It must be
 	// idempotent: rollups hold stored values, cleaned at read.
@@ -159,15 +163,15 @@ var Dimensions = []Dimension{
 	{Name: "visit:channel", Key: "channel", Label: "Channel", Table: Sessions, Column: "channel",
 		Attr:       func(a *Attrs) *string { return &a.Channel },
 		Vocabulary: []string{ChannelDirect, ChannelSearch, ChannelSocial, ChannelEmail, ChannelPaid, ChannelReferral}},
-	{Name: "visit:utm_source", Key: "utm_source", Label: "UTM source", Table: Sessions, Column: "utm_source",
+	{Name: "visit:utm_source", Key: "utm_source", Label: "UTM source", Table: Sessions, Column: "utm_source", OmitEmpty: true,
 		Attr: func(a *Attrs) *string { return &a.UTMSource }},
-	{Name: "visit:utm_medium", Key: "utm_medium", Label: "UTM medium", Table: Sessions, Column: "utm_medium",
+	{Name: "visit:utm_medium", Key: "utm_medium", Label: "UTM medium", Table: Sessions, Column: "utm_medium", OmitEmpty: true,
 		Attr: func(a *Attrs) *string { return &a.UTMMedium }},
-	{Name: "visit:utm_campaign", Key: "utm_campaign", Label: "UTM campaign", Table: Sessions, Column: "utm_campaign",
+	{Name: "visit:utm_campaign", Key: "utm_campaign", Label: "UTM campaign", Table: Sessions, Column: "utm_campaign", OmitEmpty: true,
 		Attr: func(a *Attrs) *string { return &a.UTMCampaign }},
-	{Name: "visit:utm_content", Key: "utm_content", Label: "UTM content", Table: Sessions, Column: "utm_content",
+	{Name: "visit:utm_content", Key: "utm_content", Label: "UTM content", Table: Sessions, Column: "utm_content", OmitEmpty: true,
 		Attr: func(a *Attrs) *string { return &a.UTMContent }},
-	{Name: "visit:utm_term", Key: "utm_term", Label: "UTM term", Table: Sessions, Column: "utm_term",
+	{Name: "visit:utm_term", Key: "utm_term", Label: "UTM term", Table: Sessions, Column: "utm_term", OmitEmpty: true,
 		Attr: func(a *Attrs) *string { return &a.UTMTerm }},
 	{Name: "visit:country", Key: "country", Label: "Country", Table: Sessions, Column: "country_code",
 		Attr: func(a *Attrs) *string { return &a.Country }},
