@@ -96,7 +96,7 @@ func TestEngine(t *testing.T) {
 			{utc, aggregator.KindBreakdown, "period=7d&date=2025-03-30&property=visit:source&metrics=visitors,bounce_rate&filters=visit:source!=Direct / None"},
 			{berlin, aggregator.KindBreakdown, "period=30d&date=2025-03-30&property=visit:city&metrics=visitors&filters=visit:city==S*|Berlin|Tallinn"},
 			{berlin, aggregator.KindBreakdown, "period=day&date=2025-03-30&property=visit:country&metrics=visitors,visits"},
-			{berlin, aggregator.KindAggregate, "period=30d&date=2025-03-30&metrics=visitors,pageviews,visits,bounce_rate,visit_duration&filters=visit:device==mobile"},
+			{berlin, aggregator.KindAggregate, "period=30d&date=2025-03-30&metrics=visitors,pageviews,visits,bounce_rate,visit_duration&filters=visit:device==Mobile"},
 			{ny, aggregator.KindAggregate, "period=month&date=2025-03-20&metrics=visits,bounce_rate,views_per_visit&filters=visit:country!=US|DE"},
 			{berlin, aggregator.KindAggregate, "period=7d&date=2025-03-30&metrics=visits,bounce_rate&filters=visit:country==IS"}, // withheld
 			{berlin, aggregator.KindTimeseries, "period=7d&date=2025-03-30&metrics=visitors,visits,bounce_rate&filters=visit:source==Google|Bing"},
@@ -136,7 +136,7 @@ func TestEngine(t *testing.T) {
 				t.Errorf("%s: source %q, want raw", params, r.Meta.Source)
 			}
 		}
-		r := do(t, e, aggregator.KindAggregate, query(t, aggregator.KindAggregate, berlin, "period=30d&date=2025-03-30&metrics=visits&filters=visit:country==DE;visit:device==mobile"))
+		r := do(t, e, aggregator.KindAggregate, query(t, aggregator.KindAggregate, berlin, "period=30d&date=2025-03-30&metrics=visits&filters=visit:country==DE;visit:device==Mobile"))
 		if r.Meta.Source != "raw" {
 			t.Errorf("two-dimension filter: source %q, want raw", r.Meta.Source)
 		}
@@ -252,7 +252,7 @@ func TestEngine(t *testing.T) {
 		const k = 25
 		site := testSites(t, "Europe/Berlin", k).Site(testSite)
 		props := []string{"event:page", "visit:source", "visit:city", "visit:browser_version", "event:props:plan", "visit:exit_page", "event:goal", "visit:utm_campaign"}
-		filters := []string{"", "visit:country==DE", "visit:country==DE;visit:device==mobile", "visit:country==IS|NZ;event:page==/blog/**",
+		filters := []string{"", "visit:country==DE", "visit:country==DE;visit:device==Mobile", "visit:country==IS|NZ;event:page==/blog/**",
 			"event:goal==Signup;visit:browser==Firefox", "visit:source!=Google;event:page==/docs*"}
 		var foldedShown, foldedHidden int
 		for _, f := range filters {

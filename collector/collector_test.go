@@ -269,9 +269,9 @@ func TestEnrichedColumns(t *testing.T) {
 			header: map[string]string{"X-Forwarded-For": "203.0.113.77"},
 		}, want{
 			"type": "pageview", "name": "pageview", "hostname": "www.example.com", "pathname": "/Blog/x",
-			"referrer": "news.ycombinator.com/item", "referrer_source": "Hacker News", "channel": "social",
+			"referrer": "news.ycombinator.com/item", "referrer_source": "Hacker News", "channel": "Organic Social",
 			"utm_source": "HN", "utm_medium": "social", "country_code": "DE", "region": "DE-BE", "city": "",
-			"ip_prefix": "203.0.113.0/24", "browser": "Firefox", "os": "Linux", "device": "desktop", "screen": "laptop",
+			"ip_prefix": "203.0.113.0/24", "browser": "Firefox", "os": "Linux", "device": "Desktop", "screen": "Laptop",
 		}},
 		{"custom with props and revenue over IPv6", req{
 			body:   `{"n":"Signup","u":"https://example.com/pricing","d":"example.com","p":"{\"plan\":\"pro\",\"seats\":3}","$":{"amount":"12.5","currency":"EUR"},"ct":"3g","dl":1.5,"rtt":300}`,
@@ -279,7 +279,7 @@ func TestEnrichedColumns(t *testing.T) {
 			ua:     iphone,
 		}, want{
 			"type": "custom", "name": "Signup", "pathname": "/pricing", "country_code": "JP", "region": "JP-13",
-			"ip_prefix": "2001:db8:1::/48", "os": "iOS", "device": "mobile", "connection_type": "3g", "rtt": "300",
+			"ip_prefix": "2001:db8:1::/48", "os": "iOS", "device": "Mobile", "connection_type": "3g", "rtt": "300",
 			"prop_keys": "[plan seats]", "prop_values": "[pro 3]", "revenue_micros": "12500000", "revenue_currency": "EUR",
 		}},
 		{"outbound link", req{
@@ -289,7 +289,7 @@ func TestEnrichedColumns(t *testing.T) {
 		{"click id", req{
 			body:   pageview("example.com", "https://example.com/ad?gclid=abc123"),
 			header: map[string]string{"X-Forwarded-For": "203.0.113.12"},
-		}, want{"pathname": "/ad", "referrer_source": "Google Ads", "channel": "paid"}},
+		}, want{"pathname": "/ad", "referrer_source": "Google Ads", "channel": "Paid Search"}},
 		{"city precision", req{
 			body:   pageview("city.example", "https://city.example/"),
 			header: map[string]string{"X-Forwarded-For": "203.0.113.9"},

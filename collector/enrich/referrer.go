@@ -16,13 +16,20 @@ type Channel string
 // Channels, in the vocabulary stored in ClickHouse (model.Dimensions'
 // visit:channel).
 const (
-	ChannelDirect   Channel = model.ChannelDirect
-	ChannelSearch   Channel = model.ChannelSearch
-	ChannelSocial   Channel = model.ChannelSocial
-	ChannelEmail    Channel = model.ChannelEmail
-	ChannelPaid     Channel = model.ChannelPaid
-	ChannelReferral Channel = model.ChannelReferral
+	ChannelDirect     Channel = model.ChannelDirect
+	ChannelSearch     Channel = model.ChannelOrganicSearch
+	ChannelSocial     Channel = model.ChannelOrganicSocial
+	ChannelEmail      Channel = model.ChannelEmail
+	ChannelPaid       Channel = model.ChannelPaidSearch
+	ChannelPaidSocial Channel = model.ChannelPaidSocial
+	ChannelReferral   Channel = model.ChannelReferral
 )
+
+// sections maps the [section] headers of sources.txt to channels.
+var sections = map[string]Channel{
+	"search": ChannelSearch, "social": ChannelSocial, "email": ChannelEmail,
+	"paid": ChannelPaid, "referral": ChannelReferral,
+}
 
 // Referrer receives a cleaned and classified referrer. Host and Path are
 // appended into the struct's own buffers, so a caller that keeps a
@@ -63,10 +70,12 @@ func (r *Referrer) Reset() {
 // the path and counts what it removes (nil: redact, count nothing).
 //
 // Channel precedence: a recognised utm_medium (cpc/ppc/paid*/display →
-// paid, email/newsletter → email, social → social, organic → search),
-// then a click identifier, then the referrer host in sources.txt, then
-// "referral" for any other external referrer, then a known utm_source or
-// ref name, then "direct".
+// Paid Search, email/newsletter → Email, social → Organic Social,
+// organic → Organic Search), then a click identifier, then the referrer
+// host in sources.txt, then Referral for any other external referrer,
+// then a known utm_source or ref name, then Direct. A paid visit from a
+// social network (by referrer, click identifier or utm_source) is Paid
+// Social, as Plausible names it.
 //
 // ClassifyReferrer allocates nothing once dst's buffers have grown.
 func ClassifyReferrer(dst *Referrer, raw []byte, page *PageURL, site []string, rd *redact.Redactor) {
@@ -101,7 +110,7 @@ func ClassifyReferrer(dst *Referrer, raw []byte, page *PageURL, site []string, r
 		click = page.ClickSource
 	}
 	switch {
-	case click != "" && page.ClickChannel == ChannelPaid:
+	case click != "" && (page.ClickChannel == ChannelPaid || page.ClickChannel == ChannelPaidSocial):
 		dst.Source = click
 	case src != nil:
 		dst.Source = src.name
@@ -126,6 +135,11 @@ func ClassifyReferrer(dst *Referrer, raw []byte, page *PageURL, site []string, r
 		dst.Channel = ChannelReferral
 	default:
 		dst.Channel = ChannelDirect
+	}
+	if dst.Channel == ChannelPaid && (src != nil && src.channel == ChannelSocial ||
+		named != nil && named.channel == ChannelSocial ||
+		page != nil && (page.ClickChannel == ChannelSocial || page.ClickChannel == ChannelPaidSocial)) {
+		dst.Channel = ChannelPaidSocial
 	}
 }
 
@@ -285,12 +299,11 @@ func parseSources(src string) (*sourceTable, error) {
 			continue
 		}
 		if line[0] == '[' && line[len(line)-1] == ']' {
-			switch c := Channel(line[1 : len(line)-1]); c {
-			case ChannelSearch, ChannelSocial, ChannelEmail, ChannelPaid, ChannelReferral:
-				channel = c
-			default:
-				return nil, fmt.Errorf("line %d: unknown channel %q", n+1, c)
+			c, ok := sections[line[1:len(line)-1]]
+			if !ok {
+				return nil, fmt.Errorf("line %d: unknown channel %q", n+1, line[1:len(line)-1])
 			}
+			channel = c
 			continue
 		}
 		if channel == "" {

@@ -78,8 +78,9 @@ type PageURL struct {
 	// identifier itself is never stored.
 	ClickSource string
 	// ClickChannel is the channel the click identifier implies
-	// (ChannelPaid, or ChannelSocial for fbclid, which Facebook adds to
-	// organic links too), or "".
+	// (ChannelPaid for search ads, ChannelPaidSocial for social networks'
+	// ads, or ChannelSocial for fbclid, which Facebook adds to organic
+	// links too), or "".
 	ClickChannel Channel
 
 	scratch, scratch2, value []byte
@@ -118,13 +119,13 @@ var clickIDs = []struct {
 	{"gclsrc", "Google Ads", ChannelPaid},
 	{"fbclid", "Facebook", ChannelSocial},
 	{"msclkid", "Microsoft Ads", ChannelPaid},
-	{"ttclid", "TikTok", ChannelPaid},
-	{"twclid", "X", ChannelPaid},
-	{"li_fat_id", "LinkedIn", ChannelPaid},
+	{"ttclid", "TikTok", ChannelPaidSocial},
+	{"twclid", "X", ChannelPaidSocial},
+	{"li_fat_id", "LinkedIn", ChannelPaidSocial},
 	{"yclid", "Yandex Ads", ChannelPaid},
-	{"epik", "Pinterest", ChannelPaid},
-	{"sccid", "Snapchat", ChannelPaid},
-	{"rdt_cid", "Reddit", ChannelPaid},
+	{"epik", "Pinterest", ChannelPaidSocial},
+	{"sccid", "Snapchat", ChannelPaidSocial},
+	{"rdt_cid", "Reddit", ChannelPaidSocial},
 	{"irclickid", "Impact", ChannelPaid},
 }
 

@@ -38,7 +38,7 @@ func rawQueries(t *testing.T, file string) []string {
 }
 
 // vocabularyLiteral finds a literal compared with a column that has a
-// fixed vocabulary: channel = 'search', device IN ('mobile', ...).
+// fixed vocabulary: channel = 'Organic Search', device IN ('Mobile', ...).
 var vocabularyLiteral = regexp.MustCompile(`\b(\w+)\s*(?:=|!=|IN\s*\()\s*'([^']*)'`)
 
 // TestQueriesUseTheDimensionsTable: the dashboards read ClickHouse

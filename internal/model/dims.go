@@ -114,24 +114,29 @@ func (d *Dimension) Value(a *Attrs) string {
 	return d.Empty
 }
 
-// Vocabularies: the values ingest stores for channels, devices, screen
-// classes and connection types.
+// Vocabularies: the values ingest, the seed and the migrations store for
+// channels, devices, screen classes and connection types, spelled as
+// Plausible spells them, so that a filter written for Plausible
+// (visit:device==Desktop, visit:channel==Organic Search) means the same
+// here. Connection types are the Network Information API's effective
+// types, which Plausible does not report.
 const (
-	ChannelDirect   = "direct"
-	ChannelSearch   = "search"
-	ChannelSocial   = "social"
-	ChannelEmail    = "email"
-	ChannelPaid     = "paid"
-	ChannelReferral = "referral"
+	ChannelDirect        = "Direct"
+	ChannelOrganicSearch = "Organic Search"
+	ChannelOrganicSocial = "Organic Social"
+	ChannelEmail         = "Email"
+	ChannelPaidSearch    = "Paid Search"
+	ChannelPaidSocial    = "Paid Social"
+	ChannelReferral      = "Referral"
 
-	DeviceDesktop = "desktop"
-	DeviceMobile  = "mobile"
-	DeviceTablet  = "tablet"
+	DeviceDesktop = "Desktop"
+	DeviceMobile  = "Mobile"
+	DeviceTablet  = "Tablet"
 
-	ScreenMobile  = "mobile"
-	ScreenTablet  = "tablet"
-	ScreenLaptop  = "laptop"
-	ScreenDesktop = "desktop"
+	ScreenMobile  = "Mobile"
+	ScreenTablet  = "Tablet"
+	ScreenLaptop  = "Laptop"
+	ScreenDesktop = "Desktop"
 
 	ConnectionSlow2G = "slow-2g"
 	Connection2G     = "2g"
@@ -161,8 +166,9 @@ var Dimensions = []Dimension{
 	{Name: "visit:referrer", Key: "referrer", Label: "Referrer", Table: Sessions, Column: "referrer", Clean: cleanReferrer,
 		Attr: func(a *Attrs) *string { return &a.Referrer }},
 	{Name: "visit:channel", Key: "channel", Label: "Channel", Table: Sessions, Column: "channel",
-		Attr:       func(a *Attrs) *string { return &a.Channel },
-		Vocabulary: []string{ChannelDirect, ChannelSearch, ChannelSocial, ChannelEmail, ChannelPaid, ChannelReferral}},
+		Attr: func(a *Attrs) *string { return &a.Channel },
+		Vocabulary: []string{ChannelDirect, ChannelOrganicSearch, ChannelOrganicSocial, ChannelEmail,
+			ChannelPaidSearch, ChannelPaidSocial, ChannelReferral}},
 	{Name: "visit:utm_source", Key: "utm_source", Label: "UTM source", Table: Sessions, Column: "utm_source", OmitEmpty: true,
 		Attr: func(a *Attrs) *string { return &a.UTMSource }},
 	{Name: "visit:utm_medium", Key: "utm_medium", Label: "UTM medium", Table: Sessions, Column: "utm_medium", OmitEmpty: true,

@@ -21,12 +21,12 @@ func Event(i int) *model.Event {
 	e.Hostname = append(e.Hostname, "example.com"...)
 	e.Pathname = append(e.Pathname, "/blog/post"...)
 	e.Referrer = append(e.Referrer, "www.google.com/"...)
-	e.ReferrerSource, e.Channel = "Google", "search"
+	e.ReferrerSource, e.Channel = "Google", model.ChannelOrganicSearch
 	e.UTMCampaign = append(e.UTMCampaign, "nov"...)
 	e.CountryCode, e.Region = "DE", []string{"DE-BE", "DE-BY", ""}[i%3]
 	e.IPPrefix = append(e.IPPrefix, "203.0.113.0/24"...)
 	e.Browser, e.BrowserVersion = []string{"Firefox", "Chrome"}[i%2], "125"
-	e.OS, e.Device, e.Screen = "Linux", "desktop", "laptop"
+	e.OS, e.Device, e.Screen = "Linux", model.DeviceDesktop, model.ScreenLaptop
 	e.Downlink, e.RTT, e.EngagementMS = 9.5, 50, uint32(i)
 	if i%4 == 0 {
 		e.AddProp([]byte("plan"), []byte("pro"))

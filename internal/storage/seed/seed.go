@@ -60,16 +60,16 @@ type src struct {
 
 var sources = []weighted[src]{
 	{40, src{channel: model.ChannelDirect}},
-	{25, src{"Google", "https://www.google.com/", model.ChannelSearch, "", "", nil}},
-	{6, src{"Bing", "https://www.bing.com/", model.ChannelSearch, "", "", nil}},
-	{3, src{"DuckDuckGo", "https://duckduckgo.com/", model.ChannelSearch, "", "", nil}},
-	{6, src{"Twitter", "https://t.co/x1", model.ChannelSocial, "", "", nil}},
-	{4, src{"Reddit", "https://www.reddit.com/r/webdev/", model.ChannelSocial, "", "", nil}},
+	{25, src{"Google", "https://www.google.com/", model.ChannelOrganicSearch, "", "", nil}},
+	{6, src{"Bing", "https://www.bing.com/", model.ChannelOrganicSearch, "", "", nil}},
+	{3, src{"DuckDuckGo", "https://duckduckgo.com/", model.ChannelOrganicSearch, "", "", nil}},
+	{6, src{"Twitter", "https://t.co/x1", model.ChannelOrganicSocial, "", "", nil}},
+	{4, src{"Reddit", "https://www.reddit.com/r/webdev/", model.ChannelOrganicSocial, "", "", nil}},
 	{4, src{"Hacker News", "https://news.ycombinator.com/", model.ChannelReferral, "", "", nil}},
 	{3, src{"GitHub", "https://github.com/", model.ChannelReferral, "", "", nil}},
 	{5, src{"Newsletter", "", model.ChannelEmail, "newsletter", "email", []string{"spring-launch", "weekly-42", "weekly-43"}}},
-	{3, src{"Google", "https://www.google.com/", model.ChannelPaid, "google", "cpc", []string{"brand", "competitors"}}},
-	{1, src{"LinkedIn", "https://www.linkedin.com/", model.ChannelSocial, "", "", nil}},
+	{3, src{"Google", "https://www.google.com/", model.ChannelPaidSearch, "google", "cpc", []string{"brand", "competitors"}}},
+	{1, src{"LinkedIn", "https://www.linkedin.com/", model.ChannelOrganicSocial, "", "", nil}},
 }
 
 type geo struct{ country, region, city string }
@@ -97,7 +97,7 @@ var agents = []weighted[agent]{
 	{1, agent{"Samsung Internet", "24.0", "Android", "13", model.DeviceMobile, model.ScreenMobile}},
 }
 
-var connections = []weighted[string]{{70, "4g"}, {12, "3g"}, {3, "2g"}, {15, ""}}
+var connections = []weighted[string]{{70, model.Connection4G}, {12, model.Connection3G}, {3, model.Connection2G}, {15, ""}}
 
 // pages: a power law over a site map.
 var pages = func() []string {
@@ -199,7 +199,7 @@ func Generate(ctx context.Context, w Writer, o Options) (Stats, error) {
 		}
 		evs = evs[:0]
 		path := pages[zipfPage.Uint64()]
-		if s.channel == model.ChannelEmail || s.channel == model.ChannelPaid {
+		if s.channel == model.ChannelEmail || s.channel == model.ChannelPaidSearch {
 			path = "/pricing"
 		}
 		for i := 0; i < n; i++ {
