@@ -26,7 +26,7 @@ run: build
 	if [ ! -f glimpse.yaml ]; then cp scripts/demo.yaml glimpse.yaml && echo "wrote demo glimpse.yaml"; fi && \
 	site=$$(sed -n 's/^  - domain: *//p' glimpse.yaml | head -1) && \
 	n=$$(clickhouse-client --port $(GLIMPSE_CH_PORT) -q "SELECT count() FROM glimpse.events WHERE site_id = '$$site'" 2>/dev/null || echo 0) && \
-	if [ "$$n" = 0 ]; then bin/glimpse seed --clickhouse clickhouse://127.0.0.1:$(GLIMPSE_CH_PORT)/glimpse --site "$$site" --events 50000 --log-level warn; fi && \
+	if [ "$$n" = 0 ]; then bin/glimpse seed --clickhouse clickhouse://127.0.0.1:$(GLIMPSE_CH_PORT)/glimpse --site "$$site" --events 100000 --days 60 --log-level warn; fi && \
 	echo "" && \
 	echo "  dashboard:  http://$(LISTEN)/dashboard/   sign in: demo@glimpse.localhost / glimpse-demo (scripts/demo.yaml)" && \
 	echo "  shared:     http://$(LISTEN)/dashboard/site?site=demo.glimpse.localhost&auth=demo-shared-link-0123456789" && \

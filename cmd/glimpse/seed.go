@@ -30,7 +30,7 @@ func seedCommand() *command {
 			fs.IntVar(&events, "events", 10000, "number of events to write")
 			fs.IntVar(&days, "days", 30, "spread the events over this many days before --end")
 			fs.Uint64Var(&rng, "seed", 1, "random seed: the same seed and --end write the same rows")
-			fs.StringVar(&end, "end", "", "exclusive end day YYYY-MM-DD (UTC); default tomorrow, so today is included")
+			fs.StringVar(&end, "end", "", "exclusive end day YYYY-MM-DD (UTC); default now (a later end is taken as now: no future events)")
 		},
 		run: func(ctx context.Context, o *globalOptions, _ *flag.FlagSet, _ []string, stdout io.Writer, log *slog.Logger) error {
 			var endT time.Time

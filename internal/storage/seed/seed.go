@@ -2,7 +2,8 @@
 // collector's batch writer (Writer: collector/sink's, which the caller
 // passes): power-law pages and sources, browser, OS, device, geo and UTM
 // mixes, visits with bounces, engagement events, custom goals with
-// properties and outbound clicks. The same seed and end date always
+// properties, file downloads and outbound clicks, up to now and never
+// later. The same seed and end date always
 // produce the same rows.
 package seed
 
@@ -19,10 +20,14 @@ import (
 // Options say what to generate.
 type Options struct {
 	Site   string
-	Events int       // events to write (page views, engagement, goals, outbound clicks)
-	Days   int       // spread over this many days before End
-	End    time.Time // exclusive end of the range (default: the next 00:00 UTC)
-	Seed   uint64
+	Events int // events to write (page views, engagement, goals, downloads, outbound clicks)
+	// Days is how many days the events cover, ending at End: the last of
+	// them is End's day up to End (the day before a midnight End).
+	Days int
+	// End is the exclusive end of the range. It defaults to now, and a
+	// later End is taken as now: the seed never writes a future event.
+	End  time.Time
+	Seed uint64
 	// Visitors is the pool of distinct visitors (default Events/6, at least 20).
 	Visitors int
 }
@@ -156,8 +161,8 @@ func Generate(ctx context.Context, w Writer, o Options) (Stats, error) {
 	}
 	sessions := new(SessionBuffer)
 	w.WriteSessions(sessions)
-	if o.End.IsZero() {
-		o.End = time.Now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+	if now := time.Now().UTC().Truncate(time.Second); o.End.IsZero() || o.End.After(now) {
+		o.End = now
 	}
 	if o.Visitors <= 0 {
 		o.Visitors = max(o.Events/6, 20)
@@ -165,7 +170,13 @@ func Generate(ctx context.Context, w Writer, o Options) (Stats, error) {
 	r := rand.New(rand.NewPCG(o.Seed, 0x9e3779b97f4a7c15))
 	zipfPage := rand.NewZipf(r, 1.2, 1, uint64(len(pages)-1))
 	zipfVisitor := rand.NewZipf(r, 1.05, 50, uint64(o.Visitors-1))
-	start := o.End.AddDate(0, 0, -o.Days)
+	// Days are calendar days (UTC): the first starts at 00:00, the last
+	// is End's own day, cut at End.
+	lastDay := o.End.Truncate(24 * time.Hour)
+	if lastDay.Equal(o.End) {
+		lastDay = lastDay.AddDate(0, 0, -1)
+	}
+	start := lastDay.AddDate(0, 0, 1-o.Days)
 	var st Stats
 	seen := map[uint64]bool{}
 	evs := make([]event, 0, 64)
@@ -187,11 +198,10 @@ func Generate(ctx context.Context, w Writer, o Options) (Stats, error) {
 		if len(s.campaigns) > 0 {
 			campaign = s.campaigns[r.IntN(len(s.campaigns))]
 		}
-		day := r.IntN(o.Days)
-		t := start.AddDate(0, 0, day).Add(time.Duration(pick(r, hourWeights))*time.Hour +
+		t := start.AddDate(0, 0, r.IntN(o.Days)).Add(time.Duration(pick(r, hourWeights))*time.Hour +
 			time.Duration(r.IntN(3600))*time.Second)
-		if !t.Before(o.End) {
-			t = o.End.Add(-time.Second)
+		for !t.Before(o.End) { // later today: an earlier hour of a day before
+			t = t.AddDate(0, 0, -1-r.IntN(max(o.Days-1, 1)))
 		}
 		n := 1
 		if r.Float64() > 0.45 {
@@ -214,8 +224,8 @@ func Generate(ctx context.Context, w Writer, o Options) (Stats, error) {
 					propKey: "plan", propValue: []string{"free", "free", "pro", "team"}[r.IntN(4)]})
 			}
 			if r.Float64() < 0.02 {
-				evs = append(evs, event{ts: t.Add(3 * time.Second), typ: model.TypeCustom, name: "Download", path: path,
-					propKey: "file", propValue: []string{"glimpse.tar.gz", "glimpse.zip"}[r.IntN(2)]})
+				evs = append(evs, event{ts: t.Add(3 * time.Second), typ: model.TypeDownload, path: path,
+					target: "https://" + o.Site + "/files/" + []string{"glimpse.tar.gz", "glimpse.zip"}[r.IntN(2)]})
 			}
 			if r.Float64() < 0.04 {
 				evs = append(evs, event{ts: t.Add(4 * time.Second), typ: model.TypeOutbound, path: path,
@@ -227,9 +237,17 @@ func Generate(ctx context.Context, w Writer, o Options) (Stats, error) {
 		if left := o.Events - st.Events; len(evs) > left {
 			evs = evs[:left]
 		}
+		// A visit that would run past End ends just before it instead.
+		last := evs[0].ts
 		for i := range evs {
-			if !evs[i].ts.Before(o.End) {
-				evs[i].ts = o.End.Add(-time.Second)
+			if evs[i].ts.After(last) {
+				last = evs[i].ts
+			}
+		}
+		if !last.Before(o.End) {
+			shift := last.Sub(o.End) + time.Duration(1+last.Unix()%600)*time.Second
+			for i := range evs {
+				evs[i].ts = evs[i].ts.Add(-shift)
 			}
 		}
 		sessionID := r.Uint64()

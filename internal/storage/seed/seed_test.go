@@ -92,3 +92,47 @@ func TestVocabulary(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoIsBelievable: seeded without an end, the data stops at the
+// seed's now (no evening of today before it happens), downloads are
+// download events (the Downloads tab's), not a "Download" goal, and a
+// period has a previous one of similar size to be compared with.
+func TestDemoIsBelievable(t *testing.T) {
+	db := chtest.Migrated(t)
+	w := sink.New(sink.Options{Conn: db.Conn, Interval: 50 * time.Millisecond, SessionInterval: seed.SessionInterval})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := seed.Write(ctx, w, seed.Options{Site: "example.com", Events: 20000, Days: 14, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now().UTC()
+	var last, lastStart time.Time
+	if err := db.Conn.QueryRow(ctx, "SELECT max(ts) FROM events").Scan(&last); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Conn.QueryRow(ctx, "SELECT max(start) FROM sessions").Scan(&lastStart); err != nil {
+		t.Fatal(err)
+	}
+	if last.After(after) || lastStart.After(after) {
+		t.Errorf("the seed wrote events up to %s (sessions from %s), after its now %s", last, lastStart, after)
+	}
+	if after.Sub(last) > 3*time.Hour {
+		t.Errorf("the last seeded event is at %s, %s before now; today should have traffic", last, after.Sub(last))
+	}
+	var downloads, goals uint64
+	if err := db.Conn.QueryRow(ctx, "SELECT countIf(type = 'download' AND target_url LIKE 'https://example.com/files/%'), countIf(type = 'custom' AND name = 'Download') FROM events").Scan(&downloads, &goals); err != nil {
+		t.Fatal(err)
+	}
+	if downloads == 0 || goals != 0 {
+		t.Errorf("%d download events and %d \"Download\" goals; want downloads stored as downloads", downloads, goals)
+	}
+	// The last 7 days against the 7 before: both there, within a quarter.
+	var cur, prev uint64
+	if err := db.Conn.QueryRow(ctx, `SELECT uniqExactIf(visitor_id, ts >= now() - 7*86400), uniqExactIf(visitor_id, ts < now() - 7*86400 AND ts >= now() - 14*86400)
+		FROM events WHERE type = 'pageview'`).Scan(&cur, &prev); err != nil {
+		t.Fatal(err)
+	}
+	if prev == 0 || float64(cur) > 1.25*float64(prev) || float64(cur) < 0.8*float64(prev) {
+		t.Errorf("%d visitors in the last 7 days, %d in the 7 before; want a previous period of similar size", cur, prev)
+	}
+}
