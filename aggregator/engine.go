@@ -358,8 +358,9 @@ func (e *Engine) aggregate(ctx context.Context, q *Query, p period.Period, r *re
 }
 
 // Aggregate answers /api/v1/stats/aggregate: {"results": {"visitors":
-// {"value": 12, "change": 50}}}. A filtered aggregate of 1 to k-1
-// visitors (q.under) has every value null with a "withheld" reason.
+// {"value": 12, "change": 50}}}, with "comparison_value": 8 under
+// compare. A filtered aggregate of 1 to k-1 visitors (q.under) has every
+// value null with a "withheld" reason.
 func (e *Engine) Aggregate(ctx context.Context, q *Query) (*Response, error) {
 	r := e.release(q)
 	cur, withheld, meta, err := e.aggregate(ctx, q, q.released(q.Period), r)
@@ -386,6 +387,9 @@ func (e *Engine) Aggregate(ctx context.Context, q *Query) (*Response, error) {
 			o["change"] = nil
 			if !withheld && !prevWithheld {
 				o["change"] = change(metrics[m], cur[m], prev[m])
+				// The previous value itself, as Plausible's v2 reports
+				// it: a change of 100% from nothing is not growth.
+				o["comparison_value"] = prev[m]
 			}
 		}
 		res[m] = o

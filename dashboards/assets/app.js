@@ -289,6 +289,10 @@
     }
     if (gen !== generation) return;
     clear(kpiBox);
+    // With no visitors in the previous period there is nothing to compare
+    // with: "—", not "↑ 100%" (and not a bounce rate "up" from zero).
+    const before = res.results.visitors && res.results.visitors.comparison_value;
+    const noPrevious = before === 0;
     for (const m of KPIS) {
       const r = res.results[m] || {};
       const d = METRICS[m];
@@ -300,7 +304,8 @@
       } else {
         card.append(el('span', { class: 'kpi-value', 'data-value': String(r.value), text: d.fmt(r.value) }));
         const c = r.change;
-        if (c === null || c === undefined) card.append(el('span', { class: 'kpi-change muted', text: '' }));
+        if (noPrevious) card.append(el('span', { class: 'kpi-change muted', 'data-change': 'none', title: 'no visitors in the previous period', text: '—' }));
+        else if (c === null || c === undefined) card.append(el('span', { class: 'kpi-change muted', text: '' }));
         else {
           const good = d.lowerIsBetter ? c < 0 : c > 0;
           const arrow = c > 0 ? '↑' : c < 0 ? '↓' : '→';

@@ -1,0 +1,74 @@
+package main
+
+// The dashboard of data that does not mislead: no "↑ 100%" against an
+// empty previous period, downloads where the Downloads tab reads them.
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/glimpse-analytics/glimpse/collector/sink"
+	"github.com/glimpse-analytics/glimpse/internal/apptest"
+	"github.com/glimpse-analytics/glimpse/internal/apptest/browser"
+	"github.com/glimpse-analytics/glimpse/internal/chtest"
+	"github.com/glimpse-analytics/glimpse/internal/storage/seed"
+)
+
+// sharedLinkSite is a sites file entry readable by a shared link (token
+// dashToken), with exact numbers and k = 2.
+func sharedLinkSite(domain string) string {
+	return fmt.Sprintf("  - domain: %s\n    privacy: {aggregates: exact, k_anonymity: 2}\n    shared_links:\n      - name: board\n        token: %s\n", domain, dashToken)
+}
+
+// openShared opens a site's dashboard through its shared link and waits
+// for every panel.
+func openShared(t *testing.T, ctx context.Context, base, domain, query string) {
+	t.Helper()
+	browser.Navigate(t, ctx, base+"/dashboard/site?site="+domain+"&auth="+dashToken+query, "")
+	browser.WaitJS(t, ctx, "every panel", panelsLoaded)
+}
+
+func TestDashboardEmptyPreviousPeriod(t *testing.T) {
+	const site = "recent.test"
+	b := browser.Shared(t)
+	db := chtest.Migrated(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	w := sink.New(sink.Options{Conn: db.Conn, BatchSize: 50000, QueueSize: 100000, SessionInterval: seed.SessionInterval})
+	// Three days of traffic: the 7 days before the last 7 hold nothing.
+	if _, err := seed.Write(ctx, w, seed.Options{Site: site, Events: 4000, Days: 3, Seed: 5}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := apptest.WriteConfig(t, "sites:\n"+sharedLinkSite(site))
+	srv := apptest.Start(t, nil, "--config", cfg, "--clickhouse", db.DSN)
+	tab := b.Tab(t, "previous")
+	openShared(t, tab.Ctx, srv.URL(), site, "&period=7d")
+
+	changes := browser.Value[map[string]string](t, tab.Ctx,
+		`Object.fromEntries([...document.querySelectorAll('.kpi')].map(k => [k.dataset.metric, k.querySelector('.kpi-change').textContent]))`)
+	if len(changes) != 8 {
+		t.Fatalf("KPI changes: %v, want 8", changes)
+	}
+	for m, c := range changes {
+		if c != "—" {
+			t.Errorf("%s: change %q against a previous period without visitors, want \"—\"", m, c)
+		}
+	}
+
+	// The seed's downloads are in the Downloads tab, and no "Download" goal.
+	if goals := panelRows(t, tab.Ctx, "goals"); strings.Contains(strings.Join(goals, "\n"), "Download") {
+		t.Errorf("goals list downloads: %v", goals)
+	}
+	browser.Eval(t, tab.Ctx, `[...document.querySelectorAll('#panel-goals .tab')].find(b => b.textContent === 'Downloads').click()`)
+	browser.WaitJS(t, tab.Ctx, "the Downloads tab's answer",
+		`!document.querySelector('#panel-goals .status').classList.contains('loading') &&
+		 (document.querySelector('#panel-goals .status').textContent !== '' ||
+		  [...document.querySelectorAll('#panel-goals tbody tr')].some(r => r.dataset.value.startsWith('https://')))`)
+	rows := panelRows(t, tab.Ctx, "goals")
+	if len(rows) == 0 || !strings.HasPrefix(rows[0], "https://"+site+"/files/") {
+		t.Errorf("Downloads tab rows %v, want the seeded files", rows)
+	}
+}
