@@ -2,6 +2,7 @@ package dashboards
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -92,6 +93,13 @@ type Options struct {
 	ReaderLimit ratelimit.Limit
 	ClientLimit ratelimit.Limit
 	Now         func() time.Time
+	// PublicURL is the collector's public base URL, which the install
+	// snippet of a site without events points at.
+	PublicURL string
+	// HasEvents reports whether a site has stored any event. A site
+	// without one shows the install snippet and waits for its first page
+	// view instead of zeroes. nil: every site has events.
+	HasEvents func(ctx context.Context, site string) (bool, error)
 	// Metrics is where the dashboard counts sign-ins and limited requests
 	// (default: a set of its own, which nothing serves).
 	Metrics *metrics.Set
@@ -409,6 +417,9 @@ type sitePage struct {
 	Shared bool
 	// Labels name each dimension as the page shows it (model.Dimensions).
 	Labels map[string]string
+	// Snippet is the script tag to install, set while the site has no
+	// event yet (Options.HasEvents).
+	Snippet string
 }
 
 // dimensionLabels are the labels the site page shows for dimensions.
@@ -440,6 +451,18 @@ func (d *Dashboard) site(c *fasthttp.RequestCtx) {
 			return
 		}
 		page.Email, page.CSRF = s.email, s.csrf
+	}
+	if d.opts.HasEvents != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		has, err := d.opts.HasEvents(ctx, domain)
+		cancel()
+		if err != nil {
+			// The dashboard itself says what fails; no snippet on a guess.
+			d.opts.Log.Warn("cannot tell whether the site has events", "site", domain, "err", err)
+		} else if !has {
+			page.Snippet = `<script defer data-domain="` + page.Site.Domain + `" src="` +
+				strings.TrimRight(d.opts.PublicURL, "/") + `/js/glimpse.js"></script>`
+		}
 	}
 	d.render(c, fasthttp.StatusOK, "site.html", page)
 }

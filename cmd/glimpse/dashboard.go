@@ -23,7 +23,7 @@ func (s *server) serveDashboard(stats *api.API, stdout io.Writer) (stop func(con
 	log := s.log.With("component", "dashboard")
 	d, err := dashboards.New(dashboards.Options{
 		Sites: s.sites, Stats: stats, ClientNet: clientNet(s.proxies), HTTPS: s.o.dashboard.https(s.g.publicURL()),
-		Metrics: s.metrics, Log: log,
+		Metrics: s.metrics, Log: log, PublicURL: s.g.publicURL(), HasEvents: s.hasEvents,
 	})
 	if err != nil {
 		return nil, err
@@ -65,4 +65,15 @@ func clientNet(proxies locate.TrustedProxies) func(*fasthttp.RequestCtx) netip.P
 		peer, _ := netip.AddrFromSlice(c.RemoteIP())
 		return locate.Prefix(proxies.ClientIP(peer, &c.Request.Header))
 	}
+}
+
+// hasEvents reports whether site has stored any event: the dashboard
+// shows a site without one its install snippet.
+func (s *server) hasEvents(ctx context.Context, site string) (bool, error) {
+	var n uint64
+	err := s.conn.QueryRow(ctx, "SELECT count() FROM (SELECT 1 FROM events WHERE site_id = ? LIMIT 1)", site).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("cannot look for events of %s: %w", site, err)
+	}
+	return n > 0, nil
 }

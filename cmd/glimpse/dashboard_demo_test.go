@@ -72,3 +72,46 @@ func TestDashboardEmptyPreviousPeriod(t *testing.T) {
 		t.Errorf("Downloads tab rows %v, want the seeded files", rows)
 	}
 }
+
+// TestDashboardNewSite: a site without events shows its install snippet
+// (the collector's public URL, the site's domain) and waits for the first
+// page view instead of zeroes; the page view arrives, the dashboard shows.
+func TestDashboardNewSite(t *testing.T) {
+	const site = "new.test"
+	b := browser.Shared(t)
+	db := chtest.Migrated(t)
+	cfg := apptest.WriteConfig(t, "sites:\n"+sharedLinkSite(site))
+	srv := apptest.Start(t, nil, "--config", cfg, "--clickhouse", db.DSN, "--public-url", "https://stats.example.org/",
+		"--trusted-proxies", "127.0.0.1/32", "--flush-interval", "100ms", "--session-flush-interval", "200ms")
+	tab := b.Tab(t, "new")
+	browser.Navigate(t, tab.Ctx, srv.URL()+"/dashboard/site?site="+site+"&auth="+dashToken, "")
+	browser.WaitJS(t, tab.Ctx, "the install snippet", `document.getElementById('snippet') !== null`)
+	want := `<script defer data-domain="new.test" src="https://stats.example.org/js/glimpse.js"></script>`
+	if got := browser.Value[string](t, tab.Ctx, `document.getElementById('snippet').textContent`); got != want {
+		t.Errorf("snippet %q, want %q", got, want)
+	}
+	text := browser.Value[string](t, tab.Ctx, `document.body.innerText`)
+	if !strings.Contains(text, "Waiting for the first page view") {
+		t.Errorf("the page does not say it waits for the first page view:\n%s", text)
+	}
+	if strings.Contains(text, "0%") || browser.Value[int](t, tab.Ctx, `document.querySelectorAll('.kpi').length`) != 0 {
+		t.Errorf("a site without events shows key figures:\n%s", text)
+	}
+
+	// The first page views (two visitors: k is 2) turn the page into the dashboard.
+	for i := range 2 {
+		body := fmt.Sprintf(`{"n":"pageview","u":"https://%s/","d":%q,"w":1280}`, site, site)
+		code, h := srv.Post(t, "/api/event", body, map[string][]string{
+			"User-Agent":      {"Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0"},
+			"X-Forwarded-For": {fmt.Sprintf("198.51.100.%d", i+1)},
+		})
+		if code != 202 || h.Get("X-Glimpse-Dropped") != "" {
+			t.Fatalf("page view: %d %s", code, h.Get("X-Glimpse-Dropped"))
+		}
+	}
+	browser.WaitJS(t, tab.Ctx, "the dashboard after the first page views",
+		`document.getElementById('install') === null && document.querySelector('.kpi[data-metric="visitors"] .kpi-value[data-value]') !== null`)
+	if v := browser.Value[string](t, tab.Ctx, `document.querySelector('.kpi[data-metric="visitors"] .kpi-value').dataset.value`); v != "2" {
+		t.Errorf("visitors after the first page views: %s, want 2", v)
+	}
+}

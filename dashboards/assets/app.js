@@ -15,6 +15,21 @@
   // NOISY: every number carries noise (disclosure control); the page says so.
   const NOISY = app.dataset.noisy === 'true';
 
+  // A site without any event yet shows its install snippet; look for the
+  // first visitor every 5 s, then show the dashboard.
+  if (document.getElementById('install')) {
+    const look = async () => {
+      try {
+        const q = new URLSearchParams(AUTH ? { site_id: SITE, auth: AUTH } : { site_id: SITE });
+        const res = await fetch(API + 'realtime/visitors?' + q, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+        if (res.ok && Number(await res.json()) > 0) { location.reload(); return; }
+      } catch (e) { /* look again */ }
+      setTimeout(look, 5000);
+    };
+    setTimeout(look, 5000);
+    return;
+  }
+
   // ---- DOM helpers: text only ------------------------------------------
   function el(tag, attrs, ...kids) {
     const e = document.createElement(tag);
