@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -114,4 +115,42 @@ func TestDashboardNewSite(t *testing.T) {
 	if v := browser.Value[string](t, tab.Ctx, `document.querySelector('.kpi[data-metric="visitors"] .kpi-value').dataset.value`); v != "2" {
 		t.Errorf("visitors after the first page views: %s, want 2", v)
 	}
+}
+
+// TestDashboardNoneChip: the "(none)" row filters by the empty value
+// (visit:connection==) and its chip says "(none)".
+func TestDashboardNoneChip(t *testing.T) {
+	const site = "chips.test"
+	b := browser.Shared(t)
+	db := chtest.Migrated(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	w := sink.New(sink.Options{Conn: db.Conn, BatchSize: 50000, QueueSize: 100000, SessionInterval: seed.SessionInterval})
+	if _, err := seed.Write(ctx, w, seed.Options{Site: site, Events: 4000, Days: 3, Seed: 9}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := apptest.WriteConfig(t, "sites:\n"+sharedLinkSite(site)+fmt.Sprintf("api_keys:\n  - name: t\n    sha256: %q\n    sites: [%s]\n", apptest.KeyHash(dashAPIKey), site))
+	srv := apptest.Start(t, nil, "--config", cfg, "--clickhouse", db.DSN)
+	tab := b.Tab(t, "chips")
+	openShared(t, tab.Ctx, srv.URL(), site, "")
+
+	browser.Eval(t, tab.Ctx, `[...document.querySelectorAll('#panel-devices .tab')].find(b => b.textContent === 'Connections').click()`)
+	browser.WaitJS(t, tab.Ctx, "the (none) connection row",
+		`[...document.querySelectorAll('#panel-devices tbody tr')].some(r => r.dataset.value === '' && r.textContent.startsWith('(none)'))`)
+	browser.Eval(t, tab.Ctx, `[...document.querySelectorAll('#panel-devices tbody tr')].find(r => r.dataset.value === '').click()`)
+	browser.WaitJS(t, tab.Ctx, "the filter chip", `document.querySelector('#filters .chip') !== null`)
+	if chip := browser.Value[string](t, tab.Ctx, `document.querySelector('#filters .chip span').textContent`); chip != "Connection is (none)" {
+		t.Errorf("chip %q, want \"Connection is (none)\"", chip)
+	}
+	if f := browser.Value[string](t, tab.Ctx, `new URL(location.href).searchParams.get('filters')`); f != "visit:connection==" {
+		t.Errorf("filter %q, want visit:connection==", f)
+	}
+	want := statsAPI(t, srv.Addr, "aggregate", url.Values{"site_id": {site}, "period": {"30d"}, "metrics": {"visitors"}, "filters": {"visit:connection=="}})
+	wantV := fmt.Sprint(want["results"].(map[string]any)["visitors"].(map[string]any)["value"])
+	visitors := `document.querySelector('.kpi[data-metric="visitors"] .kpi-value[data-value]')`
+	browser.WaitJS(t, tab.Ctx, "the filtered key figures", visitors+` !== null && `+visitors+`.dataset.value === '`+wantV+`'`)
+	if got := browser.Value[string](t, tab.Ctx, visitors+`.dataset.value`); got != wantV || got == "0" {
+		t.Errorf("visitors without a connection type: page %s, Stats API %s", got, wantV)
+	}
+
 }

@@ -274,7 +274,8 @@
     intervalSel.querySelector('option[value=hour]').disabled = periodDays(st) > 93;
     const box = clear(document.getElementById('filters'));
     for (const f of parseFilters(st.filters)) {
-      const label = propLabel(f.prop) + (f.op === '!=' ? ' is not ' : ' is ') + f.values.join(' or ');
+      // An empty value is the "(none)" row's: `visit:utm_source==`.
+      const label = propLabel(f.prop) + (f.op === '!=' ? ' is not ' : ' is ') + f.values.map((v) => v === '' ? '(none)' : v).join(' or ');
       box.append(el('span', { class: 'chip', 'data-filter': f.prop },
         el('span', { text: label }),
         el('button', { type: 'button', class: 'chip-x', 'aria-label': 'Remove filter ' + label, title: 'Remove filter', onclick: () => removeFilter(f.raw) }, '×')));
