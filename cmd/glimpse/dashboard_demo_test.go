@@ -117,9 +117,11 @@ func TestDashboardNewSite(t *testing.T) {
 	}
 }
 
-// TestDashboardNoneChip: the "(none)" row filters by the empty value
-// (visit:connection==) and its chip says "(none)".
-func TestDashboardNoneChip(t *testing.T) {
+// TestDashboardNoneChipAndWeekTicks: the "(none)" row filters by the empty value
+// (visit:connection==) and its chip says "(none)"; and a custom range by
+// weeks starting on a Thursday, Oct 1, labels its first point Oct 1, the
+// first day it counts, not the Monday (Sep 28) of its week.
+func TestDashboardNoneChipAndWeekTicks(t *testing.T) {
 	const site = "chips.test"
 	b := browser.Shared(t)
 	db := chtest.Migrated(t)
@@ -153,4 +155,9 @@ func TestDashboardNoneChip(t *testing.T) {
 		t.Errorf("visitors without a connection type: page %s, Stats API %s", got, wantV)
 	}
 
+	openShared(t, tab.Ctx, srv.URL(), site, "&period=custom&date=2026-10-01,2026-10-31&interval=week")
+	browser.WaitJS(t, tab.Ctx, "the chart", `document.querySelector('#chart svg text.axis[text-anchor="start"]') !== null`)
+	if tick := browser.Value[string](t, tab.Ctx, `document.querySelector('#chart svg text.axis[text-anchor="start"]').textContent`); tick != "Oct 1" {
+		t.Errorf("first week tick of Oct 1-31: %q, want \"Oct 1\"", tick)
+	}
 }

@@ -207,6 +207,22 @@
     }
     return 30;
   }
+  // rangeStart is the first day of the period (YYYY-MM-DD, the site's time zone).
+  function rangeStart(st) {
+    if (st.period === 'custom') return st.date.split(',')[0];
+    const end = (st.date || today()).slice(0, 10);
+    switch (st.period) {
+      case '7d': return shiftDay(end, -6);
+      case '30d': return shiftDay(end, -29);
+      case 'month': return end.slice(0, 8) + '01';
+      case '6mo': case '12mo': {
+        const t = new Date(end.slice(0, 8) + '01T12:00:00Z');
+        t.setUTCMonth(t.getUTCMonth() - (st.period === '6mo' ? 5 : 11));
+        return t.toISOString().slice(0, 10);
+      }
+    }
+    return end;
+  }
   function defaultInterval(st) {
     if (st.period === 'day') return 'hour';
     if (st.period === '6mo' || st.period === '12mo') return 'month';
@@ -355,7 +371,7 @@
     }
     if (gen !== generation) return;
     status(chartStatus, res.meta && res.meta.withheld ? res.meta.withheld + ' points withheld: fewer than ' + K + ' visitors matched the filters there.' : '', res.meta && res.meta.withheld ? 'folded' : '');
-    lastSeries = { rows: res.results, metric: metric, interval: interval };
+    lastSeries = { rows: res.results, metric: metric, interval: interval, from: rangeStart(st) };
     drawChart();
   }
   function label(d, interval, short) {
@@ -369,7 +385,11 @@
   }
   function drawChart() {
     if (!lastSeries) return;
-    const { rows, metric, interval } = lastSeries;
+    const { rows, metric, interval, from } = lastSeries;
+    // A week or month that began before the period is shown from the
+    // period's first day, the part of it the point counts (Oct 1, not the
+    // Monday Sep 28 of its week).
+    const dateOf = (i) => (i === 0 && interval !== 'hour' && rows[0].date < from ? from : rows[i].date);
     const fmt = METRICS[metric].fmt;
     clear(chartBox);
     const W = Math.max(280, chartBox.clientWidth || 600), H = 240;
@@ -393,7 +413,7 @@
     for (let k = 0; k < ticks; k++) {
       const i = ticks === 1 ? 0 : Math.round((k * (n - 1)) / (ticks - 1));
       const t = svg('text', { x: x(i), y: H - 8, 'text-anchor': k === 0 ? 'start' : k === ticks - 1 ? 'end' : 'middle', class: 'axis' });
-      t.textContent = label(rows[i].date, interval, true);
+      t.textContent = label(dateOf(i), interval, true);
       root.append(t);
     }
     // line and area, broken where points are withheld
@@ -424,7 +444,7 @@
       if (v === null) dot.setAttribute('visibility', 'hidden');
       else { dot.setAttribute('cx', x(i)); dot.setAttribute('cy', y(v)); dot.setAttribute('visibility', 'visible'); }
       clear(tip);
-      tip.append(el('strong', { text: label(rows[i].date, interval, false) }), el('br'),
+      tip.append(el('strong', { text: label(dateOf(i), interval, false) }), el('br'),
         el('span', { text: v === null ? 'withheld (under ' + K + ' visitors)' : METRICS[metric].label + ': ' + fmt(v) }));
       tip.hidden = false;
       const left = (x(i) / W) * box.width;
