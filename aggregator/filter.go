@@ -77,6 +77,12 @@ func ParseFilters(s string) ([]Filter, error) {
 		if err != nil {
 			return nil, err
 		}
+		if prop.Name == "event:goal" && op[0] == '!' {
+			// A goal is a set of events, not a value of each: NOT over
+			// rows kept every visitor with any other event. Plausible's
+			// v1 documents != as unsupported for goals.
+			return nil, badRequest("invalid filter %q: event:goal takes == or ~ only (!= is not supported for goals, as in Plausible's v1)", clause)
+		}
 		var vals []string
 		for _, v := range splitEscaped(rest, '|') {
 			v = unescape(strings.TrimSpace(v))
