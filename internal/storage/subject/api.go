@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"time"
 
@@ -13,8 +14,9 @@ import (
 	"github.com/glimpse-analytics/glimpse/internal/config"
 )
 
-// API paths. Both take POST with site_id and uid as form fields (so the
-// id stays out of access logs), and Authorization: Bearer <key> of an
+// API paths. Both take POST with site_id and uid (and for export,
+// format) as form fields or as a JSON object with the same names, so the
+// id stays out of access logs, and Authorization: Bearer <key> of an
 // api_keys entry that lists the site and the subjects scope.
 const (
 	PathExport = "/api/v1/subject/export" // format=jsonl (default) or csv
@@ -39,24 +41,79 @@ type httpError struct {
 
 func (e *httpError) Error() string { return e.msg }
 
-func (s *Service) handle(log *slog.Logger, h func(ctx context.Context, c *fasthttp.RequestCtx, site, subject string) error) fasthttp.RequestHandler {
+// request is the body of a subject request, as a form or as JSON.
+type request struct {
+	Site   string `json:"site_id"`
+	UID    string `json:"uid"`
+	Format string `json:"format"` // export only
+}
+
+// parseRequest reads the body by its Content-Type: application/json (or
+// any +json type) as one JSON object, anything else as a form.
+func parseRequest(c *fasthttp.RequestCtx) (request, error) {
+	var r request
+	body := c.PostBody()
+	if isJSON(c.Request.Header.ContentType()) {
+		d := json.NewDecoder(bytes.NewReader(body))
+		d.DisallowUnknownFields()
+		if err := d.Decode(&r); err != nil {
+			return r, &httpError{fasthttp.StatusBadRequest, "cannot parse the JSON body: " + err.Error() + `; want {"site_id": "...", "uid": "..."}`}
+		}
+		if _, err := d.Token(); err != io.EOF {
+			return r, &httpError{fasthttp.StatusBadRequest, "cannot parse the JSON body: want one object and nothing after it"}
+		}
+	} else {
+		a := c.PostArgs()
+		r = request{Site: string(a.Peek("site_id")), UID: string(a.Peek("uid")), Format: string(a.Peek("format"))}
+	}
+	if r.Site == "" {
+		msg := "site_id is required"
+		if b := bytes.TrimSpace(body); len(b) > 0 && b[0] == '{' {
+			msg += "; the body looks like JSON: send it with Content-Type: application/json"
+		}
+		return r, &httpError{fasthttp.StatusBadRequest, msg}
+	}
+	return r, nil
+}
+
+func isJSON(ct []byte) bool {
+	if i := bytes.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	ct = bytes.ToLower(bytes.TrimSpace(ct))
+	return string(ct) == "application/json" || bytes.HasPrefix(ct, []byte("application/")) && bytes.HasSuffix(ct, []byte("+json"))
+}
+
+func (s *Service) handle(log *slog.Logger, h func(ctx context.Context, c *fasthttp.RequestCtx, r request, subject string) error) fasthttp.RequestHandler {
 	return func(c *fasthttp.RequestCtx) {
 		c.Response.Header.Set("Cache-Control", "no-store")
 		err := func() error {
 			if !c.IsPost() {
 				return &httpError{fasthttp.StatusMethodNotAllowed, "use POST"}
 			}
-			site := string(c.PostArgs().Peek("site_id"))
-			if err := s.authorize(c.Request.Header.Peek("Authorization"), site); err != nil {
+			// The key first: who may not call the API learns nothing
+			// about what a well-formed request looks like.
+			_, k, err := s.o.Sites.Keys().Match(c.Request.Header.Peek("Authorization"))
+			if err != nil {
+				return &httpError{fasthttp.StatusUnauthorized, err.Error()}
+			}
+			r, err := parseRequest(c)
+			if err != nil {
 				return err
 			}
-			subject, err := s.SubjectID(site, string(c.PostArgs().Peek("uid")))
+			switch {
+			case !k.Covers(r.Site):
+				return &httpError{fasthttp.StatusForbidden, "this API key may not access site " + r.Site}
+			case !k.Can(config.ScopeSubjects):
+				return &httpError{fasthttp.StatusForbidden, "this API key may not export or erase subjects: list subjects in its scopes (api_keys)"}
+			}
+			subject, err := s.SubjectID(r.Site, r.UID)
 			if err != nil {
 				return &httpError{fasthttp.StatusBadRequest, err.Error()}
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), s.o.MutationTimeout+time.Minute)
 			defer cancel()
-			return h(ctx, c, site, subject)
+			return h(ctx, c, r, subject)
 		}()
 		if err == nil {
 			return
@@ -76,23 +133,8 @@ func (s *Service) handle(log *slog.Logger, h func(ctx context.Context, c *fastht
 	}
 }
 
-// authorize checks the Bearer key: a configured key (config.Keys) that
-// lists the site and holds the subjects scope.
-func (s *Service) authorize(h []byte, site string) error {
-	_, k, err := s.o.Sites.Keys().Match(h)
-	switch {
-	case err != nil:
-		return &httpError{fasthttp.StatusUnauthorized, err.Error()}
-	case !k.Covers(site):
-		return &httpError{fasthttp.StatusForbidden, "this API key may not access site " + site}
-	case !k.Can(config.ScopeSubjects):
-		return &httpError{fasthttp.StatusForbidden, "this API key may not export or erase subjects: list subjects in its scopes (api_keys)"}
-	}
-	return nil
-}
-
-func (s *Service) exportHTTP(ctx context.Context, c *fasthttp.RequestCtx, site, subject string) error {
-	format := string(c.PostArgs().Peek("format"))
+func (s *Service) exportHTTP(ctx context.Context, c *fasthttp.RequestCtx, r request, subject string) error {
+	format, site := r.Format, r.Site
 	switch format {
 	case "", JSONLines:
 		format = JSONLines
@@ -114,7 +156,8 @@ func (s *Service) exportHTTP(ctx context.Context, c *fasthttp.RequestCtx, site, 
 
 // eraseHTTP answers 200 with what was erased, or 409 when rows of the
 // subject accepted after the erasure began are left (erase again).
-func (s *Service) eraseHTTP(ctx context.Context, c *fasthttp.RequestCtx, site, subject string) error {
+func (s *Service) eraseHTTP(ctx context.Context, c *fasthttp.RequestCtx, r request, subject string) error {
+	site := r.Site
 	res, err := s.Erase(ctx, site, subject)
 	body := map[string]any{"site_id": site, "deleted": res.Deleted, "blanked": res.Blanked, "remaining": res.Remaining}
 	switch {

@@ -336,3 +336,75 @@ func TestExportIncludesSessions(t *testing.T) {
 	}
 	h.close()
 }
+
+func postBody(t *testing.T, base, path, key, contentType, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestRequestEncodings sends the same requests as a form and as JSON: both
+// export and erase the subject's rows; a request without a site, with
+// malformed JSON or with a field the API does not know answers 400 saying
+// what to fix, never a 403 naming a blank site.
+func TestRequestEncodings(t *testing.T) {
+	db := chtest.Migrated(t)
+	h := newHarness(t, db)
+	now := time.Now().UTC().Add(-time.Minute)
+	h.open(false)
+	h.visit(1001, "alice", now, "/a", "", "")
+	h.visit(1001, "alice", now.Add(time.Second), "/b", "", "")
+	h.visit(2002, "bob", now, "/c", "", "")
+	h.waitFor("events stored", func() bool { return h.count("SELECT count() FROM events") == 3 })
+	h.waitFor("sessions written", func() bool { return h.count("SELECT uniqExact(session_id) FROM sessions") == 2 })
+
+	const (
+		form = "application/x-www-form-urlencoded"
+		js   = "application/json"
+	)
+	for _, tt := range []struct {
+		name, path, contentType, body string
+		status                        int
+		want                          string // in the response body
+	}{
+		{"form", subject.PathExport, form, "site_id=shop.example&uid=alice", 200, `"pathname":"/b"`},
+		{"json", subject.PathExport, js, `{"site_id":"shop.example","uid":"alice"}`, 200, `"pathname":"/b"`},
+		{"json with charset", subject.PathExport, js + "; charset=utf-8", `{"site_id": "shop.example", "uid": "alice"}`, 200, `"pathname":"/a"`},
+		{"json csv", subject.PathExport, js, `{"site_id":"shop.example","uid":"alice","format":"csv"}`, 200, "table,site_id,event_id"},
+		{"json bad format", subject.PathExport, js, `{"site_id":"shop.example","uid":"alice","format":"xml"}`, 400, "format: want jsonl or csv"},
+		{"json no site", subject.PathExport, js, `{"uid":"alice"}`, 400, "site_id is required"},
+		{"form no site", subject.PathErase, form, "uid=alice", 400, "site_id is required"},
+		{"empty body", subject.PathErase, "", "", 400, "site_id is required"},
+		{"json no uid", subject.PathErase, js, `{"site_id":"shop.example"}`, 400, "uid"},
+		{"malformed json", subject.PathErase, js, `{"site_id":"shop.example",`, 400, "cannot parse the JSON body"},
+		{"json not an object", subject.PathErase, js, `["shop.example","alice"]`, 400, "cannot parse the JSON body"},
+		{"json trailing data", subject.PathErase, js, `{"site_id":"shop.example","uid":"alice"} {}`, 400, "cannot parse the JSON body"},
+		{"json unknown field", subject.PathErase, js, `{"site":"shop.example","uid":"alice"}`, 400, `unknown field \"site\"`},
+		{"json number uid", subject.PathErase, js, `{"site_id":"shop.example","uid":42}`, 400, "cannot parse the JSON body"},
+		{"json sent as a form", subject.PathErase, form, `{"site_id":"shop.example","uid":"alice"}`, 400, "Content-Type: application/json"},
+		{"json site not granted", subject.PathErase, js, `{"site_id":"other.example","uid":"alice"}`, 403, "may not access site other.example"},
+		{"json erase", subject.PathErase, js, `{"site_id":"shop.example","uid":"alice"}`, 200, `"remaining":0`},
+		{"form export after erase", subject.PathExport, form, "site_id=shop.example&uid=alice", 200, ""},
+	} {
+		code, body := postBody(t, h.base, tt.path, apiKey, tt.contentType, tt.body)
+		if code != tt.status || !strings.Contains(body, tt.want) || (tt.want == "" && body != "") {
+			t.Errorf("%s: %d %s, want %d with %q", tt.name, code, body, tt.status, tt.want)
+		}
+		if strings.Contains(body, `access site "`) {
+			t.Errorf("%s: a blank site in %s", tt.name, body)
+		}
+	}
+	if n := h.count("SELECT count() FROM events WHERE visitor_id = 2002"); n != 1 {
+		t.Fatalf("bob has %d events, want 1", n)
+	}
+}
