@@ -116,10 +116,24 @@ func TestGlobalFlagsBeforeTheCommand(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, missing) {
 		t.Errorf("glimpse --config %s serve: code %d, stderr %q; want 1 naming the file", missing, code, errOut)
 	}
+	// Before the command as after it, the flag wins over its variable.
+	bad := apptest.WriteConfig(t, "sites:\n  - domain: BAD\n")
+	_, errOut, _ = apptest.Run(t, []string{"GLIMPSE_CONFIG=" + bad}, "--config", missing, "serve")
+	if strings.Contains(errOut, bad) || !strings.Contains(errOut, missing) {
+		t.Errorf("--config before serve did not win over GLIMPSE_CONFIG: %q", errOut)
+	}
+	out, errOut, code = apptest.Run(t, []string{"GLIMPSE_CLICKHOUSE=clickhouse://h:9000/env"}, "--clickhouse=clickhouse://h:9000/flag", "migrate", "--print", "--cluster", "analytics")
+	if code != 0 || !strings.Contains(out, "/flag/events_local") || strings.Contains(out, "/env/") {
+		t.Errorf("--clickhouse=... before migrate under GLIMPSE_CLICKHOUSE: code %d, stderr %q; want the flag's", code, errOut)
+	}
+	if _, errOut, code = apptest.Run(t, nil, "-h"); code != 0 || !strings.Contains(errOut, "usage: glimpse") {
+		t.Errorf("glimpse -h: code %d, stderr %q", code, errOut)
+	}
 	for _, tt := range []struct {
 		args []string
 		want string
 	}{
+		{[]string{"--nope", "serve"}, "flag provided but not defined: -nope"},
 		{[]string{"--cluster", "analytics", "migrate"}, "flag provided but not defined: -cluster"},
 		{[]string{"--shutdown-timeout", "abc", "version"}, `invalid value "abc"`},
 		{[]string{"--config", missing}, "usage: glimpse"},
