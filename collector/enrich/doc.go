@@ -11,7 +11,9 @@
 //     ([PageURL], [Referrer]) that a handler keeps in a pooled struct and
 //     clears with Reset;
 //   - fixed vocabulary (channels, source names) is returned as
-//     package-level constant strings or strings owned by immutable tables.
+//     package-level constant strings or strings owned by immutable tables;
+//     an unknown referrer's host, the one source outside them, is interned
+//     in the pooled [Referrer] that saw it.
 //
 // Privacy: nothing in this package logs or returns the raw URL or the raw
 // referrer. Query strings are reduced to UTM fields, the

@@ -45,18 +45,50 @@ type Referrer struct {
 	// never stored. Empty when Host is empty or for app referrers.
 	Path []byte
 	// Source is a readable source name ("Google", "Facebook", "Gmail",
-	// "Google Ads", ...) from sources.txt or the click-identifier table, or
-	// "" when the source is not a known one (display Host then).
+	// "Google Ads", ...) from sources.txt or the click-identifier table;
+	// for any other external referrer, as in Plausible, its Host without a
+	// leading "www." ("news.example.org"); "" when there is neither
+	// (Direct / None).
 	Source string
 	// Channel is never empty: ChannelDirect when nothing points elsewhere.
 	Channel Channel
 
 	scratch []byte
+	// hosts holds the Source strings of unknown hosts this Referrer has
+	// seen, so that a pooled Referrer allocates a host's string once;
+	// bounded by maxHostSources entries of at most maxHostSourceLen bytes.
+	hosts map[string]string
 }
 
 // Reset clears r for reuse, keeping its buffers.
 func (r *Referrer) Reset() {
-	*r = Referrer{Host: r.Host[:0], Path: r.Path[:0], scratch: r.scratch[:0]}
+	*r = Referrer{Host: r.Host[:0], Path: r.Path[:0], scratch: r.scratch[:0], hosts: r.hosts}
+}
+
+// Bounds of Referrer.hosts: a few KiB per pooled Referrer, whatever
+// referrers a client makes up.
+const (
+	maxHostSources   = 32
+	maxHostSourceLen = 64
+)
+
+// hostSource returns Host without a leading "www." as a string.
+func (r *Referrer) hostSource() string {
+	h := stripWWW(r.Host)
+	if s, ok := r.hosts[string(h)]; ok {
+		return s
+	}
+	s := string(h)
+	if len(s) > maxHostSourceLen {
+		return s
+	}
+	if r.hosts == nil {
+		r.hosts = make(map[string]string, maxHostSources)
+	} else if len(r.hosts) >= maxHostSources {
+		clear(r.hosts) // start over rather than grow
+	}
+	r.hosts[s] = s
+	return s
 }
 
 // ClassifyReferrer cleans the raw referrer (document.referrer or the
@@ -77,7 +109,13 @@ func (r *Referrer) Reset() {
 // social network (by referrer, click identifier or utm_source) is Paid
 // Social, as Plausible names it.
 //
-// ClassifyReferrer allocates nothing once dst's buffers have grown.
+// Source precedence: a paid click identifier's network, then the
+// referrer host's name in sources.txt, then an organic click identifier,
+// then a known utm_source or ref name, then the host of any other
+// external referrer, else "".
+//
+// ClassifyReferrer allocates nothing once dst's buffers have grown and dst
+// has seen the referrer's host.
 func ClassifyReferrer(dst *Referrer, raw []byte, page *PageURL, site []string, rd *redact.Redactor) {
 	dst.Reset()
 	var src *source
@@ -118,6 +156,8 @@ func ClassifyReferrer(dst *Referrer, raw []byte, page *PageURL, site []string, r
 		dst.Source = click
 	case named != nil:
 		dst.Source = named.name
+	case len(dst.Host) > 0:
+		dst.Source = dst.hostSource()
 	}
 
 	switch {

@@ -1,6 +1,7 @@
 package enrich
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -36,13 +37,13 @@ func TestClassifyReferrer(t *testing.T) {
 		{"self alias", "http://example.org/", plain, want{channel: ChannelDirect}},
 		{"self www alias", "http://www.example.org/", plain, want{channel: ChannelDirect}},
 		{"self page host without site list", "https://example.net/a", mustClean(t, "https://www.example.net/"), want{channel: ChannelDirect}},
-		{"subdomain is not self", "https://blog.example.com/post", plain, want{host: "blog.example.com", path: "/post", channel: ChannelReferral}},
-		{"lookalike is not self", "https://example.com.evil.io/", plain, want{host: "example.com.evil.io", path: "/", channel: ChannelReferral}},
+		{"subdomain is not self", "https://blog.example.com/post", plain, want{"blog.example.com", "/post", "blog.example.com", ChannelReferral}},
+		{"lookalike is not self", "https://example.com.evil.io/", plain, want{"example.com.evil.io", "/", "example.com.evil.io", ChannelReferral}},
 
 		{"google", "https://www.google.com/", plain, want{"www.google.com", "/", "Google", ChannelSearch}},
 		{"google ccTLD, query stripped", "https://www.google.co.uk/search?q=secret", plain, want{"www.google.co.uk", "/search", "Google", ChannelSearch}},
 		{"google de", "https://google.de/", plain, want{"google.de", "/", "Google", ChannelSearch}},
-		{"google lookalike", "https://google.evil.com/", plain, want{"google.evil.com", "/", "", ChannelReferral}},
+		{"google lookalike", "https://google.evil.com/", plain, want{"google.evil.com", "/", "google.evil.com", ChannelReferral}},
 		{"bing", "https://www.bing.com/search?q=x", plain, want{"www.bing.com", "/search", "Bing", ChannelSearch}},
 		{"duckduckgo", "https://duckduckgo.com/", plain, want{"duckduckgo.com", "/", "DuckDuckGo", ChannelSearch}},
 		{"yandex ru", "https://yandex.ru/search/?text=x", plain, want{"yandex.ru", "/search/", "Yandex", ChannelSearch}},
@@ -65,14 +66,19 @@ func TestClassifyReferrer(t *testing.T) {
 		{"android google app", "android-app://com.google.android.googlequicksearchbox/https/www.google.com", plain,
 			want{"com.google.android.googlequicksearchbox", "", "Google", ChannelSearch}},
 		{"android facebook", "android-app://com.facebook.katana", plain, want{"com.facebook.katana", "", "Facebook", ChannelSocial}},
-		{"android unknown app", "android-app://org.example.reader", plain, want{"org.example.reader", "", "", ChannelReferral}},
+		{"android unknown app", "android-app://org.example.reader", plain, want{"org.example.reader", "", "org.example.reader", ChannelReferral}},
 		{"android bad package", "android-app://a b/", plain, want{channel: ChannelDirect}},
 
 		{"referral with userinfo, port, query, fragment", "https://user:pass@Blog.Someone.NET:8080/post/1?utm=1#frag", plain,
-			want{"blog.someone.net", "/post/1", "", ChannelReferral}},
+			want{"blog.someone.net", "/post/1", "blog.someone.net", ChannelReferral}},
 		{"referral path redacted", "https://app.other.io/invite/jane%40example.com/550e8400-e29b-41d4-a716-446655440000", plain,
-			want{"app.other.io", "/invite/[email]/[token]", "", ChannelReferral}},
-		{"referral empty path", "https://other.io", plain, want{"other.io", "/", "", ChannelReferral}},
+			want{"app.other.io", "/invite/[email]/[token]", "app.other.io", ChannelReferral}},
+		{"referral empty path", "https://other.io", plain, want{"other.io", "/", "other.io", ChannelReferral}},
+		{"referral source without www.", "https://WWW.News.Example.ORG/a", plain, want{"www.news.example.org", "/a", "news.example.org", ChannelReferral}},
+		{"utm source name beats unknown host", "https://news.example.org/", mustClean(t, "https://example.com/?utm_source=facebook"),
+			want{"news.example.org", "/", "Facebook", ChannelReferral}},
+		{"unknown host under utm email", "https://news.example.org/", mustClean(t, "https://example.com/?utm_medium=email"),
+			want{"news.example.org", "/", "news.example.org", ChannelEmail}},
 		{"unsupported scheme", "file:///etc/passwd", plain, want{channel: ChannelDirect}},
 		{"chrome extension", "chrome-extension://abc/page.html", plain, want{channel: ChannelDirect}},
 		{"malformed host", "https://exa mple.com/", plain, want{channel: ChannelDirect}},
@@ -119,6 +125,23 @@ func TestReferrerReuse(t *testing.T) {
 	ClassifyReferrer(&r, []byte(""), nil, nil, nil)
 	if len(r.Host) != 0 || len(r.Path) != 0 || r.Source != "" || r.Channel != ChannelDirect {
 		t.Errorf("stale fields after reuse: %+v", r)
+	}
+}
+
+// TestHostSourcesBounded: a Referrer reused for more unknown hosts than it
+// keeps strings for, and for hosts longer than it keeps, still names each
+// one's source.
+func TestHostSourcesBounded(t *testing.T) {
+	var r Referrer
+	for i := range 3 * maxHostSources {
+		host := fmt.Sprintf("site-%d.example.org", i%(2*maxHostSources))
+		if i%5 == 0 {
+			host = strings.Repeat("x", maxHostSourceLen) + "." + host
+		}
+		ClassifyReferrer(&r, []byte("https://www."+host+"/p"), nil, nil, nil)
+		if r.Source != host || len(r.hosts) > maxHostSources {
+			t.Fatalf("%s: source %q, %d strings kept", host, r.Source, len(r.hosts))
+		}
 	}
 }
 
