@@ -472,7 +472,7 @@ func (e *Engine) Timeseries(ctx context.Context, q *Query) (*Response, error) {
 			}
 		}
 		vals, withheld := q.values(pt)
-		o := map[string]any{"date": k}
+		o := map[string]any{"date": period.Label(q.Period, q.Interval, k)}
 		if withheld {
 			meta.Withheld++
 			o["withheld"] = reason

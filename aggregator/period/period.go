@@ -221,6 +221,22 @@ func BucketRange(p Period, interval, key string) (from, to time.Time) {
 	return from, to
 }
 
+// Label is the date a bucket is answered under: its key, except that a
+// week cut by the period's start is labelled by that start, as Plausible
+// labels it (a week series from Wednesday Oct 1 starts at "2025-10-01",
+// not at the Monday before, which lies outside the period). Months keep
+// their first day, as Plausible's do.
+func Label(p Period, interval, key string) string {
+	if interval != IntervalWeek {
+		return key
+	}
+	start := p.From.In(p.Loc).Format("2006-01-02")
+	if key < start { // both are YYYY-MM-DD
+		return start
+	}
+	return key
+}
+
 func dayBucket(d time.Time, interval string) time.Time {
 	switch interval {
 	case IntervalWeek:

@@ -70,6 +70,19 @@ func TestIntervalsAndBuckets(t *testing.T) {
 	if !from.Equal(time.Date(2025, 10, 20, 0, 0, 0, 0, berlin)) || !to.Equal(p.To) {
 		t.Errorf("last week covers [%s, %s), want Monday Oct 20 to the period's end", from, to)
 	}
+	// Plausible labels a week cut by the period's start by that start
+	// (Oct 1), not by the Monday before it (Sep 29, outside the period);
+	// whole weeks keep their Monday.
+	var labels []string
+	for _, k := range keys {
+		labels = append(labels, Label(p, IntervalWeek, k))
+	}
+	if got, want := strings.Join(labels, " "), "2025-10-01 2025-10-06 2025-10-13 2025-10-20"; got != want {
+		t.Errorf("week labels %s, want %s", got, want)
+	}
+	if got := Label(p, IntervalDate, "2025-10-01"); got != "2025-10-01" {
+		t.Errorf("day label %s, want itself", got)
+	}
 	long, _ := Parse("custom", "2025-01-01,2025-06-30", berlin, time.Now())
 	if _, err := ParseInterval(IntervalHour, long); err == nil {
 		t.Error("hourly buckets over six months: no error")
