@@ -1103,9 +1103,10 @@ func orWithheld(filtered bool, visitors float64) bool {
 }
 
 var (
-	orAggMetrics  = []string{"visitors", "visits", "pageviews", "events", "views_per_visit", "bounce_rate", "visit_duration"}
-	orEngMetrics  = []string{"time_on_page", "scroll_depth"}
-	orTSMetrics   = []string{"visitors", "visits", "pageviews", "events", "views_per_visit", "bounce_rate", "visit_duration"}
+	orAggMetrics = []string{"visitors", "visits", "pageviews", "events", "views_per_visit", "bounce_rate", "visit_duration"}
+	orEngMetrics = []string{"time_on_page", "scroll_depth"}
+	orTSMetrics  = []string{"visitors", "visits", "pageviews", "events", "views_per_visit", "bounce_rate", "visit_duration",
+		"time_on_page", "scroll_depth", "outbound_clicks"}
 	orPropMetrics = []string{"visitors", "events"}
 )
 
@@ -1165,7 +1166,11 @@ func (c *orChecker) aggregate(m *orModel, q orQuery, p orPeriod, filters string)
 
 func (c *orChecker) timeseries(m *orModel, q orQuery, p orPeriod, interval, filters string) {
 	params := orSiteParams(q.site, p.params, "interval="+interval, orEsc(filters))
-	got := c.ask(api.PathTimeseries, params, orTSMetrics)
+	metrics := slices.Clone(orTSMetrics)
+	if slices.ContainsFunc(q.filters, orFilter.goal) {
+		metrics = append(metrics, "conversion_rate")
+	}
+	got := c.ask(api.PathTimeseries, params, metrics)
 	labels, from, to := orBuckets(p, interval)
 	wants := make([]map[string]float64, len(labels))
 	for i := range labels {
@@ -1173,7 +1178,7 @@ func (c *orChecker) timeseries(m *orModel, q orQuery, p orPeriod, interval, filt
 		bq.from, bq.to = from[i], to[i]
 		wants[i] = m.aggregate(bq)
 	}
-	for _, mt := range orTSMetrics {
+	for _, mt := range metrics {
 		body := got[mt]
 		if body == nil {
 			continue
@@ -1352,7 +1357,8 @@ func TestOracle(t *testing.T) {
 	}
 	t.Logf("sent %d events (%d stored, %d sessions, %d engagements after their session ended) in %v",
 		len(evs), len(m.events), len(sessions), orphans, time.Since(start).Round(time.Millisecond))
-	a, err := api.New(api.Options{Engine: aggregator.New(aggregator.Options{Conn: db.Conn}), Sites: sites, RateLimit: 1 << 30,
+	engine := aggregator.New(aggregator.Options{Conn: db.Conn})
+	a, err := api.New(api.Options{Engine: engine, Sites: sites, RateLimit: 1 << 30,
 		Now: func() time.Time { return orNow }})
 	if err != nil {
 		t.Fatal(err)
@@ -1394,6 +1400,36 @@ func TestOracle(t *testing.T) {
 				}
 			}
 		}
+	}
+	// Realtime: the visitors of the last five minutes, at instants
+	// through the traffic (half a second after a whole second, so that
+	// no event sits on the window's edge).
+	for i, e := range m.events {
+		if i%97 != 0 {
+			continue
+		}
+		now := e.ts.Add(time.Duration(i%5)*time.Minute + 500*time.Millisecond)
+		want := map[string]bool{}
+		for _, x := range m.events {
+			if x.site == e.site && x.typ != tEngagement && !x.ts.Before(now.Add(-5*time.Minute)) && x.ts.Before(now) {
+				want[x.vkey] = true
+			}
+		}
+		rt, err := api.New(api.Options{Engine: engine, Sites: sites, RateLimit: 1 << 30, Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.routes = rt.Routes()
+		params := orSiteParams(e.site)
+		var rc fasthttp.RequestCtx
+		rc.Request.SetRequestURI(api.PathRealtime + "?" + params)
+		rc.Request.Header.Set("Authorization", "Bearer "+orKey)
+		c.routes[api.PathRealtime](&rc)
+		c.requests++
+		var got any
+		_ = json.Unmarshal(rc.Response.Body(), &got)
+		x := float64(len(want))
+		c.compare("realtime?"+params+" at "+now.Format(time.RFC3339Nano), "visitors", "", &x, got)
 	}
 	t.Logf("oracle: %d values compared (%d expected withheld, %d rows folded) over %d requests, %d mismatches, in %v",
 		c.compared, c.withheld, c.folded, c.requests, len(c.bad), time.Since(start).Round(time.Millisecond))
