@@ -136,6 +136,7 @@ type orSession struct {
 	entry, exit string
 	// attribution, from the first event
 	source, referrer, utmSource, utmMedium, utmCampaign string
+	channel                                             string
 	country, browser, os, device, screen                string
 }
 
@@ -354,6 +355,18 @@ func orReplay(evs []*orEvent) []*orSession {
 			if u, err := url.Parse(e.url); err == nil {
 				q := u.Query()
 				s.utmSource, s.utmMedium, s.utmCampaign = q.Get("utm_source"), q.Get("utm_medium"), q.Get("utm_campaign")
+			}
+			// Channels by the precedence collector/enrich documents:
+			// utm_medium, then the referrer's section of sources.txt.
+			switch {
+			case s.utmMedium == "email":
+				s.channel = model.ChannelEmail
+			case src == "Google" || src == "DuckDuckGo":
+				s.channel = model.ChannelSearch
+			case src == "Hacker News":
+				s.channel = model.ChannelSocial
+			default:
+				s.channel = model.ChannelDirect
 			}
 			if e.typ == tPageview {
 				s.pageviews = 1
@@ -601,6 +614,8 @@ func (f orFilter) value(e *orEvent) (string, bool) {
 		return s.utmCampaign, true
 	case "visit:country":
 		return s.country, true
+	case "visit:channel":
+		return s.channel, true
 	case "visit:browser":
 		return s.browser, true
 	case "visit:os":
@@ -897,7 +912,7 @@ var orVisitProps = map[string]string{
 	"visit:source": "source", "visit:referrer": "referrer", "visit:utm_source": "utm_source",
 	"visit:utm_medium": "utm_medium", "visit:utm_campaign": "utm_campaign", "visit:country": "country",
 	"visit:browser": "browser", "visit:os": "os", "visit:device": "device", "visit:screen": "screen",
-	"visit:entry_page": "entry_page", "visit:exit_page": "exit_page",
+	"visit:entry_page": "entry_page", "visit:exit_page": "exit_page", "visit:channel": "channel",
 }
 
 var orEventProps = map[string]string{
@@ -1327,6 +1342,7 @@ var orFilters = []string{
 	"event:props:url==github.com/glimpse",
 	"visit:source!~oog",
 	"visit:referrer==google.com",
+	"visit:channel==" + model.ChannelSearch + "|" + model.ChannelEmail,
 	"event:page==/blog/a|/pricing",
 	"visit:screen==" + model.ScreenMobile + "|" + model.ScreenTablet,
 }
