@@ -926,6 +926,7 @@ func (m *orModel) breakdown(q orQuery, prop string) map[string]*orRow {
 	if prop == "email:campaign" {
 		// The email panel: recipients, human opens and clicks.
 		rows := map[string]*orRow{}
+		openers, clickers := map[string]map[string]bool{}, map[string]map[string]bool{}
 		for _, e := range m.emails {
 			if e.site != q.site || e.ts.Before(q.from) || !e.ts.Before(q.to) {
 				continue
@@ -937,10 +938,27 @@ func (m *orModel) breakdown(q orQuery, prop string) map[string]*orRow {
 			}
 			r.visitors[e.recipient] = true
 			r.metrics["visitors"] = float64(len(r.visitors))
+			set := openers
 			if e.typ == tEmailOpen {
 				r.metrics["email_opens"]++
 			} else {
 				r.metrics["email_clicks"]++
+				set = clickers
+			}
+			if set[e.campaign] == nil {
+				set[e.campaign] = map[string]bool{}
+			}
+			set[e.campaign][e.recipient] = true
+		}
+		// Every hit is a human's (a browser on a home address, hours
+		// after sending): no machine opens.
+		for c, r := range rows {
+			o, k := float64(len(openers[c])), float64(len(clickers[c]))
+			r.metrics["email_unique_opens"], r.metrics["email_machine_opens"] = o, 0
+			r.metrics["click_through_rate"] = math.Round(1000*r.metrics["email_clicks"]/max(r.metrics["email_opens"], 1)) / 10
+			r.metrics["click_to_open_rate"] = math.Round(1000*k/max(o, 1)) / 10
+			if o == 0 {
+				r.metrics["click_to_open_rate"] = r.metrics["click_through_rate"]
 			}
 		}
 		return rows
@@ -1261,7 +1279,8 @@ func (c *orChecker) breakdown(m *orModel, q orQuery, p orPeriod, prop, filters s
 		case "event:page":
 			metrics = []string{"visitors", "pageviews", "time_on_page", "scroll_depth"}
 		case "email:campaign":
-			metrics = []string{"visitors", "email_opens", "email_clicks"}
+			metrics = []string{"visitors", "email_opens", "email_clicks", "email_unique_opens", "email_machine_opens",
+				"click_through_rate", "click_to_open_rate"}
 		}
 	}
 	goal := slices.ContainsFunc(q.filters, orFilter.goal)
