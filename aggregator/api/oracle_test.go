@@ -871,6 +871,35 @@ func orPeriods(loc *time.Location) []orPeriod {
 	return ps
 }
 
+// previous is the period before p, as compare=previous_period takes it:
+// the month before a month, else as many days just before.
+func (p orPeriod) previous() (from, to time.Time) {
+	if strings.HasPrefix(p.params, "period=month") {
+		return p.from.AddDate(0, -1, 0), p.from
+	}
+	days := int(math.Round(p.to.Sub(p.from).Hours() / 24))
+	return p.from.AddDate(0, 0, -days), p.from
+}
+
+// orChange is Plausible's change of a metric: the difference for rates
+// (bounce_rate in points, conversion_rate to 0.1), else the percent
+// change, 100 from nothing and 0 from nothing to nothing.
+func orChange(metric string, old, cur float64) float64 {
+	switch metric {
+	case "bounce_rate":
+		return cur - old
+	case "conversion_rate":
+		return math.Round(10*(cur-old)) / 10
+	}
+	switch {
+	case old == 0 && cur > 0:
+		return 100
+	case old == 0:
+		return 0
+	}
+	return math.Round((cur - old) / old * 100)
+}
+
 // orBuckets are a time series' points: label and range.
 func orBuckets(p orPeriod, interval string) (labels []string, from, to []time.Time) {
 	loc := p.from.Location()
@@ -1237,6 +1266,36 @@ func (c *orChecker) aggregate(m *orModel, q orQuery, p orPeriod, filters string)
 	}
 }
 
+// compareAggregate asks an aggregate with compare=previous_period and
+// checks each metric's change (null when either period is withheld).
+func (c *orChecker) compareAggregate(m *orModel, q orQuery, p orPeriod, filters string) {
+	cur := m.aggregate(q)
+	pq := q
+	pq.from, pq.to = p.previous()
+	prev := m.aggregate(pq)
+	params := orSiteParams(q.site, p.params, "compare=previous_period", orEsc(filters))
+	metrics := slices.Clone(orAggMetrics)
+	if slices.ContainsFunc(q.filters, orFilter.goal) {
+		metrics = append(metrics, "conversion_rate")
+	}
+	got := c.ask(api.PathAggregate, params, metrics)
+	withheld := orWithheld(filters != "", cur["visitors"]) || orWithheld(filters != "", prev["visitors"])
+	for _, mt := range metrics {
+		body := got[mt]
+		if body == nil {
+			continue
+		}
+		res, _ := body["results"].(map[string]any)
+		mv, _ := res[mt].(map[string]any)
+		var w *float64
+		if !withheld {
+			x := orChange(mt, prev[mt], cur[mt])
+			w = &x
+		}
+		c.compare("aggregate?"+params, mt+" change", fmt.Sprintf("%v → %v", prev[mt], cur[mt]), w, mv["change"])
+	}
+}
+
 func (c *orChecker) timeseries(m *orModel, q orQuery, p orPeriod, interval, filters string) {
 	params := orSiteParams(q.site, p.params, "interval="+interval, orEsc(filters))
 	metrics := slices.Clone(orTSMetrics)
@@ -1451,6 +1510,9 @@ func TestOracle(t *testing.T) {
 		for _, p := range orPeriods(loc) {
 			for _, f := range orFilters {
 				c.aggregate(m, orQuery{site: site, loc: loc, from: p.from, to: p.to, filters: orParseFilters(f)}, p, f)
+			}
+			for _, f := range []string{"", "visit:country==DE", "event:goal==Signup"} {
+				c.compareAggregate(m, orQuery{site: site, loc: loc, from: p.from, to: p.to, filters: orParseFilters(f)}, p, f)
 			}
 			var intervals []string
 			switch {
