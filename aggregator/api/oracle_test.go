@@ -1593,3 +1593,79 @@ func TestOracle(t *testing.T) {
 		t.Error(b)
 	}
 }
+
+// TestOracleMinimal is the smallest traffic that shows each engine
+// behaviour the oracle disagrees with (issue 22), one check each: two
+// browsers that view / at 16:57 UTC, sign up at 17:01, view / again at
+// 23:58 and report engagement at 00:01, after their session ended.
+func TestOracleMinimal(t *testing.T) {
+	sites := orSites(t)
+	h := time.Date(2025, 3, 9, 17, 0, 0, 0, time.UTC)
+	var evs []*orEvent
+	for i, ip := range []string{"203.0.113.1", "203.0.113.2"} {
+		p := &orPerson{ip: ip, ua: orUAs[0], width: 1280}
+		sec := time.Duration(i) * time.Second
+		for _, e := range []*orEvent{
+			{typ: tPageview, ts: h.Add(-3*time.Minute + sec)},
+			{typ: tCustom, name: "Signup", ts: h.Add(time.Minute + sec)},
+			{typ: tPageview, ts: h.Add(6*time.Hour + 58*time.Minute + sec)},
+			{typ: tEngagement, engMS: 5000, ts: h.Add(7*time.Hour + time.Minute + sec)},
+		} {
+			e.site, e.person, e.path, e.url = orSiteUTC, p, "/", "https://"+orSiteUTC+"/"
+			evs = append(evs, e)
+		}
+	}
+	db := chtest.Migrated(t)
+	orSend(t, db, sites, evs)
+	a, err := api.New(api.Options{Engine: aggregator.New(aggregator.Options{Conn: db.Conn}), Sites: sites, Now: func() time.Time { return orNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &orChecker{t: t, routes: a.Routes()}
+	site := "site_id=" + orSiteUTC
+	goal := "filters=" + url.QueryEscape("event:goal==Signup")
+	get := func(path string, params ...string) map[string]any {
+		code, body := c.get(path, site+"&"+strings.Join(params, "&"))
+		if code != 200 {
+			t.Fatalf("%s %v: %d %v", path, params, code, body)
+		}
+		return body
+	}
+	value := func(body map[string]any, m string) any {
+		return body["results"].(map[string]any)[m].(map[string]any)["value"]
+	}
+	points := func(body map[string]any) map[string]map[string]any {
+		out := map[string]map[string]any{}
+		for _, p := range body["results"].([]any) {
+			out[fmt.Sprint(p.(map[string]any)["date"])] = p.(map[string]any)
+		}
+		return out
+	}
+	// 1. Engagement reported after its session ended is no visitor of
+	// 2025-03-10 (nor of the hour of an engagement alone).
+	if v := value(get(api.PathAggregate, "period=day&date=2025-03-10&metrics=visitors"), "visitors"); v != 0.0 {
+		t.Errorf("engagement after the session ended: 2025-03-10 visitors %v, want 0", v)
+	}
+	// 2. A goal-filtered hourly series counts a conversion's visit in the
+	// hour of the conversion, as its visitors and events.
+	ts := points(get(api.PathTimeseries, "period=day&date=2025-03-09&interval=hour&metrics=visitors,visits,events", goal))
+	if p := ts["2025-03-09 16:00:00"]; p["visits"] != 0.0 {
+		t.Errorf("goal series 16:00: %v, want no visit (no conversion)", p)
+	}
+	if p := ts["2025-03-09 17:00:00"]; p["visits"] != 2.0 || p["visitors"] != 2.0 {
+		t.Errorf("goal series 17:00: %v, want 2 visitors in 2 visits", p)
+	}
+	// 3. A goal-filtered breakdown by a visit property counts what the
+	// aggregate with the same filter counts: 0 page views, 2 events.
+	agg := get(api.PathAggregate, "period=day&date=2025-03-09&metrics=pageviews,events", goal)
+	rows := get(api.PathBreakdown, "period=day&date=2025-03-09&property=visit:browser&metrics=visitors,pageviews,events", goal)["results"].([]any)
+	if len(rows) != 1 || rows[0].(map[string]any)["pageviews"] != value(agg, "pageviews") || rows[0].(map[string]any)["events"] != value(agg, "events") {
+		t.Errorf("goal breakdown by browser: %v; the aggregate: %v page views, %v events", rows, value(agg, "pageviews"), value(agg, "events"))
+	}
+	// 4. A week series over a range starting on a Wednesday labels its
+	// first point by the range's first day, as Plausible does.
+	wk := points(get(api.PathTimeseries, "period=custom&date=2025-03-05,2025-03-11&interval=week&metrics=visitors"))
+	if _, ok := wk["2025-03-05"]; !ok {
+		t.Errorf("week series from Wednesday 2025-03-05: points %v, want the first labelled 2025-03-05", orKeys(wk))
+	}
+}
