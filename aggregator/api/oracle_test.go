@@ -17,8 +17,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -169,7 +171,7 @@ var orPages = []string{"/", "/pricing", "/blog/a", "/blog/b", "/docs/install/lin
 
 // orGenerate returns the events of both sites in time order.
 func orGenerate() []*orEvent {
-	rng := rand.New(rand.NewSource(22))
+	rng := rand.New(rand.NewSource(orSeed()))
 	parser := agent.NewParser(16)
 	var people []*orPerson
 	for i := range 90 {
@@ -233,6 +235,15 @@ func orGenerate() []*orEvent {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].ts.Before(out[j].ts) })
 	return out
+}
+
+// orSeed is the traffic's seed: 22, or GLIMPSE_ORACLE_SEED to try
+// other traffic.
+func orSeed() int64 {
+	if v, err := strconv.ParseInt(os.Getenv("GLIMPSE_ORACLE_SEED"), 10, 64); err == nil {
+		return v
+	}
+	return 22
 }
 
 // orVisit is one browsing visit: a landing page view, then page loads and
