@@ -1483,6 +1483,66 @@ var orFilters = []string{
 	"visit:screen==" + model.ScreenMobile + "|" + model.ScreenTablet,
 }
 
+// pages checks a breakdown's pagination against its model: pages of
+// limit rows, in order of visitors (descending), hold each row above k
+// once, with its visitors; (other) is left out of the comparison.
+func (c *orChecker) pages(m *orModel, q orQuery, p orPeriod, prop string, limit int) {
+	key := orVisitProps[prop]
+	if key == "" {
+		key = orEventProps[prop]
+	}
+	want := map[string]float64{}
+	for k, r := range m.breakdown(q, prop) {
+		if len(r.visitors) >= orK {
+			want[k] = r.metrics["visitors"]
+		}
+	}
+	seen := map[string]bool{}
+	last := math.Inf(1)
+	for page := 1; page <= 50; page++ {
+		params := orSiteParams(q.site, p.params, "property="+url.QueryEscape(prop), fmt.Sprintf("limit=%d&page=%d", limit, page), "metrics=visitors")
+		code, body := c.get(api.PathBreakdown, params)
+		if code != 200 {
+			c.mismatch("breakdown?%s: %d %v", params, code, body["error"])
+			return
+		}
+		list, _ := body["results"].([]any)
+		if len(list) > limit {
+			c.compared++
+			c.mismatch("breakdown?%s | rows | : %d rows over the limit", params, len(list))
+		}
+		for _, x := range list {
+			r := x.(map[string]any)
+			k := fmt.Sprint(r[key])
+			if k == "(other)" {
+				continue
+			}
+			v, _ := r["visitors"].(float64)
+			c.compared++
+			switch w, ok := want[k]; {
+			case !ok:
+				c.mismatch("breakdown?%s | visitors | %s: unexpected row (%v)", params, k, r["visitors"])
+			case seen[k]:
+				c.mismatch("breakdown?%s | visitors | %s: row on two pages", params, k)
+			case v != w:
+				c.mismatch("breakdown?%s | visitors | %s: want %v, got %v", params, k, w, v)
+			case v > last:
+				c.mismatch("breakdown?%s | visitors | %s: %v after a row of %v (not in order)", params, k, v, last)
+			}
+			seen[k], last = true, v
+		}
+		if len(list) < limit {
+			break
+		}
+	}
+	for k, w := range want {
+		if !seen[k] {
+			c.compared++
+			c.mismatch("breakdown?%s&property=%s&limit=%d | visitors | %s: row on no page (want %v)", p.params, prop, limit, k, w)
+		}
+	}
+}
+
 // TestOracle: see the top of the file. It prints the size of the table
 // it checked and every mismatch (query | metric | key: want, got).
 func TestOracle(t *testing.T) {
@@ -1543,6 +1603,11 @@ func TestOracle(t *testing.T) {
 				continue
 			}
 			props := append(orKeys(orVisitProps), orKeys(orEventProps)...)
+			if strings.HasPrefix(p.params, "period=month") {
+				for _, prop := range []string{"visit:source", "visit:country", "visit:entry_page", "event:page", "event:goal"} {
+					c.pages(m, orQuery{site: site, loc: loc, from: p.from, to: p.to}, p, prop, 2)
+				}
+			}
 			for _, prop := range props {
 				for _, f := range []string{"", "visit:country==US", "event:goal==Signup"} {
 					if f != "" && prop == "email:campaign" {
