@@ -373,9 +373,9 @@ func orReplay(evs []*orEvent) []*orSession {
 			case s.utmMedium == "email":
 				s.channel = model.ChannelEmail
 			case src == "Google" || src == "DuckDuckGo":
-				s.channel = model.ChannelSearch
+				s.channel = model.ChannelOrganicSearch
 			case src == "Hacker News":
-				s.channel = model.ChannelSocial
+				s.channel = model.ChannelOrganicSocial
 			default:
 				s.channel = model.ChannelDirect
 			}
@@ -1478,7 +1478,7 @@ var orFilters = []string{
 	"event:props:url==github.com/glimpse",
 	"visit:source!~oog",
 	"visit:referrer==google.com",
-	"visit:channel==" + model.ChannelSearch + "|" + model.ChannelEmail,
+	"visit:channel==" + model.ChannelOrganicSearch + "|" + model.ChannelEmail,
 	"event:page==/blog/a|/pricing",
 	"visit:screen==" + model.ScreenMobile + "|" + model.ScreenTablet,
 }
