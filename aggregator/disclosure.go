@@ -42,22 +42,23 @@ import (
 // recipient-day) can change each component, given the collector's
 // contribution bounds.
 var sensitivity = map[string]int64{
-	"visitors":       1,
-	"total_visitors": 1,
-	"pageviews":      model.MaxEventsPerDay,
-	"events":         model.MaxEventsPerDay,
-	"outbound":       model.MaxEventsPerDay,
-	"visits":         model.MaxVisitsPerDay,
-	"bounces":        model.MaxVisitsPerDay,
-	"duration":       model.MaxVisitsPerDay * model.MaxVisitSeconds,
-	"eng_n":          model.MaxEngagementsPerDay,
-	"eng_ms":         model.MaxEngagedMSPerDay,
-	"scroll":         model.MaxEngagementsPerDay * model.MaxScrollDepth,
-	"opens":          model.MaxEmailPerRecipientDay,
-	"machine_opens":  model.MaxEmailPerRecipientDay,
-	"clicks":         model.MaxEmailPerRecipientDay,
-	"openers":        1,
-	"clickers":       1,
+	"visitors":        1,
+	"total_visitors":  1,
+	"pageviews":       model.MaxEventsPerDay,
+	"visit_pageviews": model.MaxEventsPerDay,
+	"events":          model.MaxEventsPerDay,
+	"outbound":        model.MaxEventsPerDay,
+	"visits":          model.MaxVisitsPerDay,
+	"bounces":         model.MaxVisitsPerDay,
+	"duration":        model.MaxVisitsPerDay * model.MaxVisitSeconds,
+	"eng_n":           model.MaxEngagementsPerDay,
+	"eng_ms":          model.MaxEngagedMSPerDay,
+	"scroll":          model.MaxEngagementsPerDay * model.MaxScrollDepth,
+	"opens":           model.MaxEmailPerRecipientDay,
+	"machine_opens":   model.MaxEmailPerRecipientDay,
+	"clicks":          model.MaxEmailPerRecipientDay,
+	"openers":         1,
+	"clickers":        1,
 	// keys: the rows a visitor-day can move in or out of a breakdown's
 	// folded set.
 	"keys": model.MaxEventsPerDay,
@@ -71,7 +72,7 @@ var sensitivity = map[string]int64{
 var additive = map[string]map[string]bool{
 	"ev": {"pageviews": true, "events": true, "outbound": true, "eng_n": true, "eng_ms": true, "scroll": true,
 		"opens": true, "machine_opens": true, "clicks": true},
-	"se": {"visits": true, "bounces": true, "duration": true, "pageviews": true, "events": true},
+	"se": {"visits": true, "bounces": true, "duration": true, "pageviews": true, "events": true, "visit_pageviews": true},
 }
 
 // rowsReached is how many rows of a breakdown one visitor-day can reach:

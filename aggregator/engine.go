@@ -240,6 +240,9 @@ func sideCols(q *Query) (ev, se []string) {
 			se = union(se, d.needs)
 		}
 	}
+	if len(se) > 0 {
+		se = visitPageviews(q, se)
+	}
 	if len(q.Filters) > 0 {
 		if len(ev) > 0 {
 			ev = union(ev, []string{"visitors"})
@@ -508,6 +511,7 @@ func (e *Engine) Breakdown(ctx context.Context, q *Query) (*Response, error) {
 	src := srcEvents
 	if q.Property.side == sideSessions {
 		src = srcSessions
+		cols = visitPageviews(q, cols)
 	}
 	pl := &plan{q: q, p: q.released(q.Period), sources: map[string]bool{}}
 	rollup := !q.Raw && q.Period.Name != "realtime" && period.HourAligned(pl.p)

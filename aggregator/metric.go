@@ -16,6 +16,11 @@ const personExpr = "if(visitor_id != 0 OR type NOT IN ('email_open', 'email_clic
 // by, or a filter on, email:campaign) counts their people as visitors.
 const emailTypes = "('email_open', 'email_click')"
 
+// noVisitTypes are the event types that make no visit of the site: email
+// opens and clicks, and engagement, which reports time on a page already
+// counted.
+const noVisitTypes = "('email_open', 'email_click', 'engagement')"
+
 // siteEventsCols replace eventsCols' people and visit counts in every
 // other question: site visitors and visits only.
 var siteEventsCols = map[string]string{
@@ -62,14 +67,17 @@ var (
 		"clickers":      "uniqExactIf(email_recipient, type = 'email_click' AND email_verdict != 'machine' AND email_recipient != '')",
 	}
 	// sessionsCols are aggregates over collapsed sessions (one row per
-	// live session: vs = sum(sign), bs, ds, ps, es its sign-weighted sums).
+	// live session: vs = sum(sign), bs, ds, ps, es its sign-weighted sums;
+	// under event filters ps and es count the matching events, and vps
+	// the visit's page views: scan.sessionsOfEvents).
 	sessionsCols = map[string]string{
-		"visitors":  "uniq(visitor_id)",
-		"visits":    "sum(vs)",
-		"bounces":   "sum(bs)",
-		"duration":  "sum(ds)",
-		"pageviews": "sum(ps)",
-		"events":    "sum(es)",
+		"visit_pageviews": "sum(vps)",
+		"visitors":        "uniq(visitor_id)",
+		"visits":          "sum(vs)",
+		"bounces":         "sum(bs)",
+		"duration":        "sum(ds)",
+		"pageviews":       "sum(ps)",
+		"events":          "sum(es)",
 	}
 	// Rollups (0003_hourly_rollups.sql).
 	eventsHourlyCols = map[string]string{
@@ -134,7 +142,13 @@ var metrics = map[string]metric{
 	"pageviews": {home: sideEvents, events: true, sessions: true, needs: []string{"pageviews"}, value: count("pageviews")},
 	"events":    {home: sideEvents, events: true, sessions: true, needs: []string{"events"}, value: count("events")},
 	"views_per_visit": {home: sideSessions, sessions: true, needs: []string{"pageviews", "visits"},
-		value: func(v map[string]float64) any { return round(ratio(v["pageviews"], v["visits"]), 2) }},
+		value: func(v map[string]float64) any {
+			pv, ok := v["visit_pageviews"] // under event filters (visitPageviews)
+			if !ok {
+				pv = v["pageviews"]
+			}
+			return round(ratio(pv, v["visits"]), 2)
+		}},
 	"bounce_rate": {home: sideSessions, sessions: true, needs: []string{"bounces", "visits"}, diff: true,
 		value: func(v map[string]float64) any { return int64(math.Round(100 * ratio(v["bounces"], v["visits"]))) }},
 	"visit_duration": {home: sideSessions, sessions: true, needs: []string{"duration", "visits"},
@@ -164,6 +178,16 @@ var metrics = map[string]metric{
 	// the same query without its goal filter ("total_visitors").
 	"conversion_rate": {home: sideEvents, events: true, sessions: true, needs: []string{"visitors"}, diff: true,
 		value: func(v map[string]float64) any { return round(100*ratio(v["visitors"], v["total_visitors"]), 1) }},
+}
+
+// visitPageviews adds to the sessions side's columns cols the page views
+// of whole visits when views_per_visit is asked under event filters:
+// there the sessions' pageviews count the matching page views only.
+func visitPageviews(q *Query, cols []string) []string {
+	if hasMetric(q, "views_per_visit") && len(bySide(q.Filters, sideEvents)) > 0 {
+		return union(cols, []string{"visit_pageviews"})
+	}
+	return cols
 }
 
 // MetricNames lists the supported metrics.

@@ -160,7 +160,11 @@ func (s *scan) key(b *sqlb) {
 		s.prop.expr(b)
 		return
 	}
-	t := s.src.timeCol()
+	s.bucketKey(b, s.src.timeCol())
+}
+
+// bucketKey writes the time bucket of column t.
+func (s *scan) bucketKey(b *sqlb, t string) {
 	switch s.bucket {
 	case period.IntervalHour:
 		b.w("toString(toStartOfHour(", t, ", ").arg(s.p.Loc.String()).w("))")
@@ -281,37 +285,29 @@ func (s *scan) build() *sqlb {
 		tail()
 	case srcSessions:
 		sel(func() { b.w("gk") })
-		b.w(" FROM (SELECT ")
-		if s.hasKey() {
-			s.key(b)
-			b.w(" AS gk, ")
-		}
-		b.w("visitor_id, session_id, sum(sign) AS vs, sum(sign * is_bounce) AS bs, sum(sign * duration) AS ds, " +
-			"sum(sign * pageviews) AS ps, sum(sign * events) AS es FROM sessions")
-		s.sampleClause(b)
-		b.w(" WHERE site_id = ").arg(s.site).w(" AND ")
-		s.timeRange(b, "start", s.p.From, s.p.To)
-		for _, f := range bySide(s.filters, sideSessions) {
-			b.w(" AND ")
-			f.pred(b)
-		}
-		s.omitEmpty(b, func() { s.prop.expr(b) })
 		if ef := bySide(s.filters, sideEvents); len(ef) > 0 {
-			b.w(" AND session_id IN (SELECT session_id FROM events")
+			s.sessionsOfEvents(b, ef)
+		} else {
+			b.w(" FROM (SELECT ")
+			if s.hasKey() {
+				s.key(b)
+				b.w(" AS gk, ")
+			}
+			b.w("visitor_id, session_id, " + sessionSums + ", sum(sign * pageviews) AS ps, sum(sign * events) AS es FROM sessions")
 			s.sampleClause(b)
 			b.w(" WHERE site_id = ").arg(s.site).w(" AND ")
-			s.timeRange(b, "ts", s.p.From, s.p.To.Add(sessionSlack))
-			for _, f := range ef {
+			s.timeRange(b, "start", s.p.From, s.p.To)
+			for _, f := range bySide(s.filters, sideSessions) {
 				b.w(" AND ")
 				f.pred(b)
 			}
-			b.w(")")
+			s.omitEmpty(b, func() { s.prop.expr(b) })
+			b.w(" GROUP BY ")
+			if s.hasKey() {
+				b.w("gk, ")
+			}
+			b.w("visitor_id, session_id HAVING vs > 0)")
 		}
-		b.w(" GROUP BY ")
-		if s.hasKey() {
-			b.w("gk, ")
-		}
-		b.w("visitor_id, session_id HAVING vs > 0)")
 		if s.keyPred != nil {
 			b.w(" WHERE ")
 			s.keyPred(b, func() { b.w("gk") })
@@ -344,6 +340,65 @@ func (s *scan) build() *sqlb {
 		tail()
 	}
 	return b
+}
+
+// sessionSums are a collapsed session's sign-weighted sums but for its
+// page views and events (ps, es): vs its liveness, bs, ds, and vps the
+// page views of the whole visit (views_per_visit).
+const sessionSums = "sum(sign) AS vs, sum(sign * is_bounce) AS bs, sum(sign * duration) AS ds, sum(sign * pageviews) AS vps"
+
+// sessionsOfEvents writes the FROM clause of a sessions scan under event
+// filters ef: the visits that hold a matching event in the period (other
+// than engagement, which makes no visit), as Plausible counts them, each
+// with ps and es the page views and events that match, not the visit's
+// own. A time series files a visit under the bucket of its matching
+// events (once per bucket it has some in), not the hour it started.
+func (s *scan) sessionsOfEvents(b *sqlb, ef []Filter) {
+	b.w(" FROM (SELECT ")
+	switch {
+	case s.prop != nil:
+		b.w("sk AS gk, ")
+	case s.bucket != "":
+		b.w("ek AS gk, ")
+	}
+	b.w("visitor_id, session_id, vs, bs, ds, vps, ps, es FROM (SELECT ")
+	if s.prop != nil {
+		s.key(b)
+		b.w(" AS sk, ")
+	}
+	b.w("visitor_id, session_id, " + sessionSums + " FROM sessions")
+	s.sampleClause(b)
+	b.w(" WHERE site_id = ").arg(s.site).w(" AND ")
+	s.timeRange(b, "start", s.p.From.Add(-sessionSlack), s.p.To)
+	for _, f := range bySide(s.filters, sideSessions) {
+		b.w(" AND ")
+		f.pred(b)
+	}
+	s.omitEmpty(b, func() { s.prop.expr(b) })
+	b.w(" GROUP BY ")
+	if s.prop != nil {
+		b.w("sk, ")
+	}
+	b.w("visitor_id, session_id HAVING vs > 0) INNER JOIN (SELECT session_id, ")
+	if s.prop == nil && s.bucket != "" {
+		s.bucketKey(b, "ts")
+		b.w(" AS ek, ")
+	}
+	b.w("toInt64(countIf(type = 'pageview')) AS ps, " +
+		"toInt64(countIf(type IN ('pageview', 'custom', 'outbound', 'download', 'impression'))) AS es FROM events")
+	s.sampleClause(b)
+	b.w(" WHERE site_id = ").arg(s.site).w(" AND ")
+	s.timeRange(b, "ts", s.p.From, s.p.To)
+	b.w(" AND type NOT IN " + noVisitTypes)
+	for _, f := range ef {
+		b.w(" AND ")
+		f.pred(b)
+	}
+	b.w(" GROUP BY session_id")
+	if s.prop == nil && s.bucket != "" {
+		b.w(", ek")
+	}
+	b.w(") USING session_id)")
 }
 
 // stateExpr splits a column's aggregate into one over rows that yields a
