@@ -16,16 +16,18 @@ const personExpr = "if(visitor_id != 0 OR type NOT IN ('email_open', 'email_clic
 // by, or a filter on, email:campaign) counts their people as visitors.
 const emailTypes = "('email_open', 'email_click')"
 
-// noVisitTypes are the event types that make no visit of the site: email
-// opens and clicks, and engagement, which reports time on a page already
-// counted.
+// noVisitTypes are the event types that make no visitor or visit of the
+// site: email opens and clicks, and engagement, which reports time on a
+// page already counted (Plausible leaves it out of visitors). An
+// engagement sent after its session ended is stored with no session,
+// under the next day's visitor id: it must not count as that visitor.
 const noVisitTypes = "('email_open', 'email_click', 'engagement')"
 
 // siteEventsCols replace eventsCols' people and visit counts in every
 // other question: site visitors and visits only.
 var siteEventsCols = map[string]string{
-	"visitors": "uniqIf(visitor_id, type NOT IN " + emailTypes + ")",
-	"visits":   "uniqIf(session_id, type NOT IN " + emailTypes + ")",
+	"visitors": "uniqIf(visitor_id, type NOT IN " + noVisitTypes + ")",
+	"visits":   "uniqIf(session_id, type NOT IN " + noVisitTypes + ")",
 }
 
 // emailCols are the raw columns that count email rows.
@@ -52,10 +54,10 @@ var (
 		// are recipients (the sender's pseudonym), or, without one, each
 		// event counts as its own person. So "visitors" of email rows, and
 		// the k-anonymity count over them, count recipients.
-		"visitors":      "uniq(" + personExpr + ")",
+		"visitors":      "uniqIf(" + personExpr + ", type != 'engagement')",
 		"pageviews":     "countIf(type = 'pageview')",
 		"events":        "countIf(type IN ('pageview', 'custom', 'outbound', 'download', 'impression'))",
-		"visits":        "uniq(session_id)",
+		"visits":        "uniqIf(session_id, type != 'engagement')",
 		"eng_ms":        "sumIf(engagement_ms, type = 'engagement')",
 		"eng_n":         "countIf(type = 'engagement')",
 		"scroll":        "sumIf(scroll_depth, type = 'engagement')",

@@ -35,7 +35,7 @@ type rollup struct {
 }
 
 // rollups are the rollups of raw rows, as their views make them:
-// 0003_hourly_rollups.sql (pages_hourly), 0011_events_hourly_site_only.sql
+// 0003_hourly_rollups.sql (pages_hourly), 0013_events_hourly_no_engagement.sql
 // (events_hourly),
 // 0007_sessions_hourly_grouped.sql (sessions_hourly) and, for
 // sessions_dims_hourly, the backfill of 0004_session_rollups.sql, which
@@ -48,7 +48,7 @@ var rollups = []rollup{
     sumState(toUInt64(type = 'pageview')) AS pageviews,
     sumState(toUInt64(type IN ('pageview', 'custom', 'outbound', 'download', 'impression'))) AS events
 FROM events
-WHERE type NOT IN ('email_open', 'email_click') AND (%s)
+WHERE type NOT IN ('email_open', 'email_click', 'engagement') AND (%s)
 GROUP BY site_id, hour`},
 	{table: "pages_hourly", raw: "events", hour: "toStartOfHour(ts)", selects: `SELECT
     site_id,
