@@ -331,6 +331,68 @@ func TestEventsHourlyRepair(t *testing.T) {
 	}
 }
 
+// TestEngagementRollupRepair: 0013 rebuilds the hours of events_hourly
+// that counted an engagement report as a visitor, written before it (an
+// engagement after its session ended carries no session and a visitor
+// id of its own).
+func TestEngagementRollupRepair(t *testing.T) {
+	db := chtest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	before := fstest.MapFS{}
+	all := migrations.Files()
+	ms, err := migrations.Load(all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Version < 13 {
+			b, err := fs.ReadFile(all, m.Name+".sql")
+			if err != nil {
+				t.Fatal(err)
+			}
+			before[m.Name+".sql"] = &fstest.MapFile{Data: b}
+		}
+	}
+	target := migrations.Target{Database: db.Database}
+	if _, err := migrations.NewRunner(db.Conn, target, before, nil).Apply(ctx); err != nil {
+		t.Fatal(err)
+	}
+	writeFixture(t, db)
+	if err := db.Conn.Exec(ctx, "INSERT INTO events (site_id, event_id, ts, type, visitor_id, session_id, pathname, engagement_ms) "+
+		"SELECT ?, toUUID('00000000-0000-0000-0000-00000000e001'), toDateTime('2025-03-29 12:30:00', 'UTC'), 'engagement', 987654321, 0, '/', 5000", testSite); err != nil {
+		t.Fatal(err)
+	}
+	e := aggregator.New(aggregator.Options{Conn: db.Conn})
+	site := testSites(t, "UTC", 2).Site(testSite)
+	visitors := func() any {
+		return aggValues(fxAsk(t, e, site, aggregator.KindAggregate, "metrics=visitors"))["visitors"]
+	}
+	if v := visitors(); v != 9.0 {
+		t.Fatalf("before 0013: rollup visitors %v, want the 9 of the old view (8 and the engagement)", v)
+	}
+	if _, err := migrations.NewRunner(db.Conn, target, nil, nil).Apply(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		var left uint64
+		if err := db.Conn.QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = ? AND is_done = 0", db.Database).Scan(&left); err != nil {
+			t.Fatal(err)
+		}
+		if left == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if v := visitors(); v != 8.0 {
+		t.Errorf("after 0013: rollup visitors %v, want 8", v)
+	}
+	q := fxQuery(t, aggregator.KindAggregate, site, "metrics=pageviews,events")
+	if got := aggValues(do(t, e, aggregator.KindAggregate, q)); got["pageviews"] != 11.0 || got["events"] != 20.0 {
+		t.Errorf("after 0013: %s, want 11 page views and 20 events", jsonOf(got))
+	}
+}
+
 // TestPageEngagementBreakdown: a breakdown by event:page computes
 // time_on_page and scroll_depth per page as the aggregate filtered to
 // that page does, on the noisy path's scans too.
