@@ -5,11 +5,16 @@ package api_test
 // the real collector's HTTP endpoint with its clock set to each event's
 // time (collector.Options.Now), then every Stats API metric × property ×
 // filter × period × interval asked and compared with answers counted in
-// plain Go from the generated events. Nothing here calls aggregator code
-// to compute what is expected.
+// plain Go from the generated events. Each question is asked again of
+// the dashboard's JSON endpoints and, for breakdowns and time series, of
+// its CSV export (header row and formula neutralising included), both
+// with a shared link, and compared with the same answers. Nothing here
+// calls aggregator code to compute what is expected.
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -37,10 +42,12 @@ import (
 	"github.com/glimpse-analytics/glimpse/collector/locate/geotest"
 	"github.com/glimpse-analytics/glimpse/collector/session"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
+	"github.com/glimpse-analytics/glimpse/dashboards"
 	"github.com/glimpse-analytics/glimpse/internal/apptest"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
 	"github.com/glimpse-analytics/glimpse/internal/config"
 	"github.com/glimpse-analytics/glimpse/internal/model"
+	"github.com/glimpse-analytics/glimpse/internal/ratelimit"
 )
 
 const (
@@ -63,7 +70,9 @@ func orSites(t *testing.T) *config.File {
 	t.Helper()
 	y := "sites:\n" +
 		"  - domain: " + orSiteUTC + "\n    timezone: UTC\n    privacy: {aggregates: exact, k_anonymity: 2}\n" +
+		"    shared_links: [{name: oracle, token: " + orDashToken(orSiteUTC) + "}]\n" +
 		"  - domain: " + orSiteNY + "\n    timezone: America/New_York\n    privacy: {aggregates: exact, k_anonymity: 2}\n" +
+		"    shared_links: [{name: oracle, token: " + orDashToken(orSiteNY) + "}]\n" +
 		"email:\n  signing_keys:\n    - {name: k1, secret: \"oracle-email-signing-key-0123456789abcdef\"}\n" +
 		"api_keys:\n  - name: oracle\n    sha256: \"" + apptest.KeyHash(orKey) + "\"\n    sites: [" + orSiteUTC + ", " + orSiteNY + "]\n"
 	f, err := config.Parse("oracle.yaml", []byte(y))
@@ -234,8 +243,22 @@ func orGenerate() []*orEvent {
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].ts.Before(out[j].ts) })
+	// A plan a spreadsheet would run as a formula: every third free
+	// plan, which the CSV export must neutralise (no random draw, so the
+	// rest of the traffic is the seed's).
+	free := 0
+	for _, e := range out {
+		if e.props["plan"] == "free" {
+			if free++; free%3 == 0 {
+				e.props = map[string]string{"plan": orFormulaPlan}
+			}
+		}
+	}
 	return out
 }
+
+// orFormulaPlan is a plan value that starts like a spreadsheet formula.
+const orFormulaPlan = "=trial+1"
 
 // orSeed is the traffic's seed: 22, or GLIMPSE_ORACLE_SEED to try
 // other traffic.
@@ -1153,19 +1176,68 @@ func orVisitorSet(es []*orEvent) map[string]bool {
 	return vs
 }
 
-// orChecker asks the API and compares.
+// orVia is a channel the checker reads the engine's answers through.
+type orVia int
+
+const (
+	viaAPI  orVia = iota // the Stats API, with a key
+	viaDash              // the dashboard's JSON endpoints, with a shared link
+	viaCSV               // the dashboard's CSV export, with a shared link
+	orVias
+)
+
+var orViaNames = [orVias]string{"", "dashboard", "csv"}
+
+// The channels of each check: the CSV export serves breakdowns and
+// time series only.
+var (
+	orJSON = []orVia{viaAPI, viaDash}
+	orAll  = []orVia{viaAPI, viaDash, viaCSV}
+)
+
+// orChecker asks the API (and the dashboard) and compares.
 type orChecker struct {
 	t        *testing.T
 	routes   map[string]fasthttp.RequestHandler
+	dash     fasthttp.RequestHandler // the dashboard (Dashboard.Handler); nil: the API alone
+	via      orVia                   // the channel get asks through
 	requests int
 	compared int
-	withheld int // values expected withheld
-	folded   int // rows expected folded into (other)
+	reqs     [orVias]int // requests by channel
+	vals     [orVias]int // values compared by channel
+	withheld int         // values expected withheld
+	folded   int         // rows expected folded into (other)
 	bad      []string
+}
+
+// each runs f once per channel of vias (those the checker has), with
+// c.via set to it.
+func (c *orChecker) each(vias []orVia, f func()) {
+	for _, v := range vias {
+		if v != viaAPI && c.dash == nil {
+			continue
+		}
+		c.via = v
+		f()
+	}
+	c.via = viaAPI
+}
+
+// count counts one value compared.
+func (c *orChecker) count() {
+	c.compared++
+	c.vals[c.via]++
 }
 
 func (c *orChecker) get(path string, params string) (int, map[string]any) {
 	c.requests++
+	c.reqs[c.via]++
+	switch c.via {
+	case viaDash:
+		return c.dashJSON(path, params)
+	case viaCSV:
+		return c.dashCSV(path, params)
+	}
 	var rc fasthttp.RequestCtx
 	rc.Request.SetRequestURI(path + "?" + params)
 	rc.Request.Header.Set("Authorization", "Bearer "+orKey)
@@ -1178,13 +1250,135 @@ func (c *orChecker) get(path string, params string) (int, map[string]any) {
 	return rc.Response.StatusCode(), out
 }
 
+// mismatch records one, prefixed with its channel (but the API's).
 func (c *orChecker) mismatch(format string, args ...any) {
-	c.bad = append(c.bad, fmt.Sprintf(format, args...))
+	msg := fmt.Sprintf(format, args...)
+	if c.via != viaAPI {
+		msg = orViaNames[c.via] + " " + msg
+	}
+	c.bad = append(c.bad, msg)
+}
+
+// orDashToken is the shared link of a site (orSites).
+func orDashToken(site string) string {
+	return "oracle-link-" + strings.ReplaceAll(site, ".", "-") + "-0123456789"
+}
+
+// dashDo serves one GET of the dashboard, from a client on 192.0.2.7.
+func (c *orChecker) dashDo(uri string) *fasthttp.Response {
+	var req fasthttp.Request
+	req.SetRequestURI(uri)
+	req.Header.SetHost("dash.example")
+	var rc fasthttp.RequestCtx
+	rc.Init(&req, &net.TCPAddr{IP: net.IPv4(192, 0, 2, 7), Port: 1234}, nil)
+	c.dash(&rc)
+	return &rc.Response
+}
+
+// orEndpoints name the Stats API's paths as the dashboard serves them.
+var orEndpoints = map[string]string{
+	api.PathRealtime: api.EndpointRealtime, api.PathAggregate: api.EndpointAggregate,
+	api.PathTimeseries: api.EndpointTimeseries, api.PathBreakdown: api.EndpointBreakdown,
+}
+
+// orAuth is the shared link parameter for the site of params.
+func orAuth(params string) string {
+	q, _ := url.ParseQuery(params)
+	return "auth=" + url.QueryEscape(orDashToken(q.Get("site_id")))
+}
+
+// dashJSON asks the dashboard's JSON endpoint of path.
+func (c *orChecker) dashJSON(path, params string) (int, map[string]any) {
+	r := c.dashDo(dashboards.PathAPI + orEndpoints[path] + "?" + params + "&" + orAuth(params))
+	var out map[string]any
+	_ = json.Unmarshal(r.Body(), &out)
+	if r.StatusCode() != 200 {
+		out = map[string]any{"error": string(r.Body())}
+	}
+	return r.StatusCode(), out
+}
+
+// orCSVTriggers start the text cells a spreadsheet may run as formulas,
+// which the CSV export prefixes with an apostrophe.
+const orCSVTriggers = "=+-@\t\r"
+
+// dashCSV asks the dashboard's CSV export for the breakdown or time series
+// of path and returns its rows as the JSON endpoint's results: a key
+// column (the property's, or date) and a number per metric, null for an
+// empty cell (withheld). The header row and the neutralised key cells are
+// checked here.
+func (c *orChecker) dashCSV(path, params string) (int, map[string]any) {
+	q, _ := url.ParseQuery(params)
+	key := "date"
+	if path == api.PathBreakdown {
+		prop := q.Get("property")
+		if key = orVisitProps[prop]; key == "" {
+			key = orEventProps[prop]
+		}
+	}
+	metrics := strings.Split(q.Get("metrics"), ",")
+	query := orEndpoints[path] + "?" + params
+	r := c.dashDo(dashboards.PathCSV + "?" + params + "&endpoint=" + orEndpoints[path] + "&" + orAuth(params))
+	if r.StatusCode() != 200 {
+		return r.StatusCode(), map[string]any{"error": string(r.Body())}
+	}
+	if ct := string(r.Header.ContentType()); !strings.HasPrefix(ct, "text/csv") {
+		c.count()
+		c.mismatch("%s | (content type) | : %q", query, ct)
+	}
+	rd := csv.NewReader(bytes.NewReader(r.Body()))
+	rd.FieldsPerRecord = -1
+	recs, err := rd.ReadAll()
+	if err != nil || len(recs) == 0 {
+		c.count()
+		c.mismatch("%s | (file) | : %d records, %v: %q", query, len(recs), err, r.Body())
+		return 200, map[string]any{}
+	}
+	header := append([]string{key}, metrics...)
+	for i, h := range header {
+		c.count()
+		if i >= len(recs[0]) || recs[0][i] != h {
+			c.mismatch("%s | (header) | column %d: want %q, got %q", query, i, h, recs[0])
+		}
+	}
+	if len(recs[0]) > len(header) {
+		c.count()
+		c.mismatch("%s | (header) | : unexpected columns %q", query, recs[0][len(header):])
+	}
+	var rows []any
+	for _, rec := range recs[1:] {
+		if len(rec) != len(header) {
+			c.count()
+			c.mismatch("%s | (row) | %q: %d cells, want %d", query, rec, len(rec), len(header))
+			continue
+		}
+		k := rec[0]
+		switch {
+		case len(k) > 1 && k[0] == '\'' && strings.IndexByte(orCSVTriggers, k[1]) >= 0:
+			k = k[1:]
+		case k != "" && strings.IndexByte(orCSVTriggers, k[0]) >= 0:
+			c.count()
+			c.mismatch("%s | %s | %q: a formula cell, not neutralised", query, key, k)
+		}
+		row := map[string]any{key: k}
+		for i, m := range metrics {
+			var v any // an empty cell: withheld
+			if cell := rec[i+1]; cell != "" {
+				v = cell // not a number: compare reports it
+				if f, err := strconv.ParseFloat(cell, 64); err == nil {
+					v = f
+				}
+			}
+			row[m] = v
+		}
+		rows = append(rows, row)
+	}
+	return 200, map[string]any{"results": rows}
 }
 
 // compare compares one value: want nil means withheld.
 func (c *orChecker) compare(query, metric, key string, want *float64, got any) {
-	c.compared++
+	c.count()
 	switch {
 	case want == nil && got == nil:
 	case want == nil:
@@ -1256,25 +1450,27 @@ func (c *orChecker) aggregate(m *orModel, q orQuery, p orPeriod, filters string)
 	if slices.ContainsFunc(q.filters, orFilter.goal) {
 		metrics = append(metrics, "conversion_rate")
 	}
-	got := c.ask(api.PathAggregate, params, metrics)
 	withheld := orWithheld(filters != "", want["visitors"])
-	if withheld {
-		c.withheld += len(metrics)
-	}
-	for _, mt := range metrics {
-		body := got[mt]
-		if body == nil {
-			continue
+	c.each(orJSON, func() {
+		got := c.ask(api.PathAggregate, params, metrics)
+		if withheld {
+			c.withheld += len(metrics)
 		}
-		res, _ := body["results"].(map[string]any)
-		mv, _ := res[mt].(map[string]any)
-		var w *float64
-		if !withheld {
-			x := want[mt]
-			w = &x
+		for _, mt := range metrics {
+			body := got[mt]
+			if body == nil {
+				continue
+			}
+			res, _ := body["results"].(map[string]any)
+			mv, _ := res[mt].(map[string]any)
+			var w *float64
+			if !withheld {
+				x := want[mt]
+				w = &x
+			}
+			c.compare("aggregate?"+params, mt, "", w, mv["value"])
 		}
-		c.compare("aggregate?"+params, mt, "", w, mv["value"])
-	}
+	})
 }
 
 // compareAggregate asks an aggregate with compare=previous_period and
@@ -1289,22 +1485,24 @@ func (c *orChecker) compareAggregate(m *orModel, q orQuery, p orPeriod, filters 
 	if slices.ContainsFunc(q.filters, orFilter.goal) {
 		metrics = append(metrics, "conversion_rate")
 	}
-	got := c.ask(api.PathAggregate, params, metrics)
 	withheld := orWithheld(filters != "", cur["visitors"]) || orWithheld(filters != "", prev["visitors"])
-	for _, mt := range metrics {
-		body := got[mt]
-		if body == nil {
-			continue
+	c.each(orJSON, func() {
+		got := c.ask(api.PathAggregate, params, metrics)
+		for _, mt := range metrics {
+			body := got[mt]
+			if body == nil {
+				continue
+			}
+			res, _ := body["results"].(map[string]any)
+			mv, _ := res[mt].(map[string]any)
+			var w *float64
+			if !withheld {
+				x := orChange(mt, prev[mt], cur[mt])
+				w = &x
+			}
+			c.compare("aggregate?"+params, mt+" change", fmt.Sprintf("%v → %v", prev[mt], cur[mt]), w, mv["change"])
 		}
-		res, _ := body["results"].(map[string]any)
-		mv, _ := res[mt].(map[string]any)
-		var w *float64
-		if !withheld {
-			x := orChange(mt, prev[mt], cur[mt])
-			w = &x
-		}
-		c.compare("aggregate?"+params, mt+" change", fmt.Sprintf("%v → %v", prev[mt], cur[mt]), w, mv["change"])
-	}
+	})
 }
 
 func (c *orChecker) timeseries(m *orModel, q orQuery, p orPeriod, interval, filters string) {
@@ -1313,7 +1511,6 @@ func (c *orChecker) timeseries(m *orModel, q orQuery, p orPeriod, interval, filt
 	if slices.ContainsFunc(q.filters, orFilter.goal) {
 		metrics = append(metrics, "conversion_rate")
 	}
-	got := c.ask(api.PathTimeseries, params, metrics)
 	labels, from, to := orBuckets(p, interval)
 	wants := make([]map[string]float64, len(labels))
 	for i := range labels {
@@ -1321,53 +1518,56 @@ func (c *orChecker) timeseries(m *orModel, q orQuery, p orPeriod, interval, filt
 		bq.from, bq.to = from[i], to[i]
 		wants[i] = m.aggregate(bq)
 	}
-	for _, mt := range metrics {
-		body := got[mt]
-		if body == nil {
-			continue
-		}
-		points := map[string]map[string]any{}
-		list, _ := body["results"].([]any)
-		for _, x := range list {
-			pt := x.(map[string]any)
-			points[fmt.Sprint(pt["date"])] = pt
-		}
-		for i, l := range labels {
-			want := wants[i]
-			var w *float64
-			if !orWithheld(filters != "", want["visitors"]) {
-				x := want[mt]
-				w = &x
-			}
-			pt, ok := points[l]
-			if !ok && i == 0 && interval == "week" {
-				// The first week of a range that starts mid-week is the
-				// range's start (issue 22, item 10); an answer labelled
-				// with its Monday is one mismatch, and its values are
-				// still compared.
-				wd := (int(from[0].Weekday()) + 6) % 7
-				monday := from[0].AddDate(0, 0, -wd).Format("2006-01-02")
-				if pt, ok = points[monday]; ok {
-					delete(points, monday)
-					if mt == orTSMetrics[0] {
-						c.compared++
-						c.mismatch("timeseries?%s | (label) | %s: first week labelled %s", params, l, monday)
-					}
-				}
-			}
-			if !ok {
-				c.compared++
-				c.mismatch("timeseries?%s | %s | %s: no point (points %v)", params, mt, l, orKeys(points))
+	c.each(orAll, func() {
+		got := c.ask(api.PathTimeseries, params, metrics)
+		for _, mt := range metrics {
+			body := got[mt]
+			if body == nil {
 				continue
 			}
-			c.compare("timeseries?"+params, mt, l, w, pt[mt])
-			delete(points, l)
+			points := map[string]map[string]any{}
+			list, _ := body["results"].([]any)
+			for _, x := range list {
+				pt := x.(map[string]any)
+				points[fmt.Sprint(pt["date"])] = pt
+			}
+			for i, l := range labels {
+				want := wants[i]
+				var w *float64
+				if !orWithheld(filters != "", want["visitors"]) {
+					x := want[mt]
+					w = &x
+				}
+				pt, ok := points[l]
+				if !ok && i == 0 && interval == "week" {
+					// The first week of a range that starts mid-week is the
+					// range's start (issue 22, item 10); an answer labelled
+					// with its Monday is one mismatch, and its values are
+					// still compared.
+					wd := (int(from[0].Weekday()) + 6) % 7
+					monday := from[0].AddDate(0, 0, -wd).Format("2006-01-02")
+					if pt, ok = points[monday]; ok {
+						delete(points, monday)
+						if mt == orTSMetrics[0] {
+							c.count()
+							c.mismatch("timeseries?%s | (label) | %s: first week labelled %s", params, l, monday)
+						}
+					}
+				}
+				if !ok {
+					c.count()
+					c.mismatch("timeseries?%s | %s | %s: no point (points %v)", params, mt, l, orKeys(points))
+					continue
+				}
+				c.compare("timeseries?"+params, mt, l, w, pt[mt])
+				delete(points, l)
+			}
+			for l := range points {
+				c.count()
+				c.mismatch("timeseries?%s | %s | %s: unexpected point", params, mt, l)
+			}
 		}
-		for l := range points {
-			c.compared++
-			c.mismatch("timeseries?%s | %s | %s: unexpected point", params, mt, l)
-		}
-	}
+	})
 }
 
 func orKeys[V any](m map[string]V) []string {
@@ -1398,7 +1598,6 @@ func (c *orChecker) breakdown(m *orModel, q orQuery, p orPeriod, prop, filters s
 		metrics = append(metrics, "conversion_rate")
 	}
 	params := orSiteParams(q.site, p.params, "property="+url.QueryEscape(prop), "limit=1000", orEsc(filters))
-	got := c.ask(api.PathBreakdown, params, metrics)
 	rows := m.breakdown(q, prop)
 	// The fold: rows under k visitors become (other), shown when it
 	// reaches k.
@@ -1424,37 +1623,40 @@ func (c *orChecker) breakdown(m *orModel, q orQuery, p orPeriod, prop, filters s
 		om["visitors"] = float64(len(other))
 		want["(other)"] = &orRow{metrics: om, visitors: other}
 	}
-	for _, mt := range metrics {
-		body := got[mt]
-		if body == nil {
-			continue
-		}
-		gotRows := map[string]map[string]any{}
-		list, _ := body["results"].([]any)
-		for _, x := range list {
-			r := x.(map[string]any)
-			gotRows[fmt.Sprint(r[key])] = r
-		}
-		for k, r := range want {
-			g, ok := gotRows[k]
-			if !ok {
-				c.compared++
-				c.mismatch("breakdown?%s | %s | %q: no row (want %v; rows %q)", params, mt, k, r.metrics[mt], orKeys(gotRows))
+	c.each(orAll, func() {
+		got := c.ask(api.PathBreakdown, params, metrics)
+		for _, mt := range metrics {
+			body := got[mt]
+			if body == nil {
 				continue
 			}
-			x, ok := r.metrics[mt]
-			if !ok {
-				continue // not modelled: (other) of some breakdowns
+			gotRows := map[string]map[string]any{}
+			list, _ := body["results"].([]any)
+			for _, x := range list {
+				r := x.(map[string]any)
+				gotRows[fmt.Sprint(r[key])] = r
 			}
-			c.compare("breakdown?"+params, mt, k, &x, g[mt])
-		}
-		for k := range gotRows {
-			if want[k] == nil {
-				c.compared++
-				c.mismatch("breakdown?%s | %s | %q: unexpected row %v", params, mt, k, gotRows[k])
+			for k, r := range want {
+				g, ok := gotRows[k]
+				if !ok {
+					c.count()
+					c.mismatch("breakdown?%s | %s | %q: no row (want %v; rows %q)", params, mt, k, r.metrics[mt], orKeys(gotRows))
+					continue
+				}
+				x, ok := r.metrics[mt]
+				if !ok {
+					continue // not modelled: (other) of some breakdowns
+				}
+				c.compare("breakdown?"+params, mt, k, &x, g[mt])
+			}
+			for k := range gotRows {
+				if want[k] == nil {
+					c.count()
+					c.mismatch("breakdown?%s | %s | %q: unexpected row %v", params, mt, k, gotRows[k])
+				}
 			}
 		}
-	}
+	})
 }
 
 var orFilters = []string{
@@ -1497,50 +1699,66 @@ func (c *orChecker) pages(m *orModel, q orQuery, p orPeriod, prop string, limit 
 			want[k] = r.metrics["visitors"]
 		}
 	}
-	seen := map[string]bool{}
-	last := math.Inf(1)
-	for page := 1; page <= 50; page++ {
-		params := orSiteParams(q.site, p.params, "property="+url.QueryEscape(prop), fmt.Sprintf("limit=%d&page=%d", limit, page), "metrics=visitors")
-		code, body := c.get(api.PathBreakdown, params)
-		if code != 200 {
-			c.mismatch("breakdown?%s: %d %v", params, code, body["error"])
-			return
-		}
-		list, _ := body["results"].([]any)
-		if len(list) > limit {
-			c.compared++
-			c.mismatch("breakdown?%s | rows | : %d rows over the limit", params, len(list))
-		}
-		for _, x := range list {
-			r := x.(map[string]any)
-			k := fmt.Sprint(r[key])
-			if k == "(other)" {
-				continue
+	c.each(orAll, func() {
+		seen := map[string]bool{}
+		last := math.Inf(1)
+		for page := 1; page <= 50; page++ {
+			params := orSiteParams(q.site, p.params, "property="+url.QueryEscape(prop), fmt.Sprintf("limit=%d&page=%d", limit, page), "metrics=visitors")
+			code, body := c.get(api.PathBreakdown, params)
+			if code != 200 {
+				c.mismatch("breakdown?%s: %d %v", params, code, body["error"])
+				return
 			}
-			v, _ := r["visitors"].(float64)
-			c.compared++
-			switch w, ok := want[k]; {
-			case !ok:
-				c.mismatch("breakdown?%s | visitors | %s: unexpected row (%v)", params, k, r["visitors"])
-			case seen[k]:
-				c.mismatch("breakdown?%s | visitors | %s: row on two pages", params, k)
-			case v != w:
-				c.mismatch("breakdown?%s | visitors | %s: want %v, got %v", params, k, w, v)
-			case v > last:
-				c.mismatch("breakdown?%s | visitors | %s: %v after a row of %v (not in order)", params, k, v, last)
+			list, _ := body["results"].([]any)
+			if len(list) > limit {
+				c.count()
+				c.mismatch("breakdown?%s | rows | : %d rows over the limit", params, len(list))
 			}
-			seen[k], last = true, v
+			for _, x := range list {
+				r := x.(map[string]any)
+				k := fmt.Sprint(r[key])
+				if k == "(other)" {
+					continue
+				}
+				v, _ := r["visitors"].(float64)
+				c.count()
+				switch w, ok := want[k]; {
+				case !ok:
+					c.mismatch("breakdown?%s | visitors | %s: unexpected row (%v)", params, k, r["visitors"])
+				case seen[k]:
+					c.mismatch("breakdown?%s | visitors | %s: row on two pages", params, k)
+				case v != w:
+					c.mismatch("breakdown?%s | visitors | %s: want %v, got %v", params, k, w, v)
+				case v > last:
+					c.mismatch("breakdown?%s | visitors | %s: %v after a row of %v (not in order)", params, k, v, last)
+				}
+				seen[k], last = true, v
+			}
+			if len(list) < limit {
+				break
+			}
 		}
-		if len(list) < limit {
-			break
+		for k, w := range want {
+			if !seen[k] {
+				c.count()
+				c.mismatch("breakdown?%s&property=%s&limit=%d | visitors | %s: row on no page (want %v)", p.params, prop, limit, k, w)
+			}
 		}
+	})
+}
+
+// orDashboard is the dashboard over the Stats API a, which the checker
+// reads with the sites' shared links. Its request limits are the test's:
+// the oracle asks far more than a reader would.
+func orDashboard(t *testing.T, sites *config.File, a *api.API) fasthttp.RequestHandler {
+	t.Helper()
+	unlimited := ratelimit.Limit{PerHour: 1 << 30, Burst: 1 << 30}
+	d, err := dashboards.New(dashboards.Options{Sites: sites, Stats: a, ReaderLimit: unlimited, ClientLimit: unlimited,
+		Now: func() time.Time { return orNow }})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for k, w := range want {
-		if !seen[k] {
-			c.compared++
-			c.mismatch("breakdown?%s&property=%s&limit=%d | visitors | %s: row on no page (want %v)", p.params, prop, limit, k, w)
-		}
-	}
+	return d.Handler
 }
 
 // TestOracle: see the top of the file. It prints the size of the table
@@ -1575,7 +1793,7 @@ func TestOracle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &orChecker{t: t, routes: a.Routes()}
+	c := &orChecker{t: t, routes: a.Routes(), dash: orDashboard(t, sites, a)}
 	for _, site := range []string{orSiteUTC, orSiteNY} {
 		loc, _ := time.LoadLocation(sites.Site(site).Timezone)
 		for _, p := range orPeriods(loc) {
@@ -1639,20 +1857,31 @@ func TestOracle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.routes = rt.Routes()
+		c.routes, c.dash = rt.Routes(), orDashboard(t, sites, rt)
 		params := orSiteParams(e.site)
-		var rc fasthttp.RequestCtx
-		rc.Request.SetRequestURI(api.PathRealtime + "?" + params)
-		rc.Request.Header.Set("Authorization", "Bearer "+orKey)
-		c.routes[api.PathRealtime](&rc)
-		c.requests++
-		var got any
-		_ = json.Unmarshal(rc.Response.Body(), &got)
 		x := float64(len(want))
-		c.compare("realtime?"+params+" at "+now.Format(time.RFC3339Nano), "visitors", "", &x, got)
+		c.each(orJSON, func() {
+			var body []byte
+			if c.via == viaDash {
+				body = c.dashDo(dashboards.PathAPI + api.EndpointRealtime + "?" + params + "&" + orAuth(params)).Body()
+			} else {
+				var rc fasthttp.RequestCtx
+				rc.Request.SetRequestURI(api.PathRealtime + "?" + params)
+				rc.Request.Header.Set("Authorization", "Bearer "+orKey)
+				c.routes[api.PathRealtime](&rc)
+				body = rc.Response.Body()
+			}
+			c.requests++
+			c.reqs[c.via]++
+			var got any
+			_ = json.Unmarshal(body, &got)
+			c.compare("realtime?"+params+" at "+now.Format(time.RFC3339Nano), "visitors", "", &x, got)
+		})
 	}
-	t.Logf("oracle: %d values compared (%d expected withheld, %d rows folded) over %d requests, %d mismatches, in %v",
-		c.compared, c.withheld, c.folded, c.requests, len(c.bad), time.Since(start).Round(time.Millisecond))
+	t.Logf("oracle: %d values compared (API %d, dashboard JSON %d, CSV %d; %d expected withheld, %d rows folded) "+
+		"over %d requests (API %d, dashboard JSON %d, CSV %d), %d mismatches, in %v",
+		c.compared, c.vals[viaAPI], c.vals[viaDash], c.vals[viaCSV], c.withheld, c.folded,
+		c.requests, c.reqs[viaAPI], c.reqs[viaDash], c.reqs[viaCSV], len(c.bad), time.Since(start).Round(time.Millisecond))
 	summary := map[string]int{}
 	for _, b := range c.bad {
 		f := strings.Split(b, " | ")
