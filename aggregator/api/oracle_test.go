@@ -1223,6 +1223,19 @@ func (c *orChecker) each(vias []orVia, f func()) {
 	c.via = viaAPI
 }
 
+// merge adds what o counted and found to c.
+func (c *orChecker) merge(o *orChecker) {
+	c.requests += o.requests
+	c.compared += o.compared
+	c.withheld += o.withheld
+	c.folded += o.folded
+	for i := range c.reqs {
+		c.reqs[i] += o.reqs[i]
+		c.vals[i] += o.vals[i]
+	}
+	c.bad = append(c.bad, o.bad...)
+}
+
 // count counts one value compared.
 func (c *orChecker) count() {
 	c.compared++
@@ -1793,51 +1806,66 @@ func TestOracle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &orChecker{t: t, routes: a.Routes(), dash: orDashboard(t, sites, a)}
-	for _, site := range []string{orSiteUTC, orSiteNY} {
-		loc, _ := time.LoadLocation(sites.Site(site).Timezone)
-		for _, p := range orPeriods(loc) {
-			for _, f := range orFilters {
-				c.aggregate(m, orQuery{site: site, loc: loc, from: p.from, to: p.to, filters: orParseFilters(f)}, p, f)
-			}
-			for _, f := range []string{"", "visit:country==DE", "event:goal==Signup"} {
-				c.compareAggregate(m, orQuery{site: site, loc: loc, from: p.from, to: p.to, filters: orParseFilters(f)}, p, f)
-			}
-			var intervals []string
-			switch {
-			case strings.HasPrefix(p.params, "period=day"):
-				intervals = []string{"hour"}
-			case strings.HasPrefix(p.params, "period=month"):
-				intervals = []string{"date", "week", "month"}
-			default:
-				intervals = []string{"date", "week"}
-			}
-			for _, iv := range intervals {
-				for _, f := range []string{"", "visit:country==DE", "event:page==/blog/*", "event:goal==Signup"} {
-					c.timeseries(m, orQuery{site: site, loc: loc, from: p.from, to: p.to, filters: orParseFilters(f)}, p, iv, f)
+	// The sites are checked at once, each by a checker of its own.
+	dash := orDashboard(t, sites, a)
+	siteList := []string{orSiteUTC, orSiteNY}
+	checkers := make([]*orChecker, len(siteList))
+	var wg sync.WaitGroup
+	for i, site := range siteList {
+		c := &orChecker{t: t, routes: a.Routes(), dash: dash}
+		checkers[i] = c
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			loc, _ := time.LoadLocation(sites.Site(site).Timezone)
+			for _, p := range orPeriods(loc) {
+				for _, f := range orFilters {
+					c.aggregate(m, orQuery{site: site, loc: loc, from: p.from, to: p.to, filters: orParseFilters(f)}, p, f)
 				}
-			}
-			if !strings.Contains(p.params, "2025-03-09") && !strings.HasPrefix(p.params, "period=7d") && !strings.HasPrefix(p.params, "period=month") {
-				continue
-			}
-			props := append(orKeys(orVisitProps), orKeys(orEventProps)...)
-			if strings.HasPrefix(p.params, "period=month") {
-				for _, prop := range []string{"visit:source", "visit:country", "visit:entry_page", "event:page", "event:goal"} {
-					c.pages(m, orQuery{site: site, loc: loc, from: p.from, to: p.to}, p, prop, 2)
+				for _, f := range []string{"", "visit:country==DE", "event:goal==Signup"} {
+					c.compareAggregate(m, orQuery{site: site, loc: loc, from: p.from, to: p.to, filters: orParseFilters(f)}, p, f)
 				}
-			}
-			for _, prop := range props {
-				for _, f := range []string{"", "visit:country==US", "event:goal==Signup"} {
-					if f != "" && prop == "email:campaign" {
-						continue
+				var intervals []string
+				switch {
+				case strings.HasPrefix(p.params, "period=day"):
+					intervals = []string{"hour"}
+				case strings.HasPrefix(p.params, "period=month"):
+					intervals = []string{"date", "week", "month"}
+				default:
+					intervals = []string{"date", "week"}
+				}
+				for _, iv := range intervals {
+					for _, f := range []string{"", "visit:country==DE", "event:page==/blog/*", "event:goal==Signup"} {
+						c.timeseries(m, orQuery{site: site, loc: loc, from: p.from, to: p.to, filters: orParseFilters(f)}, p, iv, f)
 					}
-					if f == "event:goal==Signup" && (prop == "event:outbound_link" || prop == "event:download" || prop == "event:hostname") {
-						continue
+				}
+				if !strings.Contains(p.params, "2025-03-09") && !strings.HasPrefix(p.params, "period=7d") && !strings.HasPrefix(p.params, "period=month") {
+					continue
+				}
+				props := append(orKeys(orVisitProps), orKeys(orEventProps)...)
+				if strings.HasPrefix(p.params, "period=month") {
+					for _, prop := range []string{"visit:source", "visit:country", "visit:entry_page", "event:page", "event:goal"} {
+						c.pages(m, orQuery{site: site, loc: loc, from: p.from, to: p.to}, p, prop, 2)
 					}
-					c.breakdown(m, orQuery{site: site, loc: loc, from: p.from, to: p.to, filters: orParseFilters(f)}, p, prop, f)
+				}
+				for _, prop := range props {
+					for _, f := range []string{"", "visit:country==US", "event:goal==Signup"} {
+						if f != "" && prop == "email:campaign" {
+							continue
+						}
+						if f == "event:goal==Signup" && (prop == "event:outbound_link" || prop == "event:download" || prop == "event:hostname") {
+							continue
+						}
+						c.breakdown(m, orQuery{site: site, loc: loc, from: p.from, to: p.to, filters: orParseFilters(f)}, p, prop, f)
+					}
 				}
 			}
-		}
+		}()
+	}
+	wg.Wait()
+	c := &orChecker{t: t, routes: a.Routes(), dash: dash}
+	for _, sc := range checkers {
+		c.merge(sc)
 	}
 	// Realtime: the visitors of the last five minutes, at instants
 	// through the traffic (half a second after a whole second, so that
