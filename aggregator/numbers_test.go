@@ -445,7 +445,7 @@ func TestConversionRateBreakdown(t *testing.T) {
 		{"visit:source", "source", map[string]float64{"Google": 100, "Direct / None": 50}},
 		{"event:props:plan", "plan", map[string]float64{"pro": 37.5, "free": 25}},
 		{"event:page", "page", map[string]float64{"/pricing": 66.7}},
-		{"visit:browser_version", "browser_version", map[string]float64{"": 62.5}},
+		{"visit:browser_version", "browser_version", map[string]float64{"(not set)": 62.5}},
 	}
 	// Noisy at epsilon 10: noise of scale 0.1 on a visitor count is 0
 	// but about once in 10,000 draws.
@@ -582,15 +582,17 @@ func TestPlausibleGoals(t *testing.T) {
 }
 
 // TestReferrer: visit:referrer is Plausible's, the referrer URL without
-// scheme, "www." or a trailing slash, whichever way it was stored, from
-// raw sessions and from the rollup alike.
+// scheme, "www." or a trailing slash, whichever way it was stored, and
+// "Direct / None" for none (which a filter by it matches), from raw
+// sessions and from the rollup alike.
 func TestReferrer(t *testing.T) {
 	db := fixture(t)
 	e := aggregator.New(aggregator.Options{Conn: db.Conn})
 	site := testSites(t, "UTC", 2).Site(testSite)
 	for _, raw := range []bool{false, true} {
 		for params, want := range map[string]map[string]float64{
-			"property=visit:referrer": {"google.com/search": 2, "": 4, "(other)": 2},
+			"property=visit:referrer": {"google.com/search": 2, "Direct / None": 4, "(other)": 2},
+			"property=visit:referrer&filters=visit:referrer==Direct / None":              {"Direct / None": 4},
 			"property=visit:referrer&filters=visit:referrer==google.com/search":          {"google.com/search": 2},
 			"property=visit:referrer&date=2025-03-28":                                    {"google.com": 2},
 			"property=visit:referrer&date=2025-03-28&filters=visit:referrer==google.com": {"google.com": 2},
@@ -611,6 +613,17 @@ func TestReferrer(t *testing.T) {
 	// rollup, the events side raw events).
 	if got := aggValues(fxAsk(t, e, site, aggregator.KindAggregate, "date=2025-03-28&metrics=visitors,visits&filters=visit:referrer==google.com")); jsonOf(got) != `{"visitors":2,"visits":2}` {
 		t.Errorf("aggregate by referrer google.com: %s, want 2 and 2", jsonOf(got))
+	}
+	// The fixture's events carry no browser or OS version: "(not set)",
+	// which filters match (8 visitors on the day).
+	for _, p := range []string{"visit:os_version", "visit:browser_version"} {
+		key := strings.TrimPrefix(p, "visit:")
+		if rows := rowsBy(t, fxAsk(t, e, site, aggregator.KindBreakdown, "property="+p), key); len(rows) != 1 || rows["(not set)"]["visitors"] != 8.0 {
+			t.Errorf("%s: %s, want (not set) with 8 visitors", p, jsonOf(rows))
+		}
+		if got := aggValues(fxAsk(t, e, site, aggregator.KindAggregate, "metrics=visitors&filters="+p+"==(not set)")); got["visitors"] != 8.0 {
+			t.Errorf("%s==(not set): %s, want 8", p, jsonOf(got))
+		}
 	}
 }
 

@@ -628,9 +628,25 @@ func orGlob(pat, v string) bool {
 func (f orFilter) visit() bool { return strings.HasPrefix(f.dim, "visit:") }
 func (f orFilter) goal() bool  { return f.dim == "event:goal" }
 
-// value is what f's dimension holds for e; ok is false when e has none
-// (an event of another type for event:goal, a property it lacks).
+// value is what f's dimension holds for e, as reports name it ("Direct /
+// None" for no source or referrer, "(not set)" for an unknown browser,
+// OS or device); ok is false when e has none (an event of another type
+// for event:goal, a property it lacks).
 func (f orFilter) value(e *orEvent) (string, bool) {
+	v, ok := f.stored(e)
+	if d := model.Lookup(f.dim); ok && v == "" && d != nil {
+		switch {
+		case d.Empty != "":
+			v = d.Empty
+		case d.Unset != "":
+			v = d.Unset
+		}
+	}
+	return v, ok
+}
+
+// stored is what f's dimension stores for e.
+func (f orFilter) stored(e *orEvent) (string, bool) {
 	s := e.sess
 	if s == nil && f.visit() {
 		return "", false // an event without a session has no visit
@@ -1093,11 +1109,7 @@ func (m *orModel) breakdown(q orQuery, prop string) map[string]*orRow {
 			if goal {
 				r.metrics["conversion_rate"] = orConv(r.metrics["visitors"], m.match(q, orFilter.goal, eq))
 			}
-			key := v
-			if prop == "visit:source" && v == "" {
-				key = "Direct / None"
-			}
-			rows[key] = r
+			rows[v] = r
 		}
 		return rows
 	}

@@ -28,8 +28,15 @@ type Dimension struct {
 	Table  Table
 	Column string
 	// Empty is what a row whose column is empty reports: DirectNone for a
-	// visit without a source; "" reports the empty value itself.
+	// visit without a source; "" reports the empty value itself. Rollups
+	// store it (SQL, Value).
 	Empty string
+	// Unset is what reports show for an empty value that is stored empty,
+	// rollups included: the mapping is at read time only (ReportSQL), so
+	// filters by it match the empty rows, and no stored row changes.
+	// DirectNone for a visit without a referrer, NotSet for an unknown
+	// browser, OS, device or version, as Plausible names them.
+	Unset string
 	// OmitEmpty: a breakdown by the dimension lists only the rows with a
 	// value (UTM parameters, as Plausible's breakdowns list them); the
 	// empty value is neither a row nor folded into (other).
@@ -74,6 +81,10 @@ const LinkURLProp = "url"
 // campaign, as Plausible names it.
 const DirectNone = "Direct / None"
 
+// NotSet is what Plausible reports for a browser, OS, device or version
+// it does not know.
+const NotSet = "(not set)"
+
 // SQL returns the expression of the dimension's value over a row of its
 // table as rollups store it (Value): Empty for an empty column, not
 // cleaned. It holds no request values.
@@ -86,15 +97,19 @@ func (d *Dimension) SQL() string {
 
 // ReportSQL returns the expression of the value reports show over col,
 // a column holding stored values (the dimension's column, or a rollup's
-// value column): cleaned (Clean), Empty for an empty one.
+// value column): cleaned (Clean), Empty or Unset for an empty one.
 func (d *Dimension) ReportSQL(col string) string {
 	if d.Clean != nil {
 		col = d.Clean(col)
 	}
-	if d.Empty == "" {
+	empty := d.Empty
+	if empty == "" {
+		empty = d.Unset
+	}
+	if empty == "" {
 		return col
 	}
-	return "if(" + col + " = '', '" + d.Empty + "', " + col + ")"
+	return "if(" + col + " = '', '" + empty + "', " + col + ")"
 }
 
 // cleanReferrer reports a referrer as Plausible does: the URL without
@@ -156,14 +171,14 @@ var Dimensions = []Dimension{
 	{Name: "event:impression", Key: "impression", Label: "Impression", Table: Events, Column: "name", Types: []int8{TypeImpression}},
 	{Name: "email:campaign", Key: "campaign", Label: "Email campaign", Table: Events, Column: "email_campaign",
 		Types: []int8{TypeEmailOpen, TypeEmailClick}},
-	{Name: "visit:browser_version", Key: "browser_version", Label: "Browser version", Table: Events, Column: "browser_version"},
-	{Name: "visit:os_version", Key: "os_version", Label: "Operating system version", Table: Events, Column: "os_version"},
+	{Name: "visit:browser_version", Key: "browser_version", Label: "Browser version", Table: Events, Column: "browser_version", Unset: NotSet},
+	{Name: "visit:os_version", Key: "os_version", Label: "Operating system version", Table: Events, Column: "os_version", Unset: NotSet},
 
 	{Name: "visit:entry_page", Key: "entry_page", Label: "Entry page", Table: Sessions, Column: "entry_page"},
 	{Name: "visit:exit_page", Key: "exit_page", Label: "Exit page", Table: Sessions, Column: "exit_page"},
 	{Name: "visit:source", Key: "source", Label: "Source", Table: Sessions, Column: "referrer_source", Empty: DirectNone,
 		Attr: func(a *Attrs) *string { return &a.Source }},
-	{Name: "visit:referrer", Key: "referrer", Label: "Referrer", Table: Sessions, Column: "referrer", Clean: cleanReferrer,
+	{Name: "visit:referrer", Key: "referrer", Label: "Referrer", Table: Sessions, Column: "referrer", Clean: cleanReferrer, Unset: DirectNone,
 		Attr: func(a *Attrs) *string { return &a.Referrer }},
 	{Name: "visit:channel", Key: "channel", Label: "Channel", Table: Sessions, Column: "channel",
 		Attr: func(a *Attrs) *string { return &a.Channel },
@@ -185,11 +200,11 @@ var Dimensions = []Dimension{
 		Attr: func(a *Attrs) *string { return &a.Region }},
 	{Name: "visit:city", Key: "city", Label: "City", Table: Sessions, Column: "city",
 		Attr: func(a *Attrs) *string { return &a.City }},
-	{Name: "visit:browser", Key: "browser", Label: "Browser", Table: Sessions, Column: "browser",
+	{Name: "visit:browser", Key: "browser", Label: "Browser", Table: Sessions, Column: "browser", Unset: NotSet,
 		Attr: func(a *Attrs) *string { return &a.Browser }},
-	{Name: "visit:os", Key: "os", Label: "Operating system", Table: Sessions, Column: "os",
+	{Name: "visit:os", Key: "os", Label: "Operating system", Table: Sessions, Column: "os", Unset: NotSet,
 		Attr: func(a *Attrs) *string { return &a.OS }},
-	{Name: "visit:device", Key: "device", Label: "Device", Table: Sessions, Column: "device",
+	{Name: "visit:device", Key: "device", Label: "Device", Table: Sessions, Column: "device", Unset: NotSet,
 		Attr:       func(a *Attrs) *string { return &a.Device },
 		Vocabulary: []string{DeviceDesktop, DeviceMobile, DeviceTablet}},
 	{Name: "visit:screen", Key: "screen", Label: "Screen size", Table: Sessions, Column: "screen",

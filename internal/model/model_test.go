@@ -115,3 +115,26 @@ func TestEmptySourceIsDirect(t *testing.T) {
 		t.Errorf("empty referrer reports %q", got)
 	}
 }
+
+// TestUnsetAtReadOnly: an empty referrer reports "Direct / None" and an
+// empty browser, OS, device or version "(not set)", mapped at read time:
+// what ingest and the rollups store (SQL, Value) stays empty.
+func TestUnsetAtReadOnly(t *testing.T) {
+	for name, want := range map[string]string{
+		"visit:referrer": DirectNone, "visit:browser": NotSet, "visit:browser_version": NotSet,
+		"visit:os": NotSet, "visit:os_version": NotSet, "visit:device": NotSet,
+	} {
+		d := Lookup(name)
+		if got := d.SQL(); got != d.Column {
+			t.Errorf("%s: stored as %q, want the column %q", name, got, d.Column)
+		}
+		if d.Attr != nil {
+			if got := d.Value(&Attrs{}); got != "" {
+				t.Errorf("%s: rollups store %q for an empty value, want \"\"", name, got)
+			}
+		}
+		if got := d.ReportSQL("value"); !strings.Contains(got, "if(") || !strings.Contains(got, "'"+want+"'") {
+			t.Errorf("%s: reported as %s, want %q for an empty value", name, got, want)
+		}
+	}
+}
