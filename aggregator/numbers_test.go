@@ -575,6 +575,14 @@ func TestPlausibleGoals(t *testing.T) {
 			t.Errorf("goal %q: %v visitors, want %v (rows %s)", g, goals[g]["visitors"], n, jsonOf(goals))
 		}
 	}
+	// Pageview goals the filter names are goals of the breakdown too, by
+	// their names: /pricing was viewed by 101, 103 and 202, /blog/* by
+	// 102, 105 and 106.
+	goals = rowsBy(t, fxAsk(t, e, site, aggregator.KindBreakdown, "property=event:goal&metrics=visitors,events&filters=event:goal==Signup|Visit /pricing|Visit /blog/*"), "goal")
+	if want := `{"Signup":{"events":5,"goal":"Signup","visitors":5},"Visit /blog/*":{"events":3,"goal":"Visit /blog/*","visitors":3},` +
+		`"Visit /pricing":{"events":3,"goal":"Visit /pricing","visitors":3}}`; jsonOf(goals) != want {
+		t.Errorf("goals with pageview goals: %s, want %s", jsonOf(goals), want)
+	}
 	urls := rowsBy(t, fxAsk(t, e, site, aggregator.KindBreakdown, "property=event:props:url&metrics=visitors&filters=event:goal==Outbound Link: Click"), "url")
 	if len(urls) != 1 || urls["https://github.com/glimpse"]["visitors"] != 2.0 {
 		t.Errorf("outbound links by url: %s, want github.com/glimpse with 2", jsonOf(urls))

@@ -32,6 +32,48 @@ type Property struct {
 	// omitEmpty: a breakdown by it has no row for the empty value
 	// (model.Dimension.OmitEmpty).
 	omitEmpty bool
+	// visitGoals: a breakdown by event:goal whose filters name pageview
+	// goals ("Visit /pricing") lists them too, as Plausible lists its
+	// configured goals: the page views each matches, by the goal's name
+	// (withVisitGoals).
+	visitGoals []visitGoal
+}
+
+// visitGoal is one "Visit /path" value of a goal filter.
+type visitGoal struct {
+	f    *Filter // its filter: how the path is matched (==, ~, wildcards)
+	page string  // the path pattern, without "Visit "
+}
+
+// withVisitGoals returns the breakdown property p for a question filtered
+// by fs: for event:goal, one that also lists the pageview goals that fs
+// names (Plausible's v1 lists a breakdown by goal's configured goals,
+// pageview goals among them; Glimpse's goals are the ones the question
+// names).
+func (p *Property) withVisitGoals(fs []Filter) *Property {
+	if p.Name != "event:goal" {
+		return p
+	}
+	var gs []visitGoal
+	seen := map[string]bool{}
+	for i := range fs {
+		f := &fs[i]
+		if f.Prop.Name != "event:goal" || f.Negate {
+			continue
+		}
+		for _, v := range f.Values {
+			if page, ok := strings.CutPrefix(v, "Visit "); ok && !seen[v] {
+				seen[v] = true
+				gs = append(gs, visitGoal{f: f, page: page})
+			}
+		}
+	}
+	if len(gs) == 0 {
+		return p
+	}
+	c := *p
+	c.visitGoals = gs
+	return &c
 }
 
 // isAttribution reports whether name is a session property fixed when a
@@ -115,6 +157,17 @@ func (p *Property) expr(b *sqlb) {
 		b.w("if(has(prop_keys, ").arg(p.prop).w("), prop_values[indexOf(prop_keys, ").arg(p.prop).w(")], '(none)')")
 		return
 	}
+	if len(p.visitGoals) > 0 {
+		// A page view is its first matching pageview goal.
+		b.w("multiIf(")
+		for _, g := range p.visitGoals {
+			b.w("type = 'pageview' AND ")
+			g.f.match(b, func() { b.w("pathname") }, g.page)
+			b.w(", ").arg("Visit " + g.page).w(", ")
+		}
+		b.w(p.col, ")")
+		return
+	}
 	b.w(p.col)
 }
 
@@ -150,6 +203,10 @@ func (p *Property) scopePred(b *sqlb, engagement bool) {
 				b.w(", ")
 			}
 			b.w("'", model.TypeName(t), "'")
+		}
+		if len(p.visitGoals) > 0 {
+			// The goal filters keep the page views of the goals alone.
+			b.w(", '", model.TypeName(model.TypePageview), "'")
 		}
 		b.w(")")
 	}

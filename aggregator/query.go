@@ -110,6 +110,7 @@ func ParseQuery(kind Kind, site *config.Site, get func(string) string, now time.
 		if q.Property, err = ParseProperty(p); err != nil {
 			return nil, err
 		}
+		q.Property = q.Property.withVisitGoals(q.Filters)
 		if q.Property.prop != "" && slices.Contains(q.Metrics, q.Property.Key) {
 			// A row is one object: the key would overwrite that metric.
 			return nil, badRequest("invalid property %q: its key %q is the name of a metric asked for, so a breakdown row cannot carry both; ask without metric %s", p, q.Property.Key, q.Property.Key)

@@ -707,6 +707,22 @@ func orGoal(e *orEvent) (string, bool) {
 	return "", false
 }
 
+// orVisitGoal is the first "Visit /path" goal of fs that the page view e
+// reaches.
+func orVisitGoal(fs []orFilter, e *orEvent) (string, bool) {
+	for _, f := range fs {
+		if !f.goal() || f.op != "==" {
+			continue
+		}
+		for _, x := range f.values {
+			if p, ok := strings.CutPrefix(x, "Visit "); ok && orGlob(p, e.path) {
+				return x, true
+			}
+		}
+	}
+	return "", false
+}
+
 // orTarget is a link as stored: without its scheme.
 func orTarget(u string) string { return strings.TrimPrefix(u, "https://") }
 
@@ -1125,6 +1141,10 @@ func (m *orModel) breakdown(q orQuery, prop string) map[string]*orRow {
 			k = e.path
 		case "event:goal":
 			g, ok := orGoal(e)
+			if !ok && e.typ == tPageview {
+				// A page view of a pageview goal the filters name.
+				g, ok = orVisitGoal(q.filters, e)
+			}
 			if !ok {
 				continue
 			}
@@ -1868,6 +1888,11 @@ func TestOracle(t *testing.T) {
 						if f == "event:goal==Signup" && (prop == "event:outbound_link" || prop == "event:download" || prop == "event:hostname") {
 							continue
 						}
+						c.breakdown(m, orQuery{site: site, loc: loc, from: p.from, to: p.to, filters: orParseFilters(f)}, p, prop, f)
+					}
+					if prop == "event:goal" {
+						// The pageview goals the filter names are rows too.
+						f := "event:goal==Signup|Visit /pricing|Visit /blog/*"
 						c.breakdown(m, orQuery{site: site, loc: loc, from: p.from, to: p.to, filters: orParseFilters(f)}, p, prop, f)
 					}
 				}
