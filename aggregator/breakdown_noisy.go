@@ -17,12 +17,26 @@ const maxNoisyKeys = 1000
 // candidate, in the order of its noisy visitors. The (other) row is read
 // again over the folded keys together (a person of several counts once)
 // and carries noise of its own; the number of folded rows is noisy too.
-func (e *Engine) breakdownNoisy(ctx context.Context, q *Query, pl *plan, src source, cols []string) (*Response, error) {
+//
+// entry are the columns of the visits entering on each page of a
+// breakdown by event:page (entry.go): sessions-side cells of the row,
+// released and charged beside its events-side ones.
+func (e *Engine) breakdownNoisy(ctx context.Context, q *Query, pl *plan, src source, cols, entry []string) (*Response, error) {
 	s := pl.scan(src, cols, q.Filters)
 	s.prop, s.group, s.limit = q.Property, true, maxNoisyKeys
 	all, err := e.run(ctx, s)
 	if err != nil {
 		return nil, err
+	}
+	keys := make([]string, 0, len(all))
+	for _, r := range all {
+		keys = append(keys, r.key)
+	}
+	var entryBy map[string]map[string]float64
+	if len(entry) > 0 {
+		if entryBy, err = e.entryRows(ctx, pl, q, entry, keys); err != nil {
+			return nil, err
+		}
 	}
 	if hasMetric(q, "conversion_rate") {
 		if err := e.conversionTotals(ctx, pl, q, src, all, nil, nil); err != nil {
@@ -30,6 +44,8 @@ func (e *Engine) breakdownNoisy(ctx context.Context, q *Query, pl *plan, src sou
 		}
 	}
 	r := e.release(q)
+	k := float64(q.Site.Privacy.KAnonymity)
+	factor := pl.factor()
 	side := "ev"
 	if q.Property.side == sideSessions {
 		side = "se"
@@ -37,8 +53,23 @@ func (e *Engine) breakdownNoisy(ctx context.Context, q *Query, pl *plan, src sou
 	at := func(key string) cell {
 		return cell{side: side, from: pl.p.From, to: pl.p.To, by: q.Property.Name, key: key, row: key != Other}
 	}
-	k := float64(q.Site.Privacy.KAnonymity)
-	factor := pl.factor()
+	// entryAt is the sessions-side cell of a row's entering visits.
+	entryAt := func(key string) cell {
+		c := at(key)
+		c.side = "se"
+		return c
+	}
+	// withEntry releases a row's entry components beside v.
+	withEntry := func(v, raw map[string]float64, key string) {
+		if len(entry) == 0 {
+			return
+		}
+		ev := map[string]float64{}
+		for _, c := range entry {
+			ev[c] = raw[c]
+		}
+		setEntry(v, r.values(ev, entryAt(key), factor), entry)
+	}
 	var shown []row
 	var folded []string
 	for _, raw := range all {
@@ -46,6 +77,7 @@ func (e *Engine) breakdownNoisy(ctx context.Context, q *Query, pl *plan, src sou
 		if tv, ok := raw.v["total_visitors"]; ok {
 			v["total_visitors"] = r.totalVisitors(q, pl, raw.key, tv)
 		}
+		withEntry(v, entryBy[raw.key], raw.key)
 		if v["visitors"] >= k {
 			shown = append(shown, row{key: raw.key, v: v})
 		} else {
@@ -72,6 +104,9 @@ func (e *Engine) breakdownNoisy(ctx context.Context, q *Query, pl *plan, src sou
 	for _, c := range cols {
 		r.charge(c, at(Other))
 	}
+	for _, c := range entry {
+		r.charge(c, entryAt(Other))
+	}
 	if len(folded) == 0 && hasMetric(q, "conversion_rate") {
 		r.totalVisitors(q, pl, Other, 0)
 	}
@@ -83,6 +118,14 @@ func (e *Engine) breakdownNoisy(ctx context.Context, q *Query, pl *plan, src sou
 		ov := r.values(other, at(Other), factor)
 		if tv, ok := other["total_visitors"]; ok {
 			ov["total_visitors"] = r.totalVisitors(q, pl, Other, tv)
+		}
+		if len(entry) > 0 {
+			pred := func(b *sqlb, key func()) { b.w("has(").arg(folded).w(", "); key(); b.w(")") }
+			eo, err := e.one(ctx, pl.entryScan(q, entry, false, pred))
+			if err != nil {
+				return nil, err
+			}
+			withEntry(ov, eo, Other)
 		}
 		if ov["visitors"] >= k {
 			shownOther = true
@@ -125,6 +168,7 @@ func (q *Query) rowValues(key string, v map[string]float64) map[string]any {
 	for _, m := range q.Metrics {
 		o[m] = metrics[m].value(v)
 	}
+	q.withholdEntry(o, v)
 	return o
 }
 

@@ -508,6 +508,10 @@ func (e *Engine) Breakdown(ctx context.Context, q *Query) (*Response, error) {
 		cols = union(cols, metrics[m].needs)
 	}
 	cols = union(cols, []string{"visitors"})
+	var entry []string // by event:page: the columns of the visits entering on each page
+	if byEntry(q.Property) {
+		cols, entry = splitEntry(cols)
+	}
 	src := srcEvents
 	if q.Property.side == sideSessions {
 		src = srcSessions
@@ -529,7 +533,7 @@ func (e *Engine) Breakdown(ctx context.Context, q *Query) (*Response, error) {
 		}
 	}
 	if q.Site.Privacy.Noisy() {
-		return e.breakdownNoisy(ctx, q, pl, src, cols)
+		return e.breakdownNoisy(ctx, q, pl, src, cols, entry)
 	}
 	k := float64(q.Site.Privacy.KAnonymity)
 	// Thresholds compare sampled counts: k scaled visitors are k/factor read.
@@ -589,6 +593,11 @@ func (e *Engine) Breakdown(ctx context.Context, q *Query) (*Response, error) {
 			return nil, err
 		}
 	}
+	if len(entry) > 0 {
+		if err := e.entryExact(ctx, pl, q, src, kRead, entry, rows, otherRows, otherPred); err != nil {
+			return nil, err
+		}
+	}
 
 	results := make([]map[string]any, 0, len(rows)+1)
 	for _, r := range rows {
@@ -596,6 +605,7 @@ func (e *Engine) Breakdown(ctx context.Context, q *Query) (*Response, error) {
 		for _, m := range q.Metrics {
 			o[m] = metrics[m].value(r.v)
 		}
+		q.withholdEntry(o, r.v)
 		results = append(results, o)
 	}
 	meta := pl.meta()
@@ -610,6 +620,7 @@ func (e *Engine) Breakdown(ctx context.Context, q *Query) (*Response, error) {
 				for _, m := range q.Metrics {
 					o[m] = metrics[m].value(ov)
 				}
+				q.withholdEntry(o, ov)
 				results = append(results, o)
 			}
 		}

@@ -663,3 +663,67 @@ func TestUTMOmitsEmpty(t *testing.T) {
 		}
 	}
 }
+
+// TestPageEntryMetrics: in a breakdown by event:page, visits,
+// bounce_rate and visit_duration are those of the visits that entered on
+// the page, as Plausible's v1 computes them (the row of the page in a
+// breakdown by visit:entry_page), under filters too; a page entered by 1
+// to k-1 people has them withheld, its page views still shown. The noisy
+// path answers the same rows (noise aside).
+func TestPageEntryMetrics(t *testing.T) {
+	db := fixture(t)
+	e := aggregator.New(aggregator.Options{Conn: db.Conn})
+	site := testSites(t, "UTC", 2).Site(testSite)
+	// Entries on 2025-03-29: "/" by 101, 102, 104 (two pages each) and
+	// 201 (bounced); "/pricing" by 103 and 202 (both bounced); "/blog/a"
+	// by 105 alone; "/blog/b" by 106, "/docs" by nobody: (other).
+	const metrics = "metrics=visitors,pageviews,visits,bounce_rate,visit_duration"
+	cases := []struct{ filters, want string }{
+		{"", `{"(other)":{"bounce_rate":null,"page":"(other)","pageviews":2,"visit_duration":null,"visitors":2,"visits":null,"withheld":"k-anonymity: fewer than 2 visitors entered on this page"},` +
+			`"/":{"bounce_rate":25,"page":"/","pageviews":4,"visit_duration":0,"visitors":4,"visits":4},` +
+			`"/blog/a":{"bounce_rate":null,"page":"/blog/a","pageviews":2,"visit_duration":null,"visitors":2,"visits":null,"withheld":"k-anonymity: fewer than 2 visitors entered on this page"},` +
+			`"/pricing":{"bounce_rate":100,"page":"/pricing","pageviews":3,"visit_duration":0,"visitors":3,"visits":2}}`},
+		// DE: 101, 102 and 201 entered on "/"; /pricing and /blog/a
+		// fold into (other), which nobody entered on.
+		{"&filters=visit:country==DE", `{"(other)":{"bounce_rate":0,"page":"(other)","pageviews":2,"visit_duration":0,"visitors":2,"visits":0},` +
+			`"/":{"bounce_rate":33,"page":"/","pageviews":3,"visit_duration":0,"visitors":3,"visits":3}}`},
+		// Signup's events by their page (conversion_rate's path): its
+		// visits entered on "/" (101, 102, 104), /pricing (103) and
+		// /blog/a (105, bounced); only /pricing has 2 converters.
+		{"&filters=event:goal==Signup", `{"(other)":{"bounce_rate":25,"page":"(other)","pageviews":0,"visit_duration":0,"visitors":3,"visits":4},` +
+			`"/pricing":{"bounce_rate":null,"page":"/pricing","pageviews":0,"visit_duration":null,"visitors":2,"visits":null,"withheld":"k-anonymity: fewer than 2 visitors entered on this page"}}`},
+	}
+	for _, c := range cases {
+		for _, conv := range []string{"", ",conversion_rate"} {
+			if conv != "" && !strings.Contains(c.filters, "goal") {
+				continue
+			}
+			got := rowsBy(t, fxAsk(t, e, site, aggregator.KindBreakdown, "property=event:page&"+metrics+conv+c.filters), "page")
+			for _, r := range got {
+				delete(r, "conversion_rate")
+			}
+			if jsonOf(got) != c.want {
+				t.Errorf("by page%s%s:\n got %s\nwant %s", c.filters, conv, jsonOf(got), c.want)
+			}
+		}
+	}
+	// The same figures as the breakdown by entry page.
+	entry := rowsBy(t, fxAsk(t, e, site, aggregator.KindBreakdown, "property=visit:entry_page&metrics=visits,bounce_rate,visit_duration"), "entry_page")
+	pages := rowsBy(t, fxAsk(t, e, site, aggregator.KindBreakdown, "property=event:page&metrics=visits,bounce_rate,visit_duration"), "page")
+	for _, p := range []string{"/", "/pricing"} {
+		for _, m := range []string{"visits", "bounce_rate", "visit_duration"} {
+			if entry[p][m] != pages[p][m] {
+				t.Errorf("%s %s: %v by page, %v by entry page", p, m, pages[p][m], entry[p][m])
+			}
+		}
+	}
+	// Noisy: the rows are shown by their page's visitors, the entry
+	// metrics withheld under k noisy entering visitors.
+	noisy := rowsBy(t, fxAsk(t, e, noisySite(t), aggregator.KindBreakdown, "property=event:page&"+metrics), "page")
+	if r := noisy["/blog/a"]; r == nil || r["bounce_rate"] != nil || r["withheld"] == nil {
+		t.Errorf("noisy /blog/a: %s, want its entry metrics withheld", jsonOf(r))
+	}
+	if r := noisy["/"]; r == nil || r["bounce_rate"] == nil || r["visits"] == nil || r["withheld"] != nil {
+		t.Errorf("noisy /: %s, want entry metrics", jsonOf(r))
+	}
+}

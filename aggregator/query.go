@@ -117,6 +117,9 @@ func ParseQuery(kind Kind, site *config.Site, get func(string) string, now time.
 		}
 		for _, m := range q.Metrics {
 			d := metrics[m]
+			if byEntry(q.Property) && entryMetrics[m] {
+				continue // read by entry page (entry.go)
+			}
 			if (q.Property.side == sideEvents && !d.events) || (q.Property.side == sideSessions && !d.sessions) {
 				return nil, badRequest("metric %q is not supported in a breakdown by %s", m, p)
 			}

@@ -231,7 +231,7 @@ func TestStatsAPI(t *testing.T) {
 			{q(api.PathAggregate, "compare", "year"), `invalid compare \"year\"`},
 			{q(api.PathAggregate, "metrics", "conversion_rate"), "needs an event:goal filter"},
 			{q(api.PathTimeseries, "interval", "minute"), `invalid interval \"minute\"`},
-			{q(api.PathBreakdown, "property", "event:page", "metrics", "bounce_rate"), `metric \"bounce_rate\" is not supported in a breakdown by event:page`},
+			{q(api.PathBreakdown, "property", "event:page", "metrics", "views_per_visit"), `metric \"views_per_visit\" is not supported in a breakdown by event:page`},
 			{q(api.PathBreakdown, "property", "event:page", "limit", "0"), `invalid limit \"0\"`},
 			{q(api.PathBreakdown, "property", "event:page", "page", "x"), `invalid page \"x\"`},
 			// Audit, issue 21: a wildcard of invalid UTF-8 reached RE2 and
