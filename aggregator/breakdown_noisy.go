@@ -21,7 +21,10 @@ const maxNoisyKeys = 1000
 // entry are the columns of the visits entering on each page of a
 // breakdown by event:page (entry.go): sessions-side cells of the row,
 // released and charged beside its events-side ones.
-func (e *Engine) breakdownNoisy(ctx context.Context, q *Query, pl *plan, src source, cols, entry []string) (*Response, error) {
+//
+// eng are the engagement columns of a breakdown by a visit property
+// under a page filter (engagement.go): events-side cells of the row.
+func (e *Engine) breakdownNoisy(ctx context.Context, q *Query, pl *plan, src source, cols, entry, eng []string) (*Response, error) {
 	s := pl.scan(src, cols, q.Filters)
 	s.prop, s.group, s.limit = q.Property, true, maxNoisyKeys
 	all, err := e.run(ctx, s)
@@ -32,9 +35,14 @@ func (e *Engine) breakdownNoisy(ctx context.Context, q *Query, pl *plan, src sou
 	for _, r := range all {
 		keys = append(keys, r.key)
 	}
-	var entryBy map[string]map[string]float64
+	var entryBy, engBy map[string]map[string]float64
 	if len(entry) > 0 {
 		if entryBy, err = e.entryRows(ctx, pl, q, entry, keys); err != nil {
+			return nil, err
+		}
+	}
+	if len(eng) > 0 {
+		if engBy, err = e.engagementRows(ctx, pl, q, eng, keys); err != nil {
 			return nil, err
 		}
 	}
@@ -70,6 +78,23 @@ func (e *Engine) breakdownNoisy(ctx context.Context, q *Query, pl *plan, src sou
 		}
 		setEntry(v, r.values(ev, entryAt(key), factor), entry)
 	}
+	// engAt is the events-side cell of a row's engagement.
+	engAt := func(key string) cell {
+		c := at(key)
+		c.side = "ev"
+		return c
+	}
+	// withEng releases a row's engagement components beside v.
+	withEng := func(v, raw map[string]float64, key string) {
+		if len(eng) == 0 {
+			return
+		}
+		x := map[string]float64{}
+		for _, c := range eng {
+			x[c] = raw[c]
+		}
+		setComponents(v, r.values(x, engAt(key), factor), eng)
+	}
 	var shown []row
 	var folded []string
 	for _, raw := range all {
@@ -78,6 +103,7 @@ func (e *Engine) breakdownNoisy(ctx context.Context, q *Query, pl *plan, src sou
 			v["total_visitors"] = r.totalVisitors(q, pl, raw.key, tv)
 		}
 		withEntry(v, entryBy[raw.key], raw.key)
+		withEng(v, engBy[raw.key], raw.key)
 		if v["visitors"] >= k {
 			shown = append(shown, row{key: raw.key, v: v})
 		} else {
@@ -107,6 +133,9 @@ func (e *Engine) breakdownNoisy(ctx context.Context, q *Query, pl *plan, src sou
 	for _, c := range entry {
 		r.charge(c, entryAt(Other))
 	}
+	for _, c := range eng {
+		r.charge(c, engAt(Other))
+	}
 	if len(folded) == 0 && hasMetric(q, "conversion_rate") {
 		r.totalVisitors(q, pl, Other, 0)
 	}
@@ -126,6 +155,14 @@ func (e *Engine) breakdownNoisy(ctx context.Context, q *Query, pl *plan, src sou
 				return nil, err
 			}
 			withEntry(ov, eo, Other)
+		}
+		if len(eng) > 0 {
+			pred := func(b *sqlb, key func()) { b.w("has(").arg(folded).w(", "); key(); b.w(")") }
+			x, err := e.one(ctx, pl.engagementScan(q, eng, false, pred))
+			if err != nil {
+				return nil, err
+			}
+			withEng(ov, x, Other)
 		}
 		if ov["visitors"] >= k {
 			shownOther = true

@@ -512,6 +512,10 @@ func (e *Engine) Breakdown(ctx context.Context, q *Query) (*Response, error) {
 	if byEntry(q.Property) {
 		cols, entry = splitEntry(cols)
 	}
+	var eng []string // by a visit property under a page filter: engagement by visit
+	if engagementByVisit(q.Property, q.Filters) {
+		cols, eng = splitEngagement(cols)
+	}
 	src := srcEvents
 	if q.Property.side == sideSessions {
 		src = srcSessions
@@ -533,7 +537,7 @@ func (e *Engine) Breakdown(ctx context.Context, q *Query) (*Response, error) {
 		}
 	}
 	if q.Site.Privacy.Noisy() {
-		return e.breakdownNoisy(ctx, q, pl, src, cols, entry)
+		return e.breakdownNoisy(ctx, q, pl, src, cols, entry, eng)
 	}
 	k := float64(q.Site.Privacy.KAnonymity)
 	// Thresholds compare sampled counts: k scaled visitors are k/factor read.
@@ -595,6 +599,11 @@ func (e *Engine) Breakdown(ctx context.Context, q *Query) (*Response, error) {
 	}
 	if len(entry) > 0 {
 		if err := e.entryExact(ctx, pl, q, src, kRead, entry, rows, otherRows, otherPred); err != nil {
+			return nil, err
+		}
+	}
+	if len(eng) > 0 {
+		if err := e.engagementExact(ctx, pl, q, src, kRead, eng, rows, otherRows, otherPred); err != nil {
 			return nil, err
 		}
 	}

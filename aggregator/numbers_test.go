@@ -727,3 +727,35 @@ func TestPageEntryMetrics(t *testing.T) {
 		t.Errorf("noisy /: %s, want entry metrics", jsonOf(r))
 	}
 }
+
+// TestVisitEngagementBreakdown: with an event:page filter, time_on_page
+// is answered in a breakdown by a visit property, as Plausible's v1
+// documents: the time on the filtered pages in each row's visits, the
+// aggregate's figure filtered to the row's value.
+func TestVisitEngagementBreakdown(t *testing.T) {
+	db := fixture(t)
+	e := aggregator.New(aggregator.Options{Conn: db.Conn})
+	site := testSites(t, "UTC", 2).Site(testSite)
+	// "/" or /pricing: Google 101 (100 s and 120 s) and 102 (20 s);
+	// Direct / None 104, 201, 202 (no engagement); Hacker News 103
+	// alone, under k.
+	const pages = "event:page==/pricing|/"
+	want := `{"Direct / None":{"source":"Direct / None","time_on_page":0,"visitors":3},"Google":{"source":"Google","time_on_page":80,"visitors":2}}`
+	got := rowsBy(t, fxAsk(t, e, site, aggregator.KindBreakdown, "property=visit:source&metrics=visitors,time_on_page&filters="+pages), "source")
+	if jsonOf(got) != want {
+		t.Errorf("by source under %s:\n got %s\nwant %s", pages, jsonOf(got), want)
+	}
+	agg := aggValues(fxAsk(t, e, site, aggregator.KindAggregate, "metrics=time_on_page&filters="+pages+";visit:source==Google"))
+	if agg["time_on_page"] != 80.0 {
+		t.Errorf("aggregate of Google under %s: %s, want 80", pages, jsonOf(agg))
+	}
+	// Without a page filter it stays refused.
+	v := map[string]string{"period": "day", "date": "2025-03-29", "property": "visit:source", "metrics": "time_on_page"}
+	if _, err := aggregator.ParseQuery(aggregator.KindBreakdown, site, func(k string) string { return v[k] }, fxNow); err == nil {
+		t.Error("time_on_page by source without a page filter: accepted")
+	}
+	noisy := rowsBy(t, fxAsk(t, e, noisySite(t), aggregator.KindBreakdown, "property=visit:source&metrics=visitors,time_on_page&filters="+pages), "source")
+	if r := noisy["Google"]; r == nil || r["time_on_page"] == nil {
+		t.Errorf("noisy: %s, want a Google row with time_on_page", jsonOf(noisy))
+	}
+}

@@ -120,6 +120,9 @@ func ParseQuery(kind Kind, site *config.Site, get func(string) string, now time.
 			if byEntry(q.Property) && entryMetrics[m] {
 				continue // read by entry page (entry.go)
 			}
+			if engagementByVisit(q.Property, q.Filters) && engagementMetrics[m] {
+				continue // read by visit (engagement.go)
+			}
 			if (q.Property.side == sideEvents && !d.events) || (q.Property.side == sideSessions && !d.sessions) {
 				return nil, badRequest("metric %q is not supported in a breakdown by %s", m, p)
 			}

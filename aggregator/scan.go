@@ -87,6 +87,10 @@ type scan struct {
 	// of c_<col>, c_v (visitors) and m_<col>: values the fold re-aggregates.
 	fold   float64
 	states bool
+
+	// engagement: an events scan of engagement by a visit property
+	// (buildEngagement).
+	engagement bool
 }
 
 func (s *scan) grouped() bool { return s.group }
@@ -458,9 +462,12 @@ type row struct {
 // run executes the scan and scales every column by the sample factor.
 func (e *Engine) run(ctx context.Context, s *scan) ([]row, error) {
 	var b *sqlb
-	if s.fold > 0 {
+	switch {
+	case s.engagement:
+		b = s.buildEngagement()
+	case s.fold > 0:
 		b = s.foldBuild()
-	} else {
+	default:
 		b = s.build()
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.opts.QueryTimeout)
