@@ -83,14 +83,7 @@ func (s *scan) buildEngagement() *sqlb {
 	b.w(" GROUP BY session_id) INNER JOIN (SELECT session_id, ")
 	s.prop.expr(b)
 	b.w(" AS sk FROM sessions")
-	s.sampleClause(b)
-	b.w(" WHERE site_id = ").arg(s.site).w(" AND ")
-	s.timeRange(b, "start", s.p.From.Add(-sessionSlack), s.p.To)
-	for _, f := range bySide(s.filters, sideSessions) {
-		b.w(" AND ")
-		f.pred(b)
-	}
-	s.omitEmpty(b, func() { s.prop.expr(b) })
+	s.sessionsWhere(b, s.p.From.Add(-sessionSlack))
 	b.w(" GROUP BY session_id, sk HAVING sum(sign) > 0) USING session_id")
 	if s.keyPred != nil {
 		b.w(" WHERE ")

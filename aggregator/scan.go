@@ -112,6 +112,21 @@ func (s *scan) col(c string) string {
 
 // omitEmpty writes, for a breakdown by a property without an empty row,
 // that its value, col, is set.
+// sessionsWhere writes the sessions rows a scan reads, after FROM
+// sessions: the sample, the site, sessions that started in [from, p.To),
+// the visit filters, and for a property that omits empties its set
+// values only.
+func (s *scan) sessionsWhere(b *sqlb, from time.Time) {
+	s.sampleClause(b)
+	b.w(" WHERE site_id = ").arg(s.site).w(" AND ")
+	s.timeRange(b, "start", from, s.p.To)
+	for _, f := range bySide(s.filters, sideSessions) {
+		b.w(" AND ")
+		f.pred(b)
+	}
+	s.omitEmpty(b, func() { s.prop.expr(b) })
+}
+
 func (s *scan) omitEmpty(b *sqlb, col func()) {
 	if s.prop != nil && s.prop.omitEmpty {
 		b.w(" AND ")
@@ -298,14 +313,7 @@ func (s *scan) build() *sqlb {
 				b.w(" AS gk, ")
 			}
 			b.w("visitor_id, session_id, " + sessionSums + ", sum(sign * pageviews) AS ps, sum(sign * events) AS es FROM sessions")
-			s.sampleClause(b)
-			b.w(" WHERE site_id = ").arg(s.site).w(" AND ")
-			s.timeRange(b, "start", s.p.From, s.p.To)
-			for _, f := range bySide(s.filters, sideSessions) {
-				b.w(" AND ")
-				f.pred(b)
-			}
-			s.omitEmpty(b, func() { s.prop.expr(b) })
+			s.sessionsWhere(b, s.p.From)
 			b.w(" GROUP BY ")
 			if s.hasKey() {
 				b.w("gk, ")
@@ -371,14 +379,7 @@ func (s *scan) sessionsOfEvents(b *sqlb, ef []Filter) {
 		b.w(" AS sk, ")
 	}
 	b.w("visitor_id, session_id, " + sessionSums + " FROM sessions")
-	s.sampleClause(b)
-	b.w(" WHERE site_id = ").arg(s.site).w(" AND ")
-	s.timeRange(b, "start", s.p.From.Add(-sessionSlack), s.p.To)
-	for _, f := range bySide(s.filters, sideSessions) {
-		b.w(" AND ")
-		f.pred(b)
-	}
-	s.omitEmpty(b, func() { s.prop.expr(b) })
+	s.sessionsWhere(b, s.p.From.Add(-sessionSlack))
 	b.w(" GROUP BY ")
 	if s.prop != nil {
 		b.w("sk, ")
