@@ -130,10 +130,7 @@ func (e *Engine) noiseOf(site *config.Site) *noise.Noise {
 func canonicalFilters(fs []Filter) string {
 	parts := make([]string, 0, len(fs))
 	for _, f := range fs {
-		vals := slices.Clone(f.Values)
-		slices.Sort(vals)
-		vals = slices.Compact(vals)
-		parts = append(parts, f.Prop.Name+f.op()+strings.Join(vals, "\x1f"))
+		parts = append(parts, f.canonical())
 	}
 	slices.Sort(parts)
 	parts = slices.Compact(parts)

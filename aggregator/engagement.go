@@ -76,9 +76,9 @@ func (s *scan) buildEngagement() *sqlb {
 	b.w(" WHERE site_id = ").arg(s.site).w(" AND ")
 	s.timeRange(b, "ts", s.p.From, s.p.To)
 	b.w(" AND type = 'engagement' AND session_id != 0")
-	for _, f := range bySide(s.filters, sideEvents) {
+	for _, f := range append(bySide(s.filters, sideEvents), anySide(s.filters)...) {
 		b.w(" AND ")
-		f.pred(b)
+		f.pred(b, s, sideEvents)
 	}
 	b.w(" GROUP BY session_id) INNER JOIN (SELECT session_id, ")
 	s.prop.expr(b)

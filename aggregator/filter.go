@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -18,10 +19,45 @@ type Filter struct {
 	// wildcards).
 	Contains bool
 	Values   []string
+	// Exact: the values are literal (v2's is: no wildcards).
+	Exact bool
+	// Regex: the values are RE2 patterns matched anywhere in the value
+	// (v2's matches), run by ClickHouse's match().
+	Regex bool
+	// Fold: compare without regard to case (v2's case_sensitive: false).
+	Fold bool
+	// Op makes the filter a tree (v2): "and", "or" or "not" over Sub, or
+	// "has_done" (Negate: has_not_done): the visit has an event matching
+	// Sub[0]. Prop is then a stand-in naming no property (treeProp) on
+	// the side the tree is read on (treeSide).
+	Op  string
+	Sub []Filter
 }
 
-// op is the filter's operator, as written: ==, !=, ~ or !~.
+// op is the filter's operator, as written: ==, !=, ~ or !~ (v1), and
+// the v2 spellings of the others.
 func (f *Filter) op() string {
+	neg := ""
+	if f.Negate {
+		neg = "!"
+	}
+	ci := ""
+	if f.Fold {
+		ci = "/i"
+	}
+	switch {
+	case f.Op != "":
+		return neg + f.Op
+	case f.Regex:
+		return neg + "matches" + ci
+	case f.Exact && !f.Fold && !slices.ContainsFunc(f.Values, func(v string) bool { return strings.Contains(v, "*") }):
+		// The same question as v1's == (no value globs): the same
+		// canonical cell, so that v1 and v2 draw the same noise.
+	case f.Exact:
+		return neg + "is" + ci
+	case f.Fold:
+		return neg + "contains" + ci
+	}
 	switch {
 	case f.Contains && f.Negate:
 		return "!~"
@@ -159,8 +195,23 @@ func wildcard(v string) string {
 	return b.String()
 }
 
-// pred writes the filter as a boolean expression over one row.
-func (f *Filter) pred(b *sqlb) {
+// pred writes the filter as a boolean expression over one row of a
+// scan s: an events row, or (rows sideSessions) a sessions row. A leaf
+// of a tree on the other side is asked of the row's visit (visitPred).
+func (f *Filter) pred(b *sqlb, s *scan, rows side) {
+	if f.Op != "" {
+		f.treePred(b, s, rows)
+		return
+	}
+	if f.Prop.side != rows {
+		f.visitPred(b, s, rows, func() { f.leafPred(b) })
+		return
+	}
+	f.leafPred(b)
+}
+
+// leafPred writes a property filter over a row of its own side.
+func (f *Filter) leafPred(b *sqlb) {
 	if f.Negate {
 		b.w("NOT ")
 	}
@@ -187,12 +238,12 @@ func (f *Filter) pred(b *sqlb) {
 		b.w(")")
 		return
 	}
-	if f.Contains {
+	if f.Contains || f.Regex || (f.Exact && f.Fold) {
 		for i, v := range f.Values {
 			if i > 0 {
 				b.w(" OR ")
 			}
-			contains(b, func() { f.Prop.expr(b) }, v)
+			f.match(b, func() { f.Prop.expr(b) }, v)
 		}
 		b.w(")")
 		return
@@ -200,7 +251,7 @@ func (f *Filter) pred(b *sqlb) {
 	var exact []string
 	first := true
 	for _, v := range f.Values {
-		if !strings.Contains(v, "*") {
+		if f.Exact || !strings.Contains(v, "*") {
 			exact = append(exact, v)
 			continue
 		}
@@ -234,8 +285,31 @@ func contains(b *sqlb, col func(), v string) {
 }
 
 func (f *Filter) match(b *sqlb, col func(), v string) {
-	if f.Contains {
+	switch {
+	case f.Regex:
+		if f.Fold {
+			v = "(?i)" + v
+		}
+		b.w("match(")
+		col()
+		b.w(", ").arg(v).w(")")
+		return
+	case f.Contains && f.Fold:
+		b.w("positionCaseInsensitiveUTF8(")
+		col()
+		b.w(", ").arg(v).w(") > 0")
+		return
+	case f.Contains:
 		contains(b, col, v)
+		return
+	case f.Exact && f.Fold:
+		b.w("lowerUTF8(")
+		col()
+		b.w(") = lowerUTF8(").arg(v).w(")")
+		return
+	case f.Exact:
+		col()
+		b.w(" = ").arg(v)
 		return
 	}
 	if strings.Contains(v, "*") {
@@ -249,9 +323,10 @@ func (f *Filter) match(b *sqlb, col func(), v string) {
 }
 
 // hasGoal reports whether fs filters on a goal (for conversion_rate).
+// Goal filters are top-level leaves (v2 refuses them inside a tree).
 func hasGoal(fs []Filter) bool {
 	for _, f := range fs {
-		if f.Prop.Name == "event:goal" && !f.Negate {
+		if f.Op == "" && f.Prop.Name == "event:goal" && !f.Negate {
 			return true
 		}
 	}
@@ -269,6 +344,8 @@ func withoutGoals(fs []Filter) []Filter {
 	return out
 }
 
+// bySide returns the filters of fs on side s. Trees over both sides
+// (sideAny) are on neither: anySide lists them.
 func bySide(fs []Filter, s side) []Filter {
 	var out []Filter
 	for _, f := range fs {
@@ -277,4 +354,128 @@ func bySide(fs []Filter, s side) []Filter {
 		}
 	}
 	return out
+}
+
+// anySide returns the trees of fs that mix sides (or ask about the
+// visit's events, has_done): they are written over whichever row a scan
+// reads, a leaf on the row's side applying to the row and one on the
+// other side to the row's visit (Filter.pred).
+func anySide(fs []Filter) []Filter { return bySide(fs, sideAny) }
+
+// treePred writes a tree filter over a row of s.
+func (f *Filter) treePred(b *sqlb, s *scan, rows side) {
+	if f.Negate {
+		b.w("NOT ")
+	}
+	b.w("(")
+	switch f.Op {
+	case "has_done":
+		// The visit has an event matching the inner filter (event
+		// properties only: ParseQueryV2 checks).
+		sessionOfEvent(b, s, func() { f.Sub[0].leafTree(b) })
+	case "not":
+		b.w("NOT ")
+		f.Sub[0].pred(b, s, rows)
+	default:
+		for i := range f.Sub {
+			if i > 0 {
+				b.w(" ", strings.ToUpper(f.Op), " ")
+			}
+			f.Sub[i].pred(b, s, rows)
+		}
+	}
+	b.w(")")
+}
+
+// leafTree writes a filter whose leaves are all on its own rows' side
+// (the events of has_done).
+func (f *Filter) leafTree(b *sqlb) {
+	if f.Op == "" {
+		f.leafPred(b)
+		return
+	}
+	if f.Negate {
+		b.w("NOT ")
+	}
+	b.w("(")
+	if f.Op == "not" {
+		b.w("NOT ")
+	}
+	for i := range f.Sub {
+		if i > 0 {
+			b.w(" ", strings.ToUpper(f.Op), " ")
+		}
+		f.Sub[i].leafTree(b)
+	}
+	b.w(")")
+}
+
+// visitPred writes a leaf of the other side than s's rows: over an
+// events row, whether the row's visit matches it; over a sessions row,
+// whether the visit holds an event matching it.
+func (f *Filter) visitPred(b *sqlb, s *scan, rows side, leaf func()) {
+	if rows == sideSessions {
+		sessionOfEvent(b, s, leaf)
+		return
+	}
+	b.w("session_id IN (SELECT session_id FROM sessions")
+	s.sampleClause(b)
+	b.w(" WHERE site_id = ").arg(s.site).w(" AND ")
+	s.timeRange(b, "start", s.p.From.Add(-sessionSlack), s.p.To)
+	b.w(" AND ")
+	leaf()
+	b.w(" GROUP BY session_id HAVING sum(sign) > 0)")
+}
+
+// sessionOfEvent writes whether a row's visit holds an event in the
+// period matching leaf.
+func sessionOfEvent(b *sqlb, s *scan, leaf func()) {
+	b.w("session_id IN (SELECT session_id FROM events")
+	s.sampleClause(b)
+	b.w(" WHERE site_id = ").arg(s.site).w(" AND ")
+	s.timeRange(b, "ts", s.p.From, s.p.To)
+	b.w(" AND type NOT IN " + noVisitTypes + " AND ")
+	leaf()
+	b.w(")")
+}
+
+// treeProp is the stand-in property of a tree filter read on side sd.
+func treeProp(sd side) *Property { return &Property{side: sd} }
+
+// treeSide is the side a tree over subs is read on: its leaves' side if
+// they share one and none is has_done, else sideAny.
+func treeSide(subs []Filter) side {
+	sd := side(-1)
+	for _, f := range subs {
+		fs := f.Prop.side
+		if f.Op == "has_done" {
+			fs = sideAny
+		}
+		if sd == -1 {
+			sd = fs
+		} else if sd != fs {
+			return sideAny
+		}
+	}
+	return sd
+}
+
+// canonical describes f regardless of the order of its values and of
+// the order of an and/or's members.
+func (f *Filter) canonical() string {
+	if f.Op != "" {
+		parts := make([]string, len(f.Sub))
+		for i := range f.Sub {
+			parts[i] = f.Sub[i].canonical()
+		}
+		if f.Op == "and" || f.Op == "or" {
+			slices.Sort(parts)
+			parts = slices.Compact(parts)
+		}
+		return f.op() + "(" + strings.Join(parts, "\x1d") + ")"
+	}
+	vals := slices.Clone(f.Values)
+	slices.Sort(vals)
+	vals = slices.Compact(vals)
+	return f.Prop.Name + f.op() + strings.Join(vals, "\x1f")
 }

@@ -12,6 +12,7 @@ type side int
 const (
 	sideEvents   side = iota // events: one row per event
 	sideSessions             // sessions: read collapsed, sum(sign)-weighted
+	sideAny                  // a filter tree over both (Filter.pred)
 )
 
 // Property is a breakdown or filter dimension: one of model.Dimensions,
@@ -37,6 +38,18 @@ type Property struct {
 	// configured goals: the page views each matches, by the goal's name
 	// (withVisitGoals).
 	visitGoals []visitGoal
+	// parts: a breakdown by several dimensions (v2; dims.go) is one
+	// property whose value joins its parts' values (their lengths
+	// prefixed: splitKey reads them back).
+	parts []*Property
+	// bucket: a time dimension (v2's time:day, ...), the bucket of
+	// timeCol in the zone loc.
+	bucket, timeCol, loc string
+	// stored is the sessions column a visit property is stored in.
+	stored string
+	// joined: a visit property read over events rows, from the visit of
+	// each row (a column selected by the join of dims.go, jv<n>).
+	joined bool
 }
 
 // visitGoal is one "Visit /path" value of a goal filter.
@@ -124,7 +137,7 @@ func ParseProperty(name string) (*Property, error) {
 		return nil, badRequest("unknown property %q", name)
 	}
 	p := &Property{Name: name, Key: d.Key, side: sideEvents, col: d.ReportSQL(d.Column), valueCol: d.ReportSQL("value"), types: d.Types,
-		omitEmpty: d.OmitEmpty}
+		omitEmpty: d.OmitEmpty, stored: d.Column}
 	if d.Table == model.Sessions {
 		p.side = sideSessions
 	}
@@ -136,7 +149,14 @@ func ParseProperty(name string) (*Property, error) {
 // each row's: goals, and custom properties, whose values exist only on
 // the events that carry them (so a value's visitors without the goal are
 // its converters again), as Plausible divides them.
-func (p *Property) siteTotal() bool { return p.Name == "event:goal" || p.prop != "" }
+func (p *Property) siteTotal() bool {
+	for _, q := range p.parts {
+		if q.siteTotal() {
+			return true
+		}
+	}
+	return p.Name == "event:goal" || p.prop != ""
+}
 
 // goalScoped reports whether a breakdown by p under a goal filter counts
 // the events the goal selects rather than its own types: a page
@@ -145,6 +165,24 @@ func (p *Property) goalScoped(fs []Filter) bool { return p.Name == "event:page" 
 
 // expr writes the property's value expression.
 func (p *Property) expr(b *sqlb) {
+	if len(p.parts) > 0 {
+		b.w("concat(")
+		for i, q := range p.parts {
+			if i > 0 {
+				b.w(", ")
+			}
+			b.w("toString(length(")
+			q.expr(b)
+			b.w(")), ':', ")
+			q.expr(b)
+		}
+		b.w(")")
+		return
+	}
+	if p.bucket != "" {
+		bucketExpr(b, p.bucket, p.timeCol, p.loc)
+		return
+	}
 	if p.prop == model.LinkURLProp {
 		// Plausible reports the link of an outbound click or a download
 		// as its url property; ingest stores it (cleaned) in target_url.
@@ -177,6 +215,9 @@ func (p *Property) expr(b *sqlb) {
 // their own event types (Dimension.Types). With engagement, a breakdown
 // by pages also reads the engagement events that page leaves report.
 func (p *Property) scope(b *sqlb, engagement bool) {
+	if len(p.parts) > 0 {
+		p = p.scoping()
+	}
 	if p.prop != "" || len(p.types) > 0 {
 		b.w(" AND ")
 		p.scopePred(b, engagement)

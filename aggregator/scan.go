@@ -122,12 +122,26 @@ func (s *scan) sessionsWhere(b *sqlb, from time.Time) {
 	s.timeRange(b, "start", from, s.p.To)
 	for _, f := range bySide(s.filters, sideSessions) {
 		b.w(" AND ")
-		f.pred(b)
+		f.pred(b, s, sideSessions)
+	}
+	for _, f := range anySide(s.filters) {
+		b.w(" AND ")
+		f.pred(b, s, sideSessions)
 	}
 	s.omitEmpty(b, func() { s.prop.expr(b) })
 }
 
 func (s *scan) omitEmpty(b *sqlb, col func()) {
+	if s.prop != nil && len(s.prop.parts) > 0 {
+		for _, q := range s.prop.parts {
+			if q.omitEmpty {
+				b.w(" AND ")
+				q.expr(b)
+				b.w(" != ''")
+			}
+		}
+		return
+	}
 	if s.prop != nil && s.prop.omitEmpty {
 		b.w(" AND ")
 		col()
@@ -183,16 +197,21 @@ func (s *scan) key(b *sqlb) {
 }
 
 // bucketKey writes the time bucket of column t.
-func (s *scan) bucketKey(b *sqlb, t string) {
-	switch s.bucket {
+func (s *scan) bucketKey(b *sqlb, t string) { bucketExpr(b, s.bucket, t, s.p.Loc.String()) }
+
+// bucketExpr writes the bucket of interval iv holding column t's time, in
+// the zone loc, as a string ("2025-03-01", or "2025-03-01 13:00:00" for
+// hours).
+func bucketExpr(b *sqlb, iv, t, loc string) {
+	switch iv {
 	case period.IntervalHour:
-		b.w("toString(toStartOfHour(", t, ", ").arg(s.p.Loc.String()).w("))")
+		b.w("toString(toStartOfHour(", t, ", ").arg(loc).w("))")
 	case period.IntervalWeek:
-		b.w("toString(toMonday(toDate(", t, ", ").arg(s.p.Loc.String()).w(")))")
+		b.w("toString(toMonday(toDate(", t, ", ").arg(loc).w(")))")
 	case period.IntervalMonth:
-		b.w("toString(toStartOfMonth(toDate(", t, ", ").arg(s.p.Loc.String()).w(")))")
+		b.w("toString(toStartOfMonth(toDate(", t, ", ").arg(loc).w(")))")
 	default:
-		b.w("toString(toDate(", t, ", ").arg(s.p.Loc.String()).w("))")
+		b.w("toString(toDate(", t, ", ").arg(loc).w("))")
 	}
 }
 
@@ -266,6 +285,7 @@ func (s *scan) build() *sqlb {
 		sel(key)
 		b.w(" FROM events")
 		s.sampleClause(b)
+		s.joinVisits(b)
 		b.w(" WHERE site_id = ").arg(s.site).w(" AND ")
 		s.timeRange(b, "ts", s.p.From, s.p.To)
 		if s.siteOnly() {
@@ -275,9 +295,9 @@ func (s *scan) build() *sqlb {
 			s.prop.scope(b, s.pageEngagement())
 		}
 		s.omitEmpty(b, func() { s.prop.expr(b) })
-		for _, f := range bySide(s.filters, sideEvents) {
+		for _, f := range append(bySide(s.filters, sideEvents), anySide(s.filters)...) {
 			b.w(" AND ")
-			f.pred(b)
+			f.pred(b, s, sideEvents)
 		}
 		if vf := bySide(s.filters, sideSessions); len(vf) > 0 {
 			b.w(" AND session_id IN (SELECT session_id FROM sessions")
@@ -286,7 +306,7 @@ func (s *scan) build() *sqlb {
 			s.timeRange(b, "start", s.p.From.Add(-sessionSlack), s.p.To)
 			for _, f := range vf {
 				b.w(" AND ")
-				f.pred(b)
+				f.pred(b, s, sideSessions)
 			}
 			if attributionOnly(vf) {
 				// Every version of a session has the same attribution, so the
@@ -337,7 +357,7 @@ func (s *scan) build() *sqlb {
 				p.col, p.prop = p.valueCol, ""
 				g := f
 				g.Prop = &p
-				g.pred(b)
+				g.leafPred(b)
 				b.w(" AND ")
 			}
 		}
@@ -397,7 +417,7 @@ func (s *scan) sessionsOfEvents(b *sqlb, ef []Filter) {
 	b.w(" AND type NOT IN " + noVisitTypes)
 	for _, f := range ef {
 		b.w(" AND ")
-		f.pred(b)
+		f.pred(b, s, sideEvents)
 	}
 	b.w(" GROUP BY session_id")
 	if s.prop == nil && s.bucket != "" {
