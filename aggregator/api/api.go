@@ -33,6 +33,8 @@ const (
 	PathAggregate  = "/api/v1/stats/aggregate"
 	PathTimeseries = "/api/v1/stats/timeseries"
 	PathBreakdown  = "/api/v1/stats/breakdown"
+	// PathQuery is Plausible's Stats API v2: POST a JSON query.
+	PathQuery = "/api/v2/query"
 )
 
 // Options configure the API.
@@ -87,6 +89,7 @@ func (a *API) Routes() map[string]fasthttp.RequestHandler {
 		PathAggregate:  a.wrap(a.query(aggregator.KindAggregate)),
 		PathTimeseries: a.wrap(a.query(aggregator.KindTimeseries)),
 		PathBreakdown:  a.wrap(a.query(aggregator.KindBreakdown)),
+		PathQuery:      a.wrapWith(a.serveV2),
 	}
 }
 
@@ -146,6 +149,9 @@ func (a *API) wrapWith(serve func(c *fasthttp.RequestCtx) (any, error)) fasthttp
 			return
 		}
 		if r, ok := res.(*aggregator.Response); ok && r.Meta.BudgetRemaining != nil {
+			c.Response.Header.Set(HeaderBudget, strconv.FormatFloat(*r.Meta.BudgetRemaining, 'f', -1, 64))
+		}
+		if r, ok := res.(*aggregator.ResponseV2); ok && r.Meta.BudgetRemaining != nil {
 			c.Response.Header.Set(HeaderBudget, strconv.FormatFloat(*r.Meta.BudgetRemaining, 'f', -1, 64))
 		}
 		c.SetStatusCode(fasthttp.StatusOK)
@@ -320,4 +326,84 @@ func (a *API) realtime(ctx context.Context, r *request) (any, error) {
 		return nil, err
 	}
 	return a.opts.Engine.RealtimeVisitors(ctx, &aggregator.Query{Site: r.site, Period: p, Reader: r.reader})
+}
+
+// maxBodyV2 bounds a v2 query body.
+const maxBodyV2 = 64 << 10
+
+// serveV2 answers POST /api/v2/query: the key authorizes the body's
+// site_id, which is read before the rest of the body is validated.
+func (a *API) serveV2(c *fasthttp.RequestCtx) (any, error) {
+	if !c.IsPost() {
+		c.Response.Header.Set("Allow", "POST")
+		return nil, &httpError{fasthttp.StatusMethodNotAllowed, "method not allowed: POST a JSON query"}
+	}
+	ki, key, err := a.keys.Match(c.Request.Header.Peek("Authorization"))
+	if err != nil {
+		return nil, &httpError{fasthttp.StatusUnauthorized, err.Error()}
+	}
+	if !key.Can(config.ScopeStats) {
+		return nil, &httpError{fasthttp.StatusForbidden, "this API key may not read stats: list stats in its scopes (api_keys)"}
+	}
+	now := a.opts.Now()
+	if !a.allow(ki, now) {
+		return nil, &httpError{fasthttp.StatusTooManyRequests, fmt.Sprintf("too many requests: this key may make %d requests per hour", a.opts.RateLimit)}
+	}
+	return a.answerV2(c, now, func(domain string) (string, error) {
+		if !key.Covers(domain) {
+			return "", &httpError{fasthttp.StatusForbidden, fmt.Sprintf("this API key cannot read site %q", domain)}
+		}
+		return "key:" + key.Name, nil
+	})
+}
+
+// answerV2 reads a v2 body, checks that the caller may read its site, and
+// runs it under the request timeout.
+func (a *API) answerV2(c *fasthttp.RequestCtx, now time.Time, may func(domain string) (string, error)) (any, error) {
+	body := c.PostBody()
+	if len(body) > maxBodyV2 {
+		return nil, &httpError{fasthttp.StatusRequestEntityTooLarge, fmt.Sprintf("the query is larger than %d bytes", maxBodyV2)}
+	}
+	domain := aggregator.SiteOfV2(body)
+	if domain == "" {
+		if _, err := aggregator.ParseQueryV2(&config.Site{}, body, now); err != nil {
+			return nil, err // the body's own error: not JSON, site_id missing, ...
+		}
+		return nil, &httpError{fasthttp.StatusBadRequest, "#/site_id: Type mismatch. Expected String but got a value that is not a site's domain."}
+	}
+	reader, err := may(domain)
+	if err != nil {
+		return nil, err
+	}
+	site := a.opts.Sites.Site(domain)
+	if site == nil {
+		return nil, &httpError{fasthttp.StatusForbidden, fmt.Sprintf("cannot read site %q", domain)}
+	}
+	q, err := aggregator.ParseQueryV2(site, body, now)
+	if err != nil {
+		return nil, err
+	}
+	q.Reader = reader
+	ctx, cancel := context.WithTimeout(context.Background(), a.opts.Timeout)
+	defer cancel()
+	return a.opts.Engine.QueryV2(ctx, q)
+}
+
+// QueryV2With returns the v2 handler with auth deciding who may read a
+// site (the dashboard's).
+func (a *API) QueryV2With(auth Authorizer) fasthttp.RequestHandler {
+	return a.wrapWith(func(c *fasthttp.RequestCtx) (any, error) {
+		if !c.IsPost() {
+			c.Response.Header.Set("Allow", "POST")
+			return nil, &httpError{fasthttp.StatusMethodNotAllowed, "method not allowed: POST a JSON query"}
+		}
+		return a.answerV2(c, a.opts.Now(), func(domain string) (string, error) {
+			reader, err := auth(c, domain)
+			var he *httpError
+			if err != nil && !errors.As(err, &he) {
+				return "", &httpError{fasthttp.StatusForbidden, err.Error()}
+			}
+			return reader, err
+		})
+	})
 }
