@@ -29,7 +29,7 @@ var timeDims = map[string]string{"time:hour": "hour", "time:day": "date", "time:
 // rows from the visit (its value is the same on every version of a
 // session).
 func joinable(name string) bool {
-	return isAttribution(name) || name == "visit:entry_page" || name == "visit:entry_page_hostname"
+	return isAttribution(name) || isAttribution(v2Aliases[name]) || name == "visit:entry_page" || name == "visit:entry_page_hostname"
 }
 
 // Dimensions builds the property of a breakdown by names, a v2
@@ -77,7 +77,11 @@ func Dimensions(names []string, iv, loc string) (*Property, error) {
 			alias := "jv" + strconv.Itoa(len(c.parts))
 			q.valueCol = alias // the joined column
 			q.col = alias
-			if d := model.Lookup(p.Name); d != nil {
+			d := model.Lookup(p.Name)
+			if d == nil {
+				d = model.Lookup(v2Aliases[p.Name]) // visit:country_name, ...
+			}
+			if d != nil {
 				q.col = d.ReportSQL(alias)
 			}
 			p = &q

@@ -13,6 +13,7 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/aggregator/period"
 	"github.com/glimpse-analytics/glimpse/internal/config"
+	"github.com/glimpse-analytics/glimpse/internal/geonames"
 	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
@@ -151,6 +152,10 @@ func SiteOfV2(body []byte) string {
 // from its site_id and authorized). now anchors relative date ranges.
 func ParseQueryV2(site *config.Site, body []byte, now time.Time) (*QueryV2, error) {
 	var top map[string]json.RawMessage
+	var syntaxErr any
+	if err := json.Unmarshal(body, &syntaxErr); err != nil {
+		return nil, badRequest("Invalid JSON in the request body: %s", err)
+	}
 	d := json.NewDecoder(bytes.NewReader(body))
 	d.UseNumber()
 	if err := d.Decode(&top); err != nil || top == nil {
@@ -282,6 +287,9 @@ func v2Dimension(name string) bool {
 var v2Aliases = map[string]string{
 	"visit:entry_page_hostname": "visit:hostname",
 	"event:name":                "event:name",
+	"visit:country_name":        "visit:country",
+	"visit:region_name":         "visit:region",
+	"visit:city_name":           "visit:city",
 }
 
 func isTimeDim(name string) bool { _, ok := timeDims[name]; return ok || name == "time" }
@@ -558,6 +566,20 @@ func parseV2Property(name string) (*Property, error) {
 	case "visit:entry_page_hostname":
 		p := &Property{Name: name, Key: "entry_page_hostname", side: sideSessions, col: "hostname", stored: "hostname"}
 		return p, nil
+	case "visit:country_name", "visit:region_name", "visit:city_name":
+		p, err := ParseProperty(v2Aliases[name])
+		if err != nil {
+			return nil, err
+		}
+		c := *p
+		c.Name, c.Key = name, strings.TrimPrefix(name, "visit:")
+		switch name {
+		case "visit:country_name":
+			c.names = geonames.Countries
+		case "visit:region_name":
+			c.names = geonames.Regions
+		}
+		return &c, nil
 	case "event:name":
 		// Plausible's event names: "pageview" for page views, a custom
 		// event's name, or Plausible's names of outbound clicks and

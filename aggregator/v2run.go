@@ -72,10 +72,12 @@ type EchoV2 struct {
 // v2row is a row before ordering: dimension values and metric values by
 // name.
 type v2row struct {
-	dims     []string
-	vals     map[string]any
-	withheld string
-	other    bool // the (other) row of keys under k
+	dims []string
+	vals map[string]any
+	// withheld: every metric of the row is withheld (k threshold), for
+	// this reason; note: some are (a page's entry visits).
+	withheld, note string
+	other          bool // the (other) row of keys under k
 }
 
 // QueryV2 answers a v2 query.
@@ -124,7 +126,7 @@ func (e *Engine) QueryV2(ctx context.Context, q *QueryV2) (*ResponseV2, error) {
 	}
 	warned := map[string]bool{}
 	for _, r := range rows {
-		o := RowV2{Dimensions: make([]any, len(r.dims)), Metrics: make([]any, len(q.Metrics)), Withheld: r.withheld}
+		o := RowV2{Dimensions: make([]any, len(r.dims)), Metrics: make([]any, len(q.Metrics)), Withheld: r.withheld + r.note}
 		for i, d := range r.dims {
 			o.Dimensions[i] = d
 		}
@@ -319,7 +321,7 @@ func (e *Engine) runV2(ctx context.Context, q *QueryV2, p period.Period, fetch i
 				r.vals[m] = o[m]
 			}
 			if w, ok := o["withheld"].(string); ok {
-				r.withheld = w
+				r.note = w // the entry metrics only (entry.go)
 			}
 			rows = append(rows, r)
 		}
