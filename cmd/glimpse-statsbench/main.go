@@ -3,7 +3,8 @@
 // its own database, then calls each endpoint in-process through the API's
 // handlers, interleaved over rounds, and prints p50/p95 per call and its
 // ratio to a trivial query (SELECT 1) timed in the same rounds, each call
-// against exact and against noisy aggregates (disclosure control).
+// against exact and against noisy aggregates (disclosure control), and
+// as Plausible's v2 asks the same question (v2/v1).
 package main
 
 import (
@@ -84,24 +85,45 @@ func run(dsn string, events, days, runs int, reuse bool) error {
 		return err
 	}
 	date := end.AddDate(0, 0, -1).Format("2006-01-02")
+	// Each call also as Plausible's v2 asks it (the same question over
+	// the same 30 days), timed beside v1: v2 runs on the same engine.
+	from, last := end.AddDate(0, 0, -30).Format("2006-01-02"), date
+	rng := `"site_id":"example.com","date_range":["` + from + `","` + last + `"]`
 	calls := []struct {
 		name string
 		path string
 		kv   []string
+		v2   string
 	}{
-		{"aggregate 30d (rollup)", api.PathAggregate, []string{"metrics", "visitors,visits,pageviews,bounce_rate,visit_duration"}},
-		{"timeseries 30d (rollup)", api.PathTimeseries, []string{"metrics", "visitors,pageviews,visits"}},
-		{"top pages (rollup)", api.PathBreakdown, []string{"property", "event:page", "metrics", "visitors,pageviews", "limit", "10"}},
-		{"sources (sessions_dims_hourly)", api.PathBreakdown, []string{"property", "visit:source", "metrics", "visitors,visits,bounce_rate", "limit", "10"}},
-		{"countries (sessions_dims_hourly)", api.PathBreakdown, []string{"property", "visit:country", "metrics", "visitors", "limit", "10"}},
+		{"aggregate 30d (rollup)", api.PathAggregate, []string{"metrics", "visitors,visits,pageviews,bounce_rate,visit_duration"},
+			`{` + rng + `,"metrics":["visitors","visits","pageviews","bounce_rate","visit_duration"]}`},
+		{"timeseries 30d (rollup)", api.PathTimeseries, []string{"metrics", "visitors,pageviews,visits"},
+			`{` + rng + `,"metrics":["visitors","pageviews","visits"],"dimensions":["time:day"]}`},
+		{"top pages (rollup)", api.PathBreakdown, []string{"property", "event:page", "metrics", "visitors,pageviews", "limit", "10"},
+			`{` + rng + `,"metrics":["visitors","pageviews"],"dimensions":["event:page"],"pagination":{"limit":10}}`},
+		{"sources (sessions_dims_hourly)", api.PathBreakdown, []string{"property", "visit:source", "metrics", "visitors,visits,bounce_rate", "limit", "10"},
+			`{` + rng + `,"metrics":["visitors","visits","bounce_rate"],"dimensions":["visit:source"],"pagination":{"limit":10}}`},
+		{"countries (sessions_dims_hourly)", api.PathBreakdown, []string{"property", "visit:country", "metrics", "visitors", "limit", "10"},
+			`{` + rng + `,"metrics":["visitors"],"dimensions":["visit:country"],"pagination":{"limit":10}}`},
 		{"filtered breakdown (raw)", api.PathBreakdown, []string{"property", "event:page", "metrics", "visitors,pageviews", "limit", "10",
-			"filters", "visit:country==DE;visit:source==Google"}},
-		{"filtered aggregate (rollup+raw)", api.PathAggregate, []string{"metrics", "visitors,pageviews,bounce_rate", "filters", "visit:device==Mobile"}},
+			"filters", "visit:country==DE;visit:source==Google"},
+			`{` + rng + `,"metrics":["visitors","pageviews"],"dimensions":["event:page"],"pagination":{"limit":10},"filters":[["is","visit:country",["DE"]],["is","visit:source",["Google"]]]}`},
+		{"filtered aggregate (rollup+raw)", api.PathAggregate, []string{"metrics", "visitors,pageviews,bounce_rate", "filters", "visit:device==Mobile"},
+			`{` + rng + `,"metrics":["visitors","pageviews","bounce_rate"],"filters":[["is","visit:device",["Mobile"]]]}`},
+	}
+	// v2 only: several dimensions, a filter tree.
+	v2only := []struct{ name, body string }{
+		{"v2 source x country (raw)", `{` + rng + `,"metrics":["visitors","pageviews"],"dimensions":["visit:source","visit:country"],"pagination":{"limit":10}}`},
+		{"v2 day x page, or-tree (raw)", `{` + rng + `,"metrics":["visitors"],"dimensions":["time:day","event:page"],"pagination":{"limit":50},` +
+			`"filters":[["or",[["contains","event:page",["blog"],{"case_sensitive":false}],["is","visit:country",["DE"]]]]]}`},
 	}
 	baseline := func() error { return conn.Exec(ctx, "SELECT 1") }
 	var fns []func() error
 	for _, c := range calls {
-		fns = append(fns, exact.call(date, c.path, c.kv...), noisy.call(date, c.path, c.kv...))
+		fns = append(fns, exact.call(date, c.path, c.kv...), noisy.call(date, c.path, c.kv...), exact.post(c.v2))
+	}
+	for _, c := range v2only {
+		fns = append(fns, exact.post(c.body))
 	}
 	fns = append(fns, baseline)
 	times := make([][]time.Duration, len(fns))
@@ -124,11 +146,17 @@ func run(dsn string, events, days, runs int, reuse bool) error {
 	ms := func(d time.Duration) time.Duration { return d.Round(100 * time.Microsecond) }
 	base := pct(times[len(fns)-1], 0.5)
 	fmt.Printf("baseline SELECT 1: p50 %s over %d runs\n", ms(base), runs)
-	fmt.Printf("%-34s %9s %9s %9s %9s %9s %12s\n", "call", "p50", "p95", "p50/base", "noisy p50", "noisy p95", "noisy/exact")
+	fmt.Printf("%-34s %9s %9s %9s %9s %9s %12s %9s %9s %7s\n", "call", "p50", "p95", "p50/base", "noisy p50", "noisy p95", "noisy/exact",
+		"v2 p50", "v2 p95", "v2/v1")
 	for i, c := range calls {
-		e50, n50 := pct(times[2*i], 0.5), pct(times[2*i+1], 0.5)
-		fmt.Printf("%-34s %9s %9s %8.1fx %9s %9s %11.2fx\n", c.name, ms(e50), ms(pct(times[2*i], 0.95)),
-			float64(e50)/float64(base), ms(n50), ms(pct(times[2*i+1], 0.95)), float64(n50)/float64(e50))
+		e50, n50, v50 := pct(times[3*i], 0.5), pct(times[3*i+1], 0.5), pct(times[3*i+2], 0.5)
+		fmt.Printf("%-34s %9s %9s %8.1fx %9s %9s %11.2fx %9s %9s %6.2fx\n", c.name, ms(e50), ms(pct(times[3*i], 0.95)),
+			float64(e50)/float64(base), ms(n50), ms(pct(times[3*i+1], 0.95)), float64(n50)/float64(e50),
+			ms(v50), ms(pct(times[3*i+2], 0.95)), float64(v50)/float64(e50))
+	}
+	for i, c := range v2only {
+		t := times[3*len(calls)+i]
+		fmt.Printf("%-34s %9s %9s %8.1fx\n", c.name, ms(pct(t, 0.5)), ms(pct(t, 0.95)), float64(pct(t, 0.5))/float64(base))
 	}
 	return nil
 }
@@ -172,6 +200,22 @@ func (a *statsAPI) call(date, path string, kv ...string) func() error {
 		a.routes[path](&rc)
 		if rc.Response.StatusCode() != 200 {
 			return fmt.Errorf("%s: %d %s", uri, rc.Response.StatusCode(), rc.Response.Body())
+		}
+		return nil
+	}
+}
+
+// post returns one v2 query.
+func (a *statsAPI) post(body string) func() error {
+	return func() error {
+		var rc fasthttp.RequestCtx
+		rc.Request.SetRequestURI(api.PathQuery)
+		rc.Request.Header.SetMethod("POST")
+		rc.Request.SetBodyString(body)
+		rc.Request.Header.Set("Authorization", "Bearer "+benchKey)
+		a.routes[api.PathQuery](&rc)
+		if rc.Response.StatusCode() != 200 {
+			return fmt.Errorf("v2 %s: %d %s", body, rc.Response.StatusCode(), rc.Response.Body())
 		}
 		return nil
 	}
