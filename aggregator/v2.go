@@ -399,6 +399,7 @@ func parseV2Filters(raw json.RawMessage) ([]Filter, error) {
 		if err != nil {
 			return nil, err
 		}
+		f = normalize(f)
 		if f.Op == "and" && !f.Negate {
 			out = append(out, f.Sub...)
 			continue
@@ -409,6 +410,73 @@ func parseV2Filters(raw json.RawMessage) ([]Filter, error) {
 		return nil, badRequest("Invalid filters. At most 50 conditions may be used in a query; this one has %d.", n)
 	}
 	return out, nil
+}
+
+// normalize rewrites the trivial spellings of one question into one: an
+// and in an and (or in an or) is flattened, a single member stands for
+// its and/or, not(not x) is x, and leaves of an or on one property with
+// the same operator are one leaf with their values together (is a|b).
+// The disclosure control keys noise by the canonical question: fewer
+// spellings mean fewer independent draws a reader can average (each
+// other spelling is a cell of its own, charged to the budget).
+func normalize(f Filter) Filter {
+	if f.Op == "" {
+		return f
+	}
+	for i := range f.Sub {
+		f.Sub[i] = normalize(f.Sub[i])
+	}
+	switch f.Op {
+	case "not":
+		if g := f.Sub[0]; g.Op == "not" && !g.Negate {
+			return g.Sub[0]
+		}
+		if g := f.Sub[0]; g.Op == "" && !g.Negate {
+			// not(is x) is is_not x.
+			g.Negate = true
+			return g
+		}
+	case "and", "or":
+		var subs []Filter
+		for _, g := range f.Sub {
+			if g.Op == f.Op && !g.Negate {
+				subs = append(subs, g.Sub...)
+			} else {
+				subs = append(subs, g)
+			}
+		}
+		if f.Op == "or" {
+			subs = mergeLeaves(subs)
+		}
+		if len(subs) == 1 && !f.Negate {
+			return subs[0]
+		}
+		f.Sub = subs
+		f.Prop = treeProp(treeSide(subs))
+	}
+	return f
+}
+
+// mergeLeaves merges or'd leaves that differ only by their values.
+func mergeLeaves(fs []Filter) []Filter {
+	var out []Filter
+	for _, g := range fs {
+		merged := false
+		if g.Op == "" && !g.Negate {
+			for i := range out {
+				o := &out[i]
+				if o.Op == "" && !o.Negate && o.Prop.Name == g.Prop.Name && o.op() == g.op() && o.Contains == g.Contains && len(o.Values)+len(g.Values) <= 100 {
+					o.Values = append(slices.Clone(o.Values), g.Values...)
+					merged = true
+					break
+				}
+			}
+		}
+		if !merged {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 func countLeaves(fs []Filter) int {

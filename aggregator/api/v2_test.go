@@ -16,7 +16,9 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/aggregator"
 	"github.com/glimpse-analytics/glimpse/aggregator/api"
+	"github.com/glimpse-analytics/glimpse/internal/apptest"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
+	"github.com/glimpse-analytics/glimpse/internal/config"
 )
 
 // v2server serves the Stats API (v1 and v2) on a real listener, with the
@@ -435,4 +437,98 @@ func FuzzParseQueryV2(f *testing.F) {
 			t.Fatalf("%q: accepted with metrics %v, period %v", body, q.Metrics, q.Period)
 		}
 	})
+}
+
+// TestV2Noisy: on a noisy site v2 answers the same question with the
+// same noisy numbers as v1 (the same cells: asking both gains nothing),
+// spellings of one filter draw one noise, and a repeat costs nothing.
+func TestV2Noisy(t *testing.T) {
+	db := seeded(t)
+	f, err := config.Parse("noisy.yaml", []byte(`sites:
+  - domain: example.com
+    timezone: Europe/Berlin
+    privacy: {aggregates: noisy, epsilon: 0.5, k_anonymity: 5, budget: 1000, noise_key: "0123456789abcdef0123456789abcdef"}
+api_keys:
+  - name: test
+    sha256: "`+apptest.KeyHash("test-key")+`"
+    sites: [example.com]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := seedEnd.Add(2 * time.Hour)
+	a, err := api.New(api.Options{
+		Engine: aggregator.New(aggregator.Options{Conn: db.Conn, Budget: aggregator.NewBudget(func() time.Time { return now }, nil, nil)}),
+		Sites:  f, Now: func() time.Time { return now }, RateLimit: 1 << 20,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := a.Routes()
+	do := func(method, uri, body string) (string, string) {
+		var rc fasthttp.RequestCtx
+		rc.Request.SetRequestURI(uri)
+		rc.Request.Header.SetMethod(method)
+		rc.Request.SetBodyString(body)
+		rc.Request.Header.Set("Authorization", "Bearer test-key")
+		routes[string(rc.Request.URI().Path())](&rc)
+		if rc.Response.StatusCode() != 200 {
+			t.Fatalf("%s %s: %d %s", uri, body, rc.Response.StatusCode(), rc.Response.Body())
+		}
+		return string(rc.Response.Body()), string(rc.Response.Header.Peek(api.HeaderBudget))
+	}
+	v2 := func(body string) ([][2][]any, string) {
+		raw, budget := do("POST", api.PathQuery, `{"site_id":"example.com","date_range":["2025-03-01","2025-03-30"],`+body[1:])
+		var out map[string]any
+		d := json.NewDecoder(strings.NewReader(raw))
+		d.UseNumber()
+		if err := d.Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+		return rowsOf(t, out), budget
+	}
+	v1 := func(path string, kv ...string) map[string]any {
+		raw, _ := do("GET", q(path, append([]string{"period", "custom", "date", "2025-03-01,2025-03-30"}, kv...)...), "")
+		var out map[string]any
+		d := json.NewDecoder(strings.NewReader(raw))
+		d.UseNumber()
+		if err := d.Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	// An aggregate under filters, in v1 and in three v2 spellings.
+	agg := v1(api.PathAggregate, "metrics", "visitors,pageviews,bounce_rate", "filters", "visit:country==DE|FR;event:page==/pricing")["results"].(map[string]any)
+	want := []any{agg["visitors"].(map[string]any)["value"], agg["pageviews"].(map[string]any)["value"], agg["bounce_rate"].(map[string]any)["value"]}
+	var budgets []string
+	for _, filters := range []string{
+		`[["is","visit:country",["DE","FR"]],["is","event:page",["/pricing"]]]`,
+		`[["or",[["is","visit:country",["FR"]],["is","visit:country",["DE"]]]],["and",[["is","event:page",["/pricing"]]]]]`,
+		`[["not",["not",["and",[["is","event:page",["/pricing"]],["or",[["is","visit:country",["DE"]],["or",[["is","visit:country",["FR"]]]]]]]]]]]`,
+	} {
+		rows, budget := v2(`{"metrics":["visitors","pageviews","bounce_rate"],"filters":` + filters + `}`)
+		if fmt.Sprint(rows[0][1]) != fmt.Sprint(want) {
+			t.Errorf("filters %s: v2 %v, v1 %v", filters, rows[0][1], want)
+		}
+		budgets = append(budgets, budget)
+	}
+	if budgets[0] != budgets[1] || budgets[1] != budgets[2] || budgets[0] == "" {
+		t.Errorf("budget left %v: a question already answered (in v1) must cost nothing again", budgets)
+	}
+	// A breakdown: v2's rows are v1's.
+	bd := v1(api.PathBreakdown, "metrics", "visitors,visits", "property", "visit:source", "limit", "1000")["results"].([]any)
+	rows, _ := v2(`{"metrics":["visitors","visits"],"dimensions":["visit:source"]}`)
+	got := map[string]string{}
+	for _, r := range rows {
+		got[fmt.Sprint(r[0][0])] = fmt.Sprint(r[1])
+	}
+	for _, r := range bd {
+		o := r.(map[string]any)
+		if w := fmt.Sprint([]any{o["visitors"], o["visits"]}); got[o["source"].(string)] != w {
+			t.Errorf("%s: v2 %s, v1 %s", o["source"], got[o["source"].(string)], w)
+		}
+	}
+	if len(bd) < 3 || len(got) != len(bd) {
+		t.Errorf("v1 %d rows, v2 %d", len(bd), len(got))
+	}
 }
