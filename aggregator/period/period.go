@@ -125,6 +125,45 @@ func (p Period) Previous() Period {
 	return q
 }
 
+// YearOverYear is p one year earlier: the same dates in p's time zone
+// (and, for ranges that do not start or end at midnight, the same times
+// of day). A February 29 becomes February 28 of the year before: a range
+// starting on it starts on the 28th, a range ending on it (its last day)
+// ends on the 28th, so a leap-year February compares with the whole of
+// the February before.
+func (p Period) YearOverYear() Period {
+	q := p
+	q.From = yearBefore(p.From, p.Loc)
+	to := p.To.In(p.Loc)
+	if to.Hour() == 0 && to.Minute() == 0 && to.Second() == 0 && to.Nanosecond() == 0 && p.To.After(p.From) {
+		// An exclusive midnight: shift the last day, not the day after.
+		last := to.AddDate(0, 0, -1)
+		l := yearBefore(last, p.Loc)
+		q.To = time.Date(l.Year(), l.Month(), l.Day()+1, 0, 0, 0, 0, p.Loc)
+	} else {
+		q.To = yearBefore(p.To, p.Loc)
+	}
+	return q
+}
+
+// yearBefore is t's wall-clock date and time one year earlier in loc,
+// February 29 clamped to February 28.
+func yearBefore(t time.Time, loc *time.Location) time.Time {
+	t = t.In(loc)
+	y, m, d := t.Date()
+	if m == time.February && d == 29 {
+		d = 28
+	}
+	return time.Date(y-1, m, d, t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), loc)
+}
+
+// Custom is the range of the days first to last (YYYY-MM-DD, both
+// included) in loc, as period=custom parses them: a custom comparison
+// range.
+func Custom(dates string, loc *time.Location) (Period, error) {
+	return Parse("custom", dates, loc, time.Time{})
+}
+
 func (p Period) String() string {
 	return fmt.Sprintf("%s [%s, %s)", p.Name, p.From.Format(time.RFC3339), p.To.Format(time.RFC3339))
 }

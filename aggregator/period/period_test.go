@@ -112,3 +112,40 @@ func TestUntil(t *testing.T) {
 		t.Errorf("Until before the start = [%s, %s), want an empty range", q.From, q.To)
 	}
 }
+
+func TestYearOverYear(t *testing.T) {
+	berlin := zone(t, "Europe/Berlin")
+	now := time.Date(2025, 3, 30, 12, 0, 0, 0, time.UTC)
+	day := func(tm time.Time) string { return tm.In(berlin).Format("2006-01-02 15:04") }
+	for _, tt := range []struct {
+		period, date string
+		from, to     string // the comparison range, local
+	}{
+		{"day", "2024-02-29", "2023-02-28 00:00", "2023-03-01 00:00"},
+		{"day", "2024-03-01", "2023-03-01 00:00", "2023-03-02 00:00"},
+		{"month", "2024-02-10", "2023-02-01 00:00", "2023-03-01 00:00"},
+		{"7d", "2024-03-03", "2023-02-26 00:00", "2023-03-04 00:00"},
+		{"custom", "2024-02-29,2024-02-29", "2023-02-28 00:00", "2023-03-01 00:00"},
+		{"custom", "2024-02-20,2024-02-28", "2023-02-20 00:00", "2023-03-01 00:00"},
+		{"custom", "2025-02-28,2025-03-01", "2024-02-28 00:00", "2024-03-02 00:00"},
+		// Across the change to summer time: the same wall-clock days.
+		{"7d", "2025-03-31", "2024-03-25 00:00", "2024-04-01 00:00"},
+	} {
+		p, err := Parse(tt.period, tt.date, berlin, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		y := p.YearOverYear()
+		if day(y.From) != tt.from || day(y.To) != tt.to {
+			t.Errorf("%s %s: a year before is [%s, %s), want [%s, %s)", tt.period, tt.date, day(y.From), day(y.To), tt.from, tt.to)
+		}
+	}
+	// Realtime: the same instants' wall clock a year before.
+	rt, _ := Parse("realtime", "", berlin, time.Date(2024, 2, 29, 11, 0, 0, 0, time.UTC))
+	if y := rt.YearOverYear(); day(y.From) != "2023-02-28 11:55" || y.To.Sub(y.From) != rt.To.Sub(rt.From) {
+		t.Errorf("realtime a year before: [%s, %s)", day(y.From), day(y.To))
+	}
+	if _, err := Custom("2024-01-01", berlin); err == nil {
+		t.Error("Custom without a last day: no error")
+	}
+}
