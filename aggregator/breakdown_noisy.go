@@ -172,6 +172,13 @@ func (e *Engine) breakdownNoisy(ctx context.Context, q *Query, pl *plan, src sou
 		}
 	}
 	meta.FoldedRows, meta.OtherShown = &n, &shownOther
+	if q.Compare != nil {
+		withOther := shownOther && q.Page == 1
+		if err := e.compareNoisy(ctx, q, pl, r, src, cols, entry, eng, page, folded, results, withOther); err != nil {
+			return nil, err
+		}
+		meta.Comparison = q.comparisonMeta()
+	}
 	if err := e.finish(q, r, &meta); err != nil {
 		return nil, err
 	}
@@ -221,6 +228,9 @@ func (r *release) totalVisitors(q *Query, pl *plan, key string, raw float64) flo
 			at.side = "se"
 		}
 		at.by, at.key, at.row = q.Property.Name, key, key != Other
+		if key == Other && pl.otherKey != "" {
+			at.key = pl.otherKey
+		}
 	}
 	return r.value("visitors", at.withoutGoals(q.Filters), raw, pl.factor())
 }

@@ -114,6 +114,24 @@ type Meta struct {
 	// ReleasedUntil is where a noisy answer's data stops when its range
 	// reaches past the last full hour (ReleaseHour).
 	ReleasedUntil *time.Time `json:"released_until,omitempty"`
+	// Comparison is the range compared with, under compare.
+	Comparison *ComparisonMeta `json:"comparison,omitempty"`
+}
+
+// ComparisonMeta describes a comparison range: its mode and its first and
+// last days (the site's time zone).
+type ComparisonMeta struct {
+	Mode      string    `json:"mode"`
+	DateRange [2]string `json:"date_range"`
+}
+
+func (q *Query) comparisonMeta() *ComparisonMeta {
+	p := q.Compare.Period
+	last := p.To.Add(-time.Nanosecond)
+	if !p.To.After(p.From) {
+		last = p.From
+	}
+	return &ComparisonMeta{Mode: q.Compare.Mode, DateRange: [2]string{p.From.In(p.Loc).Format(time.DateOnly), last.In(p.Loc).Format(time.DateOnly)}}
 }
 
 // Response is a Stats API answer: Plausible's "results" plus Glimpse's meta.
@@ -129,15 +147,18 @@ func withheldReason(k int) string {
 
 // plan decides the sources and sample ratio of a query over p.
 type plan struct {
-	q       *Query
-	p       period.Period
-	evCols  []string
-	seCols  []string
-	evSrc   source
-	seSrc   source
-	dim     string // srcSessionDims: the dimension read
-	sample  float64
-	sources map[string]bool
+	q      *Query
+	p      period.Period
+	evCols []string
+	seCols []string
+	evSrc  source
+	seSrc  source
+	dim    string // srcSessionDims: the dimension read
+	// otherKey, when set, is the key of the (other) row's cells: a
+	// comparison's, which folds the keys of another range (compare.go).
+	otherKey string
+	sample   float64
+	sources  map[string]bool
 }
 
 func (e *Engine) plan(ctx context.Context, q *Query, p period.Period, evCols, seCols []string) (*plan, error) {
@@ -362,8 +383,10 @@ func (e *Engine) aggregate(ctx context.Context, q *Query, p period.Period, r *re
 
 // Aggregate answers /api/v1/stats/aggregate: {"results": {"visitors":
 // {"value": 12, "change": 50}}}, with "comparison_value": 8 under
-// compare. A filtered aggregate of 1 to k-1 visitors (q.under) has every
-// value null with a "withheld" reason.
+// compare (the range of q.Compare). A filtered aggregate of 1 to k-1
+// visitors (q.under) has every value null with a "withheld" reason; a
+// withheld comparison has a null comparison_value and change, and a
+// "comparison_withheld" reason.
 func (e *Engine) Aggregate(ctx context.Context, q *Query) (*Response, error) {
 	r := e.release(q)
 	cur, withheld, meta, err := e.aggregate(ctx, q, q.released(q.Period), r)
@@ -372,10 +395,11 @@ func (e *Engine) Aggregate(ctx context.Context, q *Query) (*Response, error) {
 	}
 	var prev map[string]any
 	prevWithheld := false
-	if q.Compare {
-		if prev, prevWithheld, _, err = e.aggregate(ctx, q, q.released(q.Period.Previous()), r); err != nil {
+	if q.Compare != nil {
+		if prev, prevWithheld, _, err = e.aggregate(ctx, q, q.released(q.Compare.Period), r); err != nil {
 			return nil, err
 		}
+		meta.Comparison = q.comparisonMeta()
 	}
 	res := make(map[string]any, len(q.Metrics))
 	reason := withheldReason(q.Site.Privacy.KAnonymity)
@@ -386,13 +410,16 @@ func (e *Engine) Aggregate(ctx context.Context, q *Query) (*Response, error) {
 		} else {
 			o["value"] = cur[m]
 		}
-		if q.Compare {
+		if q.Compare != nil {
 			o["change"] = nil
 			if !withheld && !prevWithheld {
 				o["change"] = change(metrics[m], cur[m], prev[m])
 				// The previous value itself, as Plausible's v2 reports
 				// it: a change of 100% from nothing is not growth.
 				o["comparison_value"] = prev[m]
+			} else if prevWithheld {
+				o["comparison_value"] = nil
+				o["comparison_withheld"] = reason
 			}
 		}
 		res[m] = o
@@ -407,13 +434,55 @@ func (e *Engine) Aggregate(ctx context.Context, q *Query) (*Response, error) {
 // the interval, gaps filled with zeros. Under filters a point with 1 to
 // k-1 visitors (in noisy mode: fewer than k noisy visitors) has null
 // metrics and a "withheld" reason.
+//
+// Under compare each point also carries "comparison": the comparison
+// range's bucket of the same index (its "date" and metrics, or a
+// "withheld" reason), and "change": each metric's change against it, as
+// the aggregate's. A point past the comparison range's last bucket has
+// both null.
 func (e *Engine) Timeseries(ctx context.Context, q *Query) (*Response, error) {
-	evCols, seCols := sideCols(q)
-	pl, err := e.plan(ctx, q, q.released(q.Period), evCols, seCols)
+	r := e.release(q)
+	out, meta, err := e.series(ctx, q, q.Period, r)
 	if err != nil {
 		return nil, err
 	}
-	keys := period.BucketKeys(q.Period, q.Interval)
+	if q.Compare != nil {
+		cmp, _, err := e.series(ctx, q, q.Compare.Period, r)
+		if err != nil {
+			return nil, err
+		}
+		for i, o := range out {
+			if i >= len(cmp) {
+				o["comparison"], o["change"] = nil, nil
+				continue
+			}
+			o["comparison"] = cmp[i]
+			ch := make(map[string]any, len(q.Metrics))
+			for _, m := range q.Metrics {
+				ch[m] = nil
+				if o["withheld"] == nil && cmp[i]["withheld"] == nil {
+					ch[m] = change(metrics[m], o[m], cmp[i][m])
+				}
+			}
+			o["change"] = ch
+		}
+		meta.Comparison = q.comparisonMeta()
+	}
+	if err := e.finish(q, r, &meta); err != nil {
+		return nil, err
+	}
+	return &Response{Results: out, Meta: meta}, nil
+}
+
+// series is the time series of q over p (buckets of q.Interval),
+// released through r.
+func (e *Engine) series(ctx context.Context, q *Query, p period.Period, r *release) ([]map[string]any, Meta, error) {
+	evCols, seCols := sideCols(q)
+	pl, err := e.plan(ctx, q, q.released(p), evCols, seCols)
+	if err != nil {
+		return nil, Meta{}, err
+	}
+	keys := period.BucketKeys(p, q.Interval)
 	pts := make(map[string]*point, len(keys))
 	for _, k := range keys {
 		pts[k] = &point{}
@@ -442,24 +511,23 @@ func (e *Engine) Timeseries(ctx context.Context, q *Query) (*Response, error) {
 		return nil
 	}
 	if err := get(pl.evSrc, evCols, q.Filters, func(p *point, v map[string]float64) { p.ev = v }); err != nil {
-		return nil, err
+		return nil, Meta{}, err
 	}
 	if err := get(pl.seSrc, seCols, q.Filters, func(p *point, v map[string]float64) { p.se = v }); err != nil {
-		return nil, err
+		return nil, Meta{}, err
 	}
 	if hasMetric(q, "conversion_rate") {
 		if err := get(srcEvents, []string{"visitors"}, withoutGoals(q.Filters), func(p *point, v map[string]float64) {
 			p.ev["total_visitors"] = v["visitors"]
 		}); err != nil {
-			return nil, err
+			return nil, Meta{}, err
 		}
 	}
 	meta := pl.meta()
 	reason := withheldReason(q.Site.Privacy.KAnonymity)
 	out := make([]map[string]any, 0, len(keys))
-	r := e.release(q)
 	for _, k := range keys {
-		from, to := period.BucketRange(q.Period, q.Interval, k)
+		from, to := period.BucketRange(p, q.Interval, k)
 		pt := *pts[k]
 		// A bucket after the release point read nothing: its zeros are
 		// released as they are. The bucket of the release point is the
@@ -475,7 +543,7 @@ func (e *Engine) Timeseries(ctx context.Context, q *Query) (*Response, error) {
 			}
 		}
 		vals, withheld := q.values(pt)
-		o := map[string]any{"date": period.Label(q.Period, q.Interval, k)}
+		o := map[string]any{"date": period.Label(p, q.Interval, k)}
 		if withheld {
 			meta.Withheld++
 			o["withheld"] = reason
@@ -489,10 +557,7 @@ func (e *Engine) Timeseries(ctx context.Context, q *Query) (*Response, error) {
 		}
 		out = append(out, o)
 	}
-	if err := e.finish(q, r, &meta); err != nil {
-		return nil, err
-	}
-	return &Response{Results: out, Meta: meta}, nil
+	return out, meta, nil
 }
 
 // Other is the key of the row that folds breakdown rows under k.
@@ -636,6 +701,13 @@ func (e *Engine) Breakdown(ctx context.Context, q *Query) (*Response, error) {
 	}
 	meta.FoldedRows, meta.OtherShown = &n, &shown
 	meta.Aggregates = q.Site.Privacy.Aggregates
+	if q.Compare != nil {
+		withOther := len(results) > len(rows)
+		if err := e.compareExact(ctx, q, pl, src, cols, entry, eng, kRead, rows, otherPred, results, withOther); err != nil {
+			return nil, err
+		}
+		meta.Comparison = q.comparisonMeta()
+	}
 	return &Response{Results: results, Meta: meta}, nil
 }
 

@@ -3,6 +3,7 @@ package aggregator
 import (
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/glimpse-analytics/glimpse/aggregator/period"
@@ -24,11 +25,11 @@ type Query struct {
 	Period   period.Period
 	Metrics  []string
 	Filters  []Filter
-	Property *Property // breakdowns
-	Interval string    // time series
-	Compare  bool      // aggregate: compare=previous_period
-	Limit    int       // breakdowns: rows per page (default 100, at most 1000)
-	Page     int       // breakdowns: 1-based
+	Property *Property   // breakdowns
+	Interval string      // time series
+	Compare  *Comparison // compare=...: every endpoint also answers for this range
+	Limit    int         // breakdowns: rows per page (default 100, at most 1000)
+	Page     int         // breakdowns: 1-based
 	// Raw answers from the raw tables even where a rollup could; the
 	// rollup == raw test uses it. Not reachable from the API.
 	Raw bool
@@ -38,6 +39,50 @@ type Query struct {
 	// until is a noisy site's release point: data after it is not read
 	// (releasedAt).
 	until time.Time
+}
+
+// Comparison modes (the compare parameter).
+const (
+	ComparePrevious = "previous_period"
+	CompareYear     = "year_over_year"
+	CompareCustom   = "custom"
+)
+
+// Comparison is the range a query's numbers are compared with, resolved
+// at parse time: the previous period (period.Previous), the same dates a
+// year earlier (period.YearOverYear) or custom dates. Its numbers are
+// released under the same disclosure control as the query's own: they
+// are cells of the comparison range.
+type Comparison struct {
+	Mode   string
+	Period period.Period
+}
+
+// NewComparison resolves mode for p; dates are the custom range's days
+// ("YYYY-MM-DD,YYYY-MM-DD"). Its errors name the parameter at fault.
+func NewComparison(mode, dates string, p period.Period) (*Comparison, error) {
+	c := &Comparison{Mode: mode}
+	switch mode {
+	case ComparePrevious:
+		c.Period = p.Previous()
+	case CompareYear:
+		c.Period = p.YearOverYear()
+	case CompareCustom:
+		if dates == "" {
+			return nil, badRequest("compare=custom needs compare_date=YYYY-MM-DD,YYYY-MM-DD")
+		}
+		if _, _, ok := strings.Cut(dates, ","); !ok {
+			return nil, badRequest("invalid compare_date %q: want YYYY-MM-DD,YYYY-MM-DD", dates)
+		}
+		cp, err := period.Custom(dates, p.Loc)
+		if err != nil {
+			return nil, badRequest("invalid compare_date: %s", err)
+		}
+		c.Period = cp
+	default:
+		return nil, badRequest("invalid compare %q: want previous_period, year_over_year or custom", mode)
+	}
+	return c, nil
 }
 
 // ReleaseHour is how far a noisy site's numbers lag: a range is read up to
@@ -79,15 +124,15 @@ func ParseQuery(kind Kind, site *config.Site, get func(string) string, now time.
 	if q.Filters, err = ParseFilters(f); err != nil {
 		return nil, err
 	}
-	switch c := get("compare"); c {
-	case "":
-	case "previous_period":
-		if kind != KindAggregate {
-			return nil, badRequest("compare is supported by the aggregate endpoint only")
+	if c := get("compare"); c != "" {
+		if q.Compare, err = NewComparison(c, get("compare_date"), q.Period); err != nil {
+			return nil, err
 		}
-		q.Compare = true
-	default:
-		return nil, badRequest("invalid compare %q: want previous_period", c)
+		if c != CompareCustom && get("compare_date") != "" {
+			return nil, badRequest("compare_date is for compare=custom only")
+		}
+	} else if get("compare_date") != "" {
+		return nil, badRequest("compare_date needs compare=custom")
 	}
 	for _, m := range q.Metrics {
 		if m == "conversion_rate" && !hasGoal(q.Filters) && (kind != KindBreakdown || get("property") != "event:goal") {
@@ -102,6 +147,11 @@ func ParseQuery(kind Kind, site *config.Site, get func(string) string, now time.
 		if q.Interval, err = period.ParseInterval(get("interval"), q.Period); err != nil {
 			return nil, badRequest("%s", err)
 		}
+		if q.Compare != nil {
+			if _, err := period.ParseInterval(q.Interval, q.Compare.Period); err != nil {
+				return nil, badRequest("invalid compare_date for interval=%s: %s", q.Interval, err)
+			}
+		}
 	case KindBreakdown:
 		p := get("property")
 		if p == "" {
@@ -114,6 +164,9 @@ func ParseQuery(kind Kind, site *config.Site, get func(string) string, now time.
 		if q.Property.prop != "" && slices.Contains(q.Metrics, q.Property.Key) {
 			// A row is one object: the key would overwrite that metric.
 			return nil, badRequest("invalid property %q: its key %q is the name of a metric asked for, so a breakdown row cannot carry both; ask without metric %s", p, q.Property.Key, q.Property.Key)
+		}
+		if q.Property.prop != "" && q.Compare != nil && (q.Property.Key == "comparison" || q.Property.Key == "change") {
+			return nil, badRequest("invalid property %q: under compare a breakdown row carries %q itself; break down by this property without compare", p, q.Property.Key)
 		}
 		for _, m := range q.Metrics {
 			d := metrics[m]
