@@ -19,7 +19,9 @@ import (
 // csv answers a panel's rows as a CSV download: the same parameters as
 // the JSON endpoint named by endpoint= (breakdown or timeseries), one
 // column for the key (the property's, or date) and one per metric in the
-// order asked for.
+// order asked for; under compare, each metric followed by its comparison
+// and change (<metric>_comparison, <metric>_change; a time series also
+// has the comparison bucket's comparison_date).
 func (d *Dashboard) csv(c *fasthttp.RequestCtx) {
 	endpoint := string(c.QueryArgs().Peek("endpoint"))
 	fail := func(status int, msg string) {
@@ -50,17 +52,37 @@ func (d *Dashboard) csv(c *fasthttp.RequestCtx) {
 		p, _ := aggregator.ParseProperty(string(c.QueryArgs().Peek("property")))
 		key = p.Key
 	}
+	for i := range metrics {
+		metrics[i] = strings.TrimSpace(metrics[i])
+	}
+	// Under compare each metric has its comparison and change beside it
+	// (and a time series point the comparison bucket's date).
+	comparing := r.Meta.Comparison != nil
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
 	header := []string{csvcell.Text(key)}
+	if comparing && endpoint == api.EndpointTimeseries {
+		header = append(header, "comparison_date")
+	}
 	for _, m := range metrics {
 		header = append(header, csvcell.Text(m))
+		if comparing {
+			header = append(header, csvcell.Text(m+"_comparison"), csvcell.Text(m+"_change"))
+		}
 	}
 	_ = w.Write(header)
 	for _, row := range rows {
 		rec := []string{cell(row[key])}
+		cmp, _ := row["comparison"].(map[string]any)
+		change, _ := row["change"].(map[string]any)
+		if comparing && endpoint == api.EndpointTimeseries {
+			rec = append(rec, cell(cmp["date"]))
+		}
 		for _, m := range metrics {
-			rec = append(rec, cell(row[strings.TrimSpace(m)]))
+			rec = append(rec, cell(row[m]))
+			if comparing {
+				rec = append(rec, cell(cmp[m]), cell(change[m]))
+			}
 		}
 		_ = w.Write(rec)
 	}

@@ -132,8 +132,16 @@
       metric: q.get('metric') || 'visitors',
       interval: q.get('interval') || '',
       prop: q.get('prop') || '',
+      // compare: '' (off: the key figures still change against the
+      // previous period), previous_period, year_over_year or custom with
+      // compare_date "YYYY-MM-DD,YYYY-MM-DD".
+      compare: COMPARE_MODES[q.get('compare')] ? q.get('compare') : '',
+      compareDate: q.get('compare_date') || '',
     };
   }
+  const COMPARE_MODES = { previous_period: 'the previous period', year_over_year: 'the same dates a year before', custom: 'the chosen dates' };
+  // comparing reports whether the chart and panels show a comparison.
+  const comparing = (st) => st.compare !== '' && (st.compare !== 'custom' || /^\d{4}-\d{2}-\d{2},\d{4}-\d{2}-\d{2}$/.test(st.compareDate));
   function navigate(change) {
     const u = new URL(location.href);
     for (const [k, v] of Object.entries(change)) {
@@ -234,6 +242,10 @@
     const p = new URLSearchParams({ site_id: SITE, period: st.period });
     if (st.date) p.set('date', st.date);
     if (st.filters) p.set('filters', st.filters);
+    if (comparing(st)) {
+      p.set('compare', st.compare);
+      if (st.compare === 'custom') p.set('compare_date', st.compareDate);
+    }
     if (AUTH) p.set('auth', AUTH);
     for (const [k, v] of Object.entries(extra || {})) p.set(k, v);
     return p;
@@ -277,6 +289,29 @@
     if (a > b) [a, b] = [b, a];
     navigate({ period: 'custom', date: a + ',' + b, interval: '' });
   });
+  const compareSel = document.getElementById('compare');
+  const compareBox = document.getElementById('compare-custom');
+  const cFromIn = document.getElementById('compare-from');
+  const cToIn = document.getElementById('compare-to');
+  compareSel.addEventListener('change', () => {
+    const v = compareSel.value;
+    if (v === 'custom') {
+      compareBox.hidden = false;
+      if (!cFromIn.value) {
+        // A first guess: the same length just before the period.
+        const st = state(), first = rangeStart(st), days = Math.max(1, Math.round(periodDays(st)));
+        cFromIn.value = shiftDay(first, -days); cToIn.value = shiftDay(first, -1);
+      }
+      return;
+    }
+    navigate({ compare: v, compare_date: '' });
+  });
+  document.getElementById('compare-apply').addEventListener('click', () => {
+    if (!cFromIn.value || !cToIn.value) return;
+    let a = cFromIn.value, b = cToIn.value;
+    if (a > b) [a, b] = [b, a];
+    navigate({ compare: 'custom', compare_date: a + ',' + b });
+  });
   metricSel.addEventListener('change', () => navigate({ metric: metricSel.value }));
   intervalSel.addEventListener('change', () => navigate({ interval: intervalSel.value }));
 
@@ -285,6 +320,9 @@
     periodSel.value = preset;
     customBox.hidden = preset !== 'custom';
     if (preset === 'custom') { const [a, b] = st.date.split(','); fromIn.value = a || ''; toIn.value = b || ''; }
+    compareSel.value = st.compare;
+    compareBox.hidden = st.compare !== 'custom';
+    if (st.compare === 'custom') { const [a, b] = st.compareDate.split(','); cFromIn.value = a || ''; cToIn.value = b || ''; }
     metricSel.value = METRICS[st.metric] ? st.metric : 'visitors';
     intervalSel.value = st.interval || defaultInterval(st);
     intervalSel.querySelector('option[value=hour]').disabled = periodDays(st) > 93;
@@ -313,7 +351,8 @@
     if (!kpiBox.firstChild) for (const m of KPIS) kpiBox.append(el('div', { class: 'kpi loading', 'data-metric': m }, el('span', { class: 'kpi-label', text: METRICS[m].label }), el('span', { class: 'kpi-value', text: '…' }), el('span', { class: 'kpi-change' })));
     let res;
     try {
-      res = await api('aggregate', params(st, { metrics: KPIS.join(','), compare: 'previous_period' }));
+      // Off, the key figures still change against the previous period.
+      res = await api('aggregate', params(st, comparing(st) ? { metrics: KPIS.join(',') } : { metrics: KPIS.join(','), compare: 'previous_period' }));
     } catch (e) {
       if (gen !== generation) return;
       clear(kpiBox).append(el('p', { class: 'status error', id: 'kpi-error', text: 'Key figures could not load: ' + e.message }));
@@ -325,6 +364,7 @@
     // with: "—", not "↑ 100%" (and not a bounce rate "up" from zero).
     const before = res.results.visitors && res.results.visitors.comparison_value;
     const noPrevious = before === 0;
+    const against = 'against ' + (comparing(st) ? COMPARE_MODES[st.compare] : COMPARE_MODES.previous_period) + rangeText(res.meta);
     for (const m of KPIS) {
       const r = res.results[m] || {};
       const d = METRICS[m];
@@ -336,17 +376,28 @@
       } else {
         card.append(el('span', { class: 'kpi-value', 'data-value': String(r.value), text: d.fmt(r.value) }));
         const c = r.change;
-        if (noPrevious) card.append(el('span', { class: 'kpi-change muted', 'data-change': 'none', title: 'no visitors in the previous period', text: '—' }));
-        else if (c === null || c === undefined) card.append(el('span', { class: 'kpi-change muted', text: '' }));
+        if (noPrevious) card.append(el('span', { class: 'kpi-change muted', 'data-change': 'none', title: 'no visitors ' + against.replace(/^against /, 'in '), text: '—' }));
+        else if (c === null || c === undefined) card.append(el('span', { class: 'kpi-change muted', title: r.comparison_withheld || '', text: r.comparison_withheld ? 'compared: withheld' : '' }));
         else {
           const good = d.lowerIsBetter ? c < 0 : c > 0;
           const arrow = c > 0 ? '↑' : c < 0 ? '↓' : '→';
           const txt = arrow + ' ' + Math.abs(c) + (d.rate ? ' pts' : '%');
-          card.append(el('span', { class: 'kpi-change ' + (c === 0 ? 'flat' : good ? 'up' : 'down'), 'data-change': String(c), title: 'against the previous period', text: txt }));
+          card.append(el('span', { class: 'kpi-change ' + (c === 0 ? 'flat' : good ? 'up' : 'down'), 'data-change': String(c), title: against, text: txt }));
         }
       }
       kpiBox.append(card);
     }
+  }
+
+  // rangeText is " (first – last day)" of meta.comparison, or "".
+  function rangeText(meta) {
+    const c = meta && meta.comparison;
+    if (!c || !c.date_range) return '';
+    return ' (' + c.date_range[0] + (c.date_range[1] !== c.date_range[0] ? ' – ' + c.date_range[1] : '') + ')';
+  }
+  // changeText renders a change: ▲/▼ and a percentage, or points for rates.
+  function changeText(c, rate) {
+    return (c > 0 ? '▲ ' : c < 0 ? '▼ ' : '') + Math.abs(c) + (rate ? ' pts' : '%');
   }
 
   // The time-series chart: an SVG drawn here.
@@ -371,7 +422,7 @@
     }
     if (gen !== generation) return;
     status(chartStatus, res.meta && res.meta.withheld ? res.meta.withheld + ' points withheld: fewer than ' + K + ' visitors matched the filters there.' : '', res.meta && res.meta.withheld ? 'folded' : '');
-    lastSeries = { rows: res.results, metric: metric, interval: interval, from: rangeStart(st) };
+    lastSeries = { rows: res.results, metric: metric, interval: interval, from: rangeStart(st), compare: comparing(st) ? st.compare : '', range: rangeText(res.meta) };
     drawChart();
   }
   function label(d, interval, short) {
@@ -385,7 +436,7 @@
   }
   function drawChart() {
     if (!lastSeries) return;
-    const { rows, metric, interval, from } = lastSeries;
+    const { rows, metric, interval, from, compare } = lastSeries;
     // A week or month that began before the period is shown from the
     // period's first day, the part of it the point counts (Oct 1, not the
     // Monday Sep 28 of its week).
@@ -395,7 +446,9 @@
     const W = Math.max(280, chartBox.clientWidth || 600), H = 240;
     const padL = 48, padR = 12, padT = 12, padB = 28;
     const vals = rows.map((r) => (r[metric] === null || r[metric] === undefined ? null : Number(r[metric])));
-    let maxV = Math.max(0, ...vals.filter((v) => v !== null));
+    // The comparison's i-th bucket beside the current i-th (null: none, or withheld).
+    const cmps = rows.map((r) => (compare && r.comparison && r.comparison[metric] !== null && r.comparison[metric] !== undefined ? Number(r.comparison[metric]) : null));
+    let maxV = Math.max(0, ...vals.filter((v) => v !== null), ...cmps.filter((v) => v !== null));
     const step = niceStep(maxV / 4 || 1);
     maxV = Math.max(step * 4, step);
     const n = rows.length;
@@ -415,6 +468,17 @@
       const t = svg('text', { x: x(i), y: H - 8, 'text-anchor': k === 0 ? 'start' : k === ticks - 1 ? 'end' : 'middle', class: 'axis' });
       t.textContent = label(dateOf(i), interval, true);
       root.append(t);
+    }
+    // The comparison: a dashed line under the current one, broken likewise.
+    if (compare) {
+      let cd = '', cseg = [];
+      const cflush = () => {
+        if (cseg.length) cd += cseg.map((p, j) => (j ? 'L' : 'M') + p[0].toFixed(1) + ' ' + p[1].toFixed(1)).join(' ') + ' ';
+        cseg = [];
+      };
+      cmps.forEach((v, i) => { if (v === null) cflush(); else cseg.push([x(i), y(v)]); });
+      cflush();
+      if (cd) root.append(svg('path', { d: cd, class: 'line compare', 'data-series': 'comparison' }));
     }
     // line and area, broken where points are withheld
     let d = '', area = '', seg = [];
@@ -446,6 +510,14 @@
       clear(tip);
       tip.append(el('strong', { text: label(dateOf(i), interval, false) }), el('br'),
         el('span', { text: v === null ? 'withheld (under ' + K + ' visitors)' : METRICS[metric].label + ': ' + fmt(v) }));
+      if (compare) {
+        const c = rows[i].comparison;
+        const ch = rows[i].change && rows[i].change[metric];
+        let t = 'no comparison bucket';
+        if (c && c[metric] !== null && c[metric] !== undefined) t = label(c.date, interval, false) + ': ' + fmt(c[metric]) + (ch === null || ch === undefined ? '' : ' (' + changeText(ch, METRICS[metric].rate) + ')');
+        else if (c) t = label(c.date, interval, false) + ': withheld (under ' + K + ' visitors)';
+        tip.append(el('br'), el('span', { class: 'tip-compare', text: t }));
+      }
       tip.hidden = false;
       const left = (x(i) / W) * box.width;
       tip.style.left = Math.min(Math.max(0, left - 70), box.width - 150) + 'px';
@@ -455,6 +527,12 @@
     overlay.addEventListener('pointerdown', show);
     overlay.addEventListener('pointerleave', () => { tip.hidden = true; guide.setAttribute('visibility', 'hidden'); dot.setAttribute('visibility', 'hidden'); });
     chartBox.append(root, tip);
+    if (compare) {
+      const sw = (cls) => { const s = svg('svg', { width: 22, height: 8, 'aria-hidden': 'true', class: 'swatch' }); s.append(svg('line', { x1: 0, x2: 22, y1: 4, y2: 4, class: cls })); return s; };
+      chartBox.append(el('p', { class: 'legend', id: 'chart-legend' },
+        el('span', { class: 'legend-item', 'data-series': 'current' }, sw('line'), ' ' + METRICS[metric].label + ', this period'),
+        el('span', { class: 'legend-item', 'data-series': 'comparison' }, sw('line compare'), ' Compared: ' + COMPARE_MODES[compare] + lastSeries.range)));
+    }
   }
   function niceStep(raw) {
     const p = Math.pow(10, Math.floor(Math.log10(raw)));
@@ -531,7 +609,7 @@
     } else {
       const fieldOf = (r) => {
         if (key !== null) return r[key];
-        const ks = Object.keys(r).filter((k) => !(k in METRICS));
+        const ks = Object.keys(r).filter((k) => !(k in METRICS) && k !== 'comparison' && k !== 'change' && k !== 'withheld');
         return r[ks[0]];
       };
       const first = metrics[0];
@@ -539,6 +617,9 @@
       const table = el('table', { class: 'breakdown' });
       const head = el('tr', {}, el('th', { scope: 'col', text: propLabel(prop) }));
       for (const m of metrics) head.append(el('th', { scope: 'col', class: 'num', text: (tab.heads && tab.heads[m]) || METRICS[m].short || METRICS[m].label }));
+      // Comparing: the change of the panel's first metric, one column.
+      const cmp = comparing(st);
+      if (cmp) head.append(el('th', { scope: 'col', class: 'num change', title: 'Change of ' + (METRICS[first].short || METRICS[first].label).toLowerCase() + ' against ' + COMPARE_MODES[st.compare] + rangeText(res.meta), text: 'Change' }));
       table.append(el('thead', {}, head));
       const body = el('tbody');
       for (const r of rows) {
@@ -552,6 +633,17 @@
         const tr = el('tr', { class: other ? 'other' : 'row', 'data-value': value });
         tr.append(cellLabel);
         for (const m of metrics) tr.append(el('td', { class: 'num', text: r[m] === null || r[m] === undefined ? '—' : METRICS[m].fmt(r[m]) }));
+        if (cmp) {
+          const c = r.change && r.change[first];
+          const was = r.comparison && r.comparison[first];
+          const d = METRICS[first];
+          if (c === null || c === undefined) {
+            tr.append(el('td', { class: 'num change muted', 'data-change': '', title: r.comparison && r.comparison.withheld ? 'Compared: withheld, under ' + K + ' visitors' : 'Nothing to compare', text: '—' }));
+          } else {
+            const good = d.lowerIsBetter ? c < 0 : c > 0;
+            tr.append(el('td', { class: 'num change ' + (c === 0 ? 'flat' : good ? 'up' : 'down'), 'data-change': String(c), title: 'Was ' + d.fmt(was), text: changeText(c, d.rate) }));
+          }
+        }
         if (other) tr.title = 'Rows with fewer than ' + K + ' visitors each, folded together';
         else {
           tr.tabIndex = 0;
