@@ -1379,7 +1379,19 @@ func (c *orChecker) dashCSV(path, params string) (int, map[string]any) {
 		c.mismatch("%s | (file) | : %d records, %v: %q", query, len(recs), err, r.Body())
 		return 200, map[string]any{}
 	}
-	header := append([]string{key}, metrics...)
+	// Under compare each metric is followed by its comparison and change
+	// (and a time series' key by the comparison bucket's date).
+	comparing := q.Get("compare") != ""
+	header := []string{key}
+	if comparing && path == api.PathTimeseries {
+		header = append(header, "comparison_date")
+	}
+	for _, m := range metrics {
+		header = append(header, m)
+		if comparing {
+			header = append(header, m+"_comparison", m+"_change")
+		}
+	}
 	for i, h := range header {
 		c.count()
 		if i >= len(recs[0]) || recs[0][i] != h {
@@ -1406,15 +1418,35 @@ func (c *orChecker) dashCSV(path, params string) (int, map[string]any) {
 			c.mismatch("%s | %s | %q: a formula cell, not neutralised", query, key, k)
 		}
 		row := map[string]any{key: k}
-		for i, m := range metrics {
+		num := func(cell string) any {
 			var v any // an empty cell: withheld
-			if cell := rec[i+1]; cell != "" {
+			if cell != "" {
 				v = cell // not a number: compare reports it
 				if f, err := strconv.ParseFloat(cell, 64); err == nil {
 					v = f
 				}
 			}
-			row[m] = v
+			return v
+		}
+		i := 1
+		cmp, change := map[string]any{}, map[string]any{}
+		if comparing && path == api.PathTimeseries {
+			cmp["date"] = rec[i]
+			i++
+		}
+		for _, m := range metrics {
+			row[m] = num(rec[i])
+			i++
+			if comparing {
+				cmp[m], change[m] = num(rec[i]), num(rec[i+1])
+				i += 2
+			}
+		}
+		if comparing {
+			row["comparison"], row["change"] = cmp, change
+			if cmp["date"] == "" {
+				row["comparison"], row["change"] = nil, nil // past the comparison's buckets
+			}
 		}
 		rows = append(rows, row)
 	}
@@ -1850,6 +1882,7 @@ func TestOracle(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			loc, _ := time.LoadLocation(sites.Site(site).Timezone)
+			c.comparisons(m, site, loc)
 			for _, p := range orPeriods(loc) {
 				for _, f := range orFilters {
 					c.aggregate(m, orQuery{site: site, loc: loc, from: p.from, to: p.to, filters: orParseFilters(f)}, p, f)
