@@ -329,6 +329,47 @@ func TestCompare(t *testing.T) {
 		}
 	})
 
+	// Every special path of a breakdown (entry pages, engagement by
+	// visit, conversion rates, email) and realtime answers a comparison,
+	// exact and noisy, with a comparison and a change on every row.
+	t.Run("every path", func(t *testing.T) {
+		noisy := cmpAsker{t, aggregator.New(aggregator.Options{Conn: db.Conn}), cmpSites(t, config.AggregatesNoisy).Site(cmpSite), "paths"}
+		for _, a := range []cmpAsker{exact, noisy} {
+			for _, params := range []string{
+				"property=event:page&metrics=visitors,visits,bounce_rate,visit_duration,time_on_page",
+				"property=visit:country&metrics=visitors,time_on_page&filters=event:page==/",
+				"property=event:goal&metrics=visitors,events,conversion_rate",
+				"property=event:page&metrics=visitors,conversion_rate&filters=event:goal==Visit /a",
+				"property=visit:country&metrics=visitors,conversion_rate&filters=event:goal==Visit /a",
+				"property=visit:source&metrics=visitors,visits,bounce_rate,views_per_visit&filters=event:page==/a",
+				"property=email:campaign&metrics=email_opens,click_through_rate",
+				"property=event:page&metrics=visitors&period=realtime",
+				"property=event:page&metrics=visitors&page=2&limit=2",
+			} {
+				for _, cmp := range []string{"compare=previous_period", "compare=year_over_year", "compare=custom&compare_date=2024-01-01,2024-01-07"} {
+					r, err := a.try(aggregator.KindBreakdown, params+"&"+cmp)
+					if err != nil {
+						t.Errorf("%s %s&%s: %v", a.site.Privacy.Aggregates, params, cmp, err)
+						continue
+					}
+					for _, row := range r.Results.([]map[string]any) {
+						if _, ok := row["comparison"].(map[string]any); !ok {
+							t.Errorf("%s %s&%s: row %v without a comparison", a.site.Privacy.Aggregates, params, cmp, row)
+						}
+					}
+				}
+			}
+			for _, params := range []string{"period=realtime&metrics=visitors", "metrics=visitors,conversion_rate&filters=event:goal==Visit /a"} {
+				if _, err := a.try(aggregator.KindAggregate, params+"&compare=year_over_year"); err != nil {
+					t.Errorf("%s aggregate %s: %v", a.site.Privacy.Aggregates, params, err)
+				}
+			}
+			if _, err := a.try(aggregator.KindTimeseries, "metrics=visitors,conversion_rate&filters=event:goal==Visit /a&interval=week&compare=previous_period"); err != nil {
+				t.Errorf("%s time series of a conversion rate: %v", a.site.Privacy.Aggregates, err)
+			}
+		}
+	})
+
 	t.Run("noisy", func(t *testing.T) {
 		b := aggregator.NewBudget(func() time.Time { return cmpNow }, nil, nil)
 		noisy := cmpAsker{t, aggregator.New(aggregator.Options{Conn: db.Conn, Budget: b}), cmpSites(t, config.AggregatesNoisy).Site(cmpSite), "reader"}
