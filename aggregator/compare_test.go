@@ -224,6 +224,11 @@ func TestCompare(t *testing.T) {
 		if o["value"] != int64(cur) || o["comparison_value"] != nil || o["change"] != nil || o["comparison_withheld"] == nil {
 			t.Errorf("FR visitors: %v, want %d and a withheld comparison", o, cur)
 		}
+		// The other way round: the current value withheld, the comparison not.
+		o = exact.ask(aggregator.KindAggregate, "period=day&date=2023-03-01&metrics=visitors&compare=custom&compare_date=2024-03-02,2024-03-02&filters=visit:country==FR").Results.(map[string]any)["visitors"].(map[string]any)
+		if o["value"] != nil || o["withheld"] == nil || o["comparison_value"] != int64(cur) || o["change"] != nil {
+			t.Errorf("FR on 2023-03-01 against 2024-03-02: %v, want withheld against %d, no change", o, cur)
+		}
 		ts := exact.ask(aggregator.KindTimeseries, "metrics=visitors&compare=year_over_year&filters=visit:country==FR").Results.([]map[string]any)
 		// 2023-03-01 is the 4th day of the comparison range, aligned with 2024-02-29.
 		c := ts[3]["comparison"].(map[string]any)

@@ -412,14 +412,16 @@ func (e *Engine) Aggregate(ctx context.Context, q *Query) (*Response, error) {
 		}
 		if q.Compare != nil {
 			o["change"] = nil
-			if !withheld && !prevWithheld {
-				o["change"] = change(metrics[m], cur[m], prev[m])
-				// The previous value itself, as Plausible's v2 reports
-				// it: a change of 100% from nothing is not growth.
-				o["comparison_value"] = prev[m]
-			} else if prevWithheld {
+			// The comparison's value itself, as Plausible's v2 reports
+			// it: a change of 100% from nothing is not growth.
+			if prevWithheld {
 				o["comparison_value"] = nil
 				o["comparison_withheld"] = reason
+			} else {
+				o["comparison_value"] = prev[m]
+			}
+			if !withheld && !prevWithheld {
+				o["change"] = change(metrics[m], cur[m], prev[m])
 			}
 		}
 		res[m] = o
