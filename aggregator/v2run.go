@@ -547,7 +547,11 @@ func (c *CompareV2) resolve(p period.Period, now time.Time) {
 			c.Period = period.Span("custom", p.From.Add(-end.Sub(p.From)), p.From, p.Loc)
 		}
 	case "year_over_year":
-		c.Period = period.Span("custom", p.From.AddDate(-1, 0, 0), end.AddDate(-1, 0, 0), p.Loc)
+		// The same dates a year before, as the v1 API and the dashboard
+		// compare them (February 29 is February 28).
+		clipped := p
+		clipped.To = end
+		c.Period = clipped.YearOverYear()
 	}
 	if c.MatchDayOfWeek {
 		from := c.Period.From
