@@ -184,23 +184,34 @@ func (a *API) serve(c *fasthttp.RequestCtx, h handler) (any, error) {
 		c.Response.Header.Set("Allow", "GET, HEAD")
 		return nil, &httpError{fasthttp.StatusMethodNotAllowed, "method not allowed: use GET"}
 	}
+	now, may, err := a.authorize(c)
+	if err != nil {
+		return nil, err
+	}
+	return a.answer(c, h, now, may)
+}
+
+// authorize checks the request's Bearer key, its scope and rate limit,
+// and returns the time of the request and who may read which site: the
+// key's sites, each read by "key:<name>".
+func (a *API) authorize(c *fasthttp.RequestCtx) (time.Time, func(domain string) (string, error), error) {
 	ki, key, err := a.keys.Match(c.Request.Header.Peek("Authorization"))
 	if err != nil {
-		return nil, &httpError{fasthttp.StatusUnauthorized, err.Error()}
+		return time.Time{}, nil, &httpError{fasthttp.StatusUnauthorized, err.Error()}
 	}
 	if !key.Can(config.ScopeStats) {
-		return nil, &httpError{fasthttp.StatusForbidden, "this API key may not read stats: list stats in its scopes (api_keys)"}
+		return time.Time{}, nil, &httpError{fasthttp.StatusForbidden, "this API key may not read stats: list stats in its scopes (api_keys)"}
 	}
 	now := a.opts.Now()
 	if !a.allow(ki, now) {
-		return nil, &httpError{fasthttp.StatusTooManyRequests, fmt.Sprintf("too many requests: this key may make %d requests per hour", a.opts.RateLimit)}
+		return time.Time{}, nil, &httpError{fasthttp.StatusTooManyRequests, fmt.Sprintf("too many requests: this key may make %d requests per hour", a.opts.RateLimit)}
 	}
-	return a.answer(c, h, now, func(domain string) (string, error) {
+	return now, func(domain string) (string, error) {
 		if !key.Covers(domain) {
 			return "", &httpError{fasthttp.StatusForbidden, fmt.Sprintf("this API key cannot read site %q", domain)}
 		}
 		return "key:" + key.Name, nil
-	})
+	}, nil
 }
 
 // answer reads the parameters and the site, checks that the caller may
@@ -338,23 +349,11 @@ func (a *API) serveV2(c *fasthttp.RequestCtx) (any, error) {
 		c.Response.Header.Set("Allow", "POST")
 		return nil, &httpError{fasthttp.StatusMethodNotAllowed, "method not allowed: POST a JSON query"}
 	}
-	ki, key, err := a.keys.Match(c.Request.Header.Peek("Authorization"))
+	now, may, err := a.authorize(c)
 	if err != nil {
-		return nil, &httpError{fasthttp.StatusUnauthorized, err.Error()}
+		return nil, err
 	}
-	if !key.Can(config.ScopeStats) {
-		return nil, &httpError{fasthttp.StatusForbidden, "this API key may not read stats: list stats in its scopes (api_keys)"}
-	}
-	now := a.opts.Now()
-	if !a.allow(ki, now) {
-		return nil, &httpError{fasthttp.StatusTooManyRequests, fmt.Sprintf("too many requests: this key may make %d requests per hour", a.opts.RateLimit)}
-	}
-	return a.answerV2(c, now, func(domain string) (string, error) {
-		if !key.Covers(domain) {
-			return "", &httpError{fasthttp.StatusForbidden, fmt.Sprintf("this API key cannot read site %q", domain)}
-		}
-		return "key:" + key.Name, nil
-	})
+	return a.answerV2(c, now, may)
 }
 
 // answerV2 reads a v2 body, checks that the caller may read its site, and
