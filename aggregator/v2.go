@@ -67,12 +67,9 @@ type CompareV2 struct {
 	custom         [2]string // custom: the dates as sent
 }
 
-// v2Metrics are the metrics a v2 query may ask for, beyond the engine's
-// (Glimpse's own, such as email_opens, are accepted too).
-var v2Metrics = map[string]bool{
-	"visitors": true, "visits": true, "pageviews": true, "views_per_visit": true, "bounce_rate": true,
-	"visit_duration": true, "events": true, "scroll_depth": true, "time_on_page": true, "percentage": true,
-	"conversion_rate": true, "group_conversion_rate": true, "average_revenue": true, "total_revenue": true,
+// knownV2Metric reports whether the engine computes m or v2 derives it.
+func knownV2Metric(m string) bool {
+	return metrics[m].value != nil || m == "percentage" || m == "group_conversion_rate"
 }
 
 // sessionMetricsV2 are read from visits: Plausible refuses them with
@@ -260,7 +257,7 @@ func parseV2Metrics(raw json.RawMessage) ([]string, error) {
 	var out []string
 	for i, it := range items {
 		var m string
-		if json.Unmarshal(it, &m) != nil || !(v2Metrics[m] || metrics[m].value != nil) {
+		if json.Unmarshal(it, &m) != nil || !knownV2Metric(m) {
 			return nil, badRequest("#/metrics/%d: Invalid metric %s", i, string(it))
 		}
 		if slices.Contains(out, m) {
@@ -790,7 +787,7 @@ func (q *QueryV2) parseOrderBy(raw json.RawMessage) error {
 	for i, it := range items {
 		var e []string
 		if json.Unmarshal(it, &e) != nil || len(e) != 2 || (e[1] != "asc" && e[1] != "desc") ||
-			!(v2Metrics[e[0]] || metrics[e[0]].value != nil || isTimeDim(e[0]) || v2Dimension(e[0])) {
+			!(knownV2Metric(e[0]) || isTimeDim(e[0]) || v2Dimension(e[0])) {
 			return badRequest("#/order_by/%d: Invalid value in order_by %s", i, inspect(it))
 		}
 		name := e[0]
@@ -803,7 +800,7 @@ func (q *QueryV2) parseOrderBy(raw json.RawMessage) error {
 		}
 		if !slices.Contains(q.Metrics, name) && !slices.Contains(q.Dimensions, name) {
 			term := strconv.Quote(name)
-			if v2Metrics[name] || metrics[name].value != nil {
+			if knownV2Metric(name) {
 				term = ":" + name
 			}
 			return badRequest("Invalid order_by entry '{%s, :%s}'. Entry is not a queried metric or dimension.", term, e[1])
@@ -916,7 +913,8 @@ func (q *QueryV2) validate() error {
 			sessionDims = true
 		}
 	}
-	if len(evDims) > 0 && !(len(evDims) == 1 && evDims[0] == "event:page") {
+	// (event:page alone: a composite has no entry page to read visits by)
+	if len(evDims) > 0 && !(len(q.Dimensions) == 1 && evDims[0] == "event:page") {
 		var sm []string
 		for _, m := range q.Metrics {
 			if slices.Contains(sessionMetricsV2, m) {
