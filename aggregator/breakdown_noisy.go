@@ -51,6 +51,15 @@ func (e *Engine) breakdownNoisy(ctx context.Context, q *Query, pl *plan, src sou
 			return nil, err
 		}
 	}
+	if hasRevenue(q) {
+		revBy, err := e.revenueRows(ctx, pl, q, keys)
+		if err != nil {
+			return nil, err
+		}
+		for _, raw := range all {
+			addRevenue(raw.v, revBy[raw.key])
+		}
+	}
 	r := e.release(q)
 	k := float64(q.Site.Privacy.KAnonymity)
 	factor := pl.factor()
@@ -136,6 +145,7 @@ func (e *Engine) breakdownNoisy(ctx context.Context, q *Query, pl *plan, src sou
 	for _, c := range eng {
 		r.charge(c, engAt(Other))
 	}
+	r.chargeRevenue(q, at(Other))
 	if len(folded) == 0 && hasMetric(q, "conversion_rate") {
 		r.totalVisitors(q, pl, Other, 0)
 	}
@@ -196,6 +206,13 @@ func (e *Engine) otherOf(ctx context.Context, q *Query, pl *plan, src source, co
 	if err != nil {
 		return nil, err
 	}
+	if hasRevenue(q) {
+		rv, err := e.revenueOf(ctx, pl, q, pred)
+		if err != nil {
+			return nil, err
+		}
+		addRevenue(v, rv)
+	}
 	if hasMetric(q, "conversion_rate") {
 		rows := []row{{key: Other, v: v}}
 		if err := e.conversionTotals(ctx, pl, q, src, nil, rows, pred); err != nil {
@@ -208,6 +225,7 @@ func (e *Engine) otherOf(ctx context.Context, q *Query, pl *plan, src source, co
 // rowValues is a breakdown row: the property's key and each metric.
 func (q *Query) rowValues(key string, v map[string]float64) map[string]any {
 	o := map[string]any{q.Property.Key: key}
+	q.releaseRevenue(v)
 	v = nonNegative(v)
 	for _, m := range q.Metrics {
 		o[m] = metrics[m].value(v)

@@ -168,7 +168,9 @@ func (r *release) value(c string, at cell, raw, factor float64) float64 {
 	}
 	key := r.charge(c, at)
 	s, ok := sensitivity[c]
-	if !ok {
+	if kind, _, rev := revenueComponent(c); rev {
+		s, _ = revenueSensitivity(kind)
+	} else if !ok {
 		s = model.MaxEventsPerDay
 	}
 	num := uint64(math.Round(float64(s) * max(factor, 1) * 1000))
@@ -187,10 +189,25 @@ func (r *release) charge(c string, at cell) string {
 	if at.scope != nil {
 		scope = *at.scope
 	}
-	family := strings.Join([]string{r.site, at.side, c, strconv.FormatInt(at.from.Unix(), 10), strconv.FormatInt(at.to.Unix(), 10),
-		scope, at.by}, "\x00")
+	fam := func(c string) string {
+		return strings.Join([]string{r.site, at.side, c, strconv.FormatInt(at.from.Unix(), 10), strconv.FormatInt(at.to.Unix(), 10),
+			scope, at.by}, "\x00")
+	}
+	family := fam(c)
 	if r.charges == nil {
 		r.charges = map[string]float64{}
+	}
+	if kind, _, ok := revenueComponent(c); ok {
+		// A revenue component is charged for all currencies together,
+		// whichever the cell holds: its sums and counts are additive
+		// over currencies (and rows), its buyers reach at most one
+		// currency and row per event of a visitor-day.
+		units := 1.0
+		if _, add := revenueSensitivity(kind); !add {
+			units = model.MaxEventsPerDay
+		}
+		r.charges[fam(kind)+"\x00rows"] = units
+		return family + "\x00" + at.key
 	}
 	switch {
 	case !at.row:

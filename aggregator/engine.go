@@ -294,6 +294,7 @@ func (q *Query) values(pt point) (map[string]any, bool) {
 	if len(q.Filters) > 0 && (q.under(pt.ev) || q.under(pt.se)) {
 		return nil, true
 	}
+	q.releaseRevenue(pt.ev)
 	out := make(map[string]any, len(q.Metrics))
 	for _, m := range q.Metrics {
 		d := metrics[m]
@@ -366,6 +367,13 @@ func (e *Engine) aggregate(ctx context.Context, q *Query, p period.Period, r *re
 		if pt.se, err = e.one(ctx, pl.scan(pl.seSrc, seCols, q.Filters)); err != nil {
 			return nil, false, Meta{}, err
 		}
+	}
+	if hasRevenue(q) {
+		rv, err := e.runRevenue(ctx, pl.revenueScan(q, "", false, false, nil))
+		if err != nil {
+			return nil, false, Meta{}, err
+		}
+		addRevenue(pt.ev, rv[""])
 	}
 	pt = pl.noisy(r, pt, p.From, p.To)
 	if hasMetric(q, "conversion_rate") {
@@ -517,6 +525,17 @@ func (e *Engine) series(ctx context.Context, q *Query, p period.Period, r *relea
 	}
 	if err := get(pl.seSrc, seCols, q.Filters, func(p *point, v map[string]float64) { p.se = v }); err != nil {
 		return nil, Meta{}, err
+	}
+	if hasRevenue(q) {
+		rv, err := e.runRevenue(ctx, pl.revenueScan(q, q.Interval, false, true, nil))
+		if err != nil {
+			return nil, Meta{}, err
+		}
+		for k, v := range rv {
+			if p := pts[k]; p != nil {
+				addRevenue(p.ev, v)
+			}
+		}
 	}
 	if hasMetric(q, "conversion_rate") {
 		if err := get(srcEvents, []string{"visitors"}, withoutGoals(q.Filters), func(p *point, v map[string]float64) {
@@ -671,6 +690,11 @@ func (e *Engine) Breakdown(ctx context.Context, q *Query) (*Response, error) {
 	}
 	if len(eng) > 0 {
 		if err := e.engagementExact(ctx, pl, q, src, kRead, eng, rows, otherRows, otherPred); err != nil {
+			return nil, err
+		}
+	}
+	if hasRevenue(q) {
+		if err := e.revenueExact(ctx, pl, q, src, kRead, rows, otherRows, otherPred); err != nil {
 			return nil, err
 		}
 	}

@@ -176,6 +176,11 @@ var metrics = map[string]metric{
 			}
 			return round(100*ratio(v["clicks"], v["opens"]), 1)
 		}},
+	// total_revenue, average_revenue: per currency, from the events
+	// carrying revenue (revenue.go); their components are added to the
+	// events side's by a scan of their own.
+	"total_revenue":   {home: sideEvents, events: true, sessions: true, needs: []string{"visitors"}, value: revenueValue(false)},
+	"average_revenue": {home: sideEvents, events: true, sessions: true, needs: []string{"visitors"}, value: revenueValue(true)},
 	// conversion_rate: visitors who reached the goal over all visitors of
 	// the same query without its goal filter ("total_visitors").
 	"conversion_rate": {home: sideEvents, events: true, sessions: true, needs: []string{"visitors"}, diff: true,
@@ -225,6 +230,9 @@ func parseMetrics(s string) ([]string, error) {
 // change is Plausible's comparison: points for rates, otherwise the
 // percentage change rounded, 100 when the previous value was 0.
 func change(m metric, cur, prev any) any {
+	if !sameCurrency(cur, prev) {
+		return nil // no exchange rates: amounts in different currencies do not compare
+	}
 	c, p := toF(cur), toF(prev)
 	if m.diff {
 		return round(c-p, 1)
@@ -244,6 +252,10 @@ func toF(v any) float64 {
 		return float64(v)
 	case float64:
 		return v
+	case Money:
+		if v.Value != nil {
+			return *v.Value
+		}
 	}
 	return 0
 }

@@ -170,6 +170,9 @@ func ParseQuery(kind Kind, site *config.Site, get func(string) string, now time.
 		}
 		for _, m := range q.Metrics {
 			d := metrics[m]
+			if err := checkRevenue(m, q.Property); err != nil {
+				return nil, err
+			}
 			if byEntry(q.Property) && entryMetrics[m] {
 				continue // read by entry page (entry.go)
 			}

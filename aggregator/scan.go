@@ -89,8 +89,14 @@ type scan struct {
 	states bool
 
 	// engagement: an events scan of engagement by a visit property
-	// (buildEngagement).
+	// (buildEngagement); with revenue, of revenue by a visit property
+	// (buildRevenueByVisit).
 	engagement bool
+
+	// revenue: an events scan of the events carrying revenue, grouped by
+	// the key (if any) and currency (revenue.go); noisy clips each
+	// event's revenue.
+	revenue, noisy bool
 }
 
 func (s *scan) grouped() bool { return s.group }
@@ -243,6 +249,10 @@ func (s *scan) build() *sqlb {
 			keyExpr()
 			b.w(" AS gk, ")
 		}
+		if s.revenue {
+			s.revenueSelect(b, s.noisy)
+			return
+		}
 		if s.countKeys {
 			b.w("toFloat64(uniqExact(")
 			keyExpr()
@@ -265,6 +275,14 @@ func (s *scan) build() *sqlb {
 		}
 	}
 	tail := func() {
+		if s.revenue {
+			b.w(" GROUP BY ")
+			if s.grouped() {
+				b.w("gk, ")
+			}
+			b.w("cur")
+			return
+		}
 		if !s.grouped() {
 			return
 		}
@@ -291,7 +309,11 @@ func (s *scan) build() *sqlb {
 		if s.siteOnly() {
 			b.w(" AND type NOT IN " + emailTypes)
 		}
-		if s.prop != nil && !s.prop.goalScoped(s.filters) {
+		if s.revenue {
+			b.w(" AND revenue_currency != ''")
+		}
+		// A page's revenue is that of the events on it, not of its views.
+		if s.prop != nil && !s.prop.goalScoped(s.filters) && !(s.revenue && s.prop.pagesOnly()) {
 			s.prop.scope(b, s.pageEngagement())
 		}
 		s.omitEmpty(b, func() { s.prop.expr(b) })

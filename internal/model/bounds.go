@@ -21,6 +21,11 @@ const (
 	MaxEngagedMSPerDay   = 30 * 60 * 1000
 	// MaxScrollDepth is the largest scroll depth a report carries (%).
 	MaxScrollDepth = 100
+	// MaxRevenuePerEvent is the revenue (in units of its currency) one
+	// event counts with on a noisy site: larger amounts are clipped to it
+	// when summed, so a currency's revenue has sensitivity
+	// MaxRevenuePerEvent × MaxEventsPerDay.
+	MaxRevenuePerEvent = 1000
 	// MaxEmailPerRecipientDay bounds the opens and clicks stored for one
 	// recipient pseudonym in a UTC day.
 	MaxEmailPerRecipientDay = 10
