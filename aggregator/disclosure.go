@@ -86,6 +86,7 @@ type release struct {
 	site   string
 	n      *noise.Noise
 	epsNum uint64 // epsilon in thousandths
+	clip   int64  // the revenue one event counts with (privacy.revenue_clip)
 	scope  string // the canonical filters
 	// charges are the releases' privacy costs in units of epsilon, by
 	// what they release: a cell, or a component across a breakdown's rows.
@@ -100,6 +101,7 @@ func (e *Engine) release(q *Query) *release {
 	}
 	r.n = e.noiseOf(q.Site)
 	r.epsNum = uint64(max(1, math.Round(p.Epsilon*1000)))
+	r.clip = max(p.RevenueClip, 1)
 	r.scope = canonicalFilters(q.Filters)
 	return r
 }
@@ -167,9 +169,19 @@ func (r *release) value(c string, at cell, raw, factor float64) float64 {
 		return raw
 	}
 	key := r.charge(c, at)
+	unit := 1.0
 	s, ok := sensitivity[c]
 	if kind, _, rev := revenueComponent(c); rev {
-		s, _ = revenueSensitivity(kind)
+		s, _ = revenueSensitivity(kind, r.clip)
+		if kind == revSum {
+			// Micros are released on a grid of cents (revenueGrid), so
+			// that the noise's scale fits its integer arithmetic: the sum
+			// is rounded to the grid first, which moves it by at most one
+			// more step.
+			unit = revenueGrid
+			raw = math.Round(raw / unit)
+			s = s/revenueGrid + 1
+		}
 	} else if !ok {
 		s = model.MaxEventsPerDay
 	}
@@ -179,7 +191,7 @@ func (r *release) value(c string, at cell, raw, factor float64) float64 {
 	// answer carries new noise rather than the old noise plus the exact
 	// change. The charge stays the cell's: whether the rows changed is
 	// not told by the budget.
-	return raw + float64(r.n.Laplace(key+"\x00"+strconv.FormatFloat(raw, 'g', -1, 64), num, r.epsNum))
+	return (raw + float64(r.n.Laplace(key+"\x00"+strconv.FormatFloat(raw, 'g', -1, 64), num, r.epsNum))) * unit
 }
 
 // charge records the release of component c of cell at for the budget
@@ -203,7 +215,7 @@ func (r *release) charge(c string, at cell) string {
 		// over currencies (and rows), its buyers reach at most one
 		// currency and row per event of a visitor-day.
 		units := 1.0
-		if _, add := revenueSensitivity(kind); !add {
+		if _, add := revenueSensitivity(kind, r.clip); !add {
 			units = model.MaxEventsPerDay
 		}
 		r.charges[fam(kind)+"\x00rows"] = units

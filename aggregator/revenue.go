@@ -29,8 +29,8 @@ import (
 // takes) is not wrapped: the scan flags it and the cell reports the
 // largest Int64 with "capped": true.
 //
-// Noisy sites: each event's revenue is clipped at model.MaxRevenuePerEvent
-// units before it is summed, so one visitor-day (at most
+// Noisy sites: each event's revenue is clipped at privacy.revenue_clip
+// units (default model.MaxRevenuePerEvent) before it is summed, so one visitor-day (at most
 // model.MaxEventsPerDay events) moves a currency's sum by at most their
 // product, the sum's sensitivity; the sums, the counts and the buyers of
 // every currency carry noise, and a currency is shown only when its noisy
@@ -58,15 +58,16 @@ func revenueComponent(c string) (kind, currency string, ok bool) {
 }
 
 // revenueSensitivity is the most one visitor-day moves a revenue
-// component of one currency, and whether the component is additive over
+// component of one currency (each event's revenue clipped at clip
+// units), and whether the component is additive over
 // the currencies of a cell (and the rows of a breakdown): each event has
 // one currency and falls in one row, so a visitor-day's events move the
 // sums and counts of all of them together by at most that much; its
 // buyers count once in each currency and row it reaches.
-func revenueSensitivity(kind string) (s int64, additive bool) {
+func revenueSensitivity(kind string, clip int64) (s int64, additive bool) {
 	switch kind {
 	case revSum:
-		return model.MaxRevenuePerEvent * 1_000_000 * model.MaxEventsPerDay, true
+		return clip * 1_000_000 * model.MaxEventsPerDay, true
 	case revEvents:
 		return model.MaxEventsPerDay, true
 	}
@@ -110,19 +111,29 @@ func checkRevenue(m string, p *Property) error {
 // visit: the revenue events of each visit joined to its sessions row.
 func revenueByVisit(p *Property) bool { return p != nil && p.side == sideSessions }
 
+// revenueGrid is the step, in micros, at which a noisy site releases a
+// revenue sum: a cent of a two-decimal currency.
+const revenueGrid = 10_000
+
 // maxSumMicros: a sum at or beyond it has passed Int64's range.
 const maxSumMicros = 9.2e18
 
 // revenueSelect writes a revenue scan's columns (after SELECT and the
 // key): the currency, the sum of micros, whether the sum overflowed,
 // the events and their visitors.
-func (s *scan) revenueSelect(b *sqlb, noisy bool) {
-	micros := "revenue_micros"
-	if noisy {
-		micros = "least(revenue_micros, toInt64(" + strconv.FormatInt(model.MaxRevenuePerEvent*1_000_000, 10) + "))"
-	}
+func (s *scan) revenueSelect(b *sqlb) {
+	micros := s.micros()
 	b.w("revenue_currency AS cur, toInt64(sum(", micros, ")) AS r_s, toUInt8(sum(toFloat64(", micros, ")) >= ",
 		strconv.FormatFloat(maxSumMicros, 'e', -1, 64), ") AS r_o, toUInt64(count()) AS r_n, toUInt64(uniq(visitor_id)) AS r_v")
+}
+
+// micros is the revenue of an events row, clipped at s.clip units (a
+// number from the site's configuration, never from a request).
+func (s *scan) micros() string {
+	if s.clip <= 0 {
+		return "revenue_micros"
+	}
+	return "least(revenue_micros, toInt64(" + strconv.FormatInt(s.clip*1_000_000, 10) + "))"
 }
 
 // revenueRow is one key's revenue components.
@@ -190,7 +201,10 @@ func (e *Engine) runRevenue(ctx context.Context, s *scan) (map[string]revenueRow
 // together; keyPred selects keys.
 func (pl *plan) revenueScan(q *Query, bucket string, byProp, group bool, keyPred func(*sqlb, func())) *scan {
 	s := pl.scan(srcEvents, nil, q.Filters)
-	s.revenue, s.noisy = true, q.Site.Privacy.Noisy()
+	s.revenue = true
+	if q.Site.Privacy.Noisy() {
+		s.clip = q.Site.Privacy.RevenueClip
+	}
 	s.bucket, s.group, s.keyPred = bucket, group, keyPred
 	if byProp {
 		s.prop = q.Property
@@ -211,10 +225,7 @@ func (s *scan) buildRevenueByVisit() *sqlb {
 	}
 	b.w("cur, toInt64(sum(x_s)) AS r_s, toUInt8(sum(x_f) >= ", strconv.FormatFloat(maxSumMicros, 'e', -1, 64),
 		") AS r_o, toUInt64(sum(x_n)) AS r_n, toUInt64(uniq(visitor_id)) AS r_v FROM (SELECT session_id, revenue_currency AS cur, ")
-	micros := "revenue_micros"
-	if s.noisy {
-		micros = "least(revenue_micros, toInt64(" + strconv.FormatInt(model.MaxRevenuePerEvent*1_000_000, 10) + "))"
-	}
+	micros := s.micros()
 	b.w("sum(", micros, ") AS x_s, sum(toFloat64(", micros, ")) AS x_f, count() AS x_n FROM events")
 	s.sampleClause(b)
 	b.w(" WHERE site_id = ").arg(s.site).w(" AND ")

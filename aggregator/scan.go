@@ -94,9 +94,10 @@ type scan struct {
 	engagement bool
 
 	// revenue: an events scan of the events carrying revenue, grouped by
-	// the key (if any) and currency (revenue.go); noisy clips each
-	// event's revenue.
-	revenue, noisy bool
+	// the key (if any) and currency (revenue.go); clip > 0 clips each
+	// event's revenue at clip units.
+	revenue bool
+	clip    int64
 }
 
 func (s *scan) grouped() bool { return s.group }
@@ -250,7 +251,7 @@ func (s *scan) build() *sqlb {
 			b.w(" AS gk, ")
 		}
 		if s.revenue {
-			s.revenueSelect(b, s.noisy)
+			s.revenueSelect(b)
 			return
 		}
 		if s.countKeys {

@@ -1,5 +1,12 @@
 package config
 
+import "github.com/glimpse-analytics/glimpse/internal/model"
+
+// MaxRevenueClip bounds privacy.revenue_clip, so that the noise's scale
+// in cents (clip × 100 × 30 events, × 1000 for epsilon's thousandths,
+// × up to 1000 for sampling) fits 64 bits.
+const MaxRevenueClip = 1_000_000_000
+
 // aggregates validates a site's disclosure control: the mode (noisy by
 // default in mode strict, exact otherwise), epsilon, the daily budget and
 // the noise key.
@@ -25,6 +32,12 @@ func (v *validator) aggregates(p *Privacy, at []any) {
 		p.Budget = DefaultBudget
 	case p.Budget < p.Epsilon:
 		v.fail(append(at, "budget"), "%g is less than epsilon (%g): no number could be released", p.Budget, p.Epsilon)
+	}
+	switch {
+	case p.RevenueClip == 0:
+		p.RevenueClip = model.MaxRevenuePerEvent
+	case p.RevenueClip < 0 || p.RevenueClip > MaxRevenueClip:
+		v.fail(append(at, "revenue_clip"), "%d is out of range: want 1 to %d (units of a currency counted per event)", p.RevenueClip, int64(MaxRevenueClip))
 	}
 	if p.NoiseKey != "" && p.NoiseKeyEnv != "" {
 		v.fail(append(at, "noise_key"), "give either noise_key or noise_key_env, not both")

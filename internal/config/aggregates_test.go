@@ -33,6 +33,9 @@ func TestAggregatesDefaults(t *testing.T) {
 			t.Errorf("%s: aggregates %q epsilon %g budget %g; want %q %g %g", f.Sites[i].Domain, p.Aggregates, p.Epsilon, p.Budget,
 				want.aggregates, want.epsilon, want.budget)
 		}
+		if p.RevenueClip != 1000 {
+			t.Errorf("%s: revenue_clip %d, want the default 1000", f.Sites[i].Domain, p.RevenueClip)
+		}
 		if p.Noisy() != (want.aggregates == AggregatesNoisy) {
 			t.Errorf("%s: Noisy() %v", f.Sites[i].Domain, p.Noisy())
 		}
@@ -53,6 +56,8 @@ func TestAggregatesErrors(t *testing.T) {
 		{`{epsilon: 11}`, `privacy.epsilon: 11 is out of range`},
 		{`{epsilon: 2, budget: 1}`, `privacy.budget: 1 is less than epsilon (2)`},
 		{`{noise_key: short}`, `privacy.noise_key: 5 bytes is too short`},
+		{`{revenue_clip: -5}`, `privacy.revenue_clip: -5 is out of range`},
+		{`{revenue_clip: 2000000000}`, `privacy.revenue_clip: 2000000000 is out of range`},
 		{`{noise_key_env: MISSING}`, `privacy.noise_key_env: environment variable MISSING is empty or not set`},
 		{`{noise_key_env: SHORT_KEY}`, `privacy.noise_key_env: 5 bytes is too short`},
 		{`{noise_key: "0123456789abcdef0123456789abcdef", noise_key_env: X}`, `privacy.noise_key: give either`},

@@ -101,6 +101,10 @@ type Privacy struct {
 	// noise, which a patient reader could average).
 	NoiseKey    string `yaml:"noise_key"`
 	NoiseKeyEnv string `yaml:"noise_key_env"`
+	// RevenueClip is the revenue (units of its currency) one event counts
+	// with on a noisy site (default model.MaxRevenuePerEvent): a
+	// currency's revenue carries noise of scale RevenueClip × 30 / epsilon.
+	RevenueClip int64 `yaml:"revenue_clip"`
 }
 
 // Aggregates modes.

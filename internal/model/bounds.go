@@ -22,9 +22,9 @@ const (
 	// MaxScrollDepth is the largest scroll depth a report carries (%).
 	MaxScrollDepth = 100
 	// MaxRevenuePerEvent is the revenue (in units of its currency) one
-	// event counts with on a noisy site: larger amounts are clipped to it
-	// when summed, so a currency's revenue has sensitivity
-	// MaxRevenuePerEvent × MaxEventsPerDay.
+	// event counts with on a noisy site by default (privacy.revenue_clip):
+	// larger amounts are clipped to it when summed, so a currency's
+	// revenue has sensitivity clip × MaxEventsPerDay.
 	MaxRevenuePerEvent = 1000
 	// MaxEmailPerRecipientDay bounds the opens and clicks stored for one
 	// recipient pseudonym in a UTC day.
