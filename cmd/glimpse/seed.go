@@ -51,7 +51,7 @@ func seedCommand() *command {
 			}
 			began := time.Now()
 			st, err := seed.Write(ctx, sink.New(sink.Options{Conn: conn, BatchSize: 50000, QueueSize: 200000, Log: log.With("component", "sink"), SessionInterval: seed.SessionInterval}),
-				seed.Options{Site: site, Events: events, Days: days, End: endT, Seed: rng})
+				seed.Options{Site: site, Events: events, Days: days, End: endT, Seed: rng, Revenue: true})
 			if err != nil {
 				return err
 			}

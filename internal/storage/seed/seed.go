@@ -30,6 +30,10 @@ type Options struct {
 	Seed uint64
 	// Visitors is the pool of distinct visitors (default Events/6, at least 20).
 	Visitors int
+	// Revenue: a signup to a paid plan is followed by a "Purchase" goal
+	// carrying its price (29 or 99; in USD for visitors from the US, EUR
+	// otherwise). Off by default, so that the tests' seeded data stays.
+	Revenue bool
 }
 
 // Stats count what was written.
@@ -132,6 +136,23 @@ type event struct {
 	scroll    uint8
 	propKey   string
 	propValue string
+	currency  string
+	micros    int64
+}
+
+// purchase is the Purchase goal of a paid plan, priced in the visitor's
+// currency.
+func purchase(ts time.Time, path, plan, country string) event {
+	cur := "EUR"
+	if country == "US" {
+		cur = "USD"
+	}
+	price := int64(29)
+	if plan == "team" {
+		price = 99
+	}
+	return event{ts: ts, typ: model.TypeCustom, name: "Purchase", path: path, propKey: "plan", propValue: plan,
+		currency: cur, micros: price * 1_000_000}
 }
 
 // Writer takes the generated rows: the collector's writer
@@ -220,8 +241,12 @@ func Generate(ctx context.Context, w Writer, o Options) (Stats, error) {
 					path: path, engMS: uint32(dwell), scroll: uint8(10 + r.IntN(91))})
 			}
 			if r.Float64() < 0.03 {
+				plan := []string{"free", "free", "pro", "team"}[r.IntN(4)]
 				evs = append(evs, event{ts: t.Add(2 * time.Second), typ: model.TypeCustom, name: "Signup", path: path,
-					propKey: "plan", propValue: []string{"free", "free", "pro", "team"}[r.IntN(4)]})
+					propKey: "plan", propValue: plan})
+				if o.Revenue && plan != "free" {
+					evs = append(evs, purchase(t.Add(5*time.Second), path, plan, g.country))
+				}
 			}
 			if r.Float64() < 0.02 {
 				evs = append(evs, event{ts: t.Add(3 * time.Second), typ: model.TypeDownload, path: path,
@@ -330,6 +355,10 @@ func enqueue(ctx context.Context, w Writer, site string, visitorID, session uint
 	e.IPPrefix = append(e.IPPrefix, "192.0.2.0/24"...)
 	if ev.propKey != "" {
 		e.AddProp([]byte(ev.propKey), []byte(ev.propValue))
+	}
+	if ev.currency != "" {
+		e.RevenueMicros = ev.micros
+		e.RevenueCurrency = append(e.RevenueCurrency, ev.currency...)
 	}
 	return w.EnqueueWait(ctx, e)
 }

@@ -136,3 +136,40 @@ func TestDemoIsBelievable(t *testing.T) {
 		t.Errorf("%d visitors in the last 7 days, %d in the 7 before; want a previous period of similar size", cur, prev)
 	}
 }
+
+// TestRevenue: with Revenue, paid signups are followed by Purchase goals
+// priced 29 or 99 in EUR, and in USD for visitors from the US; without
+// it, no event carries revenue.
+func TestRevenue(t *testing.T) {
+	end := time.Date(2025, 3, 31, 0, 0, 0, 0, time.UTC)
+	for _, revenue := range []bool{false, true} {
+		db := chtest.Migrated(t)
+		w := sink.New(sink.Options{Conn: db.Conn, Interval: 50 * time.Millisecond})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := seed.Generate(ctx, w, seed.Options{Site: "example.com", Events: 6000, Days: 14, End: end, Seed: 3, Revenue: revenue}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var n, usdOutsideUS, eurInUS, wrong uint64
+		if err := db.Conn.QueryRow(ctx, `SELECT count(), countIf(revenue_currency = 'USD' AND country_code != 'US'),
+			countIf(revenue_currency = 'EUR' AND country_code = 'US'),
+			countIf(name != 'Purchase' OR revenue_micros NOT IN (29000000, 99000000) OR revenue_currency NOT IN ('EUR', 'USD'))
+			FROM events WHERE revenue_currency != ''`).Scan(&n, &usdOutsideUS, &eurInUS, &wrong); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case !revenue && n != 0:
+			t.Errorf("without Revenue, %d events carry revenue", n)
+		case revenue && (n < 20 || usdOutsideUS+eurInUS+wrong > 0):
+			t.Errorf("with Revenue: %d purchases (want 20 or more), %d USD outside the US, %d EUR in it, %d other", n, usdOutsideUS, eurInUS, wrong)
+		}
+		var usd uint64
+		_ = db.Conn.QueryRow(ctx, `SELECT count() FROM events WHERE revenue_currency = 'USD'`).Scan(&usd)
+		if revenue && (usd == 0 || usd == n) {
+			t.Errorf("with Revenue: %d of %d purchases in USD, want some and not all", usd, n)
+		}
+	}
+}
