@@ -106,8 +106,35 @@ func cell(v any) string {
 		return strconv.FormatFloat(v, 'f', -1, 64)
 	case int64:
 		return strconv.FormatInt(v, 10)
+	case aggregator.Money:
+		return moneyCell(v)
 	}
 	return fmt.Sprint(v)
+}
+
+// moneyCell writes a revenue value as its amount and currency code
+// ("1234.5 EUR"), one per currency joined by "; " (currencies are never
+// added); no revenue is "0".
+func moneyCell(m aggregator.Money) string {
+	each := m.ByCurrency
+	if len(each) == 0 && m.Currency != nil {
+		each = []aggregator.Money{m}
+	}
+	if len(each) == 0 {
+		return "0"
+	}
+	parts := make([]string, 0, len(each))
+	for _, x := range each {
+		if x.Value == nil || x.Currency == nil {
+			continue
+		}
+		s := strconv.FormatFloat(*x.Value, 'f', -1, 64) + " " + *x.Currency
+		if x.Capped {
+			s += " (capped)"
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, "; ")
 }
 
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)

@@ -82,7 +82,21 @@
     click_through_rate: { label: 'Click-through', fmt: (v) => v + '%' },
     email_unique_opens: { label: 'Unique opens', fmt: (v) => nf.format(v) },
     click_to_open_rate: { label: 'Click-to-open', fmt: (v) => v + '%' },
+    // Revenue is a money object per currency (never converted): one
+    // line per currency.
+    total_revenue: { label: 'Revenue', money: true, fmt: moneyText },
+    average_revenue: { label: 'Average revenue', short: 'Average', money: true, fmt: moneyText },
   };
+  // moneyEach lists a money object's currencies; moneyText is its short form.
+  function moneyEach(v) { return v ? (v.by_currency || (v.currency ? [v] : [])) : []; }
+  function moneyText(v) { const each = moneyEach(v); return each.length ? each.map((x) => x.short).join(' ') : '—'; }
+  function moneyCell(v) {
+    const each = moneyEach(v);
+    if (!each.length) return el('td', { class: 'num money muted', text: '—', title: 'no revenue' });
+    const td = el('td', { class: 'num money', title: each.map((x) => x.long).join(', ') });
+    for (const x of each) td.append(el('span', { class: 'cur', 'data-currency': x.currency, 'data-value': String(x.value), text: x.short }));
+    return td;
+  }
   const KPIS = ['visitors', 'visits', 'pageviews', 'views_per_visit', 'bounce_rate', 'visit_duration', 'time_on_page', 'scroll_depth'];
 
   // ---- properties and panels ---------------------------------------------
@@ -111,7 +125,8 @@
       { label: 'Devices', prop: 'visit:device' }, { label: 'Screens', prop: 'visit:screen' },
       { label: 'Connections', prop: 'visit:connection' }] },
     { id: 'goals', title: 'Goals and events', tabs: [
-      { label: 'Goals', prop: 'event:goal', metrics: ['visitors', 'events'] },
+      // Revenue columns show when a goal earned some in the period.
+      { label: 'Goals', prop: 'event:goal', metrics: ['visitors', 'events', 'total_revenue', 'average_revenue'] },
       { label: 'Properties', prop: 'event:props:', metrics: ['visitors', 'events'], askKey: true },
       { label: 'Outbound links', prop: 'event:outbound_link', metrics: ['visitors', 'events'] },
       { label: 'Downloads', prop: 'event:download', metrics: ['visitors', 'events'] },
@@ -323,7 +338,7 @@
     compareSel.value = st.compare;
     compareBox.hidden = st.compare !== 'custom';
     if (st.compare === 'custom') { const [a, b] = st.compareDate.split(','); cFromIn.value = a || ''; cToIn.value = b || ''; }
-    metricSel.value = METRICS[st.metric] ? st.metric : 'visitors';
+    metricSel.value = METRICS[st.metric] && !METRICS[st.metric].money ? st.metric : 'visitors';
     intervalSel.value = st.interval || defaultInterval(st);
     intervalSel.querySelector('option[value=hour]').disabled = periodDays(st) > 93;
     const box = clear(document.getElementById('filters'));
@@ -405,7 +420,7 @@
   const chartStatus = document.getElementById('chart-status');
   let lastSeries = null;
   async function loadChart(st, gen) {
-    const metric = METRICS[st.metric] ? st.metric : 'visitors';
+    const metric = METRICS[st.metric] && !METRICS[st.metric].money ? st.metric : 'visitors';
     const interval = st.interval || defaultInterval(st);
     const p = params(st, { metrics: metric, interval: interval });
     const csv = new URLSearchParams(p); csv.set('endpoint', 'timeseries');
@@ -613,10 +628,12 @@
         return r[ks[0]];
       };
       const first = metrics[0];
+      // Money columns only when some row holds revenue.
+      const cols = metrics.filter((m) => !METRICS[m].money || rows.some((r) => moneyEach(r[m]).length > 0));
       const top = Math.max(1, ...rows.map((r) => Number(r[first]) || 0));
-      const table = el('table', { class: 'breakdown' });
+      const table = el('table', { class: 'breakdown' + (cols.some((m) => METRICS[m].money) ? ' with-money' : '') });
       const head = el('tr', {}, el('th', { scope: 'col', text: propLabel(prop) }));
-      for (const m of metrics) head.append(el('th', { scope: 'col', class: 'num', text: (tab.heads && tab.heads[m]) || METRICS[m].short || METRICS[m].label }));
+      for (const m of cols) head.append(el('th', { scope: 'col', class: 'num', text: (tab.heads && tab.heads[m]) || METRICS[m].short || METRICS[m].label }));
       // Comparing: the change of the panel's first metric, one column.
       const cmp = comparing(st);
       if (cmp) head.append(el('th', { scope: 'col', class: 'num change', title: 'Change of ' + (METRICS[first].short || METRICS[first].label).toLowerCase() + ' against ' + COMPARE_MODES[st.compare] + rangeText(res.meta), text: 'Change' }));
@@ -632,7 +649,10 @@
         const cellLabel = el('td', { class: 'label' }, bar, el('span', { class: 'text', text: shown, title: shown }));
         const tr = el('tr', { class: other ? 'other' : 'row', 'data-value': value });
         tr.append(cellLabel);
-        for (const m of metrics) tr.append(el('td', { class: 'num', text: r[m] === null || r[m] === undefined ? '—' : METRICS[m].fmt(r[m]) }));
+        for (const m of cols) {
+          if (METRICS[m].money && r[m]) tr.append(moneyCell(r[m]));
+          else tr.append(el('td', { class: 'num', text: r[m] === null || r[m] === undefined ? '—' : METRICS[m].fmt(r[m]) }));
+        }
         if (cmp) {
           const c = r.change && r.change[first];
           const was = r.comparison && r.comparison[first];
