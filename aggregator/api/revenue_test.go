@@ -541,3 +541,34 @@ func TestRevenueNoisy(t *testing.T) {
 		t.Errorf("the currency only the target uses (ISK) shows under %d of 10 noise keys", isk)
 	}
 }
+
+// TestRevenueAnswers: revenue beside every kind of metric and question
+// answers 200 on exact and noisy sites alike.
+func TestRevenueAnswers(t *testing.T) {
+	db := chtest.Migrated(t)
+	revWrite(t, db, revSite, revGenerate(true))
+	revWrite(t, db, revNoisy, revGenerate(true))
+	c := revClient(t, db, strings.Repeat("k", 32))
+	n := 0
+	for _, site := range []string{revSite, revNoisy} {
+		for _, uri := range []string{
+			revQ(api.PathBreakdown, site, "metrics", "visitors,conversion_rate,total_revenue,average_revenue", "property", "event:goal", "filters", "event:goal==Purchase"),
+			revQ(api.PathBreakdown, site, "metrics", "visitors,conversion_rate,total_revenue", "property", "visit:country", "filters", "event:goal==Purchase"),
+			revQ(api.PathBreakdown, site, "metrics", "visitors,visits,bounce_rate,total_revenue", "property", "event:page"),
+			revQ(api.PathBreakdown, site, "metrics", "visitors,time_on_page,total_revenue", "property", "visit:browser", "filters", "event:page==/checkout"),
+			revQ(api.PathBreakdown, site, "metrics", "visitors,total_revenue", "property", "visit:entry_page"),
+			revQ(api.PathBreakdown, site, "metrics", "visitors,total_revenue", "property", "event:props:plan"),
+			revQ(api.PathBreakdown, site, "metrics", "visitors,total_revenue", "property", "visit:os_version", "limit", "1", "page", "2"),
+			revQ(api.PathTimeseries, site, "metrics", "visitors,visits,total_revenue,average_revenue", "interval", "week"),
+			revQ(api.PathTimeseries, site, "metrics", "total_revenue,conversion_rate", "filters", "event:goal==Upgrade"),
+			revQ(api.PathAggregate, site, "metrics", "visits,bounce_rate,total_revenue,average_revenue", "compare", "previous_period"),
+			revQ(api.PathAggregate, site, "metrics", "total_revenue", "period", "realtime"),
+		} {
+			n++
+			if s, b := c.get(t, revKey, uri); s != 200 {
+				t.Errorf("%s: %d %s", uri, s, b)
+			}
+		}
+	}
+	t.Logf("%d questions answered", n)
+}
