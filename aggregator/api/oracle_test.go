@@ -804,7 +804,12 @@ func orHasEventFilter(fs []orFilter) bool {
 func (m *orModel) metrics(q orQuery, es []*orEvent, sessFilter func(*orSession) bool, eventFiltered bool) map[string]float64 {
 	visitors := map[string]bool{}
 	var pv, ev, engN, engMS, scroll, outbound float64
+	var revMicros, revN int64
 	for _, e := range es {
+		if _, micros, ok := orRevenue(e); ok {
+			revMicros += micros
+			revN++
+		}
 		if e.typ != tEngagement {
 			// Engagement is no visit (Plausible leaves it out of
 			// visitors): it follows a page view, unless its session
@@ -863,7 +868,40 @@ func (m *orModel) metrics(q orQuery, es []*orEvent, sessFilter func(*orSession) 
 		"views_per_visit": r(div(spv, visits), 2), "bounce_rate": math.Round(100 * div(bounces, visits)),
 		"visit_duration": math.Round(div(dur, visits)), "time_on_page": math.Round(div(engMS, engN) / 1000),
 		"scroll_depth": math.Round(div(scroll, engN)), "outbound_clicks": outbound,
+		// Both sites' revenue is in EUR: one currency, a money object's value.
+		"total_revenue": r(float64(revMicros)/1e6, 2), "average_revenue": r(div(float64(revMicros), float64(revN))/1e6, 2),
 	}
+}
+
+// orRevenue is the revenue an event carries: its currency and micros.
+func orRevenue(e *orEvent) (string, int64, bool) {
+	if e.revenue == "" {
+		return "", 0, false
+	}
+	var r struct{ Amount, Currency string }
+	if err := json.Unmarshal([]byte(e.revenue), &r); err != nil {
+		panic(err)
+	}
+	units, cents, _ := strings.Cut(r.Amount, ".")
+	u, err1 := strconv.ParseInt(units, 10, 64)
+	c, err2 := strconv.ParseInt((cents + "000000")[:6], 10, 64)
+	if err1 != nil || err2 != nil {
+		panic(r.Amount)
+	}
+	return r.Currency, u*1_000_000 + c, true
+}
+
+// orRevenueMetrics are the revenue metrics, asked wherever the engine
+// reads them.
+var orRevenueMetrics = []string{"total_revenue", "average_revenue"}
+
+// orRevenueProp reports whether a breakdown by prop reads revenue.
+func orRevenueProp(prop string) bool {
+	switch prop {
+	case "event:outbound_link", "event:download", "email:campaign":
+		return false
+	}
+	return true
 }
 
 // sessFilter is the visit filters of q as a test of a session (through
@@ -1006,6 +1044,9 @@ type orRow struct {
 	// counted events and all its events (engagement too).
 	in             func(*orEvent) bool
 	counted, group []*orEvent
+	// rev: the events whose revenue an event:page row counts (the
+	// events on the page, not only its views).
+	rev []*orEvent
 }
 
 // other is the model of a breakdown's (other) row: the rows folded,
@@ -1030,14 +1071,16 @@ func (m *orModel) other(q orQuery, prop string, folded []*orRow) map[string]floa
 		}
 		return out
 	}
-	var counted, group []*orEvent
+	var counted, group, rev []*orEvent
 	for _, r := range folded {
-		counted, group = append(counted, r.counted...), append(group, r.group...)
+		counted, group, rev = append(counted, r.counted...), append(group, r.group...), append(rev, r.rev...)
 	}
 	out := m.metrics(q, counted, nil, true)
 	if prop == "event:page" {
 		eng := m.metrics(q, group, nil, true)
 		out["time_on_page"], out["scroll_depth"] = eng["time_on_page"], eng["scroll_depth"]
+		r := m.metrics(q, rev, nil, true)
+		out["total_revenue"], out["average_revenue"] = r["total_revenue"], r["average_revenue"]
 	}
 	delete(out, "conversion_rate") // not modelled for (other) of event properties
 	return out
@@ -1182,6 +1225,17 @@ func (m *orModel) breakdown(q orQuery, prop string) map[string]*orRow {
 		if prop == "event:page" {
 			eng := m.metrics(q, g, nil, true)
 			r.metrics["time_on_page"], r.metrics["scroll_depth"] = eng["time_on_page"], eng["scroll_depth"]
+			r.rev = g
+			if !goal {
+				r.rev = nil
+				for _, e := range es {
+					if e.path == k {
+						r.rev = append(r.rev, e)
+					}
+				}
+			}
+			rev := m.metrics(q, r.rev, nil, true)
+			r.metrics["total_revenue"], r.metrics["average_revenue"] = rev["total_revenue"], rev["average_revenue"]
 		}
 		if goal || prop == "event:goal" || prop == "event:props:plan" {
 			all := base
@@ -1425,6 +1479,11 @@ func (c *orChecker) dashCSV(path, params string) (int, map[string]any) {
 				if f, err := strconv.ParseFloat(cell, 64); err == nil {
 					v = f
 				}
+				if amount, ok := strings.CutSuffix(cell, " EUR"); ok { // revenue
+					if f, err := strconv.ParseFloat(amount, 64); err == nil {
+						v = f
+					}
+				}
 			}
 			return v
 		}
@@ -1463,6 +1522,13 @@ func (c *orChecker) compare(query, metric, key string, want *float64, got any) {
 	case got == nil:
 		c.mismatch("%s | %s | %s: want %v, got withheld", query, metric, key, *want)
 	default:
+		if m, ok := got.(map[string]any); ok {
+			// A revenue money object: its value, in EUR (or none at 0).
+			if cur := m["currency"]; !(cur == "EUR" || cur == nil && m["value"] == 0.0) {
+				c.mismatch("%s | %s | %s: currency %v of %v", query, metric, key, cur, m)
+			}
+			got = m["value"]
+		}
 		g, ok := got.(float64)
 		if !ok || g != *want {
 			c.mismatch("%s | %s | %s: want %v, got %v", query, metric, key, *want, got)
@@ -1521,6 +1587,7 @@ func (c *orChecker) aggregate(m *orModel, q orQuery, p orPeriod, filters string)
 	params := orSiteParams(q.site, p.params, orEsc(filters))
 	metrics := append(slices.Clone(orAggMetrics), orEngMetrics...)
 	metrics = append(metrics, "outbound_clicks")
+	metrics = append(metrics, orRevenueMetrics...)
 	if filters == "" {
 		metrics = append(metrics, "email_opens", "email_clicks")
 	}
@@ -1558,7 +1625,7 @@ func (c *orChecker) compareAggregate(m *orModel, q orQuery, p orPeriod, filters 
 	pq.from, pq.to = p.previous()
 	prev := m.aggregate(pq)
 	params := orSiteParams(q.site, p.params, "compare=previous_period", orEsc(filters))
-	metrics := slices.Clone(orAggMetrics)
+	metrics := append(slices.Clone(orAggMetrics), orRevenueMetrics...)
 	if slices.ContainsFunc(q.filters, orFilter.goal) {
 		metrics = append(metrics, "conversion_rate")
 	}
@@ -1584,7 +1651,7 @@ func (c *orChecker) compareAggregate(m *orModel, q orQuery, p orPeriod, filters 
 
 func (c *orChecker) timeseries(m *orModel, q orQuery, p orPeriod, interval, filters string) {
 	params := orSiteParams(q.site, p.params, "interval="+interval, orEsc(filters))
-	metrics := slices.Clone(orTSMetrics)
+	metrics := append(slices.Clone(orTSMetrics), orRevenueMetrics...)
 	if slices.ContainsFunc(q.filters, orFilter.goal) {
 		metrics = append(metrics, "conversion_rate")
 	}
@@ -1673,6 +1740,9 @@ func (c *orChecker) breakdown(m *orModel, q orQuery, p orPeriod, prop, filters s
 	goal := slices.ContainsFunc(q.filters, orFilter.goal)
 	if goal || prop == "event:goal" {
 		metrics = append(metrics, "conversion_rate")
+	}
+	if orRevenueProp(prop) {
+		metrics = append(metrics, orRevenueMetrics...)
 	}
 	params := orSiteParams(q.site, p.params, "property="+url.QueryEscape(prop), "limit=1000", orEsc(filters))
 	rows := m.breakdown(q, prop)
