@@ -37,6 +37,13 @@ import (
 // buyers reach k (as a breakdown's row), so that a single purchase in a
 // currency nobody else uses is not told by the currency's presence.
 
+// revenueRows are the events rows that carry revenue: custom events (goals)
+// with a currency. type is in the events' sort key, so the scan reads the
+// granules of custom events alone. Revenue sent with another kind of event
+// (a page view) is stored but not counted, as Plausible counts revenue
+// goals only.
+const revenueRows = "type = 'custom' AND revenue_currency != ''"
+
 // revenueMetrics are the metrics read by revenueScan.
 var revenueMetrics = map[string]bool{"total_revenue": true, "average_revenue": true}
 
@@ -230,7 +237,7 @@ func (s *scan) buildRevenueByVisit() *sqlb {
 	s.sampleClause(b)
 	b.w(" WHERE site_id = ").arg(s.site).w(" AND ")
 	s.timeRange(b, "ts", s.p.From, s.p.To)
-	b.w(" AND revenue_currency != '' AND session_id != 0")
+	b.w(" AND " + revenueRows + " AND session_id != 0")
 	for _, f := range append(bySide(s.filters, sideEvents), anySide(s.filters)...) {
 		b.w(" AND ")
 		f.pred(b, s, sideEvents)
@@ -239,6 +246,13 @@ func (s *scan) buildRevenueByVisit() *sqlb {
 	s.prop.expr(b)
 	b.w(" AS sk FROM sessions")
 	s.sessionsWhere(b, s.p.From.Add(-sessionSlack))
+	// Only the visits holding revenue: the join's right side is built in
+	// memory, and most visits buy nothing.
+	b.w(" AND session_id IN (SELECT session_id FROM events")
+	s.sampleClause(b)
+	b.w(" WHERE site_id = ").arg(s.site).w(" AND ")
+	s.timeRange(b, "ts", s.p.From, s.p.To)
+	b.w(" AND " + revenueRows + ")")
 	b.w(" GROUP BY session_id, visitor_id, sk HAVING sum(sign) > 0) USING session_id")
 	if s.keyPred != nil {
 		b.w(" WHERE ")

@@ -311,7 +311,7 @@ func (s *scan) build() *sqlb {
 			b.w(" AND type NOT IN " + emailTypes)
 		}
 		if s.revenue {
-			b.w(" AND revenue_currency != ''")
+			b.w(" AND " + revenueRows)
 		}
 		// A page's revenue is that of the events on it, not of its views.
 		if s.prop != nil && !s.prop.goalScoped(s.filters) && !(s.revenue && s.prop.pagesOnly()) {
