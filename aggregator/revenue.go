@@ -30,9 +30,9 @@ import (
 // largest Int64 with "capped": true.
 //
 // Noisy sites: each event's revenue is clipped at privacy.revenue_clip
-// units (default model.MaxRevenuePerEvent) before it is summed, so one visitor-day (at most
-// model.MaxEventsPerDay events) moves a currency's sum by at most their
-// product, the sum's sensitivity; the sums, the counts and the buyers of
+// units (default model.MaxRevenuePerEvent) before it is summed, so one
+// visitor-day (at most model.MaxEventsPerDay events) moves a currency's
+// sum by at most their product, the sum's sensitivity; the sums, the counts and the buyers of
 // every currency carry noise, and a currency is shown only when its noisy
 // buyers reach k (as a breakdown's row), so that a single purchase in a
 // currency nobody else uses is not told by the currency's presence.
@@ -169,13 +169,11 @@ func (e *Engine) runRevenue(ctx context.Context, s *scan) (map[string]revenueRow
 	out := map[string]revenueRow{}
 	for rows.Next() {
 		var (
-			key, cur   string
-			sum        int64
-			over       uint8
-			n, buyers  uint64
-			dest       = []any{&cur, &sum, &over, &n, &buyers}
-			sumMicros  float64
-			scaledOver bool
+			key, cur  string
+			sum       int64
+			over      uint8
+			n, buyers uint64
+			dest      = []any{&cur, &sum, &over, &n, &buyers}
 		)
 		if s.grouped() {
 			dest = append([]any{&key}, dest...)
@@ -183,9 +181,10 @@ func (e *Engine) runRevenue(ctx context.Context, s *scan) (map[string]revenueRow
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("cannot read revenue rows: %w", err)
 		}
-		sumMicros = float64(sum) * factor
-		scaledOver = over == 1 || sumMicros >= maxSumMicros
-		if scaledOver {
+		// A sum that passed Int64 (in SQL, or once scaled up from a
+		// sample) is reported at the bound, flagged by revenueValue.
+		sumMicros := float64(sum) * factor
+		if over == 1 || sumMicros >= maxSumMicros {
 			sumMicros = math.MaxInt64
 		}
 		r := out[key]
