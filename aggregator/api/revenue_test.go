@@ -502,7 +502,36 @@ func TestRevenueNoisy(t *testing.T) {
 		t.Fatalf("exact site: the difference is %.2f, want the target's %.2f (the attack itself is broken)", all-others, target)
 	}
 
-	isk, recovered := 0, 0
+	// goalEUR is the EUR revenue of the Purchase row of a breakdown by goal.
+	goalEUR := func(t *testing.T, c *client, site, filter string) float64 {
+		t.Helper()
+		uri := revQ(api.PathBreakdown, site, "metrics", "visitors,total_revenue", "property", "event:goal", "filters", filter)
+		s, b := c.get(t, revKey, uri)
+		for _, r := range decode(t, s, b, uri)["results"].([]any) {
+			r := r.(map[string]any)
+			if r["goal"] != "Purchase" {
+				continue
+			}
+			v := r["total_revenue"].(map[string]any)
+			each, _ := v["by_currency"].([]any)
+			if v["currency"] != nil {
+				each = []any{v}
+			}
+			for _, x := range each {
+				if x := x.(map[string]any); x["currency"] == "EUR" {
+					return x["value"].(float64)
+				}
+			}
+			return 0
+		}
+		t.Fatalf("%s: no Purchase row", uri)
+		return 0
+	}
+	if d := goalEUR(t, c, revSite, "") - goalEUR(t, c, revSite, "visit:country!=IS"); math.Abs(d-target) > 0.005 {
+		t.Fatalf("exact site: the Purchase rows differ by %.2f, want the target's %.2f (the attack itself is broken)", d, target)
+	}
+
+	isk, recovered, recoveredRow := 0, 0, 0
 	for seed := range 10 {
 		c := revClient(t, db, fmt.Sprintf("revenue-noise-key-%022d", seed))
 		all, out := eur(t, c, revNoisy, "")
@@ -511,6 +540,9 @@ func TestRevenueNoisy(t *testing.T) {
 			recovered++
 		}
 		t.Logf("key %d: %.2f - %.2f = %.2f EUR (the target's %.2f)", seed, all, others, all-others, target)
+		if d := goalEUR(t, c, revNoisy, "") - goalEUR(t, c, revNoisy, "visit:country!=IS"); math.Abs(d-target) < 1 {
+			recoveredRow++
+		}
 		if b, _ := json.Marshal(out["results"]); strings.Contains(string(b), `"ISK"`) {
 			isk++
 		}
@@ -534,8 +566,9 @@ func TestRevenueNoisy(t *testing.T) {
 			}
 		}
 	}
-	if recovered > 0 {
-		t.Errorf("%d of 10 noise keys let the differencing recover the target's %.2f EUR to within 1 EUR", recovered, target)
+	if recovered > 0 || recoveredRow > 0 {
+		t.Errorf("%d of 10 noise keys let the differencing of aggregates, %d of breakdown rows, recover the target's %.2f EUR to within 1 EUR",
+			recovered, recoveredRow, target)
 	}
 	if isk > 3 {
 		t.Errorf("the currency only the target uses (ISK) shows under %d of 10 noise keys", isk)
