@@ -3,7 +3,6 @@ package aggregator
 import (
 	"strings"
 
-	"github.com/glimpse-analytics/glimpse/internal/geonames"
 	"github.com/glimpse-analytics/glimpse/internal/model"
 )
 
@@ -46,9 +45,6 @@ type Property struct {
 	// bucket: a time dimension (v2's time:day, ...), the bucket of
 	// timeCol in the zone loc.
 	bucket, timeCol, loc string
-	// names, when set, maps the value (a code) to its name
-	// (visit:country_name, visit:region_name).
-	names func() geonames.Table
 	// stored is the sessions column a visit property is stored in.
 	stored string
 	// joined: a visit property read over events rows, from the visit of
@@ -185,15 +181,6 @@ func (p *Property) expr(b *sqlb) {
 	}
 	if p.bucket != "" {
 		bucketExpr(b, p.bucket, p.timeCol, p.loc)
-		return
-	}
-	if p.names != nil {
-		t := p.names()
-		if len(t.Codes) == 0 {
-			b.w(p.col)
-			return
-		}
-		b.w("transform(", p.col, ", ").arg(t.Codes).w(", ").arg(t.Names).w(", ", p.col, ")")
 		return
 	}
 	if p.prop == model.LinkURLProp {

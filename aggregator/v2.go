@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"regexp/syntax"
 	"slices"
 	"strconv"
@@ -622,6 +623,21 @@ func parseV2Filter(raw json.RawMessage, ptr string, depth int, inDone bool) (Fil
 		return Filter{}, invalid
 	}
 	f.Prop = p
+	if base := v2Aliases[dim]; strings.HasSuffix(dim, "_name") && base != "" {
+		// A filter on names is one on the stored values: the same
+		// question (and noise cell) as one on the codes.
+		if f.Prop, err = ParseProperty(base); err != nil {
+			return Filter{}, invalid
+		}
+	}
+	if t := nameTable(dim); t != nil {
+		f = byName(f, t)
+		if len(f.Values) > 100 {
+			// Too many codes to bind as one has(): the names matched
+			// are too vague.
+			return Filter{}, badRequest("Invalid filters. %s matches %d names; at most 100 may be matched.", inspect(raw), len(f.Values))
+		}
+	}
 	return f, nil
 }
 
@@ -636,14 +652,10 @@ func parseV2Property(name string) (*Property, error) {
 		if err != nil {
 			return nil, err
 		}
+		// The codes are read and grouped; names replace them in Go
+		// (nameTable), and a filter on names is one on their codes.
 		c := *p
 		c.Name, c.Key = name, strings.TrimPrefix(name, "visit:")
-		switch name {
-		case "visit:country_name":
-			c.names = geonames.Countries
-		case "visit:region_name":
-			c.names = geonames.Regions
-		}
 		return &c, nil
 	case "event:name":
 		// Plausible's event names: "pageview" for page views, a custom
@@ -658,6 +670,65 @@ func parseV2Property(name string) (*Property, error) {
 		return &c, nil
 	}
 	return ParseProperty(name)
+}
+
+// nameTable returns the names of a *_name dimension's codes, or nil.
+func nameTable(dim string) *geonames.Table {
+	var t geonames.Table
+	switch dim {
+	case "visit:country_name":
+		t = geonames.Countries()
+	case "visit:region_name":
+		t = geonames.Regions()
+	default:
+		return nil
+	}
+	if len(t.Codes) == 0 {
+		return nil // no names known: codes stand for themselves
+	}
+	return &t
+}
+
+// byName rewrites a leaf on a *_name dimension into one on its codes:
+// the codes whose names match f (the matching is Go's, as ClickHouse's
+// on the names would be: RE2, byte substrings, Unicode case folding).
+func byName(f Filter, t *geonames.Table) Filter {
+	var re *regexp.Regexp
+	if f.Regex {
+		pat := strings.Join(f.Values, "|")
+		if f.Fold {
+			pat = "(?i)" + pat
+		}
+		re = regexp.MustCompile(pat) // checked by the parser
+	}
+	var codes []string
+	for i, name := range t.Names {
+		hit := false
+		for _, v := range f.Values {
+			switch {
+			case re != nil:
+				hit = re.MatchString(name)
+			case f.Contains && f.Fold:
+				hit = strings.Contains(strings.ToLower(name), strings.ToLower(v))
+			case f.Contains:
+				hit = strings.Contains(name, v)
+			case f.Fold:
+				hit = strings.EqualFold(name, v)
+			default:
+				hit = name == v
+			}
+			if hit {
+				break
+			}
+		}
+		if hit {
+			codes = append(codes, t.Codes[i])
+		}
+	}
+	if len(codes) == 0 {
+		codes = []string{"\x00"} // no code is this: has([], x) does not type-check
+	}
+	return Filter{Prop: f.Prop, Negate: f.Negate, Exact: true, Values: codes}
 }
 
 // eventsOnly reports whether every leaf of f is an event property.

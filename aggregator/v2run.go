@@ -330,6 +330,15 @@ func (e *Engine) runV2(ctx context.Context, q *QueryV2, p period.Period, fetch i
 	if err := e.derivedV2(ctx, q, p, rows); err != nil {
 		return nil, Meta{}, err
 	}
+	for i, d := range q.Dimensions {
+		if t := nameTable(d); t != nil {
+			for j := range rows {
+				if k, ok := slices.BinarySearch(t.Codes, rows[j].dims[i]); ok {
+					rows[j].dims[i] = t.Names[k]
+				}
+			}
+		}
+	}
 	return rows, meta, nil
 }
 
@@ -416,11 +425,9 @@ func v2Value(v any, m string, warned map[string]bool) any {
 	if !isRevenue(m) || v == nil {
 		return v
 	}
-	if mv, ok := v.(map[string]any); ok {
-		if _, several := mv["by_currency"]; several {
-			warned[m] = true
-			return nil
-		}
+	if mv, ok := v.(Money); ok && len(mv.ByCurrency) > 0 {
+		warned[m] = true
+		return nil
 	}
 	return v
 }
@@ -433,12 +440,13 @@ func changeV2(m string, cur, old any) any {
 		return nil
 	}
 	if isRevenue(m) {
-		cm, ok1 := cur.(map[string]any)
-		om, ok2 := old.(map[string]any)
-		if !ok1 || !ok2 || cm["value"] == nil || om["value"] == nil {
+		// One currency against the same one (or against none).
+		cm, ok1 := cur.(Money)
+		om, ok2 := old.(Money)
+		if !ok1 || !ok2 || cm.Value == nil || om.Value == nil ||
+			(cm.Currency != nil && om.Currency != nil && *cm.Currency != *om.Currency) {
 			return nil
 		}
-		cur, old = cm["value"], om["value"]
 	}
 	c, o := toF(cur), toF(old)
 	switch m {
@@ -494,12 +502,6 @@ func compareValues(a, b any) int {
 		return -1
 	case b == nil:
 		return 1
-	}
-	if ma, ok := a.(map[string]any); ok {
-		a = ma["value"]
-	}
-	if mb, ok := b.(map[string]any); ok {
-		b = mb["value"]
 	}
 	x, y := toF(a), toF(b)
 	switch {

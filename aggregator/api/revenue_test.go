@@ -13,6 +13,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/glimpse-analytics/glimpse/aggregator"
 	"github.com/glimpse-analytics/glimpse/aggregator/api"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
@@ -604,4 +606,72 @@ func TestRevenueAnswers(t *testing.T) {
 		}
 	}
 	t.Logf("%d questions answered", n)
+}
+
+// TestRevenueV2: v2's money metrics are v1's money objects; a cell over
+// several currencies is null with Plausible's no_single_revenue_currency
+// warning (Glimpse adds no currencies), and one currency's value equals
+// the sums counted in Go.
+func TestRevenueV2(t *testing.T) {
+	db := chtest.Migrated(t)
+	evs := revGenerate(true)
+	revWrite(t, db, revSite, evs)
+	c := revClient(t, db, strings.Repeat("k", 32))
+	rng := `"date_range":["` + revFirst.Format(time.DateOnly) + `","` + revFirst.AddDate(0, 0, revDays-1).Format(time.DateOnly) + `"]`
+	post := func(body string) map[string]any {
+		var rc fasthttp.RequestCtx
+		rc.Request.SetRequestURI(api.PathQuery)
+		rc.Request.Header.SetMethod("POST")
+		rc.Request.SetBodyString(`{"site_id":"` + revSite + `",` + rng + `,` + body[1:])
+		rc.Request.Header.Set("Authorization", "Bearer "+revKey)
+		c.routes[api.PathQuery](&rc)
+		return decode(t, rc.Response.StatusCode(), rc.Response.Body(), body)
+	}
+	byGoal := map[string]*revSums{}
+	for _, e := range evs {
+		if e.typ == model.TypeCustom {
+			if byGoal[e.name] == nil {
+				byGoal[e.name] = &revSums{}
+			}
+			byGoal[e.name].add(e)
+		}
+	}
+	out := post(`{"metrics":["total_revenue","average_revenue"],"dimensions":["event:goal"]}`)
+	checked := 0
+	for _, r := range out["results"].([]any) {
+		row := r.(map[string]any)
+		goal := row["dimensions"].([]any)[0].(string)
+		sums := byGoal[goal]
+		if sums == nil {
+			t.Fatalf("row %v: no such goal", row)
+		}
+		for i, m := range []string{"total_revenue", "average_revenue"} {
+			w := sums.want(m == "average_revenue")
+			got := row["metrics"].([]any)[i]
+			if _, several := w["by_currency"]; several {
+				if got != nil {
+					t.Errorf("%s %s over %d currencies: %v, want null", goal, m, len(sums.micros), got)
+				}
+			} else if !sameMoney(got, w) {
+				t.Errorf("%s %s: %v, want %v", goal, m, got, w)
+			}
+			checked++
+		}
+	}
+	if checked < 6 {
+		t.Fatalf("%d values checked: %v", checked, out)
+	}
+	warn, _ := out["meta"].(map[string]any)["metric_warnings"].(map[string]any)
+	if w, _ := warn["total_revenue"].(map[string]any); w["code"] != "no_single_revenue_currency" {
+		t.Errorf("metric_warnings %v: want total_revenue's no_single_revenue_currency (Purchase is in 4 currencies)", warn)
+	}
+	// One currency under a filter: the value, and no warning.
+	out = post(`{"metrics":["total_revenue"],"filters":[["is","event:goal",["Upgrade"]]]}`)
+	if got := out["results"].([]any)[0].(map[string]any)["metrics"].([]any)[0]; !sameMoney(got, byGoal["Upgrade"].want(false)) {
+		t.Errorf("Upgrade: %v, want %v", got, byGoal["Upgrade"].want(false))
+	}
+	if _, ok := out["meta"].(map[string]any)["metric_warnings"]; ok {
+		t.Errorf("a warning over one currency: %v", out["meta"])
+	}
+	t.Logf("%d v2 revenue values checked", checked+1)
 }

@@ -266,6 +266,9 @@ func TestV1V2Pairs(t *testing.T) {
 			`{"metrics":["visitors","visits"],` + rng + `,"dimensions":["visit:country"],"filters":[["is","visit:device",["Desktop"]]]}`, []string{"visitors", "visits"}},
 		{"breakdown source by goal", v1(api.PathBreakdown, "metrics", "visitors,conversion_rate", "property", "visit:source", "filters", "event:goal==Signup"),
 			`{"metrics":["visitors","group_conversion_rate"],` + rng + `,"dimensions":["visit:source"],"filters":[["is","event:goal",["Signup"]]]}`, []string{"visitors", "conversion_rate"}},
+		{"breakdown by country name", v1(api.PathBreakdown, "metrics", "visitors,pageviews", "property", "visit:country", "filters", "visit:country==DE|US|FR"),
+			`{"metrics":["visitors","pageviews"],` + rng + `,"dimensions":["visit:country"],"filters":[["matches","visit:country_name",["^(germany|united states|france)$"],{"case_sensitive":false}]]}`,
+			[]string{"visitors", "pageviews"}},
 		{"breakdown prop", v1(api.PathBreakdown, "metrics", "visitors,events", "property", "event:props:plan"),
 			`{"metrics":["visitors","events"],` + rng + `,"dimensions":["event:props:plan"]}`, []string{"visitors", "events"}},
 	}
