@@ -129,6 +129,18 @@ func ratio(a, b float64) float64 {
 	return a / b
 }
 
+// percent is a over b in percent, rounded half away from zero to places
+// decimals: a*100*10^places/b is one division of counts, so a tie
+// (23/80 = 28.75%) is exactly one and rounds up, where 100*(a/b) is
+// 28.7499... and rounded down.
+func percent(a, b float64, places int) float64 {
+	if b == 0 {
+		return 0
+	}
+	p := math.Pow(10, float64(places))
+	return math.Round(a*100*p/b) / p
+}
+
 func round(x float64, places int) float64 {
 	p := math.Pow(10, float64(places))
 	return math.Round(x*p) / p
@@ -152,7 +164,7 @@ var metrics = map[string]metric{
 			return round(ratio(pv, v["visits"]), 2)
 		}},
 	"bounce_rate": {home: sideSessions, sessions: true, needs: []string{"bounces", "visits"}, diff: true,
-		value: func(v map[string]float64) any { return int64(math.Round(100 * ratio(v["bounces"], v["visits"]))) }},
+		value: func(v map[string]float64) any { return int64(percent(v["bounces"], v["visits"], 0)) }},
 	"visit_duration": {home: sideSessions, sessions: true, needs: []string{"duration", "visits"},
 		value: func(v map[string]float64) any { return int64(math.Round(ratio(v["duration"], v["visits"]))) }},
 	"time_on_page": {home: sideEvents, events: true, needs: []string{"eng_ms", "eng_n"},
@@ -164,7 +176,7 @@ var metrics = map[string]metric{
 	"email_machine_opens": {home: sideEvents, events: true, needs: []string{"machine_opens"}, value: count("machine_opens")},
 	"email_clicks":        {home: sideEvents, events: true, needs: []string{"clicks"}, value: count("clicks")},
 	"click_through_rate": {home: sideEvents, events: true, needs: []string{"clicks", "opens"}, diff: true,
-		value: func(v map[string]float64) any { return round(100*ratio(v["clicks"], v["opens"]), 1) }},
+		value: func(v map[string]float64) any { return percent(v["clicks"], v["opens"], 1) }},
 	// email_unique_opens: recipients (pseudonyms) with a human open.
 	"email_unique_opens": {home: sideEvents, events: true, needs: []string{"openers"}, value: count("openers")},
 	// click_to_open_rate: recipients who clicked over recipients who opened,
@@ -172,9 +184,9 @@ var metrics = map[string]metric{
 	"click_to_open_rate": {home: sideEvents, events: true, needs: []string{"openers", "clickers", "opens", "clicks"}, diff: true,
 		value: func(v map[string]float64) any {
 			if v["openers"] > 0 {
-				return round(100*ratio(v["clickers"], v["openers"]), 1)
+				return percent(v["clickers"], v["openers"], 1)
 			}
-			return round(100*ratio(v["clicks"], v["opens"]), 1)
+			return percent(v["clicks"], v["opens"], 1)
 		}},
 	// total_revenue, average_revenue: per currency, from the events
 	// carrying revenue (revenue.go); their components are added to the
@@ -184,7 +196,7 @@ var metrics = map[string]metric{
 	// conversion_rate: visitors who reached the goal over all visitors of
 	// the same query without its goal filter ("total_visitors").
 	"conversion_rate": {home: sideEvents, events: true, sessions: true, needs: []string{"visitors"}, diff: true,
-		value: func(v map[string]float64) any { return round(100*ratio(v["visitors"], v["total_visitors"]), 1) }},
+		value: func(v map[string]float64) any { return percent(v["visitors"], v["total_visitors"], 1) }},
 }
 
 // visitPageviews adds to the sessions side's columns cols the page views

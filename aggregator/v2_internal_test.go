@@ -36,3 +36,16 @@ func TestCompareV2Ranges(t *testing.T) {
 		}
 	}
 }
+
+// TestPercent: ties round up, as one division of the counts gives them.
+func TestPercent(t *testing.T) {
+	for _, tt := range []struct {
+		a, b   float64
+		places int
+		want   float64
+	}{{23, 80, 1, 28.8}, {1, 8, 0, 13}, {1, 3, 2, 33.33}, {2, 3, 1, 66.7}, {7, 0, 1, 0}, {1, 16, 2, 6.25}, {1, 160, 2, 0.63}} {
+		if got := percent(tt.a, tt.b, tt.places); got != tt.want {
+			t.Errorf("percent(%v, %v, %d) = %v, want %v", tt.a, tt.b, tt.places, got, tt.want)
+		}
+	}
+}

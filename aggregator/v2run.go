@@ -364,7 +364,7 @@ func (e *Engine) derivedV2(ctx context.Context, q *QueryV2, p period.Period, row
 		if math.IsNaN(b) {
 			return nil
 		}
-		return round(100*ratio(a, b), 2)
+		return percent(a, b, 2)
 	}
 	if slices.Contains(q.Metrics, "group_conversion_rate") {
 		for i := range rows {
