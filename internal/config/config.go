@@ -25,6 +25,9 @@ type File struct {
 	APIKeys []APIKey `yaml:"api_keys"`
 	Users   []User   `yaml:"users"` // dashboard sign-in (users.go)
 	Email   Email    `yaml:"email"`
+	// SMTP is the relay of scheduled reports and alerts (reports.go);
+	// nil: none are sent.
+	SMTP *SMTP `yaml:"smtp"`
 
 	byHost map[string]*Site // domains and aliases without "www."
 	keys   *Keys            // APIKeys by hash
@@ -50,6 +53,9 @@ type Site struct {
 	OptOutFrameAncestors []string `yaml:"optout_frame_ancestors"`
 	// SharedLinks are read-only dashboard links (users.go).
 	SharedLinks []SharedLink `yaml:"shared_links"`
+	// Reports and Alerts are e-mailed through the smtp: relay (reports.go).
+	Reports []Report `yaml:"reports"`
+	Alerts  []Alert  `yaml:"alerts"`
 
 	// Location is Timezone loaded.
 	Location *time.Location `yaml:"-"`
@@ -366,6 +372,12 @@ func (v *validator) file(f *File) {
 	}
 	v.users(f)
 	v.email(&f.Email)
+	if f.SMTP != nil {
+		v.smtp(f.SMTP)
+	}
+	for i := range f.Sites {
+		v.reports(f, &f.Sites[i], []any{"sites", i})
+	}
 	keyNames := map[string]bool{}
 	for i, k := range f.APIKeys {
 		at := []any{"api_keys", i}
