@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glimpse-analytics/glimpse/internal/smtptest"
+
 	"github.com/glimpse-analytics/glimpse/aggregator/period"
 	"github.com/glimpse-analytics/glimpse/internal/config"
 )
@@ -107,37 +109,37 @@ func TestUnsubscribeToken(t *testing.T) {
 // The relay's STARTTLS policy: required refuses a relay without it, and
 // the password never goes over a clear connection.
 func TestSMTPPolicy(t *testing.T) {
-	plain := startSMTP(t, false)
-	host, port := splitHostPort(t, plain.Addr)
+	plain := smtptest.Start(t, false)
+	host, port := smtptest.SplitHostPort(t, plain.Addr)
 	msg := (&message{From: "r@glimpse.test", To: "a@example.com", Subject: "s", Date: time.Now(), Text: "t", HTML: "h", Unsubscribe: "u"}).bytes()
 	for _, c := range []struct {
 		policy, user string
 		want         string
 	}{
 		{config.StartTLSRequired, "", "does not offer STARTTLS"},
-		{config.StartTLSOpportunistic, smtpUser, "refusing to send the SMTP password"},
+		{config.StartTLSOpportunistic, smtptest.User, "refusing to send the SMTP password"},
 	} {
-		m := &mailer{cfg: &config.SMTP{Host: host, Port: port, From: "r@glimpse.test", StartTLS: c.policy, Username: c.user, Password: smtpPassword}, timeout: 5 * time.Second}
+		m := &mailer{cfg: &config.SMTP{Host: host, Port: port, From: "r@glimpse.test", StartTLS: c.policy, Username: c.user, Password: smtptest.Password}, timeout: 5 * time.Second}
 		if err := m.send("a@example.com", msg); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %q", c.policy, err, c.want)
 		}
 	}
-	if got := plain.take(); len(got) != 0 {
+	if got := plain.Take(); len(got) != 0 {
 		t.Errorf("%d messages got through", len(got))
 	}
 	// With TLS, a wrong password is refused by the relay.
-	secure := startSMTP(t, true)
-	host, port = splitHostPort(t, secure.Addr)
-	m := &mailer{cfg: &config.SMTP{Host: host, Port: port, From: "r@glimpse.test", StartTLS: config.StartTLSRequired, Username: smtpUser, Password: "wrong"},
+	secure := smtptest.Start(t, true)
+	host, port = smtptest.SplitHostPort(t, secure.Addr)
+	m := &mailer{cfg: &config.SMTP{Host: host, Port: port, From: "r@glimpse.test", StartTLS: config.StartTLSRequired, Username: smtptest.User, Password: "wrong"},
 		tls: &tls.Config{RootCAs: secure.Roots}, timeout: 5 * time.Second}
 	if err := m.send("a@example.com", msg); err == nil || !strings.Contains(err.Error(), "authentication") {
 		t.Errorf("wrong password: %v", err)
 	}
-	m.cfg.Password = smtpPassword
+	m.cfg.Password = smtptest.Password
 	if err := m.send("a@example.com", msg); err != nil {
 		t.Fatal(err)
 	}
-	if got := secure.take(); len(got) != 1 || !got[0].TLS {
+	if got := secure.Take(); len(got) != 1 || !got[0].TLS {
 		t.Errorf("got %+v", got)
 	}
 }

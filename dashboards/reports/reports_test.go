@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glimpse-analytics/glimpse/internal/smtptest"
+
 	"github.com/valyala/fasthttp"
 
 	"github.com/glimpse-analytics/glimpse/aggregator"
@@ -36,14 +38,14 @@ const signingKey = "test-report-signing-key-0123456789abcdef"
 // entries.
 func testSites(t *testing.T, addr, sites string) *config.File {
 	t.Helper()
-	t.Setenv("TEST_SMTP_PASSWORD", smtpPassword)
+	t.Setenv("TEST_SMTP_PASSWORD", smtptest.Password)
 	t.Setenv("TEST_REPORT_KEY", signingKey)
 	host, port, _ := net.SplitHostPort(addr)
 	y := `smtp:
   host: ` + host + `
   port: ` + port + `
   from: "Glimpse Reports <reports@glimpse.test>"
-  username: ` + smtpUser + `
+  username: ` + smtptest.User + `
   password_env: TEST_SMTP_PASSWORD
   signing_key_env: TEST_REPORT_KEY
 sites:
@@ -72,7 +74,7 @@ type parsed struct {
 	Text, HTML string
 }
 
-func parse(t *testing.T, r received) parsed {
+func parse(t *testing.T, r smtptest.Received) parsed {
 	t.Helper()
 	m, err := mail.ReadMessage(strings.NewReader(string(r.Data)))
 	if err != nil {
@@ -182,7 +184,7 @@ func TestScheduledReports(t *testing.T) {
 		seed.Options{Site: "example.com", Events: 20000, Days: 40, End: seedEnd, Seed: 42, Visitors: 2500}); err != nil {
 		t.Fatalf("seed: %v", err)
 	}
-	relay := startSMTP(t, true)
+	relay := smtptest.Start(t, true)
 	sites := testSites(t, relay.Addr, `  - domain: example.com
     timezone: Europe/Berlin
     privacy:
@@ -193,7 +195,7 @@ func TestScheduledReports(t *testing.T) {
         recipients: [ana@example.com, Bo@Example.com]
       - every: month
         recipients: [ana@example.com]`)
-	var logs logBuffer
+	var logs smtptest.LogBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	engine := aggregator.New(aggregator.Options{Conn: db.Conn})
 	ln, base := unsubscribeListener(t)
@@ -212,14 +214,14 @@ func TestScheduledReports(t *testing.T) {
 	serveUnsubscribe(t, ln, svc)
 
 	svc.Tick(ctx)
-	if got := relay.take(); len(got) != 1 || !strings.Contains(string(got[0].Data), "monthly report") {
+	if got := relay.Take(); len(got) != 1 || !strings.Contains(string(got[0].Data), "monthly report") {
 		// The month (February) is long due; the week is not yet.
 		t.Fatalf("before the week is due: %d messages, want the monthly one only", len(got))
 	}
 
 	clk.t = time.Date(2025, 3, 31, 10, 0, 0, 0, time.UTC)
 	svc.Tick(ctx)
-	msgs := relay.take()
+	msgs := relay.Take()
 	if len(msgs) != 2 {
 		t.Fatalf("got %d messages, want 2 weekly reports", len(msgs))
 	}
@@ -296,7 +298,7 @@ func TestScheduledReports(t *testing.T) {
 	// A restart sends nothing again.
 	svc2 := newService()
 	svc2.Tick(ctx)
-	if got := relay.take(); len(got) != 0 {
+	if got := relay.Take(); len(got) != 0 {
 		t.Fatalf("after a restart: %d messages sent again", len(got))
 	}
 
@@ -333,7 +335,7 @@ func TestScheduledReports(t *testing.T) {
 	// The next week: Ana gets hers (and March's monthly), Bo nothing.
 	clk.t = clk.t.AddDate(0, 0, 7)
 	newService().Tick(ctx)
-	got := relay.take()
+	got := relay.Take()
 	if len(got) != 2 || got[0].To != "ana@example.com" || got[1].To != "ana@example.com" {
 		var to []string
 		for _, g := range got {
@@ -344,7 +346,7 @@ func TestScheduledReports(t *testing.T) {
 
 	// Neither the password nor an address is in the logs.
 	l := logs.String()
-	for _, secret := range []string{smtpPassword, "ana@example.com", "Bo@Example.com", "bo@example.com", signingKey} {
+	for _, secret := range []string{smtptest.Password, "ana@example.com", "Bo@Example.com", "bo@example.com", signingKey} {
 		if strings.Contains(l, secret) {
 			t.Errorf("the log holds %q:\n%s", secret, l)
 		}
@@ -357,7 +359,7 @@ func TestScheduledReports(t *testing.T) {
 func TestAlert(t *testing.T) {
 	db := chtest.Migrated(t)
 	ctx := context.Background()
-	relay := startSMTP(t, true)
+	relay := smtptest.Start(t, true)
 	sites := testSites(t, relay.Addr, `  - domain: example.com
     privacy:
       aggregates: exact
@@ -367,7 +369,7 @@ func TestAlert(t *testing.T) {
         cooldown: 1h
       - current_visitors_above: 1000
         recipients: [never@example.com]`)
-	var logs logBuffer
+	var logs smtptest.LogBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	engine := aggregator.New(aggregator.Options{Conn: db.Conn})
 	t0 := time.Date(2026, 11, 28, 12, 1, 0, 0, time.UTC)
@@ -397,12 +399,12 @@ func TestAlert(t *testing.T) {
 	svc := newService()
 	visitors(10, t0.Add(-2*time.Minute)) // at the threshold: no alert
 	svc.Tick(ctx)
-	if got := relay.take(); len(got) != 0 {
+	if got := relay.Take(); len(got) != 0 {
 		t.Fatalf("10 visitors, threshold 10: %d alerts", len(got))
 	}
 	visitors(3, t0.Add(-90*time.Second))
 	svc.Tick(ctx)
-	got := relay.take()
+	got := relay.Take()
 	if len(got) != 2 {
 		t.Fatalf("13 visitors: %d alerts, want 2 (one per recipient)", len(got))
 	}
@@ -425,17 +427,17 @@ func TestAlert(t *testing.T) {
 	clk.t = t0.Add(30 * time.Minute)
 	visitors(13, clk.t.Add(-time.Minute))
 	newService().Tick(ctx)
-	if got := relay.take(); len(got) != 0 {
+	if got := relay.Take(); len(got) != 0 {
 		t.Fatalf("within the cooldown: %d alerts", len(got))
 	}
 	// After it: again.
 	clk.t = t0.Add(61 * time.Minute)
 	visitors(13, clk.t.Add(-time.Minute))
 	newService().Tick(ctx)
-	if got := relay.take(); len(got) != 2 {
+	if got := relay.Take(); len(got) != 2 {
 		t.Fatalf("after the cooldown: %d alerts, want 2", len(got))
 	}
-	if l := logs.String(); strings.Contains(l, "ops@example.com") || strings.Contains(l, smtpPassword) {
+	if l := logs.String(); strings.Contains(l, "ops@example.com") || strings.Contains(l, smtptest.Password) {
 		t.Errorf("the log holds an address or the password:\n%s", l)
 	}
 }

@@ -1,4 +1,8 @@
-package reports
+// Package smtptest runs a real SMTP server for tests
+// (github.com/emersion/go-smtp) on 127.0.0.1: STARTTLS with a certificate
+// made for the test, AUTH PLAIN only after it, every message received
+// kept.
+package smtptest
 
 import (
 	"bytes"
@@ -8,6 +12,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"io"
 	"math/big"
@@ -21,29 +26,30 @@ import (
 	"github.com/emersion/go-smtp"
 )
 
-// A real SMTP server for the tests (github.com/emersion/go-smtp) on
-// 127.0.0.1: STARTTLS with a certificate made here, AUTH PLAIN only after
-// it, and every message received kept.
-
+// The account the server accepts.
 const (
-	smtpUser     = "glimpse-relay-user"
-	smtpPassword = "s3cret-relay-password-x9"
+	User     = "glimpse-relay-user"
+	Password = "s3cret-relay-password-x9"
 )
 
-type received struct {
+// Received is one message as the server got it.
+type Received struct {
 	From, To string
 	Data     []byte
 	TLS      bool
 }
 
-type smtpServer struct {
+// Server is a running test server.
+type Server struct {
 	Addr  string
-	Roots *x509.CertPool
+	Roots *x509.CertPool // trusts its certificate; nil without TLS
+	PEM   []byte         // the certificate, PEM-encoded
 	mu    sync.Mutex
-	msgs  []received
+	msgs  []Received
 }
 
-func (s *smtpServer) take() []received {
+// Take returns the messages received since the last Take.
+func (s *Server) Take() []Received {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := s.msgs
@@ -51,14 +57,14 @@ func (s *smtpServer) take() []received {
 	return m
 }
 
-type backend struct{ s *smtpServer }
+type backend struct{ s *Server }
 
 func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	return &session{s: b.s, conn: c}, nil
 }
 
 type session struct {
-	s      *smtpServer
+	s      *Server
 	conn   *smtp.Conn
 	authed bool
 	from   string
@@ -69,7 +75,7 @@ func (s *session) AuthMechanisms() []string { return []string{sasl.Plain} }
 
 func (s *session) Auth(mech string) (sasl.Server, error) {
 	return sasl.NewPlainServer(func(identity, user, pass string) error {
-		if user != smtpUser || pass != smtpPassword {
+		if user != User || pass != Password {
 			return errors.New("invalid credentials")
 		}
 		s.authed = true
@@ -99,7 +105,7 @@ func (s *session) Data(r io.Reader) error {
 	s.s.mu.Lock()
 	defer s.s.mu.Unlock()
 	for _, to := range s.to {
-		s.s.msgs = append(s.s.msgs, received{From: s.from, To: to, Data: b, TLS: isTLS})
+		s.s.msgs = append(s.s.msgs, Received{From: s.from, To: to, Data: b, TLS: isTLS})
 	}
 	return nil
 }
@@ -107,17 +113,17 @@ func (s *session) Data(r io.Reader) error {
 func (s *session) Reset()        { s.from, s.to = "", nil }
 func (s *session) Logout() error { return nil }
 
-// startSMTP starts the server; withTLS false offers no STARTTLS.
-func startSMTP(t *testing.T, withTLS bool) *smtpServer {
+// Start starts a server until t ends; withTLS false offers no STARTTLS.
+func Start(t testing.TB, withTLS bool) *Server {
 	t.Helper()
-	srv := &smtpServer{}
+	srv := &Server{}
 	s := smtp.NewServer(backend{srv})
 	s.Domain = "127.0.0.1"
 	s.ReadTimeout, s.WriteTimeout = 10*time.Second, 10*time.Second
 	if withTLS {
-		cert, roots := selfSigned(t)
+		cert, roots, pemCert := selfSigned(t)
 		s.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
-		srv.Roots = roots
+		srv.Roots, srv.PEM = roots, pemCert
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -130,7 +136,7 @@ func startSMTP(t *testing.T, withTLS bool) *smtpServer {
 }
 
 // selfSigned makes a certificate for 127.0.0.1 and the pool that trusts it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+func selfSigned(t testing.TB) (tls.Certificate, *x509.CertPool, []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -152,28 +158,29 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(c)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
-// logBuffer is a concurrency-safe slog sink.
-type logBuffer struct {
+// LogBuffer is a concurrency-safe log sink.
+type LogBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *logBuffer) Write(p []byte) (int, error) {
+func (l *LogBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *logBuffer) String() string {
+func (l *LogBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
 }
 
-func splitHostPort(t *testing.T, addr string) (string, int) {
+// SplitHostPort splits addr into host and port.
+func SplitHostPort(t testing.TB, addr string) (string, int) {
 	t.Helper()
 	h, p, err := net.SplitHostPort(addr)
 	if err != nil {
