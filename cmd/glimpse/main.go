@@ -60,7 +60,7 @@ type command struct {
 }
 
 func commands() []*command {
-	return []*command{serveCommand(), migrateCommand(), seedCommand(), emailCommand(), userCommand(), pruneCommand(), subjectCommand(), versionCommand()}
+	return []*command{serveCommand(), migrateCommand(), seedCommand(), emailCommand(), userCommand(), pruneCommand(), subjectCommand(), reportCommand(), versionCommand()}
 }
 
 // run parses args and runs one command; it returns the exit code.

@@ -20,6 +20,7 @@ import (
 	"github.com/glimpse-analytics/glimpse/collector/locate"
 	"github.com/glimpse-analytics/glimpse/collector/session"
 	"github.com/glimpse-analytics/glimpse/collector/sink"
+	"github.com/glimpse-analytics/glimpse/dashboards/reports"
 	"github.com/glimpse-analytics/glimpse/internal/chconn"
 	"github.com/glimpse-analytics/glimpse/internal/config"
 	"github.com/glimpse-analytics/glimpse/internal/identity"
@@ -208,6 +209,15 @@ func (s *server) route(ctx context.Context, optOut *beacon.OptOut, stdout io.Wri
 	s.mux.handle(emailRoutes)
 	s.mux.handlePrefixes(emailPrefixes)
 	s.mux.handle(stats.Routes())
+	if s.sites.SMTP != nil {
+		// Scheduled reports and alerts, and their unsubscribe links.
+		rep, err := reports.New(reports.Options{Sites: s.sites, Engine: engine, Conn: s.conn, PublicURL: s.g.publicURL(), Log: s.log})
+		if err != nil {
+			return err
+		}
+		s.mux.handlePrefixes(rep.Prefixes())
+		s.jobs = append(s.jobs, rep.Run)
+	}
 	s.mux.handle(subject.New(subject.Options{Conn: s.conn, Sites: s.sites, Pending: s.writer}).Routes(s.log.With("component", "subject-api")))
 	if s.o.demo {
 		pages, err := demoRoutes(s.sites.Sites[0].Domain)
