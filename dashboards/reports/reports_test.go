@@ -175,15 +175,22 @@ func jsonValue(v any) any {
 
 var seedEnd = time.Date(2025, 3, 31, 0, 0, 0, 0, time.UTC)
 
-func TestScheduledReports(t *testing.T) {
+// seeded is a database with 40 days of example.com up to seedEnd.
+func seeded(t *testing.T) *chtest.DB {
+	t.Helper()
 	db := chtest.Migrated(t)
-	ctx := context.Background()
-	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if _, err := seed.Write(sctx, sink.New(sink.Options{Conn: db.Conn, BatchSize: 5000, Interval: 50 * time.Millisecond, SessionInterval: seed.SessionInterval}),
+	if _, err := seed.Write(ctx, sink.New(sink.Options{Conn: db.Conn, BatchSize: 5000, Interval: 50 * time.Millisecond, SessionInterval: seed.SessionInterval}),
 		seed.Options{Site: "example.com", Events: 20000, Days: 40, End: seedEnd, Seed: 42, Visitors: 2500}); err != nil {
 		t.Fatalf("seed: %v", err)
 	}
+	return db
+}
+
+func TestScheduledReports(t *testing.T) {
+	db := seeded(t)
+	ctx := context.Background()
 	relay := smtptest.Start(t, true)
 	sites := testSites(t, relay.Addr, `  - domain: example.com
     timezone: Europe/Berlin
@@ -440,4 +447,69 @@ func TestAlert(t *testing.T) {
 	if l := logs.String(); strings.Contains(l, "ops@example.com") || strings.Contains(l, smtptest.Password) {
 		t.Errorf("the log holds an address or the password:\n%s", l)
 	}
+}
+
+// TestNoisyReport: a noisy site's report says its numbers are
+// approximate, releases the numbers the Stats API releases (the noise is
+// keyed by cell, not by reader), and is charged to its own reader: a
+// budget too small for a report refuses it while an API key still reads.
+func TestNoisyReport(t *testing.T) {
+	db := seeded(t)
+	ctx := context.Background()
+	relay := smtptest.Start(t, true)
+	site := func(budget, to string) *config.File {
+		return testSites(t, relay.Addr, `  - domain: example.com
+    timezone: Europe/Berlin
+    privacy:
+      aggregates: noisy
+      noise_key: "0123456789abcdef0123456789abcdef-noise"
+      epsilon: 1
+      budget: `+budget+`
+    reports:
+      - every: week
+        recipients: [`+to+`]`)
+	}
+	now := time.Date(2025, 3, 31, 10, 0, 0, 0, time.UTC)
+	run := func(sites *config.File) (*aggregator.Engine, *smtptest.LogBuffer) {
+		var logs smtptest.LogBuffer
+		engine := aggregator.New(aggregator.Options{Conn: db.Conn, Budget: aggregator.NewBudget(func() time.Time { return now }, nil, nil)})
+		s, err := New(Options{Sites: sites, Engine: engine, Conn: db.Conn, PublicURL: "http://glimpse.test", Now: func() time.Time { return now },
+			Log: slog.New(slog.NewTextHandler(&logs, nil)), TLS: &tls.Config{RootCAs: relay.Roots}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Tick(ctx)
+		return engine, &logs
+	}
+
+	sites := site("1000", "ana@example.com")
+	engine, _ := run(sites)
+	got := relay.Take()
+	if len(got) != 1 {
+		t.Fatalf("%d messages, want 1", len(got))
+	}
+	m := parse(t, got[0])
+	if !strings.Contains(m.Text, "Numbers are approximate") || !strings.Contains(m.HTML, "Numbers are approximate") {
+		t.Errorf("a noisy site's report does not say its numbers are approximate:\n%s", m.Text)
+	}
+	agg := statsAPI(t, engine, sites, now, api.PathAggregate, "period", "7d", "date", "2025-03-30", "compare", "previous_period",
+		"metrics", "visitors,visits,pageviews,bounce_rate,visit_duration")["results"].(map[string]any)
+	for _, hl := range headline {
+		v := formatValue(hl.name, jsonValue(agg[hl.name].(map[string]any)["value"]))
+		if !strings.Contains(m.Text, fmt.Sprintf("%-16s %s  (", hl.label, v)) {
+			t.Errorf("%s: the report lacks the API's %s:\n%s", hl.name, v, m.Text)
+		}
+	}
+
+	// A budget of 12 numbers: less than a report releases (to another
+	// recipient: Ana has had this week's).
+	sites = site("12", "bo@example.com")
+	engine, logs := run(sites)
+	if got := relay.Take(); len(got) != 0 {
+		t.Fatalf("over its budget, the report was sent")
+	}
+	if !strings.Contains(logs.String(), "privacy budget of example.com spent") {
+		t.Errorf("log: %s", logs)
+	}
+	statsAPI(t, engine, sites, now, api.PathAggregate, "period", "7d", "date", "2025-03-30", "metrics", "visitors")
 }
