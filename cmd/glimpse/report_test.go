@@ -59,7 +59,7 @@ sites:
 	if link == nil || !strings.HasPrefix(link[1], s.URL()+"/reports/unsubscribe/") {
 		t.Fatalf("List-Unsubscribe: %v", link)
 	}
-	resp, err := http.Get(link[1])
+	resp, err := http.Post(link[1], "application/x-www-form-urlencoded", strings.NewReader("List-Unsubscribe=One-Click"))
 	if err != nil {
 		t.Fatal(err)
 	}

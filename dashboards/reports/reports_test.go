@@ -322,11 +322,29 @@ func TestScheduledReports(t *testing.T) {
 	if resp.StatusCode != 400 {
 		t.Errorf("tampered link: %d, want 400", resp.StatusCode)
 	}
+	unsubscribes := func() uint64 {
+		var n uint64
+		if err := db.Conn.QueryRow(ctx, "SELECT count() FROM report_unsubscribes").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// GET (a link scanner, a preview) shows the button and changes nothing.
 	resp, err = http.Get(bo)
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `<form method="post"><button type="submit">Unsubscribe</button></form>`) || unsubscribes() != 0 {
+		t.Fatalf("GET unsubscribe: %d %s", resp.StatusCode, body)
+	}
+	// POST: the button, or the mail client's one-click.
+	resp, err = http.Post(bo, "application/x-www-form-urlencoded", strings.NewReader("List-Unsubscribe=One-Click"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "no longer receive Glimpse weekly reports for example.com") {
 		t.Fatalf("unsubscribe: %d %s", resp.StatusCode, body)
