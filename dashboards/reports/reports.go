@@ -65,6 +65,8 @@ type Service struct {
 	base   string
 	sent   map[string]bool // "site kind recipient period" known sent, to spare queries
 	failed map[string]time.Time
+	// alertWarned is when a site's failed realtime read was last logged.
+	alertWarned map[string]time.Time
 }
 
 // New returns a Service; the sites file must configure smtp.
@@ -91,7 +93,7 @@ func New(o Options) (*Service, error) {
 		mail:  &mailer{cfg: o.Sites.SMTP, tls: o.TLS, timeout: DefaultSMTPTimeout},
 		store: &store{conn: o.Conn, timeout: o.QueryTimeout},
 		base:  strings.TrimRight(o.PublicURL, "/"),
-		sent:  map[string]bool{}, failed: map[string]time.Time{},
+		sent:  map[string]bool{}, failed: map[string]time.Time{}, alertWarned: map[string]time.Time{},
 	}, nil
 }
 
@@ -172,7 +174,12 @@ func (s *Service) due(ctx context.Context, site *config.Site, r *config.Report, 
 			s.sent[id] = true
 			continue
 		}
-		if err := s.sendReport(ctx, site, r, addr, now, nil); err != nil {
+		err = s.sendReport(ctx, site, r, addr, now, nil)
+		if errors.Is(err, errUnsubscribed) {
+			s.sent[id] = true // nothing to send this period
+			continue
+		}
+		if err != nil {
 			s.failed[id] = now
 			log.Warn("report not sent; retrying in "+retryAfter.String(), "err", scrub(err, addr))
 			continue
@@ -240,7 +247,12 @@ func (s *Service) alerts(ctx context.Context, site *config.Site, now time.Time) 
 	}
 	n, err := s.o.Engine.RealtimeVisitors(ctx, &aggregator.Query{Site: site, Period: p, Reader: "alert:" + site.Domain})
 	if err != nil {
-		s.log.Warn("cannot read current visitors for alerts", "site", site.Domain, "err", err)
+		// Once an hour at most: a noisy site's exhausted budget, or a
+		// ClickHouse outage, would otherwise log every minute.
+		if now.Sub(s.alertWarned[site.Domain]) >= time.Hour {
+			s.alertWarned[site.Domain] = now
+			s.log.Warn("cannot read current visitors for alerts (logged at most hourly)", "site", site.Domain, "err", err)
+		}
 		return
 	}
 	for i := range site.Alerts {

@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/mail"
 	"net/smtp"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/glimpse-analytics/glimpse/internal/config"
@@ -45,6 +47,13 @@ func (m *mailer) send(to string, msg []byte) error {
 		return fmt.Errorf("SMTP relay %s: %w", addr, err)
 	}
 	defer c.Close()
+	// EHLO with this host's name: some relays refuse net/smtp's default
+	// "localhost".
+	if h, err := os.Hostname(); err == nil && h != "" && !strings.ContainsAny(h, " \r\n") {
+		if err := c.Hello(h); err != nil {
+			return fmt.Errorf("SMTP relay %s refused EHLO: %w", addr, err)
+		}
+	}
 	secure := false
 	if m.cfg.StartTLS != config.StartTLSNone {
 		if ok, _ := c.Extension("STARTTLS"); ok {
