@@ -211,7 +211,7 @@ func (s *server) route(ctx context.Context, optOut *beacon.OptOut, stdout io.Wri
 	s.mux.handle(stats.Routes())
 	if s.sites.SMTP != nil {
 		// Scheduled reports and alerts, and their unsubscribe links.
-		rep, err := reports.New(reports.Options{Sites: s.sites, Engine: engine, Conn: s.conn, PublicURL: s.g.publicURL(), Log: s.log})
+		rep, err := reports.New(reports.Options{Sites: s.sites, Engine: engine, Conn: s.conn, PublicURL: s.g.publicURL(), Log: s.log, Metrics: s.metrics})
 		if err != nil {
 			return err
 		}

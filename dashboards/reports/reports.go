@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
 	"crypto/tls"
@@ -53,6 +54,9 @@ type Options struct {
 	TLS *tls.Config
 	// QueryTimeout bounds each ClickHouse statement (default 30 s).
 	QueryTimeout time.Duration
+	// Metrics gets glimpse_reports_sent_total{kind} and
+	// glimpse_reports_send_errors_total{kind}; nil: a private set.
+	Metrics *metrics.Set
 }
 
 // Service sends reports and alerts and answers unsubscribe links.
@@ -80,6 +84,9 @@ func New(o Options) (*Service, error) {
 	if o.SendDelay == 0 {
 		o.SendDelay = DefaultSendDelay
 	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.NewSet()
+	}
 	if o.QueryTimeout <= 0 {
 		o.QueryTimeout = 30 * time.Second
 	}
@@ -95,6 +102,15 @@ func New(o Options) (*Service, error) {
 		base:  strings.TrimRight(o.PublicURL, "/"),
 		sent:  map[string]bool{}, failed: map[string]time.Time{}, alertWarned: map[string]time.Time{},
 	}, nil
+}
+
+// count counts a message of kind sent, or failed.
+func (s *Service) count(kind string, err error) {
+	name := "glimpse_reports_sent_total"
+	if err != nil {
+		name = "glimpse_reports_send_errors_total"
+	}
+	s.o.Metrics.GetOrCreateCounter(name + `{kind="` + kind + `"}`).Inc()
 }
 
 // Recipient is the keyed hash under which addr is stored and logged.
@@ -227,7 +243,9 @@ func (s *Service) sendReport(ctx context.Context, site *config.Site, r *config.R
 		_, err := dry.Write(m.bytes())
 		return err
 	}
-	if err := s.mail.send(addr, m.bytes()); err != nil {
+	err = s.mail.send(addr, m.bytes())
+	s.count(kind, err)
+	if err != nil {
 		return err
 	}
 	key := c.Period.From.In(c.Period.Loc).Format(time.DateOnly)
@@ -294,7 +312,9 @@ func (s *Service) sendAlert(ctx context.Context, site *config.Site, a *config.Al
 	}
 	m := &message{From: s.o.Sites.SMTP.From, To: addr, Unsubscribe: unsub, Date: now, Text: text, HTML: html,
 		Subject: fmt.Sprintf("Glimpse alert for %s: %d current visitors (above %d)", site.Domain, visitors, a.CurrentVisitorsAbove)}
-	if err := s.mail.send(addr, m.bytes()); err != nil {
+	err = s.mail.send(addr, m.bytes())
+	s.count(KindAlert, err)
+	if err != nil {
 		return err
 	}
 	s.log.Info("alert sent", "site", site.Domain, "recipient", rec, "visitors", visitors)

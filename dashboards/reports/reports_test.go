@@ -20,6 +20,7 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/internal/smtptest"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
 	"github.com/glimpse-analytics/glimpse/aggregator"
@@ -425,7 +426,9 @@ func TestAlert(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	set := metrics.NewSet()
 	svc := newService()
+	svc.o.Metrics = set
 	visitors(10, t0.Add(-2*time.Minute)) // at the threshold: no alert
 	svc.Tick(ctx)
 	if got := relay.Take(); len(got) != 0 {
@@ -449,6 +452,9 @@ func TestAlert(t *testing.T) {
 		if r.To == "never@example.com" {
 			t.Error("the alert above 1000 fired")
 		}
+	}
+	if n := apptest.SetMetric(t, set, `glimpse_reports_sent_total{kind="alert"}`); n != 2 {
+		t.Errorf("glimpse_reports_sent_total{kind=\"alert\"} = %g, want 2", n)
 	}
 	// Within the cooldown, even across a restart: nothing.
 	clk.t = t0.Add(time.Minute)
