@@ -161,7 +161,12 @@ func (p *Property) siteTotal() bool {
 // goalScoped reports whether a breakdown by p under a goal filter counts
 // the events the goal selects rather than its own types: a page
 // breakdown of conversions groups the goal events by their page.
-func (p *Property) goalScoped(fs []Filter) bool { return p.Name == "event:page" && hasGoal(fs) }
+func (p *Property) goalScoped(fs []Filter) bool {
+	if len(p.parts) > 0 {
+		p = p.scoping() // a composite counts its scoping part's events
+	}
+	return p.Name == "event:page" && hasGoal(fs)
+}
 
 // expr writes the property's value expression.
 func (p *Property) expr(b *sqlb) {
