@@ -1089,6 +1089,7 @@ var v2TestFilters = [][]v2F{
 	{{op: "or", sub: []v2F{{op: "has_done", sub: []v2F{v2Leaf("is", "event:page", "/docs/api")}}, v2Leaf("is", "visit:channel", "Organic Search")}}},
 	{v2Leaf("is", "visit:country", "US"), {op: "or", sub: []v2F{v2Leaf("is", "event:page", "/"), v2Leaf("is", "visit:screen", "Desktop")}}},
 	{v2Leaf("is", "visit:country", "FR"), {op: "or", sub: []v2F{v2Leaf("is", "event:page", "/pricing"), v2Leaf("is", "visit:country", "DE")}}},
+	{v2Leaf("matches", "event:page", "^/(blog|pricing)"), {op: "or", sub: []v2F{v2Leaf("is", "event:page", "/pricing"), v2Leaf("is", "visit:country", "DE")}}},
 }
 
 // TestOracleV2: see the top of the file.
@@ -1188,7 +1189,8 @@ func (c *v2Checker) run(site string, loc *time.Location) {
 		for _, fs := range [][]v2F{nil, {v2Leaf("is", "visit:country", "US")}, goalSignup,
 			{{op: "or", sub: []v2F{v2Leaf("is", "event:page", "/pricing"), v2Leaf("is", "visit:country", "DE")}}},
 			{{op: "has_done", sub: []v2F{v2Leaf("is", "event:goal", "Signup")}}},
-			{{op: "contains", dim: "event:page", vals: []string{"BLOG"}, fold: true}}} {
+			{{op: "contains", dim: "event:page", vals: []string{"BLOG"}, fold: true}},
+			{v2Leaf("matches", "event:page", "^/(blog|pricing)"), {op: "or", sub: []v2F{v2Leaf("is", "event:page", "/pricing"), v2Leaf("is", "visit:country", "DE")}}}} {
 			for _, prop := range visitProps {
 				ms := visitMetrics
 				if len(fs) == 1 && fs[0].isGoal() {
