@@ -439,6 +439,29 @@ func sessionOfEvent(b *sqlb, s *scan, leaf func()) {
 	b.w(")")
 }
 
+// eventTrees are the trees of fs with an event leaf outside has_done:
+// over events rows they choose which of a visit's events count (its
+// page views and events), as top-level event leaves do.
+func eventTrees(fs []Filter) []Filter {
+	var out []Filter
+	for _, f := range fs {
+		if hasEventLeaf(f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func hasEventLeaf(f Filter) bool {
+	switch f.Op {
+	case "":
+		return f.Prop.side == sideEvents
+	case "has_done":
+		return false // the same for every event of the visit
+	}
+	return slices.ContainsFunc(f.Sub, hasEventLeaf)
+}
+
 // treeProp is the stand-in property of a tree filter read on side sd.
 func treeProp(sd side) *Property { return &Property{side: sd} }
 

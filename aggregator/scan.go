@@ -347,7 +347,7 @@ func (s *scan) build() *sqlb {
 		tail()
 	case srcSessions:
 		sel(func() { b.w("gk") })
-		if ef := bySide(s.filters, sideEvents); len(ef) > 0 {
+		if ef := append(bySide(s.filters, sideEvents), eventTrees(anySide(s.filters))...); len(ef) > 0 {
 			s.sessionsOfEvents(b, ef)
 		} else {
 			b.w(" FROM (SELECT ")
