@@ -93,11 +93,14 @@ func (f v2F) test(v string) bool {
 	return false
 }
 
-// onEvents reports whether f asks anything of events: an event leaf,
-// in a tree or not.
+// onEvents reports whether f chooses events: an event leaf, in a tree
+// or not, but in has_done (the same for every event of a visit).
 func (f v2F) onEvents() bool {
-	if f.leaf() {
+	switch {
+	case f.leaf():
 		return !f.visit()
+	case f.op == "has_done" || f.op == "has_not_done":
+		return false
 	}
 	return slices.ContainsFunc(f.sub, v2F.onEvents)
 }
@@ -132,12 +135,25 @@ type v2Q struct {
 	site     string
 	from, to time.Time
 	filters  []v2F
+	// The question's range, when from and to are one time bucket's:
+	// an event leaf or has_done over a visit asks the visit's events in
+	// the whole range, not in the bucket.
+	wholeFrom, wholeTo time.Time
+}
+
+// whole is q's range (not its bucket's).
+func (q v2Q) whole() v2Q {
+	if !q.wholeFrom.IsZero() {
+		q.from, q.to = q.wholeFrom, q.wholeTo
+	}
+	return q
 }
 
 func (q v2Q) in(t time.Time) bool { return !t.Before(q.from) && t.Before(q.to) }
 
 // hasEvent: s has a non-engagement event in q's range that pred accepts.
 func (m *v2Model) hasEvent(q v2Q, s *orSession, pred func(*orEvent) bool) bool {
+	q = q.whole()
 	for _, e := range m.bySess[s] {
 		if e.typ != tEngagement && q.in(e.ts) && pred(e) {
 			return true
@@ -226,13 +242,17 @@ next:
 	return out
 }
 
-// sessions are the visits of q's session metrics.
+// sessions are the visits of q's session metrics: those that started
+// in the range and pass the filters over visits, or, when filters
+// choose events (onEvents), those holding such an event in the range
+// (in a time series, in the bucket of that event) that pass the rest.
 func (m *v2Model) sessions(q v2Q) []*orSession {
 	var evLeaves, rest []v2F
 	for _, f := range q.filters {
-		if f.leaf() && !f.visit() {
+		if f.onEvents() {
 			evLeaves = append(evLeaves, f)
-		} else {
+		}
+		if !f.leaf() || f.visit() {
 			rest = append(rest, f)
 		}
 	}
@@ -260,7 +280,7 @@ func (m *v2Model) sessions(q v2Q) []*orSession {
 		}
 		ok := true
 		for _, f := range evLeaves {
-			ok = ok && f.leafE(e)
+			ok = ok && m.evalE(q, f, e)
 		}
 		if ok && pass(e.sess) {
 			seen[e.sess] = true
@@ -291,6 +311,13 @@ func v2Metrics(es []*orEvent, ss []*orSession) map[string]float64 {
 		dur += float64(s.duration())
 	}
 	out["visits"] = float64(len(ss))
+	svs := map[string]bool{}
+	for _, s := range ss {
+		svs[s.vkey] = true
+	}
+	// The visitors of the visits: a filtered answer is withheld when
+	// either side counts 1 to k-1 people.
+	out["session_visitors"] = float64(len(svs))
 	if n := float64(len(ss)); n > 0 {
 		out["bounce_rate"] = math.Round(100 * bounces / n)
 		out["visit_duration"] = math.Round(dur / n)
@@ -443,8 +470,8 @@ func (m *v2Model) breakdown(q v2Q, dims []string, p orPeriod) []*v2Row {
 				}
 				ok = ok && isG
 				key[i] = g
-			case d.name == "event:props:plan":
-				v, has := e.props["plan"]
+			case strings.HasPrefix(d.name, "event:props:"):
+				v, has := orFilter{dim: d.name}.stored(e)
 				ok = ok && has
 				key[i] = v
 			case d.name == "event:hostname":
@@ -628,7 +655,7 @@ func (c *v2Checker) aggregate(site string, p v2Period, fs []v2F, mode string) {
 		c.mismatch("v2 %s | (rows) | : want one row, got %d", qs, len(rows))
 		return
 	}
-	withheld := orWithheld(len(fs) > 0, want["visitors"])
+	withheld := v2Withheld(fs, want)
 	if withheld {
 		c.withheld += len(metrics)
 	}
@@ -643,7 +670,7 @@ func (c *v2Checker) aggregate(site string, p v2Period, fs []v2F, mode string) {
 	if mode == "" {
 		return
 	}
-	oldWithheld := orWithheld(len(fs) > 0, old["visitors"])
+	oldWithheld := v2Withheld(fs, old)
 	cm, ch := rows["\x01cmp"], rows["\x01change"]
 	for i, mt := range metrics {
 		var w *float64
@@ -660,6 +687,13 @@ func (c *v2Checker) aggregate(site string, p v2Period, fs []v2F, mode string) {
 		}
 		c.cmp(qs, mt+" change", fmt.Sprintf("%v → %v", old[mt], want[mt]), w, v2At(ch, i))
 	}
+}
+
+// v2Withheld: a filtered answer whose events or visits count 1 to k-1
+// visitors is withheld (both sides are read: every aggregate and time
+// series here asks session metrics).
+func v2Withheld(fs []v2F, v map[string]float64) bool {
+	return orWithheld(len(fs) > 0, v["visitors"]) || orWithheld(len(fs) > 0, v["session_visitors"])
 }
 
 func btoi(b bool) int {
@@ -720,7 +754,7 @@ func (c *v2Checker) timeseries(site string, p v2Period, dim string, fs []v2F) {
 	}
 	for i, l := range labels {
 		bq := q
-		bq.from, bq.to = from[i], to[i]
+		bq.from, bq.to, bq.wholeFrom, bq.wholeTo = from[i], to[i], p.from, p.to
 		want := c.m.aggregate(bq)
 		if q.hasGoal() {
 			want["conversion_rate"] = v2Round(100*v2Ratio(want["visitors"], c.m.aggregate(bq.withoutGoals())["visitors"]), 1)
@@ -739,7 +773,7 @@ func (c *v2Checker) timeseries(site string, p v2Period, dim string, fs []v2F) {
 			c.mismatch("v2 %s | (row) | %s: no row (want %v)", qs, l, want)
 			continue
 		}
-		withheld := orWithheld(len(fs) > 0, want["visitors"])
+		withheld := v2Withheld(fs, want)
 		for j, mt := range metrics {
 			var w *float64
 			if !withheld {
@@ -984,6 +1018,33 @@ func (c *v2Checker) compared(site string, p v2Period, dims []string) {
 	}
 }
 
+// resolved checks that the dimension "time" resolves to the bucket the
+// range suggests (hours for a day, days up to 40 days), in the query
+// echo, its order_by and the rows' labels.
+func (c *v2Checker) resolved(site string, p v2Period, want string) {
+	body := c.query(site, p, []string{"visitors"}, []string{"time"}, nil)
+	body["order_by"] = [][]string{{"time", "desc"}}
+	code, out, qs := c.post(body)
+	c.count()
+	if code != 200 {
+		c.mismatch("v2 %s | (status) | : %d %v", qs, code, out)
+		return
+	}
+	echo, _ := out["query"].(map[string]any)
+	if got := fmt.Sprint(echo["dimensions"], echo["order_by"]); got != fmt.Sprintf("[%s] [[%s desc]]", want, want) {
+		c.mismatch("v2 %s | (time) | : want %s, got %s", qs, want, got)
+	}
+	labels, _, _ := orBuckets(p.orPeriod, v2TimeIvs[want])
+	c.count()
+	var got []string
+	for _, x := range out["results"].([]any) {
+		got = append(got, fmt.Sprint(x.(map[string]any)["dimensions"].([]any)[0]))
+	}
+	if !slices.IsSortedFunc(got, func(a, b string) int { return strings.Compare(b, a) }) || len(got) == 0 || !slices.Contains(labels, got[0]) {
+		c.mismatch("v2 %s | (time) | : rows %q, not labels of %s descending", qs, got, want)
+	}
+}
+
 // order checks order_by, pagination and total_rows of a breakdown by
 // dim: the rows over k in the order asked, page by page.
 func (c *v2Checker) order(site string, p v2Period, dim string, limit int) {
@@ -1179,7 +1240,9 @@ func (c *v2Checker) run(site string, loc *time.Location) {
 			tdims = []string{"time:day", "time:week"}
 		}
 		for _, td := range tdims {
-			for _, fs := range [][]v2F{nil, {v2Leaf("is", "visit:country", "DE")}, {v2Leaf("matches", "event:page", "^/blog")}, goalSignup} {
+			for _, fs := range [][]v2F{nil, {v2Leaf("is", "visit:country", "DE")}, {v2Leaf("matches", "event:page", "^/blog")}, goalSignup,
+				{{op: "or", sub: []v2F{v2Leaf("is", "event:page", "/pricing"), v2Leaf("is", "visit:country", "DE")}}},
+				{{op: "has_not_done", sub: []v2F{v2Leaf("is", "event:goal", "Signup")}}}} {
 				c.timeseries(site, p, td, fs)
 			}
 		}
@@ -1201,18 +1264,21 @@ func (c *v2Checker) run(site string, loc *time.Location) {
 			c.breakdown(site, p, []string{"event:page"}, []string{"visitors", "pageviews", "percentage"}, fs)
 			c.breakdown(site, p, []string{"event:goal"}, []string{"visitors", "events", "percentage", "conversion_rate", "group_conversion_rate"}, fs)
 			c.breakdown(site, p, []string{"event:props:plan"}, []string{"visitors", "events", "percentage"}, fs)
+			c.breakdown(site, p, []string{"event:props:url"}, []string{"visitors", "events", "percentage"}, fs)
 			c.breakdown(site, p, []string{"event:hostname"}, []string{"visitors", "events"}, fs)
 			c.breakdown(site, p, []string{"visit:source", "visit:country"}, []string{"visitors", "visits", "pageviews", "bounce_rate", "visit_duration", "percentage"}, fs)
 			c.breakdown(site, p, []string{"visit:device", "visit:channel", "visit:entry_page"}, []string{"visitors", "visits", "percentage"}, fs)
 			c.breakdown(site, p, []string{"event:page", "visit:source"}, []string{"visitors", "pageviews", "percentage"}, fs)
 			c.breakdown(site, p, []string{"event:goal", "visit:source"}, []string{"visitors", "events", "conversion_rate"}, fs)
-			c.breakdown(site, p, []string{"time:day", "visit:country"}, []string{"visitors", "visits", "pageviews"}, fs)
+			c.breakdown(site, p, []string{"time:day", "visit:country"}, []string{"visitors", "visits", "pageviews", "percentage"}, fs)
+			c.breakdown(site, p, []string{"visit:device", "time:week"}, []string{"visitors", "visits", "bounce_rate"}, fs)
 			c.breakdown(site, p, []string{"time:day", "event:goal"}, []string{"visitors", "events", "conversion_rate"}, fs)
 			c.breakdown(site, p, []string{"event:goal", "visit:country", "visit:source"}, []string{"visitors", "events"}, fs)
 		}
 		for _, dim := range []string{"visit:source", "visit:entry_page", "event:page"} {
 			c.order(site, p, dim, 2)
 		}
+		c.resolved(site, p, tdims[0])
 		c.compared(site, p, []string{"visit:source"})
 		c.compared(site, p, []string{"visit:country", "visit:device"})
 		c.compared(site, p, []string{tdims[0]})
