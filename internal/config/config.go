@@ -56,6 +56,7 @@ type Site struct {
 	// Reports and Alerts are e-mailed through the smtp: relay (reports.go).
 	Reports []Report `yaml:"reports"`
 	Alerts  []Alert  `yaml:"alerts"`
+	Funnels []Funnel `yaml:"funnels"` // funnels.go
 
 	// Location is Timezone loaded.
 	Location *time.Location `yaml:"-"`
@@ -377,6 +378,7 @@ func (v *validator) file(f *File) {
 	}
 	for i := range f.Sites {
 		v.reports(f, &f.Sites[i], []any{"sites", i})
+		v.funnels(&f.Sites[i], []any{"sites", i})
 	}
 	keyNames := map[string]bool{}
 	for i, k := range f.APIKeys {
