@@ -33,6 +33,8 @@ const (
 	PathAggregate  = "/api/v1/stats/aggregate"
 	PathTimeseries = "/api/v1/stats/timeseries"
 	PathBreakdown  = "/api/v1/stats/breakdown"
+	// PathFunnel is Glimpse's: a funnel's steps (aggregator/funnel.go).
+	PathFunnel = "/api/v1/stats/funnel"
 	// PathQuery is Plausible's Stats API v2: POST a JSON query.
 	PathQuery = "/api/v2/query"
 )
@@ -89,6 +91,7 @@ func (a *API) Routes() map[string]fasthttp.RequestHandler {
 		PathAggregate:  a.wrap(a.query(aggregator.KindAggregate)),
 		PathTimeseries: a.wrap(a.query(aggregator.KindTimeseries)),
 		PathBreakdown:  a.wrap(a.query(aggregator.KindBreakdown)),
+		PathFunnel:     a.wrap(a.funnel),
 		PathQuery:      a.wrapWith(a.serveV2),
 	}
 }
@@ -252,6 +255,7 @@ const (
 	EndpointAggregate  = "aggregate"
 	EndpointTimeseries = "timeseries"
 	EndpointBreakdown  = "breakdown"
+	EndpointFunnel     = "funnel"
 )
 
 // HandlersWith returns the Stats API's handlers by endpoint name, with
@@ -281,6 +285,7 @@ func (a *API) HandlersWith(auth Authorizer) map[string]fasthttp.RequestHandler {
 		EndpointAggregate:  with(a.query(aggregator.KindAggregate)),
 		EndpointTimeseries: with(a.query(aggregator.KindTimeseries)),
 		EndpointBreakdown:  with(a.query(aggregator.KindBreakdown)),
+		EndpointFunnel:     with(a.funnel),
 	}
 }
 
@@ -292,6 +297,7 @@ func (a *API) Run(c *fasthttp.RequestCtx, endpoint string, auth Authorizer) (any
 	h := map[string]handler{
 		EndpointRealtime: a.realtime, EndpointAggregate: a.query(aggregator.KindAggregate),
 		EndpointTimeseries: a.query(aggregator.KindTimeseries), EndpointBreakdown: a.query(aggregator.KindBreakdown),
+		EndpointFunnel: a.funnel,
 	}[endpoint]
 	if h == nil {
 		return nil, &httpError{fasthttp.StatusNotFound, "unknown endpoint " + endpoint}
@@ -328,6 +334,16 @@ func (a *API) query(kind aggregator.Kind) handler {
 		}
 		return a.opts.Engine.Breakdown(ctx, q)
 	}
+}
+
+// funnel answers a funnel's steps: funnel=<name> or steps=...&window=.
+func (a *API) funnel(ctx context.Context, r *request) (any, error) {
+	q, err := aggregator.ParseFunnelQuery(r.site, r.get, r.now)
+	if err != nil {
+		return nil, err
+	}
+	q.Reader = r.reader
+	return a.opts.Engine.Funnel(ctx, q)
 }
 
 // realtime answers a bare number, as Plausible does.
