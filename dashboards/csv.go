@@ -31,8 +31,8 @@ func (d *Dashboard) csv(c *fasthttp.RequestCtx) {
 		b, _ := json.Marshal(map[string]string{"error": msg})
 		c.SetBody(b)
 	}
-	if endpoint != api.EndpointBreakdown && endpoint != api.EndpointTimeseries {
-		fail(fasthttp.StatusBadRequest, "endpoint must be breakdown or timeseries")
+	if endpoint != api.EndpointBreakdown && endpoint != api.EndpointTimeseries && endpoint != api.EndpointFunnel {
+		fail(fasthttp.StatusBadRequest, "endpoint must be breakdown, timeseries or funnel")
 		return
 	}
 	res, err := d.opts.Stats.Run(c, endpoint, d.authorize)
@@ -42,6 +42,10 @@ func (d *Dashboard) csv(c *fasthttp.RequestCtx) {
 		return
 	}
 	r := res.(*aggregator.Response)
+	if endpoint == api.EndpointFunnel {
+		funnelCSV(c, r) // funnels.go
+		return
+	}
 	rows, _ := r.Results.([]map[string]any)
 	metrics := strings.Split(string(c.QueryArgs().Peek("metrics")), ",")
 	if metrics[0] == "" {
