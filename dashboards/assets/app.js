@@ -711,6 +711,8 @@
     loadKPIs(st, gen);
     loadChart(st, gen);
     for (const p of PANELS) loadPanel(p, st, gen);
+    // Other panels (funnels.js) load themselves on this event.
+    document.dispatchEvent(new CustomEvent('glimpse:load'));
   }
   buildPanels();
   load();
