@@ -25,6 +25,7 @@ import (
 	"github.com/glimpse-analytics/glimpse/aggregator/period"
 	"github.com/glimpse-analytics/glimpse/internal/config"
 	"github.com/glimpse-analytics/glimpse/internal/ratelimit"
+	"github.com/glimpse-analytics/glimpse/internal/storage/notes"
 )
 
 // Paths of the Stats API.
@@ -35,6 +36,9 @@ const (
 	PathBreakdown  = "/api/v1/stats/breakdown"
 	// PathFunnel is Glimpse's: a funnel's steps (aggregator/funnel.go).
 	PathFunnel = "/api/v1/stats/funnel"
+	// PathAnnotations lists the site's chart annotations in a period
+	// (annotations.go); not Plausible's.
+	PathAnnotations = "/api/v1/stats/annotations"
 	// PathQuery is Plausible's Stats API v2: POST a JSON query.
 	PathQuery = "/api/v2/query"
 )
@@ -48,8 +52,11 @@ type Options struct {
 	RateLimit int
 	// Timeout bounds one request's queries (default 60 s).
 	Timeout time.Duration
-	Now     func() time.Time // default time.Now
-	Log     *slog.Logger
+	// Notes stores the sites' annotations (annotations endpoint); nil:
+	// the endpoint answers 503.
+	Notes *notes.Store
+	Now   func() time.Time // default time.Now
+	Log   *slog.Logger
 }
 
 // API is the Stats API.
@@ -87,12 +94,13 @@ func New(o Options) (*API, error) {
 // glimpse serve.
 func (a *API) Routes() map[string]fasthttp.RequestHandler {
 	return map[string]fasthttp.RequestHandler{
-		PathRealtime:   a.wrap(a.realtime),
-		PathAggregate:  a.wrap(a.query(aggregator.KindAggregate)),
-		PathTimeseries: a.wrap(a.query(aggregator.KindTimeseries)),
-		PathBreakdown:  a.wrap(a.query(aggregator.KindBreakdown)),
-		PathFunnel:     a.wrap(a.funnel),
-		PathQuery:      a.wrapWith(a.serveV2),
+		PathRealtime:    a.wrap(a.realtime),
+		PathAggregate:   a.wrap(a.query(aggregator.KindAggregate)),
+		PathTimeseries:  a.wrap(a.query(aggregator.KindTimeseries)),
+		PathBreakdown:   a.wrap(a.query(aggregator.KindBreakdown)),
+		PathFunnel:      a.wrap(a.funnel),
+		PathQuery:       a.wrapWith(a.serveV2),
+		PathAnnotations: a.wrap(a.annotations),
 	}
 }
 
@@ -251,11 +259,12 @@ func StatusError(status int, msg string) error { return &httpError{status, msg} 
 
 // Endpoints of the Stats API, for HandlersWith.
 const (
-	EndpointRealtime   = "realtime/visitors"
-	EndpointAggregate  = "aggregate"
-	EndpointTimeseries = "timeseries"
-	EndpointBreakdown  = "breakdown"
-	EndpointFunnel     = "funnel"
+	EndpointRealtime    = "realtime/visitors"
+	EndpointAggregate   = "aggregate"
+	EndpointTimeseries  = "timeseries"
+	EndpointBreakdown   = "breakdown"
+	EndpointFunnel      = "funnel"
+	EndpointAnnotations = "annotations"
 )
 
 // HandlersWith returns the Stats API's handlers by endpoint name, with
@@ -281,11 +290,12 @@ func (a *API) HandlersWith(auth Authorizer) map[string]fasthttp.RequestHandler {
 		})
 	}
 	return map[string]fasthttp.RequestHandler{
-		EndpointRealtime:   with(a.realtime),
-		EndpointAggregate:  with(a.query(aggregator.KindAggregate)),
-		EndpointTimeseries: with(a.query(aggregator.KindTimeseries)),
-		EndpointBreakdown:  with(a.query(aggregator.KindBreakdown)),
-		EndpointFunnel:     with(a.funnel),
+		EndpointRealtime:    with(a.realtime),
+		EndpointAggregate:   with(a.query(aggregator.KindAggregate)),
+		EndpointTimeseries:  with(a.query(aggregator.KindTimeseries)),
+		EndpointBreakdown:   with(a.query(aggregator.KindBreakdown)),
+		EndpointFunnel:      with(a.funnel),
+		EndpointAnnotations: with(a.annotations),
 	}
 }
 
