@@ -26,6 +26,7 @@ import (
 	"github.com/glimpse-analytics/glimpse/internal/config"
 	"github.com/glimpse-analytics/glimpse/internal/model"
 	"github.com/glimpse-analytics/glimpse/internal/ratelimit"
+	"github.com/glimpse-analytics/glimpse/internal/storage/notes"
 )
 
 // Paths. The dashboard lives under Prefix, on the main listener or on its
@@ -100,6 +101,9 @@ type Options struct {
 	// without one shows the install snippet and waits for its first page
 	// view instead of zeroes. nil: every site has events.
 	HasEvents func(ctx context.Context, site string) (bool, error)
+	// Notes stores the sites' saved segments and annotations
+	// (segments.go, annotations.go); nil: they are not available.
+	Notes *notes.Store
 	// Metrics is where the dashboard counts sign-ins and limited requests
 	// (default: a set of its own, which nothing serves).
 	Metrics *metrics.Set
@@ -199,6 +203,9 @@ func New(o Options) (*Dashboard, error) {
 	}
 	for name, h := range d.api {
 		d.routes[PathAPI+name] = d.limited(h)
+	}
+	for p, h := range d.notesRoutes() {
+		d.routes[p] = h
 	}
 	for p := range d.assets {
 		d.routes[p] = d.asset

@@ -24,6 +24,7 @@ func (s *server) serveDashboard(stats *api.API, stdout io.Writer) (stop func(con
 	d, err := dashboards.New(dashboards.Options{
 		Sites: s.sites, Stats: stats, ClientNet: clientNet(s.proxies), HTTPS: s.o.dashboard.https(s.g.publicURL()),
 		Metrics: s.metrics, Log: log, PublicURL: s.g.publicURL(), HasEvents: s.hasEvents,
+		Notes: s.notes,
 	})
 	if err != nil {
 		return nil, err

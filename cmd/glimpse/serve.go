@@ -24,6 +24,7 @@ import (
 	"github.com/glimpse-analytics/glimpse/internal/chconn"
 	"github.com/glimpse-analytics/glimpse/internal/config"
 	"github.com/glimpse-analytics/glimpse/internal/identity"
+	"github.com/glimpse-analytics/glimpse/internal/storage/notes"
 	"github.com/glimpse-analytics/glimpse/internal/storage/subject"
 	"github.com/glimpse-analytics/glimpse/migrations"
 )
@@ -53,6 +54,7 @@ type server struct {
 	geo     *locate.Geo
 	proxies locate.TrustedProxies
 	conn    driver.Conn
+	notes   *notes.Store // segments and annotations (dashboard, Stats API)
 	metrics *metrics.Set
 	writer  *sink.Writer
 	ingest  *collector.Server
@@ -179,7 +181,8 @@ func newBudget(set *metrics.Set) *aggregator.Budget {
 // mux, or on its own listener with --dashboard-listen.
 func (s *server) route(ctx context.Context, optOut *beacon.OptOut, stdout io.Writer) error {
 	engine := aggregator.New(aggregator.Options{Conn: s.conn, Budget: newBudget(s.metrics)})
-	stats, err := api.New(api.Options{Engine: engine, Sites: s.sites, Log: s.log.With("component", "stats-api")})
+	s.notes = notes.New(s.conn, nil)
+	stats, err := api.New(api.Options{Engine: engine, Sites: s.sites, Notes: s.notes, Log: s.log.With("component", "stats-api")})
 	if err != nil {
 		return err
 	}
