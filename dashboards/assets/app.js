@@ -542,6 +542,7 @@
     overlay.addEventListener('pointerdown', show);
     overlay.addEventListener('pointerleave', () => { tip.hidden = true; guide.setAttribute('visibility', 'hidden'); dot.setAttribute('visibility', 'hidden'); });
     chartBox.append(root, tip);
+    drawLayers({ svg: root, rows: rows, interval: interval, x: x, top: padT, bottom: H - padB, left: padL, right: W - padR, width: W, height: H });
     if (compare) {
       const sw = (cls) => { const s = svg('svg', { width: 22, height: 8, 'aria-hidden': 'true', class: 'swatch' }); s.append(svg('line', { x1: 0, x2: 22, y1: 4, y2: 4, class: cls })); return s; };
       chartBox.append(el('p', { class: 'legend', id: 'chart-legend' },
@@ -554,6 +555,23 @@
     for (const m of [1, 2, 2.5, 5, 10]) if (raw <= m * p) return Math.max(1, m * p);
     return 10 * p;
   }
+  // ---- hooks for the page's other scripts (segments.js) ---------------------
+  // window.GlimpseDashboard.onChart(f) calls f({svg, rows, interval, x,
+  // top, bottom, left, right, width, height}) each time the chart is drawn,
+  // after its line: f adds a layer to the SVG. navigate(change) changes the
+  // page's URL state and reloads the numbers; state() reads it.
+  const chartLayers = [];
+  function drawLayers(chart) {
+    for (const f of chartLayers) {
+      try { f(chart); } catch (e) { /* a layer that fails leaves the chart drawn */ }
+    }
+  }
+  window.GlimpseDashboard = Object.freeze({
+    site: SITE, auth: AUTH, api: API, state: state, navigate: navigate,
+    onChart: (f) => { chartLayers.push(f); drawChart(); },
+    redraw: () => drawChart(),
+    onLoad: (f) => { loadHooks.push(f); },
+  });
   let resizeTimer = 0;
   window.addEventListener('resize', () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(drawChart, 100); });
 
@@ -703,9 +721,11 @@
   }
   setInterval(() => { if (document.visibilityState === 'visible') loadRealtime(); }, 15000);
 
+  const loadHooks = [];
   function load() {
     const st = state();
     const gen = ++generation;
+    for (const f of loadHooks) { try { f(st); } catch (e) { /* the numbers load regardless */ } }
     syncControls(st);
     // Every call leaves at once; each panel draws itself when its answer arrives.
     loadKPIs(st, gen);
