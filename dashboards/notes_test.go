@@ -3,13 +3,16 @@ package dashboards
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/glimpse-analytics/glimpse/aggregator"
 	"github.com/glimpse-analytics/glimpse/aggregator/api"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
+	"github.com/glimpse-analytics/glimpse/internal/ratelimit"
 	"github.com/glimpse-analytics/glimpse/internal/storage/notes"
 )
 
@@ -247,5 +250,31 @@ func TestNotesValidation(t *testing.T) {
 	decode(t, r.Body(), &ar)
 	if r.StatusCode() != 200 || len(ar.Results) != 1 || ar.Results[0].CreatedBy != "" || len([]rune(ar.Results[0].Text)) != 200 {
 		t.Fatalf("annotations for a shared link: %d %s", r.StatusCode(), r.Body())
+	}
+}
+
+// TestNotesRateLimited: the changes count against the reader's limit
+// like the other JSON endpoints; beyond it they answer 429 and store
+// nothing.
+func TestNotesRateLimited(t *testing.T) {
+	set, store := withNotes(t)
+	f := newFixtureFor(t, testEmail, set, func(o *Options) { o.ReaderLimit = ratelimit.Limit{PerHour: 60, Burst: 3} })
+	r := f.signIn(t, testEmail, testPass)
+	id := cookie(r, cookieName)
+	tok := f.d.sessions.get(id, f.now).csrf
+	var statuses []int
+	for i := range 4 {
+		v := url.Values{"site_id": {"example.com"}, "csrf": {tok}, "date": {"2025-02-20"}, "text": {"note " + strconv.Itoa(i)}}
+		r := f.do("POST", PathAnnotationSave, v.Encode(), "Cookie: "+cookieName+"="+id)
+		statuses = append(statuses, r.StatusCode())
+		if r.StatusCode() == 429 && r.Header.Peek("Retry-After") == nil {
+			t.Error("429 without Retry-After")
+		}
+	}
+	if fmt.Sprint(statuses) != "[200 200 200 429]" {
+		t.Errorf("statuses %v, want three 200 then 429", statuses)
+	}
+	if _, as := counts(t, store); as != 3 {
+		t.Errorf("%d annotations stored, want 3", as)
 	}
 }
