@@ -102,11 +102,19 @@ func TestDashboardSegmentsAnnotations(t *testing.T) {
 			if err := chromedp.Do(tc, chromedp.Click(chromedp.ID("segment-new"))); err != nil {
 				t.Fatal(err)
 			}
+			if err := chromedp.Do(tc, chromedp.SendKeys(chromedp.ID("segment-name"), "Draft"), chromedp.Click(chromedp.ID("segment-save"))); err != nil {
+				t.Fatal(err)
+			}
+			browser.WaitJS(t, tc, "the saved segment", `[...document.querySelectorAll('.segment-apply')].some(b => b.textContent === 'Draft') && document.getElementById('segment-form') === null`)
+			// Rename it.
+			browser.Eval(t, tc, `[...document.querySelectorAll('.segment')].find(s => s.querySelector('.segment-apply').textContent === 'Draft').querySelector('.segment-edit').click()`)
+			browser.WaitJS(t, tc, "the rename form", `document.getElementById('segment-name') !== null && document.getElementById('segment-name').value === 'Draft'`)
+			browser.Eval(t, tc, `document.getElementById('segment-name').value = ''`)
 			if err := chromedp.Do(tc, chromedp.SendKeys(chromedp.ID("segment-name"), name), chromedp.Click(chromedp.ID("segment-save"))); err != nil {
 				t.Fatal(err)
 			}
 			hasSegment := `[...document.querySelectorAll('.segment-apply')].some(b => b.textContent === ` + strconv.Quote(name) + `)`
-			browser.WaitJS(t, tc, "the saved segment", hasSegment+` && document.getElementById('segment-form') === null`)
+			browser.WaitJS(t, tc, "the renamed segment", hasSegment+` && document.getElementById('segment-form') === null && document.querySelectorAll('.segment-apply').length === 1`)
 
 			// Apply it in a fresh page load without filters: one click.
 			open("")
