@@ -413,22 +413,3 @@ func (a *API) answerV2(c *fasthttp.RequestCtx, now time.Time, may func(domain st
 	defer cancel()
 	return a.opts.Engine.QueryV2(ctx, q)
 }
-
-// QueryV2With returns the v2 handler with auth deciding who may read a
-// site (the dashboard's).
-func (a *API) QueryV2With(auth Authorizer) fasthttp.RequestHandler {
-	return a.wrapWith(func(c *fasthttp.RequestCtx) (any, error) {
-		if !c.IsPost() {
-			c.Response.Header.Set("Allow", "POST")
-			return nil, &httpError{fasthttp.StatusMethodNotAllowed, "method not allowed: POST a JSON query"}
-		}
-		return a.answerV2(c, a.opts.Now(), func(domain string) (string, error) {
-			reader, err := auth(c, domain)
-			var he *httpError
-			if err != nil && !errors.As(err, &he) {
-				return "", &httpError{fasthttp.StatusForbidden, err.Error()}
-			}
-			return reader, err
-		})
-	})
-}
