@@ -163,7 +163,8 @@ type plan struct {
 
 func (e *Engine) plan(ctx context.Context, q *Query, p period.Period, evCols, seCols []string) (*plan, error) {
 	pl := &plan{q: q, p: p, evCols: evCols, seCols: seCols, evSrc: srcEvents, seSrc: srcSessions, sources: map[string]bool{}}
-	rollup := !q.Raw && p.Name != "realtime" && period.HourAligned(p)
+	// The hourly rollups answer neither minutes nor a live period.
+	rollup := !q.Raw && !p.Live() && q.Interval != period.IntervalMinute && period.HourAligned(p)
 	if rollup && len(q.Filters) == 0 && subset(evCols, eventsHourlyCols) && (len(seCols) == 0 || subset(seCols, sessionsHourlyCols)) {
 		pl.evSrc = srcEventsHourly
 		pl.seSrc = srcSessionsHourly
@@ -608,7 +609,7 @@ func (e *Engine) Breakdown(ctx context.Context, q *Query) (*Response, error) {
 		cols = visitPageviews(q, cols)
 	}
 	pl := &plan{q: q, p: q.released(q.Period), sources: map[string]bool{}}
-	rollup := !q.Raw && q.Period.Name != "realtime" && period.HourAligned(pl.p)
+	rollup := !q.Raw && !q.Period.Live() && period.HourAligned(pl.p)
 	dim, oneDimFiltered := oneDim(q.Filters)
 	switch {
 	case rollup && src == srcEvents && q.Property.Name == "event:page" && len(q.Filters) == 0 && subset(cols, pagesHourlyCols):

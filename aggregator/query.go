@@ -91,9 +91,22 @@ func NewComparison(mode, dates string, p period.Period) (*Comparison, error) {
 // count is read up to the last full minute (RealtimeVisitors).
 const ReleaseHour = time.Hour
 
+// ReleaseMinute is how far a noisy site's 30m numbers lag: the realtime
+// view reads up to the last full minute, and each minute is a cell, so
+// that polling within a minute gets the same answer (and costs nothing
+// more).
+const ReleaseMinute = time.Minute
+
 // releasedAt sets a noisy site's release point for an answer at now.
 func (q *Query) releasedAt(now time.Time) {
-	if q.Site.Privacy.Noisy() && q.Period.Name != "realtime" {
+	if !q.Site.Privacy.Noisy() {
+		return
+	}
+	switch q.Period.Name {
+	case "realtime": // RealtimeVisitors
+	case "30m":
+		q.until = now.UTC().Truncate(ReleaseMinute)
+	default:
 		q.until = now.UTC().Truncate(ReleaseHour)
 	}
 }

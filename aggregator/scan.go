@@ -208,9 +208,11 @@ func (s *scan) bucketKey(b *sqlb, t string) { bucketExpr(b, s.bucket, t, s.p.Loc
 
 // bucketExpr writes the bucket of interval iv holding column t's time, in
 // the zone loc, as a string ("2025-03-01", or "2025-03-01 13:00:00" for
-// hours).
+// hours, "2025-03-01 13:05:00" for minutes).
 func bucketExpr(b *sqlb, iv, t, loc string) {
 	switch iv {
+	case period.IntervalMinute:
+		b.w("toString(toStartOfMinute(", t, ", ").arg(loc).w("))")
 	case period.IntervalHour:
 		b.w("toString(toStartOfHour(", t, ", ").arg(loc).w("))")
 	case period.IntervalWeek:

@@ -11,7 +11,7 @@ import (
 
 // Period is a reporting range [From, To) in a site's time zone.
 type Period struct {
-	Name     string // day, 7d, 30d, month, 6mo, 12mo, custom or realtime
+	Name     string // day, 7d, 30d, month, 6mo, 12mo, custom, realtime or 30m
 	From, To time.Time
 	Loc      *time.Location
 	months   int // the length in calendar months (month, 6mo, 12mo); 0 otherwise
@@ -19,6 +19,14 @@ type Period struct {
 
 // Realtime is the length of the realtime period.
 const Realtime = 5 * time.Minute
+
+// Recent is the length of the 30m period: the realtime view's last 30
+// minutes, whole minutes ending with the current one.
+const Recent = 30 * time.Minute
+
+// Live reports whether p is a period that ends now (realtime or 30m):
+// never read from the hourly rollups.
+func (p Period) Live() bool { return p.Name == "realtime" || p.Name == "30m" }
 
 // maxCustomDays bounds a custom range.
 const maxCustomDays = 3 * 366
@@ -35,6 +43,13 @@ func Parse(period, date string, loc *time.Location, now time.Time) (Period, erro
 	if period == "realtime" {
 		p.To = now.Truncate(time.Second).Add(time.Second)
 		p.From = p.To.Add(-Realtime)
+		return p, nil
+	}
+	if period == "30m" {
+		// Whole minutes, so that every minute bucket is whole and asking
+		// again within a minute asks about the same range.
+		p.To = now.Truncate(time.Minute).Add(time.Minute)
+		p.From = p.To.Add(-Recent)
 		return p, nil
 	}
 	day := func(s string) (time.Time, error) {
@@ -88,7 +103,7 @@ func Parse(period, date string, loc *time.Location, now time.Time) (Period, erro
 		first := time.Date(end.Year(), end.Month(), 1, 0, 0, 0, 0, loc)
 		p.From, p.To = first.AddDate(0, 1-p.months, 0), first.AddDate(0, 1, 0)
 	default:
-		return p, invalid("invalid period %q: want realtime, day, 7d, 30d, month, 6mo, 12mo or custom", period)
+		return p, invalid("invalid period %q: want realtime, 30m, day, 7d, 30d, month, 6mo, 12mo or custom", period)
 	}
 	return p, nil
 }
@@ -114,7 +129,7 @@ func (p Period) Previous() Period {
 	q := p
 	q.To = p.From
 	switch {
-	case p.Name == "realtime":
+	case p.Live():
 		q.From = p.From.Add(-p.To.Sub(p.From))
 	case p.months > 0:
 		q.From = p.From.AddDate(0, -p.months, 0)
@@ -170,18 +185,26 @@ func (p Period) String() string {
 
 // Intervals of a time series.
 const (
-	IntervalHour  = "hour"
-	IntervalDate  = "date"
-	IntervalWeek  = "week"
-	IntervalMonth = "month"
+	IntervalMinute = "minute"
+	IntervalHour   = "hour"
+	IntervalDate   = "date"
+	IntervalWeek   = "week"
+	IntervalMonth  = "month"
 )
 
+// maxMinuteRange bounds a range asked by the minute (a day, 25 hours
+// when the clocks go back).
+const maxMinuteRange = 25 * time.Hour
+
 // ParseInterval validates interval, defaulting by period as Plausible does:
-// hours for one day, months for 6mo and 12mo, days otherwise.
+// hours for one day, months for 6mo and 12mo, days otherwise; minutes for
+// 30m.
 func ParseInterval(s string, p Period) (string, error) {
 	switch s {
 	case "":
 		switch p.Name {
+		case "30m":
+			return IntervalMinute, nil
 		case "day":
 			return IntervalHour, nil
 		case "6mo", "12mo":
@@ -195,9 +218,18 @@ func ParseInterval(s string, p Period) (string, error) {
 			return "", invalid("interval=hour is limited to ranges of at most 93 days")
 		}
 		return s, nil
+	case IntervalMinute:
+		if p.To.Sub(p.From) > maxMinuteRange {
+			return "", invalid("interval=minute is limited to ranges of at most one day")
+		}
+		return s, nil
 	}
-	return "", invalid("invalid interval %q: want hour, date, week or month", s)
+	return "", invalid("invalid interval %q: want minute, hour, date, week or month", s)
 }
+
+// minuteLayout is a minute bucket's label, as ClickHouse renders
+// toStartOfMinute.
+const minuteLayout = "2006-01-02 15:04:00"
 
 // BucketKeys lists the labels of every bucket of p, in order, exactly as
 // the SQL bucket expressions render them (the engine's bucket expressions); gaps are filled
@@ -220,6 +252,16 @@ func BucketKeys(p Period, interval string) []string {
 		}
 		return keys
 	}
+	if interval == IntervalMinute {
+		// Zone offsets are whole minutes: a UTC minute is a local one.
+		for t := p.From.Truncate(time.Minute); t.Before(p.To); t = t.Add(time.Minute) {
+			if t.Before(p.From) {
+				continue
+			}
+			add(t.In(p.Loc).Format(minuteLayout))
+		}
+		return keys
+	}
 	f := p.From.In(p.Loc)
 	d := time.Date(f.Year(), f.Month(), f.Day(), 0, 0, 0, 0, p.Loc)
 	for ; d.Before(p.To); d = d.AddDate(0, 0, 1) {
@@ -231,7 +273,13 @@ func BucketKeys(p Period, interval string) []string {
 // BucketRange is the part of p that the bucket labelled key (one of
 // BucketKeys) covers: [from, to), clipped to p.
 func BucketRange(p Period, interval, key string) (from, to time.Time) {
-	if interval == IntervalHour {
+	if interval == IntervalMinute {
+		t, err := time.ParseInLocation(minuteLayout, key, p.Loc)
+		if err != nil {
+			return p.From, p.From
+		}
+		from, to = t, t.Add(time.Minute)
+	} else if interval == IntervalHour {
 		t, err := time.ParseInLocation("2006-01-02 15:00:00", key, p.Loc)
 		if err != nil {
 			return p.From, p.From

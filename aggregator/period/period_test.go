@@ -149,3 +149,40 @@ func TestYearOverYear(t *testing.T) {
 		t.Error("Custom without a last day: no error")
 	}
 }
+
+// TestRecent: 30m is the 30 whole minutes ending with the current one,
+// the same range for every moment of a minute, in minute buckets.
+func TestRecent(t *testing.T) {
+	kolkata, _ := time.LoadLocation("Asia/Kolkata")
+	now := time.Date(2025, 6, 7, 18, 7, 40, 0, time.UTC)
+	p, err := Parse("30m", "", kolkata, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, _ := Parse("30m", "", kolkata, now.Add(19*time.Second))
+	if !p.From.Equal(time.Date(2025, 6, 7, 17, 38, 0, 0, time.UTC)) || !p.To.Equal(time.Date(2025, 6, 7, 18, 8, 0, 0, time.UTC)) || p.From != q.From || p.To != q.To || !p.Live() {
+		t.Fatalf("30m at %v: %v; 19 s later %v", now, p, q)
+	}
+	iv, err := ParseInterval("", p)
+	if err != nil || iv != IntervalMinute {
+		t.Fatalf("default interval %q, %v", iv, err)
+	}
+	keys := BucketKeys(p, iv)
+	if len(keys) != 30 || keys[0] != "2025-06-07 23:08:00" || keys[29] != "2025-06-07 23:37:00" {
+		t.Fatalf("keys %v", keys)
+	}
+	if from, to := BucketRange(p, iv, keys[29]); !from.Equal(time.Date(2025, 6, 7, 18, 7, 0, 0, time.UTC)) || to.Sub(from) != time.Minute {
+		t.Errorf("last bucket [%v, %v)", from, to)
+	}
+	if prev := p.Previous(); !prev.To.Equal(p.From) || prev.To.Sub(prev.From) != Recent {
+		t.Errorf("previous %v", prev)
+	}
+	month, _ := Parse("month", "", kolkata, now)
+	if _, err := ParseInterval(IntervalMinute, month); err == nil {
+		t.Error("interval=minute over a month: no error")
+	}
+	day, _ := Parse("day", "", kolkata, now)
+	if _, err := ParseInterval(IntervalMinute, day); err != nil {
+		t.Errorf("interval=minute over a day: %v", err)
+	}
+}
