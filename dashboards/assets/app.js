@@ -182,13 +182,17 @@
   }
   const esc = (v) => v.replace(/[\\|;]/g, (c) => '\\' + c);
   const unesc = (v) => v.replace(/\\(.)/g, '$1');
+  // Operators: == is, != is not, ~ contains, !~ does not contain (also
+  // written ==~ and !=~), as aggregator/filter.go reads them.
+  const OPS = { '==': 'is', '!=': 'is not', '~': 'contains', '!~': 'does not contain' };
   function parseFilters(s) {
     if (!s) return [];
     return splitEsc(s, ';').filter(Boolean).map((c) => {
-      const neg = c.indexOf('!=');
-      const eq = c.indexOf('==');
-      const i = neg >= 0 && (eq < 0 || neg < eq) ? neg : eq;
-      return { prop: c.slice(0, i), op: c.slice(i, i + 2), values: splitEsc(c.slice(i + 2), '|').map(unesc), raw: c };
+      const i = c.search(/[=!~]/);
+      if (i < 0) return { prop: c, op: '==', values: [''], raw: c };
+      const op = ['==~', '!=~', '==', '!=', '!~', '~'].find((o) => c.startsWith(o, i)) || '==';
+      const norm = op === '==~' ? '~' : op === '!=~' ? '!~' : op;
+      return { prop: c.slice(0, i), op: norm, values: splitEsc(c.slice(i + op.length), '|').map(unesc), raw: c };
     });
   }
   function addFilter(prop, value) {
@@ -344,9 +348,10 @@
     const box = clear(document.getElementById('filters'));
     for (const f of parseFilters(st.filters)) {
       // An empty value is the "(none)" row's: `visit:utm_source==`.
-      const label = propLabel(f.prop) + (f.op === '!=' ? ' is not ' : ' is ') + f.values.map((v) => v === '' ? '(none)' : v).join(' or ');
-      box.append(el('span', { class: 'chip', 'data-filter': f.prop },
-        el('span', { text: label }),
+      const label = propLabel(f.prop) + ' ' + (OPS[f.op] || 'is') + ' ' + f.values.map((v) => v === '' ? '(none)' : v).join(' or ');
+      // The label edits the filter (filters.js), the × removes it.
+      box.append(el('span', { class: 'chip', 'data-filter': f.prop, 'data-op': f.op },
+        el('button', { type: 'button', class: 'chip-edit', 'data-raw': f.raw, title: 'Edit filter', 'aria-label': 'Edit filter ' + label }, el('span', { text: label })),
         el('button', { type: 'button', class: 'chip-x', 'aria-label': 'Remove filter ' + label, title: 'Remove filter', onclick: () => removeFilter(f.raw) }, '×')));
     }
     if (st.filters) box.append(el('button', { type: 'button', class: 'link', id: 'clear-filters', onclick: () => navigate({ filters: '' }) }, 'Clear filters'));
@@ -590,6 +595,7 @@
         p.tabs.length > 1 ? tabs : null,
         el('div', { class: 'keybox', hidden: true },
           el('label', {}, 'Property key ', el('input', { type: 'text', class: 'propkey', maxlength: '300', placeholder: 'e.g. plan', onchange: (e) => navigate({ prop: e.target.value.trim() }) }))),
+        panelSearch(p),
         el('div', { class: 'status' }),
         el('div', { class: 'rows' }),
         el('p', { class: 'note' }),
@@ -704,6 +710,33 @@
     if (m.sample_factor > 1) note.textContent += ' Estimated from a 1-in-' + Math.round(m.sample_factor) + ' sample.';
     more.hidden = !(rows.length >= 10 || limit > 10);
     more.textContent = limit > 10 ? 'Show fewer' : 'Show more';
+    searchRows(node);
+  }
+
+  // ---- search inside a panel ---------------------------------------------------
+  // A search box per panel hides the rows shown that do not contain its
+  // text (case-insensitive; the value or the label shown); Escape clears it.
+  function panelSearch(p) {
+    const input = el('input', { type: 'search', class: 'panel-search', placeholder: 'Search', 'aria-label': 'Search ' + p.title.toLowerCase(), 'aria-controls': 'panel-' + p.id, maxlength: '200' });
+    input.addEventListener('input', () => searchRows(document.getElementById('panel-' + p.id)));
+    input.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape' && input.value) { e.preventDefault(); input.value = ''; searchRows(document.getElementById('panel-' + p.id)); }
+    });
+    return el('div', { class: 'searchbox' }, input, el('span', { class: 'search-count muted', 'aria-live': 'polite' }));
+  }
+  function searchRows(node) {
+    const input = node.querySelector('.panel-search');
+    const count = node.querySelector('.search-count');
+    const needle = input.value.trim().toLowerCase();
+    const rows = [...node.querySelectorAll('tbody tr')];
+    let shown = 0;
+    for (const tr of rows) {
+      const t = tr.querySelector('.text');
+      const hit = !needle || (tr.dataset.value || '').toLowerCase().includes(needle) || (t && t.textContent.toLowerCase().includes(needle));
+      tr.hidden = !hit;
+      if (hit) shown++;
+    }
+    count.textContent = needle ? shown + ' of ' + rows.length : '';
   }
 
   // Realtime count, refreshing itself.
@@ -723,6 +756,8 @@
 
   const loadHooks = [];
   function load() {
+    // The realtime view (realtime.js) replaces the overview: nothing to ask.
+    if (new URL(location.href).searchParams.get('view') === 'realtime') return;
     const st = state();
     const gen = ++generation;
     for (const f of loadHooks) { try { f(st); } catch (e) { /* the numbers load regardless */ } }
