@@ -38,6 +38,9 @@ func livePageviews(t *testing.T, srv *apptest.Server, path string, first, n int)
 	}
 }
 
+// noisyToken is the noisy site's shared link.
+const noisyToken = "shared-token-noisy-0123456789abcdef"
+
 func TestDashboardRealtimeAndFilters(t *testing.T) {
 	b := browser.Shared(t)
 	db := chtest.Migrated(t)
@@ -45,6 +48,9 @@ func TestDashboardRealtimeAndFilters(t *testing.T) {
 	defer cancel()
 	w := sink.New(sink.Options{Conn: db.Conn, BatchSize: 50000, QueueSize: 200000})
 	if _, err := seed.Generate(ctx0, w, seed.Options{Site: dashSite, Events: 6000, Days: 30, Seed: 21}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := seed.Generate(ctx0, w, seed.Options{Site: noisySite, Events: 3000, Days: 30, Seed: 22}); err != nil {
 		t.Fatal(err)
 	}
 	if lost, err := w.Close(ctx0); err != nil || lost > 0 {
@@ -58,11 +64,19 @@ func TestDashboardRealtimeAndFilters(t *testing.T) {
     shared_links:
       - name: board
         token: %s
+  - domain: %s
+    privacy:
+      k_anonymity: 3
+      aggregates: noisy
+      noise_key: "realtime-noise-key-0123456789abcdef"
+    shared_links:
+      - name: board
+        token: %s
 api_keys:
   - name: test
     sha256: %q
-    sites: [%s]
-`, dashSite, dashToken, apptest.KeyHash(dashAPIKey), dashSite))
+    sites: [%s, %s]
+`, dashSite, dashToken, noisySite, noisyToken, apptest.KeyHash(dashAPIKey), dashSite, noisySite))
 	// Each page view comes from its own address (X-Forwarded-For from a
 	// trusted proxy): a new visitor each.
 	srv := apptest.Start(t, nil, "--config", cfg, "--clickhouse", db.DSN,
@@ -204,6 +218,9 @@ api_keys:
 							t.Fatal(err)
 						}
 					}
+					if c.op == "~" {
+						browser.Screenshot(t, ctx, "filter-editor-"+strings.Fields(width.name)[0]+".png")
+					}
 					if w := browser.Value[[]int](t, ctx, `[document.documentElement.scrollWidth, window.innerWidth]`); w[0] > w[1] {
 						t.Errorf("with the editor open the page is %d px wide in a %d px viewport", w[0], w[1])
 					}
@@ -283,6 +300,22 @@ api_keys:
 			}
 		})
 	}
+
+	// A noisy site's realtime view stops at the last full minute and says
+	// its numbers are approximate.
+	t.Run("noisy realtime view", func(t *testing.T) {
+		browser.Navigate(t, ctx, "http://"+srv.Addr+"/dashboard/site?site="+noisySite+"&auth="+noisyToken+"&view=realtime", "")
+		browser.WaitJS(t, ctx, "the noisy realtime view", `document.getElementById('rt-updated').dataset.polls >= 1`)
+		if n := browser.Value[int](t, ctx, `document.querySelectorAll('#rt-chart .rt-minute').length`); n != 29 {
+			t.Errorf("%d minutes on the chart, want 29: the current minute is not released", n)
+		}
+		if note := num(`document.getElementById('rt-chart-note').textContent`); !strings.Contains(note, "Approximate numbers, up to the last full minute") {
+			t.Errorf("chart note %q", note)
+		}
+		if n := browser.Value[int](t, ctx, `document.querySelectorAll('#overview-kpis, #kpis .kpi').length`); n != 0 {
+			t.Errorf("the hidden overview asked for its key figures: %d cards", n)
+		}
+	})
 }
 
 // statsAPINumber is the realtime count as the Stats API answers it.
