@@ -162,10 +162,13 @@ api_keys:
 					t.Errorf("the realtime view is %d px wide in a %d px viewport", w[0], w[1])
 				}
 				browser.Screenshot(t, ctx, "realtime-"+strings.Fields(width.name)[0]+".png")
-				if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`.view-tab[data-view=overview]`))); err != nil {
+				// Back to the overview by keyboard: the tab list's arrow keys.
+				browser.Eval(t, ctx, `document.querySelector('.view-tab[data-view=realtime]').focus()`)
+				if err := chromedp.Do(ctx, chromedp.KeyEvent(kb.ArrowLeft)); err != nil {
 					t.Fatal(err)
 				}
-				browser.WaitJS(t, ctx, "the overview again", `document.getElementById('realtime-view').hidden && getComputedStyle(document.getElementById('panels')).display !== 'none'`)
+				browser.WaitJS(t, ctx, "the overview again", `document.getElementById('realtime-view').hidden && getComputedStyle(document.getElementById('panels')).display !== 'none' &&
+					document.activeElement === document.querySelector('.view-tab[data-view=overview]')`)
 			})
 
 			t.Run("filter editor", func(t *testing.T) {

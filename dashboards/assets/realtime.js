@@ -52,6 +52,13 @@
     window.dispatchEvent(new PopStateEvent('popstate'));
   }
   for (const b of tabs.querySelectorAll('[data-view]')) b.addEventListener('click', () => switchTo(b.dataset.view === 'realtime'));
+  // Arrow keys move between the two tabs, as a tab list's should.
+  tabs.addEventListener('keydown', (e) => {
+    if (e.key !== 'ArrowLeft' && e.key !== 'ArrowRight') return;
+    e.preventDefault();
+    switchTo(!isRealtime());
+    tabs.querySelector('[aria-selected=true]').focus();
+  });
 
   function params(extra) {
     const q = new URL(location.href).searchParams;
