@@ -6,6 +6,7 @@
 #                ClickHouse (started and stopped by PID if none was running)
 #   make bench   benchmarks (ratios against a baseline in the same run)
 #   make fuzz    every fuzz target, FUZZ_EXECS (200000) executions each
+#   make cluster-start|cluster-stop   a local ClickHouse cluster (scripts/cluster)
 
 SHELL := /bin/bash
 GO ?= go
@@ -14,7 +15,7 @@ export GLIMPSE_CH_PORT
 LISTEN ?= 127.0.0.1:8080
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: run build test check unit integration bench bench-floor fuzz clickhouse-start clickhouse-stop clean
+.PHONY: run build test check unit integration bench bench-floor fuzz clickhouse-start clickhouse-stop cluster-start cluster-stop clean
 
 build:
 	@scripts/ensure-go
@@ -59,3 +60,9 @@ clickhouse-stop:
 
 clean:
 	rm -rf bin .bench
+
+cluster-start:
+	@scripts/cluster start
+
+cluster-stop:
+	@scripts/cluster stop
