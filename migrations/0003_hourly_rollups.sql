@@ -12,7 +12,7 @@ CREATE TABLE IF NOT EXISTS {{table "events_hourly"}}{{onCluster}} (
 PARTITION BY toYYYYMM(hour)
 ORDER BY (site_id, hour);
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS events_hourly_mv{{onCluster}}
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{name "events_hourly_mv"}}{{onCluster}}
 TO {{table "events_hourly"}}
 AS SELECT
     site_id,
@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS {{table "pages_hourly"}}{{onCluster}} (
 PARTITION BY toYYYYMM(hour)
 ORDER BY (site_id, hour, hostname, pathname);
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS pages_hourly_mv{{onCluster}}
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{name "pages_hourly_mv"}}{{onCluster}}
 TO {{table "pages_hourly"}}
 AS SELECT
     site_id,
@@ -66,7 +66,7 @@ CREATE TABLE IF NOT EXISTS {{table "sessions_hourly"}}{{onCluster}} (
 PARTITION BY toYYYYMM(hour)
 ORDER BY (site_id, hour);
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS sessions_hourly_mv{{onCluster}}
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{name "sessions_hourly_mv"}}{{onCluster}}
 TO {{table "sessions_hourly"}}
 AS SELECT
     site_id,

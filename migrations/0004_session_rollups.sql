@@ -54,11 +54,10 @@ SETTINGS index_granularity = 256;
 -- copy cut short leaves part of the rows and is not retried, so on a
 -- larger database run `glimpse migrate` with writers stopped and, if it
 -- times out, truncate the rollup and run this INSERT by hand. In cluster
--- mode the copy is not rendered (an INSERT has no ON CLUSTER): run it on
--- each shard against the *_local tables; until then breakdowns by these
--- dimensions over earlier ranges read an empty rollup.
-{{if not .Cluster}}
-INSERT INTO {{table "sessions_dims_hourly"}}
+-- mode the copy runs on one replica of each shard, against its local
+-- tables (an INSERT has no ON CLUSTER): a shard's rollup holds its own
+-- sessions.
+{{eachShard}}INSERT INTO {{table "sessions_dims_hourly"}}
 SELECT
     site_id,
     d.1 AS dim,
@@ -91,9 +90,8 @@ ARRAY JOIN [
 ] AS d
 WHERE (SELECT count() FROM {{table "sessions_dims_hourly"}}) = 0
 GROUP BY site_id, dim, hour, value;
-{{end}}
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS sessions_dims_hourly_mv{{onCluster}}
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{name "sessions_dims_hourly_mv"}}{{onCluster}}
 TO {{table "sessions_dims_hourly"}}
 AS SELECT
     site_id,

@@ -11,9 +11,9 @@
 -- before it writes; stop other writers while migrating to be exact (as for
 -- 0004). A run cut short between the two statements is not recorded and
 -- runs both again.
-DROP TABLE IF EXISTS sessions_hourly_mv{{onCluster}};
+DROP TABLE IF EXISTS {{name "sessions_hourly_mv"}}{{onCluster}};
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS sessions_hourly_mv{{onCluster}}
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{name "sessions_hourly_mv"}}{{onCluster}}
 TO {{table "sessions_hourly"}}
 AS SELECT
     site_id,

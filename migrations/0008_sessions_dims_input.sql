@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS {{table "sessions_dims_input"}}{{onCluster}} (
 
 {{distributed "sessions_dims_input" "rand()"}}
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS sessions_dims_input_mv{{onCluster}}
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{name "sessions_dims_input_mv"}}{{onCluster}}
 TO {{table "sessions_dims_hourly"}}
 AS SELECT
     site_id,
@@ -58,4 +58,4 @@ FROM {{table "sessions_dims_input"}}
 ARRAY JOIN visitor_ids AS v, arrayEnumerate(visitor_ids) AS i
 GROUP BY site_id, dim, hour, value;
 
-DROP TABLE IF EXISTS sessions_dims_hourly_mv{{onCluster}};
+DROP TABLE IF EXISTS {{name "sessions_dims_hourly_mv"}}{{onCluster}};

@@ -16,12 +16,14 @@
 --
 -- One statement per table, both columns at once: ClickHouse 18.16 has no
 -- ADD COLUMN IF NOT EXISTS. In cluster mode the Distributed table in
--- front is altered too, after the tables it reads.
+-- front is altered too, after the tables it reads, on each host (18.16
+-- refuses ON CLUSTER for a table that does not replicate when shards
+-- replicate internally).
 ALTER TABLE {{table "email_optouts"}}{{onCluster}}
     ADD COLUMN opted_out UInt8 DEFAULT 1,
     ADD COLUMN seq UInt64 DEFAULT 0;
 {{if .Cluster}}
-ALTER TABLE email_optouts{{onCluster}}
+{{eachHost}}ALTER TABLE {{name "email_optouts"}}
     ADD COLUMN opted_out UInt8 DEFAULT 1,
     ADD COLUMN seq UInt64 DEFAULT 0;
 {{end}}

@@ -11,12 +11,12 @@
 -- without email events. Rows inserted into events between the DROP and
 -- the CREATE are not added to events_hourly, and rows inserted into those
 -- hours during the rebuild may count twice: stop other writers while
--- migrating to be exact (as for 0004 and 0007). In cluster mode the
--- rebuild is not rendered (an INSERT has no ON CLUSTER): run the two
--- statements below on each shard against the *_local tables.
-DROP TABLE IF EXISTS events_hourly_mv{{onCluster}};
+-- migrating to be exact (as for 0004 and 0007). In cluster mode both
+-- statements run on one replica of each shard, against its local tables
+-- (an INSERT has no ON CLUSTER): a shard's rollup holds its own events.
+DROP TABLE IF EXISTS {{name "events_hourly_mv"}}{{onCluster}};
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS events_hourly_mv{{onCluster}}
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{name "events_hourly_mv"}}{{onCluster}}
 TO {{table "events_hourly"}}
 AS SELECT
     site_id,
@@ -28,12 +28,11 @@ FROM {{table "events"}}
 WHERE type NOT IN ('email_open', 'email_click')
 GROUP BY site_id, hour;
 
-{{if not .Cluster}}
-ALTER TABLE {{table "events_hourly"}} DELETE
+{{eachShard}}ALTER TABLE {{table "events_hourly"}} DELETE
 WHERE (site_id, hour) IN (
     SELECT site_id, toStartOfHour(ts) FROM {{table "events"}} WHERE type IN ('email_open', 'email_click'));
 
-INSERT INTO {{table "events_hourly"}}
+{{eachShard}}INSERT INTO {{table "events_hourly"}}
 SELECT
     site_id,
     toStartOfHour(ts) AS hour,
@@ -45,4 +44,3 @@ WHERE type NOT IN ('email_open', 'email_click')
     AND (site_id, toStartOfHour(ts)) IN (
         SELECT site_id, toStartOfHour(ts) FROM {{table "events"}} WHERE type IN ('email_open', 'email_click'))
 GROUP BY site_id, hour;
-{{end}}

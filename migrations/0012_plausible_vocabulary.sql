@@ -38,13 +38,13 @@ WHERE channel IN ('direct', 'search', 'social', 'email', 'paid', 'referral')
 -- tables, once, from the host that migrates. A run cut short between the
 -- two statements is not recorded and copies again: stop writers and check
 -- the rollup against sessions if that happens.
-INSERT INTO sessions_dims_hourly (site_id, dim, hour, value, visitors, visits, bounces, duration_sum, pageviews_sum, events_sum)
+INSERT INTO {{name "sessions_dims_hourly"}} (site_id, dim, hour, value, visitors, visits, bounces, duration_sum, pageviews_sum, events_sum)
 SELECT site_id, dim, hour,
     multiIf(dim = 'visit:channel', multiIf(value = 'direct', 'Direct', value = 'search', 'Organic Search',
             value = 'social', 'Organic Social', value = 'email', 'Email', value = 'paid', 'Paid Search', 'Referral'),
         value = 'desktop', 'Desktop', value = 'laptop', 'Laptop', value = 'tablet', 'Tablet', 'Mobile'),
     visitors, visits, bounces, duration_sum, pageviews_sum, events_sum
-FROM sessions_dims_hourly
+FROM {{name "sessions_dims_hourly"}}
 WHERE dim = 'visit:channel' AND value IN ('direct', 'search', 'social', 'email', 'paid', 'referral')
     OR dim = 'visit:device' AND value IN ('desktop', 'mobile', 'tablet')
     OR dim = 'visit:screen' AND value IN ('desktop', 'laptop', 'tablet', 'mobile');

@@ -14,12 +14,12 @@
 -- written again without engagement and email events. Rows inserted into
 -- events between the DROP and the CREATE are not added to events_hourly,
 -- and rows inserted into those hours during the rebuild may count twice:
--- stop other writers while migrating to be exact. In cluster mode the
--- rebuild is not rendered (an INSERT has no ON CLUSTER): run the two
--- statements below on each shard against the *_local tables.
-DROP TABLE IF EXISTS events_hourly_mv{{onCluster}};
+-- stop other writers while migrating to be exact. In cluster mode both
+-- statements run on one replica of each shard, against its local tables
+-- (an INSERT has no ON CLUSTER): a shard's rollup holds its own events.
+DROP TABLE IF EXISTS {{name "events_hourly_mv"}}{{onCluster}};
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS events_hourly_mv{{onCluster}}
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{name "events_hourly_mv"}}{{onCluster}}
 TO {{table "events_hourly"}}
 AS SELECT
     site_id,
@@ -31,12 +31,11 @@ FROM {{table "events"}}
 WHERE type NOT IN ('email_open', 'email_click', 'engagement')
 GROUP BY site_id, hour;
 
-{{if not .Cluster}}
-ALTER TABLE {{table "events_hourly"}} DELETE
+{{eachShard}}ALTER TABLE {{table "events_hourly"}} DELETE
 WHERE (site_id, hour) IN (
     SELECT site_id, toStartOfHour(ts) FROM {{table "events"}} WHERE type = 'engagement');
 
-INSERT INTO {{table "events_hourly"}}
+{{eachShard}}INSERT INTO {{table "events_hourly"}}
 SELECT
     site_id,
     toStartOfHour(ts) AS hour,
@@ -48,4 +47,3 @@ WHERE type NOT IN ('email_open', 'email_click', 'engagement')
     AND (site_id, toStartOfHour(ts)) IN (
         SELECT site_id, toStartOfHour(ts) FROM {{table "events"}} WHERE type = 'engagement')
 GROUP BY site_id, hour;
-{{end}}

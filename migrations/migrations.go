@@ -11,11 +11,27 @@
 //     table becomes a Replicated* table named <table>_local, and a
 //     Distributed table under the plain name fronts it.
 //
-// Template functions: {{table "t"}} names the storage table, {{onCluster}}
-// adds the ON CLUSTER clause, {{engine "Family" "t" "args"}} renders the
-// engine, {{distributed "t" "sharding key"}} renders the Distributed
-// table and {{dropDistributed "t"}} drops it (both nothing on a single
-// server).
+// Template functions: {{table "t"}} names the storage table, {{name "v"}}
+// names any other object (a view, or the Distributed table in front of a
+// storage table), {{onCluster}} adds the ON CLUSTER clause,
+// {{engine "Family" "t" "args"}} renders the engine,
+// {{distributed "t" "sharding key"}} renders the Distributed table and
+// {{dropDistributed "t"}} drops it (both nothing on a single server).
+// A statement that starts with {{eachShard}} runs on a cluster not ON
+// CLUSTER but on one replica of each shard (an INSERT ... SELECT from one
+// local table into another, and a mutation of a replicated table, which
+// the other replicas of the shard repeat), one that starts with
+// {{eachHost}} on every host (an ALTER of a Distributed table, which
+// ClickHouse 18.16 refuses ON CLUSTER when shards replicate internally);
+// both render nothing on a single server.
+//
+// On a cluster every name is qualified with the database: an ON CLUSTER
+// statement runs in the `default` database on each host (ClickHouse 18.16),
+// so an unqualified name there misses. On a single server names stay
+// unqualified and the connection's database applies. A landed file may be
+// edited only in ways that leave its single-server rendering byte for byte
+// the same (TestSingleServerRenderingUnchanged); cluster rendering was
+// fixed in place before any cluster applied it.
 //
 // Statements are separated by a semicolon at the end of a line. The SQL must
 // run on ClickHouse 18.16.1 and on current releases (see CLICKHOUSE.md).
@@ -118,8 +134,27 @@ func (t Target) funcs() template.FuncMap {
 		}
 		return table + "_local"
 	}
+	qualified := func(name string) string {
+		if t.Cluster == "" {
+			return name
+		}
+		return quoteIdent(t.Database) + "." + name
+	}
 	return template.FuncMap{
-		"table": local,
+		"table": func(table string) string { return qualified(local(table)) },
+		"name":  qualified,
+		"eachShard": func() string {
+			if t.Cluster == "" {
+				return ""
+			}
+			return eachShardMark
+		},
+		"eachHost": func() string {
+			if t.Cluster == "" {
+				return ""
+			}
+			return eachHostMark
+		},
 		"onCluster": func() string {
 			if t.Cluster == "" {
 				return ""
@@ -141,19 +176,27 @@ func (t Target) funcs() template.FuncMap {
 			if t.Cluster == "" {
 				return ""
 			}
-			return fmt.Sprintf("DROP TABLE IF EXISTS %s ON CLUSTER %s;", table, quoteIdent(t.Cluster))
+			return fmt.Sprintf("DROP TABLE IF EXISTS %s ON CLUSTER %s;", qualified(table), quoteIdent(t.Cluster))
 		},
 		"distributed": func(table, key string) string {
 			if t.Cluster == "" {
 				return ""
 			}
 			return fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s ON CLUSTER %s AS %s ENGINE = Distributed(%s, %s, %s, %s);",
-				table, quoteIdent(t.Cluster), local(table), quoteIdent(t.Cluster), t.Database, local(table), key)
+				qualified(table), quoteIdent(t.Cluster), qualified(local(table)), quoteIdent(t.Cluster),
+				quoteIdent(t.Database), local(table), key)
 		},
 	}
 }
 
-// quoteIdent back-quotes a cluster name unless it is a plain identifier.
+// The marks of statements that run on each shard or host rather than ON
+// CLUSTER (see the package comment).
+const (
+	eachShardMark = "/* each shard */ "
+	eachHostMark  = "/* each host */ "
+)
+
+// quoteIdent back-quotes a cluster or database name unless it is a plain identifier.
 func quoteIdent(s string) string {
 	if identRe.MatchString(s) {
 		return s

@@ -2,8 +2,11 @@ package migrations_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io/fs"
+	"regexp"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -85,13 +88,26 @@ func TestClusterRendering(t *testing.T) {
 		all = append(all, stmts...)
 	}
 	text := strings.Join(all, ";\n")
+	// Every name a statement reads or writes, qualified with the database:
+	// an ON CLUSTER statement runs in `default` on each host.
+	unqualified := regexp.MustCompile(`(?m)(?:TABLE(?: IF (?:NOT )?EXISTS)?|VIEW IF NOT EXISTS|\bTO|\bFROM|INSERT INTO) ([a-z_]+)\b`)
 	for _, s := range all {
 		// An INSERT ... SELECT through Distributed tables runs once, from
 		// the host that migrates, and reaches every shard: it takes no ON
 		// CLUSTER (which would run it on every host, copying rows again).
+		// Statements marked to run on each shard or host take none either.
 		insert := strings.HasPrefix(s, "INSERT INTO ") && !strings.Contains(s, "_local")
-		if !insert && !strings.Contains(s, " ON CLUSTER analytics") {
+		marked := strings.HasPrefix(s, "/* each shard */ ") || strings.HasPrefix(s, "/* each host */ ")
+		if !insert && !marked && !strings.Contains(s, " ON CLUSTER analytics") {
 			t.Errorf("statement without ON CLUSTER:\n%s", s)
+		}
+		if marked && strings.Contains(s, " ON CLUSTER ") {
+			t.Errorf("statement run on each shard or host with ON CLUSTER too:\n%s", s)
+		}
+		for _, m := range unqualified.FindAllStringSubmatch(s, -1) {
+			if m[1] != "system" && m[1] != "glimpse" && !strings.HasPrefix(m[1], "to") {
+				t.Errorf("unqualified name %q in:\n%s", m[1], s)
+			}
 		}
 		// A Null table stores nothing: there is nothing to replicate.
 		if strings.HasPrefix(s, "CREATE TABLE") && strings.Contains(s, "ENGINE = ") &&
@@ -101,23 +117,54 @@ func TestClusterRendering(t *testing.T) {
 		}
 	}
 	for _, want := range []string{
-		"CREATE TABLE IF NOT EXISTS events_local ON CLUSTER analytics (",
+		"CREATE TABLE IF NOT EXISTS glimpse.events_local ON CLUSTER analytics (",
 		"ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/glimpse/events_local', '{replica}')",
 		"ENGINE = ReplicatedVersionedCollapsingMergeTree('/clickhouse/tables/{shard}/glimpse/sessions_local', '{replica}', sign, version)",
-		"CREATE TABLE IF NOT EXISTS events ON CLUSTER analytics AS events_local ENGINE = Distributed(analytics, glimpse, events_local, visitor_id)",
-		"CREATE MATERIALIZED VIEW IF NOT EXISTS events_hourly_mv ON CLUSTER analytics\nTO events_hourly_local",
-		"CREATE TABLE IF NOT EXISTS sessions_dims_input ON CLUSTER analytics AS sessions_dims_input_local ENGINE = Distributed(analytics, glimpse, sessions_dims_input_local, rand())",
-		"FROM sessions_dims_input_local\nARRAY JOIN visitor_ids AS v",
-		"FROM events_local",
+		"CREATE TABLE IF NOT EXISTS glimpse.events ON CLUSTER analytics AS glimpse.events_local ENGINE = Distributed(analytics, glimpse, events_local, visitor_id)",
+		"CREATE MATERIALIZED VIEW IF NOT EXISTS glimpse.events_hourly_mv ON CLUSTER analytics\nTO glimpse.events_hourly_local",
+		"CREATE TABLE IF NOT EXISTS glimpse.sessions_dims_input ON CLUSTER analytics AS glimpse.sessions_dims_input_local ENGINE = Distributed(analytics, glimpse, sessions_dims_input_local, rand())",
+		"FROM glimpse.sessions_dims_input_local\nARRAY JOIN visitor_ids AS v",
+		"FROM glimpse.events_local",
 		"ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/glimpse/sessions_hourly_local', '{replica}', (visits,",
-		"DROP TABLE IF EXISTS salts ON CLUSTER analytics;\nDROP TABLE IF EXISTS salts_local ON CLUSTER analytics",
-		// A column added to a table is added to the Distributed table in front.
-		"ALTER TABLE email_optouts_local ON CLUSTER analytics\n    ADD COLUMN opted_out UInt8 DEFAULT 1,",
-		"ALTER TABLE email_optouts ON CLUSTER analytics\n    ADD COLUMN opted_out UInt8 DEFAULT 1,",
+		"DROP TABLE IF EXISTS glimpse.salts ON CLUSTER analytics;\nDROP TABLE IF EXISTS glimpse.salts_local ON CLUSTER analytics",
+		// A column added to a table is added to the Distributed table in
+		// front, on each host (18.16 refuses it ON CLUSTER).
+		"ALTER TABLE glimpse.email_optouts_local ON CLUSTER analytics\n    ADD COLUMN opted_out UInt8 DEFAULT 1,",
+		"/* each host */ ALTER TABLE glimpse.email_optouts\n    ADD COLUMN opted_out UInt8 DEFAULT 1,",
+		// Rollups rebuilt from their shard's own rows, on each shard.
+		"/* each shard */ INSERT INTO glimpse.sessions_dims_hourly_local\nSELECT",
+		"/* each shard */ ALTER TABLE glimpse.events_hourly_local DELETE",
+		"/* each shard */ INSERT INTO glimpse.events_hourly_local\nSELECT",
+		"INSERT INTO glimpse.sessions_dims_hourly (site_id,",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("cluster rendering lacks %q", want)
 		}
+	}
+}
+
+// TestSingleServerRenderingUnchanged: a landed file may change only in
+// ways that leave what it renders for a single server the same, since
+// servers applied that already. The hash is of every migration's
+// single-server statements up to 0014; a new migration does not change it.
+func TestSingleServerRenderingUnchanged(t *testing.T) {
+	ms, err := migrations.Load(migrations.Files())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	for _, m := range ms {
+		if m.Version > 14 {
+			break
+		}
+		stmts, err := m.Statements(migrations.Target{Database: "glimpse"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(h, "-- %s\n%s;\n\n", m.Name, strings.Join(stmts, ";\n\n"))
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != singleServerHash {
+		t.Errorf("single-server rendering of 0001..0014 changed: sha256 %s, was %s", got, singleServerHash)
 	}
 }
 
@@ -361,3 +408,5 @@ func TestSessionsHourlyGroupsEachInsert(t *testing.T) {
 		t.Errorf("sessions_hourly after one insert: %+v, want %+v (rows: one per site and hour)", got, want)
 	}
 }
+
+const singleServerHash = "6bc5bbc15ed13fa15f991ae8714301a09e948dbde6fb42e71f504e1c9414a8a5"

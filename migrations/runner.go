@@ -2,23 +2,36 @@ package migrations
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
-// bookkeeping is the table that records applied versions. It is rendered
-// like a migration so that cluster mode replicates it too.
-const bookkeeping = `CREATE TABLE IF NOT EXISTS {{table "schema_migrations"}}{{onCluster}} (
+// bookkeeping is the table that records applied versions.
+const bookkeeping = `CREATE TABLE IF NOT EXISTS schema_migrations (
     version    UInt32,
     name       String,
     applied_at DateTime
-) ENGINE = {{engine "MergeTree" "schema_migrations"}}
-ORDER BY version;
-{{distributed "schema_migrations" "version"}}`
+) ENGINE = MergeTree
+ORDER BY version;`
+
+// clusterBookkeeping is the same table on a cluster: one replicated table
+// with every host of the cluster a replica of it (its ZooKeeper path has
+// no {shard}), under the plain name, so that each host holds every row, a
+// host reads its own copy (as /readyz does) and a host that joins later
+// gets the rows from the others.
+const clusterBookkeeping = `CREATE TABLE IF NOT EXISTS {{name "schema_migrations"}}{{onCluster}} (
+    version    UInt32,
+    name       String,
+    applied_at DateTime
+) ENGINE = ReplicatedMergeTree('/clickhouse/tables/all/{{.Database}}/schema_migrations', '{shard}-{replica}')
+ORDER BY version;`
 
 // Runner applies migrations to one database.
 type Runner struct {
@@ -26,8 +39,14 @@ type Runner struct {
 	target Target
 	files  fs.FS
 	log    *slog.Logger
-	// Timeout bounds each statement (default 60 s).
+	// Timeout bounds each statement (default 60 s; on a cluster an ON
+	// CLUSTER statement waits for every host, so give it room).
 	Timeout time.Duration
+	// Dial connects to one host of the cluster (host:port, as in
+	// system.clusters) with the runner's credentials and database. On a
+	// cluster Apply uses it to find and repair hosts missing tables; nil
+	// skips that check.
+	Dial func(ctx context.Context, addr string) (driver.Conn, error)
 }
 
 // NewRunner returns a runner for the embedded migrations; files replaces
@@ -44,12 +63,33 @@ func NewRunner(conn driver.Conn, target Target, files fs.FS, log *slog.Logger) *
 
 // Applied returns the versions recorded as applied.
 func (r *Runner) Applied(ctx context.Context) (map[int]bool, error) {
-	if err := r.exec(ctx, "schema_migrations", bookkeeping); err != nil {
+	ctx = r.settings(ctx)
+	table := "schema_migrations"
+	if r.target.Cluster != "" {
+		// The database first, on every host: the statements below and
+		// every migration's ON CLUSTER statements run in it there.
+		db := "CREATE DATABASE IF NOT EXISTS " + quoteIdent(r.target.Database) + " ON CLUSTER " + quoteIdent(r.target.Cluster)
+		if err := r.exec(ctx, "database", db); err != nil {
+			return nil, err
+		}
+		if err := r.exec(ctx, "schema_migrations", clusterBookkeeping); err != nil {
+			return nil, err
+		}
+		table = quoteIdent(r.target.Database) + ".schema_migrations"
+		// Rows recorded through another host reach this one by
+		// replication: wait for them before reading.
+		sctx, cancel := context.WithTimeout(ctx, r.Timeout)
+		err := r.conn.Exec(sctx, "SYSTEM SYNC REPLICA "+table)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("cannot sync %s with the other replicas: %w", table, err)
+		}
+	} else if err := r.exec(ctx, "schema_migrations", bookkeeping); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
 	defer cancel()
-	rows, err := r.conn.Query(ctx, "SELECT DISTINCT version FROM schema_migrations")
+	rows, err := r.conn.Query(ctx, "SELECT DISTINCT version FROM "+table)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read schema_migrations: %w", err)
 	}
@@ -63,6 +103,17 @@ func (r *Runner) Applied(ctx context.Context) (map[int]bool, error) {
 		applied[int(v)] = true
 	}
 	return applied, rows.Err()
+}
+
+// settings are the query settings of every statement: on a cluster an
+// INSERT through a Distributed table returns once every shard has its rows
+// (not later, in the background), so a migration's INSERT ... SELECT is
+// done when it returns.
+func (r *Runner) settings(ctx context.Context) context.Context {
+	if r.target.Cluster == "" {
+		return ctx
+	}
+	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_distributed_sync": 1}))
 }
 
 // Pending returns the migrations not yet applied, in order.
@@ -105,21 +156,61 @@ func (r *Runner) Apply(ctx context.Context) ([]Migration, error) {
 		r.log.Info("migration applied", "migration", m.Name, "took", time.Since(start).Round(time.Millisecond))
 		done = append(done, m)
 	}
+	if r.target.Cluster != "" && r.Dial != nil {
+		if err := r.repair(ctx); err != nil {
+			return done, err
+		}
+	}
 	return done, nil
 }
 
 func (r *Runner) exec(ctx context.Context, name, text string) error {
+	ctx = r.settings(ctx)
 	stmts, err := render(name, text, r.target)
 	if err != nil {
 		return err
 	}
 	for i, s := range stmts {
-		sctx, cancel := context.WithTimeout(ctx, r.Timeout)
-		err := r.conn.Exec(sctx, s)
-		cancel()
+		var err error
+		switch {
+		case strings.HasPrefix(s, eachShardMark):
+			err = r.onHosts(ctx, true, strings.TrimPrefix(s, eachShardMark))
+		case strings.HasPrefix(s, eachHostMark):
+			err = r.onHosts(ctx, false, strings.TrimPrefix(s, eachHostMark))
+		default:
+			sctx, cancel := context.WithTimeout(ctx, r.Timeout)
+			err = r.conn.Exec(sctx, s)
+			cancel()
+		}
 		if err != nil {
 			return fmt.Errorf("migration %s failed at statement %d of %d (nothing recorded; fix it and run migrate again): %w",
 				name, i+1, len(stmts), err)
+		}
+	}
+	return nil
+}
+
+// onHosts runs one statement on the first replica of each shard (perShard)
+// or on every host of the cluster, in order.
+func (r *Runner) onHosts(ctx context.Context, perShard bool, stmt string) error {
+	if r.Dial == nil {
+		return errors.New("this statement runs on each shard or host of the cluster, and the runner has no Dial")
+	}
+	hosts, err := r.clusterHosts(ctx, perShard)
+	if err != nil {
+		return err
+	}
+	for _, h := range hosts {
+		conn, err := r.Dial(ctx, h)
+		if err != nil {
+			return fmt.Errorf("on cluster host %s: %w", h, err)
+		}
+		sctx, cancel := context.WithTimeout(ctx, r.Timeout)
+		err = conn.Exec(sctx, stmt)
+		cancel()
+		conn.Close()
+		if err != nil {
+			return fmt.Errorf("on cluster host %s: %w", h, err)
 		}
 	}
 	return nil
@@ -129,7 +220,11 @@ func (r *Runner) record(ctx context.Context, m Migration) error {
 	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
 	defer cancel()
 	// INSERT ... VALUES hangs on 18.16 through clickhouse-go; INSERT ... SELECT works.
-	err := r.conn.Exec(ctx, "INSERT INTO schema_migrations (version, name, applied_at) SELECT ?, ?, now()",
+	table := "schema_migrations"
+	if r.target.Cluster != "" {
+		table = quoteIdent(r.target.Database) + ".schema_migrations"
+	}
+	err := r.conn.Exec(ctx, "INSERT INTO "+table+" (version, name, applied_at) SELECT ?, ?, now()",
 		uint32(m.Version), m.Name)
 	if err != nil {
 		return fmt.Errorf("migration %s applied but cannot be recorded: %w", m.Name, err)

@@ -7,6 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/glimpse-analytics/glimpse/internal/chconn"
 	"github.com/glimpse-analytics/glimpse/migrations"
@@ -36,7 +40,18 @@ func migrateCommand() *command {
 				return err
 			}
 			defer conn.Close()
-			done, err := migrations.NewRunner(conn, target, nil, log).Apply(ctx)
+			runner := migrations.NewRunner(conn, target, nil, log)
+			if cluster != "" {
+				// An ON CLUSTER statement waits for every host (ClickHouse's
+				// distributed_ddl_task_timeout, 180 s by default).
+				runner.Timeout = 200 * time.Second
+				runner.Dial = func(ctx context.Context, addr string) (driver.Conn, error) {
+					host := *opts
+					host.Addr = []string{addr}
+					return clickhouse.Open(&host)
+				}
+			}
+			done, err := runner.Apply(ctx)
 			if err != nil {
 				return err
 			}
