@@ -97,6 +97,17 @@ func TestClusterUpgradeRebuildsRollups(t *testing.T) {
 
 	// Before 0004: 120 sessions of 120 visitors from France.
 	apply(upTo(t, 3))
+	// A runner not told about the cluster (glimpse serve's) refuses to
+	// apply the rest single-server style.
+	plain, err := clickhouse.Open(&clickhouse.Options{Addr: []string{hosts[0]}, Auth: clickhouse.Auth{Database: db}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if _, err := migrations.NewRunner(plain, migrations.Target{Database: db}, nil, nil).Apply(c); err == nil ||
+		!strings.Contains(err.Error(), "migrated for a cluster") {
+		t.Fatalf("single-server Apply on a cluster's database: %v, want a refusal", err)
+	}
 	exec("INSERT INTO " + db + ".sessions (site_id, session_id, visitor_id, sign, version, start, ts, pageviews, country_code, channel) " +
 		"SELECT 'up.test', number + 1, number + 1, 1, 1, toDateTime('2026-11-02 10:00:00'), toDateTime('2026-11-02 10:05:00'), 1, 'FR', 'search' " +
 		"FROM system.numbers LIMIT 120")

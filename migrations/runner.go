@@ -144,6 +144,20 @@ func (r *Runner) Apply(ctx context.Context) ([]Migration, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(pending) > 0 && r.target.Cluster == "" {
+		// A database migrated for a cluster must not get single-server
+		// statements (no ON CLUSTER, plain engines) from a runner that was
+		// not told: `glimpse serve` migrates at start-up without --cluster.
+		var engine string
+		row := r.conn.QueryRow(ctx, "SELECT engine FROM system.tables WHERE database = currentDatabase() AND name = 'schema_migrations'")
+		if err := row.Scan(&engine); err != nil {
+			return nil, fmt.Errorf("cannot read system.tables: %w", err)
+		}
+		if strings.HasPrefix(engine, "Replicated") {
+			return nil, fmt.Errorf("%d migration(s) pending, starting with %s, in a database migrated for a cluster: "+
+				"run glimpse migrate --cluster NAME (serve migrates only single servers; use --no-migrate)", len(pending), pending[0].Name)
+		}
+	}
 	var done []Migration
 	for _, m := range pending {
 		start := time.Now()
