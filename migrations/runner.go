@@ -43,9 +43,10 @@ type Runner struct {
 	// CLUSTER statement waits for every host, so give it room).
 	Timeout time.Duration
 	// Dial connects to one host of the cluster (host:port, as in
-	// system.clusters) with the runner's credentials and database. On a
-	// cluster Apply uses it to find and repair hosts missing tables; nil
-	// skips that check.
+	// system.clusters) with the runner's credentials. On a cluster the
+	// statements marked {{eachShard}} or {{eachHost}} run through it (they
+	// fail without it), and Apply ends by repairing hosts missing tables
+	// (skipped without it).
 	Dial func(ctx context.Context, addr string) (driver.Conn, error)
 }
 
