@@ -238,6 +238,10 @@ var (
 		"sessions_dims_input":  "engine Null: stores nothing",
 		"sealed_salts":         "the daily keys of the visitor hash, sealed",
 		"schema_migrations":    "applied migrations",
+		"report_sends":         "reports sent to the site's staff (keyed hashes of their addresses)",
+		"report_unsubscribes":  "staff who unsubscribed from reports (keyed hashes)",
+		"segments":             "filter sets the site's staff saved",
+		"annotations":          "chart notes the site's staff wrote",
 	}
 )
 
