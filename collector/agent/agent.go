@@ -3,9 +3,10 @@
 // device class) and a bot verdict, with parsed answers cached: user
 // agents repeat heavily, so a warm parser allocates nothing.
 //
-// The raw User-Agent is never returned, stored or logged. bots.txt
-// (crawler User-Agent substrings) is embedded at build time; its header
-// says where it comes from and how to update it.
+// The raw User-Agent is never returned, stored or logged. The crawler
+// patterns are generated from maintained lists on npm (bots_gen.go, with
+// versions and licences in its header; `make update-lists` refreshes it)
+// plus the local overlay bots.local.txt; see bots.go.
 package agent
 
 import (
@@ -32,7 +33,7 @@ const (
 	BotReasonEmptyUA     = "empty-ua"     // no User-Agent at all
 	BotReasonHeadless    = "headless"     // headless browser or automation marker
 	BotReasonLibrary     = "library"      // github.com/mssola/useragent says bot
-	BotReasonCrawlerList = "crawler-list" // matched a pattern in bots.txt
+	BotReasonCrawlerList = "crawler-list" // matched a generated or local crawler pattern
 )
 
 const (
@@ -105,7 +106,7 @@ type Parser struct {
 	seed   maphash.Seed
 	shards []*lru.Cache[uint64, *uaEntry]
 	mask   uint64
-	bots   *botMatcher
+	bots   *botSet
 }
 
 // uaEntry is one cache entry: the parsed value plus the exact key material,
@@ -205,7 +206,7 @@ func clip(b []byte, n int) []byte {
 }
 
 // parseUA does the uncached work. It may allocate.
-func parseUA(raw, chUA, chMobile, chPlatform, chPlatformVersion string, bots *botMatcher) UA {
+func parseUA(raw, chUA, chMobile, chPlatform, chPlatformVersion string, bots *botSet) UA {
 	if raw == "" && chUA == "" {
 		return UA{Bot: true, BotReason: BotReasonEmptyUA}
 	}
@@ -664,16 +665,10 @@ func platformVersion(osName, v string) string {
 	return ""
 }
 
-//go:embed bots.txt
-var botsTxt string
-
-// defaultBots is the immutable crawler list built from bots.txt at init.
-var defaultBots = newBotMatcher(parseBotList(botsTxt))
-
 // headlessBots matches headlessMarkers.
 var headlessBots = newBotMatcher(headlessMarkers)
 
-// parseBotList parses the bots.txt format: one case-insensitive substring
+// parseBotList parses a list of substrings: one case-insensitive substring
 // per line; blank lines and lines starting with '#' are ignored; trailing
 // " #" comments are stripped.
 func parseBotList(src string) []string {

@@ -1,0 +1,253 @@
+// Command genbots regenerates bots_gen.go and the bot test corpora from
+// lists maintained on npm; `go generate` runs it in collector/agent (it
+// needs network access and npm; a plain build does not).
+//
+//   - isbot (Unlicense): its pattern list, JavaScript regular expressions.
+//     Lookarounds, which Go's RE2 lacks, are translated into a core
+//     expression plus literal "not before"/"not after" contexts that
+//     botMatcher checks around each match; a pattern with any other
+//     lookaround form is dropped and counted.
+//   - crawler-user-agents (MIT): its patterns, already RE2-compatible.
+//
+// It also writes testdata/crawler-user-agents.txt.gz (the list's example
+// instances) and testdata/browser-user-agents.txt.gz (the distinct
+// userAgent values of npm's user-agents, BSD-2-Clause), each with an
+// attribution header, for the offline corpus tests.
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"go/format"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"regexp/syntax"
+	"sort"
+	"strings"
+)
+
+type pkg struct{ name, version, license, dir string }
+
+func fetch(spec string, files ...string) pkg {
+	dir, err := os.MkdirTemp("", "genbots")
+	check(err)
+	args := append([]string{spec, dir, "package.json"}, files...)
+	cmd := exec.Command(filepath.Join(root(), "scripts", "npm-files"), args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	check(cmd.Run())
+	var meta struct{ Name, Version, License string }
+	b, err := os.ReadFile(filepath.Join(dir, "package.json"))
+	check(err)
+	check(json.Unmarshal(b, &meta))
+	return pkg{meta.Name, meta.Version, meta.License, dir}
+}
+
+// root is the module root (go generate runs in collector/agent).
+func root() string {
+	d, err := os.Getwd()
+	check(err)
+	for {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+		p := filepath.Dir(d)
+		if p == d {
+			check(fmt.Errorf("no go.mod above the working directory"))
+		}
+		d = p
+	}
+}
+
+type pattern struct {
+	Source, Expr        string
+	NotBefore, NotAfter []string
+}
+
+// lookbehindRE and lookaheadRE find a leading negative lookbehind and a
+// trailing negative lookahead whose alternatives are plain literals.
+var (
+	lookbehindRE = regexp.MustCompile(`^\(\?<!((?:[^()\\|]|\\.)+(?:\|(?:[^()\\|]|\\.)+)*)\)`)
+	lookaheadRE  = regexp.MustCompile(`\(\?!(?:\(\?:)?((?:[^()\\|]|\\.)+(?:\|(?:[^()\\|]|\\.)+)*)\)?\)$`)
+)
+
+func literals(alt string) []string {
+	var out []string
+	for _, a := range strings.Split(alt, "|") {
+		out = append(out, strings.ToLower(strings.ReplaceAll(a, `\`, "")))
+	}
+	return out
+}
+
+// translate turns an isbot JavaScript pattern into an RE2 core and literal
+// contexts; ok is false when a lookaround remains that it cannot express.
+func translate(js string) (p pattern, ok bool) {
+	expr := js
+	if m := lookbehindRE.FindStringSubmatch(expr); m != nil {
+		p.NotBefore = literals(m[1])
+		expr = expr[len(m[0]):]
+	}
+	if m := lookaheadRE.FindStringSubmatch(expr); m != nil {
+		p.NotAfter = literals(m[1])
+		expr = expr[:len(expr)-len(m[0])]
+	}
+	if strings.Contains(expr, "(?=") || strings.Contains(expr, "(?!") || strings.Contains(expr, "(?<") {
+		return p, false
+	}
+	if _, err := syntax.Parse(expr, syntax.Perl); err != nil {
+		return p, false
+	}
+	p.Expr = expr
+	return p, true
+}
+
+func main() {
+	isbotSpec := flag.String("isbot", "isbot", "npm spec of isbot")
+	cuaSpec := flag.String("crawler-user-agents", "crawler-user-agents", "npm spec of crawler-user-agents")
+	uaSpec := flag.String("user-agents", "user-agents", "npm spec of user-agents (test corpus)")
+	flag.Parse()
+
+	isbot := fetch(*isbotSpec, "index.js", "LICENSE")
+	cua := fetch(*cuaSpec, "crawler-user-agents.json", "LICENSE")
+	uas := fetch(*uaSpec, "dist/user-agents.json", "LICENSE")
+
+	// isbot's list is built in index.js; node reads it as isbot does.
+	out, err := exec.Command("node", "-e",
+		`process.stdout.write(JSON.stringify(require(process.argv[1]).list))`,
+		filepath.Join(isbot.dir, "index.js")).Output()
+	check(err)
+	var isbotList []string
+	check(json.Unmarshal(out, &isbotList))
+
+	var pats []pattern
+	translated, dropped := 0, []string{}
+	for _, js := range isbotList {
+		p, ok := translate(js)
+		if !ok {
+			dropped = append(dropped, js)
+			continue
+		}
+		if p.Expr != js {
+			translated++
+		}
+		p.Source = "isbot"
+		pats = append(pats, p)
+	}
+
+	b, err := os.ReadFile(filepath.Join(cua.dir, "crawler-user-agents.json"))
+	check(err)
+	var cuaList []struct {
+		Pattern   string
+		Instances []string
+	}
+	check(json.Unmarshal(b, &cuaList))
+	var instances []string
+	cuaDropped := []string{}
+	for _, e := range cuaList {
+		instances = append(instances, e.Instances...)
+		if _, err := syntax.Parse(e.Pattern, syntax.Perl); err != nil {
+			cuaDropped = append(cuaDropped, e.Pattern)
+			continue
+		}
+		pats = append(pats, pattern{Source: "crawler-user-agents", Expr: e.Pattern})
+	}
+
+	var src bytes.Buffer
+	fmt.Fprintf(&src, `// Code generated by internal/genbots (go generate); DO NOT EDIT.
+
+// Bot User-Agent patterns, matched case-insensitively. Update with
+// `+"`make update-lists`"+`; local additions and removals go in bots.local.txt.
+//
+// Sources (attribution):
+//   - %s %s (%s), https://www.npmjs.com/package/isbot: %d patterns, %d of
+//     them with a lookaround translated into literal contexts, %d dropped
+//     (a lookaround RE2 cannot express)%s.
+//   - %s %s (%s), https://www.npmjs.com/package/crawler-user-agents,
+//     Copyright (c) 2017 Martin Monperrus (licence text in third_party/):
+//     %d patterns, %d dropped (not RE2)%s.
+
+package agent
+
+var generatedBots = []botPattern{
+`, isbot.name, isbot.version, isbot.license, len(isbotList), translated, len(dropped), listNote(dropped),
+		cua.name, cua.version, cua.license, len(cuaList), len(cuaDropped), listNote(cuaDropped))
+	for _, p := range pats {
+		fmt.Fprintf(&src, "\t{source: %q, expr: %q", p.Source, p.Expr)
+		if len(p.NotBefore) > 0 {
+			fmt.Fprintf(&src, ", notBefore: %#v", p.NotBefore)
+		}
+		if len(p.NotAfter) > 0 {
+			fmt.Fprintf(&src, ", notAfter: %#v", p.NotAfter)
+		}
+		src.WriteString("},\n")
+	}
+	src.WriteString("}\n")
+	formatted, err := format.Source(src.Bytes())
+	check(err)
+	check(os.WriteFile("bots_gen.go", formatted, 0o644))
+
+	writeCorpus("testdata/crawler-user-agents.txt.gz", fmt.Sprintf(
+		"# The \"instances\" of %s %s (%s), https://github.com/monperrus/crawler-user-agents,\n"+
+			"# Copyright (c) 2017 Martin Monperrus (licence text in third_party/). Generated by internal/genbots.\n", cua.name, cua.version, cua.license), instances)
+
+	b, err = os.ReadFile(filepath.Join(uas.dir, "user-agents.json"))
+	check(err)
+	var uaList []struct{ UserAgent string }
+	check(json.Unmarshal(b, &uaList))
+	seen := map[string]bool{}
+	var browsers []string
+	for _, u := range uaList {
+		if !seen[u.UserAgent] {
+			seen[u.UserAgent] = true
+			browsers = append(browsers, u.UserAgent)
+		}
+	}
+	sort.Strings(browsers)
+	writeCorpus("testdata/browser-user-agents.txt.gz", fmt.Sprintf(
+		"# The distinct userAgent values of %s %s (%s), https://github.com/intoli/user-agents,\n"+
+			"# Copyright 2018-present Intoli, LLC (licence text in third_party/). Generated by internal/genbots.\n", uas.name, uas.version, uas.license), browsers)
+
+	fmt.Fprintf(os.Stderr, "genbots: %s %s: %d patterns (%d translated, %d dropped); %s %s: %d patterns (%d dropped), %d instances; %s %s: %d browser UAs\n",
+		isbot.name, isbot.version, len(isbotList), translated, len(dropped), cua.name, cua.version, len(cuaList), len(cuaDropped), len(instances),
+		uas.name, uas.version, len(browsers))
+	for _, p := range []pkg{isbot, cua, uas} {
+		b, err := os.ReadFile(filepath.Join(p.dir, "LICENSE"))
+		check(err)
+		check(os.MkdirAll("third_party", 0o755))
+		check(os.WriteFile(filepath.Join("third_party", p.name+".LICENSE"), b, 0o644))
+		_ = os.RemoveAll(p.dir)
+	}
+}
+
+func listNote(l []string) string {
+	if len(l) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(": %q", l)
+}
+
+func writeCorpus(path, header string, lines []string) {
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	zw.Write([]byte(header))
+	for _, l := range lines {
+		if strings.ContainsAny(l, "\n\r") {
+			continue
+		}
+		zw.Write([]byte(l + "\n"))
+	}
+	check(zw.Close())
+	check(os.MkdirAll(filepath.Dir(path), 0o755))
+	check(os.WriteFile(path, buf.Bytes(), 0o644))
+}
+
+func check(err error) {
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "genbots: %v\n", err)
+		os.Exit(1)
+	}
+}
