@@ -20,7 +20,9 @@
 // `ref`/`source` parameters and a per-site allowlist; paths and kept values
 // are redacted by collector/redact (see DESIGN.md, "Privacy model").
 //
-// The data file sources.txt (referrer hosts, source names and channels) is
-// embedded at build time; its header documents its provenance and how to
-// update it.
+// The source table (referrer hosts, source names and channels) is
+// sources_gen.txt, generated from Snowplow's referer-parser list by
+// `go generate` (internal/gensources; `make update-lists`), plus the local
+// overlay sources.local.txt; both are embedded at build time and their
+// headers document provenance, licence and format.
 package enrich

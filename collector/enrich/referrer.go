@@ -25,7 +25,7 @@ const (
 	ChannelReferral   Channel = model.ChannelReferral
 )
 
-// sections maps the [section] headers of sources.txt to channels.
+// sections maps the [section] headers of the sources table to channels.
 var sections = map[string]Channel{
 	"search": ChannelSearch, "social": ChannelSocial, "email": ChannelEmail,
 	"paid": ChannelPaid, "referral": ChannelReferral,
@@ -45,7 +45,7 @@ type Referrer struct {
 	// never stored. Empty when Host is empty or for app referrers.
 	Path []byte
 	// Source is a readable source name ("Google", "Facebook", "Gmail",
-	// "Google Ads", ...) from sources.txt or the click-identifier table;
+	// "Google Ads", ...) from the sources table or the click-identifier table;
 	// for any other external referrer, as in Plausible, its Host without a
 	// leading "www." ("news.example.org"); "" when there is neither
 	// (Direct / None).
@@ -104,13 +104,13 @@ func (r *Referrer) hostSource() string {
 // Channel precedence: a recognised utm_medium (cpc/ppc/paid*/display →
 // Paid Search, email/newsletter → Email, social → Organic Social,
 // organic → Organic Search), then a click identifier, then the referrer
-// host in sources.txt, then Referral for any other external referrer,
+// host in the sources table, then Referral for any other external referrer,
 // then a known utm_source or ref name, then Direct. A paid visit from a
 // social network (by referrer, click identifier or utm_source) is Paid
 // Social, as Plausible names it.
 //
 // Source precedence: a paid click identifier's network, then the
-// referrer host's name in sources.txt, then an organic click identifier,
+// referrer host's name in the sources table, then an organic click identifier,
 // then a known utm_source or ref name, then the host of any other
 // external referrer, else "".
 //
@@ -126,7 +126,7 @@ func ClassifyReferrer(dst *Referrer, raw []byte, page *PageURL, site []string, r
 		case isSelfReferral(dst.Host, page, site):
 			dst.Host, dst.Path = dst.Host[:0], dst.Path[:0]
 		default:
-			src = defaultSources.lookupHost(dst.Host)
+			src = defaultSources.lookupPath(dst.Host, dst.Path)
 		}
 	}
 
@@ -299,36 +299,67 @@ type source struct {
 	channel Channel
 }
 
-// sourceTable is the immutable lookup structure built from sources.txt.
-type sourceTable struct {
-	hosts map[string]*source // host suffix → source
-	wild  map[string]*source // "google" for "google.*": any ccTLD-like suffix
-	apps  map[string]*source // Android application id → source
-	names map[string]*source // lower-case name or alias → source, for utm_source/ref
+// pathSource is a "host/path" entry: referrers on the host (or a
+// subdomain) whose path starts with prefix ("/imgres" on google.com is
+// Google Images).
+type pathSource struct {
+	prefix string
+	src    *source
 }
 
-//go:embed sources.txt
-var sourcesTxt string
+// sourceTable is the immutable lookup structure built from the sources
+// files.
+type sourceTable struct {
+	hosts map[string]*source      // host suffix → source
+	paths map[string][]pathSource // host suffix → sources of path prefixes under it
+	wild  map[string]*source      // "google" for "google.*": any ccTLD-like suffix
+	apps  map[string]*source      // Android application id → source
+	names map[string]*source      // lower-case name or alias → source, for utm_source/ref
+}
 
-// defaultSources is the immutable table built from sources.txt at init.
-var defaultSources = mustParseSources(sourcesTxt)
+//go:generate go run ./internal/gensources
 
-func mustParseSources(src string) *sourceTable {
-	t, err := parseSources(src)
+//go:embed sources_gen.txt
+var sourcesGen string
+
+//go:embed sources.local.txt
+var sourcesLocal string
+
+// defaultSources is the immutable table built at init from sources_gen.txt
+// (generated from Snowplow's referer-parser list) and the local overlay
+// sources.local.txt, which wins for a host both list.
+var defaultSources = mustParseSources(sourcesGen, sourcesLocal)
+
+func mustParseSources(files ...string) *sourceTable {
+	t, err := parseSources(files...)
 	if err != nil {
-		panic("enrich: cannot parse embedded sources.txt: " + err.Error())
+		panic("enrich: cannot parse the embedded sources: " + err.Error())
 	}
 	return t
 }
 
-// parseSources parses the sources.txt format (see the file's header).
-func parseSources(src string) (*sourceTable, error) {
+// parseSources parses files in the the sources table format (see the header of
+// sources.local.txt) into one table. A host, wildcard or app listed twice
+// in one file is an error; a later file overrides an earlier one. For a
+// name or alias, the first file's entry wins.
+func parseSources(files ...string) (*sourceTable, error) {
 	t := &sourceTable{
 		hosts: map[string]*source{},
+		paths: map[string][]pathSource{},
 		wild:  map[string]*source{},
 		apps:  map[string]*source{},
 		names: map[string]*source{},
 	}
+	for i, src := range files {
+		if err := t.parse(src); err != nil {
+			return nil, fmt.Errorf("file %d: %w", i+1, err)
+		}
+	}
+	return t, nil
+}
+
+func (t *sourceTable) parse(src string) error {
+	seen := map[string]bool{} // "h:"/"w:"/"a:" + key, in this file
 	var channel Channel
 	for n, line := range strings.Split(src, "\n") {
 		if i := strings.Index(line, "#"); i >= 0 {
@@ -341,18 +372,18 @@ func parseSources(src string) (*sourceTable, error) {
 		if line[0] == '[' && line[len(line)-1] == ']' {
 			c, ok := sections[line[1:len(line)-1]]
 			if !ok {
-				return nil, fmt.Errorf("line %d: unknown channel %q", n+1, line[1:len(line)-1])
+				return fmt.Errorf("line %d: unknown channel %q", n+1, line[1:len(line)-1])
 			}
 			channel = c
 			continue
 		}
 		if channel == "" {
-			return nil, fmt.Errorf("line %d: entry before the first [channel] header", n+1)
+			return fmt.Errorf("line %d: entry before the first [channel] header", n+1)
 		}
 		name, list, ok := strings.Cut(line, ":")
 		name = strings.TrimSpace(name)
 		if !ok || name == "" {
-			return nil, fmt.Errorf("line %d: want \"Name: host ...\"", n+1)
+			return fmt.Errorf("line %d: want \"Name: host ...\"", n+1)
 		}
 		s := &source{name: name, channel: channel}
 		if _, dup := t.names[strings.ToLower(name)]; !dup {
@@ -360,37 +391,70 @@ func parseSources(src string) (*sourceTable, error) {
 		}
 		fields := strings.Fields(list)
 		if len(fields) == 0 {
-			return nil, fmt.Errorf("line %d: %s has no hosts", n+1, name)
+			return fmt.Errorf("line %d: %s has no entries", n+1, name)
 		}
 		for _, f := range fields {
 			if f != strings.ToLower(f) {
-				return nil, fmt.Errorf("line %d: %q is not lower case", n+1, f)
+				return fmt.Errorf("line %d: %q is not lower case", n+1, f)
 			}
 			var m map[string]*source
-			key, alias := f, false
+			key, kind := f, "h:"
 			switch {
 			case strings.HasPrefix(f, "="):
-				m, key, alias = t.names, f[1:], true
+				m, key, kind = t.names, f[1:], "="
 			case strings.HasPrefix(f, "app:"):
-				m, key = t.apps, f[len("app:"):]
+				m, key, kind = t.apps, f[len("app:"):], "a:"
 			case strings.HasSuffix(f, ".*"):
-				m, key = t.wild, strings.TrimSuffix(f, ".*")
+				m, key, kind = t.wild, strings.TrimSuffix(f, ".*"), "w:"
+			case strings.Contains(f, "/"):
+				host, path, _ := strings.Cut(f, "/")
+				if host == "" || strings.ContainsAny(host, ":*") || seen["p:"+f] {
+					return fmt.Errorf("line %d: malformed or repeated entry %q", n+1, f)
+				}
+				seen["p:"+f] = true
+				t.paths[host] = append(t.paths[host], pathSource{prefix: "/" + path, src: s})
+				continue
 			default:
 				m = t.hosts
 			}
 			if key == "" || strings.ContainsAny(key, "/:*") {
-				return nil, fmt.Errorf("line %d: malformed entry %q", n+1, f)
+				return fmt.Errorf("line %d: malformed entry %q", n+1, f)
 			}
-			if _, dup := m[key]; dup {
-				if alias {
-					continue // an alias may repeat a name; the first wins
+			if kind == "=" {
+				if _, dup := m[key]; !dup { // an alias may repeat a name; the first wins
+					m[key] = s
 				}
-				return nil, fmt.Errorf("line %d: %q is listed twice", n+1, f)
+				continue
 			}
+			if seen[kind+key] {
+				return fmt.Errorf("line %d: %q is listed twice", n+1, f)
+			}
+			seen[kind+key] = true
 			m[key] = s
 		}
 	}
-	return t, nil
+	return nil
+}
+
+// lookupPath finds the source for a lower-case host and cleaned path: a
+// "host/path" entry on the host or one of its suffixes whose path is a
+// prefix of path, else lookupHost.
+func (t *sourceTable) lookupPath(host, path []byte) *source {
+	if len(t.paths) > 0 {
+		for i := 0; i < len(host); {
+			for _, p := range t.paths[string(host[i:])] {
+				if len(path) >= len(p.prefix) && string(path[:len(p.prefix)]) == p.prefix {
+					return p.src
+				}
+			}
+			dot := bytes.IndexByte(host[i:], '.')
+			if dot < 0 {
+				break
+			}
+			i += dot + 1
+		}
+	}
+	return t.lookupHost(host)
 }
 
 // lookupHost finds the source for a lower-case host by its longest

@@ -48,8 +48,8 @@ func TestClassifyReferrer(t *testing.T) {
 		{"duckduckgo", "https://duckduckgo.com/", plain, want{"duckduckgo.com", "/", "DuckDuckGo", ChannelSearch}},
 		{"yandex ru", "https://yandex.ru/search/?text=x", plain, want{"yandex.ru", "/search/", "Yandex", ChannelSearch}},
 		{"facebook l.", "https://l.facebook.com/l.php?u=https%3A%2F%2Fexample.com", plain, want{"l.facebook.com", "/l.php", "Facebook", ChannelSocial}},
-		{"twitter t.co", "https://t.co/AbC123", plain, want{"t.co", "/AbC123", "X", ChannelSocial}},
-		{"x.com", "https://x.com/someone/status/1", plain, want{"x.com", "/someone/status/1", "X", ChannelSocial}},
+		{"twitter t.co", "https://t.co/AbC123", plain, want{"t.co", "/AbC123", "Twitter", ChannelSocial}},
+		{"x.com", "https://x.com/someone/status/1", plain, want{"x.com", "/someone/status/1", "Twitter", ChannelSocial}},
 		{"linkedin", "https://www.linkedin.com/feed/", plain, want{"www.linkedin.com", "/feed/", "LinkedIn", ChannelSocial}},
 		{"reddit", "https://old.reddit.com/r/golang/", plain, want{"old.reddit.com", "/r/golang/", "Reddit", ChannelSocial}},
 		{"youtube", "https://m.youtube.com/watch?v=1", plain, want{"m.youtube.com", "/watch", "YouTube", ChannelSocial}},
@@ -59,7 +59,7 @@ func TestClassifyReferrer(t *testing.T) {
 		{"outlook", "https://outlook.live.com/mail/0/", plain, want{"outlook.live.com", "/mail/0/", "Outlook", ChannelEmail}},
 		{"google docs is referral", "https://docs.google.com/document/d/1kGcCjdaigfoo5CMJ-gcBnf4_zdPfCBSk_iabtMZPN6s/edit", plain,
 			want{"docs.google.com", "/document/d/[token]/edit", "Google", ChannelReferral}},
-		{"github", "https://github.com/glimpse-analytics/glimpse", plain, want{"github.com", "/glimpse-analytics/glimpse", "GitHub", ChannelReferral}},
+		{"github", "https://github.com/glimpse-analytics/glimpse", plain, want{"github.com", "/glimpse-analytics/glimpse", "GitHub", ChannelSocial}}, // referer-parser lists GitHub as social,
 		{"ad host", "https://www.googleadservices.com/pagead/aclk?sa=L", plain, want{"www.googleadservices.com", "/pagead/aclk", "Google Ads", ChannelPaid}},
 
 		{"android gmail", "android-app://com.google.android.gm/", plain, want{"com.google.android.gm", "", "Gmail", ChannelEmail}},
@@ -85,7 +85,7 @@ func TestClassifyReferrer(t *testing.T) {
 
 		{"utm email without referrer", "", mustClean(t, "https://example.com/?utm_source=newsletter&utm_medium=email"), want{channel: ChannelEmail}},
 		{"utm newsletter medium", "", mustClean(t, "https://example.com/?utm_medium=Newsletter"), want{channel: ChannelEmail}},
-		{"utm social medium beats referrer", "https://t.co/x", mustClean(t, "https://example.com/?utm_medium=social"), want{"t.co", "/x", "X", ChannelSocial}},
+		{"utm social medium beats referrer", "https://t.co/x", mustClean(t, "https://example.com/?utm_medium=social"), want{"t.co", "/x", "Twitter", ChannelSocial}},
 		{"utm cpc with bing", "https://www.bing.com/", mustClean(t, "https://example.com/?utm_medium=cpc&utm_source=bing"), want{"www.bing.com", "/", "Bing", ChannelPaid}},
 		{"utm paid_social", "", mustClean(t, "https://example.com/?utm_medium=paid_social&utm_source=fb"), want{"", "", "Facebook", ChannelPaidSocial}},
 		{"gclid from google is paid search", "https://www.google.com/", mustClean(t, "https://example.com/?gclid=x"), want{"www.google.com", "/", "Google Ads", ChannelPaid}},
@@ -100,11 +100,11 @@ func TestClassifyReferrer(t *testing.T) {
 		{"gclid without referrer", "", mustClean(t, "https://example.com/?gclid=x"), want{"", "", "Google Ads", ChannelPaid}},
 		{"gclid from google", "https://www.google.com/", mustClean(t, "https://example.com/?gclid=x"), want{"www.google.com", "/", "Google Ads", ChannelPaid}},
 		{"msclkid", "https://www.bing.com/", mustClean(t, "https://example.com/?msclkid=x"), want{"www.bing.com", "/", "Microsoft Ads", ChannelPaid}},
-		{"fbclid keeps referrer source", "https://t.co/x", mustClean(t, "https://example.com/?fbclid=x"), want{"t.co", "/x", "X", ChannelSocial}},
+		{"fbclid keeps referrer source", "https://t.co/x", mustClean(t, "https://example.com/?fbclid=x"), want{"t.co", "/x", "Twitter", ChannelSocial}},
 		{"fbclid alone", "", mustClean(t, "https://example.com/?fbclid=x"), want{"", "", "Facebook", ChannelSocial}},
 		{"utm medium beats click id", "", mustClean(t, "https://example.com/?gclid=x&utm_medium=email"), want{"", "", "Google Ads", ChannelEmail}},
 
-		{"nil page", "https://t.co/x", nil, want{"t.co", "/x", "X", ChannelSocial}},
+		{"nil page", "https://t.co/x", nil, want{"t.co", "/x", "Twitter", ChannelSocial}},
 		{"nil page none", "", nil, want{channel: ChannelDirect}},
 	}
 	for _, tt := range tests {
@@ -146,15 +146,19 @@ func TestHostSourcesBounded(t *testing.T) {
 }
 
 func TestSourcesTable(t *testing.T) {
-	tab, err := parseSources(sourcesTxt)
+	gen, err := parseSources(sourcesGen)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(tab.hosts) < 80 {
-		t.Errorf("sources.txt has only %d hosts", len(tab.hosts))
+	if len(gen.hosts) < 1000 {
+		t.Errorf("sources_gen.txt has only %d hosts", len(gen.hosts))
+	}
+	tab, err := parseSources(sourcesLocal)
+	if err != nil {
+		t.Fatal(err)
 	}
 	// A host listed under the same source as one of its own suffixes is
-	// redundant; keep the file minimal.
+	// redundant; keep the overlay minimal.
 	for h, s := range tab.hosts {
 		for rest := h; ; {
 			i := strings.IndexByte(rest, '.')
@@ -163,23 +167,42 @@ func TestSourcesTable(t *testing.T) {
 			}
 			rest = rest[i+1:]
 			if p := tab.hosts[rest]; p != nil && *p == *s {
-				t.Errorf("sources.txt: %q is redundant with %q", h, rest)
+				t.Errorf("sources.local.txt: %q is redundant with %q", h, rest)
 			}
 		}
 	}
 	for _, bad := range []string{
 		"Google: google.com",           // no section
-		"[search]\nGoogle:",            // no hosts
+		"[search]\nGoogle:",            // no entries
 		"[search]\nGoogle: Google.com", // upper case
 		"[search]\nA: a.com\nB: a.com", // duplicate
 		"[nonsense]\nA: a.com",         // unknown channel
 		"[search]\nA a.com",            // no colon
-		"[search]\nA: a.com/path",      // malformed
+		"[search]\nA: /path",           // malformed
+		"[search]\nA: a.com/p a.com/p", // duplicate path
 		"[search]\nA: app:",            // empty app id
 	} {
 		if _, err := parseSources(bad); err == nil {
 			t.Errorf("parseSources(%q) accepted a malformed file", bad)
 		}
+	}
+}
+
+// TestSourcesOverlay: a later file overrides an earlier one's host, a name
+// keeps its first entry, and an alias-only line is allowed.
+func TestSourcesOverlay(t *testing.T) {
+	tab, err := parseSources("[search]\nA: a.com b.com\n", "[social]\nZ: a.com\nA: =aa\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := tab.lookupHost([]byte("www.a.com")); s == nil || s.name != "Z" || s.channel != ChannelSocial {
+		t.Errorf("a.com: %+v, want the overlay's Z", s)
+	}
+	if s := tab.lookupName([]byte("a")); s == nil || s.channel != ChannelSearch {
+		t.Errorf("name a: %+v, want the first file's", s)
+	}
+	if s := tab.lookupName([]byte("aa")); s == nil || s.name != "A" {
+		t.Errorf("alias aa: %+v", s)
 	}
 }
 

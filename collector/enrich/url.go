@@ -120,7 +120,7 @@ var clickIDs = []struct {
 	{"fbclid", "Facebook", ChannelSocial},
 	{"msclkid", "Microsoft Ads", ChannelPaid},
 	{"ttclid", "TikTok", ChannelPaidSocial},
-	{"twclid", "X", ChannelPaidSocial},
+	{"twclid", "Twitter", ChannelPaidSocial},
 	{"li_fat_id", "LinkedIn", ChannelPaidSocial},
 	{"yclid", "Yandex Ads", ChannelPaid},
 	{"epik", "Pinterest", ChannelPaidSocial},

@@ -73,7 +73,7 @@ func TestCleanURL(t *testing.T) {
 		{"fbclid", nil, "https://example.com/?fbclid=IwAR0", want{host: "example.com", path: "/", click: "Facebook", clickChannel: ChannelSocial}},
 		{"msclkid", nil, "https://example.com/?msclkid=x", want{host: "example.com", path: "/", click: "Microsoft Ads", clickChannel: ChannelPaid}},
 		{"ttclid", nil, "https://example.com/?ttclid=x", want{host: "example.com", path: "/", click: "TikTok", clickChannel: ChannelPaidSocial}},
-		{"twclid", nil, "https://example.com/?twclid=x", want{host: "example.com", path: "/", click: "X", clickChannel: ChannelPaidSocial}},
+		{"twclid", nil, "https://example.com/?twclid=x", want{host: "example.com", path: "/", click: "Twitter", clickChannel: ChannelPaidSocial}},
 		{"li_fat_id", nil, "https://example.com/?li_fat_id=x", want{host: "example.com", path: "/", click: "LinkedIn", clickChannel: ChannelPaidSocial}},
 		{"empty click id ignored", nil, "https://example.com/?gclid=&fbclid=x", want{host: "example.com", path: "/", click: "Facebook", clickChannel: ChannelSocial}},
 		{"first click id wins", nil, "https://example.com/?msclkid=1&gclid=2", want{host: "example.com", path: "/", click: "Microsoft Ads", clickChannel: ChannelPaid}},
