@@ -94,7 +94,10 @@ type botSet struct {
 }
 
 type botToken struct {
-	lit string
+	// head and mask hold the token's first up to 4 bytes (little endian),
+	// compared with the UA's next 4 bytes before the whole token.
+	head, mask uint32
+	lit        string
 	// pats are the patterns to confirm; nil means the token alone is a
 	// match (a literal pattern).
 	pats []int32
@@ -248,6 +251,10 @@ func newBotSet(pats []botPattern) (*botSet, error) {
 	fill := s.start
 	for _, bt := range byLit {
 		b := bigram(bt.lit)
+		for i := 0; i < 4 && i < len(bt.lit); i++ {
+			bt.head |= uint32(bt.lit[i]) << (8 * i)
+			bt.mask |= 0xff << (8 * i)
+		}
 		s.tokens[fill[b]] = *bt
 		fill[b]++
 	}
@@ -323,8 +330,17 @@ func (s *botSet) match(lowerUA string) bool {
 	present := bytesOf(lowerUA)
 	for i := 0; i+1 < len(lowerUA); i++ {
 		b := int(lowerUA[i])<<8 | int(lowerUA[i+1])
-		for _, t := range s.tokens[s.start[b]:s.start[b+1]] {
-			if !strings.HasPrefix(lowerUA[i:], t.lit) {
+		toks := s.tokens[s.start[b]:s.start[b+1]]
+		if len(toks) == 0 {
+			continue
+		}
+		var w uint32
+		for j := 0; j < 4 && i+j < len(lowerUA); j++ {
+			w |= uint32(lowerUA[i+j]) << (8 * j)
+		}
+		for k := range toks {
+			t := &toks[k]
+			if w&t.mask != t.head || !strings.HasPrefix(lowerUA[i:], t.lit) {
 				continue
 			}
 			if t.pats == nil {
