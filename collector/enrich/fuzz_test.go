@@ -135,9 +135,17 @@ func FuzzCleanURL(f *testing.F) {
 // knownSourceNames lists every Source ClassifyReferrer may return.
 func knownSourceNames() map[string]bool {
 	names := map[string]bool{"": true}
-	for _, m := range []map[string]*source{defaultSources.hosts, defaultSources.wild, defaultSources.apps, defaultSources.names} {
+	for _, m := range []map[string]*source{defaultSources.wild, defaultSources.apps, defaultSources.names} {
 		for _, s := range m {
 			names[s.name] = true
+		}
+	}
+	for _, e := range defaultSources.hosts {
+		if e.src != nil {
+			names[e.src.name] = true
+		}
+		for _, p := range e.paths {
+			names[p.src.name] = true
 		}
 	}
 	for _, c := range clickIDs {

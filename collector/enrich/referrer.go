@@ -307,14 +307,20 @@ type pathSource struct {
 	src    *source
 }
 
+// hostEntry is what the table knows about one host suffix: its source
+// (nil if only host/path entries name it) and its host/path entries.
+type hostEntry struct {
+	src   *source
+	paths []pathSource
+}
+
 // sourceTable is the immutable lookup structure built from the sources
 // files.
 type sourceTable struct {
-	hosts map[string]*source      // host suffix → source
-	paths map[string][]pathSource // host suffix → sources of path prefixes under it
-	wild  map[string]*source      // "google" for "google.*": any ccTLD-like suffix
-	apps  map[string]*source      // Android application id → source
-	names map[string]*source      // lower-case name or alias → source, for utm_source/ref
+	hosts map[string]*hostEntry // host suffix → its source and path entries
+	wild  map[string]*source    // "google" for "google.*": any ccTLD-like suffix
+	apps  map[string]*source    // Android application id → source
+	names map[string]*source    // lower-case name or alias → source, for utm_source/ref
 }
 
 //go:generate go run ./internal/gensources
@@ -344,8 +350,7 @@ func mustParseSources(files ...string) *sourceTable {
 // name or alias, the first file's entry wins.
 func parseSources(files ...string) (*sourceTable, error) {
 	t := &sourceTable{
-		hosts: map[string]*source{},
-		paths: map[string][]pathSource{},
+		hosts: map[string]*hostEntry{},
 		wild:  map[string]*source{},
 		apps:  map[string]*source{},
 		names: map[string]*source{},
@@ -412,10 +417,19 @@ func (t *sourceTable) parse(src string) error {
 					return fmt.Errorf("line %d: malformed or repeated entry %q", n+1, f)
 				}
 				seen["p:"+f] = true
-				t.paths[host] = append(t.paths[host], pathSource{prefix: "/" + path, src: s})
+				e := t.host(host)
+				e.paths = append(e.paths, pathSource{prefix: "/" + path, src: s})
 				continue
 			default:
-				m = t.hosts
+				if key == "" || strings.ContainsAny(key, "/:*") {
+					return fmt.Errorf("line %d: malformed entry %q", n+1, f)
+				}
+				if seen["h:"+key] {
+					return fmt.Errorf("line %d: %q is listed twice", n+1, f)
+				}
+				seen["h:"+key] = true
+				t.host(key).src = s
+				continue
 			}
 			if key == "" || strings.ContainsAny(key, "/:*") {
 				return fmt.Errorf("line %d: malformed entry %q", n+1, f)
@@ -436,35 +450,32 @@ func (t *sourceTable) parse(src string) error {
 	return nil
 }
 
-// lookupPath finds the source for a lower-case host and cleaned path: a
-// "host/path" entry on the host or one of its suffixes whose path is a
-// prefix of path, else lookupHost.
+// host returns the entry of a host suffix, adding an empty one.
+func (t *sourceTable) host(h string) *hostEntry {
+	e := t.hosts[h]
+	if e == nil {
+		e = &hostEntry{}
+		t.hosts[h] = e
+	}
+	return e
+}
+
+// lookupPath finds the source for a lower-case host and cleaned path by
+// the host's longest listed suffix on a label boundary, trying "name.*"
+// wildcards at each label as well; at a listed suffix, a "host/path"
+// entry whose path is a prefix of path wins over the host's own source.
 func (t *sourceTable) lookupPath(host, path []byte) *source {
-	if len(t.paths) > 0 {
-		for i := 0; i < len(host); {
-			for _, p := range t.paths[string(host[i:])] {
+	for i := 0; i < len(host); {
+		suffix := host[i:]
+		if e := t.hosts[string(suffix)]; e != nil {
+			for _, p := range e.paths {
 				if len(path) >= len(p.prefix) && string(path[:len(p.prefix)]) == p.prefix {
 					return p.src
 				}
 			}
-			dot := bytes.IndexByte(host[i:], '.')
-			if dot < 0 {
-				break
+			if e.src != nil {
+				return e.src
 			}
-			i += dot + 1
-		}
-	}
-	return t.lookupHost(host)
-}
-
-// lookupHost finds the source for a lower-case host by its longest
-// listed suffix on a label boundary, trying "name.*" wildcards at each
-// label as well.
-func (t *sourceTable) lookupHost(host []byte) *source {
-	for i := 0; i < len(host); {
-		suffix := host[i:]
-		if s := t.hosts[string(suffix)]; s != nil {
-			return s
 		}
 		dot := bytes.IndexByte(suffix, '.')
 		if dot < 0 {
@@ -479,6 +490,9 @@ func (t *sourceTable) lookupHost(host []byte) *source {
 	}
 	return nil
 }
+
+// lookupHost is lookupPath without a path.
+func (t *sourceTable) lookupHost(host []byte) *source { return t.lookupPath(host, nil) }
 
 // secondLevels are the common second-level labels under country codes
 // ("co.uk", "com.au", "ne.jp").
@@ -530,12 +544,14 @@ func (t *sourceTable) lookupName(v []byte) *source {
 		return s
 	}
 	h := stripWWW(l)
-	if s := t.hosts[string(h)]; s != nil {
-		return s
+	if e := t.hosts[string(h)]; e != nil && e.src != nil {
+		return e.src
 	}
 	if bytes.IndexByte(h, '.') < 0 {
 		// "producthunt" → producthunt.com
-		return t.hosts[string(append(h, ".com"...))]
+		if e := t.hosts[string(append(h, ".com"...))]; e != nil {
+			return e.src
+		}
 	}
 	return nil
 }

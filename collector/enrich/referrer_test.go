@@ -166,7 +166,7 @@ func TestSourcesTable(t *testing.T) {
 				break
 			}
 			rest = rest[i+1:]
-			if p := tab.hosts[rest]; p != nil && *p == *s {
+			if p := tab.hosts[rest]; p != nil && p.src != nil && s.src != nil && *p.src == *s.src {
 				t.Errorf("sources.local.txt: %q is redundant with %q", h, rest)
 			}
 		}
