@@ -7,6 +7,8 @@
 #   make bench   benchmarks (ratios against a baseline in the same run)
 #   make fuzz    every fuzz target, FUZZ_EXECS (200000) executions each
 #   make cluster-start|cluster-stop   a local ClickHouse cluster (scripts/cluster)
+#   make update-lists  regenerate the bot patterns and the source table from
+#                npm (isbot, crawler-user-agents, referer-parser); needs network
 
 SHELL := /bin/bash
 GO ?= go
@@ -15,7 +17,7 @@ export GLIMPSE_CH_PORT
 LISTEN ?= 127.0.0.1:8080
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: run build test check unit integration bench bench-floor fuzz clickhouse-start clickhouse-stop cluster-start cluster-stop clean
+.PHONY: run build test check unit integration bench bench-floor fuzz update-lists clickhouse-start clickhouse-stop cluster-start cluster-stop clean
 
 build:
 	@scripts/ensure-go
@@ -51,6 +53,15 @@ bench-floor:
 
 fuzz:
 	@scripts/fuzz
+
+# Refresh the generated lists (bots_gen.go, sources_gen.txt, their test
+# corpora and licences) from npm, then check them against the corpora.
+update-lists:
+	@scripts/ensure-go
+	cd collector/agent && $(GO) generate
+	cd collector/enrich && $(GO) generate
+	set -o pipefail; $(GO) test -count=1 -run 'TestBot|TestSources|TestUAParse|TestClassifyReferrer' -v ./collector/agent/ ./collector/enrich/ | grep -E 'recall|false positives|domains|^(ok|FAIL|---)'
+	@git status --short collector/agent collector/enrich
 
 clickhouse-start:
 	@scripts/clickhouse start
