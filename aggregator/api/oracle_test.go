@@ -391,7 +391,7 @@ func orReplay(evs []*orEvent) []*orSession {
 				s.utmSource, s.utmMedium, s.utmCampaign = q.Get("utm_source"), q.Get("utm_medium"), q.Get("utm_campaign")
 			}
 			// Channels by the precedence collector/enrich documents:
-			// utm_medium, then the referrer's section of sources.txt.
+			// utm_medium, then the referrer's medium in the source table (sources_gen.txt).
 			switch {
 			case s.utmMedium == "email":
 				s.channel = model.ChannelEmail
