@@ -31,25 +31,7 @@
   }
 
   // ---- DOM helpers: text only ------------------------------------------
-  function el(tag, attrs, ...kids) {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === null || v === undefined || v === false) continue;
-      if (k === 'class') e.className = v;
-      else if (k === 'text') e.textContent = v;
-      else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
-      else e.setAttribute(k, v === true ? '' : String(v));
-    }
-    for (const c of kids) if (c !== null && c !== undefined) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
-    return e;
-  }
-  const SVG = 'http://www.w3.org/2000/svg';
-  function svg(tag, attrs) {
-    const e = document.createElementNS(SVG, tag);
-    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
-    return e;
-  }
-  function clear(e) { while (e.firstChild) e.removeChild(e.firstChild); return e; }
+  const { el, svg, clear } = window.GlimpseDOM; // dom.js
 
   // ---- formatting -------------------------------------------------------
   const nf = new Intl.NumberFormat('en-US');

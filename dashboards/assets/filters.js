@@ -24,19 +24,7 @@
   const DIMS = [...FIRST.filter((d) => LABELS[d]), ...Object.keys(LABELS).filter((d) => !FIRST.includes(d)).sort((a, b) => LABELS[a].localeCompare(LABELS[b]))];
   const OPS = [['==', 'is'], ['!=', 'is not'], ['~', 'contains'], ['!~', 'does not contain']];
 
-  function el(tag, attrs, ...kids) {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === null || v === undefined || v === false) continue;
-      if (k === 'class') e.className = v;
-      else if (k === 'text') e.textContent = v;
-      else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
-      else e.setAttribute(k, v === true ? '' : String(v));
-    }
-    for (const c of kids) if (c !== null && c !== undefined) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
-    return e;
-  }
-  function clear(e) { while (e.firstChild) e.removeChild(e.firstChild); return e; }
+  const { el, clear } = window.GlimpseDOM; // dom.js
 
   // v1 filter syntax: clauses joined by ";", alternatives by "|", both
   // escaped with "\" inside values (as app.js writes them).

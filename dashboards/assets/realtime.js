@@ -20,26 +20,7 @@
   const nf = new Intl.NumberFormat('en-US');
   const regionNames = (() => { try { return new Intl.DisplayNames(['en'], { type: 'region' }); } catch (e) { return null; } })();
 
-  function el(tag, attrs, ...kids) {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === null || v === undefined || v === false) continue;
-      if (k === 'class') e.className = v;
-      else if (k === 'text') e.textContent = v;
-      else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
-      else e.setAttribute(k, v === true ? '' : String(v));
-    }
-    for (const c of kids) if (c !== null && c !== undefined) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
-    return e;
-  }
-  const SVG = 'http://www.w3.org/2000/svg';
-  function svg(tag, attrs, text) {
-    const e = document.createElementNS(SVG, tag);
-    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
-    if (text !== undefined) e.textContent = text;
-    return e;
-  }
-  function clear(e) { while (e.firstChild) e.removeChild(e.firstChild); return e; }
+  const { el, svg, clear } = window.GlimpseDOM; // dom.js
 
   const isRealtime = () => new URL(location.href).searchParams.get('view') === 'realtime';
   // switchTo changes the view in the URL; app.js redraws the overview on
