@@ -99,9 +99,10 @@ func TestDashboardSegmentsAnnotations(t *testing.T) {
 
 			// Create a segment from the page's filters.
 			open("&filters=" + strings.ReplaceAll(filters, "=", "%3D"))
-			if err := chromedp.Do(tc, chromedp.Click(chromedp.ID("segment-new"))); err != nil {
-				t.Fatal(err)
-			}
+			// The segments bar may still be redrawn as its list arrives: a
+			// click on the button it replaced does nothing, so click until
+			// the form is open (a CI run under -race hung on one).
+			openSegmentForm(t, tc)
 			if err := chromedp.Do(tc, chromedp.SendKeys(chromedp.ID("segment-name"), "Draft"), chromedp.Click(chromedp.ID("segment-save"))); err != nil {
 				t.Fatal(err)
 			}
@@ -213,7 +214,8 @@ func TestDashboardSegmentsAnnotations(t *testing.T) {
 	// A shared link sees the segments and annotations but no way to
 	// change them.
 	open("&filters=" + strings.ReplaceAll(filters, "=", "%3D"))
-	if err := chromedp.Do(tc, chromedp.Click(chromedp.ID("segment-new")), chromedp.SendKeys(chromedp.ID("segment-name"), "For the board"), chromedp.Click(chromedp.ID("segment-save"))); err != nil {
+	openSegmentForm(t, tc)
+	if err := chromedp.Do(tc, chromedp.SendKeys(chromedp.ID("segment-name"), "For the board"), chromedp.Click(chromedp.ID("segment-save"))); err != nil {
 		t.Fatal(err)
 	}
 	browser.WaitJS(t, tc, "the board's segment", `document.querySelector('.segment-apply') !== null && document.getElementById('segment-form') === null`)
@@ -243,4 +245,11 @@ func TestDashboardSegmentsAnnotations(t *testing.T) {
 			t.Errorf("the page requested %.80s", r.URL)
 		}
 	}
+}
+
+// openSegmentForm clicks "new segment" until its form is open.
+func openSegmentForm(t *testing.T, tc context.Context) {
+	t.Helper()
+	browser.WaitJS(t, tc, "the new segment form",
+		`document.getElementById('segment-name') !== null || (document.getElementById('segment-new') && document.getElementById('segment-new').click(), false)`)
 }

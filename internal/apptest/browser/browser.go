@@ -141,6 +141,10 @@ func (r *Request) Done() bool { return r.Status != 0 || r.Failed != "" }
 // the answer, like one whose answer was never reported.
 func (r *Request) Aborted() bool { return r.Status == 0 && r.Failed == "net::ERR_ABORTED" }
 
+// TabTimeout bounds a tab's life: the longest browser test holds one for
+// about a minute.
+const TabTimeout = 5 * time.Minute
+
 // Tab opens a tab in a fresh browser context and records its requests;
 // it is closed, with its context, when t ends.
 func (b *Browser) Tab(t testing.TB, name string) *Tab {
@@ -150,6 +154,11 @@ func (b *Browser) Tab(t testing.TB, name string) *Tab {
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// A chromedp action waits for its node with no deadline of its own:
+	// one whose node never comes would hold the test until the package's
+	// timeout (30 min, the whole CI run). A tab lives TabTimeout at most.
+	ctx, stop := context.WithTimeout(ctx, TabTimeout)
+	t.Cleanup(stop)
 	tab := &Tab{Ctx: ctx, Name: name, byID: map[network.RequestID]*Request{}}
 	sent := chromedp.Events(ctx, network.RequestWillBeSent)
 	received := chromedp.Events(ctx, network.ResponseReceived)
