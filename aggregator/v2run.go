@@ -432,39 +432,18 @@ func v2Value(v any, m string, warned map[string]bool) any {
 	return v
 }
 
-// changeV2 is Plausible's change of a metric from old to cur: points for
-// conversion rates (one decimal) and bounce rate (null from 0),
-// otherwise a whole percentage, 100 from nothing.
+// changeV2 is Plausible's change of a metric from old to cur: the
+// engine's (change: points for rates, a whole percentage otherwise, 100
+// from nothing, money in one currency only), except that a bounce rate
+// from 0 has none, as in Plausible's v2.
 func changeV2(m string, cur, old any) any {
-	if cur == nil || old == nil {
+	if cur == nil || old == nil || (m == "bounce_rate" && toF(old) == 0) {
 		return nil
 	}
-	if isRevenue(m) {
-		// One currency against the same one (or against none).
-		cm, ok1 := cur.(Money)
-		om, ok2 := old.(Money)
-		if !ok1 || !ok2 || cm.Value == nil || om.Value == nil ||
-			(cm.Currency != nil && om.Currency != nil && *cm.Currency != *om.Currency) {
-			return nil
-		}
+	if m == "group_conversion_rate" {
+		m = "conversion_rate" // points, as the engine's
 	}
-	c, o := toF(cur), toF(old)
-	switch m {
-	case "conversion_rate", "group_conversion_rate":
-		return round(c-o, 1)
-	case "bounce_rate":
-		if o > 0 {
-			return round(c-o, 1)
-		}
-		return nil
-	}
-	switch {
-	case o == 0 && c > 0:
-		return int64(100)
-	case o == 0:
-		return int64(0)
-	}
-	return int64(math.Round((c - o) / o * 100))
+	return change(metrics[m], cur, old)
 }
 
 // order sorts rows by q.OrderBy; the (other) row stays last.
@@ -655,18 +634,4 @@ func (q *QueryV2) echo() EchoV2 {
 	}
 	e.Pagination.Offset, e.Pagination.Limit = q.Offset, q.Limit
 	return e
-}
-
-func itoa(n int) string {
-	var b [20]byte
-	i := len(b)
-	if n == 0 {
-		return "0"
-	}
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return string(b[i:])
 }
