@@ -17,39 +17,29 @@ import (
 )
 
 func migrateCommand() *command {
-	var cluster string
 	var print bool
 	return &command{
 		name:  "migrate",
 		usage: "apply the ClickHouse schema migrations (--cluster NAME for a cluster, --print to show the SQL)",
 		flags: func(fs *flagSet) {
-			fs.StringVar(&cluster, "cluster", "", "render for a ClickHouse cluster: ON CLUSTER NAME, Replicated*/Distributed engines")
 			fs.BoolVar(&print, "print", false, "print the rendered SQL of every migration instead of applying it")
 		},
 		run: func(ctx context.Context, o *globalOptions, _ *flag.FlagSet, _ []string, stdout io.Writer, log *slog.Logger) error {
-			opts, err := chconn.ParseDSN(o.ClickHouse)
-			if err != nil {
-				return err
-			}
-			target := migrations.Target{Database: opts.Auth.Database, Cluster: cluster}
 			if print {
-				return printMigrations(stdout, target)
+				opts, err := chconn.ParseDSN(o.ClickHouse)
+				if err != nil {
+					return err
+				}
+				return printMigrations(stdout, migrations.Target{Database: opts.Auth.Database, Cluster: o.Cluster})
 			}
 			conn, err := chconn.Open(ctx, o.ClickHouse)
 			if err != nil {
 				return err
 			}
 			defer conn.Close()
-			runner := migrations.NewRunner(conn, target, nil, log)
-			if cluster != "" {
-				// An ON CLUSTER statement waits for every host (ClickHouse's
-				// distributed_ddl_task_timeout, 180 s by default).
-				runner.Timeout = 200 * time.Second
-				runner.Dial = func(ctx context.Context, addr string) (driver.Conn, error) {
-					host := *opts
-					host.Addr = []string{addr}
-					return clickhouse.Open(&host)
-				}
+			runner, err := migrationRunner(conn, o, log)
+			if err != nil {
+				return err
 			}
 			done, err := runner.Apply(ctx)
 			if err != nil {
@@ -64,6 +54,27 @@ func migrateCommand() *command {
 			return nil
 		},
 	}
+}
+
+// migrationRunner returns the runner for the schema o names: one server,
+// or on a cluster (--cluster) every host, dialled as conn was.
+func migrationRunner(conn driver.Conn, o *globalOptions, log *slog.Logger) (*migrations.Runner, error) {
+	opts, err := chconn.ParseDSN(o.ClickHouse)
+	if err != nil {
+		return nil, err
+	}
+	runner := migrations.NewRunner(conn, migrations.Target{Database: opts.Auth.Database, Cluster: o.Cluster}, nil, log)
+	if o.Cluster != "" {
+		// An ON CLUSTER statement waits for every host (ClickHouse's
+		// distributed_ddl_task_timeout, 180 s by default).
+		runner.Timeout = 200 * time.Second
+		runner.Dial = func(ctx context.Context, addr string) (driver.Conn, error) {
+			host := *opts
+			host.Addr = []string{addr}
+			return clickhouse.Open(&host)
+		}
+	}
+	return runner, nil
 }
 
 func printMigrations(w io.Writer, t migrations.Target) error {

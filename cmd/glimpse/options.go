@@ -24,6 +24,7 @@ import (
 type globalOptions struct {
 	Config         string // the sites YAML file
 	ClickHouse     string // native-protocol DSN
+	Cluster        string // the ClickHouse cluster the schema is rendered for; empty: one server
 	Listen         string // main listener address
 	GeoIP          string // GeoIP2/GeoLite2 City or Country .mmdb (optional)
 	TrustedProxies string // comma-separated CIDRs
@@ -38,6 +39,8 @@ func (o *globalOptions) register(fs *flagSet) {
 	fs.stringEnv(&o.Config, "config", "GLIMPSE_CONFIG", "glimpse.yaml", "sites file (YAML)")
 	fs.stringEnv(&o.ClickHouse, "clickhouse", "GLIMPSE_CLICKHOUSE", "clickhouse://127.0.0.1:9000/glimpse",
 		"ClickHouse DSN, native protocol; the database is created if missing")
+	fs.stringEnv(&o.Cluster, "cluster", "GLIMPSE_CLUSTER", "",
+		"ClickHouse cluster (remote_servers name) the schema lives on: ON CLUSTER NAME, Replicated*/Distributed tables; empty: one server")
 	fs.stringEnv(&o.Listen, "listen", "GLIMPSE_LISTEN", "127.0.0.1:8080", "address the HTTP listener binds")
 	fs.stringEnv(&o.GeoIP, "geoip", "GLIMPSE_GEOIP", "", "GeoIP2/GeoLite2 City or Country .mmdb file; empty: no geo")
 	fs.stringEnv(&o.TrustedProxies, "trusted-proxies", "GLIMPSE_TRUSTED_PROXIES", "",

@@ -26,7 +26,6 @@ import (
 	"github.com/glimpse-analytics/glimpse/internal/identity"
 	"github.com/glimpse-analytics/glimpse/internal/storage/notes"
 	"github.com/glimpse-analytics/glimpse/internal/storage/subject"
-	"github.com/glimpse-analytics/glimpse/migrations"
 )
 
 // The writer drains a source's ended sessions early, when a full cache
@@ -93,7 +92,7 @@ func serve(ctx context.Context, g *globalOptions, o *serveOptions, stdout io.Wri
 		}
 		defer s.geo.Close()
 	}
-	if s.conn, err = openStore(ctx, g.ClickHouse, o.noMigrate, log); err != nil {
+	if s.conn, err = openStore(ctx, g, o.noMigrate, log); err != nil {
 		return err
 	}
 	defer s.conn.Close()
@@ -108,14 +107,17 @@ func serve(ctx context.Context, g *globalOptions, o *serveOptions, stdout io.Wri
 
 // openStore connects to ClickHouse and applies the pending migrations,
 // unless noMigrate.
-func openStore(ctx context.Context, dsn string, noMigrate bool, log *slog.Logger) (driver.Conn, error) {
-	conn, err := chconn.Open(ctx, dsn)
+func openStore(ctx context.Context, g *globalOptions, noMigrate bool, log *slog.Logger) (driver.Conn, error) {
+	conn, err := chconn.Open(ctx, g.ClickHouse)
 	if err != nil {
 		return nil, err
 	}
 	if !noMigrate {
-		d, _ := chconn.ParseDSN(dsn)
-		if _, err := migrations.NewRunner(conn, migrations.Target{Database: d.Auth.Database}, nil, log).Apply(ctx); err != nil {
+		runner, err := migrationRunner(conn, g, log)
+		if err == nil {
+			_, err = runner.Apply(ctx)
+		}
+		if err != nil {
 			conn.Close()
 			return nil, err
 		}
