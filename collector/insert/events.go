@@ -32,6 +32,9 @@ type Events struct {
 	insert  Builder
 }
 
+// AllColumns makes every INSERT name every column (Builder.All).
+func (c *Events) AllColumns() { c.insert.All = true }
+
 // Build returns the INSERT for rows and its column slices. Columns that hold
 // only defaults in this batch (empty strings, zeros, empty arrays: e-mail
 // fields in a batch of page views, say) are left out of the INSERT, and

@@ -23,12 +23,17 @@ import (
 // Builder writes INSERT statements naming only the columns a batch
 // needs, reusing its buffers from one batch to the next.
 type Builder struct {
+	// All names every column, defaults or not: every INSERT of a table
+	// is then the same statement, so that any run of rows can go in one
+	// INSERT (a cluster's writer resends a failed INSERT's rows as one).
+	All  bool
 	sb   strings.Builder
 	cols []any
 }
 
-// Build keeps the columns of names/cols that hold anything but defaults and
-// returns the INSERT naming them, with their slices in the same order.
+// Build keeps the columns of names/cols that hold anything but defaults
+// (every column with All) and returns the INSERT naming them, with their
+// slices in the same order.
 func (ib *Builder) Build(table string, names []string, cols []any) (string, []any) {
 	ib.cols = ib.cols[:0]
 	ib.sb.Reset()
@@ -36,7 +41,7 @@ func (ib *Builder) Build(table string, names []string, cols []any) (string, []an
 	ib.sb.WriteString(table)
 	ib.sb.WriteString(" (")
 	for i, col := range cols {
-		if allDefault(col) {
+		if !ib.All && allDefault(col) {
 			continue
 		}
 		if len(ib.cols) > 0 {

@@ -46,6 +46,14 @@ type flusher struct {
 	// unsettled are the query ids of INSERTs that failed and that the
 	// server may still be running (settle).
 	unsettled []string
+	// On a cluster (Options.Cluster) a failed INSERT is sent again as
+	// the same rows: sending says rows from from up to sent went to the
+	// INSERT being made; redo, that the rows from from up to until are
+	// being sent again, in one INSERT that ends there.
+	sending bool
+	sent    eventlog.Pos
+	redo    bool
+	until   eventlog.Pos
 }
 
 func newFlusher(w *Writer, in <-chan block, free chan<- []*model.Event, acked chan<- struct{}) *flusher {
@@ -57,7 +65,7 @@ func (f *flusher) run() {
 	timer.Stop()
 	for {
 		var due <-chan time.Time
-		if f.s != nil && !f.holding { // after a block, the reader ends the batch
+		if f.s != nil && !f.holding && !f.redo { // after a block, the reader ends the batch; a redo ends at until
 			timer.Reset(time.Until(f.start.Add(f.w.opts.Interval)))
 			due = timer.C
 		}
@@ -111,7 +119,13 @@ func (f *flusher) take(b block) bool {
 		f.from = b.from
 	}
 	var err error
-	if b.replay && len(rows) > 0 {
+	dedupe := b.replay
+	if f.w.opts.Cluster {
+		// Rows read again after a failure are sent again as they were
+		// (redo); only rows an earlier process left are checked.
+		dedupe = b.earlier
+	}
+	if dedupe && len(rows) > 0 {
 		if err = f.settle(); err == nil {
 			rows, err = f.dedupe(rows)
 		}
@@ -131,9 +145,13 @@ func (f *flusher) take(b block) bool {
 }
 
 func (f *flusher) store(b block, rows []*model.Event) error {
+	if f.redo {
+		return f.storeAgain(b, rows)
+	}
 	ends := b.kind == batchCaughtUp || b.kind == logDone
 	if f.s == nil && ends && len(rows) > 0 {
 		// A lone batch: one INSERT, of a prepared batch.
+		f.sending, f.sent = true, b.end
 		start := time.Now()
 		if err := f.t.insertPrepared(f.w.stopCtx, rows); err != nil {
 			return err
@@ -155,6 +173,27 @@ func (f *flusher) store(b block, rows []*model.Event) error {
 		return f.commit()
 	}
 	return nil
+}
+
+// storeAgain sends the rows of a failed INSERT again, in one INSERT that
+// ends where the failed one ended, so that each shard receives exactly
+// the rows it was sent before and drops them if it stored them then.
+func (f *flusher) storeAgain(b block, rows []*model.Event) error {
+	if len(rows) > 0 {
+		if err := f.add(b, rows); err != nil {
+			return err
+		}
+	}
+	f.end, f.whole = b.end, b.whole
+	if b.end.Before(f.until) {
+		return nil
+	}
+	f.redo = false
+	if f.s == nil {
+		f.confirm()
+		return nil
+	}
+	return f.commit()
 }
 
 // add sends rows as a block of the open INSERT, or of a new one.
@@ -187,6 +226,7 @@ func (f *flusher) add(b block, rows []*model.Event) error {
 		}
 		f.s, f.start = s, time.Now()
 	}
+	f.sending, f.sent = true, b.end
 	return f.s.Add(cols, len(rows))
 }
 
@@ -215,6 +255,7 @@ func (f *flusher) abort() {
 
 // stored counts an INSERT that succeeded and lets the log go of its rows.
 func (f *flusher) stored(rows int, busy time.Duration) {
+	f.sending = false
 	f.t.count(rows, busy)
 	f.confirm()
 }
@@ -235,11 +276,21 @@ func (f *flusher) fail(err error) {
 	if n := f.retry.failures + 1; n == 1 || n%10 == 0 {
 		w.opts.Log.Warn("insert failed; the rows are kept and retried", "table", f.t.name, "attempt", n, "err", err)
 	}
+	if w.opts.Cluster {
+		// Nothing to settle: the shards drop the rows they have when
+		// they are sent again.
+		f.unsettled = f.unsettled[:0]
+		if f.sending && (!f.redo || f.until.Before(f.sent)) {
+			f.until = f.sent
+		}
+		f.redo = f.redo || f.sending
+		f.sending = false
+	}
 	if !f.retry.wait(w.stop, nil) {
 		f.stopped = true
 		return
 	}
-	f.gen = w.rewinds.set(f.from)
+	f.gen = w.rewinds.set(f.from, f.redo, f.until)
 }
 
 // settle waits until the server is done with every INSERT that failed,

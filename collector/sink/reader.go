@@ -33,13 +33,14 @@ const (
 // moves the end alone: what it passed (erased events, the end of a
 // segment) can be let go of.
 type block struct {
-	rows   []*model.Event
-	from   eventlog.Pos
-	end    eventlog.Pos
-	whole  bool // end is the end of its sealed segment
-	replay bool // some rows may be stored already (left by an earlier process, or read before a rewind)
-	kind   blockKind
-	gen    uint64 // the rewinds it was read after; an older one is dropped
+	rows    []*model.Event
+	from    eventlog.Pos
+	end     eventlog.Pos
+	whole   bool // end is the end of its sealed segment
+	replay  bool // some rows may be stored already (left by an earlier process, or read before a rewind)
+	earlier bool // some rows were left by an earlier process
+	kind    blockKind
+	gen     uint64 // the rewinds it was read after; an older one is dropped
 }
 
 // rewinds carries the flusher's requests to read again from where a
@@ -49,13 +50,17 @@ type rewinds struct {
 	to   eventlog.Pos
 	gen  uint64
 	wake chan struct{}
+	// redo: the rows from to up to until are to be sent again as they
+	// were, so the batch read after the rewind ends exactly at until.
+	redo  bool
+	until eventlog.Pos
 }
 
 // set asks for a rewind to p and returns the generation of the blocks
-// read after it.
-func (r *rewinds) set(p eventlog.Pos) uint64 {
+// read after it. With redo the batch read after it ends at until.
+func (r *rewinds) set(p eventlog.Pos, redo bool, until eventlog.Pos) uint64 {
 	r.mu.Lock()
-	r.to = p
+	r.to, r.redo, r.until = p, redo, until
 	r.gen++
 	gen := r.gen
 	r.mu.Unlock()
@@ -63,10 +68,10 @@ func (r *rewinds) set(p eventlog.Pos) uint64 {
 	return gen
 }
 
-func (r *rewinds) get() (uint64, eventlog.Pos) {
+func (r *rewinds) get() (gen uint64, to eventlog.Pos, redo bool, until eventlog.Pos) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.gen, r.to
+	return r.gen, r.to, r.redo, r.until
 }
 
 // signal sends on c unless a signal is pending.
@@ -100,6 +105,8 @@ type reader struct {
 	read        eventlog.Pos // the end of the furthest record read: rows before it may be stored already
 	lastSent    bool         // the last block is with the flusher
 	timer       *time.Timer
+	redo        bool // the batch being read ends at until (rewinds.redo)
+	until       eventlog.Pos
 }
 
 func newReader(w *Writer, out chan<- block, free <-chan []*model.Event, acked <-chan struct{}) *reader {
@@ -126,6 +133,9 @@ func (r *reader) run() {
 			r.take(x)
 		case spool.SegmentEnd:
 			r.b.end, r.b.whole, r.unconfirmed = x.End, true, true
+			if r.redo {
+				r.redone()
+			}
 		case spool.CaughtUp:
 			r.caughtUp()
 		case spool.Retry:
@@ -141,11 +151,11 @@ func (r *reader) run() {
 // checkRewind starts reading again where the flusher asks, dropping what
 // was read since.
 func (r *reader) checkRewind() {
-	gen, to := r.w.rewinds.get()
+	gen, to, redo, until := r.w.rewinds.get()
 	if gen == r.gen {
 		return
 	}
-	r.gen = gen
+	r.gen, r.redo, r.until = gen, redo, until
 	r.dropRows()
 	r.log.Rewind(to)
 	r.b = block{from: to, end: to}
@@ -157,7 +167,7 @@ func (r *reader) checkRewind() {
 func (r *reader) take(x eventlog.Read) {
 	switch {
 	case x.Replay:
-		r.b.replay = true
+		r.b.replay, r.b.earlier = true, true
 	case !r.read.Before(x.End):
 		r.b.replay = true // read before a rewind
 	default:
@@ -173,8 +183,23 @@ func (r *reader) take(x eventlog.Read) {
 	}
 	r.b.end, r.b.whole, r.unconfirmed = x.End, false, true
 	switch {
+	case r.redo:
+		r.redone()
 	case r.handed+len(r.rows) >= r.w.opts.BatchSize:
 		r.hand(batchFull)
+	case len(r.rows) >= r.w.blockRows():
+		r.hand(batchGoesOn)
+	}
+}
+
+// redone hands the rows read since the rewind over once they reach the
+// end of the INSERT being sent again, ending the batch there, and in
+// blocks until then.
+func (r *reader) redone() {
+	switch {
+	case !r.b.end.Before(r.until):
+		r.redo = false
+		r.hand(batchCaughtUp)
 	case len(r.rows) >= r.w.blockRows():
 		r.hand(batchGoesOn)
 	}

@@ -64,6 +64,9 @@ type eventsTable struct {
 func newEventsTable(w *Writer) *eventsTable {
 	t := &eventsTable{tableMetrics: newTableMetrics(w.opts.Metrics, "events"), w: w, guard: &w.erasures.insertMu}
 	t.prepared.Table = t.name
+	if w.opts.Cluster {
+		t.batch.AllColumns()
+	}
 	if w.spool != nil {
 		t.dups = w.opts.Metrics.NewCounter("glimpse_spool_duplicates_skipped_total")
 	} else {

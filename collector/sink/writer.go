@@ -87,6 +87,15 @@ type Options struct {
 	MaxBackoff time.Duration
 	Metrics    *metrics.Set
 	Log        *slog.Logger
+	// Cluster says that the tables are a cluster's Distributed tables in
+	// front of Replicated ones, and Conn's INSERTs synchronous
+	// (insert_distributed_sync=1: an INSERT succeeds once every shard
+	// has its rows). A failed INSERT of events is then sent again as
+	// exactly the same rows, which each shard's Replicated table drops
+	// if it stored them already (insert_deduplicate), instead of being
+	// checked by event id, which a replica that has not yet fetched them,
+	// or a shard that is down, could not answer.
+	Cluster bool
 
 	// SpoolDir, when set, keeps accepted events in a disk spool until
 	// ClickHouse has them (use Open): they survive a restart, and a crash
