@@ -9,6 +9,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
@@ -108,7 +109,11 @@ func serve(ctx context.Context, g *globalOptions, o *serveOptions, stdout io.Wri
 // openStore connects to ClickHouse and applies the pending migrations,
 // unless noMigrate.
 func openStore(ctx context.Context, g *globalOptions, noMigrate bool, log *slog.Logger) (driver.Conn, error) {
-	conn, err := chconn.Open(ctx, g.ClickHouse)
+	var settings clickhouse.Settings
+	if g.Cluster != "" {
+		settings = chconn.ClusterSettings
+	}
+	conn, err := chconn.OpenWith(ctx, g.ClickHouse, settings)
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +134,7 @@ func openStore(ctx context.Context, g *globalOptions, noMigrate bool, log *slog.
 // and the salts, and the collector that feeds the cache and the writer.
 func (s *server) build(ctx context.Context) error {
 	var err error
-	if s.writer, err = s.o.writer.open(s.conn, s.g.SpoolDir, s.metrics, s.log); err != nil {
+	if s.writer, err = s.o.writer.open(s.conn, s.g.SpoolDir, s.g.Cluster != "", s.metrics, s.log); err != nil {
 		return err
 	}
 	salts, err := newSalts(ctx, s.o.salts.key, s.conn, s.log)

@@ -91,8 +91,9 @@ func (o *writerOptions) validate() error {
 
 // open opens the writer on conn, with a spool in spoolDir (--spool-dir,
 // a global flag) when it is set and in memory only otherwise.
-func (o *writerOptions) open(conn driver.Conn, spoolDir string, set *metrics.Set, log *slog.Logger) (*sink.Writer, error) {
+func (o *writerOptions) open(conn driver.Conn, spoolDir string, cluster bool, set *metrics.Set, log *slog.Logger) (*sink.Writer, error) {
 	so := o.sink
+	so.Cluster = cluster
 	so.Conn, so.Discard, so.Metrics, so.Log = conn, o.mode == "discard", set, log.With("component", "sink")
 	so.SpoolDir, so.SpoolMaxBytes, so.SpoolSegmentBytes = spoolDir, o.spoolMaxMB<<20, o.spoolSegmentMB<<20
 	w, err := sink.Open(so)

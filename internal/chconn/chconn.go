@@ -121,9 +121,28 @@ func (c *writeLimitConn) SyscallConn() (syscall.RawConn, error) {
 // Open connects to the DSN's database over the native protocol, creating the
 // database first if it is missing. The caller closes the connection.
 func Open(ctx context.Context, dsn string) (driver.Conn, error) {
+	return OpenWith(ctx, dsn, nil)
+}
+
+// ClusterSettings are the settings of a connection to a cluster's
+// Distributed tables: INSERTs are synchronous, so that an INSERT answered
+// OK is stored on a replica of every shard it had rows for, not queued on
+// the disk of the server that took it (18.16's default), and a failed one
+// says so.
+var ClusterSettings = clickhouse.Settings{"insert_distributed_sync": 1}
+
+// OpenWith is Open with settings for every query of the connection
+// (besides the DSN's own).
+func OpenWith(ctx context.Context, dsn string, settings clickhouse.Settings) (driver.Conn, error) {
 	opts, err := ParseDSN(dsn)
 	if err != nil {
 		return nil, err
+	}
+	for k, v := range settings {
+		if opts.Settings == nil {
+			opts.Settings = clickhouse.Settings{}
+		}
+		opts.Settings[k] = v
 	}
 	db := opts.Auth.Database
 	if db != "default" {
