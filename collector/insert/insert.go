@@ -117,7 +117,8 @@ type Prepared struct {
 
 type preparedInsert struct {
 	query  string
-	id     string // the query id of its INSERTs
+	id     string // the query id of its current INSERT
+	idc    *idContext
 	batch  driver.Batch
 	cols   []column.Interface
 	ctx    context.Context // the batch's context for its whole life
@@ -176,10 +177,16 @@ func (p *preparedInsert) close() {
 func (ps *Prepared) Insert(ctx context.Context, conn driver.Conn, timeout time.Duration, query string, cols []any) error {
 	p := ps.take(query)
 	if p == nil {
-		id := uuid.NewString()
-		bctx, cancel := context.WithCancel(clickhouse.Context(context.Background(), clickhouse.WithQueryID(id)))
-		p = &preparedInsert{query: query, id: id, ctx: bctx, cancel: cancel}
+		idc := &idContext{Context: clickhouse.Context(context.Background(), clickhouse.WithQueryID(""))}
+		bctx, cancel := context.WithCancel(idc)
+		p = &preparedInsert{query: query, idc: idc, ctx: bctx, cancel: cancel}
 	}
+	// Each INSERT of a reused batch has a query id of its own: the server
+	// may list the previous one a moment after answering it (or still
+	// forward it to a shard), and refuses a query id it lists with code
+	// 216, "already running".
+	p.id = uuid.NewString()
+	p.idc.id = p.id
 	// The batch keeps its context from PrepareBatch on, so the attempt's
 	// deadline and ctx cancel the batch's context instead: the driver then
 	// closes the connection and the attempt fails, and the batch is dropped.
@@ -218,6 +225,24 @@ func (p *preparedInsert) send(table string, conn driver.Conn, cols []any) error 
 		return fmt.Errorf("cannot insert into %s: %w", table, err)
 	}
 	return nil
+}
+
+// idContext gives the queries started under it the query id id: the
+// driver reads a batch's query options from its context each time it
+// starts the batch's INSERT, so one prepared batch can send INSERTs of
+// different ids. id is set only between INSERTs of the batch.
+type idContext struct {
+	context.Context
+	id string
+}
+
+func (c *idContext) Value(key any) any {
+	v := c.Context.Value(key)
+	if o, ok := v.(clickhouse.QueryOptions); ok {
+		_ = clickhouse.WithQueryID(c.id)(&o)
+		return o
+	}
+	return v
 }
 
 // cancelAfter calls cancel when ctx ends or timeout passes, whichever is

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
@@ -70,6 +71,21 @@ func TestPreparedInsertReuse(t *testing.T) {
 		}
 		if round == 0 {
 			first = ps.list[0].batch
+			// The server still runs a query with the id of this INSERT:
+			// the next INSERT of the batch must have an id of its own
+			// (code 216 otherwise).
+			prev := ps.list[0].id
+			running := make(chan struct{})
+			go func() {
+				qctx := clickhouse.Context(ctx, clickhouse.WithQueryID(prev))
+				close(running)
+				_ = db.Conn.Exec(qctx, "SELECT sleep(2)")
+			}()
+			<-running
+			deadline := time.Now().Add(5 * time.Second)
+			for n, _ := Running(ctx, db.Conn, []string{prev}); n == 0 && time.Now().Before(deadline); n, _ = Running(ctx, db.Conn, []string{prev}) {
+				time.Sleep(10 * time.Millisecond)
+			}
 		} else if ps.list[0].batch != first {
 			t.Fatalf("round %d: the batch was prepared again instead of reused", round)
 		}
