@@ -207,6 +207,8 @@ var sessionDimColumnNames = strings.Split(sessionDimColumns, ", ")
 
 // Columns holds column slices reused from one flush to the next.
 type Columns struct {
+	// Table is the table the INSERT names; empty: sessions_dims_input.
+	Table  string
 	strs   [3][]string
 	starts []time.Time
 	ids    [][]uint64
@@ -240,7 +242,11 @@ func (c *Columns) Build(rows []Row) (string, []any) {
 		}
 	}
 	cols := []any{c.strs[0], c.starts, c.strs[1], c.strs[2], c.ids, c.with, c.sums[0], c.sums[1], c.sums[2], c.sums[3], c.sums[4]}
-	return c.insert.Build("sessions_dims_input", sessionDimColumnNames, cols)
+	table := c.Table
+	if table == "" {
+		table = "sessions_dims_input"
+	}
+	return c.insert.Build(table, sessionDimColumnNames, cols)
 }
 
 func (c *Columns) Release() {

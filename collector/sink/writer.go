@@ -267,6 +267,17 @@ func Open(o Options) (*Writer, error) {
 	var sb insert.Sessions
 	w.sessions = newTable(w, "sessions", sb.Build, func([]insert.SessionRow) { sb.Release() })
 	var db rollup.Columns
+	if o.Cluster {
+		// The host's own input table, not the Distributed one, which
+		// spreads rows over the shards by rand(): an INSERT that fails
+		// after one shard stored its part (a shard down) would count that
+		// part twice when it is sent again, as the input, a Null table,
+		// deduplicates nothing. The rollup is read through its
+		// Distributed table, which adds up the shards' rows, so any host
+		// may take any row; one INSERT to one host is all or nothing but
+		// for a connection lost after the server committed.
+		db.Table = "sessions_dims_input_local"
+	}
 	w.sessionDims = newTable(w, "sessions_dims_input", db.Build, func([]rollup.Row) { db.Release() })
 	o.Metrics.NewGauge("glimpse_queue_depth", func() float64 { return float64(w.QueueDepth()) })
 
