@@ -414,7 +414,7 @@ func TestClusterFaults(t *testing.T) {
 	// The last sessions are written at shutdown.
 	s.StopWithin(t, time.Minute)
 	for i, conn := range c.conns {
-		for _, tb := range []string{"events_local", "sessions_local", "events_hourly_local"} {
+		for _, tb := range []string{"events_local", "sessions_local", "events_hourly_local", "pages_hourly_local"} {
 			if err := conn.Exec(context.Background(), "SYSTEM SYNC REPLICA "+c.db+"."+tb); err != nil {
 				t.Fatalf("%s: SYSTEM SYNC REPLICA %s: %v", c.hosts[i], tb, err)
 			}
@@ -426,13 +426,48 @@ func TestClusterFaults(t *testing.T) {
 		sessions := c.count(i, "SELECT toUInt64(sum(sign)) FROM DB.sessions")
 		sessionViews := c.count(i, "SELECT toUInt64(sum(sign * pageviews)) FROM DB.sessions")
 		rollupViews := c.count(i, "SELECT toUInt64(sumMerge(pageviews)) FROM DB.events_hourly")
-		if sessions != visits || sessionViews != pageviews || rollupViews != pageviews {
-			t.Errorf("%s: events hold %d page views in %d sessions; sessions hold %d sessions of %d page views; events_hourly %d page views",
-				c.hosts[i], pageviews, visits, sessions, sessionViews, rollupViews)
+		if sessions != visits || sessionViews != pageviews {
+			t.Errorf("%s: events hold %d page views in %d sessions; sessions hold %d sessions of %d page views",
+				c.hosts[i], pageviews, visits, sessions, sessionViews)
 		} else if i == 0 {
-			t.Logf("sessions and rollup agree with the raw events: %d page views in %d sessions", pageviews, visits)
+			t.Logf("sessions agree with the raw events: %d page views in %d sessions; events_hourly holds %d page views", pageviews, visits, rollupViews)
+		}
+		// Not asserted: a server killed after it stored an INSERT's part
+		// and before its views stored theirs has the rows and not their
+		// rollup (18.16's views are not atomic with their table), and the
+		// INSERT sent again is dropped, views and all. Logged by fault.
+		if rollupViews != pageviews {
+			for _, prefix := range []string{"a", "b", "c"} {
+				where := fmt.Sprintf(" WHERE startsWith(pathname, '/%s/')", prefix)
+				raw := c.count(i, "SELECT count() FROM DB.events"+where+" AND type = 'pageview'")
+				rolled := c.count(i, "SELECT toUInt64(sumMerge(pageviews)) FROM DB.pages_hourly"+where)
+				t.Logf("%s: /%s/: %d page views, pages_hourly %d", c.hosts[i], prefix, raw, rolled)
+			}
 		}
 	}
+	// The session rollup: every dimension's visits are the sessions.
+	sessions := c.count(0, "SELECT toUInt64(sum(sign)) FROM DB.sessions")
+	rows, err := c.conns[0].Query(context.Background(),
+		"SELECT dim, toInt64(sumMerge(visits)) FROM "+c.db+".sessions_dims_hourly GROUP BY dim ORDER BY dim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dims []string
+	for rows.Next() {
+		var dim string
+		var visits int64
+		if err := rows.Scan(&dim, &visits); err != nil {
+			t.Fatal(err)
+		}
+		if visits != int64(sessions) {
+			dims = append(dims, fmt.Sprintf("%s %d", dim, visits))
+		}
+	}
+	rows.Close()
+	if len(dims) > 0 {
+		t.Errorf("sessions_dims_hourly counts other visits than the %d sessions: %s", sessions, strings.Join(dims, ", "))
+	}
+
 	// A reused query id (code 216) would make inserts fail for nothing.
 	for _, line := range strings.Split(s.Output(), "\n") {
 		if strings.Contains(line, "already running") || strings.Contains(line, "code: 216") {
