@@ -1951,55 +1951,7 @@ func TestOracle(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			loc, _ := time.LoadLocation(sites.Site(site).Timezone)
-			c.comparisons(m, site, loc)
-			for _, p := range orPeriods(loc) {
-				for _, f := range orFilters {
-					c.aggregate(m, orQuery{site: site, loc: loc, from: p.from, to: p.to, filters: orParseFilters(f)}, p, f)
-				}
-				for _, f := range []string{"", "visit:country==DE", "event:goal==Signup"} {
-					c.compareAggregate(m, orQuery{site: site, loc: loc, from: p.from, to: p.to, filters: orParseFilters(f)}, p, f)
-				}
-				var intervals []string
-				switch {
-				case strings.HasPrefix(p.params, "period=day"):
-					intervals = []string{"hour"}
-				case strings.HasPrefix(p.params, "period=month"):
-					intervals = []string{"date", "week", "month"}
-				default:
-					intervals = []string{"date", "week"}
-				}
-				for _, iv := range intervals {
-					for _, f := range []string{"", "visit:country==DE", "event:page==/blog/*", "event:goal==Signup"} {
-						c.timeseries(m, orQuery{site: site, loc: loc, from: p.from, to: p.to, filters: orParseFilters(f)}, p, iv, f)
-					}
-				}
-				if !strings.Contains(p.params, "2025-03-09") && !strings.HasPrefix(p.params, "period=7d") && !strings.HasPrefix(p.params, "period=month") {
-					continue
-				}
-				props := append(orKeys(orVisitProps), orKeys(orEventProps)...)
-				if strings.HasPrefix(p.params, "period=month") {
-					for _, prop := range []string{"visit:source", "visit:country", "visit:entry_page", "event:page", "event:goal"} {
-						c.pages(m, orQuery{site: site, loc: loc, from: p.from, to: p.to}, p, prop, 2)
-					}
-				}
-				for _, prop := range props {
-					for _, f := range []string{"", "visit:country==US", "event:goal==Signup"} {
-						if f != "" && prop == "email:campaign" {
-							continue
-						}
-						if f == "event:goal==Signup" && (prop == "event:outbound_link" || prop == "event:download" || prop == "event:hostname") {
-							continue
-						}
-						c.breakdown(m, orQuery{site: site, loc: loc, from: p.from, to: p.to, filters: orParseFilters(f)}, p, prop, f)
-					}
-					if prop == "event:goal" {
-						// The pageview goals the filter names are rows too.
-						f := "event:goal==Signup|Visit /pricing|Visit /blog/*"
-						c.breakdown(m, orQuery{site: site, loc: loc, from: p.from, to: p.to, filters: orParseFilters(f)}, p, prop, f)
-					}
-				}
-			}
+			c.run(m, sites, site)
 		}()
 	}
 	wg.Wait()
@@ -2064,6 +2016,60 @@ func TestOracle(t *testing.T) {
 	}
 	for _, b := range c.bad {
 		t.Error(b)
+	}
+}
+
+// run asks every v1 question of one site and compares the answers with
+// the model's.
+func (c *orChecker) run(m *orModel, sites *config.File, site string) {
+	loc, _ := time.LoadLocation(sites.Site(site).Timezone)
+	c.comparisons(m, site, loc)
+	for _, p := range orPeriods(loc) {
+		for _, f := range orFilters {
+			c.aggregate(m, orQuery{site: site, loc: loc, from: p.from, to: p.to, filters: orParseFilters(f)}, p, f)
+		}
+		for _, f := range []string{"", "visit:country==DE", "event:goal==Signup"} {
+			c.compareAggregate(m, orQuery{site: site, loc: loc, from: p.from, to: p.to, filters: orParseFilters(f)}, p, f)
+		}
+		var intervals []string
+		switch {
+		case strings.HasPrefix(p.params, "period=day"):
+			intervals = []string{"hour"}
+		case strings.HasPrefix(p.params, "period=month"):
+			intervals = []string{"date", "week", "month"}
+		default:
+			intervals = []string{"date", "week"}
+		}
+		for _, iv := range intervals {
+			for _, f := range []string{"", "visit:country==DE", "event:page==/blog/*", "event:goal==Signup"} {
+				c.timeseries(m, orQuery{site: site, loc: loc, from: p.from, to: p.to, filters: orParseFilters(f)}, p, iv, f)
+			}
+		}
+		if !strings.Contains(p.params, "2025-03-09") && !strings.HasPrefix(p.params, "period=7d") && !strings.HasPrefix(p.params, "period=month") {
+			continue
+		}
+		props := append(orKeys(orVisitProps), orKeys(orEventProps)...)
+		if strings.HasPrefix(p.params, "period=month") {
+			for _, prop := range []string{"visit:source", "visit:country", "visit:entry_page", "event:page", "event:goal"} {
+				c.pages(m, orQuery{site: site, loc: loc, from: p.from, to: p.to}, p, prop, 2)
+			}
+		}
+		for _, prop := range props {
+			for _, f := range []string{"", "visit:country==US", "event:goal==Signup"} {
+				if f != "" && prop == "email:campaign" {
+					continue
+				}
+				if f == "event:goal==Signup" && (prop == "event:outbound_link" || prop == "event:download" || prop == "event:hostname") {
+					continue
+				}
+				c.breakdown(m, orQuery{site: site, loc: loc, from: p.from, to: p.to, filters: orParseFilters(f)}, p, prop, f)
+			}
+			if prop == "event:goal" {
+				// The pageview goals the filter names are rows too.
+				f := "event:goal==Signup|Visit /pricing|Visit /blog/*"
+				c.breakdown(m, orQuery{site: site, loc: loc, from: p.from, to: p.to, filters: orParseFilters(f)}, p, prop, f)
+			}
+		}
 	}
 }
 
