@@ -51,7 +51,7 @@ func (q *Query) setComparison(o map[string]any, cmp map[string]float64, extra ma
 // comparePlan is pl's plan over the comparison range: the same sources,
 // sampled by that range's own ratio where they are raw tables.
 func (e *Engine) comparePlan(ctx context.Context, q *Query, pl *plan, src source) (*plan, error) {
-	c := &plan{q: q, p: q.released(q.Compare.Period), dim: pl.dim, sources: pl.sources}
+	c := &plan{q: q, p: q.released(q.Compare.Period), dim: pl.dim, sources: pl.sources, cluster: pl.cluster}
 	c.otherKey = Other + " of " + pl.p.From.UTC().Format(time.RFC3339) + "/" + pl.p.To.UTC().Format(time.RFC3339)
 	if !src.rollup() {
 		var err error

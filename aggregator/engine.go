@@ -55,6 +55,10 @@ type Options struct {
 	// Budget charges readers for the numbers noisy sites release
 	// (disclosure.go); nil charges nothing.
 	Budget *Budget
+	// Cluster: Conn reaches a host of a cluster whose database was
+	// migrated with --cluster, so every table read is a Distributed table
+	// (cluster.go).
+	Cluster bool
 }
 
 // Engine answers queries.
@@ -159,10 +163,11 @@ type plan struct {
 	otherKey string
 	sample   float64
 	sources  map[string]bool
+	cluster  bool // Options.Cluster (cluster.go)
 }
 
 func (e *Engine) plan(ctx context.Context, q *Query, p period.Period, evCols, seCols []string) (*plan, error) {
-	pl := &plan{q: q, p: p, evCols: evCols, seCols: seCols, evSrc: srcEvents, seSrc: srcSessions, sources: map[string]bool{}}
+	pl := &plan{q: q, p: p, evCols: evCols, seCols: seCols, evSrc: srcEvents, seSrc: srcSessions, sources: map[string]bool{}, cluster: e.opts.Cluster}
 	// The hourly rollups answer neither minutes nor a live period.
 	rollup := !q.Raw && !p.Live() && q.Interval != period.IntervalMinute && period.HourAligned(p)
 	if rollup && len(q.Filters) == 0 && subset(evCols, eventsHourlyCols) && (len(seCols) == 0 || subset(seCols, sessionsHourlyCols)) {
@@ -608,7 +613,7 @@ func (e *Engine) Breakdown(ctx context.Context, q *Query) (*Response, error) {
 		src = srcSessions
 		cols = visitPageviews(q, cols)
 	}
-	pl := &plan{q: q, p: q.released(q.Period), sources: map[string]bool{}}
+	pl := &plan{q: q, p: q.released(q.Period), sources: map[string]bool{}, cluster: e.opts.Cluster}
 	rollup := !q.Raw && !q.Period.Live() && period.HourAligned(pl.p)
 	dim, oneDimFiltered := oneDim(q.Filters)
 	switch {
@@ -671,7 +676,7 @@ func (e *Engine) Breakdown(ctx context.Context, q *Query) (*Response, error) {
 		other.countKeys = true
 		other.keyPred = func(b *sqlb, key func()) {
 			key()
-			b.w(" IN (SELECT gk FROM (").sub(folded.build()).w("))")
+			b.w(pl.in(), "(SELECT gk FROM (").sub(folded.build()).w("))")
 		}
 		otherPred = other.keyPred
 		if otherRows, err = e.run(ctx, other); err != nil {
@@ -815,7 +820,7 @@ func (e *Engine) RealtimeVisitors(ctx context.Context, q *Query) (int64, error) 
 		p.To = p.To.Truncate(time.Minute)
 		p.From = p.To.Add(-period.Realtime)
 	}
-	pl := &plan{q: q, p: p, sources: map[string]bool{}}
+	pl := &plan{q: q, p: p, sources: map[string]bool{}, cluster: e.opts.Cluster}
 	v, err := e.one(ctx, pl.scan(srcEvents, []string{"visitors"}, nil))
 	if err != nil {
 		return 0, err

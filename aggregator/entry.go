@@ -154,6 +154,6 @@ func (pl *plan) foldedPred(q *Query, src source, kRead float64) func(*sqlb, func
 	folded.maxVisitors = kRead
 	return func(b *sqlb, key func()) {
 		key()
-		b.w(" IN (SELECT gk FROM (").sub(folded.build()).w("))")
+		b.w(pl.in(), "(SELECT gk FROM (").sub(folded.build()).w("))")
 	}
 }

@@ -215,7 +215,7 @@ func (e *Engine) Funnel(ctx context.Context, fq *FunnelQuery) (*Response, error)
 	}
 	qctx, cancel := context.WithTimeout(ctx, e.opts.QueryTimeout)
 	defer cancel()
-	rows, err := e.opts.Conn.Query(qctx, b.String(), b.args...)
+	rows, err := e.opts.Conn.Query(qctx, e.settings(b).String(), b.args...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot query the funnel: %w", err)
 	}

@@ -157,7 +157,7 @@ func (e *Engine) runRevenue(ctx context.Context, s *scan) (map[string]revenueRow
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.opts.QueryTimeout)
 	defer cancel()
-	rows, err := e.opts.Conn.Query(ctx, b.String(), b.args...)
+	rows, err := e.opts.Conn.Query(ctx, e.settings(b).String(), b.args...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot query revenue: %w", err)
 	}

@@ -518,7 +518,7 @@ func (e *Engine) run(ctx context.Context, s *scan) ([]row, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.opts.QueryTimeout)
 	defer cancel()
-	rows, err := e.opts.Conn.Query(ctx, b.String(), b.args...)
+	rows, err := e.opts.Conn.Query(ctx, e.settings(b).String(), b.args...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot query %s: %w", s.src.table(), err)
 	}
