@@ -62,7 +62,7 @@ func reportCommand() *command {
 			svc, err := reports.New(reports.Options{
 				Sites: sites, Conn: conn, PublicURL: o.publicURL(), Log: log,
 				// This process's own budget: serve's is in its memory.
-				Engine: aggregator.New(aggregator.Options{Conn: conn, Budget: aggregator.NewBudget(time.Now, nil, nil)}),
+				Engine: aggregator.New(aggregator.Options{Conn: conn, Budget: aggregator.NewBudget(time.Now, nil, nil), Cluster: o.Cluster != ""}),
 			})
 			if err != nil {
 				return err

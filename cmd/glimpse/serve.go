@@ -187,7 +187,7 @@ func newBudget(set *metrics.Set) *aggregator.Budget {
 // of them), then every component's endpoints. The dashboard goes on the
 // mux, or on its own listener with --dashboard-listen.
 func (s *server) route(ctx context.Context, optOut *beacon.OptOut, stdout io.Writer) error {
-	engine := aggregator.New(aggregator.Options{Conn: s.conn, Budget: newBudget(s.metrics)})
+	engine := aggregator.New(aggregator.Options{Conn: s.conn, Budget: newBudget(s.metrics), Cluster: s.g.Cluster != ""})
 	s.notes = notes.New(s.conn, nil)
 	stats, err := api.New(api.Options{Engine: engine, Sites: s.sites, Notes: s.notes, Log: s.log.With("component", "stats-api")})
 	if err != nil {
