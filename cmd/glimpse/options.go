@@ -110,15 +110,15 @@ func (o *retentionOptions) registerJob(fs *flagSet) {
 	fs.BoolVar(&o.noJob, "no-prune", false, "do not run the daily retention job (glimpse prune) inside serve")
 }
 
-func (o *retentionOptions) options(conn driver.Conn, sites *config.File, log *slog.Logger) retention.Options {
-	return retention.Options{Conn: conn, Sites: sites, RollupMonths: o.rollupMonths, Log: log.With("component", "retention")}
+func (o *retentionOptions) options(conn driver.Conn, cluster string, sites *config.File, log *slog.Logger) retention.Options {
+	return retention.Options{Conn: conn, Cluster: cluster, Sites: sites, RollupMonths: o.rollupMonths, Log: log.With("component", "retention")}
 }
 
 // startDaily runs the retention job inside serve: a first run a minute
 // after start, then one a day.
-func (o *retentionOptions) startDaily(ctx context.Context, conn driver.Conn, sites *config.File, log *slog.Logger) {
+func (o *retentionOptions) startDaily(ctx context.Context, conn driver.Conn, cluster string, sites *config.File, log *slog.Logger) {
 	if o.noJob {
 		return
 	}
-	go retention.RunDaily(ctx, o.options(conn, sites, log), time.Minute)
+	go retention.RunDaily(ctx, o.options(conn, cluster, sites, log), time.Minute)
 }

@@ -28,7 +28,7 @@ func pruneCommand() *command {
 				return err
 			}
 			defer conn.Close()
-			ro := r.options(conn, sites, log)
+			ro := r.options(conn, o.Cluster, sites, log)
 			var actions []retention.Action
 			if dryRun {
 				actions, err = retention.Plan(ctx, ro)

@@ -143,7 +143,7 @@ func (s *server) build(ctx context.Context) error {
 	}
 	if s.o.salts.shared {
 		s.jobs = append(s.jobs, func(ctx context.Context) {
-			identity.RunStorePrune(ctx, s.conn, time.Now, func(err error) { s.log.Warn("cannot prune shared salts", "err", err) })
+			identity.RunStorePrune(ctx, chconn.Store{Conn: s.conn, Cluster: s.g.Cluster}, time.Now, func(err error) { s.log.Warn("cannot prune shared salts", "err", err) })
 		})
 	}
 	sessions := session.NewCache(s.o.sessions.cache)
@@ -228,7 +228,7 @@ func (s *server) route(ctx context.Context, optOut *beacon.OptOut, stdout io.Wri
 		s.mux.handlePrefixes(rep.Prefixes())
 		s.jobs = append(s.jobs, rep.Run)
 	}
-	s.mux.handle(subject.New(subject.Options{Conn: s.conn, Sites: s.sites, Pending: s.writer}).Routes(s.log.With("component", "subject-api")))
+	s.mux.handle(subject.New(subject.Options{Conn: s.conn, Cluster: s.g.Cluster, Sites: s.sites, Pending: s.writer}).Routes(s.log.With("component", "subject-api")))
 	if s.o.demo {
 		pages, err := demoRoutes(s.sites.Sites[0].Domain)
 		if err != nil {
@@ -249,7 +249,7 @@ func (s *server) run(ctx context.Context, stdout io.Writer) error {
 	for _, job := range s.jobs {
 		go job(bg)
 	}
-	s.o.retention.startDaily(bg, s.conn, s.sites, s.log)
+	s.o.retention.startDaily(bg, s.conn, s.g.Cluster, s.sites, s.log)
 
 	ln, err := net.Listen("tcp", s.g.Listen)
 	if err != nil {

@@ -42,7 +42,7 @@ func subjectCommand() *command {
 				return err
 			}
 			defer conn.Close()
-			so := subject.Options{Conn: conn, Sites: sites}
+			so := subject.Options{Conn: conn, Cluster: o.Cluster, Sites: sites}
 			if o.SpoolDir != "" {
 				so.Pending = eventlog.Offline(o.SpoolDir)
 			}

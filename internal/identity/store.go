@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/glimpse-analytics/glimpse/internal/chconn"
 )
 
 // StoreKeep is how long a day's salt stays in the table after the day began.
@@ -58,7 +60,9 @@ func ClickHouseStore(conn driver.Conn, key *SaltKey, log *slog.Logger) *Store {
 // native block; the server fills created (DEFAULT now()), so that every
 // instance orders candidates by one clock.
 func storeSealed(ctx context.Context, conn driver.Conn, day time.Time, sealed []byte) error {
-	b, err := conn.PrepareBatch(ctx, "INSERT INTO sealed_salts (day, sealed)")
+	// Sync: on a cluster the candidate is read back at once, by this
+	// collector and the others, through the Distributed table.
+	b, err := conn.PrepareBatch(chconn.Sync(ctx), "INSERT INTO sealed_salts (day, sealed)")
 	if err != nil {
 		return fmt.Errorf("cannot store a salt candidate: %w", err)
 	}
@@ -103,45 +107,35 @@ func loadSealed(ctx context.Context, conn driver.Conn, key *SaltKey, day time.Ti
 }
 
 // PruneStore deletes the salts of days that began StoreKeep or more before
-// now, and waits until ClickHouse has rewritten the parts that held them.
-func PruneStore(ctx context.Context, conn driver.Conn, now time.Time) error {
+// now (on a cluster ON CLUSTER, from every shard), and waits until
+// ClickHouse has rewritten the parts that held them.
+func PruneStore(ctx context.Context, s chconn.Store, now time.Time) error {
 	// The first day kept: the one after the day StoreKeep ago.
 	cutoff := now.UTC().Add(-StoreKeep).Truncate(24*time.Hour).AddDate(0, 0, 1).Format(time.DateOnly)
 	var n uint64
-	if err := conn.QueryRow(ctx, "SELECT count() FROM sealed_salts WHERE day < toDate(?)", cutoff).Scan(&n); err != nil {
+	if err := s.Conn.QueryRow(ctx, "SELECT count() FROM sealed_salts WHERE day < toDate(?)", cutoff).Scan(&n); err != nil {
 		return fmt.Errorf("cannot count expired salts: %w", err)
 	}
 	if n == 0 {
 		return nil
 	}
-	if err := conn.Exec(ctx, "ALTER TABLE sealed_salts DELETE WHERE day < toDate(?)", cutoff); err != nil {
+	if err := s.Alter(ctx, "sealed_salts", "DELETE WHERE day < toDate(?)", cutoff); err != nil {
 		return fmt.Errorf("cannot delete expired salts: %w", err)
 	}
-	for {
-		var pending uint64
-		err := conn.QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = currentDatabase() AND table = 'sealed_salts' AND is_done = 0").
-			Scan(&pending)
-		if err != nil {
-			return fmt.Errorf("cannot read system.mutations: %w", err)
-		}
-		if pending == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("expired salts not yet deleted: %w", ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
+	// ctx bounds the wait.
+	if err := s.WaitMutations(ctx, "sealed_salts", 24*time.Hour); err != nil {
+		return fmt.Errorf("expired salts not yet deleted: %w", err)
 	}
+	return nil
 }
 
 // RunStorePrune prunes expired salts every hour until ctx ends.
-func RunStorePrune(ctx context.Context, conn driver.Conn, now func() time.Time, onErr func(error)) {
+func RunStorePrune(ctx context.Context, s chconn.Store, now func() time.Time, onErr func(error)) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
 		pctx, cancel := context.WithTimeout(ctx, time.Minute)
-		if err := PruneStore(pctx, conn, now()); err != nil && ctx.Err() == nil {
+		if err := PruneStore(pctx, s, now()); err != nil && ctx.Err() == nil {
 			onErr(err)
 		}
 		cancel()

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glimpse-analytics/glimpse/internal/chconn"
 	"github.com/glimpse-analytics/glimpse/internal/chtest"
 	"github.com/glimpse-analytics/glimpse/internal/identity"
 )
@@ -94,7 +95,7 @@ func TestPruneDeletesSaltsOlderThan48Hours(t *testing.T) {
 				}
 			}
 			now, _ := time.Parse(time.RFC3339, tt.now)
-			if err := identity.PruneStore(ctx, db.Conn, now); err != nil {
+			if err := identity.PruneStore(ctx, chconn.Store{Conn: db.Conn}, now); err != nil {
 				t.Fatal(err)
 			}
 			rows, err := db.Conn.Query(ctx, "SELECT toString(day) FROM sealed_salts ORDER BY day")

@@ -7,8 +7,9 @@
 // A month is past a retention of R months when it ended more than R
 // months ago, counted in whole months in UTC: with R = 25, on any day of
 // March 2026 the months up to January 2024 go. Rows thus live at least R
-// and at most R+1 months. Single-server schema only: in cluster mode the
-// statements would need ON CLUSTER and the *_local tables.
+// and at most R+1 months. On a cluster (Options.Cluster) partitions are
+// listed on every shard and dropped, and rows deleted, ON CLUSTER in the
+// *_local tables (chconn.Store).
 package retention
 
 import (
@@ -22,6 +23,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/glimpse-analytics/glimpse/internal/chconn"
 	"github.com/glimpse-analytics/glimpse/internal/config"
 )
 
@@ -42,8 +44,11 @@ const DefaultRollupMonths = 60
 
 // Options configure a prune.
 type Options struct {
-	Conn  driver.Conn
-	Sites *config.File
+	Conn driver.Conn
+	// Cluster is the cluster the database was migrated for (--cluster);
+	// empty: one server.
+	Cluster string
+	Sites   *config.File
 	// RollupMonths is the retention of the hourly rollups (default
 	// DefaultRollupMonths; negative: kept for ever).
 	RollupMonths int
@@ -90,6 +95,8 @@ func (a Action) String() string {
 	return fmt.Sprintf("delete %d rows of %s from partition %d of %s", a.Rows, strings.Join(a.Sites, ", "), a.Partition, a.Table)
 }
 
+func (o *Options) store() chconn.Store { return chconn.Store{Conn: o.Conn, Cluster: o.Cluster} }
+
 func monthIndex(yyyymm uint32) int { return int(yyyymm/100)*12 + int(yyyymm%100) - 1 }
 
 // expired reports whether partition p is past a retention of months.
@@ -118,7 +125,7 @@ func Plan(ctx context.Context, o Options) ([]Action, error) {
 	}
 	var plan []Action
 	for _, t := range RawTables {
-		parts, err := partitions(ctx, o.Conn, t.Name)
+		parts, err := partitions(ctx, o.store(), t.Name)
 		if err != nil {
 			return nil, err
 		}
@@ -150,13 +157,13 @@ func Plan(ctx context.Context, o Options) ([]Action, error) {
 	}
 	if o.RollupMonths > 0 {
 		for _, t := range RollupTables {
-			parts, err := partitions(ctx, o.Conn, t.Name)
+			parts, err := partitions(ctx, o.store(), t.Name)
 			if err != nil {
 				return nil, err
 			}
 			for _, p := range parts {
 				if expired(p, now, o.RollupMonths) {
-					n, err := partitionRows(ctx, o.Conn, t.Name, p)
+					n, err := partitionRows(ctx, o.store(), t.Name, p)
 					if err != nil {
 						return nil, err
 					}
@@ -187,7 +194,7 @@ func Run(ctx context.Context, o Options) ([]Action, error) {
 func apply(ctx context.Context, o Options, a Action) error {
 	if a.Drop {
 		// Unquoted: ClickHouse 18.16 takes a toYYYYMM partition as a number.
-		if err := o.Conn.Exec(ctx, fmt.Sprintf("ALTER TABLE %s DROP PARTITION %d", a.Table, a.Partition)); err != nil {
+		if err := o.store().Alter(ctx, a.Table, fmt.Sprintf("DROP PARTITION %d", a.Partition)); err != nil {
 			return fmt.Errorf("cannot drop partition %d of %s: %w", a.Partition, a.Table, err)
 		}
 		return nil
@@ -198,40 +205,28 @@ func apply(ctx context.Context, o Options, a Action) error {
 			col = t.TimeCol
 		}
 	}
-	return DeleteWait(ctx, o.Conn, a.Table, fmt.Sprintf("has(?, site_id) AND toYYYYMM(%s) = %d", col, a.Partition), o.MutationTimeout, a.Sites)
+	return DeleteWait(ctx, o.store(), a.Table, fmt.Sprintf("has(?, site_id) AND toYYYYMM(%s) = %d", col, a.Partition), o.MutationTimeout, a.Sites)
 }
 
 // DeleteWait runs ALTER TABLE table DELETE WHERE where (with args bound
-// client-side) and waits until system.mutations reports every mutation of
-// the table done, or timeout passes.
-func DeleteWait(ctx context.Context, conn driver.Conn, table, where string, timeout time.Duration, args ...any) error {
-	if err := conn.Exec(ctx, "ALTER TABLE "+table+" DELETE WHERE "+where, args...); err != nil {
+// client-side; on a cluster ON CLUSTER in every shard's table_local) and
+// waits until system.mutations reports every mutation of the table done,
+// or timeout passes.
+func DeleteWait(ctx context.Context, s chconn.Store, table, where string, timeout time.Duration, args ...any) error {
+	if err := s.Alter(ctx, table, "DELETE WHERE "+where, args...); err != nil {
 		return fmt.Errorf("cannot delete from %s: %w", table, err)
 	}
-	deadline := time.Now().Add(timeout)
-	for wait := 20 * time.Millisecond; ; wait = min(2*wait, time.Second) {
-		var pending uint64
-		err := conn.QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = currentDatabase() AND table = ? AND is_done = 0", table).Scan(&pending)
-		if err != nil {
-			return fmt.Errorf("cannot read system.mutations: %w", err)
-		}
-		if pending == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("delete from %s not done after %v (see system.mutations)", table, timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-	}
+	return s.WaitMutations(ctx, table, timeout)
 }
 
-// partitions lists a table's active partitions, ascending.
-func partitions(ctx context.Context, conn driver.Conn, table string) ([]uint32, error) {
-	rows, err := conn.Query(ctx, "SELECT DISTINCT partition FROM system.parts WHERE database = currentDatabase() AND table = ? AND active", table)
+// partitions lists a table's active partitions, ascending (on a cluster,
+// those of any shard).
+func partitions(ctx context.Context, s chconn.Store, table string) ([]uint32, error) {
+	db, err := s.Database(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.Conn.Query(ctx, "SELECT DISTINCT partition FROM "+s.System("parts")+" WHERE database = ? AND table = ? AND active", db, s.Storage(table))
 	if err != nil {
 		return nil, fmt.Errorf("cannot list partitions of %s: %w", table, err)
 	}
@@ -274,10 +269,14 @@ func siteRows(ctx context.Context, conn driver.Conn, t Table, p uint32) ([]siteC
 	return out, rows.Err()
 }
 
-func partitionRows(ctx context.Context, conn driver.Conn, table string, p uint32) (uint64, error) {
+func partitionRows(ctx context.Context, s chconn.Store, table string, p uint32) (uint64, error) {
+	db, err := s.Database(ctx)
+	if err != nil {
+		return 0, err
+	}
 	var n uint64
-	err := conn.QueryRow(ctx, "SELECT toUInt64(sum(rows)) FROM system.parts WHERE database = currentDatabase() AND table = ? AND active AND partition = ?",
-		table, strconv.Itoa(int(p))).Scan(&n)
+	err = s.Conn.QueryRow(ctx, "SELECT toUInt64(sum(rows)) FROM "+s.System("parts")+" WHERE database = ? AND table = ? AND active AND partition = ?",
+		db, s.Storage(table), strconv.Itoa(int(p))).Scan(&n)
 	return n, err
 }
 

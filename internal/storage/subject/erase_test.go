@@ -60,6 +60,8 @@ type harness struct {
 	base  string // the subject API
 	key   *identity.SubjectKey
 	ctx   context.Context
+	// cluster: db is a cluster's database (subject.Options.Cluster).
+	cluster string
 }
 
 func newHarness(t *testing.T, db *chtest.DB) *harness {
@@ -85,7 +87,7 @@ func (h *harness) open(hold bool) {
 	}
 	w.WriteSessions(h.cache)
 	h.w = w
-	svc := subject.New(subject.Options{Conn: h.db.Conn, Sites: sites(h.t), Pending: w})
+	svc := subject.New(subject.Options{Conn: h.db.Conn, Cluster: h.cluster, Sites: sites(h.t), Pending: w})
 	mux := svc.Routes(nil)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -7,8 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-
+	"github.com/glimpse-analytics/glimpse/internal/chconn"
 	"github.com/glimpse-analytics/glimpse/internal/model"
 	"github.com/glimpse-analytics/glimpse/internal/storage/retention"
 )
@@ -104,13 +103,13 @@ func attrDims() string {
 // rebuild replaces the rollup rows of site in the given hours (Unix
 // seconds, by raw table) with rows computed from the raw rows of those
 // hours where erased (by raw table) does not hold.
-func rebuild(ctx context.Context, conn driver.Conn, timeout time.Duration, site string, hours map[string][]uint32, erased map[string]cond) error {
+func rebuild(ctx context.Context, s chconn.Store, timeout time.Duration, site string, hours map[string][]uint32, erased map[string]cond) error {
 	for _, r := range rollups {
 		h := hours[r.raw]
 		if len(h) == 0 {
 			continue
 		}
-		if err := retention.DeleteWait(ctx, conn, r.table, "site_id = ? AND has(?, toUInt32(hour))", timeout, site, h); err != nil {
+		if err := retention.DeleteWait(ctx, s, r.table, "site_id = ? AND has(?, toUInt32(hour))", timeout, site, h); err != nil {
 			return err
 		}
 		where := "site_id = ? AND has(?, toUInt32(" + r.hour + "))"
@@ -120,7 +119,9 @@ func rebuild(ctx context.Context, conn driver.Conn, timeout time.Duration, site 
 			args = append(args, c.args...)
 		}
 		q := "INSERT INTO " + r.table + " " + fmt.Sprintf(r.selects, where)
-		if err := conn.Exec(ctx, q, slices.Clone(args)...); err != nil {
+		// On a cluster the rows go to one shard through the Distributed
+		// table, before the erasure goes on.
+		if err := s.Conn.Exec(chconn.Sync(ctx), q, slices.Clone(args)...); err != nil {
 			return fmt.Errorf("cannot rebuild %s for the erased hours (%d of them; erase again to retry): %w", r.table, len(h), err)
 		}
 	}

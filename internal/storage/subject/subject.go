@@ -30,6 +30,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/glimpse-analytics/glimpse/internal/chconn"
 	"github.com/glimpse-analytics/glimpse/internal/config"
 	"github.com/glimpse-analytics/glimpse/internal/identity"
 	"github.com/glimpse-analytics/glimpse/internal/model"
@@ -38,8 +39,11 @@ import (
 
 // Options configure a Service.
 type Options struct {
-	Conn  driver.Conn
-	Sites *config.File
+	Conn driver.Conn
+	// Cluster is the cluster the database was migrated for (--cluster);
+	// empty: one server. Deletes then go ON CLUSTER to the *_local tables.
+	Cluster string
+	Sites   *config.File
 	// Pending holds the rows not stored yet: the running server's writer
 	// (serve), or for the command line a spool directory read without
 	// taking it over and erased through a tombstone (refused while a
@@ -79,6 +83,8 @@ func New(o Options) *Service {
 	}
 	return &Service{o: o}
 }
+
+func (s *Service) store() chconn.Store { return chconn.Store{Conn: s.o.Conn, Cluster: s.o.Cluster} }
 
 // Errors a caller maps to 4xx.
 var (
@@ -183,7 +189,7 @@ func (s *Service) deleteStored(ctx context.Context, x *model.Erasure) (uint64, e
 	if s.o.Pending != nil {
 		hold = s.o.Pending.Hold
 	}
-	err = hold(func() error { return rebuild(ctx, s.o.Conn, s.o.MutationTimeout, x.Site, hours, erased) })
+	err = hold(func() error { return rebuild(ctx, s.store(), s.o.MutationTimeout, x.Site, hours, erased) })
 	if err != nil {
 		return 0, err
 	}
@@ -193,7 +199,7 @@ func (s *Service) deleteStored(ctx context.Context, x *model.Erasure) (uint64, e
 		c     cond
 	}{{"sessions", nSes, ses}, {"events", nEv, ev}} {
 		if d.n > 0 {
-			if err := retention.DeleteWait(ctx, s.o.Conn, d.table, d.c.sql, s.o.MutationTimeout, d.c.args...); err != nil {
+			if err := retention.DeleteWait(ctx, s.store(), d.table, d.c.sql, s.o.MutationTimeout, d.c.args...); err != nil {
 				return 0, err
 			}
 		}
