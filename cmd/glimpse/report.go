@@ -60,7 +60,7 @@ func reportCommand() *command {
 				log.Warn("--public-url is not set; unsubscribe links point at " + o.publicURL())
 			}
 			svc, err := reports.New(reports.Options{
-				Sites: sites, Conn: conn, PublicURL: o.publicURL(), Log: log,
+				Sites: sites, Conn: conn, Cluster: o.Cluster, PublicURL: o.publicURL(), Log: log,
 				// This process's own budget: serve's is in its memory.
 				Engine: aggregator.New(aggregator.Options{Conn: conn, Budget: aggregator.NewBudget(time.Now, nil, nil), Cluster: o.Cluster != ""}),
 			})

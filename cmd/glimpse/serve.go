@@ -137,7 +137,7 @@ func (s *server) build(ctx context.Context) error {
 	if s.writer, err = s.o.writer.open(s.conn, s.g.SpoolDir, s.g.Cluster != "", s.metrics, s.log); err != nil {
 		return err
 	}
-	salts, err := newSalts(ctx, s.o.salts.key, s.conn, s.log)
+	salts, err := newSalts(ctx, s.o.salts.key, chconn.Store{Conn: s.conn, Cluster: s.g.Cluster}, s.log)
 	if err != nil {
 		return err
 	}
@@ -162,12 +162,12 @@ func (s *server) build(ctx context.Context) error {
 // newSalts returns the daily visitor-id salts: shared through ClickHouse,
 // sealed under key, with --shared-salts (key is nil without), otherwise
 // this process's own, in memory.
-func newSalts(ctx context.Context, key *identity.SaltKey, conn driver.Conn, log *slog.Logger) (*identity.Salts, error) {
+func newSalts(ctx context.Context, key *identity.SaltKey, store chconn.Store, log *slog.Logger) (*identity.Salts, error) {
 	if key == nil {
 		return identity.NewSalts(ctx, identity.SaltsConfig{})
 	}
 	log = log.With("component", "salts")
-	salts, err := identity.NewSalts(ctx, identity.SaltsConfig{Store: identity.ClickHouseStore(conn, key, log), Logger: log})
+	salts, err := identity.NewSalts(ctx, identity.SaltsConfig{Store: identity.ClickHouseStoreOn(store, key, log), Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("--shared-salts: %w", err)
 	}
@@ -188,7 +188,7 @@ func newBudget(set *metrics.Set) *aggregator.Budget {
 // mux, or on its own listener with --dashboard-listen.
 func (s *server) route(ctx context.Context, optOut *beacon.OptOut, stdout io.Writer) error {
 	engine := aggregator.New(aggregator.Options{Conn: s.conn, Budget: newBudget(s.metrics), Cluster: s.g.Cluster != ""})
-	s.notes = notes.New(s.conn, nil)
+	s.notes = notes.New(s.conn, nil).OnCluster(s.g.Cluster)
 	stats, err := api.New(api.Options{Engine: engine, Sites: s.sites, Notes: s.notes, Log: s.log.With("component", "stats-api")})
 	if err != nil {
 		return err
@@ -221,7 +221,7 @@ func (s *server) route(ctx context.Context, optOut *beacon.OptOut, stdout io.Wri
 	s.mux.handle(stats.Routes())
 	if s.sites.SMTP != nil {
 		// Scheduled reports and alerts, and their unsubscribe links.
-		rep, err := reports.New(reports.Options{Sites: s.sites, Engine: engine, Conn: s.conn, PublicURL: s.g.publicURL(), Log: s.log, Metrics: s.metrics})
+		rep, err := reports.New(reports.Options{Sites: s.sites, Engine: engine, Conn: s.conn, Cluster: s.g.Cluster, PublicURL: s.g.publicURL(), Log: s.log, Metrics: s.metrics})
 		if err != nil {
 			return err
 		}

@@ -42,9 +42,12 @@ const CheckInterval = time.Minute
 
 // Options configure a Service.
 type Options struct {
-	Sites     *config.File // with SMTP set
-	Engine    *aggregator.Engine
-	Conn      driver.Conn
+	Sites  *config.File // with SMTP set
+	Engine *aggregator.Engine
+	Conn   driver.Conn
+	// Cluster is the cluster the database was migrated for (--cluster);
+	// empty: one server.
+	Cluster   string
 	PublicURL string // base of unsubscribe links (--public-url)
 	Log       *slog.Logger
 	Now       func() time.Time // default time.Now
@@ -98,7 +101,7 @@ func New(o Options) (*Service, error) {
 		o: o, log: log.With("component", "reports"),
 		keys:  keys{secret: o.Sites.SMTP.SigningKey},
 		mail:  &mailer{cfg: o.Sites.SMTP, tls: o.TLS, timeout: DefaultSMTPTimeout},
-		store: &store{conn: o.Conn, timeout: o.QueryTimeout},
+		store: &store{conn: o.Conn, cluster: o.Cluster, timeout: o.QueryTimeout},
 		base:  strings.TrimRight(o.PublicURL, "/"),
 		sent:  map[string]bool{}, failed: map[string]time.Time{}, alertWarned: map[string]time.Time{},
 	}, nil

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/glimpse-analytics/glimpse/internal/chconn"
+
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
@@ -19,11 +21,25 @@ const (
 // message), so each is its own insert.
 type store struct {
 	conn    driver.Conn
+	cluster string // Options.Cluster
 	timeout time.Duration
 }
 
 func (s *store) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, s.timeout)
+}
+
+// insert runs an INSERT ... SELECT whose row is read back at once (the
+// next report's check), on a cluster through any host (chconn.Store.Sync).
+func (s *store) insert(ctx context.Context, table, q string, args ...any) error {
+	ctx, err := chconn.Store{Conn: s.conn, Cluster: s.cluster}.Sync(ctx)
+	if err == nil {
+		err = s.conn.Exec(ctx, q, args...)
+	}
+	if err != nil {
+		return fmt.Errorf("cannot insert into %s: %w", table, err)
+	}
+	return nil
 }
 
 // unsubscribed reports whether recipient unsubscribed from kind on site.
@@ -44,11 +60,8 @@ func (s *store) unsubscribe(ctx context.Context, site, kind, recipient string, n
 	defer cancel()
 	// INSERT ... SELECT: INSERT ... VALUES hangs on ClickHouse 18.16
 	// through clickhouse-go (CLICKHOUSE.md).
-	if err := s.conn.Exec(ctx, "INSERT INTO "+UnsubscribesTable+" (site_id, recipient, kind, ts) SELECT ?, ?, ?, toDateTime(?)",
-		site, recipient, kind, now.Unix()); err != nil {
-		return fmt.Errorf("cannot insert into %s: %w", UnsubscribesTable, err)
-	}
-	return nil
+	return s.insert(ctx, UnsubscribesTable, "INSERT INTO "+UnsubscribesTable+" (site_id, recipient, kind, ts) SELECT ?, ?, ?, toDateTime(?)",
+		site, recipient, kind, now.Unix())
 }
 
 // lastSent is when kind was last sent to recipient on site (for period
@@ -77,9 +90,6 @@ func (s *store) lastSent(ctx context.Context, site, kind, recipient, period stri
 func (s *store) recordSent(ctx context.Context, site, kind, recipient, period string, now time.Time) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	if err := s.conn.Exec(ctx, "INSERT INTO "+SendsTable+" (site_id, recipient, kind, period, ts) SELECT ?, ?, ?, ?, toDateTime(?)",
-		site, recipient, kind, period, now.Unix()); err != nil {
-		return fmt.Errorf("cannot insert into %s: %w", SendsTable, err)
-	}
-	return nil
+	return s.insert(ctx, SendsTable, "INSERT INTO "+SendsTable+" (site_id, recipient, kind, period, ts) SELECT ?, ?, ?, ?, toDateTime(?)",
+		site, recipient, kind, period, now.Unix())
 }

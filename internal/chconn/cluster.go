@@ -61,11 +61,30 @@ func (s Store) System(name string) string {
 	return "cluster('" + s.Cluster + "', system, " + name + ")"
 }
 
-// Sync returns ctx with insert_distributed_sync=1: an INSERT into a
-// Distributed table returns once every shard has its rows, so what a user
-// saved is read back at once. (A setting of no effect on one server.)
-func Sync(ctx context.Context) context.Context {
-	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_distributed_sync": 1}))
+// Sync returns ctx for an INSERT whose rows are read back at once, on any
+// host: on a cluster the INSERT into the Distributed table returns once
+// its shard holds the rows (insert_distributed_sync) on every replica
+// (insert_quorum: the replicas of the smallest shard), so that a read
+// through any host, which may ask either replica, sees them. While a
+// replica of the shard is down such an INSERT fails ("Number of alive
+// replicas ... is less than requested quorum") rather than be read back
+// late. On one server ctx is returned as it is.
+func (s Store) Sync(ctx context.Context) (context.Context, error) {
+	if s.Cluster == "" {
+		return ctx, nil
+	}
+	var replicas uint64
+	err := s.Conn.QueryRow(ctx, "SELECT min(n) FROM (SELECT shard_num, count() AS n FROM system.clusters WHERE cluster = ? GROUP BY shard_num)",
+		s.Cluster).Scan(&replicas)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the replicas of cluster %s: %w", s.Cluster, err)
+	}
+	set := clickhouse.Settings{"insert_distributed_sync": 1}
+	if replicas > 1 {
+		set["insert_quorum"] = int(replicas)
+		set["insert_quorum_timeout"] = 30_000 // ms
+	}
+	return clickhouse.Context(ctx, clickhouse.WithSettings(set)), nil
 }
 
 // Database returns the connection's database (currentDatabase() means

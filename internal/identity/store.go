@@ -37,6 +37,13 @@ const StoreKeep = 48 * time.Hour
 // (nil: discard): after the key changes, the collectors agree on a new
 // salt for the day, sealed under the new key.
 func ClickHouseStore(conn driver.Conn, key *SaltKey, log *slog.Logger) *Store {
+	return ClickHouseStoreOn(chconn.Store{Conn: conn}, key, log)
+}
+
+// ClickHouseStoreOn is ClickHouseStore on a database that may be a
+// cluster's (s.Cluster).
+func ClickHouseStoreOn(s chconn.Store, key *SaltKey, log *slog.Logger) *Store {
+	conn := s.Conn
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -45,7 +52,7 @@ func ClickHouseStore(conn driver.Conn, key *SaltKey, log *slog.Logger) *Store {
 		if salt, err := loadSealed(ctx, conn, key, day, log); err != nil || salt != nil {
 			return salt, err
 		}
-		if err := storeSealed(ctx, conn, day, key.Seal(day, candidate)); err != nil {
+		if err := storeSealed(ctx, s, day, key.Seal(day, candidate)); err != nil {
 			return nil, err
 		}
 		salt, err := loadSealed(ctx, conn, key, day, log)
@@ -59,10 +66,14 @@ func ClickHouseStore(conn driver.Conn, key *SaltKey, log *slog.Logger) *Store {
 // storeSealed inserts a sealed candidate for day. The bytes go in a
 // native block; the server fills created (DEFAULT now()), so that every
 // instance orders candidates by one clock.
-func storeSealed(ctx context.Context, conn driver.Conn, day time.Time, sealed []byte) error {
+func storeSealed(ctx context.Context, s chconn.Store, day time.Time, sealed []byte) error {
 	// Sync: on a cluster the candidate is read back at once, by this
 	// collector and the others, through the Distributed table.
-	b, err := conn.PrepareBatch(chconn.Sync(ctx), "INSERT INTO sealed_salts (day, sealed)")
+	ictx, err := s.Sync(ctx)
+	if err != nil {
+		return fmt.Errorf("cannot store a salt candidate: %w", err)
+	}
+	b, err := s.Conn.PrepareBatch(ictx, "INSERT INTO sealed_salts (day, sealed)")
 	if err != nil {
 		return fmt.Errorf("cannot store a salt candidate: %w", err)
 	}

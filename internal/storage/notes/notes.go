@@ -22,6 +22,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/glimpse-analytics/glimpse/internal/chconn"
+
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
@@ -53,6 +55,7 @@ func (e *LimitError) Error() string {
 // Store reads and writes the records.
 type Store struct {
 	conn    driver.Conn
+	cluster string // OnCluster
 	now     func() time.Time
 	timeout time.Duration
 
@@ -66,6 +69,27 @@ func New(conn driver.Conn, now func() time.Time) *Store {
 		now = time.Now
 	}
 	return &Store{conn: conn, now: now, timeout: 10 * time.Second}
+}
+
+// OnCluster tells s that its database was migrated for cluster (--cluster;
+// empty: one server): a record saved is then on every replica of its
+// shard when the save returns (chconn.Store.Sync), so that it is listed
+// at once through any host.
+func (s *Store) OnCluster(cluster string) *Store {
+	s.cluster = cluster
+	return s
+}
+
+// insert runs an INSERT ... SELECT of one record.
+func (s *Store) insert(ctx context.Context, table, q string, args ...any) error {
+	ctx, err := chconn.Store{Conn: s.conn, Cluster: s.cluster}.Sync(ctx)
+	if err == nil {
+		err = s.conn.Exec(ctx, q, args...)
+	}
+	if err != nil {
+		return fmt.Errorf("cannot insert into %s: %w", table, err)
+	}
+	return nil
 }
 
 // version returns a version higher than any this store handed out: the
@@ -190,14 +214,10 @@ func (s *Store) putSegment(ctx context.Context, site string, g Segment, deleted 
 	defer cancel()
 	// INSERT ... SELECT: INSERT ... VALUES hangs on ClickHouse 18.16
 	// through clickhouse-go (CLICKHOUSE.md).
-	err := s.conn.Exec(ctx, "INSERT INTO "+SegmentsTable+
+	return s.insert(ctx, SegmentsTable, "INSERT INTO "+SegmentsTable+
 		" (site_id, id, name, filters, created_by, created_at, updated_at, version, deleted)"+
 		" SELECT ?, ?, ?, ?, ?, toDateTime(?), toDateTime(?), toUInt64(?), toUInt8(?)",
 		site, g.ID, g.Name, g.Filters, g.CreatedBy, g.CreatedAt.Unix(), g.UpdatedAt.Unix(), s.version(), b2u(deleted))
-	if err != nil {
-		return fmt.Errorf("cannot insert into %s: %w", SegmentsTable, err)
-	}
-	return nil
 }
 
 func b2u(b bool) uint8 {
@@ -328,12 +348,8 @@ func (s *Store) DeleteAnnotation(ctx context.Context, site, id string) error {
 func (s *Store) putAnnotation(ctx context.Context, site string, a Annotation, deleted bool) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	err := s.conn.Exec(ctx, "INSERT INTO "+AnnotationsTable+
+	return s.insert(ctx, AnnotationsTable, "INSERT INTO "+AnnotationsTable+
 		" (site_id, id, day, minute, text, created_by, created_at, version, deleted)"+
 		" SELECT ?, ?, toDate(?), toInt16(?), ?, ?, toDateTime(?), toUInt64(?), toUInt8(?)",
 		site, a.ID, a.Date, a.minute(), a.Text, a.CreatedBy, a.CreatedAt.Unix(), s.version(), b2u(deleted))
-	if err != nil {
-		return fmt.Errorf("cannot insert into %s: %w", AnnotationsTable, err)
-	}
-	return nil
 }

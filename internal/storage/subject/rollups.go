@@ -121,7 +121,11 @@ func rebuild(ctx context.Context, s chconn.Store, timeout time.Duration, site st
 		q := "INSERT INTO " + r.table + " " + fmt.Sprintf(r.selects, where)
 		// On a cluster the rows go to one shard through the Distributed
 		// table, before the erasure goes on.
-		if err := s.Conn.Exec(chconn.Sync(ctx), q, slices.Clone(args)...); err != nil {
+		ictx, err := s.Sync(ctx)
+		if err == nil {
+			err = s.Conn.Exec(ictx, q, slices.Clone(args)...)
+		}
+		if err != nil {
 			return fmt.Errorf("cannot rebuild %s for the erased hours (%d of them; erase again to retry): %w", r.table, len(h), err)
 		}
 	}
