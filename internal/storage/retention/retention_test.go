@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/google/uuid"
 
 	"github.com/glimpse-analytics/glimpse/collector/sink"
@@ -42,6 +44,14 @@ func seed(t *testing.T, w *sink.Writer, site string, ago, n int) {
 
 func TestPruneDropsOnlyExpired(t *testing.T) {
 	db := chtest.Migrated(t)
+	testPrune(t, db.Conn, "", "1 rows")
+}
+
+// testPrune seeds conn's database and prunes it, on a cluster (the
+// database migrated for it) through the Distributed tables; rollupRows
+// is the rows of events_hourly's expired partition (one per shard).
+func testPrune(t *testing.T, conn driver.Conn, cluster, rollupRows string) {
+	db := &chtest.DB{Conn: conn}
 	sites, err := config.Parse("sites.yaml", []byte(sitesYAML))
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +93,7 @@ func TestPruneDropsOnlyExpired(t *testing.T) {
 		return b.String()
 	}
 	before := byMonth()
-	o := retention.Options{Conn: db.Conn, Sites: sites, RollupMonths: 36, Now: func() time.Time { return now }}
+	o := retention.Options{Conn: db.Conn, Cluster: cluster, Sites: sites, RollupMonths: 36, Now: func() time.Time { return now }}
 	plan, err := retention.Plan(ctx, o)
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +106,7 @@ func TestPruneDropsOnlyExpired(t *testing.T) {
 		"drop partition 202211 of events (7 rows)",
 		"delete 10 rows of a.example from partition 202309 of events",
 		"drop partition 202311 of events (5 rows)",
-		"drop partition 202211 of events_hourly (1 rows)",
+		"drop partition 202211 of events_hourly (" + rollupRows + ")",
 		"drop partition 202211 of pages_hourly (7 rows)",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
@@ -123,4 +133,43 @@ func TestPruneDropsOnlyExpired(t *testing.T) {
 	if plan, err := retention.Plan(ctx, o); err != nil || len(plan) != 0 {
 		t.Fatalf("second plan: %v %v; want nothing left to do", plan, err)
 	}
+}
+
+// TestPruneOnCluster: the prune of TestPruneDropsOnlyExpired on a
+// cluster, the plan read from every shard; afterwards every host, each
+// replica of each shard, holds only the rows kept.
+func TestPruneOnCluster(t *testing.T) {
+	cl := chtest.MigratedCluster(t)
+	// The writer's inserts return once the shards hold the rows.
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{cl.Hosts[0]}, Auth: clickhouse.Auth{Database: cl.Database},
+		Settings: clickhouse.Settings{"insert_distributed_sync": 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	testPrune(t, conn, cl.Name, "2 rows") // visitors 1..7, sharded by visitor_id: both shards
+	cl.SyncReplicas(t, cl.LocalTables(t)...)
+	ctx := context.Background()
+	var kept uint64
+	for i, c := range cl.Conns {
+		var pending, gone, n uint64
+		if err := c.QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = currentDatabase() AND is_done = 0").Scan(&pending); err != nil || pending != 0 {
+			t.Errorf("host %s: %d mutations pending (%v)", cl.Hosts[i], pending, err)
+		}
+		if err := c.QueryRow(ctx, "SELECT countIf(toYYYYMM(ts) IN (202211, 202311) OR (site_id = 'a.example' AND toYYYYMM(ts) = 202309)), count() FROM events_local").Scan(&gone, &n); err != nil {
+			t.Fatal(err)
+		}
+		if gone != 0 {
+			t.Errorf("host %s: %d expired rows left in events_local", cl.Hosts[i], gone)
+		}
+		if err := c.QueryRow(ctx, "SELECT count() FROM events_hourly_local WHERE toYYYYMM(hour) = 202211").Scan(&gone); err != nil || gone != 0 {
+			t.Errorf("host %s: %d rows of the expired rollup partition left (%v)", cl.Hosts[i], gone, err)
+		}
+		kept += n
+	}
+	if kept != 2*(20+4+3) {
+		t.Errorf("the hosts hold %d events, want the 27 kept on both replicas of their shards", kept)
+	}
+	t.Logf("prune on the cluster checked in %v", time.Since(start).Round(time.Millisecond))
 }
