@@ -62,6 +62,21 @@ func (o *globalOptions) validate() error {
 
 // sitesAndConn loads the sites file and connects to ClickHouse, for the
 // commands that work on stored data; the caller closes the connection.
+// store is conn and the cluster its database was migrated for
+// (--cluster), with a dialler to the cluster's hosts that connects as
+// --clickhouse does.
+func (o *globalOptions) store(conn driver.Conn) (chconn.Store, error) {
+	s := chconn.Store{Conn: conn, Cluster: o.Cluster}
+	if o.Cluster != "" {
+		dial, err := chconn.DialDSN(o.ClickHouse)
+		if err != nil {
+			return s, err
+		}
+		s.Dial = dial
+	}
+	return s, nil
+}
+
 func (o *globalOptions) sitesAndConn(ctx context.Context) (*config.File, driver.Conn, error) {
 	sites, err := config.Load(o.Config)
 	if err != nil {
@@ -110,15 +125,16 @@ func (o *retentionOptions) registerJob(fs *flagSet) {
 	fs.BoolVar(&o.noJob, "no-prune", false, "do not run the daily retention job (glimpse prune) inside serve")
 }
 
-func (o *retentionOptions) options(conn driver.Conn, cluster string, sites *config.File, log *slog.Logger) retention.Options {
-	return retention.Options{Conn: conn, Cluster: cluster, Sites: sites, RollupMonths: o.rollupMonths, Log: log.With("component", "retention")}
+func (o *retentionOptions) options(store chconn.Store, sites *config.File, log *slog.Logger) retention.Options {
+	return retention.Options{Conn: store.Conn, Cluster: store.Cluster, Dial: store.Dial, Sites: sites, RollupMonths: o.rollupMonths,
+		Log: log.With("component", "retention")}
 }
 
 // startDaily runs the retention job inside serve: a first run a minute
 // after start, then one a day.
-func (o *retentionOptions) startDaily(ctx context.Context, conn driver.Conn, cluster string, sites *config.File, log *slog.Logger) {
+func (o *retentionOptions) startDaily(ctx context.Context, store chconn.Store, sites *config.File, log *slog.Logger) {
 	if o.noJob {
 		return
 	}
-	go retention.RunDaily(ctx, o.options(conn, cluster, sites, log), time.Minute)
+	go retention.RunDaily(ctx, o.options(store, sites, log), time.Minute)
 }

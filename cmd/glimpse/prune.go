@@ -28,7 +28,11 @@ func pruneCommand() *command {
 				return err
 			}
 			defer conn.Close()
-			ro := r.options(conn, o.Cluster, sites, log)
+			store, err := o.store(conn)
+			if err != nil {
+				return err
+			}
+			ro := r.options(store, sites, log)
 			var actions []retention.Action
 			if dryRun {
 				actions, err = retention.Plan(ctx, ro)

@@ -54,6 +54,7 @@ type server struct {
 	geo     *locate.Geo
 	proxies locate.TrustedProxies
 	conn    driver.Conn
+	store   chconn.Store // conn, and the cluster it is on (--cluster)
 	notes   *notes.Store // segments and annotations (dashboard, Stats API)
 	metrics *metrics.Set
 	writer  *sink.Writer
@@ -97,6 +98,9 @@ func serve(ctx context.Context, g *globalOptions, o *serveOptions, stdout io.Wri
 		return err
 	}
 	defer s.conn.Close()
+	if s.store, err = g.store(s.conn); err != nil {
+		return err
+	}
 	if err := s.build(ctx); err != nil {
 		return err
 	}
@@ -137,13 +141,13 @@ func (s *server) build(ctx context.Context) error {
 	if s.writer, err = s.o.writer.open(s.conn, s.g.SpoolDir, s.g.Cluster != "", s.metrics, s.log); err != nil {
 		return err
 	}
-	salts, err := newSalts(ctx, s.o.salts.key, chconn.Store{Conn: s.conn, Cluster: s.g.Cluster}, s.log)
+	salts, err := newSalts(ctx, s.o.salts.key, s.store, s.log)
 	if err != nil {
 		return err
 	}
 	if s.o.salts.shared {
 		s.jobs = append(s.jobs, func(ctx context.Context) {
-			identity.RunStorePrune(ctx, chconn.Store{Conn: s.conn, Cluster: s.g.Cluster}, time.Now, func(err error) { s.log.Warn("cannot prune shared salts", "err", err) })
+			identity.RunStorePrune(ctx, s.store, time.Now, func(err error) { s.log.Warn("cannot prune shared salts", "err", err) })
 		})
 	}
 	sessions := session.NewCache(s.o.sessions.cache)
@@ -228,7 +232,7 @@ func (s *server) route(ctx context.Context, optOut *beacon.OptOut, stdout io.Wri
 		s.mux.handlePrefixes(rep.Prefixes())
 		s.jobs = append(s.jobs, rep.Run)
 	}
-	s.mux.handle(subject.New(subject.Options{Conn: s.conn, Cluster: s.g.Cluster, Sites: s.sites, Pending: s.writer}).Routes(s.log.With("component", "subject-api")))
+	s.mux.handle(subject.New(subject.Options{Conn: s.conn, Cluster: s.store.Cluster, Dial: s.store.Dial, Sites: s.sites, Pending: s.writer}).Routes(s.log.With("component", "subject-api")))
 	if s.o.demo {
 		pages, err := demoRoutes(s.sites.Sites[0].Domain)
 		if err != nil {
@@ -249,7 +253,7 @@ func (s *server) run(ctx context.Context, stdout io.Writer) error {
 	for _, job := range s.jobs {
 		go job(bg)
 	}
-	s.o.retention.startDaily(bg, s.conn, s.g.Cluster, s.sites, s.log)
+	s.o.retention.startDaily(bg, s.store, s.sites, s.log)
 
 	ln, err := net.Listen("tcp", s.g.Listen)
 	if err != nil {

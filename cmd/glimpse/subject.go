@@ -42,7 +42,11 @@ func subjectCommand() *command {
 				return err
 			}
 			defer conn.Close()
-			so := subject.Options{Conn: conn, Cluster: o.Cluster, Sites: sites}
+			store, err := o.store(conn)
+			if err != nil {
+				return err
+			}
+			so := subject.Options{Conn: conn, Cluster: store.Cluster, Dial: store.Dial, Sites: sites}
 			if o.SpoolDir != "" {
 				so.Pending = eventlog.Offline(o.SpoolDir)
 			}

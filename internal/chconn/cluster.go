@@ -2,6 +2,7 @@ package chconn
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -13,8 +14,12 @@ import (
 // with --cluster NAME (migrations) holds each table's rows in <t>_local,
 // a Replicated* table on every host, behind a Distributed table <t>: reads
 // and inserts go through <t>, but a mutation or a partition drop must name
-// <t>_local, ON CLUSTER (ClickHouse refuses them on a Distributed table),
-// and each shard's replicas then repeat it through ZooKeeper.
+// <t>_local (ClickHouse refuses them on a Distributed table). It runs on
+// one replica of each shard, which passes it to the shard's other
+// replicas through ZooKeeper. Not ON CLUSTER: on ClickHouse 18.16 the
+// replicas of a shard race for such a task, and the loser's DDL worker
+// stops ("Node exists: .../shards/.../executed"), so that every later ON
+// CLUSTER statement waits for it until its server restarts.
 
 // Store is a connection and where its database's tables are.
 type Store struct {
@@ -22,23 +27,95 @@ type Store struct {
 	// Cluster is the cluster the database was migrated for (the global
 	// --cluster option); empty: one server.
 	Cluster string
+	// Dial connects to one host of the cluster (host:port as
+	// system.clusters lists it) in the database, with the store's
+	// credentials (DialDSN); on a cluster Alter and WaitMutations need it.
+	Dial func(ctx context.Context, addr string) (driver.Conn, error)
+}
+
+// DialDSN returns a Store.Dial that connects as dsn does, to addr.
+func DialDSN(dsn string) (func(ctx context.Context, addr string) (driver.Conn, error), error) {
+	opts, err := ParseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, addr string) (driver.Conn, error) {
+		host := *opts
+		host.Addr = []string{addr}
+		return clickhouse.Open(&host)
+	}, nil
 }
 
 // Alter runs ALTER TABLE table <command>, its arguments bound
-// client-side: on one server on table, on a cluster on every shard's
-// table_local ON CLUSTER (the statement returns once every host has
-// taken it; a mutation may still be running: WaitMutations).
+// client-side: on one server on table; on a cluster on table_local, on
+// one replica of each shard (the first that answers; a mutation may
+// still be running when it returns: WaitMutations).
 func (s Store) Alter(ctx context.Context, table, command string, args ...any) error {
 	if s.Cluster == "" {
 		return s.Conn.Exec(ctx, "ALTER TABLE "+table+" "+command, args...)
 	}
-	db, err := s.Database(ctx)
+	shards, err := s.hosts(ctx)
 	if err != nil {
 		return err
 	}
-	// An ON CLUSTER statement runs in the default database of each host
-	// (18.16): the name is qualified.
-	return s.Conn.Exec(ctx, "ALTER TABLE "+db+"."+table+"_local ON CLUSTER "+s.Cluster+" "+command, args...)
+	for _, replicas := range shards {
+		var errs []error
+		for _, h := range replicas {
+			err := s.onHost(ctx, h, func(c driver.Conn) error {
+				return c.Exec(ctx, "ALTER TABLE "+table+"_local "+command, args...)
+			})
+			if err == nil {
+				errs = nil
+				break
+			}
+			errs = append(errs, err)
+		}
+		if len(errs) > 0 {
+			return fmt.Errorf("ALTER TABLE %s_local on no replica of a shard: %w", table, errors.Join(errs...))
+		}
+	}
+	return nil
+}
+
+// hosts lists the cluster's hosts (host:port) by shard.
+func (s Store) hosts(ctx context.Context) ([][]string, error) {
+	if s.Dial == nil {
+		return nil, errors.New("chconn: a cluster's Store has no Dial")
+	}
+	rows, err := s.Conn.Query(ctx, "SELECT groupArray(host_address || ':' || toString(port)) FROM "+
+		"(SELECT shard_num, host_address, port FROM system.clusters WHERE cluster = ? ORDER BY shard_num, replica_num) GROUP BY shard_num ORDER BY shard_num",
+		s.Cluster)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list the hosts of cluster %s: %w", s.Cluster, err)
+	}
+	defer rows.Close()
+	var out [][]string
+	for rows.Next() {
+		var hs []string
+		if err := rows.Scan(&hs); err != nil {
+			return nil, err
+		}
+		out = append(out, hs)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("cluster %s: no hosts in system.clusters", s.Cluster)
+	}
+	return out, nil
+}
+
+func (s Store) onHost(ctx context.Context, addr string, f func(driver.Conn) error) error {
+	c, err := s.Dial(ctx, addr)
+	if err != nil {
+		return fmt.Errorf("cluster host %s: %w", addr, err)
+	}
+	defer c.Close()
+	if err := f(c); err != nil {
+		return fmt.Errorf("cluster host %s: %w", addr, err)
+	}
+	return nil
 }
 
 // Storage names table's storage: table on one server, table_local on a
@@ -50,8 +127,8 @@ func (s Store) Storage(table string) string {
 	return table + "_local"
 }
 
-// System returns the FROM clause reading the system table name (parts,
-// mutations) of every shard: system.name on one server, through
+// System returns the FROM clause reading the system table name (parts)
+// of every shard: system.name on one server, through
 // cluster(NAME, system, name) on a cluster, which asks one replica of
 // each shard.
 func (s Store) System(name string) string {
@@ -97,31 +174,45 @@ func (s Store) Database(ctx context.Context) (string, error) {
 	return db, nil
 }
 
-// WaitMutations waits until no mutation of table is pending (on a
-// cluster: on one replica of each shard, System), or timeout passes.
+// WaitMutations waits until no mutation of table is pending, on a
+// cluster on every host (every replica of every shard), or timeout
+// passes.
 func (s Store) WaitMutations(ctx context.Context, table string, timeout time.Duration) error {
-	db, err := s.Database(ctx)
+	deadline := time.Now().Add(timeout)
+	wait := func(c driver.Conn, where string) error {
+		for d := 20 * time.Millisecond; ; d = min(2*d, time.Second) {
+			var pending uint64
+			err := c.QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = currentDatabase() AND table = ? AND is_done = 0",
+				s.Storage(table)).Scan(&pending)
+			if err != nil {
+				return fmt.Errorf("cannot read system.mutations%s: %w", where, err)
+			}
+			if pending == 0 {
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("mutation of %s not done%s after %v (see system.mutations)", table, where, timeout)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(d):
+			}
+		}
+	}
+	if s.Cluster == "" {
+		return wait(s.Conn, "")
+	}
+	shards, err := s.hosts(ctx)
 	if err != nil {
 		return err
 	}
-	deadline := time.Now().Add(timeout)
-	for wait := 20 * time.Millisecond; ; wait = min(2*wait, time.Second) {
-		var pending uint64
-		err := s.Conn.QueryRow(ctx, "SELECT count() FROM "+s.System("mutations")+" WHERE database = ? AND table = ? AND is_done = 0",
-			db, s.Storage(table)).Scan(&pending)
-		if err != nil {
-			return fmt.Errorf("cannot read system.mutations: %w", err)
-		}
-		if pending == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("mutation of %s not done after %v (see system.mutations)", table, timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
+	for _, replicas := range shards {
+		for _, h := range replicas {
+			if err := s.onHost(ctx, h, func(c driver.Conn) error { return wait(c, " on "+h) }); err != nil {
+				return err
+			}
 		}
 	}
+	return nil
 }

@@ -124,3 +124,9 @@ func (c *Cluster) LocalTables(t testing.TB) []string {
 	}
 	return names
 }
+
+// Dial connects to addr, a host of the cluster, in the database: a
+// chconn.Store's Dial.
+func (c *Cluster) Dial(ctx context.Context, addr string) (driver.Conn, error) {
+	return clickhouse.Open(&clickhouse.Options{Addr: []string{addr}, Auth: clickhouse.Auth{Database: c.Database}, DialTimeout: 5 * time.Second})
+}

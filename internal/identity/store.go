@@ -118,7 +118,7 @@ func loadSealed(ctx context.Context, conn driver.Conn, key *SaltKey, day time.Ti
 }
 
 // PruneStore deletes the salts of days that began StoreKeep or more before
-// now (on a cluster ON CLUSTER, from every shard), and waits until
+// now (on a cluster from every shard, chconn.Store), and waits until
 // ClickHouse has rewritten the parts that held them.
 func PruneStore(ctx context.Context, s chconn.Store, now time.Time) error {
 	// The first day kept: the one after the day StoreKeep ago.

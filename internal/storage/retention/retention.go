@@ -8,8 +8,8 @@
 // months ago, counted in whole months in UTC: with R = 25, on any day of
 // March 2026 the months up to January 2024 go. Rows thus live at least R
 // and at most R+1 months. On a cluster (Options.Cluster) partitions are
-// listed on every shard and dropped, and rows deleted, ON CLUSTER in the
-// *_local tables (chconn.Store).
+// listed on every shard and dropped, and rows deleted, in the *_local
+// tables of each shard (chconn.Store).
 package retention
 
 import (
@@ -46,8 +46,9 @@ const DefaultRollupMonths = 60
 type Options struct {
 	Conn driver.Conn
 	// Cluster is the cluster the database was migrated for (--cluster);
-	// empty: one server.
+	// empty: one server. Dial connects to its hosts (chconn.Store).
 	Cluster string
+	Dial    func(ctx context.Context, addr string) (driver.Conn, error)
 	Sites   *config.File
 	// RollupMonths is the retention of the hourly rollups (default
 	// DefaultRollupMonths; negative: kept for ever).
@@ -95,7 +96,9 @@ func (a Action) String() string {
 	return fmt.Sprintf("delete %d rows of %s from partition %d of %s", a.Rows, strings.Join(a.Sites, ", "), a.Partition, a.Table)
 }
 
-func (o *Options) store() chconn.Store { return chconn.Store{Conn: o.Conn, Cluster: o.Cluster} }
+func (o *Options) store() chconn.Store {
+	return chconn.Store{Conn: o.Conn, Cluster: o.Cluster, Dial: o.Dial}
+}
 
 func monthIndex(yyyymm uint32) int { return int(yyyymm/100)*12 + int(yyyymm%100) - 1 }
 

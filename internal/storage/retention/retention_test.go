@@ -44,13 +44,13 @@ func seed(t *testing.T, w *sink.Writer, site string, ago, n int) {
 
 func TestPruneDropsOnlyExpired(t *testing.T) {
 	db := chtest.Migrated(t)
-	testPrune(t, db.Conn, "", "1 rows")
+	testPrune(t, db.Conn, nil, "1 rows")
 }
 
 // testPrune seeds conn's database and prunes it, on a cluster (the
 // database migrated for it) through the Distributed tables; rollupRows
 // is the rows of events_hourly's expired partition (one per shard).
-func testPrune(t *testing.T, conn driver.Conn, cluster, rollupRows string) {
+func testPrune(t *testing.T, conn driver.Conn, cluster *chtest.Cluster, rollupRows string) {
 	db := &chtest.DB{Conn: conn}
 	sites, err := config.Parse("sites.yaml", []byte(sitesYAML))
 	if err != nil {
@@ -93,7 +93,10 @@ func testPrune(t *testing.T, conn driver.Conn, cluster, rollupRows string) {
 		return b.String()
 	}
 	before := byMonth()
-	o := retention.Options{Conn: db.Conn, Cluster: cluster, Sites: sites, RollupMonths: 36, Now: func() time.Time { return now }}
+	o := retention.Options{Conn: db.Conn, Sites: sites, RollupMonths: 36, Now: func() time.Time { return now }}
+	if cluster != nil {
+		o.Cluster, o.Dial = cluster.Name, cluster.Dial
+	}
 	plan, err := retention.Plan(ctx, o)
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +151,7 @@ func TestPruneOnCluster(t *testing.T) {
 	}
 	defer conn.Close()
 	start := time.Now()
-	testPrune(t, conn, cl.Name, "2 rows") // visitors 1..7, sharded by visitor_id: both shards
+	testPrune(t, conn, cl, "2 rows") // visitors 1..7, sharded by visitor_id: both shards
 	cl.SyncReplicas(t, cl.LocalTables(t)...)
 	ctx := context.Background()
 	var kept uint64

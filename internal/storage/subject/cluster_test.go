@@ -31,7 +31,7 @@ func TestEraseOnCluster(t *testing.T) {
 	}
 	defer conn.Close()
 	h := newHarness(t, &chtest.DB{Conn: conn, Addr: cl.Hosts[0], Database: cl.Database})
-	h.cluster = cl.Name
+	h.cluster = cl
 	m := newMarkers()
 	now := time.Now().UTC().Add(-time.Hour)
 	const alicePhone, aliceLaptop = 1001, 1002

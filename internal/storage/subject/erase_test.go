@@ -61,7 +61,7 @@ type harness struct {
 	key   *identity.SubjectKey
 	ctx   context.Context
 	// cluster: db is a cluster's database (subject.Options.Cluster).
-	cluster string
+	cluster *chtest.Cluster
 }
 
 func newHarness(t *testing.T, db *chtest.DB) *harness {
@@ -87,7 +87,11 @@ func (h *harness) open(hold bool) {
 	}
 	w.WriteSessions(h.cache)
 	h.w = w
-	svc := subject.New(subject.Options{Conn: h.db.Conn, Cluster: h.cluster, Sites: sites(h.t), Pending: w})
+	so := subject.Options{Conn: h.db.Conn, Sites: sites(h.t), Pending: w}
+	if h.cluster != nil {
+		so.Cluster, so.Dial = h.cluster.Name, h.cluster.Dial
+	}
+	svc := subject.New(so)
 	mux := svc.Routes(nil)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -41,8 +41,10 @@ import (
 type Options struct {
 	Conn driver.Conn
 	// Cluster is the cluster the database was migrated for (--cluster);
-	// empty: one server. Deletes then go ON CLUSTER to the *_local tables.
+	// empty: one server. Deletes then go to the *_local tables of each
+	// shard, through Dial (chconn.Store).
 	Cluster string
+	Dial    func(ctx context.Context, addr string) (driver.Conn, error)
 	Sites   *config.File
 	// Pending holds the rows not stored yet: the running server's writer
 	// (serve), or for the command line a spool directory read without
@@ -84,7 +86,9 @@ func New(o Options) *Service {
 	return &Service{o: o}
 }
 
-func (s *Service) store() chconn.Store { return chconn.Store{Conn: s.o.Conn, Cluster: s.o.Cluster} }
+func (s *Service) store() chconn.Store {
+	return chconn.Store{Conn: s.o.Conn, Cluster: s.o.Cluster, Dial: s.o.Dial}
+}
 
 // Errors a caller maps to 4xx.
 var (
