@@ -4,6 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -239,5 +243,87 @@ func TestClusterMigrate(t *testing.T) {
 	var pv uint64
 	if err := last.QueryRow(context.Background(), "SELECT sumMerge(pageviews) FROM "+c.db+".events_hourly_local WHERE site_id = 'cluster.after'").Scan(&pv); err != nil || pv != 1 {
 		t.Errorf("the repaired host's view gave %d page views to its rollup (%v), want 1", pv, err)
+	}
+}
+
+// TestClusterServeStats: glimpse serve --cluster answers the Stats API
+// through the cluster's Distributed tables, also the questions whose SQL
+// filters events by their visits or folds keys (which ClickHouse refuses
+// over Distributed tables unless told how to run them), and the same
+// numbers through any host.
+func TestClusterServeStats(t *testing.T) {
+	c := liveCluster(t)
+	c.migrate(t, 0)
+	const site, key = "cluster.example", "cluster-stats-key"
+	cfg := apptest.WriteConfig(t, "sites:\n  - domain: "+site+"\n    privacy: {aggregates: exact, k_anonymity: 2}\n"+
+		"api_keys:\n  - name: t\n    sha256: \""+apptest.KeyHash(key)+"\"\n    sites: ["+site+"]\n")
+	var srvs []*apptest.Server
+	for _, h := range []int{0, len(c.hosts) - 1} {
+		srvs = append(srvs, apptest.Start(t, nil, "--config", cfg, "--cluster", c.name, "--clickhouse", c.dsn(h),
+			"--trusted-proxies", "127.0.0.1/32", "--flush-interval", "100ms", "--session-flush-interval", "200ms"))
+	}
+	// 12 visitors (sharded by visitor id over both shards): each views /
+	// and half of them /pricing; three (who view both) come with Firefox.
+	uas := []string{"Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
+		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"}
+	for i := range 12 {
+		ua := uas[1]
+		if i%4 == 0 {
+			ua = uas[0]
+		}
+		for j, path := range []string{"/", "/pricing"} {
+			if j == 1 && i%2 == 1 {
+				continue
+			}
+			body := fmt.Sprintf(`{"n":"pageview","u":"https://%s%s","d":%q,"w":1280}`, site, path, site)
+			code, h := srvs[0].Post(t, "/api/event", body, map[string][]string{
+				"User-Agent": {ua}, "X-Forwarded-For": {fmt.Sprintf("198.51.100.%d", i+1)}})
+			if code != 202 || h.Get("X-Glimpse-Dropped") != "" {
+				t.Fatalf("page view: %d %s", code, h.Get("X-Glimpse-Dropped"))
+			}
+		}
+	}
+	get := func(s *apptest.Server, params string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", s.URL()+"/api/v1/stats/"+params+"&site_id="+site+"&period=day", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	// The writes reach the shards in the background: wait for them.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, body := get(srvs[0], "aggregate?metrics=pageviews,visits")
+		if strings.Contains(body, `"pageviews":{"value":18}`) && strings.Contains(body, `"visits":{"value":12}`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the events did not arrive: %s", body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, q := range []struct{ params, want string }{
+		// visits filtered by an event: session_id IN (SELECT ... FROM events)
+		{"aggregate?metrics=visitors,visits,bounce_rate&filters=" + url.QueryEscape("event:page==/pricing"),
+			`"bounce_rate":{"value":0},"visitors":{"value":6},"visits":{"value":6}`},
+		// events filtered by their visits: session_id IN (SELECT ... FROM sessions)
+		{"aggregate?metrics=visitors,pageviews&filters=" + url.QueryEscape("visit:browser==Firefox"),
+			`"pageviews":{"value":6},"visitors":{"value":3}`},
+		// the join of events to their visits, folded keys (k = 2)
+		{"breakdown?property=visit:entry_page&metrics=visitors,pageviews&filters=" + url.QueryEscape("event:page==/pricing"),
+			`[{"entry_page":"/","pageviews":6,"visitors":6}]`},
+		{"breakdown?property=event:page&metrics=visitors,bounce_rate", `{"bounce_rate":50,"page":"/","visitors":12},{"bounce_rate":0,"page":"/pricing","visitors":6}`},
+	} {
+		for i, s := range srvs {
+			code, body := get(s, q.params)
+			if code != 200 || !strings.Contains(body, q.want) {
+				t.Errorf("serve via %s: %s: %d %s\nwant it to hold %s", c.hosts[[]int{0, len(c.hosts) - 1}[i]], q.params, code, body, q.want)
+			}
+		}
 	}
 }
