@@ -145,7 +145,10 @@ func (s Store) System(name string) string {
 // through any host, which may ask either replica, sees them. While a
 // replica of the shard is down such an INSERT fails ("Number of alive
 // replicas ... is less than requested quorum") rather than be read back
-// late. On one server ctx is returned as it is.
+// late. ReplicatedMergeTree never merges or mutates the last part a
+// quorum INSERT wrote in a partition until the next one there: use it for
+// tables no mutation changes (segments, annotations, report logs). On
+// one server ctx is returned as it is.
 func (s Store) Sync(ctx context.Context) (context.Context, error) {
 	if s.Cluster == "" {
 		return ctx, nil

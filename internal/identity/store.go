@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/glimpse-analytics/glimpse/internal/chconn"
@@ -56,6 +57,16 @@ func ClickHouseStoreOn(s chconn.Store, key *SaltKey, log *slog.Logger) *Store {
 			return nil, err
 		}
 		salt, err := loadSealed(ctx, conn, key, day, log)
+		// On a cluster the read may ask the shard's other replica,
+		// which fetches the new part moments later: ask again a while.
+		for wait := 10 * time.Millisecond; err == nil && salt == nil && s.Cluster != "" && wait < 5*time.Second; wait *= 2 {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(wait):
+			}
+			salt, err = loadSealed(ctx, conn, key, day, log)
+		}
 		if err == nil && salt == nil {
 			err = errors.New("the salt just stored cannot be read back")
 		}
@@ -67,12 +78,14 @@ func ClickHouseStoreOn(s chconn.Store, key *SaltKey, log *slog.Logger) *Store {
 // native block; the server fills created (DEFAULT now()), so that every
 // instance orders candidates by one clock.
 func storeSealed(ctx context.Context, s chconn.Store, day time.Time, sealed []byte) error {
-	// Sync: on a cluster the candidate is read back at once, by this
-	// collector and the others, through the Distributed table.
-	ictx, err := s.Sync(ctx)
-	if err != nil {
-		return fmt.Errorf("cannot store a salt candidate: %w", err)
-	}
+	// On a cluster the candidate is on its shard when the INSERT returns,
+	// to be read back at once. Not with a quorum (chconn.Store.Sync):
+	// ReplicatedMergeTree never mutates the last part inserted with one,
+	// so the prune's DELETE would wait for ever. A collector that reads
+	// through a replica not yet holding another's earlier candidate
+	// stores its own; all agree on the earliest once both are replicated
+	// (moments later), as when two collectors store at once.
+	ictx := clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_distributed_sync": 1}))
 	b, err := s.Conn.PrepareBatch(ictx, "INSERT INTO sealed_salts (day, sealed)")
 	if err != nil {
 		return fmt.Errorf("cannot store a salt candidate: %w", err)
