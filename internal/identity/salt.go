@@ -40,15 +40,25 @@ const SaltSize = 16
 // and then returns the salt of the earliest row of the day, and a
 // periodic job (PruneStore) deletes a day 48 hours after it began; the
 // shape also runs on ClickHouse 18.16, which has no TTL. "Earliest insert
-// wins" is only racy among instances inserting at the same moment;
-// Salts.Run fetches each day's salt about a day before it is needed, so
-// every instance has read the settled winner long before midnight.
+// wins" is racy among instances inserting at the same moment, and on a
+// cluster among instances reading through replicas that have not yet
+// fetched each other's candidates; Salts.Run fetches each day's salt
+// about a day before it is needed and reads the winner again (Load) a
+// minute after start and then every hour, so every instance holds the
+// settled winner long before midnight.
 type Store struct {
 	// LoadOrStore returns the salt stored for the UTC day starting at day,
 	// storing candidate first if the day has none. Every caller must get the
 	// same bytes for the same day. Salts shorter than 16 bytes are rejected.
 	// The Store may keep candidate; Salts copies the result.
 	LoadOrStore func(ctx context.Context, day time.Time, candidate []byte) ([]byte, error)
+	// Load, if set, returns the salt that wins the UTC day starting at day
+	// now, without storing anything (nil if the day has none). Salts.Run
+	// reads it again for today and tomorrow after a minute and then every
+	// hour, and takes it if it changed: a collector that read through a
+	// replica lacking another's earlier candidate, and so took its own,
+	// comes round to the winner once the replicas agree.
+	Load func(ctx context.Context, day time.Time) ([]byte, error)
 }
 
 // SaltsConfig configures NewSalts. The zero value is valid.
@@ -265,16 +275,23 @@ func (s *Salts) keys(now time.Time) (k0, k1 uint64) {
 // minute on errors). It sleeps on runtime timers, so tests drive it with
 // testing/synctest rather than an injected clock. Run returns ctx.Err().
 func (s *Salts) Run(ctx context.Context) error {
-	for {
+	for first := true; ; first = false {
 		s.Rotate()
 		wait := s.untilNextChange()
 		if s.store != nil {
-			if err := s.prefetch(ctx); err != nil {
+			err := s.prefetch(ctx)
+			if err == nil && !first {
+				err = s.settle(ctx)
+			}
+			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				s.log.Warn("cannot fetch tomorrow's shared salt; retrying in a minute", "err", err)
+				s.log.Warn("cannot fetch the shared salts; retrying in a minute", "err", err)
 				wait = min(wait, time.Minute)
+			}
+			if first && s.store.Load != nil {
+				wait = min(wait, time.Minute) // settle soon after start
 			}
 		}
 		t := time.NewTimer(wait)
@@ -328,6 +345,41 @@ func (s *Salts) prefetch(ctx context.Context) error {
 	}
 	s.next.destroy()
 	s.next = newDaySalt(tomorrow, salt)
+	return nil
+}
+
+// settle reads today's and tomorrow's winning salts again (Store.Load)
+// and takes those that changed, destroying what they replace.
+func (s *Salts) settle(ctx context.Context) error {
+	if s.store.Load == nil {
+		return nil
+	}
+	s.mu.RLock()
+	today := s.cur.day
+	s.mu.RUnlock()
+	for _, d := range []int64{today, today + 1} {
+		salt, err := s.store.Load(ctx, dayStart(d))
+		if err != nil {
+			return fmt.Errorf("cannot read the shared salt for %s: %w", dayStart(d).Format(time.DateOnly), err)
+		}
+		if len(salt) < 16 {
+			continue // none stored (yet), or unusable: keep what we have
+		}
+		s.mu.Lock()
+		held := &s.next
+		if s.cur.day == d {
+			held = &s.cur
+		}
+		if held.ok() && held.day == d && !bytes.Equal(held.salt, salt) {
+			held.destroy()
+			*held = newDaySalt(d, bytes.Clone(salt))
+			if held == &s.cur {
+				s.publishLocked()
+			}
+			s.log.Info("took the shared salt another collector stored first", "day", dayStart(d).Format(time.DateOnly))
+		}
+		s.mu.Unlock()
+	}
 	return nil
 }
 

@@ -322,3 +322,78 @@ func TestDayOf(t *testing.T) {
 		}
 	}
 }
+
+// laggingStore is a shared store read through replicas that lag: each
+// instance's LoadOrStore sees only its own candidate (it stored it and
+// read it back before the others' arrived), while Load, asked later,
+// sees every candidate and returns the first stored.
+type laggingStore struct {
+	mu    sync.Mutex
+	first map[time.Time][]byte
+}
+
+func (l *laggingStore) store() *Store {
+	return &Store{
+		LoadOrStore: func(ctx context.Context, day time.Time, candidate []byte) ([]byte, error) {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			if l.first == nil {
+				l.first = make(map[time.Time][]byte)
+			}
+			if _, ok := l.first[day]; !ok {
+				l.first[day] = bytes.Clone(candidate)
+			}
+			return candidate, nil
+		},
+		Load: func(ctx context.Context, day time.Time) ([]byte, error) {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			return l.first[day], nil
+		},
+	}
+}
+
+// TestSharedSaltsSettle: two instances that each took their own candidate
+// for today and tomorrow (a replica read before the other's candidate
+// reached it) agree on the first stored a minute after Run starts, and on
+// tomorrow's before midnight.
+func TestSharedSaltsSettle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		time.Sleep(12 * time.Hour)
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		st := &laggingStore{}
+		a, err := NewSalts(ctx, SaltsConfig{Store: st.store()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := NewSalts(ctx, SaltsConfig{Store: st.store()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		agree := func() bool {
+			now := time.Now()
+			return a.VisitorID(now, "example.com", testIP, testUA) == b.VisitorID(now, "example.com", testIP, testUA)
+		}
+		if agree() {
+			t.Fatal("the lagging store let both instances see one candidate; the test proves nothing")
+		}
+		loser := b.current()
+		go a.Run(ctx)
+		go b.Run(ctx)
+		synctest.Wait()
+		time.Sleep(time.Minute + time.Second)
+		synctest.Wait()
+		if !agree() {
+			t.Error("a minute after Run started the instances still disagree on today's salt")
+		}
+		if !isZero(loser) {
+			t.Error("the salt given up was not zeroed")
+		}
+		time.Sleep(12 * time.Hour) // past midnight: tomorrow's salts were each their own at first
+		synctest.Wait()
+		if !agree() {
+			t.Error("after midnight the instances disagree on the day's salt")
+		}
+	})
+}

@@ -48,7 +48,9 @@ func ClickHouseStoreOn(s chconn.Store, key *SaltKey, log *slog.Logger) *Store {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Store{LoadOrStore: func(ctx context.Context, day time.Time, candidate []byte) ([]byte, error) {
+	return &Store{Load: func(ctx context.Context, day time.Time) ([]byte, error) {
+		return loadSealed(ctx, conn, key, day.UTC(), log)
+	}, LoadOrStore: func(ctx context.Context, day time.Time, candidate []byte) ([]byte, error) {
 		day = day.UTC()
 		if salt, err := loadSealed(ctx, conn, key, day, log); err != nil || salt != nil {
 			return salt, err
