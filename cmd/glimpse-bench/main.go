@@ -98,6 +98,7 @@ type contestant struct {
 	floor  bool // a -tags benchfloor glimpse stopping early; runs only when --only names it
 	proc   *exec.Cmd
 	addr   string
+	ch     chServers // whose CPU is ClickHouse's
 	stat   []result
 }
 
@@ -107,7 +108,7 @@ type result struct {
 	seconds                    float64
 	cpu                        float64 // server CPU seconds
 	genCPU                     float64 // this load generator's CPU seconds
-	chCPU                      float64 // ClickHouse servers' CPU seconds (all on this machine)
+	chCPU                      float64 // ClickHouse server's CPU seconds (chServers)
 	p50, p99                   time.Duration
 }
 
@@ -171,6 +172,15 @@ func bench(args []string) error {
 	cs, err = pick(cs, *only)
 	if err != nil {
 		return err
+	}
+	opts, err := chconn.ParseDSN(*dsn)
+	if err != nil {
+		return err
+	}
+	ch := findClickHouse(opts.Addr[0])
+	fmt.Println("ClickHouse CPU:", ch)
+	for _, c := range cs {
+		c.ch = ch
 	}
 	if slices.ContainsFunc(cs, func(c *contestant) bool { return c.floor }) {
 		if err := checkFloorBuild(*floorGlimpse); err != nil {
@@ -435,23 +445,6 @@ func (c *contestant) printShares() {
 		median(c.stat, func(r result) float64 { return r.chCPU / float64(max(r.accepted, 1)) * 1e6 }))
 }
 
-// clickhouseCPU sums the CPU seconds of the ClickHouse servers running
-// here: they share the machine's cores with the collector and the load.
-func clickhouseCPU() float64 {
-	ents, _ := os.ReadDir("/proc")
-	var sum float64
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.HasPrefix(string(comm), "clickhouse-serv") {
-			sum += cpuSeconds(pid)
-		}
-	}
-	return sum
-}
-
 func peakRSS(pid int) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -506,7 +499,7 @@ func load(c *contestant, d time.Duration, conns, visitors int, bodies []payload)
 	}
 	lat := make([][]time.Duration, conns)
 	cpu0 := cpuSeconds(c.proc.Process.Pid)
-	gen0, ch0 := cpuSeconds(os.Getpid()), clickhouseCPU()
+	gen0, ch0 := cpuSeconds(os.Getpid()), c.ch.cpu()
 	start := time.Now()
 	deadline := start.Add(d)
 	var wg sync.WaitGroup
@@ -554,7 +547,7 @@ func load(c *contestant, d time.Duration, conns, visitors int, bodies []payload)
 		time.Sleep(c.settle)
 	}
 	cpu := cpuSeconds(c.proc.Process.Pid) - cpu0
-	chCPU := clickhouseCPU() - ch0
+	chCPU := c.ch.cpu() - ch0
 	var all []time.Duration
 	for _, l := range lat {
 		all = append(all, l...)

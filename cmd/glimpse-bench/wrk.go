@@ -58,7 +58,7 @@ func (l *wrkLoad) run(c *contestant, d time.Duration, conns, visitors int) (resu
 		}
 	}
 	cpu0 := cpuSeconds(c.proc.Process.Pid)
-	ch0 := clickhouseCPU()
+	ch0 := c.ch.cpu()
 	secs := max(1, int(d.Round(time.Second)/time.Second))
 	cmd := exec.Command(l.path, "-t", strconv.Itoa(l.threads), "-c", strconv.Itoa(conns),
 		"-d", fmt.Sprintf("%ds", secs), "--latency", "-s", l.script, "http://"+c.addr+"/",
@@ -93,7 +93,7 @@ func (l *wrkLoad) run(c *contestant, d time.Duration, conns, visitors int) (resu
 	}
 	return result{
 		requests: w.requests, accepted: accepted, errors: w.non2xx + w.socketErrors, failures: failures, seconds: w.seconds,
-		cpu: cpuSeconds(c.proc.Process.Pid) - cpu0, genCPU: genCPU, chCPU: clickhouseCPU() - ch0,
+		cpu: cpuSeconds(c.proc.Process.Pid) - cpu0, genCPU: genCPU, chCPU: c.ch.cpu() - ch0,
 		p50: w.p50, p99: w.p99,
 	}, nil
 }
