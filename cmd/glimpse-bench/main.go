@@ -229,14 +229,6 @@ func bench(args []string) error {
 	for _, c := range cs {
 		rss[c.name] = peakRSS(c.proc.Process.Pid)
 	}
-	if len(cs) == 1 {
-		c := cs[0]
-		fmt.Printf("%s: %.0f req/s, cpu %.1f µs/event, peak RSS %.1f MB\n", c.name,
-			median(c.stat, func(r result) float64 { return float64(r.accepted) / r.seconds }),
-			median(c.stat, func(r result) float64 { return r.cpu / float64(max(r.accepted, 1)) * 1e6 }), float64(rss[c.name])/(1<<20))
-		c.printShares()
-		return nil
-	}
 	var store *contestant
 	if i := slices.IndexFunc(cs, func(c *contestant) bool { return c.name == "store" }); i >= 0 {
 		store = cs[i]
@@ -253,6 +245,14 @@ func bench(args []string) error {
 		}
 	}
 
+	if len(cs) == 1 {
+		c := cs[0]
+		fmt.Printf("%s: %.0f req/s, cpu %.1f µs/event, peak RSS %.1f MB\n", c.name,
+			median(c.stat, func(r result) float64 { return float64(r.accepted) / r.seconds }),
+			median(c.stat, func(r result) float64 { return r.cpu / float64(max(r.accepted, 1)) * 1e6 }), float64(rss[c.name])/(1<<20))
+		c.printShares()
+		return checkStored(store, accepted, stored)
+	}
 	fmt.Println()
 	fmt.Printf("%-8s %10s %9s %9s %12s %9s\n", "", "accepted/s", "p50 ms", "p99 ms", "cpu µs/ev", "peak RSS")
 	med := map[string]float64{}
@@ -278,6 +278,20 @@ func bench(args []string) error {
 	if store == nil {
 		return nil
 	}
+	return checkStored(store, accepted, stored)
+}
+
+// checkStored prints whether ClickHouse holds every event the store
+// contestant answered 202, and fails if not.
+func checkStored(store *contestant, accepted int64, stored uint64) error {
+	if store == nil {
+		return nil
+	}
+	perEvent := func(f func(r result) float64) float64 {
+		return median(store.stat, func(r result) float64 { return f(r) / float64(max(r.accepted, 1)) * 1e6 })
+	}
+	ch, own := perEvent(func(r result) float64 { return r.chCPU }), perEvent(func(r result) float64 { return r.cpu })
+	fmt.Printf("store: ClickHouse %.1f µs/event, glimpse %.1f µs/event: ClickHouse/glimpse = %.2f (target < 1)\n", ch, own, ch/max(own, 1e-9))
 	if store.settle > 0 {
 		fmt.Printf("store cpu µs/event and ClickHouse µs/event include the %s after each store round (its last session drain)\n", store.settle)
 	}
