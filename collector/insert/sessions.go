@@ -47,6 +47,18 @@ var noAttrs model.Attrs
 // Build returns the INSERT for rows and its column slices, leaving out
 // columns that hold only defaults (see Events.Build).
 func (c *Sessions) Build(rows []SessionRow) (string, []any) {
+	return c.insert.Build("sessions", sessionColumnNames, c.fill(rows))
+}
+
+// BuildAll is Build naming every column, whatever rows hold: the blocks of
+// one streamed INSERT must all have its columns.
+func (c *Sessions) BuildAll(rows []SessionRow) (string, []any) {
+	return allSessionColumns, c.fill(rows)
+}
+
+// fill sets the column slices to rows and returns them, in the order of
+// sessionColumnNames.
+func (c *Sessions) fill(rows []SessionRow) []any {
 	for i := range c.strs {
 		c.strs[i] = c.strs[i][:0]
 	}
@@ -94,7 +106,7 @@ func (c *Sessions) Build(rows []SessionRow) (string, []any) {
 		cols = append(cols, a)
 	}
 	c.cols = cols
-	return c.insert.Build("sessions", sessionColumnNames, cols)
+	return cols
 }
 
 var sessionColumnNames = func() []string {
@@ -104,6 +116,8 @@ var sessionColumnNames = func() []string {
 	}
 	return names
 }()
+
+var allSessionColumns = "INSERT INTO sessions (" + strings.Join(sessionColumnNames, ", ") + ")"
 
 // Release zeroes the string views after a flush.
 func (c *Sessions) Release() {

@@ -92,6 +92,9 @@ func (w *Writer) Erase(x model.Erasure) (int, error) {
 	xs.insertMu.Unlock()
 
 	w.sessionsMu.Lock()
+	// Rows drained before the erasure are stored first: stored after it,
+	// they would outlive the deletion that follows.
+	w.storeSessions(w.stopCtx)
 	w.srcMu.Lock()
 	srcs := w.sessionSrcs
 	w.srcMu.Unlock()
@@ -160,6 +163,9 @@ func (w *Writer) Hold(fn func() error) error {
 	defer w.erasures.insertMu.Unlock()
 	w.sessionsMu.Lock()
 	defer w.sessionsMu.Unlock()
+	// Rows drained before are stored first, so that a rollup rebuilt from
+	// sessions in fn does not get them again afterwards.
+	w.storeSessions(w.stopCtx)
 	return fn()
 }
 

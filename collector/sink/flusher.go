@@ -293,32 +293,41 @@ func (f *flusher) fail(err error) {
 	f.gen = w.rewinds.set(f.from, f.redo, f.until)
 }
 
-// settle waits until the server is done with every INSERT that failed,
-// for up to InsertTimeout: a failed INSERT's rows may still be stored
-// after the client saw the failure (18.16 takes a dropped connection for
-// the end of the data), and checking them against the table before that
-// would send them twice. An error means it cannot tell yet.
+// settle waits until the server is done with every INSERT that failed
+// (waitInserts).
 func (f *flusher) settle() error {
 	if len(f.unsettled) == 0 {
 		return nil
 	}
-	deadline := time.Now().Add(f.w.opts.InsertTimeout)
+	if err := f.w.waitInserts(f.unsettled); err != nil {
+		return err
+	}
+	f.unsettled = f.unsettled[:0]
+	return nil
+}
+
+// waitInserts waits until the server is done with the INSERTs ids names,
+// for up to InsertTimeout: a failed INSERT's rows may still be stored
+// after the client saw the failure (18.16 takes a dropped connection for
+// the end of the data), and checking them against the table before that
+// would send them twice. An error means it cannot tell yet.
+func (w *Writer) waitInserts(ids []string) error {
+	deadline := time.Now().Add(w.opts.InsertTimeout)
 	for {
-		ctx, cancel := context.WithTimeout(f.w.stopCtx, f.w.opts.InsertTimeout)
-		n, err := insert.Running(ctx, f.w.opts.Conn, f.unsettled)
+		ctx, cancel := context.WithTimeout(w.stopCtx, w.opts.InsertTimeout)
+		n, err := insert.Running(ctx, w.opts.Conn, ids)
 		cancel()
 		switch {
 		case err != nil:
 			return err
 		case n == 0:
-			f.unsettled = f.unsettled[:0]
 			return nil
 		case time.Now().After(deadline):
-			return fmt.Errorf("%d failed INSERTs still running after %v", n, f.w.opts.InsertTimeout)
+			return fmt.Errorf("%d failed INSERTs still running after %v", n, w.opts.InsertTimeout)
 		}
 		select {
 		case <-time.After(50 * time.Millisecond):
-		case <-f.w.stop:
+		case <-w.stop:
 			return errors.New("writer stopped")
 		}
 	}

@@ -144,3 +144,164 @@ func (t *table[T]) insertRetry(ctx context.Context, rows []T) {
 		}
 	}
 }
+
+// sessionsTable is the sessions table as the session drains write it:
+// each store is one INSERT, streamed in blocks of BatchSize rows, which
+// ClickHouse writes as one part.
+type sessionsTable struct {
+	tableMetrics
+	w    *Writer
+	cols insert.Sessions
+	bufs insert.Buffers
+	lost atomic.Int64
+}
+
+// insert stores rows, retrying with the writer's one policy. A failed
+// INSERT may have stored some of its blocks (18.16 stores the blocks it
+// received before a dropped connection), and sessions collapse by sign
+// and version, so a row stored twice would count twice: before a retry,
+// the writer waits until the server is done with the failed INSERT and
+// leaves out the rows it holds. Rows not stored when the writer stops, or
+// ctx ends, are counted as lost.
+func (t *sessionsTable) insert(ctx context.Context, rows []insert.SessionRow) {
+	w := t.w
+	if w.opts.Discard {
+		return
+	}
+	start := time.Now()
+	retry := newBackoff(w.opts.MaxBackoff)
+	var unsettled []string
+	check := false // an INSERT failed: rows may be stored
+	for {
+		var err error
+		if check {
+			if err = w.waitInserts(unsettled); err == nil {
+				unsettled = unsettled[:0]
+				if rows, err = t.unstored(rows); err == nil {
+					check = false
+				}
+			}
+		}
+		if err == nil {
+			var id string
+			if id, err = t.stream(ctx, rows); err == nil {
+				t.count(len(rows), time.Since(start))
+				return
+			}
+			check = true
+			if id != "" {
+				unsettled = append(unsettled, id)
+			}
+		}
+		t.errors.Inc()
+		if n := retry.failures + 1; n == 1 || n%10 == 0 {
+			w.opts.Log.Warn("insert failed; retrying", "table", t.name, "rows", len(rows), "attempt", n, "err", err)
+		}
+		if !retry.wait(w.stop, ctx.Done()) {
+			t.lost.Add(int64(len(rows)))
+			t.dropped.Add(len(rows))
+			w.opts.Log.Error("rows lost: the writer stopped before ClickHouse took them", "table", t.name, "rows", len(rows), "err", err)
+			return
+		}
+	}
+}
+
+// stream sends rows as one INSERT, in blocks of BatchSize rows. On failure
+// it returns the INSERT's query id, if it started.
+func (t *sessionsTable) stream(ctx context.Context, rows []insert.SessionRow) (string, error) {
+	w := t.w
+	if len(rows) == 0 {
+		return "", nil
+	}
+	query, _ := t.cols.BuildAll(nil)
+	s, err := insert.OpenStream(ctx, w.opts.Conn, w.opts.InsertTimeout, t.name, query, &t.bufs)
+	if err != nil {
+		return insert.QueryID(err), err
+	}
+	for i := 0; i < len(rows); {
+		end := min(i+w.opts.BatchSize, len(rows))
+		if rows[end-1].Sign < 0 && end < len(rows) {
+			end++ // a cancel row and the state after it go in one block (unstored)
+		}
+		part := rows[i:end]
+		i = end
+		_, cols := t.cols.BuildAll(part)
+		err := s.Add(cols, len(part))
+		t.cols.Release()
+		if err != nil {
+			s.Abort()
+			return s.QueryID(), err
+		}
+	}
+	if err := s.Commit(); err != nil {
+		return s.QueryID(), err
+	}
+	return "", nil
+}
+
+// unstored returns the rows that sessions does not hold, in place. A
+// session's change is a cancel row (-1) followed by its new state (+1),
+// and both go in one block, which the server stores whole or not at all:
+// so the change is stored if its +1 row is. The +1 rows are what is
+// looked for because a merge may already have collapsed a stored -1 row
+// with the +1 row it cancels, while a +1 row stays until a later INSERT
+// cancels it.
+func (t *sessionsTable) unstored(rows []insert.SessionRow) ([]insert.SessionRow, error) {
+	type key struct {
+		id      uint64
+		version uint32
+	}
+	w := t.w
+	found := make(map[key]struct{})
+	for i := 0; i < len(rows); i += dedupeChunk {
+		part := rows[i:min(i+dedupeChunk, len(rows))]
+		sites := make([]string, 0, 1)
+		ids := make([]uint64, 0, len(part))
+		lo, hi := part[0].S.Start, part[0].S.Start
+		for _, r := range part {
+			if len(sites) == 0 || sites[len(sites)-1] != r.S.Site {
+				sites = append(sites, r.S.Site)
+			}
+			ids = append(ids, r.S.ID)
+			lo, hi = minTime(lo, r.S.Start), maxTime(hi, r.S.Start)
+		}
+		err := func() error {
+			ctx, cancel := context.WithTimeout(w.stopCtx, w.opts.InsertTimeout)
+			defer cancel()
+			res, err := w.opts.Conn.Query(ctx,
+				"SELECT session_id, version FROM sessions WHERE has(?, site_id) AND start >= toDateTime(?) AND start <= toDateTime(?) AND has(?, session_id) AND sign = 1",
+				sites, lo.Unix(), hi.Unix(), ids)
+			if err != nil {
+				return err
+			}
+			defer res.Close()
+			for res.Next() {
+				var k key
+				if err := res.Scan(&k.id, &k.version); err != nil {
+					return err
+				}
+				found[k] = struct{}{}
+			}
+			return res.Err()
+		}()
+		if err != nil {
+			return rows, fmt.Errorf("cannot check session rows against sessions: %w", err)
+		}
+	}
+	stored := func(i int) bool {
+		if rows[i].Sign < 0 && i+1 < len(rows) {
+			i++ // the state after the cancel row
+		}
+		_, ok := found[key{rows[i].S.ID, rows[i].S.Version}]
+		return ok && rows[i].Sign > 0
+	}
+	keep := 0
+	for i := range rows {
+		if !stored(i) {
+			rows[keep] = rows[i]
+			keep++
+		}
+	}
+	clear(rows[keep:])
+	return rows[:keep], nil
+}

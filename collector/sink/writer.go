@@ -32,7 +32,6 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/glimpse-analytics/glimpse/collector/eventlog"
-	"github.com/glimpse-analytics/glimpse/collector/insert"
 	"github.com/glimpse-analytics/glimpse/collector/rollup"
 	"github.com/glimpse-analytics/glimpse/collector/spool"
 	"github.com/glimpse-analytics/glimpse/internal/model"
@@ -167,10 +166,10 @@ type Writer struct {
 	// events is the events table: its INSERTs, metrics and erasure guard.
 	events *eventsTable
 	// sessions and sessionDims take each drain of sessions (sessions.go).
-	sessions    *table[insert.SessionRow]
+	sessions    *sessionsTable
 	sessionDims *table[rollup.Row]
-	dimSums     rollup.Sums   // runSessions' alone
-	closing     chan struct{} // closed by Close: the last drain of sessions
+	pending     pendingSessions // under sessionsMu
+	closing     chan struct{}   // closed by Close: the last drain of sessions
 	// sessionSrcs are where session changes come from (WriteSessions).
 	srcMu       sync.Mutex
 	sessionSrcs []model.SessionSource
@@ -264,8 +263,7 @@ func Open(o Options) (*Writer, error) {
 	// Queued, in the log's memory, and in blocks on their way.
 	w.free = make(chan *model.Event, o.QueueSize+w.log.Capacity()+2*w.blockRows())
 	w.events = newEventsTable(w)
-	var sb insert.Sessions
-	w.sessions = newTable(w, "sessions", sb.Build, func([]insert.SessionRow) { sb.Release() })
+	w.sessions = &sessionsTable{tableMetrics: newTableMetrics(w.opts.Metrics, "sessions"), w: w}
 	var db rollup.Columns
 	if o.Cluster {
 		// The host's own input table, not the Distributed one, which
@@ -379,7 +377,6 @@ func (w *Writer) Close(ctx context.Context) (lost int64, err error) {
 	}
 	w.stopCancel()
 	w.events.prepared.CloseAll()
-	w.sessions.prepared.CloseAll()
 	w.sessionDims.prepared.CloseAll()
 	events := w.log.Abandon() + w.lostQueued.Load()
 	w.events.dropped.Add(int(events))
