@@ -1,6 +1,7 @@
 package sink_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -57,9 +58,10 @@ func TestSessionStreamRetriesWithoutDuplicates(t *testing.T) {
 	db := chtest.Migrated(t)
 	proxy, conn := proxied(t, db, 0)
 	set := metrics.NewSet()
-	const batch, visitors, touches = 20, 10000, 3
+	// INSERTs of up to 400 rows in blocks of 200.
+	const batch, visitors, touches = 200, 10000, 3
 	w := sink.New(sink.Options{Conn: conn, BatchSize: batch, Interval: time.Hour, SessionInterval: 30 * time.Millisecond,
-		MaxBackoff: 50 * time.Millisecond, Metrics: set})
+		MaxBackoff: 50 * time.Millisecond, InsertTimeout: 10 * time.Second, Metrics: set})
 	c := session.NewCache(session.CacheConfig{})
 	w.WriteSessions(c)
 	start := time.Now().UTC().Truncate(time.Second)
@@ -83,8 +85,13 @@ func TestSessionStreamRetriesWithoutDuplicates(t *testing.T) {
 		}
 		proxy.cut()
 	}
-	if lost := closeWriter(t, w); lost != 0 {
-		t.Fatalf("lost %d rows", lost)
+	// Each failed INSERT is waited for until the server is done with it:
+	// on a busy machine that takes seconds, so Close gets longer than
+	// closeWriter gives.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if lost, err := w.Close(ctx); lost != 0 || err != nil {
+		t.Fatalf("Close: lost %d rows, %v", lost, err)
 	}
 	failed := apptest.SetMetric(t, set, `glimpse_insert_errors_total{table="sessions"}`)
 	if failed == 0 {
