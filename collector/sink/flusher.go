@@ -296,9 +296,6 @@ func (f *flusher) fail(err error) {
 // settle waits until the server is done with every INSERT that failed
 // (waitInserts).
 func (f *flusher) settle() error {
-	if len(f.unsettled) == 0 {
-		return nil
-	}
 	if err := f.w.waitInserts(f.unsettled); err != nil {
 		return err
 	}
@@ -310,8 +307,12 @@ func (f *flusher) settle() error {
 // for up to InsertTimeout: a failed INSERT's rows may still be stored
 // after the client saw the failure (18.16 takes a dropped connection for
 // the end of the data), and checking them against the table before that
-// would send them twice. An error means it cannot tell yet.
+// would send them twice. An error means it cannot tell yet. With no ids
+// there is nothing to wait for (and has([], query_id) fails on 18.16).
 func (w *Writer) waitInserts(ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
 	deadline := time.Now().Add(w.opts.InsertTimeout)
 	for {
 		ctx, cancel := context.WithTimeout(w.stopCtx, w.opts.InsertTimeout)
