@@ -3,8 +3,8 @@
 --
 -- events_hourly: per site and hour.
 CREATE TABLE IF NOT EXISTS {{table "events_hourly"}}{{onCluster}} (
-    site_id    String,
-    hour       DateTime,
+    site_id    {{lowCardinality "String"}},
+    hour       DateTime{{codec "DoubleDelta, ZSTD"}},
     visitors   AggregateFunction(uniq, UInt64),
     pageviews  AggregateFunction(sum, UInt64),
     events     AggregateFunction(sum, UInt64)
@@ -27,10 +27,10 @@ GROUP BY site_id, hour;
 
 -- pages_hourly: per site, hour and page, for the top-pages breakdown.
 CREATE TABLE IF NOT EXISTS {{table "pages_hourly"}}{{onCluster}} (
-    site_id    String,
-    hour       DateTime,
-    hostname   String,
-    pathname   String,
+    site_id    {{lowCardinality "String"}},
+    hour       DateTime{{codec "DoubleDelta, ZSTD"}},
+    hostname   {{lowCardinality "String"}},
+    pathname   String{{codec "ZSTD"}},
     visitors   AggregateFunction(uniq, UInt64),
     pageviews  AggregateFunction(sum, UInt64)
 ) ENGINE = {{engine "AggregatingMergeTree" "pages_hourly"}}
@@ -55,8 +55,8 @@ GROUP BY site_id, hour, hostname, pathname;
 -- sessions_hourly: sign-weighted sums over sessions by the hour the visit
 -- started; a -1/+1 pair of one update cancels out, so sums stay exact.
 CREATE TABLE IF NOT EXISTS {{table "sessions_hourly"}}{{onCluster}} (
-    site_id            String,
-    hour               DateTime,
+    site_id            {{lowCardinality "String"}},
+    hour               DateTime{{codec "DoubleDelta, ZSTD"}},
     visits             Int64,
     bounces            Int64,
     duration_sum       Int64,

@@ -26,9 +26,9 @@
 -- 0.1 s for visit:source over 30 days of 2.2 M sessions), hence the small
 -- granules.
 CREATE TABLE IF NOT EXISTS {{table "sessions_dims_hourly"}}{{onCluster}} (
-    site_id            String,
-    dim                String,
-    hour               DateTime,
+    site_id            {{lowCardinality "String"}},
+    dim                {{lowCardinality "String"}},
+    hour               DateTime{{codec "DoubleDelta, ZSTD"}},
     value              String,
     visitors           AggregateFunction(uniq, UInt64),
     visits             AggregateFunction(sum, Int64),

@@ -21,6 +21,6 @@ CREATE TABLE IF NOT EXISTS {{table "sealed_salts"}}{{onCluster}} (
     created DateTime DEFAULT now()
 ) ENGINE = {{engine "MergeTree" "sealed_salts"}}
 PARTITION BY toYYYYMM(day)
-ORDER BY (day, created);
+ORDER BY (day, created){{ttl "day + INTERVAL 2 DAY"}};
 
 {{distributed "sealed_salts" "rand()"}}

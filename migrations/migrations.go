@@ -17,6 +17,24 @@
 // {{engine "Family" "t" "args"}} renders the engine,
 // {{distributed "t" "sharding key"}} renders the Distributed table and
 // {{dropDistributed "t"}} drops it (both nothing on a single server).
+// Three more render a modern schema on servers from ModernVersion on
+// (Target.Version) and the 18.16 schema, unchanged, on older ones:
+// {{lowCardinality "String"}} is LowCardinality(String) (use it for
+// columns with few distinct values: sites, dimensions such as browser,
+// country or channel, not paths, URLs or identifiers), {{codec "Delta,
+// ZSTD"}} appends " CODEC(Delta, ZSTD)" to a column (timestamps: Delta or
+// DoubleDelta in sort order; long strings: ZSTD), and {{ttl "expr"}}
+// adds a TTL line after ORDER BY (only for a fixed retention that jobs
+// also enforce: TTL deletes at merges, late). Column names and types
+// as queries see them stay the same, so no query depends on the
+// rendering.
+//
+// A database keeps the rendering it was created with: when the server is
+// upgraded from 18.16 to a current release, the tables already there
+// stay as they are, and the Runner renders later migrations for them in
+// the 18.16 schema too (see Runner.Apply), so a migration may rely on
+// one rendering throughout a database, never on the modern one.
+//
 // A statement that starts with {{eachShard}} runs on a cluster not ON
 // CLUSTER but on one replica of each shard (an INSERT ... SELECT from one
 // local table into another, and a mutation of a replicated table, which
@@ -108,6 +126,47 @@ type Target struct {
 	// Distributed tables for that cluster (defined in the servers'
 	// remote_servers, with {shard} and {replica} macros).
 	Cluster string
+	// Version is the server's version (SELECT version(), e.g. "18.16.1"
+	// or "25.8.3.1"). From ModernVersion on, {{lowCardinality}},
+	// {{codec}} and {{ttl}} render the modern schema; empty, or older,
+	// renders the 18.16 schema. The Runner fills it from the server.
+	Version string
+}
+
+// ModernVersion is the first server version the modern rendering is for:
+// LowCardinality columns, column codecs and table TTL. All three came
+// during 19.x (codecs in 19.1 to 19.3, TTL in 19.6, LowCardinality then
+// left allow_experimental_low_cardinality_type), and mixing
+// LowCardinality(String) with String in one expression (if, arrays,
+// UNION) found a common type only from 20.5; 21.8 is the first
+// long-term-support release after those. Older servers get the 18.16
+// rendering, which they run. Tested: 18.16 (live) and 26.x (chDB).
+const ModernVersion = "21.8"
+
+// Modern reports whether t renders the modern schema.
+func (t Target) Modern() bool { return versionAtLeast(t.Version, ModernVersion) }
+
+// versionAtLeast compares dotted versions numerically ("26.5.1.1" >=
+// "20.3"); an empty or unparsable v is older than everything.
+func versionAtLeast(v, min string) bool {
+	if v == "" {
+		return false
+	}
+	a, b := strings.Split(v, "."), strings.Split(min, ".")
+	for i := range b {
+		if i >= len(a) {
+			return false
+		}
+		x, err := strconv.Atoi(a[i])
+		if err != nil {
+			return false
+		}
+		y, _ := strconv.Atoi(b[i])
+		if x != y {
+			return x > y
+		}
+	}
+	return true
 }
 
 // Statements renders m for t and splits it into single statements.
@@ -171,6 +230,24 @@ func (t Target) funcs() template.FuncMap {
 				zk += ", " + params
 			}
 			return "Replicated" + family + "(" + zk + ")"
+		},
+		"lowCardinality": func(typ string) string {
+			if !t.Modern() {
+				return typ
+			}
+			return "LowCardinality(" + typ + ")"
+		},
+		"codec": func(codecs string) string {
+			if !t.Modern() {
+				return ""
+			}
+			return " CODEC(" + codecs + ")"
+		},
+		"ttl": func(expr string) string {
+			if !t.Modern() {
+				return ""
+			}
+			return "\nTTL " + expr
 		},
 		"dropDistributed": func(table string) string {
 			if t.Cluster == "" {

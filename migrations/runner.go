@@ -159,6 +159,11 @@ func (r *Runner) Apply(ctx context.Context) ([]Migration, error) {
 				"run glimpse migrate --cluster NAME (serve migrates only single servers; use --no-migrate)", len(pending), pending[0].Name)
 		}
 	}
+	if len(pending) > 0 {
+		if err := r.resolveVersion(ctx); err != nil {
+			return nil, err
+		}
+	}
 	var done []Migration
 	for _, m := range pending {
 		start := time.Now()
@@ -177,6 +182,57 @@ func (r *Runner) Apply(ctx context.Context) ([]Migration, error) {
 		}
 	}
 	return done, nil
+}
+
+// resolveVersion sets the version the migrations render for: the
+// server's (SELECT version()) unless the target names one, but the 18.16
+// rendering for a database whose tables were made in it. A server
+// upgraded from 18.16 keeps its tables as they were made; rendering its
+// later migrations in the modern schema would mix the two (a new
+// migration may rely on the rendering of the tables it alters or reads).
+// Which rendering a database has is read from its events table: site_id
+// is LowCardinality(String) in the modern schema only.
+func (r *Runner) resolveVersion(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
+	defer cancel()
+	server := r.target.Version
+	if server == "" {
+		if err := r.conn.QueryRow(ctx, "SELECT version()").Scan(&server); err != nil {
+			return fmt.Errorf("cannot read the server's version: %w", err)
+		}
+	}
+	var siteID []string
+	row := r.conn.QueryRow(ctx, "SELECT groupArray(type) FROM system.columns WHERE database = currentDatabase() AND table = ? AND name = 'site_id'",
+		r.local("events"))
+	if err := row.Scan(&siteID); err != nil {
+		return fmt.Errorf("cannot read system.columns: %w", err)
+	}
+	r.target.Version = renderVersion(server, siteID)
+	schema := "18.16"
+	if r.target.Modern() {
+		schema = "modern"
+	}
+	r.log.Info("rendering migrations", "server", server, "schema", schema)
+	return nil
+}
+
+// renderVersion is the version to render for on a server of version
+// server whose events table has site_id of the types given (none: no
+// events table yet): the server's, unless the table was made in the
+// 18.16 rendering on a server now modern, then "" (the 18.16 rendering).
+func renderVersion(server string, siteID []string) string {
+	if !versionAtLeast(server, ModernVersion) || len(siteID) == 0 || strings.HasPrefix(siteID[0], "LowCardinality(") {
+		return server
+	}
+	return ""
+}
+
+// local names a storage table as the target has it, without the database.
+func (r *Runner) local(table string) string {
+	if r.target.Cluster == "" {
+		return table
+	}
+	return table + "_local"
 }
 
 func (r *Runner) exec(ctx context.Context, name, text string) error {
