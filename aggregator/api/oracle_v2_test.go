@@ -1154,12 +1154,10 @@ var v2TestFilters = [][]v2F{
 }
 
 // TestOracleV2: see the top of the file.
-func TestOracleV2(t *testing.T) {
-	start := time.Now()
-	sites := orSites(t)
-	evs := orGenerate()
-	sessions := orReplay(evs)
-	om := &orModel{sessions: sessions}
+// newV2Model replays evs into sessions and returns the model of both
+// oracles (v2Model embeds v1's orModel).
+func newV2Model(evs []*orEvent) *v2Model {
+	om := &orModel{sessions: orReplay(evs)}
 	m := &v2Model{orModel: om, bySess: map[*orSession][]*orEvent{}}
 	for _, e := range evs {
 		switch {
@@ -1172,9 +1170,17 @@ func TestOracleV2(t *testing.T) {
 			}
 		}
 	}
+	return m
+}
+
+func TestOracleV2(t *testing.T) {
+	start := time.Now()
+	sites := orSites(t)
+	evs := orGenerate()
+	m := newV2Model(evs)
 	db := chtest.Migrated(t)
 	orSend(t, db, sites, evs)
-	t.Logf("sent %d events (%d stored, %d sessions) in %v", len(evs), len(om.events), len(sessions), time.Since(start).Round(time.Millisecond))
+	t.Logf("sent %d events (%d stored, %d sessions) in %v", len(evs), len(m.orModel.events), len(m.orModel.sessions), time.Since(start).Round(time.Millisecond))
 	engine := aggregator.New(aggregator.Options{Conn: db.Conn})
 	a, err := api.New(api.Options{Engine: engine, Sites: sites, RateLimit: 1 << 30, Now: func() time.Time { return orNow }})
 	if err != nil {
