@@ -17,12 +17,14 @@ import (
 )
 
 func migrateCommand() *command {
+	var serverVersion string
 	var print bool
 	return &command{
 		name:  "migrate",
 		usage: "apply the ClickHouse schema migrations (--cluster NAME for a cluster, --print to show the SQL)",
 		flags: func(fs *flagSet) {
 			fs.BoolVar(&print, "print", false, "print the rendered SQL of every migration instead of applying it")
+			fs.StringVar(&serverVersion, "server-version", "", "render for this ClickHouse version (e.g. 25.3) instead of the server's SELECT version(); with --print, default 18.16")
 		},
 		run: func(ctx context.Context, o *globalOptions, _ *flag.FlagSet, _ []string, stdout io.Writer, log *slog.Logger) error {
 			if print {
@@ -30,14 +32,14 @@ func migrateCommand() *command {
 				if err != nil {
 					return err
 				}
-				return printMigrations(stdout, migrations.Target{Database: opts.Auth.Database, Cluster: o.Cluster})
+				return printMigrations(stdout, migrations.Target{Database: opts.Auth.Database, Cluster: o.Cluster, Version: serverVersion})
 			}
 			conn, err := chconn.Open(ctx, o.ClickHouse)
 			if err != nil {
 				return err
 			}
 			defer conn.Close()
-			runner, err := migrationRunner(conn, o, log)
+			runner, err := migrationRunner(conn, o, serverVersion, log)
 			if err != nil {
 				return err
 			}
@@ -57,13 +59,14 @@ func migrateCommand() *command {
 }
 
 // migrationRunner returns the runner for the schema o names: one server,
-// or on a cluster (--cluster) every host, dialled as conn was.
-func migrationRunner(conn driver.Conn, o *globalOptions, log *slog.Logger) (*migrations.Runner, error) {
+// or on a cluster (--cluster) every host, dialled as conn was; rendered
+// for version, or for the server's own (SELECT version()) if empty.
+func migrationRunner(conn driver.Conn, o *globalOptions, version string, log *slog.Logger) (*migrations.Runner, error) {
 	opts, err := chconn.ParseDSN(o.ClickHouse)
 	if err != nil {
 		return nil, err
 	}
-	runner := migrations.NewRunner(conn, migrations.Target{Database: opts.Auth.Database, Cluster: o.Cluster}, nil, log)
+	runner := migrations.NewRunner(conn, migrations.Target{Database: opts.Auth.Database, Cluster: o.Cluster, Version: version}, nil, log)
 	if o.Cluster != "" {
 		// An ON CLUSTER statement waits for every host (ClickHouse's
 		// distributed_ddl_task_timeout, 180 s by default).

@@ -122,7 +122,7 @@ func openStore(ctx context.Context, g *globalOptions, noMigrate bool, log *slog.
 		return nil, err
 	}
 	if !noMigrate {
-		runner, err := migrationRunner(conn, g, log)
+		runner, err := migrationRunner(conn, g, "", log)
 		if err == nil {
 			_, err = runner.Apply(ctx)
 		}
