@@ -80,11 +80,11 @@ func (s *scan) buildEngagement() *sqlb {
 		b.w(" AND ")
 		f.pred(b, s, sideEvents)
 	}
-	b.w(" GROUP BY session_id) INNER JOIN (SELECT session_id, ")
+	b.w(" GROUP BY session_id) AS e INNER JOIN (SELECT session_id, ")
 	s.prop.expr(b)
 	b.w(" AS sk FROM sessions")
 	s.sessionsWhere(b, s.p.From.Add(-sessionSlack))
-	b.w(" GROUP BY session_id, sk HAVING sum(sign) > 0) USING session_id")
+	b.w(" GROUP BY session_id, sk HAVING sum(sign) > 0) AS v USING session_id")
 	if s.keyPred != nil {
 		b.w(" WHERE ")
 		s.keyPred(b, func() { b.w("sk") })

@@ -241,7 +241,7 @@ func (s *scan) buildRevenueByVisit() *sqlb {
 		b.w(" AND ")
 		f.pred(b, s, sideEvents)
 	}
-	b.w(" GROUP BY session_id, cur) INNER JOIN (SELECT session_id, visitor_id, ")
+	b.w(" GROUP BY session_id, cur) AS e INNER JOIN (SELECT session_id, visitor_id, ")
 	s.prop.expr(b)
 	b.w(" AS sk FROM sessions")
 	s.sessionsWhere(b, s.p.From.Add(-sessionSlack))
@@ -252,7 +252,7 @@ func (s *scan) buildRevenueByVisit() *sqlb {
 	b.w(" WHERE site_id = ").arg(s.site).w(" AND ")
 	s.timeRange(b, "ts", s.p.From, s.p.To)
 	b.w(" AND " + revenueRows + ")")
-	b.w(" GROUP BY session_id, visitor_id, sk HAVING sum(sign) > 0) USING session_id")
+	b.w(" GROUP BY session_id, visitor_id, sk HAVING sum(sign) > 0) AS v USING session_id")
 	if s.keyPred != nil {
 		b.w(" WHERE ")
 		s.keyPred(b, func() { b.w("sk") })

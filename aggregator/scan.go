@@ -429,7 +429,7 @@ func (s *scan) sessionsOfEvents(b *sqlb, ef []Filter) {
 	if s.prop != nil {
 		b.w("sk, ")
 	}
-	b.w("visitor_id, session_id HAVING vs > 0) INNER JOIN (SELECT session_id, ")
+	b.w("visitor_id, session_id HAVING vs > 0) AS v INNER JOIN (SELECT session_id, ")
 	if s.prop == nil && s.bucket != "" {
 		s.bucketKey(b, "ts")
 		b.w(" AS ek, ")
@@ -448,7 +448,7 @@ func (s *scan) sessionsOfEvents(b *sqlb, ef []Filter) {
 	if s.prop == nil && s.bucket != "" {
 		b.w(", ek")
 	}
-	b.w(") USING session_id)")
+	b.w(") AS e USING session_id)")
 }
 
 // stateExpr splits a column's aggregate into one over rows that yields a
