@@ -114,12 +114,16 @@ func (p *Property) scoping() *Property {
 }
 
 // joinVisits writes, after FROM events, the join of each event to its
-// live visit's values of the composite's joined visit properties.
+// live visit's values of the composite's joined visit properties. The
+// right side holds one row per visit, so a plain (ALL) join gives each
+// event its visit. ANY would not do: on current ClickHouse an ANY INNER
+// JOIN keeps one left row per key too (18.16 kept them all), one event
+// per visit.
 func (s *scan) joinVisits(b *sqlb) {
 	if s.prop == nil || !s.prop.hasJoined() {
 		return
 	}
-	b.w(" ANY INNER JOIN (SELECT session_id")
+	b.w(" INNER JOIN (SELECT session_id")
 	for _, q := range s.prop.parts {
 		if q.joined {
 			b.w(", any(", q.stored, ") AS ", q.valueCol)
@@ -129,7 +133,7 @@ func (s *scan) joinVisits(b *sqlb) {
 	s.sampleClause(b)
 	b.w(" WHERE site_id = ").arg(s.site).w(" AND ")
 	s.timeRange(b, "start", s.p.From.Add(-sessionSlack), s.p.To)
-	b.w(" GROUP BY session_id HAVING sum(sign) > 0) USING session_id")
+	b.w(" GROUP BY session_id HAVING sum(sign) > 0) AS v USING session_id")
 }
 
 func (p *Property) hasJoined() bool {
