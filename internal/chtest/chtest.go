@@ -11,8 +11,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +33,30 @@ const EnvAddr = "GLIMPSE_TEST_CLICKHOUSE"
 // scripts/test sets it when the server is the one scripts/clickhouse runs
 // from the repository.
 const EnvData = "GLIMPSE_TEST_CLICKHOUSE_DATA"
+
+// EnvHTTP names the environment variable with the test server's HTTP
+// address (host:port), for tests that read results as text; without it
+// HTTPAddr takes the native port less 877 (9000 → 8123), as
+// scripts/clickhouse starts the server.
+const EnvHTTP = "GLIMPSE_TEST_CLICKHOUSE_HTTP"
+
+// HTTPAddr returns the test server's HTTP address, skipping t when no
+// server is given.
+func HTTPAddr(t testing.TB) string {
+	t.Helper()
+	if a := os.Getenv(EnvHTTP); a != "" {
+		return a
+	}
+	host, port, err := net.SplitHostPort(Addr(t))
+	if err != nil {
+		t.Fatalf("chtest: %s: %v", EnvAddr, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatalf("chtest: %s: %v", EnvAddr, err)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p-877))
+}
 
 // DB is one test's database.
 type DB struct {
