@@ -19,7 +19,7 @@
 -- front is altered too, after the tables it reads, on each host (18.16
 -- refuses ON CLUSTER for a table that does not replicate when shards
 -- replicate internally).
-ALTER TABLE {{table "email_optouts"}}{{onCluster}}
+{{eachShard}}ALTER TABLE {{table "email_optouts"}}
     ADD COLUMN opted_out UInt8 DEFAULT 1,
     ADD COLUMN seq UInt64 DEFAULT 0;
 {{if .Cluster}}

@@ -9,7 +9,12 @@
 -- one channel for every paid visit: it becomes "Paid Search" (the rollup
 -- has no source to tell a social network's ads apart); visits collected
 -- from now on are "Paid Search" or "Paid Social".
-ALTER TABLE {{table "events"}}{{onCluster}} UPDATE
+--
+-- On a cluster each mutation runs on one replica of each shard, and the
+-- shard's other replica repeats it through ZooKeeper: ON CLUSTER would
+-- have both replicas race for the task on 18.16, and the loser's DDL
+-- worker stops ("Node exists"), failing every later ON CLUSTER statement.
+{{eachShard}}ALTER TABLE {{table "events"}} UPDATE
     channel = multiIf(channel = 'direct', 'Direct', channel = 'search', 'Organic Search',
         channel = 'social', 'Organic Social', channel = 'email', 'Email', channel = 'paid', 'Paid Search',
         channel = 'referral', 'Referral', channel),
@@ -20,7 +25,7 @@ WHERE channel IN ('direct', 'search', 'social', 'email', 'paid', 'referral')
     OR device IN ('desktop', 'mobile', 'tablet')
     OR screen IN ('desktop', 'laptop', 'tablet', 'mobile');
 
-ALTER TABLE {{table "sessions"}}{{onCluster}} UPDATE
+{{eachShard}}ALTER TABLE {{table "sessions"}} UPDATE
     channel = multiIf(channel = 'direct', 'Direct', channel = 'search', 'Organic Search',
         channel = 'social', 'Organic Social', channel = 'email', 'Email', channel = 'paid', 'Paid Search',
         channel = 'referral', 'Referral', channel),
@@ -49,7 +54,7 @@ WHERE dim = 'visit:channel' AND value IN ('direct', 'search', 'social', 'email',
     OR dim = 'visit:device' AND value IN ('desktop', 'mobile', 'tablet')
     OR dim = 'visit:screen' AND value IN ('desktop', 'laptop', 'tablet', 'mobile');
 
-ALTER TABLE {{table "sessions_dims_hourly"}}{{onCluster}} DELETE
+{{eachShard}}ALTER TABLE {{table "sessions_dims_hourly"}} DELETE
 WHERE dim = 'visit:channel' AND value IN ('direct', 'search', 'social', 'email', 'paid', 'referral')
     OR dim = 'visit:device' AND value IN ('desktop', 'mobile', 'tablet')
     OR dim = 'visit:screen' AND value IN ('desktop', 'laptop', 'tablet', 'mobile');
