@@ -126,6 +126,11 @@ func TestGlobalFlagsBeforeTheCommand(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "/flag/events_local") || strings.Contains(out, "/env/") {
 		t.Errorf("--clickhouse=... before migrate under GLIMPSE_CLICKHOUSE: code %d, stderr %q; want the flag's", code, errOut)
 	}
+	// --cluster is global (serve, prune and subject need it too).
+	out, errOut, code = apptest.Run(t, []string{"GLIMPSE_CLUSTER=analytics"}, "--clickhouse", "clickhouse://h:9000/env", "migrate", "--print")
+	if code != 0 || !strings.Contains(out, "ON CLUSTER analytics") {
+		t.Errorf("GLIMPSE_CLUSTER with migrate --print: code %d, stderr %q; want the cluster's rendering", code, errOut)
+	}
 	if _, errOut, code = apptest.Run(t, nil, "-h"); code != 0 || !strings.Contains(errOut, "usage: glimpse") {
 		t.Errorf("glimpse -h: code %d, stderr %q", code, errOut)
 	}
@@ -134,7 +139,7 @@ func TestGlobalFlagsBeforeTheCommand(t *testing.T) {
 		want string
 	}{
 		{[]string{"--nope", "serve"}, "flag provided but not defined: -nope"},
-		{[]string{"--cluster", "analytics", "migrate"}, "flag provided but not defined: -cluster"},
+		{[]string{"--server-version", "25.3", "migrate"}, "flag provided but not defined: -server-version"},
 		{[]string{"--shutdown-timeout", "abc", "version"}, `invalid value "abc"`},
 		{[]string{"--config", missing}, "usage: glimpse"},
 	} {
