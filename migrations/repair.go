@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/glimpse-analytics/glimpse/internal/chconn"
 )
 
 // repair brings every host of the cluster up to the schema the others hold.
@@ -107,32 +108,16 @@ func (r *Runner) repair(ctx context.Context) error {
 func (r *Runner) clusterHosts(ctx context.Context, perShard bool) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
 	defer cancel()
-	q := "SELECT host_address, port FROM system.clusters WHERE cluster = ? ORDER BY shard_num, replica_num"
-	if perShard {
-		q = "SELECT host_address, port FROM system.clusters WHERE cluster = ? AND replica_num = 1 ORDER BY shard_num"
-	}
-	rows, err := r.conn.Query(ctx, q, r.target.Cluster)
+	shards, err := chconn.ClusterHosts(ctx, r.conn, r.target.Cluster)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read system.clusters: %w", err)
-	}
-	defer rows.Close()
-	var hosts []string
-	for rows.Next() {
-		var addr string
-		var port uint16
-		if err := rows.Scan(&addr, &port); err != nil {
-			return nil, fmt.Errorf("cannot read system.clusters: %w", err)
-		}
-		if strings.Contains(addr, ":") {
-			addr = "[" + addr + "]"
-		}
-		hosts = append(hosts, addr+":"+strconv.Itoa(int(port)))
-	}
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	if len(hosts) == 0 {
-		return nil, fmt.Errorf("cluster %s is not in system.clusters (remote_servers) of the host migrate connects to", r.target.Cluster)
+	var hosts []string
+	for _, replicas := range shards {
+		if perShard {
+			replicas = replicas[:1]
+		}
+		hosts = append(hosts, replicas...)
 	}
 	return hosts, nil
 }

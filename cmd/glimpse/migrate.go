@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/glimpse-analytics/glimpse/internal/chconn"
@@ -71,10 +70,8 @@ func migrationRunner(conn driver.Conn, o *globalOptions, version string, log *sl
 		// An ON CLUSTER statement waits for every host (ClickHouse's
 		// distributed_ddl_task_timeout, 180 s by default).
 		runner.Timeout = 200 * time.Second
-		runner.Dial = func(ctx context.Context, addr string) (driver.Conn, error) {
-			host := *opts
-			host.Addr = []string{addr}
-			return clickhouse.Open(&host)
+		if runner.Dial, err = chconn.DialDSN(o.ClickHouse); err != nil {
+			return nil, err
 		}
 	}
 	return runner, nil

@@ -60,8 +60,6 @@ func (o *globalOptions) validate() error {
 	return nil
 }
 
-// sitesAndConn loads the sites file and connects to ClickHouse, for the
-// commands that work on stored data; the caller closes the connection.
 // store is conn and the cluster its database was migrated for
 // (--cluster), with a dialler to the cluster's hosts that connects as
 // --clickhouse does.
@@ -77,6 +75,8 @@ func (o *globalOptions) store(conn driver.Conn) (chconn.Store, error) {
 	return s, nil
 }
 
+// sitesAndConn loads the sites file and connects to ClickHouse, for the
+// commands that work on stored data; the caller closes the connection.
 func (o *globalOptions) sitesAndConn(ctx context.Context) (*config.File, driver.Conn, error) {
 	sites, err := config.Load(o.Config)
 	if err != nil {

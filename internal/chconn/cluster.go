@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -82,26 +84,37 @@ func (s Store) hosts(ctx context.Context) ([][]string, error) {
 	if s.Dial == nil {
 		return nil, errors.New("chconn: a cluster's Store has no Dial")
 	}
-	rows, err := s.Conn.Query(ctx, "SELECT groupArray(host_address || ':' || toString(port)) FROM "+
-		"(SELECT shard_num, host_address, port FROM system.clusters WHERE cluster = ? ORDER BY shard_num, replica_num) GROUP BY shard_num ORDER BY shard_num",
-		s.Cluster)
+	return ClusterHosts(ctx, s.Conn, s.Cluster)
+}
+
+// ClusterHosts lists the hosts of cluster (host:port, an IPv6 address in
+// brackets) as conn's server knows them (system.clusters): one slice per
+// shard in shard order, each in replica order.
+func ClusterHosts(ctx context.Context, conn driver.Conn, cluster string) ([][]string, error) {
+	rows, err := conn.Query(ctx, "SELECT shard_num, host_address, port FROM system.clusters WHERE cluster = ? ORDER BY shard_num, replica_num", cluster)
 	if err != nil {
-		return nil, fmt.Errorf("cannot list the hosts of cluster %s: %w", s.Cluster, err)
+		return nil, fmt.Errorf("cannot read system.clusters: %w", err)
 	}
 	defer rows.Close()
 	var out [][]string
+	last := uint32(0)
 	for rows.Next() {
-		var hs []string
-		if err := rows.Scan(&hs); err != nil {
-			return nil, err
+		var shard uint32
+		var addr string
+		var port uint16
+		if err := rows.Scan(&shard, &addr, &port); err != nil {
+			return nil, fmt.Errorf("cannot read system.clusters: %w", err)
 		}
-		out = append(out, hs)
+		if len(out) == 0 || shard != last {
+			out, last = append(out, nil), shard
+		}
+		out[len(out)-1] = append(out[len(out)-1], net.JoinHostPort(addr, strconv.Itoa(int(port))))
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cannot read system.clusters: %w", err)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("cluster %s: no hosts in system.clusters", s.Cluster)
+		return nil, fmt.Errorf("cluster %s is not in system.clusters (remote_servers) of the host connected to", cluster)
 	}
 	return out, nil
 }
