@@ -236,20 +236,10 @@ func TestSharedSalts(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		st := &memStore{}
-		a, err := NewSalts(ctx, SaltsConfig{Store: st.store()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := NewSalts(ctx, SaltsConfig{Store: st.store()})
-		if err != nil {
-			t.Fatal(err)
-		}
+		a, b := twoSalts(t, ctx, st.store())
 		same := func(when string) {
 			t.Helper()
-			now := time.Now()
-			ac := a.VisitorID(now, "example.com", testIP, testUA)
-			bc := b.VisitorID(now, "example.com", testIP, testUA)
-			if ac != bc {
+			if ac, bc := sameVisitor(a, b); ac != bc {
 				t.Errorf("%s: instances disagree: %x vs %x", when, ac, bc)
 			}
 		}
@@ -323,6 +313,25 @@ func TestDayOf(t *testing.T) {
 	}
 }
 
+// twoSalts returns two instances sharing store, as two collectors.
+func twoSalts(t *testing.T, ctx context.Context, store *Store) (a, b *Salts) {
+	t.Helper()
+	var err error
+	if a, err = NewSalts(ctx, SaltsConfig{Store: store}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err = NewSalts(ctx, SaltsConfig{Store: store}); err != nil {
+		t.Fatal(err)
+	}
+	return a, b
+}
+
+// sameVisitor returns the ids a and b give one visitor now.
+func sameVisitor(a, b *Salts) (ac, bc uint64) {
+	now := time.Now()
+	return a.VisitorID(now, "example.com", testIP, testUA), b.VisitorID(now, "example.com", testIP, testUA)
+}
+
 // laggingStore is a shared store read through replicas that lag: each
 // instance's LoadOrStore sees only its own candidate (it stored it and
 // read it back before the others' arrived), while Load, asked later,
@@ -363,17 +372,10 @@ func TestSharedSaltsSettle(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		st := &laggingStore{}
-		a, err := NewSalts(ctx, SaltsConfig{Store: st.store()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := NewSalts(ctx, SaltsConfig{Store: st.store()})
-		if err != nil {
-			t.Fatal(err)
-		}
+		a, b := twoSalts(t, ctx, st.store())
 		agree := func() bool {
-			now := time.Now()
-			return a.VisitorID(now, "example.com", testIP, testUA) == b.VisitorID(now, "example.com", testIP, testUA)
+			ac, bc := sameVisitor(a, b)
+			return ac == bc
 		}
 		if agree() {
 			t.Fatal("the lagging store let both instances see one candidate; the test proves nothing")
